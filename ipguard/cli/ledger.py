@@ -1,0 +1,322 @@
+"""`ipguard ledger …`: manage registered bindings, import and export the ledger, read its history."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+
+from ipguard.cli.context import state
+from ipguard.cli.output import Format, emit, info
+from ipguard.model import LEDGER_FIELDS
+
+app = typer.Typer(help="Manage registered devices (IP ↔ MAC bindings) and their history.", no_args_is_help=True)
+
+LIST_COLUMNS = ("ip", "mac", "owner", "department", "location", "hostname", "roles", "status")
+HISTORY_COLUMNS = ("at", "actor", "action", "key", "alt_key", "changes")
+
+# Options shared by `add` and `edit`: every ledger field but ip and mac.
+Hostname = Annotated[str | None, typer.Option(help="Hostname the device should have.")]
+Owner = Annotated[str | None, typer.Option(help="Real name of the user.")]
+Department = Annotated[str | None, typer.Option(help="Department or unit.")]
+Location = Annotated[str | None, typer.Option(help="Building, room, lab.")]
+SwitchPort = Annotated[str | None, typer.Option(help="Switch port or cable label.")]
+AssetTag = Annotated[str | None, typer.Option(help="Asset or lab machine number.")]
+Roles = Annotated[
+    str | None,
+    typer.Option(help="';'-separated: host, server, router, gateway, access-point, switch, proxy, "
+    "dhcp-server, printer."),
+]
+Services = Annotated[str | None, typer.Option("--services", help="Allowed services: tcp/22;tcp/80.")]
+Status = Annotated[str | None, typer.Option(help="active, suspended or retired.")]
+Isolated = Annotated[
+    bool | None, typer.Option("--isolated/--not-isolated", help="Classified machine that must never be online.")
+]
+GuestUntil = Annotated[str | None, typer.Option(help="Guest access expires on this date (YYYY-MM-DD).")]
+ApprovalRef = Annotated[str | None, typer.Option(help="Reference of the signed application.")]
+Notes = Annotated[str | None, typer.Option(help="Free notes.")]
+FormatOption = Annotated[Format, typer.Option("--format", help="Output format.")]
+
+
+def _fields(**given: Any) -> dict[str, str]:
+    """The ledger fields the user gave, as text (None means not given)."""
+    renamed = {"services": "allowed_services"}
+    values = {}
+    for name, value in given.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        values[renamed.get(name, name)] = str(value)
+    return values
+
+
+def _device_row(device: Any) -> dict[str, Any]:
+    from ipguard.ledger.fields import binding_to_fields
+
+    row: dict[str, Any] = binding_to_fields(device.to_binding())
+    row["updated_at"] = device.updated_at.isoformat().replace("+00:00", "Z")
+    return row
+
+
+@app.command()
+def add(
+    ctx: typer.Context,
+    ip: Annotated[str, typer.Argument(help="IP address.")],
+    mac: Annotated[str, typer.Argument(help="MAC address (any common notation).")],
+    hostname: Hostname = None,
+    owner: Owner = None,
+    department: Department = None,
+    location: Location = None,
+    switch_port: SwitchPort = None,
+    asset_tag: AssetTag = None,
+    roles: Roles = None,
+    services: Services = None,
+    status: Status = None,
+    isolated: Isolated = None,
+    guest_until: GuestUntil = None,
+    approval_ref: ApprovalRef = None,
+    notes: Notes = None,
+) -> None:
+    """Register a device: bind IP to MAC."""
+    from ipguard.errors import InvalidValue
+    from ipguard.ledger import devices
+    from ipguard.ledger.fields import FieldError, binding_from_fields
+
+    shared = state(ctx)
+    values = _fields(
+        ip=ip, mac=mac, hostname=hostname, owner=owner, department=department, location=location,
+        switch_port=switch_port, asset_tag=asset_tag, roles=roles, services=services,
+        status=status, isolated=isolated, guest_until=guest_until, approval_ref=approval_ref,
+        notes=notes,
+    )
+    try:
+        binding = binding_from_fields(values)
+    except FieldError as error:
+        raise InvalidValue(f"{error.field} {error.value!r}: {error.reason}") from None
+    with shared.store().session() as session:
+        devices.add(session, binding, actor=shared.actor)
+    info(f"registered {binding.ip} → {binding.mac}")
+
+
+@app.command()
+def edit(
+    ctx: typer.Context,
+    key: Annotated[str, typer.Argument(help="IP, or MAC holding one active record.")],
+    ip: Annotated[str | None, typer.Option(help="New IP address.")] = None,
+    mac: Annotated[str | None, typer.Option(help="New MAC address.")] = None,
+    hostname: Hostname = None,
+    owner: Owner = None,
+    department: Department = None,
+    location: Location = None,
+    switch_port: SwitchPort = None,
+    asset_tag: AssetTag = None,
+    roles: Roles = None,
+    services: Services = None,
+    status: Status = None,
+    isolated: Isolated = None,
+    guest_until: GuestUntil = None,
+    approval_ref: ApprovalRef = None,
+    notes: Notes = None,
+) -> None:
+    """Change fields of an active record; only the options given change."""
+    from ipguard.ledger import devices
+
+    shared = state(ctx)
+    changes = _fields(
+        ip=ip, mac=mac, hostname=hostname, owner=owner, department=department, location=location,
+        switch_port=switch_port, asset_tag=asset_tag, roles=roles, services=services,
+        status=status, isolated=isolated, guest_until=guest_until, approval_ref=approval_ref,
+        notes=notes,
+    )
+    if not changes:
+        from ipguard.errors import InvalidValue
+
+        raise InvalidValue("nothing to change: give at least one option, e.g. --owner")
+    with shared.store().session() as session:
+        device = devices.edit(session, key, changes, actor=shared.actor)
+        info(f"updated {device.ip} → {device.mac}")
+
+
+@app.command()
+def remove(
+    ctx: typer.Context,
+    key: Annotated[str, typer.Argument(help="IP, or MAC holding one active record.")],
+    purge: Annotated[
+        bool, typer.Option(help="Delete the record instead of retiring it (the audit keeps it).")
+    ] = False,
+) -> None:
+    """Deregister a device: its record becomes retired (or is deleted with --purge)."""
+    from ipguard.ledger import devices
+
+    shared = state(ctx)
+    with shared.store().session() as session:
+        device = devices.remove(session, key, actor=shared.actor, purge=purge)
+        info(f"{'deleted' if purge else 'retired'} {device.ip} → {device.mac}")
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    key: Annotated[str, typer.Argument(help="IP or MAC.")],
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Every record (any status) with that IP or MAC."""
+    from ipguard.errors import NotFound
+    from ipguard.ledger import devices
+
+    with state(ctx).store().session(write=False) as session:
+        found = devices.find(session, key)
+        if not found:
+            raise NotFound(f"no ledger record for {key}")
+        rows = [_device_row(device) for device in found]
+    if fmt == Format.table:
+        for row in rows:
+            emit(fmt, ("field", "value"), [{"field": k, "value": v} for k, v in row.items()])
+    else:
+        emit(fmt, (*LEDGER_FIELDS, "updated_at"), rows)
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    status: Annotated[str | None, typer.Option(help="Only records with this status.")] = None,
+    department: Annotated[str | None, typer.Option(help="Only this department.")] = None,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """List registered devices."""
+    from ipguard.ledger import devices
+
+    with state(ctx).store().session(write=False) as session:
+        rows = [_device_row(device) for device in devices.list_devices(session, status=status, department=department)]
+    columns = LIST_COLUMNS if fmt == Format.table else (*LEDGER_FIELDS, "updated_at")
+    emit(fmt, columns, rows, title=f"{len(rows)} registered devices")
+
+
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    file: Annotated[str, typer.Argument(help="CSV, XLSX or JSON file ('-' for CSV on stdin).")],
+    fmt: Annotated[str | None, typer.Option("--format", help="csv, xlsx or json (default: by extension).")] = None,
+    mode: Annotated[str, typer.Option(help="merge: add and update; replace: the file becomes the ledger.")] = "merge",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would change; change nothing.")] = False,
+) -> None:
+    """Import a ledger file, all or nothing: any bad row and nothing changes."""
+    from ipguard.ledger import files, importer
+
+    shared = state(ctx)
+    rows = files.read_rows(file, files.detect_format(file, fmt))
+    with shared.store().session() as session:
+        plan = importer.plan_import(session, file, rows, mode)
+        if not dry_run:
+            importer.apply(session, plan, actor=shared.actor)
+    counts = ", ".join(f"{count} {what}" for what, count in plan.counts().items())
+    if dry_run:
+        _show_plan(plan)
+        info(f"dry run, nothing changed: would be {counts}")
+    else:
+        info(f"imported {file} ({plan.mode}): {counts}")
+
+
+def _show_plan(plan: Any) -> None:
+    from ipguard.ledger.fields import binding_to_fields
+
+    rows = []
+    for line, binding in plan.adds:
+        rows.append({"line": line, "change": "add", "ip": binding.ip, "mac": binding.mac, "fields": ""})
+    for update in plan.updates:
+        after = binding_to_fields(update.after)
+        changed = [f"{k}: {update.before[k]!r} → {after[k]!r}" for k in after if after[k] != update.before[k]]
+        rows.append({"line": update.line, "change": "update", "ip": after["ip"], "mac": after["mac"], "fields": "; ".join(changed)})
+    for item in plan.retirements:
+        rows.append({"line": "", "change": "retire", "ip": item.before["ip"], "mac": item.before["mac"], "fields": ""})
+    emit(Format.table, ("line", "change", "ip", "mac", "fields"), rows)
+
+
+@app.command()
+def export(
+    ctx: typer.Context,
+    file: Annotated[str, typer.Argument(help="Output file, or '-' for standard output.")],
+    fmt: Annotated[str | None, typer.Option("--format", help="csv, xlsx or json (default: by extension).")] = None,
+    changed_since: Annotated[
+        str | None, typer.Option(help="XLSX: paint records changed on or after this date red.")
+    ] = None,
+) -> None:
+    """Export the whole ledger (every status), losslessly and safe for spreadsheets."""
+    from ipguard.errors import InvalidValue
+    from ipguard.ledger import devices, files
+    from ipguard.ledger.fields import FieldError, binding_to_fields, parse_date
+
+    since = None
+    if changed_since:
+        try:
+            day = parse_date(changed_since, "--changed-since")
+        except FieldError as error:
+            raise InvalidValue(f"--changed-since {changed_since!r}: {error.reason}") from None
+        assert day is not None
+        since = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    form = files.detect_format(file, fmt)
+    with state(ctx).store().session(write=False) as session:
+        rows = [
+            files.ExportRow(binding_to_fields(device.to_binding()), device.updated_at)
+            for device in devices.list_devices(session)
+        ]
+    try:
+        count = files.write(file, form, rows, changed_since=since)
+    except OSError as error:
+        from ipguard.errors import OperationalError
+
+        raise OperationalError(f"cannot write {file}: {error.strerror}") from None
+    if file != "-":
+        info(f"exported {count} records to {file}")
+
+
+@app.command()
+def history(
+    ctx: typer.Context,
+    key: Annotated[str, typer.Argument(help="IP or MAC (or a pool's CIDR).")],
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Every recorded change to the records with that IP or MAC, oldest first."""
+    from ipguard.errors import InvalidValue
+    from ipguard.ledger import audit, devices
+    from ipguard.ledger.pools import parse_cidr
+
+    try:
+        _, value = devices.parse_key(key)
+    except InvalidValue:
+        value = parse_cidr(key)
+    with state(ctx).store().session(write=False) as session:
+        entries = audit.history(session, value)
+    rows = []
+    for entry in entries:
+        rows.append(
+            {
+                "at": entry.at.isoformat().replace("+00:00", "Z"),
+                "actor": entry.actor,
+                "action": entry.action,
+                "key": entry.key,
+                "alt_key": entry.alt_key,
+                "before": entry.before,
+                "after": entry.after,
+                "changes": _changes(entry.before, entry.after),
+            }
+        )
+    if fmt == Format.json:
+        emit(fmt, (), rows)
+    else:
+        emit(fmt, HISTORY_COLUMNS, rows, title=f"history of {value}")
+
+
+def _changes(before: dict[str, Any] | None, after: dict[str, Any] | None) -> str:
+    if before is None and after is not None:
+        return "created"
+    if after is None:
+        return "deleted"
+    assert before is not None
+    return "; ".join(
+        f"{name}: {before.get(name)!r} → {after.get(name)!r}"
+        for name in after
+        if before.get(name) != after.get(name)
+    )

@@ -1,0 +1,90 @@
+"""The `ipguard` command: global options, command groups, and how errors become exit codes."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from typing import Annotated, Any
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from ipguard import __version__
+from ipguard.cli import ledger, pools
+from ipguard.cli.context import AppState, state
+from ipguard.cli.output import error_line
+from ipguard.errors import IpguardError
+
+
+class IpguardGroup(TyperGroup):
+    """The root group: the one place where ipguard's errors turn into a line and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except IpguardError as error:
+            debug = isinstance(ctx.obj, AppState) and ctx.obj.debug
+            if debug:
+                traceback.print_exc()
+            error_line(str(error))
+            ctx.exit(error.exit_code)
+        finally:
+            if isinstance(ctx.obj, AppState):
+                ctx.obj.close()
+
+
+app = typer.Typer(
+    cls=IpguardGroup,
+    name="ipguard",
+    help="Network asset and IP-binding inventory: sweep the network, compare with the ledger, "
+    "report what the rules forbid.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(ledger.app, name="ledger")
+app.add_typer(pools.app, name="pools")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ipguard {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    db: Annotated[
+        str | None,
+        typer.Option("--db", help="Ledger database URL or SQLite file path [env: IPGUARD_DB]."),
+    ] = None,
+    config: Annotated[
+        str | None,
+        typer.Option("--config", help="Configuration file [env: IPGUARD_CONFIG]."),
+    ] = None,
+    actor: Annotated[
+        str | None,
+        typer.Option("--actor", help="Name recorded in the audit trail (default: the OS user)."),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """Global options, shared by every command."""
+    shared = state(ctx)
+    shared.db, shared.config, shared.actor_name, shared.debug = db, config, actor, debug
+
+
+def run() -> None:
+    """Console entry point."""
+    try:
+        app(prog_name="ipguard")
+    except KeyboardInterrupt:
+        error_line("interrupted")
+        sys.exit(130)

@@ -1,0 +1,103 @@
+"""Everything ipguard prints: safe text, rich tables on a terminal, JSON and CSV for scripts.
+
+Values may come from the network (hostnames, banners) or from files: they are shown with control
+characters made visible and never interpreted as rich markup.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from enum import StrEnum
+from typing import Any
+
+import typer
+
+
+class Format(StrEnum):
+    """Output formats of listing commands."""
+
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+_VISIBLE = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def safe(value: Any) -> str:
+    """Text with control and bidi-override characters shown as escapes, safe for a terminal."""
+    text = "" if value is None else str(value)
+    if text.isprintable():
+        return text
+    out = []
+    for char in text:
+        if char.isprintable() or char == " ":
+            out.append(char)
+        elif char in _VISIBLE:
+            out.append(_VISIBLE[char])
+        else:
+            code = ord(char)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+    return "".join(out)
+
+
+def error_line(message: str) -> None:
+    """The one line a failure prints on standard error."""
+    typer.echo(f"error: {safe(message)}", err=True)
+
+
+def info(message: str, *, quiet: bool = False) -> None:
+    """A line for the person at the terminal (standard error, so scripts read clean stdout)."""
+    if not quiet:
+        typer.echo(safe(message), err=True)
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    interactive = sys.stdout.isatty()
+    # Off a terminal, never wrap or cut cells: scripts and logs read whole lines.
+    return Console(width=None if interactive else 10_000, highlight=False, soft_wrap=not interactive)
+
+
+def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None) -> None:
+    """A rich table; every cell is plain text (no markup), escaped."""
+    from rich.table import Table
+    from rich.text import Text
+
+    grid = Table(title=title, show_lines=False, header_style="bold")
+    for column in columns:
+        grid.add_column(column, overflow="fold")
+    for row in rows:
+        grid.add_row(*(Text(safe(cell)) for cell in row))
+    _console().print(grid)
+
+
+def emit_json(data: Any) -> None:
+    """JSON on standard output (non-ASCII kept readable)."""
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+def emit_csv(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> None:
+    """CSV on standard output; cells that a spreadsheet would run as formulas are neutralised."""
+    from ipguard.ledger.files import escape_cell
+
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([escape_cell(str(row.get(column, "") or "")) for column in columns])
+
+
+def emit(
+    fmt: Format, columns: Sequence[str], rows: Sequence[Mapping[str, Any]], *, title: str | None = None
+) -> None:
+    """Rows in the chosen format."""
+    if fmt == Format.json:
+        emit_json(list(rows))
+    elif fmt == Format.csv:
+        emit_csv(columns, rows)
+    else:
+        table(columns, ([row.get(column, "") for column in columns] for row in rows), title=title)

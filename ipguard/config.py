@@ -1,0 +1,334 @@
+"""ipguard.toml → typed settings. Every key has a default; unknown keys and bad values are errors.
+
+Found via `--config PATH`, `IPGUARD_CONFIG`, `./ipguard.toml`, then the user config directory.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from ipguard.errors import ConfigError
+from ipguard.model import FindingKind, Service, Severity
+
+DEFAULT_PORTS = "tcp/1-1024;tcp/1080;tcp/3128;tcp/8080;tcp/8118"
+MIN_RETENTION_DAYS = 60
+_PORT_SPEC = re.compile(r"^(tcp|udp)/(\d{1,5})(?:-(\d{1,5}))?$")
+
+
+@dataclass(frozen=True)
+class ScanSettings:
+    """What to sweep and how hard: [scan]."""
+
+    interface: str = "eth0"
+    subnets: tuple[str, ...] = ()
+    rate: int = 2000
+    retries: int = 2
+    timeout: float = 1.0
+    services: bool = True
+    ports: str = DEFAULT_PORTS
+    site: str = "main"
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    """How to judge what a scan saw: [policy] and [policy.severity]."""
+
+    default_allowed_services: tuple[Service, ...] = (Service("tcp", 22),)
+    hostname_rule: str = "^{department}-{owner}$"
+    stale_after_days: int = 30
+    unregistered_grace_days: int = 3
+    fail_on: Severity = Severity.HIGH
+    severity: Mapping[FindingKind, Severity] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    """How long scan history is kept: [retention]."""
+
+    days: int = 365
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """Where digests of new findings go: [alerts]."""
+
+    urls: tuple[str, ...] = ()
+    min_severity: Severity = Severity.HIGH
+
+
+@dataclass(frozen=True)
+class NameSettings:
+    """Where hostnames come from: [names]."""
+
+    dns_servers: tuple[str, ...] = ()
+    timeout: float = 1.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All of ipguard.toml, with defaults filled in."""
+
+    scan: ScanSettings = ScanSettings()
+    policy: PolicySettings = PolicySettings()
+    retention: RetentionSettings = RetentionSettings()
+    alerts: AlertSettings = AlertSettings()
+    names: NameSettings = NameSettings()
+    source: str = "(defaults)"
+
+
+def find_config(given: str | None) -> Path | None:
+    """The configuration file to read, or None for the defaults."""
+    if given:
+        path = Path(given).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"configuration file {path} does not exist")
+        return path
+    if env := os.environ.get("IPGUARD_CONFIG"):
+        path = Path(env).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"IPGUARD_CONFIG names {path}, which does not exist")
+        return path
+    local = Path("ipguard.toml")
+    if local.is_file():
+        return local
+    from platformdirs import user_config_dir
+
+    user = Path(user_config_dir("ipguard")) / "ipguard.toml"
+    return user if user.is_file() else None
+
+
+def load_settings(given: str | None = None) -> Settings:
+    """Read and check the configuration (see `find_config` for where it comes from)."""
+    path = find_config(given)
+    if path is None:
+        return Settings()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read: {error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    return parse_settings(data, str(path))
+
+
+def parse_settings(data: Mapping[str, Any], source: str = "(given)") -> Settings:
+    """Settings from an already-parsed TOML document."""
+    sections: dict[str, Callable[[Mapping[str, Any], str], Any]] = {
+        "scan": _scan,
+        "policy": _policy,
+        "retention": _retention,
+        "alerts": _alerts,
+        "names": _names,
+    }
+    values: dict[str, Any] = {"source": source}
+    for name, section in data.items():
+        if name not in sections:
+            raise ConfigError(f"{source}: unknown section [{name}] (known: {', '.join(sections)})")
+        if not isinstance(section, dict):
+            raise ConfigError(f"{source}: {name} must be a table, like [{name}]")
+        values[name] = sections[name](section, source)
+    return Settings(**values)
+
+
+def _check_keys(table: Mapping[str, Any], allowed: type, section: str, source: str) -> None:
+    known = {item.name for item in fields(allowed)}
+    for key in table:
+        if key not in known:
+            raise ConfigError(
+                f"{source}: unknown key {section}.{key} (known: {', '.join(sorted(known))})"
+            )
+
+
+def _typed(table: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    value = table[key]
+    # bool is an int in Python; a `rate = true` is still a mistake.
+    if isinstance(value, bool) and kind is not bool:
+        raise ConfigError(f"{where}.{key} = {value!r}: expected {_kind_name(kind)}")
+    if not isinstance(value, kind):
+        raise ConfigError(f"{where}.{key} = {value!r}: expected {_kind_name(kind)}")
+    return value
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    names = {int: "a whole number", float: "a number", str: "text", bool: "true or false", list: "a list"}
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+def _scan(table: Mapping[str, Any], source: str) -> ScanSettings:
+    _check_keys(table, ScanSettings, "scan", source)
+    where = f"{source}: scan"
+    result = ScanSettings()
+    for key in table:
+        if key == "subnets":
+            subnets = _typed(table, key, list, where)
+            result = replace(result, subnets=tuple(_subnet(item, where) for item in subnets))
+        elif key in ("rate", "retries"):
+            value = _typed(table, key, int, where)
+            low, high = (1, 1_000_000) if key == "rate" else (0, 10)
+            if not low <= value <= high:
+                raise ConfigError(f"{where}.{key} = {value}: must be between {low} and {high}")
+            result = replace(result, **{key: value})
+        elif key == "timeout":
+            value = float(_typed(table, key, (int, float), where))
+            if not 0 < value <= 60:
+                raise ConfigError(f"{where}.timeout = {value}: must be above 0 and at most 60")
+            result = replace(result, timeout=value)
+        elif key == "services":
+            result = replace(result, services=_typed(table, key, bool, where))
+        elif key == "ports":
+            result = replace(result, ports=parse_port_spec(_typed(table, key, str, where), where))
+        else:
+            value = _typed(table, key, str, where)
+            if not value.strip():
+                raise ConfigError(f"{where}.{key} must not be empty")
+            result = replace(result, **{key: value.strip()})
+    return result
+
+
+def _subnet(item: Any, where: str) -> str:
+    if not isinstance(item, str):
+        raise ConfigError(f"{where}.subnets: {item!r} is not a CIDR string")
+    try:
+        network = ipaddress.ip_network(item.strip(), strict=True)
+    except ValueError as error:
+        raise ConfigError(f"{where}.subnets: {item!r} is not a network ({error})") from None
+    return str(network)
+
+
+def parse_port_spec(text: str, where: str = "ports") -> str:
+    """Check `tcp/1-1024;tcp/3128;udp/161`; returns it normalised."""
+    parts = []
+    for part in text.split(";"):
+        part = part.strip().lower()
+        if not part:
+            continue
+        match = _PORT_SPEC.match(part)
+        low = int(match.group(2)) if match else 0
+        high = int(match.group(3) or low) if match else 0
+        if not match or not 0 < low <= high < 65536:
+            raise ConfigError(f"{where}: {part!r} is not proto/port or proto/low-high (tcp/1-1024)")
+        parts.append(part)
+    if not parts:
+        raise ConfigError(f"{where}: no ports given")
+    return ";".join(parts)
+
+
+def _severity(value: Any, where: str) -> Severity:
+    try:
+        return Severity(str(value).lower())
+    except ValueError:
+        allowed = ", ".join(s.value for s in Severity)
+        raise ConfigError(f"{where} = {value!r}: severity must be one of {allowed}") from None
+
+
+def _policy(table: Mapping[str, Any], source: str) -> PolicySettings:
+    _check_keys(table, PolicySettings, "policy", source)
+    where = f"{source}: policy"
+    result = PolicySettings()
+    for key in table:
+        if key == "default_allowed_services":
+            from ipguard.ledger.fields import FieldError, parse_service
+
+            items = _typed(table, key, list, where)
+            try:
+                services = tuple(parse_service(str(item), key) for item in items)
+            except FieldError as error:
+                raise ConfigError(f"{where}.{key}: {error.reason}") from None
+            result = replace(result, default_allowed_services=services)
+        elif key == "hostname_rule":
+            rule = _typed(table, key, str, where)
+            check_hostname_rule(rule, f"{where}.{key}")
+            result = replace(result, hostname_rule=rule)
+        elif key in ("stale_after_days", "unregistered_grace_days"):
+            value = _typed(table, key, int, where)
+            if value < 0:
+                raise ConfigError(f"{where}.{key} = {value}: must not be negative")
+            result = replace(result, **{key: value})
+        elif key == "fail_on":
+            result = replace(result, fail_on=_severity(table[key], f"{where}.fail_on"))
+        elif key == "severity":
+            overrides = _typed(table, key, dict, where)
+            parsed: dict[FindingKind, Severity] = {}
+            for kind_name, level in overrides.items():
+                try:
+                    kind = FindingKind(kind_name)
+                except ValueError:
+                    raise ConfigError(
+                        f"{where}.severity: unknown finding kind {kind_name!r}"
+                    ) from None
+                parsed[kind] = _severity(level, f"{where}.severity.{kind_name}")
+            result = replace(result, severity=parsed)
+    return result
+
+
+HOSTNAME_FIELDS = ("owner", "department", "location", "asset_tag", "switch_port", "ip", "mac")
+
+
+def check_hostname_rule(rule: str, where: str) -> None:
+    """A hostname rule is a regular expression with `{field}` placeholders for ledger fields."""
+    if not rule:
+        return
+    for name in re.findall(r"\{(\w+)\}", rule):
+        if name not in HOSTNAME_FIELDS:
+            raise ConfigError(
+                f"{where}: unknown placeholder {{{name}}} (use {', '.join(HOSTNAME_FIELDS)})"
+            )
+    sample = re.sub(r"\{\w+\}", "x", rule)
+    try:
+        re.compile(sample)
+    except re.error as error:
+        raise ConfigError(f"{where}: not a valid regular expression ({error})") from None
+
+
+def _retention(table: Mapping[str, Any], source: str) -> RetentionSettings:
+    _check_keys(table, RetentionSettings, "retention", source)
+    where = f"{source}: retention"
+    days = RetentionSettings().days
+    if "days" in table:
+        days = _typed(table, "days", int, where)
+        if days < MIN_RETENTION_DAYS:
+            raise ConfigError(
+                f"{where}.days = {days}: records must be kept at least {MIN_RETENTION_DAYS} days"
+            )
+    return RetentionSettings(days=days)
+
+
+def _alerts(table: Mapping[str, Any], source: str) -> AlertSettings:
+    _check_keys(table, AlertSettings, "alerts", source)
+    where = f"{source}: alerts"
+    result = AlertSettings()
+    if "urls" in table:
+        urls = _typed(table, "urls", list, where)
+        if not all(isinstance(url, str) and "://" in url for url in urls):
+            raise ConfigError(f"{where}.urls: each entry must be an apprise URL like mailto://…")
+        result = replace(result, urls=tuple(urls))
+    if "min_severity" in table:
+        result = replace(result, min_severity=_severity(table["min_severity"], f"{where}.min_severity"))
+    return result
+
+
+def _names(table: Mapping[str, Any], source: str) -> NameSettings:
+    _check_keys(table, NameSettings, "names", source)
+    where = f"{source}: names"
+    result = NameSettings()
+    if "dns_servers" in table:
+        servers = _typed(table, "dns_servers", list, where)
+        try:
+            checked = tuple(str(ipaddress.ip_address(str(server))) for server in servers)
+        except ValueError as error:
+            raise ConfigError(f"{where}.dns_servers: {error}") from None
+        result = replace(result, dns_servers=checked)
+    if "timeout" in table:
+        value = float(_typed(table, "timeout", (int, float), where))
+        if not 0 < value <= 30:
+            raise ConfigError(f"{where}.timeout = {value}: must be above 0 and at most 30")
+        result = replace(result, timeout=value)
+    return result

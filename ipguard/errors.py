@@ -1,0 +1,120 @@
+"""Every error ipguard raises on purpose.
+
+    IpguardError                     exit 3 unless a subclass says otherwise
+    ├── InputError                   exit 2: the user gave something we cannot use
+    │   ├── ConfigError              ipguard.toml: unknown key, bad value
+    │   ├── LedgerFileError          an import file with bad rows (every row listed)
+    │   ├── InvalidValue             a bad IP, MAC, role, date … given on the command line
+    │   ├── NotFound                 no ledger record / pool / run / finding with that key
+    │   ├── Conflict                 the change would break a ledger rule (active IP twice, pools overlap)
+    │   └── ScopeError               a target outside the subnets the configuration authorises
+    └── OperationalError             exit 3: the machine or its surroundings failed us
+        ├── LedgerUnavailable        the database cannot be opened, read or written
+        ├── PrivilegeError           raw sockets need root or CAP_NET_RAW
+        ├── InterfaceError           the interface is missing or down
+        ├── ToolMissing              an external program (nmap) is not installed
+        ├── ScanError                a scanner failed while running
+        └── LockHeld                 another scan of the same site holds the lock
+
+Messages say what failed and what to do about it. Only the command-line layer turns these into
+output and exit codes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class IpguardError(Exception):
+    """Base of every error ipguard raises on purpose."""
+
+    exit_code = 3
+
+
+class InputError(IpguardError):
+    """The user gave something ipguard cannot use."""
+
+    exit_code = 2
+
+
+class ConfigError(InputError):
+    """The configuration file has an unknown key or a bad value."""
+
+
+@dataclass(frozen=True)
+class LineProblem:
+    """One bad row of an import file: where it is and what is wrong with it."""
+
+    line: int
+    field: str
+    value: str
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"line {self.line}"
+        if self.field:
+            where += f", {self.field}"
+            if self.value:
+                where += f" {self.value!r}"
+        return f"{where}: {self.reason}"
+
+
+class LedgerFileError(InputError):
+    """An import file that cannot be imported; nothing was changed."""
+
+    def __init__(self, path: str, problems: Sequence[LineProblem] = (), message: str = "") -> None:
+        self.path = path
+        self.problems = list(problems)
+        if not message:
+            first = self.problems[0] if self.problems else "unreadable"
+            more = len(self.problems) - 1
+            message = f"{path}: {first}"
+            if more > 0:
+                message += f" (and {more} more bad row{'s' if more > 1 else ''})"
+            message += "; nothing was imported"
+        super().__init__(message)
+
+
+class InvalidValue(InputError):
+    """A value given on the command line is not valid (IP, MAC, role, date …)."""
+
+
+class NotFound(InputError):
+    """No ledger record, pool, run or finding has that key."""
+
+
+class Conflict(InputError):
+    """The change would break a ledger rule, such as one active record per IP."""
+
+
+class ScopeError(InputError):
+    """A target lies outside the subnets that the configuration authorises."""
+
+
+class OperationalError(IpguardError):
+    """The machine or its surroundings failed: database, privileges, interface, tools."""
+
+
+class LedgerUnavailable(OperationalError):
+    """The ledger database cannot be opened, read or written."""
+
+
+class PrivilegeError(OperationalError):
+    """Raw sockets need root or CAP_NET_RAW."""
+
+
+class InterfaceError(OperationalError):
+    """The network interface is missing or down."""
+
+
+class ToolMissing(OperationalError):
+    """An external program that a scanner needs is not installed."""
+
+
+class ScanError(OperationalError):
+    """A scanner failed while running."""
+
+
+class LockHeld(OperationalError):
+    """Another scan of the same site holds the lock."""

@@ -1,0 +1,1 @@
+"""The ledger: registered devices, pools, scan history and the audit trail, in SQL."""

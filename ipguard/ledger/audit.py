@@ -1,0 +1,79 @@
+"""The append-only audit trail: every change to the ledger, who made it, before and after."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, or_, select
+
+from ipguard.ledger.tables import AuditEntry, utcnow
+
+
+def current_actor(explicit: str | None = None) -> str:
+    """Who is making changes: `--actor`, `IPGUARD_ACTOR`, or the operating-system user."""
+    if explicit:
+        return explicit
+    if env := os.environ.get("IPGUARD_ACTOR"):
+        return env
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry, e.g. an arbitrary container uid
+        return f"uid:{os.getuid()}"
+
+
+def record(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    entity: str,
+    key: str,
+    alt_key: str = "",
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> None:
+    """Append one audit row in the caller's transaction."""
+    session.add(
+        AuditEntry(
+            at=at or utcnow(),
+            actor=actor,
+            action=action,
+            entity=entity,
+            key=key,
+            alt_key=alt_key,
+            before=before,
+            after=after,
+        )
+    )
+
+
+def record_many(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Append many audit rows at once (imports); each dict holds AuditEntry's columns."""
+    if rows:
+        session.execute(sa.insert(AuditEntry), list(rows))
+
+
+def history(session: Session, key: str, limit: int | None = None) -> list[AuditEntry]:
+    """Every audit row about an IP, MAC or pool CIDR, oldest first."""
+    query = (
+        select(AuditEntry)
+        .where(or_(col(AuditEntry.key) == key, col(AuditEntry.alt_key) == key))
+        .order_by(col(AuditEntry.id))
+    )
+    if limit:
+        query = query.limit(limit)
+    return list(session.exec(query))
+
+
+def since(session: Session, start: datetime, end: datetime | None = None) -> list[AuditEntry]:
+    """Audit rows in a time range, oldest first (for reports)."""
+    query = select(AuditEntry).where(col(AuditEntry.at) >= start)
+    if end is not None:
+        query = query.where(col(AuditEntry.at) < end)
+    return list(session.exec(query.order_by(col(AuditEntry.id))))

@@ -1,0 +1,194 @@
+"""Registered devices: look up, add, edit and retire bindings, each change audited."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from ipguard.errors import Conflict, InvalidValue, NotFound
+from ipguard.ledger import audit
+from ipguard.ledger.fields import (
+    FieldError,
+    binding_from_fields,
+    binding_to_fields,
+    parse_ip,
+    parse_mac,
+)
+from ipguard.ledger.tables import Device, device_values, utcnow
+from ipguard.model import Binding, DeviceStatus
+
+
+def parse_key(key: str) -> tuple[str, str]:
+    """('ip', canonical) or ('mac', canonical) for a record key given on the command line."""
+    try:
+        return "ip", parse_ip(key)
+    except FieldError:
+        pass
+    try:
+        return "mac", parse_mac(key)
+    except FieldError:
+        raise InvalidValue(f"{key!r} is neither an IP nor a MAC address") from None
+
+
+def find(session: Session, key: str) -> list[Device]:
+    """Every record (any status) with that IP or MAC, active ones first."""
+    kind, value = parse_key(key)
+    column = Device.ip if kind == "ip" else Device.mac
+    rows = session.exec(select(Device).where(column == value).order_by(col(Device.id)))
+    return sorted(rows, key=lambda device: device.status != DeviceStatus.ACTIVE)
+
+
+def get_active(session: Session, key: str) -> Device:
+    """The one active record for an IP, or for a MAC that holds exactly one active IP."""
+    kind, value = parse_key(key)
+    active = [device for device in find(session, value) if device.status == DeviceStatus.ACTIVE]
+    if not active:
+        raise NotFound(f"no active ledger record for {kind.upper()} {value}")
+    if len(active) > 1:
+        ips = ", ".join(device.ip for device in active)
+        raise Conflict(f"MAC {value} holds {len(active)} active records ({ips}); name the IP")
+    return active[0]
+
+
+def active_at(session: Session, ip: str) -> Device | None:
+    """The active record holding an IP, if any."""
+    query = select(Device).where(Device.ip == ip, Device.status == DeviceStatus.ACTIVE.value)
+    return session.exec(query).first()
+
+
+def list_devices(
+    session: Session, *, status: str | None = None, department: str | None = None
+) -> list[Device]:
+    """Records ordered by IP (numerically within each family), optionally filtered."""
+    query = select(Device)
+    if status:
+        query = query.where(Device.status == status)
+    if department:
+        query = query.where(Device.department == department)
+    return sorted(session.exec(query), key=lambda device: ip_sort_key(device.ip))
+
+
+def snapshot(session: Session) -> list[Binding]:
+    """Every record as plain bindings, for policies and exports."""
+    return [device.to_binding() for device in list_devices(session)]
+
+
+def add(session: Session, binding: Binding, *, actor: str) -> Device:
+    """Register a new binding; an active IP may be registered only once."""
+    if binding.status == DeviceStatus.ACTIVE:
+        _refuse_taken_ip(session, binding.ip, keep=None)
+    now = utcnow()
+    device = Device(**device_values(binding), created_at=now, updated_at=now)
+    session.add(device)
+    audit.record(
+        session,
+        actor=actor,
+        action="device.add",
+        entity="device",
+        key=binding.ip,
+        alt_key=binding.mac,
+        after=binding_to_fields(binding),
+        at=now,
+    )
+    session.flush()
+    return device
+
+
+def edit(session: Session, key: str, changes: Mapping[str, str], *, actor: str) -> Device:
+    """Change fields (given as text, validated like an import row) of the active record."""
+    device = get_active(session, key)
+    before = binding_to_fields(device.to_binding())
+    merged = {**before, **changes}
+    try:
+        updated = binding_from_fields(merged)
+    except FieldError as error:
+        raise InvalidValue(f"{error.field} {error.value!r}: {error.reason}") from None
+    after = binding_to_fields(updated)
+    if after == before:
+        return device
+    if updated.status == DeviceStatus.ACTIVE and updated.ip != device.ip:
+        _refuse_taken_ip(session, updated.ip, keep=device.id)
+    now = utcnow()
+    for name, value in device_values(updated).items():
+        setattr(device, name, value)
+    device.updated_at = now
+    session.add(device)
+    audit.record(
+        session,
+        actor=actor,
+        action="device.edit",
+        entity="device",
+        key=updated.ip,
+        alt_key=updated.mac,
+        before=before,
+        after=after,
+        at=now,
+    )
+    if before["ip"] != after["ip"] or before["mac"] != after["mac"]:
+        # So that `history OLD_IP` also finds the record's move away from it.
+        audit.record(
+            session,
+            actor=actor,
+            action="device.edit",
+            entity="device",
+            key=before["ip"],
+            alt_key=before["mac"],
+            before=before,
+            after=after,
+            at=now,
+        )
+    session.flush()
+    return device
+
+
+def remove(session: Session, key: str, *, actor: str, purge: bool = False) -> Device:
+    """Retire the active record (deregistration); `purge` deletes it, the audit keeps a copy."""
+    device = get_active(session, key)
+    before = binding_to_fields(device.to_binding())
+    now = utcnow()
+    if purge:
+        session.delete(device)
+        after = None
+    else:
+        device.status = DeviceStatus.RETIRED.value
+        device.updated_at = now
+        session.add(device)
+        after = {**before, "status": DeviceStatus.RETIRED.value}
+    audit.record(
+        session,
+        actor=actor,
+        action="device.purge" if purge else "device.retire",
+        entity="device",
+        key=device.ip,
+        alt_key=device.mac,
+        before=before,
+        after=after,
+        at=now,
+    )
+    session.flush()
+    return device
+
+
+def _refuse_taken_ip(session: Session, ip: str, *, keep: int | None) -> None:
+    holder = active_at(session, ip)
+    if holder is not None and holder.id != keep:
+        who = f" ({holder.owner})" if holder.owner else ""
+        raise Conflict(
+            f"IP {ip} is already registered to {holder.mac}{who}; "
+            "edit or remove that record first"
+        )
+
+
+def ip_sort_key(ip: str) -> tuple[int, int]:
+    """Sort IPv4 before IPv6, numerically."""
+    import ipaddress
+
+    address = ipaddress.ip_address(ip)
+    return address.version, int(address)
+
+
+def count(session: Session) -> int:
+    """How many records the ledger holds (any status)."""
+    return int(session.execute(sa.select(sa.func.count()).select_from(Device)).scalar_one())

@@ -1,0 +1,198 @@
+"""Reading and writing one ledger field: canonical addresses, roles, services, flags and dates.
+
+Each `parse_*` turns user text into the canonical value or raises `FieldError` with a reason a
+network administrator can act on; each `format_*` is its exact inverse for files and tables.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable, Mapping
+from datetime import date
+from typing import Any
+
+from ipguard.model import LEDGER_FIELDS, Binding, DeviceStatus, Role, Service
+
+_TRUE = {"true", "yes", "1", "y", "on"}
+_FALSE = {"false", "no", "0", "n", "off", ""}
+_SERVICE = re.compile(r"^(tcp|udp|sctp)/(\d{1,5})$")
+# Longest text a free field may hold: generous for notes, small enough to keep the ledger sane.
+MAX_TEXT = 4096
+
+
+class FieldError(ValueError):
+    """A field value that cannot be used; the message is the reason."""
+
+    def __init__(self, field: str, value: str, reason: str) -> None:
+        super().__init__(reason)
+        self.field = field
+        self.value = value
+        self.reason = reason
+
+
+def parse_ip(text: str) -> str:
+    """Canonical IP text, or FieldError for anything that is not one host address."""
+    value = text.strip()
+    if not value:
+        raise FieldError("ip", text, "IP address is required")
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        raise FieldError("ip", text, "not an IP address") from None
+    if address.is_unspecified or address.is_multicast:
+        raise FieldError("ip", text, "not a host address (unspecified or multicast)")
+    return str(address)
+
+
+def parse_mac(text: str) -> str:
+    """Canonical MAC (`aa:bb:cc:dd:ee:ff`) from `AA-BB-…`, `aabb.ccdd.eeff` or `aabbccddeeff`."""
+    from netaddr import EUI, mac_unix_expanded
+
+    value = text.strip()
+    if not value:
+        raise FieldError("mac", text, "MAC address is required")
+    try:
+        eui = EUI(value, dialect=mac_unix_expanded)
+        if eui.version != 48:
+            raise ValueError
+    except Exception:  # netaddr raises AddrFormatError, IndexError or ValueError by input shape
+        raise FieldError("mac", text, "not a MAC address") from None
+    if int(eui) == 0:
+        raise FieldError("mac", text, "all-zero MAC cannot belong to a device")
+    if eui.words[0] & 1:
+        raise FieldError("mac", text, "multicast or broadcast MAC cannot belong to a device")
+    return str(eui)
+
+
+def parse_roles(text: str) -> frozenset[Role]:
+    """Roles from `host;server;…`; empty means host."""
+    names = [part.strip().lower() for part in text.split(";") if part.strip()]
+    roles = set()
+    for name in names:
+        try:
+            roles.add(Role(name))
+        except ValueError:
+            allowed = ", ".join(role.value for role in Role)
+            raise FieldError("roles", text, f"unknown role {name!r} (one of {allowed})") from None
+    return frozenset(roles or {Role.HOST})
+
+
+def format_roles(roles: Iterable[Role]) -> str:
+    """Roles as `;`-separated text in a stable order."""
+    return ";".join(sorted(role.value for role in roles))
+
+
+def parse_service(text: str, field: str = "allowed_services") -> Service:
+    """One `proto/port`, e.g. `tcp/22`."""
+    match = _SERVICE.match(text.strip().lower())
+    if not match or not 0 < int(match.group(2)) < 65536:
+        raise FieldError(field, text, f"{text.strip()!r} is not proto/port like tcp/22")
+    return Service(match.group(1), int(match.group(2)))
+
+
+def parse_services(text: str, field: str = "allowed_services") -> frozenset[Service]:
+    """Services from `tcp/22;tcp/80;udp/161`."""
+    return frozenset(parse_service(part, field) for part in text.split(";") if part.strip())
+
+
+def format_services(services: Iterable[Service]) -> str:
+    """Services as `;`-separated text, sorted by protocol and port."""
+    return ";".join(str(service) for service in sorted(services))
+
+
+def parse_status(text: str) -> DeviceStatus:
+    """Status, default active."""
+    value = text.strip().lower() or DeviceStatus.ACTIVE.value
+    try:
+        return DeviceStatus(value)
+    except ValueError:
+        raise FieldError("status", text, "status must be active, suspended or retired") from None
+
+
+def parse_bool(text: str, field: str) -> bool:
+    """true/false, yes/no, 1/0 (empty is false)."""
+    value = text.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise FieldError(field, text, "must be true or false (also yes/no, 1/0)")
+
+
+def parse_date(text: str, field: str) -> date | None:
+    """ISO date (YYYY-MM-DD) or empty."""
+    value = text.strip()
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value[:10] if len(value) > 10 and value[10] in "T " else value)
+    except ValueError:
+        raise FieldError(field, text, "not a date (use YYYY-MM-DD)") from None
+
+
+def parse_text(text: str, field: str) -> str:
+    """Free text: stripped, without control characters that would corrupt files and terminals."""
+    value = text.strip()
+    if len(value) > MAX_TEXT:
+        raise FieldError(field, text[:40] + "…", f"longer than {MAX_TEXT} characters")
+    if any(ord(char) < 32 and char not in "\t\n" or ord(char) == 127 for char in value):
+        raise FieldError(field, text, "contains control characters")
+    return value
+
+
+def binding_from_fields(values: Mapping[str, Any]) -> Binding:
+    """A `Binding` from text fields keyed by column name (missing keys are empty).
+
+    Raises the first `FieldError` found, in column order.
+    """
+
+    def get(name: str) -> str:
+        raw = values.get(name)
+        if raw is None:
+            return ""
+        if isinstance(raw, bool):
+            return "true" if raw else "false"
+        if isinstance(raw, date):
+            return raw.isoformat()
+        return str(raw)
+
+    return Binding(
+        ip=parse_ip(get("ip")),
+        mac=parse_mac(get("mac")),
+        hostname=parse_text(get("hostname"), "hostname"),
+        owner=parse_text(get("owner"), "owner"),
+        department=parse_text(get("department"), "department"),
+        location=parse_text(get("location"), "location"),
+        switch_port=parse_text(get("switch_port"), "switch_port"),
+        asset_tag=parse_text(get("asset_tag"), "asset_tag"),
+        roles=parse_roles(get("roles")),
+        allowed_services=parse_services(get("allowed_services")),
+        status=parse_status(get("status")),
+        isolated=parse_bool(get("isolated"), "isolated"),
+        guest_until=parse_date(get("guest_until"), "guest_until"),
+        approval_ref=parse_text(get("approval_ref"), "approval_ref"),
+        notes=parse_text(get("notes"), "notes"),
+    )
+
+
+def binding_to_fields(binding: Binding) -> dict[str, str]:
+    """The binding as text fields in file order: the exact inverse of `binding_from_fields`."""
+    values = {
+        "ip": binding.ip,
+        "mac": binding.mac,
+        "hostname": binding.hostname,
+        "owner": binding.owner,
+        "department": binding.department,
+        "location": binding.location,
+        "switch_port": binding.switch_port,
+        "asset_tag": binding.asset_tag,
+        "roles": format_roles(binding.roles),
+        "allowed_services": format_services(binding.allowed_services),
+        "status": binding.status.value,
+        "isolated": "true" if binding.isolated else "false",
+        "guest_until": binding.guest_until.isoformat() if binding.guest_until else "",
+        "approval_ref": binding.approval_ref,
+        "notes": binding.notes,
+    }
+    return {name: values[name] for name in LEDGER_FIELDS}

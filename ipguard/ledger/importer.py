@@ -1,0 +1,254 @@
+"""Importing a ledger file: validate every row, plan the change, apply it whole or not at all.
+
+A row matches the ledger record with the same IP *and* MAC. In `merge` mode unmatched rows are
+added and matched ones updated; a row that would give an active IP to a second MAC is refused, since
+silently rebinding an address is exactly what IP theft looks like. In `replace` mode the file is the
+truth: records it does not hold are retired, never deleted.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from ipguard.errors import InvalidValue, LedgerFileError, LineProblem
+from ipguard.ledger import audit
+from ipguard.ledger.fields import FieldError, binding_from_fields, binding_to_fields
+from ipguard.ledger.files import FileRow
+from ipguard.ledger.tables import Device, device_values, utcnow
+from ipguard.model import Binding, DeviceStatus
+
+MODES = ("merge", "replace")
+
+
+@dataclass(frozen=True)
+class Update:
+    """A matched record whose fields change."""
+
+    device_id: int
+    line: int
+    before: dict[str, str]
+    after: Binding
+
+
+@dataclass(frozen=True)
+class Retirement:
+    """A record the file no longer holds (replace mode)."""
+
+    device_id: int
+    before: dict[str, str]
+
+
+@dataclass
+class ImportPlan:
+    """What an import would change; `apply` carries it out."""
+
+    source: str
+    mode: str
+    adds: list[tuple[int, Binding]] = field(default_factory=list)
+    updates: list[Update] = field(default_factory=list)
+    retirements: list[Retirement] = field(default_factory=list)
+    unchanged: int = 0
+
+    @property
+    def changes(self) -> int:
+        """How many records would change."""
+        return len(self.adds) + len(self.updates) + len(self.retirements)
+
+    def counts(self) -> dict[str, int]:
+        """The plan's size by kind of change."""
+        return {
+            "added": len(self.adds),
+            "updated": len(self.updates),
+            "retired": len(self.retirements),
+            "unchanged": self.unchanged,
+        }
+
+
+def validate_rows(path: str, rows: Sequence[FileRow]) -> list[tuple[int, Binding]]:
+    """Every row as a binding, or LedgerFileError listing every bad row."""
+    problems: list[LineProblem] = []
+    bindings: list[tuple[int, Binding]] = []
+    first_active: dict[str, int] = {}
+    for row in rows:
+        try:
+            binding = binding_from_fields(row.values)
+        except FieldError as error:
+            problems.append(LineProblem(row.line, error.field, error.value, error.reason))
+            continue
+        if binding.status == DeviceStatus.ACTIVE:
+            earlier = first_active.setdefault(binding.ip, row.line)
+            if earlier != row.line:
+                problems.append(
+                    LineProblem(
+                        row.line, "ip", binding.ip, f"IP is already active on line {earlier}"
+                    )
+                )
+                continue
+        bindings.append((row.line, binding))
+    if problems:
+        raise LedgerFileError(path, problems)
+    return bindings
+
+
+def plan_import(session: Session, path: str, rows: Sequence[FileRow], mode: str) -> ImportPlan:
+    """Validate the rows and work out the change against the ledger; changes nothing."""
+    if mode not in MODES:
+        raise InvalidValue(f"--mode {mode!r}: use merge or replace")
+    bindings = validate_rows(path, rows)
+    plan = ImportPlan(source=path, mode=mode)
+
+    records: dict[tuple[str, str], list[Device]] = defaultdict(list)
+    for device in session.exec(select(Device).order_by(Device.id)):  # type: ignore[arg-type]
+        records[(device.ip, device.mac)].append(device)
+    for group in records.values():
+        group.sort(key=lambda device: device.status != DeviceStatus.ACTIVE)
+
+    # Rows pair with records of the same IP and MAC, active first, then in order.
+    rows_by_pair: dict[tuple[str, str], list[tuple[int, Binding]]] = defaultdict(list)
+    for line, binding in bindings:
+        rows_by_pair[(binding.ip, binding.mac)].append((line, binding))
+    matched: set[int] = set()
+    for pair, group in rows_by_pair.items():
+        group.sort(key=lambda item: item[1].status != DeviceStatus.ACTIVE)
+        existing = records.get(pair, [])
+        for index, (line, binding) in enumerate(group):
+            if index >= len(existing):
+                plan.adds.append((line, binding))
+                continue
+            device = existing[index]
+            assert device.id is not None
+            matched.add(device.id)
+            before = binding_to_fields(device.to_binding())
+            if before == binding_to_fields(binding):
+                plan.unchanged += 1
+            else:
+                plan.updates.append(Update(device.id, line, before, binding))
+
+    if mode == "replace":
+        for group in records.values():
+            for device in group:
+                assert device.id is not None
+                if device.id not in matched and device.status != DeviceStatus.RETIRED:
+                    before = binding_to_fields(device.to_binding())
+                    plan.retirements.append(Retirement(device.id, before))
+
+    _refuse_rebinding(path, plan, records)
+    plan.adds.sort()
+    plan.updates.sort(key=lambda update: update.line)
+    return plan
+
+
+def _refuse_rebinding(
+    path: str, plan: ImportPlan, records: dict[tuple[str, str], list[Device]]
+) -> None:
+    """After the plan, each IP may still be active in one record only."""
+    final_active: dict[str, str] = {}  # ip -> who holds it, for the message
+    changed = {update.device_id for update in plan.updates}
+    changed |= {retirement.device_id for retirement in plan.retirements}
+    for group in records.values():
+        for device in group:
+            if device.id not in changed and device.status == DeviceStatus.ACTIVE:
+                who = f" ({device.owner})" if device.owner else ""
+                final_active[device.ip] = f"{device.mac}{who} in the ledger"
+    problems = []
+    incoming = [(update.line, update.after) for update in plan.updates] + plan.adds
+    for line, binding in sorted(incoming, key=lambda item: item[0]):
+        if binding.status != DeviceStatus.ACTIVE:
+            continue
+        holder = final_active.get(binding.ip)
+        if holder is not None:
+            problems.append(
+                LineProblem(
+                    line,
+                    "ip",
+                    binding.ip,
+                    f"IP is already registered to {holder}; "
+                    "retire that record first or import with --mode replace",
+                )
+            )
+        else:
+            final_active[binding.ip] = f"{binding.mac} on line {line}"
+    if problems:
+        raise LedgerFileError(path, problems)
+
+
+def apply(session: Session, plan: ImportPlan, *, actor: str) -> None:
+    """Carry out the plan in the caller's transaction, with an audit row per change."""
+    now = utcnow()
+    audit_rows: list[dict[str, Any]] = []
+
+    def note(action: str, before: dict[str, str] | None, after: dict[str, str] | None) -> None:
+        current = after or before or {}
+        audit_rows.append(
+            {
+                "at": now,
+                "actor": actor,
+                "action": action,
+                "entity": "device",
+                "key": current.get("ip", ""),
+                "alt_key": current.get("mac", ""),
+                "before": before,
+                "after": after,
+            }
+        )
+
+    table = Device.__table__  # type: ignore[attr-defined]
+    # Deactivations first, so that an IP moving between records never looks active twice.
+    if plan.retirements:
+        session.execute(
+            table.update()
+            .where(table.c.id == sa.bindparam("_id"))
+            .values(status=DeviceStatus.RETIRED.value, updated_at=sa.bindparam("_at")),
+            [{"_id": item.device_id, "_at": now} for item in plan.retirements],
+        )
+        for item in plan.retirements:
+            note("device.import.retire", item.before, {**item.before, "status": "retired"})
+    if plan.updates:
+        columns = [*device_values(plan.updates[0].after), "updated_at"]
+        statement = (
+            table.update()
+            .where(table.c.id == sa.bindparam("_id"))
+            .values({name: sa.bindparam(f"_{name}") for name in columns})
+        )
+        deactivating = [u for u in plan.updates if u.after.status != DeviceStatus.ACTIVE]
+        activating = [u for u in plan.updates if u.after.status == DeviceStatus.ACTIVE]
+        for batch in (deactivating, activating):
+            if batch:
+                session.execute(statement, [_update_params(update, now) for update in batch])
+        for update in plan.updates:
+            note("device.import.update", update.before, binding_to_fields(update.after))
+    if plan.adds:
+        session.execute(
+            sa.insert(Device),
+            [
+                {**device_values(binding), "created_at": now, "updated_at": now}
+                for _, binding in plan.adds
+            ],
+        )
+        for _, binding in plan.adds:
+            note("device.import.add", None, binding_to_fields(binding))
+    audit_rows.append(
+        {
+            "at": now,
+            "actor": actor,
+            "action": "ledger.import",
+            "entity": "ledger",
+            "key": plan.source,
+            "alt_key": "",
+            "before": None,
+            "after": {"mode": plan.mode, **plan.counts()},
+        }
+    )
+    audit.record_many(session, audit_rows)
+
+
+def _update_params(update: Update, now: datetime) -> dict[str, Any]:
+    params = {f"_{name}": value for name, value in device_values(update.after).items()}
+    return {**params, "_updated_at": now, "_id": update.device_id}

@@ -1,0 +1,168 @@
+"""Where the ledger lives: the engine for a URL, migrations on first use, transactions.
+
+SQLite (the default) and PostgreSQL behave the same from here up: one transaction per unit of
+work, committed whole or not at all.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlmodel import Session
+
+from ipguard.errors import InputError, LedgerUnavailable
+
+# The newest migration. A test checks it against alembic's head, so that opening a current
+# ledger never needs to import alembic (half a second at every start).
+SCHEMA_HEAD = "0001"
+_MIGRATIONS = Path(__file__).with_name("migrations")
+SQLITE_BUSY_MS = 30_000
+
+
+def default_url() -> str:
+    """The SQLite file in the user's data directory."""
+    from platformdirs import user_data_dir
+
+    return f"sqlite:///{Path(user_data_dir('ipguard')) / 'ledger.db'}"
+
+
+def resolve_url(given: str | None) -> str:
+    """The database URL from `--db`, `IPGUARD_DB` or the default; a bare path means SQLite."""
+    url = given or os.environ.get("IPGUARD_DB") or default_url()
+    if "://" not in url:
+        url = f"sqlite:///{Path(url).expanduser().resolve()}"
+    return url
+
+
+def display_url(url: str) -> str:
+    """The URL safe to show: the password is masked."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # a URL too broken to parse still must not leak what it holds
+        return "<unparseable database URL>"
+
+
+class Store:
+    """An open ledger database, migrated to the current schema."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.shown_url = display_url(url)
+        try:
+            parsed = make_url(url)
+        except Exception:
+            raise InputError(f"database URL {self.shown_url} is not valid") from None
+        self.dialect = parsed.get_backend_name()
+        if self.dialect == "sqlite":
+            self._prepare_sqlite_path(parsed.database)
+            self.engine = sa.create_engine(
+                parsed, connect_args={"timeout": SQLITE_BUSY_MS / 1000}, poolclass=sa.NullPool
+            )
+            _tune_sqlite(self.engine)
+        else:
+            try:
+                self.engine = sa.create_engine(parsed, pool_pre_ping=True)
+            except Exception as error:
+                raise LedgerUnavailable(
+                    f"cannot use database {self.shown_url}: {type(error).__name__}"
+                ) from None
+        self._migrate()
+
+    def _prepare_sqlite_path(self, database: str | None) -> None:
+        if not database or database == ":memory:":
+            raise InputError("the ledger must be a file: give --db PATH or a sqlite:/// URL")
+        try:
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise LedgerUnavailable(
+                f"cannot create the ledger directory for {database}: {error.strerror}"
+            ) from None
+
+    def _migrate(self) -> None:
+        """Bring the schema to SCHEMA_HEAD; a no-op (without alembic) when it already is."""
+        with self.unavailable_as_error():
+            with self.engine.connect() as connection:
+                if _current_revision(connection) == SCHEMA_HEAD:
+                    return
+            from alembic import command
+            from alembic.config import Config
+
+            config = Config()
+            config.set_main_option("script_location", str(_MIGRATIONS))
+            with self.engine.connect().execution_options(sqlite_immediate=True) as connection:
+                if self.dialect == "postgresql":
+                    # Two sensors starting at once on a fresh database: one migrates, one waits.
+                    connection.execute(sa.text("SELECT pg_advisory_xact_lock(7262737)"))
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+                connection.commit()
+
+    @contextmanager
+    def unavailable_as_error(self) -> Iterator[None]:
+        """Turn driver-level failures into LedgerUnavailable naming the (masked) URL."""
+        try:
+            yield
+        except sa.exc.OperationalError as error:
+            reason = str(error.orig).splitlines()[0] if error.orig else "cannot connect"
+            raise LedgerUnavailable(
+                f"ledger {self.shown_url} is unavailable: {reason}; check the path or server "
+                "and its permissions"
+            ) from None
+
+    @contextmanager
+    def session(self, *, write: bool = True) -> Iterator[Session]:
+        """A unit of work: committed when the block ends, rolled back on any error.
+
+        Writers take SQLite's write lock up front so that concurrent writers queue on the busy
+        timeout instead of failing half-way.
+        """
+        with self.unavailable_as_error():
+            connection = self.engine.connect().execution_options(sqlite_immediate=write)
+            try:
+                with Session(bind=connection, expire_on_commit=False) as session:
+                    try:
+                        yield session
+                        session.commit()
+                    except BaseException:
+                        session.rollback()
+                        raise
+            finally:
+                connection.close()
+
+    def close(self) -> None:
+        """Release every connection."""
+        self.engine.dispose()
+
+
+def _current_revision(connection: sa.Connection) -> str | None:
+    if not sa.inspect(connection).has_table("alembic_version"):
+        return None
+    value = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+    return str(value) if value is not None else None
+
+
+def _tune_sqlite(engine: sa.Engine) -> None:
+    """WAL for concurrent readers, a busy timeout for concurrent writers, real transactions."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, decide where transactions begin (transactional DDL).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: sa.Connection) -> None:
+        immediate = connection.get_execution_options().get("sqlite_immediate", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

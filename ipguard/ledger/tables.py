@@ -1,0 +1,131 @@
+"""The ledger's tables (sqlmodel). The schema itself is owned by the alembic migrations.
+
+Times are stored as naive UTC and handed back timezone-aware, identically on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from ipguard.ledger.fields import format_roles, format_services, parse_roles, parse_services
+from ipguard.model import Binding, DeviceStatus
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """A datetime stored as naive UTC and read back as aware UTC."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the ledger; use timezone-aware UTC")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None else None
+
+
+class Device(SQLModel, table=True):
+    """One registered binding of an IP to a MAC, with owner, place and what the device may do."""
+
+    __tablename__ = "device"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ip: str = Field(index=True)
+    mac: str = Field(index=True)
+    hostname: str = ""
+    owner: str = ""
+    department: str = ""
+    location: str = ""
+    switch_port: str = ""
+    asset_tag: str = ""
+    roles: str = "host"
+    allowed_services: str = ""
+    status: str = DeviceStatus.ACTIVE.value
+    isolated: bool = False
+    guest_until: date | None = None
+    approval_ref: str = ""
+    notes: str = ""
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+    def to_binding(self) -> Binding:
+        """The record as the plain type policies and files use."""
+        return Binding(
+            ip=self.ip,
+            mac=self.mac,
+            hostname=self.hostname,
+            owner=self.owner,
+            department=self.department,
+            location=self.location,
+            switch_port=self.switch_port,
+            asset_tag=self.asset_tag,
+            roles=parse_roles(self.roles),
+            allowed_services=parse_services(self.allowed_services),
+            status=DeviceStatus(self.status),
+            isolated=self.isolated,
+            guest_until=self.guest_until,
+            approval_ref=self.approval_ref,
+            notes=self.notes,
+        )
+
+
+def device_values(binding: Binding) -> dict[str, Any]:
+    """Column values for a binding (without id and timestamps)."""
+    return {
+        "ip": binding.ip,
+        "mac": binding.mac,
+        "hostname": binding.hostname,
+        "owner": binding.owner,
+        "department": binding.department,
+        "location": binding.location,
+        "switch_port": binding.switch_port,
+        "asset_tag": binding.asset_tag,
+        "roles": format_roles(binding.roles),
+        "allowed_services": format_services(binding.allowed_services),
+        "status": binding.status.value,
+        "isolated": binding.isolated,
+        "guest_until": binding.guest_until,
+        "approval_ref": binding.approval_ref,
+        "notes": binding.notes,
+    }
+
+
+class Pool(SQLModel, table=True):
+    """An address range a department hands out from, as the network centre allocated it."""
+
+    __tablename__ = "pool"
+
+    id: int | None = Field(default=None, primary_key=True)
+    department: str = Field(index=True)
+    cidr: str = Field(unique=True)
+    description: str = ""
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class AuditEntry(SQLModel, table=True):
+    """One change to the ledger: who, when, what, before and after. Append-only."""
+
+    __tablename__ = "audit"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_type=UTCDateTime, index=True)
+    actor: str
+    action: str
+    entity: str
+    key: str = Field(index=True)
+    alt_key: str = Field(default="", index=True)
+    before: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+    after: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)

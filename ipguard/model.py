@@ -1,0 +1,258 @@
+"""The plain types every part of ipguard shares: what a device is, what a scan saw, what it found.
+
+Standard library only, so that scanners, policies and the ledger can all depend on it.
+Addresses are canonical text: IPs as `ipaddress` prints them, MACs lowercase with colons.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+
+class Severity(enum.StrEnum):
+    """How urgently a finding needs a human, in increasing order."""
+
+    INFO = "info"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        """Position in increasing order of urgency (info = 0)."""
+        return _SEVERITY_ORDER.index(self)
+
+    def __ge__(self, other: object) -> bool:
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return self.rank >= other.rank
+
+    def __gt__(self, other: object) -> bool:
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return self.rank > other.rank
+
+    def __le__(self, other: object) -> bool:
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return self.rank <= other.rank
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return self.rank < other.rank
+
+
+_SEVERITY_ORDER = list(Severity)
+
+
+class FindingKind(enum.StrEnum):
+    """The stable names of everything ipguard reports (DESIGN.md, "Finding kinds")."""
+
+    UNREGISTERED_HOST = "unregistered-host"
+    IP_MAC_MISMATCH = "ip-mac-mismatch"
+    MAC_MOVED = "mac-moved"
+    DUPLICATE_IP = "duplicate-ip"
+    UNEXPECTED_SERVICE = "unexpected-service"
+    OPEN_PROXY = "open-proxy"
+    ROGUE_DHCP = "rogue-dhcp"
+    ROGUE_ROUTER = "rogue-router"
+    ROGUE_AP = "rogue-ap"
+    OUT_OF_POOL = "out-of-pool"
+    HOSTNAME_POLICY = "hostname-policy"
+    STALE_REGISTRATION = "stale-registration"
+    GUEST_EXPIRED = "guest-expired"
+    SUSPENDED_DEVICE_ONLINE = "suspended-device-online"
+    ISOLATED_DEVICE_ONLINE = "isolated-device-online"
+
+
+class Role(enum.StrEnum):
+    """What a registered device is allowed to be on the network."""
+
+    HOST = "host"
+    SERVER = "server"
+    ROUTER = "router"
+    GATEWAY = "gateway"
+    ACCESS_POINT = "access-point"
+    SWITCH = "switch"
+    PROXY = "proxy"
+    DHCP_SERVER = "dhcp-server"
+    PRINTER = "printer"
+
+
+class DeviceStatus(enum.StrEnum):
+    """Life stage of a registration: only active records may be online."""
+
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    RETIRED = "retired"
+
+
+class FindingState(enum.StrEnum):
+    """Where a finding is in its lifecycle."""
+
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+class RunStatus(enum.StrEnum):
+    """How a scan run ended (or that it has not yet)."""
+
+    RUNNING = "running"
+    COMPLETE = "complete"
+    ABORTED = "aborted"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, order=True)
+class Service:
+    """A transport port, written `tcp/22` in the ledger and the configuration."""
+
+    proto: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.proto}/{self.port}"
+
+
+# The ledger's columns, in file order (DESIGN.md, "Ledger file format").
+LEDGER_FIELDS: tuple[str, ...] = (
+    "ip",
+    "mac",
+    "hostname",
+    "owner",
+    "department",
+    "location",
+    "switch_port",
+    "asset_tag",
+    "roles",
+    "allowed_services",
+    "status",
+    "isolated",
+    "guest_until",
+    "approval_ref",
+    "notes",
+)
+
+
+@dataclass(frozen=True)
+class Binding:
+    """One registered device: an IP bound to a MAC, with who owns it and what it may do."""
+
+    ip: str
+    mac: str
+    hostname: str = ""
+    owner: str = ""
+    department: str = ""
+    location: str = ""
+    switch_port: str = ""
+    asset_tag: str = ""
+    roles: frozenset[Role] = frozenset({Role.HOST})
+    allowed_services: frozenset[Service] = frozenset()
+    status: DeviceStatus = DeviceStatus.ACTIVE
+    isolated: bool = False
+    guest_until: date | None = None
+    approval_ref: str = ""
+    notes: str = ""
+
+    def has_role(self, *roles: Role) -> bool:
+        """True when the device holds any of the given roles."""
+        return any(role in self.roles for role in roles)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One reply that proved a host is present: an IP answering from a MAC."""
+
+    ip: str
+    mac: str | None
+    seen_at: datetime
+    source: str  # "arp" or "icmp"
+    ttl: int | None = None
+    rtt_ms: float | None = None
+    vendor: str | None = None
+
+
+@dataclass(frozen=True)
+class ServiceObservation:
+    """An open port found on a live host, with what answers there."""
+
+    ip: str
+    proto: str
+    port: int
+    service: str = ""
+    product: str = ""
+    version: str = ""
+    banner: str = ""
+
+    @property
+    def as_service(self) -> Service:
+        """The port as a ledger `Service`."""
+        return Service(self.proto, self.port)
+
+
+@dataclass(frozen=True)
+class DhcpOffer:
+    """A DHCP OFFER some server sent in answer to our DISCOVER."""
+
+    server_ip: str
+    server_mac: str
+    offered_ip: str
+    router: str | None = None
+    dns: tuple[str, ...] = ()
+    seen_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ProxyVerdict:
+    """Whether a host relayed a connection to our canary, and how."""
+
+    ip: str
+    port: int
+    method: str  # "http-connect", "http-get", "socks4", "socks5"
+    relays: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class NameObservation:
+    """A hostname a host goes by, and where we learnt it."""
+
+    ip: str
+    name: str
+    source: str  # "dns", "netbios", "mdns"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """A sign that a host routes traffic or is a wireless access point."""
+
+    ip: str
+    mac: str | None
+    kind: str  # e.g. "forwarding", "icmp-redirect", "ttl", "upnp-igd", "ssdp-ap", "http-title", "vendor"
+    points_to: str  # "router" or "access-point"
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something the ledger forbids that a scan saw, before it is stored."""
+
+    kind: FindingKind
+    severity: Severity
+    ip: str | None
+    mac: str | None
+    port: str | None
+    summary: str
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def subject(self) -> str:
+        """The key that identifies this finding across runs, together with its kind."""
+        return "|".join(part or "" for part in (self.ip, self.mac, self.port))

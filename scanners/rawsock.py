@@ -1,0 +1,288 @@
+"""Raw-socket plumbing shared by the sweeps: interface facts, packet sockets, kernel filters, a receiver.
+
+Linux only. Everything here works on the network namespace of the calling thread: a socket belongs
+to the namespace its creator was in, so a caller that switched namespace (the lab does) gets sockets
+and interface facts from that namespace.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import select
+import socket
+import struct
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ipguard.errors import InterfaceError, PrivilegeError, ScanError
+
+ETH_P_ALL = 0x0003
+ETH_P_ARP = 0x0806
+ETH_P_IP = 0x0800
+
+# <linux/if_packet.h>, <asm-generic/socket.h>, <linux/sockios.h>, <linux/if.h>
+SOL_PACKET = 263
+PACKET_STATISTICS = 6
+PACKET_IGNORE_OUTGOING = 23
+SO_ATTACH_FILTER = 26
+SO_RCVBUFFORCE = 33
+SIOCGIFFLAGS = 0x8913
+SIOCGIFADDR = 0x8915
+SIOCGIFNETMASK = 0x891B
+SIOCGIFHWADDR = 0x8927
+IFF_UP = 0x1
+IFF_RUNNING = 0x40
+IFNAMSIZ = 16
+
+# Big enough to absorb a burst of tens of thousands of replies while the receiver thread waits
+# for the GIL; the kernel accounts about 1 KiB per small frame.
+DEFAULT_RCVBUF = 64 * 1024 * 1024
+
+_RAW_SOCKET_HELP = "run as root or give the interpreter CAP_NET_RAW"
+
+
+# --- interface facts -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InterfaceInfo:
+    """What the kernel says about one network interface of the current namespace."""
+
+    name: str
+    index: int
+    mac: str
+    ipv4: str | None
+    prefixlen: int | None
+    up: bool
+    running: bool
+
+
+def interface_info(name: str) -> InterfaceInfo:
+    """Read an interface's index, MAC, primary IPv4 address and state (ioctl, no privileges needed).
+
+    Raises InterfaceError when no interface of that name exists in this namespace.
+    """
+    if not name or len(name.encode()) >= IFNAMSIZ or "/" in name or "\0" in name:
+        raise InterfaceError(f"{name!r} is not a valid interface name: check --interface / [scan] interface")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            flags = struct.unpack_from("H", _ifreq(probe, SIOCGIFFLAGS, name), IFNAMSIZ)[0]
+            hw = _ifreq(probe, SIOCGIFHWADDR, name)[IFNAMSIZ + 2 : IFNAMSIZ + 8]
+            index = socket.if_nametoindex(name)
+        except OSError as exc:
+            if exc.errno in (errno.ENODEV, errno.ENXIO):
+                raise InterfaceError(
+                    f"interface {name} does not exist: pick one listed by `ip link` "
+                    "with --interface or [scan] interface"
+                ) from exc
+            raise InterfaceError(f"cannot read interface {name}: {exc.strerror}") from exc
+        ipv4: str | None = None
+        prefixlen: int | None = None
+        try:
+            ipv4 = socket.inet_ntoa(_ifreq(probe, SIOCGIFADDR, name)[IFNAMSIZ + 4 : IFNAMSIZ + 8])
+            mask = _ifreq(probe, SIOCGIFNETMASK, name)[IFNAMSIZ + 4 : IFNAMSIZ + 8]
+            prefixlen = bin(int.from_bytes(mask, "big")).count("1")
+        except OSError as exc:
+            if exc.errno != errno.EADDRNOTAVAIL:  # EADDRNOTAVAIL: simply no IPv4 address
+                raise InterfaceError(f"cannot read the address of {name}: {exc.strerror}") from exc
+    return InterfaceInfo(
+        name=name,
+        index=index,
+        mac=hw.hex(":"),
+        ipv4=ipv4,
+        prefixlen=prefixlen,
+        up=bool(flags & IFF_UP),
+        running=bool(flags & IFF_RUNNING),
+    )
+
+
+def usable_interface(name: str, what: str) -> InterfaceInfo:
+    """The interface's facts, or InterfaceError when it is down, has no link or no IPv4 address."""
+    info = interface_info(name)
+    if not info.up:
+        raise InterfaceError(f"interface {name} is down: bring it up (`ip link set {name} up`) or pick another")
+    if not info.running:
+        raise InterfaceError(f"interface {name} has no link (cable or peer missing): connect it or pick another")
+    if info.ipv4 is None:
+        raise InterfaceError(
+            f"interface {name} has no IPv4 address and {what} sends from it: assign one or pick another interface"
+        )
+    return info
+
+
+def _ifreq(sock: socket.socket, request: int, name: str) -> bytes:
+    buf = struct.pack("16s24x", name.encode())
+    return fcntl.ioctl(sock.fileno(), request, buf)
+
+
+# --- sockets -------------------------------------------------------------------------------------
+
+
+def open_socket(family: int, kind: int, proto: int, what: str) -> socket.socket:
+    """Open a raw socket, turning a refusal for lack of privilege into PrivilegeError."""
+    try:
+        return socket.socket(family, kind, proto)
+    except PermissionError as exc:
+        raise PrivilegeError(f"{what} needs raw sockets: {_RAW_SOCKET_HELP}") from exc
+    except OSError as exc:
+        raise ScanError(f"{what} could not open a raw socket: {exc.strerror}") from exc
+
+
+def sending_socket(interface: InterfaceInfo, what: str) -> socket.socket:
+    """An AF_PACKET socket for sending frames out of `interface`.
+
+    Bound to protocol 0, so the kernel never queues received frames on it.
+    """
+    sock = open_socket(socket.AF_PACKET, socket.SOCK_RAW, 0, what)
+    _bind(sock, interface, 0)
+    return sock
+
+
+def receiving_socket(
+    interface: InterfaceInfo, ethertype: int, program: Sequence[Insn], what: str
+) -> socket.socket:
+    """An AF_PACKET socket queueing the frames of `ethertype` on `interface` that `program` accepts.
+
+    Opened deaf (protocol 0) and bound only once the filter and a large buffer are in place, so
+    not a single unfiltered frame is queued and a burst of replies does not overflow it.
+    """
+    sock = open_socket(socket.AF_PACKET, socket.SOCK_RAW, 0, what)
+    try:
+        attach_filter(sock, program)
+        enlarge_receive_buffer(sock)
+        # Our own probes are of no interest to the receiver; kernels before 4.20 lack the option.
+        try:
+            sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+        except OSError:
+            pass
+    except BaseException:
+        sock.close()
+        raise
+    _bind(sock, interface, ethertype)
+    return sock
+
+
+def _bind(sock: socket.socket, interface: InterfaceInfo, ethertype: int) -> None:
+    try:
+        sock.bind((interface.name, ethertype))
+    except OSError as exc:
+        sock.close()
+        if exc.errno in (errno.ENODEV, errno.ENXIO):
+            raise InterfaceError(f"interface {interface.name} disappeared while opening it") from exc
+        raise ScanError(f"cannot bind a raw socket to {interface.name}: {exc.strerror}") from exc
+
+
+def enlarge_receive_buffer(sock: socket.socket, size: int = DEFAULT_RCVBUF) -> int:
+    """Ask for a receive buffer of `size` bytes, beyond net.core.rmem_max when privileged.
+
+    Returns the size the kernel granted (it reports twice the request, bookkeeping included).
+    """
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, size)
+    except PermissionError:
+        # Without CAP_NET_ADMIN the kernel caps the request at rmem_max; that still helps.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+    return sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+
+
+def packet_drops(sock: socket.socket) -> int:
+    """Frames the kernel dropped for this packet socket since the last call (buffer full)."""
+    try:
+        _packets, drops = struct.unpack("II", sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))
+    except OSError:
+        return 0
+    return int(drops)
+
+
+# --- classic BPF ---------------------------------------------------------------------------------
+
+# Opcodes of classic BPF (<linux/filter.h>), spelled as the assembler mnemonics.
+LDH_ABS = 0x28  # A = u16 at [k]
+LDB_ABS = 0x30  # A = u8 at [k]
+LDW_ABS = 0x20  # A = u32 at [k]
+LDH_IND = 0x48  # A = u16 at [X + k]
+LDB_IND = 0x50  # A = u8 at [X + k]
+LDX_MSH = 0xB1  # X = 4 * ([k] & 0xf): an IPv4 header length
+JEQ_K = 0x15  # if A == k goto +jt else goto +jf
+RET_K = 0x06  # accept k bytes (0: drop)
+
+
+@dataclass(frozen=True)
+class Insn:
+    """One classic BPF instruction."""
+
+    code: int
+    jt: int = 0
+    jf: int = 0
+    k: int = 0
+
+
+def match_all(checks: Sequence[tuple[Insn, int]], snaplen: int) -> list[Insn]:
+    """A filter accepting `snaplen` bytes of a frame when every (load, value) check holds."""
+    program: list[Insn] = []
+    reject = 2 * len(checks) + 1  # index of the final `ret #0`
+    for load, value in checks:
+        program.append(load)
+        here = len(program)
+        program.append(Insn(JEQ_K, 0, reject - here - 1, value))
+    program += [Insn(RET_K, k=snaplen), Insn(RET_K, k=0)]
+    return program
+
+
+def attach_filter(sock: socket.socket, program: Sequence[Insn]) -> None:
+    """Attach a classic BPF program (SO_ATTACH_FILTER); the kernel copies it."""
+    raw = b"".join(struct.pack("HBBI", i.code, i.jt, i.jf, i.k) for i in program)
+    buf = ctypes.create_string_buffer(raw, len(raw))
+    fprog = struct.pack("HL", len(program), ctypes.addressof(buf))  # struct sock_fprog, native layout
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+
+
+# --- receiver thread -----------------------------------------------------------------------------
+
+
+class Receiver(threading.Thread):
+    """Reads every frame the (filtered) socket queues, stamping its arrival, until stopped.
+
+    The loop does nothing but read and append: parsing happens elsewhere, so the thread keeps up
+    with the socket and the kernel buffer never fills. `records` grows while the thread runs;
+    readers may look at `records[:len(records)]` at any time (appends are atomic).
+    """
+
+    def __init__(self, sock: socket.socket, snaplen: int, *, name: str = "ipguard-receiver") -> None:
+        super().__init__(name=name, daemon=True)
+        self.records: list[tuple[float, bytes]] = []
+        self.error: OSError | None = None
+        self._sock = sock
+        self._snaplen = snaplen
+        self._stopping = threading.Event()
+        sock.setblocking(False)
+
+    def run(self) -> None:
+        recv = self._sock.recv
+        append = self.records.append
+        clock = time.monotonic
+        snaplen = self._snaplen
+        poller = select.poll()
+        poller.register(self._sock.fileno(), select.POLLIN)
+        try:
+            while True:
+                stopping = self._stopping.is_set()  # read before draining: the last drain is complete
+                try:
+                    while True:
+                        append((clock(), recv(snaplen)))
+                except BlockingIOError:
+                    pass
+                if stopping:
+                    return
+                poller.poll(20)
+        except OSError as exc:  # e.g. ENETDOWN: the interface went away mid-sweep
+            self.error = exc
+
+    def stop(self) -> None:
+        """Drain what is queued, then end the thread."""
+        self._stopping.set()
+        self.join(timeout=5.0)
