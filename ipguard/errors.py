@@ -50,9 +50,10 @@ class LineProblem:
     field: str
     value: str
     reason: str
+    unit: str = "line"  # JSON files count items, not lines
 
     def __str__(self) -> str:
-        where = f"line {self.line}"
+        where = f"{self.unit} {self.line}"
         if self.field:
             where += f", {self.field}"
             if self.value:

@@ -56,7 +56,8 @@ def record(
 def record_many(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Append many audit rows at once (imports); each dict holds AuditEntry's columns."""
     if rows:
-        session.execute(sa.insert(AuditEntry), list(rows))
+        table = AuditEntry.__table__  # type: ignore[attr-defined]
+        session.connection().execute(table.insert(), list(rows))
 
 
 def history(session: Session, key: str, limit: int | None = None) -> list[AuditEntry]:

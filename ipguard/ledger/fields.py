@@ -17,6 +17,8 @@ from ipguard.model import LEDGER_FIELDS, Binding, DeviceStatus, Role, Service
 _TRUE = {"true", "yes", "1", "y", "on"}
 _FALSE = {"false", "no", "0", "n", "off", ""}
 _SERVICE = re.compile(r"^(tcp|udp|sctp)/(\d{1,5})$")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_CANONICAL_MAC = re.compile(r"^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$")
 # Longest text a free field may hold: generous for notes, small enough to keep the ledger sane.
 MAX_TEXT = 4096
 
@@ -52,6 +54,15 @@ def parse_mac(text: str) -> str:
     value = text.strip()
     if not value:
         raise FieldError("mac", text, "MAC address is required")
+    # Files exported by ipguard hold canonical MACs: skip netaddr's general parser for them.
+    lowered = value.lower()
+    if _CANONICAL_MAC.match(lowered):
+        first = int(lowered[:2], 16)
+        if lowered == "00:00:00:00:00:00":
+            raise FieldError("mac", text, "all-zero MAC cannot belong to a device")
+        if first & 1:
+            raise FieldError("mac", text, "multicast or broadcast MAC cannot belong to a device")
+        return lowered
     try:
         eui = EUI(value, dialect=mac_unix_expanded)
         if eui.version != 48:
@@ -136,7 +147,7 @@ def parse_text(text: str, field: str) -> str:
     value = text.strip()
     if len(value) > MAX_TEXT:
         raise FieldError(field, text[:40] + "…", f"longer than {MAX_TEXT} characters")
-    if any(ord(char) < 32 and char not in "\t\n" or ord(char) == 127 for char in value):
+    if _CONTROL.search(value):
         raise FieldError(field, text, "contains control characters")
     return value
 

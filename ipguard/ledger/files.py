@@ -33,6 +33,7 @@ class FileRow:
 
     line: int
     values: dict[str, str]
+    unit: str = "line"
 
 
 def detect_format(path: str, given: str | None) -> str:
@@ -187,7 +188,8 @@ def _read_json(path: str, data: bytes) -> list[FileRow]:
     for number, item in enumerate(items, start=1):
         if not isinstance(item, dict):
             raise LedgerFileError(
-                path, [LineProblem(number, "", "", f"item is {type(item).__name__}, not an object")]
+                path,
+                [LineProblem(number, "", "", f"is {type(item).__name__}, not an object", "item")],
             )
         _header(path, list(item), f"item {number}")
         values = {}
@@ -195,7 +197,7 @@ def _read_json(path: str, data: bytes) -> list[FileRow]:
             if isinstance(value, list):
                 value = ";".join(str(part) for part in value)
             values[key.strip().lower()] = _cell_text(value)
-        rows.append(FileRow(number, values))
+        rows.append(FileRow(number, values, unit="item"))
     return rows
 
 

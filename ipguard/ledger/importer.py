@@ -80,14 +80,16 @@ def validate_rows(path: str, rows: Sequence[FileRow]) -> list[tuple[int, Binding
         try:
             binding = binding_from_fields(row.values)
         except FieldError as error:
-            problems.append(LineProblem(row.line, error.field, error.value, error.reason))
+            problems.append(
+                LineProblem(row.line, error.field, error.value, error.reason, row.unit)
+            )
             continue
         if binding.status == DeviceStatus.ACTIVE:
             earlier = first_active.setdefault(binding.ip, row.line)
             if earlier != row.line:
                 problems.append(
                     LineProblem(
-                        row.line, "ip", binding.ip, f"IP is already active on line {earlier}"
+                        row.line, "ip", binding.ip, f"IP is already active on {row.unit} {earlier}", row.unit
                     )
                 )
                 continue
@@ -225,8 +227,8 @@ def apply(session: Session, plan: ImportPlan, *, actor: str) -> None:
         for update in plan.updates:
             note("device.import.update", update.before, binding_to_fields(update.after))
     if plan.adds:
-        session.execute(
-            sa.insert(Device),
+        session.connection().execute(
+            table.insert(),
             [
                 {**device_values(binding), "created_at": now, "updated_at": now}
                 for _, binding in plan.adds

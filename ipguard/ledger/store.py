@@ -109,7 +109,9 @@ class Store:
         """Turn driver-level failures into LedgerUnavailable naming the (masked) URL."""
         try:
             yield
-        except sa.exc.OperationalError as error:
+        except (sa.exc.IntegrityError, sa.exc.ProgrammingError, sa.exc.DataError):
+            raise  # the statement was wrong, not the database: a bug or a rule, shown as such
+        except sa.exc.DBAPIError as error:
             reason = str(error.orig).splitlines()[0] if error.orig else "cannot connect"
             raise LedgerUnavailable(
                 f"ledger {self.shown_url} is unavailable: {reason}; check the path or server "

@@ -1,0 +1,101 @@
+"""The command line as a whole: documented commands, fast start-up, errors and exit codes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+from typer.main import get_command
+
+from ipguard.cli.main import app
+from tests.conftest import Cli
+
+
+def all_commands() -> list[tuple[str, click.Command]]:
+    found = []
+
+    def walk(command: click.Command, path: tuple[str, ...]) -> None:
+        found.append((" ".join(path), command))
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, (*path, name))
+
+    walk(get_command(app), ())
+    return found
+
+
+@pytest.mark.parametrize(("path", "command"), all_commands(), ids=[p or "ipguard" for p, _ in all_commands()])
+def test_every_command_has_help_text(path: str, command: click.Command) -> None:
+    assert (command.help or "").strip(), f"`ipguard {path}` has no help text"
+    for param in command.params:
+        if isinstance(param, click.Option):
+            assert param.help, f"`ipguard {path}` option {param.opts} has no help text"
+
+
+def test_help_lists_the_command_groups(cli: Cli) -> None:
+    out = cli("--help").stdout
+    for group in ("ledger", "pools"):
+        assert group in out
+
+
+def test_every_command_is_documented_in_the_readme() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    for path, command in all_commands():
+        if path and not getattr(command, "commands", None):
+            assert f"ipguard {path}" in readme, f"README does not mention `ipguard {path}`"
+
+
+def test_start_up_imports_nothing_heavy() -> None:
+    code = (
+        "import sys; from ipguard.cli.main import app; "
+        "heavy = [m for m in ('sqlalchemy', 'sqlmodel', 'alembic', 'scapy', 'nmap', 'openpyxl', 'apprise', 'netaddr') if m in sys.modules]; "
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == ""
+
+
+def test_version(cli: Cli) -> None:
+    from ipguard import __version__
+
+    assert cli("--version").stdout.strip() == f"ipguard {__version__}"
+
+
+def test_usage_errors_exit_2(cli: Cli) -> None:
+    assert cli("ledger", "add").exit_code == 2
+    assert cli("ledger", "list", "--format", "xml").exit_code == 2
+    assert cli("no-such-command").exit_code == 2
+
+
+def test_unwritable_database_is_an_operational_error(cli: Cli, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = cli("ledger", "list", db=f"sqlite:///{blocker}/sub/ledger.db")
+    assert result.exit_code == 3
+    assert result.stderr.startswith("error: cannot create the ledger directory")
+
+
+def test_unreachable_server_is_exit_3_and_hides_the_password(cli: Cli) -> None:
+    url = "postgresql+psycopg://ipguard:s3cret-pw@127.0.0.1:1/ledger?connect_timeout=2"
+    result = cli("ledger", "list", db=url)
+    assert result.exit_code == 3
+    assert "s3cret-pw" not in result.stderr + result.stdout
+    assert "***" in result.stderr and "unavailable" in result.stderr
+
+
+def test_not_a_database_file_is_exit_3(cli: Cli, tmp_path: Path) -> None:
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not sqlite" * 100)
+    result = cli("ledger", "list", db=f"sqlite:///{junk}")
+    assert result.exit_code == 3 and "unavailable" in result.stderr
+
+
+def test_installed_entry_point_runs(tmp_path: Path) -> None:
+    exe = Path(sys.executable).with_name("ipguard")
+    env = {**os.environ, "IPGUARD_DB": str(tmp_path / "l.db")}
+    done = subprocess.run([str(exe), "ledger", "add", "10.0.0.1", "zz"], capture_output=True, text=True, env=env)
+    assert done.returncode == 2
+    assert done.stderr == "error: mac 'zz': not a MAC address\n"

@@ -1,0 +1,54 @@
+"""The store: migrations applied on first use, identical schema head, durable transactions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from ipguard.ledger.store import SCHEMA_HEAD, Store, display_url, resolve_url
+
+
+def test_schema_head_matches_the_newest_migration() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(__import__("ipguard.ledger.store").ledger.store.__file__).with_name("migrations")))
+    assert ScriptDirectory.from_config(config).get_current_head() == SCHEMA_HEAD
+
+
+def test_first_open_migrates_and_later_opens_keep_data(db_url: str) -> None:
+    store = Store(db_url)
+    with store.engine.connect() as connection:
+        tables = set(sa.inspect(connection).get_table_names())
+        assert {"device", "pool", "audit", "alembic_version"} <= tables
+        assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == SCHEMA_HEAD
+    with store.session() as session:
+        session.execute(sa.text("INSERT INTO pool (department, cidr, description, created_at) VALUES ('m', '10.0.0.0/24', '', '2026-01-01')"))
+    store.close()
+    again = Store(db_url)
+    with again.session(write=False) as session:
+        assert session.execute(sa.text("SELECT count(*) FROM pool")).scalar() == 1
+    again.close()
+
+
+def test_a_failed_unit_of_work_changes_nothing(db_url: str) -> None:
+    store = Store(db_url)
+    try:
+        with store.session() as session:
+            session.execute(sa.text("INSERT INTO pool (department, cidr, description, created_at) VALUES ('m', '10.0.0.0/24', '', '2026-01-01')"))
+            raise RuntimeError("boom")
+    except RuntimeError:
+        pass
+    with store.session(write=False) as session:
+        assert session.execute(sa.text("SELECT count(*) FROM pool")).scalar() == 0
+    store.close()
+
+
+def test_urls_paths_and_masking(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("IPGUARD_DB", raising=False)
+    assert resolve_url(str(tmp_path / "x.db")) == f"sqlite:///{tmp_path / 'x.db'}"
+    monkeypatch.setenv("IPGUARD_DB", "sqlite:////tmp/env.db")
+    assert resolve_url(None) == "sqlite:////tmp/env.db"
+    assert display_url("postgresql+psycopg://u:pw@h/db") == "postgresql+psycopg://u:***@h/db"
