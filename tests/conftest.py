@@ -2,21 +2,42 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-# TEMP until the lab fixtures land
-if (Path(__file__).parent / "lab" / "fixtures.py").exists():
-    pytest_plugins = ["tests.lab.fixtures"]
+pytest_plugins = ["tests.lab.fixtures"]
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A real PostgreSQL server for the whole session (skips when PostgreSQL is not installed)."""
+    import os
+
+    from tests.pg import pg_bin, postgres_cluster
+
+    if pg_bin() is None or os.geteuid() != 0:
+        pytest.skip("PostgreSQL server binaries (and root, to run them as postgres) are needed")
+    with postgres_cluster() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty ledger: a SQLite file, and a PostgreSQL database on a real server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ledger.db'}"
+    from tests.pg import create_database
+
+    return create_database(request.getfixturevalue("postgres_server"))
 
 
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    """A fresh SQLite ledger file (created by the first command that opens it)."""
+def sqlite_url(tmp_path: Path) -> str:
+    """A fresh SQLite ledger file, for tests about SQLite itself."""
     return f"sqlite:///{tmp_path / 'ledger.db'}"
 
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import sqlite3
-
 import pytest
+import sqlalchemy as sa
 
 from tests.conftest import Cli
 
@@ -99,12 +98,11 @@ def test_history_records_every_change_with_actor_before_and_after(cli: Cli) -> N
 
 def test_the_database_refuses_to_change_or_delete_audit_rows(cli: Cli, db_url: str) -> None:
     cli("ledger", "add", "10.0.0.1", "02:00:00:00:00:01")
-    connection = sqlite3.connect(db_url.removeprefix("sqlite:///"))
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-        connection.execute("UPDATE audit SET actor = 'someone else'")
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-        connection.execute("DELETE FROM audit")
-    connection.close()
+    engine = sa.create_engine(db_url)
+    for statement in ("UPDATE audit SET actor = 'someone else'", "DELETE FROM audit"):
+        with pytest.raises(sa.exc.DatabaseError, match="append-only"), engine.begin() as connection:
+            connection.execute(sa.text(statement))
+    engine.dispose()
     assert len(json.loads(cli("ledger", "history", "10.0.0.1", "--format", "json").stdout)) == 1
 
 
