@@ -157,7 +157,13 @@ def _typed(table: Mapping[str, Any], key: str, kind: type | tuple[type, ...], wh
 
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:
-    names = {int: "a whole number", float: "a number", str: "text", bool: "true or false", list: "a list"}
+    names = {
+        int: "a whole number",
+        float: "a number",
+        str: "text",
+        bool: "true or false",
+        list: "a list",
+    }
     kinds = kind if isinstance(kind, tuple) else (kind,)
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
@@ -311,7 +317,9 @@ def _alerts(table: Mapping[str, Any], source: str) -> AlertSettings:
             raise ConfigError(f"{where}.urls: each entry must be an apprise URL like mailto://…")
         result = replace(result, urls=tuple(urls))
     if "min_severity" in table:
-        result = replace(result, min_severity=_severity(table["min_severity"], f"{where}.min_severity"))
+        result = replace(
+            result, min_severity=_severity(table["min_severity"], f"{where}.min_severity")
+        )
     return result
 
 

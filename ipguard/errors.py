@@ -6,8 +6,8 @@
     │   ├── LedgerFileError          an import file with bad rows (every row listed)
     │   ├── InvalidValue             a bad IP, MAC, role, date … given on the command line
     │   ├── NotFound                 no ledger record / pool / run / finding with that key
-    │   ├── Conflict                 the change would break a ledger rule (active IP twice, pools overlap)
-    │   └── ScopeError               a target outside the subnets the configuration authorises
+    │   ├── Conflict                 the change breaks a rule (active IP twice, pools overlap)
+    │   └── ScopeError               a target outside the subnets the configuration allows
     └── OperationalError             exit 3: the machine or its surroundings failed us
         ├── LedgerUnavailable        the database cannot be opened, read or written
         ├── PrivilegeError           raw sockets need root or CAP_NET_RAW

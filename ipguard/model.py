@@ -235,7 +235,8 @@ class Evidence:
 
     ip: str
     mac: str | None
-    kind: str  # e.g. "forwarding", "icmp-redirect", "ttl", "upnp-igd", "ssdp-ap", "http-title", "vendor"
+    # e.g. "forwarding", "icmp-redirect", "ttl", "upnp-igd", "ssdp-ap", "http-title", "vendor"
+    kind: str
     points_to: str  # "router" or "access-point"
     detail: str = ""
 

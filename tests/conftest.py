@@ -64,7 +64,9 @@ def cli(db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Cli:
 
     def run(*args: str, input: str | bytes | None = None, db: str | None = None) -> Result:
         runner = CliRunner()
-        result = runner.invoke(app, ["--db", db or db_url, *args], input=input, catch_exceptions=False)
+        result = runner.invoke(
+            app, ["--db", db or db_url, *args], input=input, catch_exceptions=False
+        )
         return Result(result.exit_code, result.stdout, result.stderr)
 
     return run

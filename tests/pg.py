@@ -1,4 +1,4 @@
-"""A real PostgreSQL server for the test session: Debian's binaries, a temporary cluster on loopback."""
+"""A real PostgreSQL server for the tests: Debian's binaries, a temporary cluster on loopback."""
 
 from __future__ import annotations
 
@@ -41,20 +41,57 @@ def postgres_cluster() -> Iterator[str]:
     data, port = root / "data", _free_port()
     as_postgres = ["runuser", "-u", "postgres", "--"]
     subprocess.run(
-        [*as_postgres, str(binaries / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"],
-        check=True, capture_output=True,
+        [
+            *as_postgres,
+            str(binaries / "initdb"),
+            "-D",
+            str(data),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+        ],
+        check=True,
+        capture_output=True,
     )
-    options = f"-h 127.0.0.1 -p {port} -k {root} -c fsync=off -c full_page_writes=off -c max_connections=200"
+    options = (
+        f"-h 127.0.0.1 -p {port} -k {root} "
+        "-c fsync=off -c full_page_writes=off -c max_connections=200"
+    )
     try:
         subprocess.run(
-            [*as_postgres, str(binaries / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start"],
-            check=True, capture_output=True, timeout=60,
+            [
+                *as_postgres,
+                str(binaries / "pg_ctl"),
+                "-D",
+                str(data),
+                "-o",
+                options,
+                "-l",
+                str(root / "log"),
+                "-w",
+                "start",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
         )
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
     finally:
         subprocess.run(
-            [*as_postgres, str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
-            capture_output=True, timeout=60,
+            [
+                *as_postgres,
+                str(binaries / "pg_ctl"),
+                "-D",
+                str(data),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+            capture_output=True,
+            timeout=60,
         )
         shutil.rmtree(root, ignore_errors=True)
 

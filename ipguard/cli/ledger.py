@@ -1,4 +1,4 @@
-"""`ipguard ledger …`: manage registered bindings, import and export the ledger, read its history."""
+"""`ipguard ledger …`: manage bindings, import and export the ledger, read its history."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from ipguard.cli.context import state
 from ipguard.cli.output import Format, emit, info
 from ipguard.model import LEDGER_FIELDS
 
-app = typer.Typer(help="Manage registered devices (IP ↔ MAC bindings) and their history.", no_args_is_help=True)
+app = typer.Typer(
+    help="Manage registered devices (IP ↔ MAC bindings) and their history.", no_args_is_help=True
+)
 
 LIST_COLUMNS = ("ip", "mac", "owner", "department", "location", "hostname", "roles", "status")
 HISTORY_COLUMNS = ("at", "actor", "action", "key", "alt_key", "changes")
@@ -25,15 +27,22 @@ SwitchPort = Annotated[str | None, typer.Option(help="Switch port or cable label
 AssetTag = Annotated[str | None, typer.Option(help="Asset or lab machine number.")]
 Roles = Annotated[
     str | None,
-    typer.Option(help="';'-separated: host, server, router, gateway, access-point, switch, proxy, "
-    "dhcp-server, printer."),
+    typer.Option(
+        help="';'-separated: host, server, router, gateway, access-point, switch, proxy, "
+        "dhcp-server, printer."
+    ),
 ]
-Services = Annotated[str | None, typer.Option("--services", help="Allowed services: tcp/22;tcp/80.")]
+Services = Annotated[
+    str | None, typer.Option("--services", help="Allowed services: tcp/22;tcp/80.")
+]
 Status = Annotated[str | None, typer.Option(help="active, suspended or retired.")]
 Isolated = Annotated[
-    bool | None, typer.Option("--isolated/--not-isolated", help="Classified machine that must never be online.")
+    bool | None,
+    typer.Option("--isolated/--not-isolated", help="Classified machine that must never be online."),
 ]
-GuestUntil = Annotated[str | None, typer.Option(help="Guest access expires on this date (YYYY-MM-DD).")]
+GuestUntil = Annotated[
+    str | None, typer.Option(help="Guest access expires on this date (YYYY-MM-DD).")
+]
 ApprovalRef = Annotated[str | None, typer.Option(help="Reference of the signed application.")]
 Notes = Annotated[str | None, typer.Option(help="Free notes.")]
 FormatOption = Annotated[Format, typer.Option("--format", help="Output format.")]
@@ -86,9 +95,20 @@ def add(
 
     shared = state(ctx)
     values = _fields(
-        ip=ip, mac=mac, hostname=hostname, owner=owner, department=department, location=location,
-        switch_port=switch_port, asset_tag=asset_tag, roles=roles, services=services,
-        status=status, isolated=isolated, guest_until=guest_until, approval_ref=approval_ref,
+        ip=ip,
+        mac=mac,
+        hostname=hostname,
+        owner=owner,
+        department=department,
+        location=location,
+        switch_port=switch_port,
+        asset_tag=asset_tag,
+        roles=roles,
+        services=services,
+        status=status,
+        isolated=isolated,
+        guest_until=guest_until,
+        approval_ref=approval_ref,
         notes=notes,
     )
     try:
@@ -125,9 +145,20 @@ def edit(
 
     shared = state(ctx)
     changes = _fields(
-        ip=ip, mac=mac, hostname=hostname, owner=owner, department=department, location=location,
-        switch_port=switch_port, asset_tag=asset_tag, roles=roles, services=services,
-        status=status, isolated=isolated, guest_until=guest_until, approval_ref=approval_ref,
+        ip=ip,
+        mac=mac,
+        hostname=hostname,
+        owner=owner,
+        department=department,
+        location=location,
+        switch_port=switch_port,
+        asset_tag=asset_tag,
+        roles=roles,
+        services=services,
+        status=status,
+        isolated=isolated,
+        guest_until=guest_until,
+        approval_ref=approval_ref,
         notes=notes,
     )
     if not changes:
@@ -189,7 +220,10 @@ def list_(
     from ipguard.ledger import devices
 
     with state(ctx).store().session(write=False) as session:
-        rows = [_device_row(device) for device in devices.list_devices(session, status=status, department=department)]
+        rows = [
+            _device_row(device)
+            for device in devices.list_devices(session, status=status, department=department)
+        ]
     columns = LIST_COLUMNS if fmt == Format.table else (*LEDGER_FIELDS, "updated_at")
     emit(fmt, columns, rows, title=f"{len(rows)} registered devices")
 
@@ -198,9 +232,15 @@ def list_(
 def import_(
     ctx: typer.Context,
     file: Annotated[str, typer.Argument(help="CSV, XLSX or JSON file ('-' for CSV on stdin).")],
-    fmt: Annotated[str | None, typer.Option("--format", help="csv, xlsx or json (default: by extension).")] = None,
-    mode: Annotated[str, typer.Option(help="merge: add and update; replace: the file becomes the ledger.")] = "merge",
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would change; change nothing.")] = False,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="csv, xlsx or json (default: by extension).")
+    ] = None,
+    mode: Annotated[
+        str, typer.Option(help="merge: add and update; replace: the file becomes the ledger.")
+    ] = "merge",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would change; change nothing.")
+    ] = False,
 ) -> None:
     """Import a ledger file, all or nothing: any bad row and nothing changes."""
     from ipguard.ledger import files, importer
@@ -224,13 +264,35 @@ def _show_plan(plan: Any) -> None:
 
     rows = []
     for line, binding in plan.adds:
-        rows.append({"line": line, "change": "add", "ip": binding.ip, "mac": binding.mac, "fields": ""})
+        rows.append(
+            {"line": line, "change": "add", "ip": binding.ip, "mac": binding.mac, "fields": ""}
+        )
     for update in plan.updates:
         after = binding_to_fields(update.after)
-        changed = [f"{k}: {update.before[k]!r} → {after[k]!r}" for k in after if after[k] != update.before[k]]
-        rows.append({"line": update.line, "change": "update", "ip": after["ip"], "mac": after["mac"], "fields": "; ".join(changed)})
+        changed = [
+            f"{k}: {update.before[k]!r} → {after[k]!r}"
+            for k in after
+            if after[k] != update.before[k]
+        ]
+        rows.append(
+            {
+                "line": update.line,
+                "change": "update",
+                "ip": after["ip"],
+                "mac": after["mac"],
+                "fields": "; ".join(changed),
+            }
+        )
     for item in plan.retirements:
-        rows.append({"line": "", "change": "retire", "ip": item.before["ip"], "mac": item.before["mac"], "fields": ""})
+        rows.append(
+            {
+                "line": "",
+                "change": "retire",
+                "ip": item.before["ip"],
+                "mac": item.before["mac"],
+                "fields": "",
+            }
+        )
     emit(Format.table, ("line", "change", "ip", "mac", "fields"), rows)
 
 
@@ -238,7 +300,9 @@ def _show_plan(plan: Any) -> None:
 def export(
     ctx: typer.Context,
     file: Annotated[str, typer.Argument(help="Output file, or '-' for standard output.")],
-    fmt: Annotated[str | None, typer.Option("--format", help="csv, xlsx or json (default: by extension).")] = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="csv, xlsx or json (default: by extension).")
+    ] = None,
     changed_since: Annotated[
         str | None, typer.Option(help="XLSX: paint records changed on or after this date red.")
     ] = None,

@@ -6,7 +6,6 @@ import sys
 import traceback
 from typing import Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -20,7 +19,7 @@ from ipguard.errors import IpguardError
 class IpguardGroup(TyperGroup):
     """The root group: the one place where ipguard's errors turn into a line and an exit code."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:  # typer vendors click; its Context type is private
         try:
             return super().invoke(ctx)
         except IpguardError as error:

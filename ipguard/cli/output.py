@@ -60,10 +60,14 @@ def _console() -> Any:
 
     interactive = sys.stdout.isatty()
     # Off a terminal, never wrap or cut cells: scripts and logs read whole lines.
-    return Console(width=None if interactive else 10_000, highlight=False, soft_wrap=not interactive)
+    return Console(
+        width=None if interactive else 10_000, highlight=False, soft_wrap=not interactive
+    )
 
 
-def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None) -> None:
+def table(
+    columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None
+) -> None:
     """A rich table; every cell is plain text (no markup), escaped."""
     from rich.table import Table
     from rich.text import Text
@@ -92,7 +96,11 @@ def emit_csv(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> None:
 
 
 def emit(
-    fmt: Format, columns: Sequence[str], rows: Sequence[Mapping[str, Any]], *, title: str | None = None
+    fmt: Format,
+    columns: Sequence[str],
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    title: str | None = None,
 ) -> None:
     """Rows in the chosen format."""
     if fmt == Format.json:

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlmodel import Session, col, or_, select
 
 from ipguard.ledger.tables import AuditEntry, utcnow

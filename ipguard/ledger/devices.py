@@ -176,8 +176,7 @@ def _refuse_taken_ip(session: Session, ip: str, *, keep: int | None) -> None:
     if holder is not None and holder.id != keep:
         who = f" ({holder.owner})" if holder.owner else ""
         raise Conflict(
-            f"IP {ip} is already registered to {holder.mac}{who}; "
-            "edit or remove that record first"
+            f"IP {ip} is already registered to {holder.mac}{who}; edit or remove that record first"
         )
 
 

@@ -86,7 +86,9 @@ def _decode(path: str, data: bytes) -> str:
 
 
 def _header(path: str, names: Sequence[Any], where: str) -> list[str]:
-    header = [str(name).strip().lower().lstrip("\ufeff") if name is not None else "" for name in names]
+    header = [
+        str(name).strip().lower().lstrip("\ufeff") if name is not None else "" for name in names
+    ]
     while header and not header[-1]:
         header.pop()
     unknown = [name for name in header if name not in LEDGER_FIELDS]
@@ -130,9 +132,15 @@ def _read_csv(path: str, data: bytes) -> list[FileRow]:
                     if any(cell.strip() for cell in extra):
                         raise LedgerFileError(
                             path,
-                            [LineProblem(line, "", "", f"{len(cells)} cells but {len(header)} columns")],
+                            [
+                                LineProblem(
+                                    line, "", "", f"{len(cells)} cells but {len(header)} columns"
+                                )
+                            ],
                         )
-                values = {name: unescape_cell(cell) for name, cell in zip(header, cells, strict=False)}
+                values = {
+                    name: unescape_cell(cell) for name, cell in zip(header, cells, strict=False)
+                }
                 rows.append(FileRow(line, values))
             line = reader.line_num + 1
     except csv.Error as error:
@@ -146,7 +154,9 @@ def _cell_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, datetime):
-        return value.date().isoformat() if value.time() == datetime.min.time() else value.isoformat()
+        return (
+            value.date().isoformat() if value.time() == datetime.min.time() else value.isoformat()
+        )
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, float) and value.is_integer():

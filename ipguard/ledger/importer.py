@@ -80,16 +80,18 @@ def validate_rows(path: str, rows: Sequence[FileRow]) -> list[tuple[int, Binding
         try:
             binding = binding_from_fields(row.values)
         except FieldError as error:
-            problems.append(
-                LineProblem(row.line, error.field, error.value, error.reason, row.unit)
-            )
+            problems.append(LineProblem(row.line, error.field, error.value, error.reason, row.unit))
             continue
         if binding.status == DeviceStatus.ACTIVE:
             earlier = first_active.setdefault(binding.ip, row.line)
             if earlier != row.line:
                 problems.append(
                     LineProblem(
-                        row.line, "ip", binding.ip, f"IP is already active on {row.unit} {earlier}", row.unit
+                        row.line,
+                        "ip",
+                        binding.ip,
+                        f"IP is already active on {row.unit} {earlier}",
+                        row.unit,
                     )
                 )
                 continue
@@ -109,18 +111,18 @@ def plan_import(session: Session, path: str, rows: Sequence[FileRow], mode: str)
     records: dict[tuple[str, str], list[Device]] = defaultdict(list)
     for device in session.exec(select(Device).order_by(Device.id)):  # type: ignore[arg-type]
         records[(device.ip, device.mac)].append(device)
-    for group in records.values():
-        group.sort(key=lambda device: device.status != DeviceStatus.ACTIVE)
+    for held in records.values():
+        held.sort(key=lambda device: device.status != DeviceStatus.ACTIVE)
 
     # Rows pair with records of the same IP and MAC, active first, then in order.
     rows_by_pair: dict[tuple[str, str], list[tuple[int, Binding]]] = defaultdict(list)
     for line, binding in bindings:
         rows_by_pair[(binding.ip, binding.mac)].append((line, binding))
     matched: set[int] = set()
-    for pair, group in rows_by_pair.items():
-        group.sort(key=lambda item: item[1].status != DeviceStatus.ACTIVE)
+    for pair, incoming in rows_by_pair.items():
+        incoming.sort(key=lambda item: item[1].status != DeviceStatus.ACTIVE)
         existing = records.get(pair, [])
-        for index, (line, binding) in enumerate(group):
+        for index, (line, binding) in enumerate(incoming):
             if index >= len(existing):
                 plan.adds.append((line, binding))
                 continue

@@ -18,7 +18,9 @@ def parse_cidr(text: str) -> str:
     try:
         network = IPNetwork(text.strip())
     except (AddrFormatError, ValueError, TypeError):
-        raise InvalidValue(f"{text!r} is not a network in CIDR notation (e.g. 10.20.1.0/24)") from None
+        raise InvalidValue(
+            f"{text!r} is not a network in CIDR notation (e.g. 10.20.1.0/24)"
+        ) from None
     if "/" not in text:
         raise InvalidValue(f"{text!r} has no prefix length; write it as CIDR (e.g. {text}/24)")
     if network.ip != network.network:
@@ -57,7 +59,12 @@ def add(session: Session, department: str, cidr: str, description: str, *, actor
                 "pools may not share addresses"
             )
     now = utcnow()
-    pool = Pool(department=department, cidr=str(IPNetwork(canonical).cidr), description=description, created_at=now)
+    pool = Pool(
+        department=department,
+        cidr=str(IPNetwork(canonical).cidr),
+        description=description,
+        created_at=now,
+    )
     session.add(pool)
     audit.record(
         session,
@@ -107,7 +114,9 @@ def next_free(session: Session, department: str) -> str:
     taken: set[int] = set()
     for device in session.exec(select(Device).where(col(Device.status) == DeviceStatus.ACTIVE)):
         taken.add(int(IPAddress(device.ip)))
-    for device in session.exec(select(Device).where(col(Device.roles).contains(Role.GATEWAY.value))):
+    for device in session.exec(
+        select(Device).where(col(Device.roles).contains(Role.GATEWAY.value))
+    ):
         taken.add(int(IPAddress(device.ip)))
     for pool in pools:
         network = IPNetwork(pool.cidr)

@@ -6,19 +6,20 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
-import click
 import pytest
+from typer.core import TyperOption
 from typer.main import get_command
 
 from ipguard.cli.main import app
 from tests.conftest import Cli
 
 
-def all_commands() -> list[tuple[str, click.Command]]:
+def all_commands() -> list[tuple[str, Any]]:
     found = []
 
-    def walk(command: click.Command, path: tuple[str, ...]) -> None:
+    def walk(command: Any, path: tuple[str, ...]) -> None:
         found.append((" ".join(path), command))
         for name, sub in getattr(command, "commands", {}).items():
             walk(sub, (*path, name))
@@ -27,11 +28,13 @@ def all_commands() -> list[tuple[str, click.Command]]:
     return found
 
 
-@pytest.mark.parametrize(("path", "command"), all_commands(), ids=[p or "ipguard" for p, _ in all_commands()])
-def test_every_command_has_help_text(path: str, command: click.Command) -> None:
+@pytest.mark.parametrize(
+    ("path", "command"), all_commands(), ids=[p or "ipguard" for p, _ in all_commands()]
+)
+def test_every_command_has_help_text(path: str, command: Any) -> None:
     assert (command.help or "").strip(), f"`ipguard {path}` has no help text"
     for param in command.params:
-        if isinstance(param, click.Option):
+        if isinstance(param, TyperOption):
             assert param.help, f"`ipguard {path}` option {param.opts} has no help text"
 
 
@@ -51,10 +54,13 @@ def test_every_command_is_documented_in_the_readme() -> None:
 def test_start_up_imports_nothing_heavy() -> None:
     code = (
         "import sys; from ipguard.cli.main import app; "
-        "heavy = [m for m in ('sqlalchemy', 'sqlmodel', 'alembic', 'scapy', 'nmap', 'openpyxl', 'apprise', 'netaddr') if m in sys.modules]; "
+        "heavy = [m for m in ('sqlalchemy', 'sqlmodel', 'alembic', 'scapy', 'nmap', 'openpyxl', "
+        "'apprise', 'netaddr') if m in sys.modules]; "
         "print(','.join(heavy))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == ""
 
 
@@ -96,6 +102,8 @@ def test_not_a_database_file_is_exit_3(cli: Cli, tmp_path: Path) -> None:
 def test_installed_entry_point_runs(tmp_path: Path) -> None:
     exe = Path(sys.executable).with_name("ipguard")
     env = {**os.environ, "IPGUARD_DB": str(tmp_path / "l.db")}
-    done = subprocess.run([str(exe), "ledger", "add", "10.0.0.1", "zz"], capture_output=True, text=True, env=env)
+    done = subprocess.run(
+        [str(exe), "ledger", "add", "10.0.0.1", "zz"], capture_output=True, text=True, env=env
+    )
     assert done.returncode == 2
     assert done.stderr == "error: mac 'zz': not a MAC address\n"

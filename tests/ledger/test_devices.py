@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+
 import pytest
 import sqlalchemy as sa
 
@@ -16,8 +17,21 @@ def show(cli: Cli, key: str) -> list[dict[str, str]]:
 
 
 def test_add_normalises_and_show_finds_by_ip_or_mac(cli: Cli) -> None:
-    result = cli("ledger", "add", "10.0.0.5", "AA-BB-CC-00-00-05", "--owner", "李伟", "--roles", "server;host",
-                 "--services", "tcp/80;tcp/22", "--isolated", "--guest-until", "2027-01-01")
+    result = cli(
+        "ledger",
+        "add",
+        "10.0.0.5",
+        "AA-BB-CC-00-00-05",
+        "--owner",
+        "李伟",
+        "--roles",
+        "server;host",
+        "--services",
+        "tcp/80;tcp/22",
+        "--isolated",
+        "--guest-until",
+        "2027-01-01",
+    )
     assert result.exit_code == 0, result.stderr
     (record,) = show(cli, "aabb.cc00.0005")
     assert record["ip"] == "10.0.0.5" and record["mac"] == "aa:bb:cc:00:00:05"
@@ -49,7 +63,10 @@ def test_an_active_ip_is_registered_once_but_a_mac_may_hold_several(cli: Cli) ->
     result = cli("ledger", "add", "10.0.0.1", "02:00:00:00:00:09")
     assert result.exit_code == 2 and "already registered to 02:00:00:00:00:01" in result.stderr
     result = cli("ledger", "edit", "02:00:00:00:00:01", "--owner", "x")
-    assert result.exit_code == 2 and "holds 2 active records (10.0.0.1, 10.0.0.2); name the IP" in result.stderr
+    assert (
+        result.exit_code == 2
+        and "holds 2 active records (10.0.0.1, 10.0.0.2); name the IP" in result.stderr
+    )
 
 
 def test_edit_changes_only_given_fields_and_moves_ip(cli: Cli) -> None:
@@ -86,7 +103,13 @@ def test_history_records_every_change_with_actor_before_and_after(cli: Cli) -> N
     cli("ledger", "edit", "10.0.0.1", "--ip", "10.0.0.9")
     cli("ledger", "remove", "10.0.0.9")
     entries = json.loads(cli("ledger", "history", "02:00:00:00:00:01", "--format", "json").stdout)
-    assert [e["action"] for e in entries] == ["device.add", "device.edit", "device.edit", "device.edit", "device.retire"]
+    assert [e["action"] for e in entries] == [
+        "device.add",
+        "device.edit",
+        "device.edit",
+        "device.edit",
+        "device.retire",
+    ]
     assert entries[1]["actor"] == "王芳" and entries[0]["actor"] == "tester"
     assert entries[1]["before"]["owner"] == "李伟" and entries[1]["after"]["owner"] == "张三"
     # The move is found from the old address too.
@@ -123,7 +146,16 @@ def test_no_command_can_modify_the_audit_trail(cli: Cli) -> None:
 
 def test_list_filters_and_formats(cli: Cli) -> None:
     cli("ledger", "add", "10.0.0.2", "02:00:00:00:00:02", "--department", "math")
-    cli("ledger", "add", "10.0.0.10", "02:00:00:00:00:10", "--department", "physics", "--status", "suspended")
+    cli(
+        "ledger",
+        "add",
+        "10.0.0.10",
+        "02:00:00:00:00:10",
+        "--department",
+        "physics",
+        "--status",
+        "suspended",
+    )
     rows = json.loads(cli("ledger", "list", "--format", "json").stdout)
     assert [r["ip"] for r in rows] == ["10.0.0.2", "10.0.0.10"]  # numeric order
     rows = json.loads(cli("ledger", "list", "--status", "suspended", "--format", "json").stdout)
@@ -136,7 +168,18 @@ def test_list_filters_and_formats(cli: Cli) -> None:
 
 def test_hostile_text_is_escaped_in_tables(cli: Cli, tmp_path) -> None:
     path = tmp_path / "in.json"
-    path.write_text(json.dumps([{"ip": "10.0.0.1", "mac": "02:00:00:00:00:01", "owner": "[bold]x[/bold]", "notes": "a\nb"}]))
+    path.write_text(
+        json.dumps(
+            [
+                {
+                    "ip": "10.0.0.1",
+                    "mac": "02:00:00:00:00:01",
+                    "owner": "[bold]x[/bold]",
+                    "notes": "a\nb",
+                }
+            ]
+        )
+    )
     assert cli("ledger", "import", str(path)).exit_code == 0
     out = cli("ledger", "show", "10.0.0.1").stdout
     assert "[bold]x[/bold]" in out and "a\\nb" in out

@@ -25,7 +25,13 @@ from ipguard.model import Binding, DeviceStatus, Role, Service
 
 @pytest.mark.parametrize(
     "text",
-    ["AA-BB-CC-DD-EE-01", "aabb.ccdd.ee01", "aabbccddee01", "aa:bb:cc:dd:ee:01", " AA:BB:CC:DD:EE:01 "],
+    [
+        "AA-BB-CC-DD-EE-01",
+        "aabb.ccdd.ee01",
+        "aabbccddee01",
+        "aa:bb:cc:dd:ee:01",
+        " AA:BB:CC:DD:EE:01 ",
+    ],
 )
 def test_mac_notations_are_canonicalised(text: str) -> None:
     assert parse_mac(text) == "aa:bb:cc:dd:ee:01"
@@ -56,7 +62,9 @@ def test_ips_are_canonicalised(text: str, canonical: str) -> None:
     assert parse_ip(text) == canonical
 
 
-@pytest.mark.parametrize("text", ["", "10.20.1", "10.20.1.256", "0.0.0.0", "224.0.0.1", "host-7", "10.0.0.0/24"])
+@pytest.mark.parametrize(
+    "text", ["", "10.20.1", "10.20.1.256", "0.0.0.0", "224.0.0.1", "host-7", "10.0.0.0/24"]
+)
 def test_bad_ips_are_refused(text: str) -> None:
     with pytest.raises(FieldError):
         parse_ip(text)
@@ -69,7 +77,9 @@ def test_roles_default_to_host_and_refuse_unknown_names() -> None:
         parse_roles("host;wifi")
 
 
-@pytest.mark.parametrize("text", ["tcp/22;http", "tcp/0", "tcp/65536", "icmp/1", "tcp22", "tcp/22/33"])
+@pytest.mark.parametrize(
+    "text", ["tcp/22;http", "tcp/0", "tcp/65536", "icmp/1", "tcp22", "tcp/22/33"]
+)
 def test_malformed_services_are_refused(text: str) -> None:
     with pytest.raises(FieldError):
         parse_services(text)
@@ -79,7 +89,10 @@ def test_services_parse_in_any_case_and_order() -> None:
     assert parse_services("UDP/161; tcp/22;") == {Service("udp", 161), Service("tcp", 22)}
 
 
-@pytest.mark.parametrize(("text", "value"), [("true", True), ("YES", True), ("1", True), ("no", False), ("", False), ("0", False)])
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("true", True), ("YES", True), ("1", True), ("no", False), ("", False), ("0", False)],
+)
 def test_flags(text: str, value: bool) -> None:
     assert parse_bool(text, "isolated") is value
 
@@ -101,7 +114,8 @@ def test_text_fields_refuse_control_characters() -> None:
 
 
 _text = st.text(
-    alphabet=st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters="\x7f"), max_size=30
+    alphabet=st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters="\x7f"),
+    max_size=30,
 ).map(str.strip)
 
 
@@ -111,15 +125,26 @@ _text = st.text(
     owner=_text,
     notes=_text,
     roles=st.frozensets(st.sampled_from(list(Role)), min_size=1),
-    services=st.frozensets(st.builds(Service, st.sampled_from(["tcp", "udp"]), st.integers(1, 65535))),
+    services=st.frozensets(
+        st.builds(Service, st.sampled_from(["tcp", "udp"]), st.integers(1, 65535))
+    ),
     status=st.sampled_from(list(DeviceStatus)),
     isolated=st.booleans(),
     guest=st.none() | st.dates(min_value=date(2000, 1, 1), max_value=date(2100, 1, 1)),
 )
-def test_fields_round_trip_exactly(ip, mac_int, owner, notes, roles, services, status, isolated, guest) -> None:
+def test_fields_round_trip_exactly(
+    ip, mac_int, owner, notes, roles, services, status, isolated, guest
+) -> None:
     mac = ":".join(f"{(mac_int >> shift) & 0xFF:02x}" for shift in range(40, -8, -8))
     binding = Binding(
-        ip=ip, mac=mac, owner=owner, notes=notes, roles=roles, allowed_services=services,
-        status=status, isolated=isolated, guest_until=guest,
+        ip=ip,
+        mac=mac,
+        owner=owner,
+        notes=notes,
+        roles=roles,
+        allowed_services=services,
+        status=status,
+        isolated=isolated,
+        guest_until=guest,
     )
     assert binding_from_fields(binding_to_fields(binding)) == binding

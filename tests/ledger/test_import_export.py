@@ -1,4 +1,4 @@
-"""Ledger files through the CLI: all-or-nothing imports, every bad row reported, lossless exports."""
+"""Ledger files via the CLI: all-or-nothing imports, every bad row reported, lossless exports."""
 
 from __future__ import annotations
 
@@ -16,18 +16,80 @@ HEADER = ",".join(LEDGER_FIELDS)
 
 # Every field filled, Chinese owners, formula-looking text, a retired duplicate of an active IP.
 FULL_ROWS = [
-    ["10.20.1.1", "00:11:22:33:44:01", "gw-core", "网络中心", "office", "机房 A", "sw1/0/1", "GW-001",
-     "gateway;router", "tcp/22;udp/161", "active", "false", "", "网信〔2026〕1号", "core gateway"],
-    ["10.20.1.7", "00:11:22:33:44:07", "math-pc07", "李伟", "math", "教学楼 B2-301", "sw2/0/7", "PC-07",
-     "host", "tcp/22;tcp/3389", "active", "true", "2027-01-31", "申请-0007", "=1+2 looks like a formula"],
-    ["10.20.1.8", "00:11:22:33:44:08", "phys-pc08", "王芳", "physics", "实验楼 301", "sw2/0/8", "PC-08",
-     "host;printer", "", "suspended", "false", "", "", "-negative start, @at, +plus"],
-    ["10.20.1.7", "00:11:22:33:44:99", "old-pc", "张三", "math", "", "", "", "host", "", "retired",
-     "false", "", "", "'quoted start"],
+    [
+        "10.20.1.1",
+        "00:11:22:33:44:01",
+        "gw-core",
+        "网络中心",
+        "office",
+        "机房 A",
+        "sw1/0/1",
+        "GW-001",
+        "gateway;router",
+        "tcp/22;udp/161",
+        "active",
+        "false",
+        "",
+        "网信〔2026〕1号",
+        "core gateway",
+    ],
+    [
+        "10.20.1.7",
+        "00:11:22:33:44:07",
+        "math-pc07",
+        "李伟",
+        "math",
+        "教学楼 B2-301",
+        "sw2/0/7",
+        "PC-07",
+        "host",
+        "tcp/22;tcp/3389",
+        "active",
+        "true",
+        "2027-01-31",
+        "申请-0007",
+        "=1+2 looks like a formula",
+    ],
+    [
+        "10.20.1.8",
+        "00:11:22:33:44:08",
+        "phys-pc08",
+        "王芳",
+        "physics",
+        "实验楼 301",
+        "sw2/0/8",
+        "PC-08",
+        "host;printer",
+        "",
+        "suspended",
+        "false",
+        "",
+        "",
+        "-negative start, @at, +plus",
+    ],
+    [
+        "10.20.1.7",
+        "00:11:22:33:44:99",
+        "old-pc",
+        "张三",
+        "math",
+        "",
+        "",
+        "",
+        "host",
+        "",
+        "retired",
+        "false",
+        "",
+        "",
+        "'quoted start",
+    ],
 ]
 
 
-def write_csv(path: Path, rows: list[list[str]], header: str = HEADER, encoding: str = "utf-8") -> Path:
+def write_csv(
+    path: Path, rows: list[list[str]], header: str = HEADER, encoding: str = "utf-8"
+) -> Path:
     buffer = io.StringIO()
     buffer.write(header + "\r\n")
     csv.writer(buffer, lineterminator="\r\n").writerows(rows)
@@ -111,7 +173,9 @@ def test_xlsx_export_stores_formula_text_as_text_and_paints_changed_rows_red(
 def test_csv_encodings_from_excel_and_chinese_windows(
     cli: Cli, tmp_path: Path, encoding: str, prefix: bytes
 ) -> None:
-    path = write_csv(tmp_path / "in.csv", [row("10.0.0.5", "02:00:00:00:00:05", owner="李伟")], encoding=encoding)
+    path = write_csv(
+        tmp_path / "in.csv", [row("10.0.0.5", "02:00:00:00:00:05", owner="李伟")], encoding=encoding
+    )
     path.write_bytes(prefix + path.read_bytes())
     result = cli("ledger", "import", str(path))
     assert result.exit_code == 0, result.stderr
@@ -120,26 +184,57 @@ def test_csv_encodings_from_excel_and_chinese_windows(
 
 BAD_FILES = [
     # (name, file content as CSV rows or raw bytes, text the error must contain)
-    ("bad ip", [row("10.0.0.300", "02:00:00:00:00:01")], "line 2, ip '10.0.0.300': not an IP address"),
-    ("bad mac", [row("10.0.0.1", "02:00:00:00:00:01"), row("10.0.0.2", "nope")], "line 3, mac 'nope': not a MAC"),
-    ("duplicate active ip in file",
-     [row("10.0.0.1", "02:00:00:00:00:01"), row("10.0.0.1", "02:00:00:00:00:02")],
-     "line 3, ip '10.0.0.1': IP is already active on line 2"),
-    ("unknown role", [row("10.0.0.1", "02:00:00:00:00:01", roles="wifi")], "line 2, roles 'wifi': unknown role"),
-    ("unknown status", [row("10.0.0.1", "02:00:00:00:00:01", status="gone")], "line 2, status 'gone'"),
-    ("bad services", [row("10.0.0.1", "02:00:00:00:00:01", allowed_services="tcp/22;ssh")],
-     "line 2, allowed_services"),
-    ("bad date", [row("10.0.0.1", "02:00:00:00:00:01", guest_until="31/12/2026")], "line 2, guest_until"),
+    (
+        "bad ip",
+        [row("10.0.0.300", "02:00:00:00:00:01")],
+        "line 2, ip '10.0.0.300': not an IP address",
+    ),
+    (
+        "bad mac",
+        [row("10.0.0.1", "02:00:00:00:00:01"), row("10.0.0.2", "nope")],
+        "line 3, mac 'nope': not a MAC",
+    ),
+    (
+        "duplicate active ip in file",
+        [row("10.0.0.1", "02:00:00:00:00:01"), row("10.0.0.1", "02:00:00:00:00:02")],
+        "line 3, ip '10.0.0.1': IP is already active on line 2",
+    ),
+    (
+        "unknown role",
+        [row("10.0.0.1", "02:00:00:00:00:01", roles="wifi")],
+        "line 2, roles 'wifi': unknown role",
+    ),
+    (
+        "unknown status",
+        [row("10.0.0.1", "02:00:00:00:00:01", status="gone")],
+        "line 2, status 'gone'",
+    ),
+    (
+        "bad services",
+        [row("10.0.0.1", "02:00:00:00:00:01", allowed_services="tcp/22;ssh")],
+        "line 2, allowed_services",
+    ),
+    (
+        "bad date",
+        [row("10.0.0.1", "02:00:00:00:00:01", guest_until="31/12/2026")],
+        "line 2, guest_until",
+    ),
     ("bad flag", [row("10.0.0.1", "02:00:00:00:00:01", isolated="maybe")], "line 2, isolated"),
     ("missing column", b"ip,owner\r\n10.0.0.1,Li\r\n", "missing required column 'mac'"),
-    ("unknown column", b"ip,mac,colour\r\n10.0.0.1,02:00:00:00:00:01,red\r\n", "unknown column 'colour'"),
+    (
+        "unknown column",
+        b"ip,mac,colour\r\n10.0.0.1,02:00:00:00:00:01,red\r\n",
+        "unknown column 'colour'",
+    ),
     ("empty", b"", "the file is empty"),
     ("binary garbage", bytes(range(256)) * 4, "not a text file"),
     ("too many cells", b"ip,mac\r\n10.0.0.1,02:00:00:00:00:01,extra\r\n", "line 2"),
 ]
 
 
-@pytest.mark.parametrize(("name", "content", "message"), BAD_FILES, ids=[case[0] for case in BAD_FILES])
+@pytest.mark.parametrize(
+    ("name", "content", "message"), BAD_FILES, ids=[case[0] for case in BAD_FILES]
+)
 def test_bad_csv_changes_nothing_and_names_the_line(
     cli: Cli, tmp_path: Path, name: str, content: list[list[str]] | bytes, message: str
 ) -> None:
@@ -160,18 +255,30 @@ def test_bad_csv_changes_nothing_and_names_the_line(
 
 
 def test_every_bad_row_is_counted(cli: Cli, tmp_path: Path) -> None:
-    rows = [row("10.0.0.1", "bad"), row("10.0.0.2", "02:00:00:00:00:02"), row("x", "02:00:00:00:00:03")]
+    rows = [
+        row("10.0.0.1", "bad"),
+        row("10.0.0.2", "02:00:00:00:00:02"),
+        row("x", "02:00:00:00:00:03"),
+    ]
     result = cli("ledger", "import", str(write_csv(tmp_path / "bad.csv", rows)))
     assert result.exit_code == 2
     assert "line 2, mac 'bad'" in result.stderr and "(and 1 more bad row)" in result.stderr
 
 
-def test_active_ip_of_another_mac_in_the_ledger_is_refused_in_merge(cli: Cli, tmp_path: Path) -> None:
+def test_active_ip_of_another_mac_in_the_ledger_is_refused_in_merge(
+    cli: Cli, tmp_path: Path
+) -> None:
     cli("ledger", "add", "10.0.0.1", "02:00:00:00:00:01", "--owner", "李伟")
-    path = write_csv(tmp_path / "in.csv", [row("10.0.0.2", "02:00:00:00:00:02"), row("10.0.0.1", "02:00:00:00:00:09")])
+    path = write_csv(
+        tmp_path / "in.csv",
+        [row("10.0.0.2", "02:00:00:00:00:02"), row("10.0.0.1", "02:00:00:00:00:09")],
+    )
     result = cli("ledger", "import", str(path))
     assert result.exit_code == 2
-    assert "line 3, ip '10.0.0.1': IP is already registered to 02:00:00:00:00:01 (李伟)" in result.stderr
+    assert (
+        "line 3, ip '10.0.0.1': IP is already registered to 02:00:00:00:00:01 (李伟)"
+        in result.stderr
+    )
     assert [r["ip"] for r in ledger_json(cli)] == ["10.0.0.1"]
 
 
@@ -191,7 +298,9 @@ def test_truncated_xlsx_and_non_list_json_are_refused(cli: Cli, tmp_path: Path) 
     assert result.exit_code == 2 and "expected a JSON list of objects, got dict" in result.stderr
 
     bad_item = tmp_path / "items.json"
-    bad_item.write_text('[{"ip": "10.0.0.1", "mac": "02:00:00:00:00:01"}, {"ip": "10.0.0.2", "mac": "x"}]')
+    bad_item.write_text(
+        '[{"ip": "10.0.0.1", "mac": "02:00:00:00:00:01"}, {"ip": "10.0.0.2", "mac": "x"}]'
+    )
     result = cli("ledger", "import", str(bad_item), db=fresh)
     assert result.exit_code == 2 and "item 2, mac 'x'" in result.stderr
     assert ledger_json(cli, db=fresh) == []
@@ -199,7 +308,10 @@ def test_truncated_xlsx_and_non_list_json_are_refused(cli: Cli, tmp_path: Path) 
 
 def test_dry_run_shows_the_plan_and_changes_nothing(cli: Cli, tmp_path: Path) -> None:
     cli("ledger", "add", "10.0.0.1", "02:00:00:00:00:01", "--owner", "old")
-    path = write_csv(tmp_path / "in.csv", [row("10.0.0.1", "02:00:00:00:00:01", owner="new"), row("10.0.0.2", "02:00:00:00:00:02")])
+    path = write_csv(
+        tmp_path / "in.csv",
+        [row("10.0.0.1", "02:00:00:00:00:01", owner="new"), row("10.0.0.2", "02:00:00:00:00:02")],
+    )
     before = ledger_json(cli)
     result = cli("ledger", "import", str(path), "--dry-run")
     assert result.exit_code == 0
@@ -211,7 +323,10 @@ def test_dry_run_shows_the_plan_and_changes_nothing(cli: Cli, tmp_path: Path) ->
 def test_replace_retires_what_the_file_lacks_and_never_deletes(cli: Cli, tmp_path: Path) -> None:
     cli("ledger", "add", "10.0.0.1", "02:00:00:00:00:01")
     cli("ledger", "add", "10.0.0.2", "02:00:00:00:00:02")
-    path = write_csv(tmp_path / "in.csv", [row("10.0.0.2", "02:00:00:00:00:02"), row("10.0.0.1", "02:00:00:00:00:09")])
+    path = write_csv(
+        tmp_path / "in.csv",
+        [row("10.0.0.2", "02:00:00:00:00:02"), row("10.0.0.1", "02:00:00:00:00:09")],
+    )
     result = cli("ledger", "import", str(path), "--mode", "replace")
     assert result.exit_code == 0, result.stderr
     assert "1 added, 0 updated, 1 retired, 1 unchanged" in result.stderr
@@ -244,8 +359,14 @@ def test_export_to_stdout_and_json_types(cli: Cli, tmp_path: Path) -> None:
 
 def test_hundred_thousand_rows_import(cli: Cli, tmp_path: Path) -> None:
     rows = [
-        row(f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}", f"02:00:00:{n >> 16 & 255:02x}:{n >> 8 & 255:02x}:{n & 255:02x}",
-            owner=f"用户{n}", department=f"dept{n % 40}", roles="host", allowed_services="tcp/22")
+        row(
+            f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}",
+            f"02:00:00:{n >> 16 & 255:02x}:{n >> 8 & 255:02x}:{n & 255:02x}",
+            owner=f"用户{n}",
+            department=f"dept{n % 40}",
+            roles="host",
+            allowed_services="tcp/22",
+        )
         for n in range(1, 100_001)
     ]
     path = write_csv(tmp_path / "big.csv", rows)

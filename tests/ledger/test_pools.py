@@ -20,7 +20,11 @@ def test_overlapping_pools_are_refused(cli: Cli) -> None:
 
 @pytest.mark.parametrize(
     ("cidr", "message"),
-    [("10.20.1.5/24", "host bits set; did you mean 10.20.1.0/24?"), ("10.20.1.0", "no prefix length"), ("banana", "not a network")],
+    [
+        ("10.20.1.5/24", "host bits set; did you mean 10.20.1.0/24?"),
+        ("10.20.1.0", "no prefix length"),
+        ("banana", "not a network"),
+    ],
 )
 def test_bad_cidrs_are_refused(cli: Cli, cidr: str, message: str) -> None:
     result = cli("pools", "add", "math", cidr)
@@ -30,7 +34,9 @@ def test_bad_cidrs_are_refused(cli: Cli, cidr: str, message: str) -> None:
 def test_next_free_skips_network_taken_and_gateway_addresses(cli: Cli) -> None:
     cli("pools", "add", "math", "10.20.1.0/29")
     cli("ledger", "add", "10.20.1.1", "02:00:00:00:00:01", "--roles", "gateway")
-    cli("ledger", "edit", "10.20.1.1", "--status", "retired")  # a retired gateway still keeps its address
+    cli(
+        "ledger", "edit", "10.20.1.1", "--status", "retired"
+    )  # a retired gateway still keeps its address
     cli("ledger", "add", "10.20.1.2", "02:00:00:00:00:02")
     cli("ledger", "add", "10.20.1.4", "02:00:00:00:00:04")
     cli("ledger", "add", "10.20.1.3", "02:00:00:00:00:03", "--status", "retired")  # freed: reused
@@ -40,7 +46,10 @@ def test_next_free_skips_network_taken_and_gateway_addresses(cli: Cli) -> None:
     cli("ledger", "add", "10.20.1.5", "02:00:00:00:00:05")
     cli("ledger", "add", "10.20.1.6", "02:00:00:00:00:06")
     result = cli("pools", "next-free", "math")  # .7 is the broadcast address
-    assert result.exit_code == 2 and "no free address left in the pools of math (10.20.1.0/29)" in result.stderr
+    assert (
+        result.exit_code == 2
+        and "no free address left in the pools of math (10.20.1.0/29)" in result.stderr
+    )
 
 
 def test_next_free_moves_on_to_the_next_pool_and_needs_a_pool(cli: Cli) -> None:
@@ -58,7 +67,10 @@ def test_list_remove_and_audit(cli: Cli) -> None:
     cli("pools", "add", "physics", "10.20.9.0/24", "--description", "labs")
     cli("pools", "add", "math", "10.20.1.0/24")
     rows = json.loads(cli("pools", "list", "--format", "json").stdout)
-    assert [(r["department"], r["cidr"]) for r in rows] == [("math", "10.20.1.0/24"), ("physics", "10.20.9.0/24")]
+    assert [(r["department"], r["cidr"]) for r in rows] == [
+        ("math", "10.20.1.0/24"),
+        ("physics", "10.20.9.0/24"),
+    ]
     assert cli("pools", "remove", "10.20.9.0/24").exit_code == 0
     assert cli("pools", "remove", "10.20.9.0/24").exit_code == 2
     entries = json.loads(cli("ledger", "history", "10.20.9.0/24", "--format", "json").stdout)

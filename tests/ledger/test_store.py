@@ -8,13 +8,21 @@ import sqlalchemy as sa
 
 from ipguard.ledger.store import SCHEMA_HEAD, Store, display_url, resolve_url
 
+INSERT_POOL = (
+    "INSERT INTO pool (department, cidr, description, created_at) "
+    "VALUES ('m', '10.0.0.0/24', '', '2026-01-01')"
+)
+
 
 def test_schema_head_matches_the_newest_migration() -> None:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
     config = Config()
-    config.set_main_option("script_location", str(Path(__import__("ipguard.ledger.store").ledger.store.__file__).with_name("migrations")))
+    config.set_main_option(
+        "script_location",
+        str(Path(__import__("ipguard.ledger.store").ledger.store.__file__).with_name("migrations")),
+    )
     assert ScriptDirectory.from_config(config).get_current_head() == SCHEMA_HEAD
 
 
@@ -23,9 +31,12 @@ def test_first_open_migrates_and_later_opens_keep_data(db_url: str) -> None:
     with store.engine.connect() as connection:
         tables = set(sa.inspect(connection).get_table_names())
         assert {"device", "pool", "audit", "alembic_version"} <= tables
-        assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == SCHEMA_HEAD
+        assert (
+            connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+            == SCHEMA_HEAD
+        )
     with store.session() as session:
-        session.execute(sa.text("INSERT INTO pool (department, cidr, description, created_at) VALUES ('m', '10.0.0.0/24', '', '2026-01-01')"))
+        session.execute(sa.text(INSERT_POOL))
     store.close()
     again = Store(db_url)
     with again.session(write=False) as session:
@@ -37,7 +48,7 @@ def test_a_failed_unit_of_work_changes_nothing(db_url: str) -> None:
     store = Store(db_url)
     try:
         with store.session() as session:
-            session.execute(sa.text("INSERT INTO pool (department, cidr, description, created_at) VALUES ('m', '10.0.0.0/24', '', '2026-01-01')"))
+            session.execute(sa.text(INSERT_POOL))
             raise RuntimeError("boom")
     except RuntimeError:
         pass
