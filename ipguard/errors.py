@@ -14,6 +14,7 @@
         ├── InterfaceError           the interface is missing or down
         ├── ToolMissing              an external program (nmap) is not installed
         ├── ScanError                a scanner failed while running
+        ├── ScanAborted              a signal stopped the scan; the run is marked aborted
         └── LockHeld                 another scan of the same site holds the lock
 
 Messages say what failed and what to do about it. Only the command-line layer turns these into
@@ -115,6 +116,10 @@ class ToolMissing(OperationalError):
 
 class ScanError(OperationalError):
     """A scanner failed while running."""
+
+
+class ScanAborted(OperationalError):
+    """A signal (SIGTERM, SIGINT) stopped the scan; the run is marked aborted."""
 
 
 class LockHeld(OperationalError):

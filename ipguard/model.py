@@ -257,3 +257,28 @@ class Finding:
     def subject(self) -> str:
         """The key that identifies this finding across runs, together with its kind."""
         return "|".join(part or "" for part in (self.ip, self.mac, self.port))
+
+
+class Phase(enum.StrEnum):
+    """The parts of a scan; a finding is only resolved by a run whose phases could see it."""
+
+    SWEEP = "sweep"
+    SERVICES = "services"
+    DHCP = "dhcp"
+    PROXY = "proxy"
+    NAMES = "names"
+    EVIDENCE = "evidence"
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """Everything one run saw, phase by phase."""
+
+    observations: tuple[Observation, ...] = ()
+    services: tuple[ServiceObservation, ...] = ()
+    dhcp_offers: tuple[DhcpOffer, ...] = ()
+    proxies: tuple[ProxyVerdict, ...] = ()
+    names: tuple[NameObservation, ...] = ()
+    evidence: tuple[Evidence, ...] = ()
+    phases: frozenset[Phase] = frozenset({Phase.SWEEP})
+    timings: Mapping[str, float] = field(default_factory=dict)

@@ -10,7 +10,7 @@ import typer
 from typer.core import TyperGroup
 
 from ipguard import __version__
-from ipguard.cli import ledger, pools
+from ipguard.cli import findings, history, ledger, pools, scan
 from ipguard.cli.context import AppState, state
 from ipguard.cli.output import error_line
 from ipguard.errors import IpguardError
@@ -46,6 +46,10 @@ app = typer.Typer(
 )
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(pools.app, name="pools")
+app.command("scan")(scan.scan)
+app.add_typer(history.runs_app, name="runs")
+app.command("diff")(history.diff)
+app.add_typer(findings.app, name="findings")
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,152 @@
+"""`ipguard findings …`: list, acknowledge and resolve what scans found."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+
+from ipguard.cli.context import state
+from ipguard.cli.output import Format, emit_json, info, table
+
+app = typer.Typer(help="Findings: list, acknowledge, resolve.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_findings(
+    ctx: typer.Context,
+    state_: Annotated[
+        str | None,
+        typer.Option("--state", help="open, acknowledged or resolved (default: not resolved)."),
+    ] = None,
+    kind: Annotated[str | None, typer.Option(help="Only this finding kind.")] = None,
+    site: Annotated[str | None, typer.Option(help="Only this site.")] = None,
+    fmt: Annotated[Format, typer.Option("--format", help="table or json.")] = Format.table,
+) -> None:
+    """List findings, most severe first."""
+    from ipguard.errors import InvalidValue
+    from ipguard.ledger import findings
+    from ipguard.model import FindingKind, FindingState
+    from ipguard.reports.serialize import finding_json, is_overdue, summary_json, utc_text
+
+    if state_ is not None and state_ not in {s.value for s in FindingState}:
+        raise InvalidValue(f"--state {state_!r}: use open, acknowledged or resolved")
+    if kind is not None and kind not in {k.value for k in FindingKind}:
+        raise InvalidValue(f"--kind {kind!r} is not a finding kind")
+    with state(ctx).store().session(write=False) as session:
+        rows = findings.list_findings(session, site=site, state=state_, kind=kind)
+    if state_ is None:
+        rows = [row for row in rows if row.state != FindingState.RESOLVED.value]
+    if fmt == Format.json:
+        emit_json({"findings": [finding_json(row) for row in rows], "summary": summary_json(rows)})
+        return
+    now = datetime.now(UTC)
+    table(
+        (
+            "id",
+            "severity",
+            "kind",
+            "ip",
+            "mac",
+            "port",
+            "state",
+            "last seen",
+            "report due",
+            "summary",
+        ),
+        (
+            (
+                row.id,
+                row.severity,
+                row.kind,
+                row.ip,
+                row.mac,
+                row.port,
+                row.state,
+                utc_text(row.last_seen_at),
+                (utc_text(row.report_due_at) or "") + (" OVERDUE" if is_overdue(row, now) else ""),
+                row.summary,
+            )
+            for row in rows
+        ),
+        title=f"{len(rows)} findings",
+    )
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    finding_id: Annotated[int, typer.Argument(help="Finding id.")],
+) -> None:
+    """One finding with its lifecycle and the evidence that raised it (JSON)."""
+    from ipguard.ledger import findings
+    from ipguard.reports.serialize import finding_json, utc_text
+
+    with state(ctx).store().session(write=False) as session:
+        row = findings.get(session, finding_id)
+        data = {
+            **finding_json(row),
+            "site": row.site,
+            "ack_note": row.ack_note,
+            "ack_by": row.ack_by,
+            "ack_until": utc_text(row.ack_until),
+            "resolved_at": utc_text(row.resolved_at),
+            "resolved_by": row.resolved_by,
+            "first_run": row.first_run_id,
+            "last_run": row.last_run_id,
+            "evidence": row.evidence,
+        }
+    emit_json(data)
+
+
+@app.command()
+def ack(
+    ctx: typer.Context,
+    finding_id: Annotated[int, typer.Argument(help="Finding id.")],
+    note: Annotated[str, typer.Option(help="Why it is acknowledged (required).")],
+    until: Annotated[
+        str | None,
+        typer.Option(help="Acknowledged until this date (YYYY-MM-DD); then it counts again."),
+    ] = None,
+) -> None:
+    """Acknowledge a finding: it stays listed but stops failing scans and alerting."""
+    from ipguard.errors import InvalidValue
+    from ipguard.ledger import findings
+    from ipguard.ledger.fields import FieldError, parse_date
+
+    if not note.strip():
+        raise InvalidValue("--note must say why the finding is acknowledged")
+    until_at = None
+    if until:
+        try:
+            day = parse_date(until, "--until")
+        except FieldError as error:
+            raise InvalidValue(f"--until {until!r}: {error.reason}") from None
+        assert day is not None
+        until_at = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    shared = state(ctx)
+    with shared.store().session() as session:
+        findings.acknowledge(
+            session,
+            finding_id,
+            note=note.strip(),
+            until=until_at,
+            actor=shared.actor,
+            now=datetime.now(UTC),
+        )
+    info(f"finding {finding_id} acknowledged" + (f" until {until}" if until else ""))
+
+
+@app.command()
+def resolve(
+    ctx: typer.Context,
+    finding_id: Annotated[int, typer.Argument(help="Finding id.")],
+) -> None:
+    """Resolve a finding by hand; if a scan sees it again it returns as a new finding."""
+    from ipguard.ledger import findings
+
+    shared = state(ctx)
+    with shared.store().session() as session:
+        findings.resolve(session, finding_id, actor=shared.actor, now=datetime.now(UTC))
+    info(f"finding {finding_id} resolved")

@@ -1,0 +1,134 @@
+"""`ipguard runs …` and `ipguard diff`: the scan history and what changed between runs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from ipguard.cli.context import state
+from ipguard.cli.output import Format, emit, emit_json, table
+
+runs_app = typer.Typer(help="Scan runs: when, where, how they ended.", no_args_is_help=True)
+RUN_COLUMNS = (
+    "id",
+    "site",
+    "status",
+    "started_at",
+    "finished_at",
+    "hosts_seen",
+    "subnets",
+    "actor",
+)
+
+
+def _run_row(run: Any) -> dict[str, Any]:
+    from ipguard.reports.serialize import run_json
+
+    row = run_json(run)
+    row["actor"] = run.actor
+    row["subnets"] = (
+        ", ".join(run.subnets) if not isinstance(row["subnets"], str) else row["subnets"]
+    )
+    return row
+
+
+@runs_app.command("list")
+def list_runs(
+    ctx: typer.Context,
+    site: Annotated[str | None, typer.Option(help="Only this site.")] = None,
+    limit: Annotated[int, typer.Option(help="How many runs, newest first.", min=1)] = 50,
+    fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
+) -> None:
+    """List scan runs, newest first."""
+    from ipguard.ledger import runs
+
+    with state(ctx).store().session(write=False) as session:
+        rows = [_run_row(run) for run in runs.list_runs(session, site=site, limit=limit)]
+    emit(fmt, RUN_COLUMNS, rows, title="scan runs")
+
+
+@runs_app.command()
+def show(
+    ctx: typer.Context,
+    run_id: Annotated[int, typer.Argument(help="Run id.")],
+    fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
+) -> None:
+    """One run: its settings, counts, timings and error if any."""
+    from ipguard.ledger import runs
+    from ipguard.reports.serialize import run_json
+
+    with state(ctx).store().session(write=False) as session:
+        run = runs.get(session, run_id)
+        data = {
+            **run_json(run),
+            "actor": run.actor,
+            "sensor": run.sensor,
+            "version": run.version,
+            "settings": run.settings,
+            "counts": run.counts,
+            "error": run.error,
+        }
+    if fmt == Format.json:
+        emit_json(data)
+    else:
+        table(
+            ("field", "value"), ((key, value) for key, value in data.items()), title=f"run {run_id}"
+        )
+
+
+def diff(
+    ctx: typer.Context,
+    run_a: Annotated[
+        int | None, typer.Argument(help="Older run (default: the last but one complete run).")
+    ] = None,
+    run_b: Annotated[
+        int | None, typer.Argument(help="Newer run (default: the last complete run).")
+    ] = None,
+    site: Annotated[str | None, typer.Option(help="Site whose runs to compare by default.")] = None,
+    fmt: Annotated[Format, typer.Option("--format", help="table or json.")] = Format.table,
+) -> None:
+    """What changed between two runs: hosts, IP and MAC changes, services, names."""
+    from ipguard.errors import InvalidValue, NotFound
+    from ipguard.ledger import runs
+    from ipguard.reports.diff import diff_results
+
+    with state(ctx).store().session(write=False) as session:
+        if run_a is None or run_b is None:
+            latest = runs.last_complete(session, site=site, count=2)
+            if run_a is not None:
+                if not latest:
+                    raise NotFound("no complete run to compare with")
+                older, newer = runs.get(session, run_a), latest[0]
+            elif len(latest) < 2:
+                raise NotFound("diff needs two complete runs; scan again or name the runs")
+            else:
+                newer, older = latest
+        else:
+            older, newer = runs.get(session, run_a), runs.get(session, run_b)
+        if older.id == newer.id:
+            raise InvalidValue(f"both runs are {older.id}; name two different runs")
+        changes = diff_results(runs.load_results(session, older), runs.load_results(session, newer))
+    if fmt == Format.json:
+        emit_json({"from_run": older.id, "to_run": newer.id, **changes.as_json()})
+        return
+    rows = []
+    for section, items in changes.as_json().items():
+        for item in items:
+            what = {key: value for key, value in item.items() if key != "ip"}
+            rows.append((section.replace("_", " "), item.get("ip", ""), _describe(what)))
+    if rows:
+        table(
+            ("change", "ip", "detail"), rows, title=f"changes from run {older.id} to run {newer.id}"
+        )
+    else:
+        typer.echo(f"no changes from run {older.id} to run {newer.id}")
+
+
+def _describe(values: dict[str, Any]) -> str:
+    parts = []
+    for key, value in values.items():
+        if isinstance(value, list):
+            value = ", ".join(value)
+        parts.append(f"{key}: {value}")
+    return "; ".join(parts)

@@ -1,0 +1,191 @@
+"""`ipguard scan`: one run over the configured subnets, for a person or for cron."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from ipguard.cli.context import state
+from ipguard.cli.output import emit_json, info, table
+
+if TYPE_CHECKING:
+    from ipguard.runner import Progress, RunOutcome, Scanner
+
+
+class ScanFormat(StrEnum):
+    """Output formats of `scan`."""
+
+    table = "table"
+    json = "json"
+
+
+def make_scanner() -> Scanner:
+    """The network scanner (tests replace this with a fake at the scanner seam)."""
+    from scanners.suite import NetworkScanner
+
+    return NetworkScanner()
+
+
+def scan(
+    ctx: typer.Context,
+    interface: Annotated[str | None, typer.Option(help="Interface to sweep from.")] = None,
+    subnet: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--subnet", help="Subnet to scan (repeatable); must lie inside [scan] subnets."
+        ),
+    ] = None,
+    rate: Annotated[int | None, typer.Option(help="Probes per second.", min=1)] = None,
+    no_services: Annotated[
+        bool, typer.Option("--no-services", help="Skip the nmap service scan.")
+    ] = False,
+    full: Annotated[
+        bool, typer.Option("--full", help="Service-scan every live host, changed or not.")
+    ] = False,
+    site: Annotated[str | None, typer.Option(help="Site name this sensor reports as.")] = None,
+    fmt: Annotated[ScanFormat, typer.Option("--format", help="Output format.")] = ScanFormat.table,
+    fail_on: Annotated[
+        str | None, typer.Option(help="Exit 1 when a finding at or above this severity is open.")
+    ] = None,
+    wait: Annotated[
+        float, typer.Option(help="Seconds to wait for another scan of the site to finish.", min=0)
+    ] = 0.0,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print nothing but errors (cron).")
+    ] = False,
+) -> None:
+    """Sweep the subnets, compare with the ledger, record and print the findings."""
+    from dataclasses import replace
+
+    from ipguard.config import parse_port_spec
+    from ipguard.errors import ConfigError, InvalidValue
+    from ipguard.model import Severity
+    from ipguard.runner import ScanRequest, run_scan
+
+    shared = state(ctx)
+    settings = shared.settings()
+    policy = settings.policy
+    if fail_on:
+        try:
+            policy = replace(policy, fail_on=Severity(fail_on.lower()))
+        except ValueError:
+            levels = ", ".join(level.value for level in Severity)
+            raise InvalidValue(f"--fail-on {fail_on!r}: use one of {levels}") from None
+    try:
+        ports = parse_port_spec(settings.scan.ports, "scan.ports")
+    except ConfigError as error:
+        raise InvalidValue(str(error)) from None
+    request = ScanRequest(
+        site=site or settings.scan.site,
+        interface=interface or settings.scan.interface,
+        subnets=_subnets(subnet or [], settings.scan.subnets),
+        rate=rate or settings.scan.rate,
+        retries=settings.scan.retries,
+        timeout=settings.scan.timeout,
+        services=settings.scan.services and not no_services,
+        ports=ports,
+        dns_servers=settings.names.dns_servers,
+        name_timeout=settings.names.timeout,
+        full=full,
+    )
+    with _progress(enabled=not quiet and fmt == ScanFormat.table) as progress:
+        outcome = run_scan(
+            shared.store(),
+            request,
+            make_scanner(),
+            policy=policy,
+            actor=shared.actor,
+            wait=wait,
+            progress=progress,
+        )
+    if fmt == ScanFormat.json:
+        from ipguard.reports.serialize import scan_json
+
+        emit_json(scan_json(outcome.run, outcome.live))
+    elif not quiet:
+        _print_outcome(outcome)
+    raise typer.Exit(1 if outcome.failing else 0)
+
+
+def _subnets(given: list[str], configured: tuple[str, ...]) -> tuple[str, ...]:
+    """The subnets to probe: those given, each inside the configured scope, else the scope."""
+    import ipaddress
+
+    from ipguard.errors import InvalidValue, ScopeError
+
+    scope = [ipaddress.ip_network(item) for item in configured]
+    chosen = []
+    for text in given:
+        try:
+            network = ipaddress.ip_network(text.strip(), strict=True)
+        except ValueError as error:
+            raise InvalidValue(f"--subnet {text!r}: {error}") from None
+        if scope and not any(
+            network.version == allowed.version and network.subnet_of(allowed)  # type: ignore[arg-type]
+            for allowed in scope
+        ):
+            raise ScopeError(
+                f"--subnet {network} is outside the subnets ipguard.toml allows "
+                f"({', '.join(configured)}); add it to [scan] subnets first"
+            )
+        chosen.append(str(network))
+    if not chosen and not configured:
+        raise InvalidValue(
+            "no subnets to scan: set [scan] subnets in ipguard.toml or pass --subnet CIDR"
+        )
+    return tuple(chosen) or configured
+
+
+@contextmanager
+def _progress(*, enabled: bool) -> Iterator[Progress | None]:
+    """A rich progress bar per phase on a terminal; nothing otherwise."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import Progress as Bars
+
+    tasks: dict[str, Any] = {}
+    with Bars(console=Console(stderr=True), transient=True) as bars:
+
+        def update(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bars.add_task(phase, total=total)
+            bars.update(tasks[phase], completed=done, total=total)
+
+        yield update
+
+
+def _print_outcome(outcome: RunOutcome) -> None:
+    from ipguard.reports.serialize import is_overdue, utc_text
+
+    run = outcome.run
+    now = datetime.now(UTC)
+    rows = []
+    for row in outcome.live:
+        due = utc_text(row.report_due_at) or ""
+        if is_overdue(row, now):
+            due += " OVERDUE"
+        rows.append(
+            (row.id, row.severity, row.kind, row.ip, row.mac, row.port, row.state, due, row.summary)
+        )
+    if rows:
+        table(
+            ("id", "severity", "kind", "ip", "mac", "port", "state", "report due", "summary"),
+            rows,
+            title=f"open findings at site {run.site}",
+        )
+    hosts = run.counts.get("hosts_seen", 0)
+    info(
+        f"run {run.id} complete: {hosts} hosts seen, {len(outcome.new)} new, "
+        f"{len(outcome.resolved)} resolved, {len(outcome.live)} open findings"
+    )
+    if outcome.aborted_before:
+        ids = ", ".join(str(run_id) for run_id in outcome.aborted_before)
+        info(f"earlier run(s) {ids} had died and were marked aborted")

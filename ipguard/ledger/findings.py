@@ -1,0 +1,260 @@
+"""Findings through their lifecycle: opened by a run, seen again, acknowledged, resolved.
+
+A finding is keyed by (site, kind, subject). Seen again, its `last_seen` moves; absent from a
+complete run that could have seen it (its address inside the run's subnets, the phase that detects
+its kind carried out), it is resolved. A resolved finding that comes back is a new incident.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from ipguard.errors import Conflict, NotFound
+from ipguard.ledger import audit
+from ipguard.ledger.scan_tables import FindingRow
+from ipguard.model import Finding, FindingKind, FindingState, Phase, Severity
+
+REPORT_WITHIN = timedelta(hours=24)
+# The phase whose absence of a sighting proves a finding is gone.
+DETECTED_BY: Mapping[FindingKind, Phase] = {
+    FindingKind.UNEXPECTED_SERVICE: Phase.SERVICES,
+    FindingKind.OPEN_PROXY: Phase.PROXY,
+    FindingKind.ROGUE_DHCP: Phase.DHCP,
+    FindingKind.HOSTNAME_POLICY: Phase.NAMES,
+    FindingKind.ROGUE_ROUTER: Phase.EVIDENCE,
+    FindingKind.ROGUE_AP: Phase.EVIDENCE,
+}
+
+
+@dataclass
+class SyncOutcome:
+    """What one run did to the findings of its site."""
+
+    new: list[FindingRow] = field(default_factory=list)
+    seen_again: list[FindingRow] = field(default_factory=list)
+    escalated: list[FindingRow] = field(default_factory=list)
+    resolved: list[FindingRow] = field(default_factory=list)
+
+    @property
+    def live(self) -> list[FindingRow]:
+        """Findings not resolved after the run."""
+        return sorted(self.new + self.seen_again, key=lambda row: row.id or 0)
+
+
+def _due(severity: Severity, first_seen: datetime) -> datetime | None:
+    return first_seen + REPORT_WITHIN if severity >= Severity.HIGH else None
+
+
+def sync(
+    session: Session,
+    *,
+    site: str,
+    run_id: int,
+    now: datetime,
+    findings: Sequence[Finding],
+    subnets: Sequence[str],
+    phases: frozenset[Phase],
+    evidence: Callable[[Finding], dict[str, Any]],
+) -> SyncOutcome:
+    """Record a complete run's findings: open new ones, update seen ones, resolve vanished ones."""
+    outcome = SyncOutcome()
+    live = {
+        (row.kind, row.subject): row
+        for row in session.exec(
+            select(FindingRow).where(
+                FindingRow.site == site, FindingRow.state != FindingState.RESOLVED.value
+            )
+        )
+    }
+    for finding in findings:
+        row = live.pop((finding.kind.value, finding.subject), None)
+        proof = {"run_id": run_id, **evidence(finding)}
+        if row is None:
+            row = FindingRow(
+                site=site,
+                kind=finding.kind.value,
+                subject=finding.subject,
+                ip=finding.ip,
+                mac=finding.mac,
+                port=finding.port,
+                severity=finding.severity.value,
+                state=FindingState.OPEN.value,
+                summary=finding.summary,
+                detail=dict(finding.detail),
+                evidence={"first": proof, "last": proof},
+                first_seen_at=now,
+                first_run_id=run_id,
+                last_seen_at=now,
+                last_run_id=run_id,
+                report_due_at=_due(finding.severity, now),
+            )
+            outcome.new.append(row)
+        else:
+            if finding.severity > Severity(row.severity):
+                outcome.escalated.append(row)
+            row.severity = finding.severity.value
+            row.summary, row.detail = finding.summary, dict(finding.detail)
+            row.evidence = {"first": row.evidence.get("first", proof), "last": proof}
+            row.last_seen_at, row.last_run_id = now, run_id
+            row.report_due_at = row.report_due_at or _due(finding.severity, row.first_seen_at)
+            if _ack_expired(row, now):
+                row.state = FindingState.OPEN.value
+            outcome.seen_again.append(row)
+        session.add(row)
+
+    networks = [ipaddress.ip_network(subnet) for subnet in subnets]
+    for row in live.values():
+        if _covered(row, networks, phases):
+            row.state = FindingState.RESOLVED.value
+            row.resolved_at, row.resolved_run_id, row.resolved_by = now, run_id, "auto"
+            session.add(row)
+            outcome.resolved.append(row)
+    session.flush()
+    return outcome
+
+
+def _covered(
+    row: FindingRow,
+    networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network],
+    phases: frozenset[Phase],
+) -> bool:
+    needed = DETECTED_BY.get(FindingKind(row.kind), Phase.SWEEP)
+    if needed not in phases:
+        return False
+    if row.ip is None:
+        return True
+    address = ipaddress.ip_address(row.ip)
+    return any(address in network for network in networks)
+
+
+def _ack_expired(row: FindingRow, now: datetime) -> bool:
+    return (
+        row.state == FindingState.ACKNOWLEDGED.value
+        and row.ack_until is not None
+        and row.ack_until <= now
+    )
+
+
+def is_suppressed(row: FindingRow, now: datetime) -> bool:
+    """Acknowledged (and the acknowledgement not expired): kept out of exit codes and alerts."""
+    return row.state == FindingState.ACKNOWLEDGED.value and not _ack_expired(row, now)
+
+
+def first_seen(session: Session, site: str) -> dict[tuple[str, str], datetime]:
+    """When each live finding of a site was first seen, keyed by (kind, subject)."""
+    query = select(FindingRow).where(
+        FindingRow.site == site, FindingRow.state != FindingState.RESOLVED.value
+    )
+    return {(row.kind, row.subject): row.first_seen_at for row in session.exec(query)}
+
+
+def list_findings(
+    session: Session,
+    *,
+    site: str | None = None,
+    state: str | None = None,
+    kind: str | None = None,
+) -> list[FindingRow]:
+    """Findings, most severe first, then oldest first."""
+    query = select(FindingRow)
+    if site:
+        query = query.where(FindingRow.site == site)
+    if state:
+        query = query.where(FindingRow.state == state)
+    if kind:
+        query = query.where(FindingRow.kind == kind)
+    rows = list(session.exec(query.order_by(col(FindingRow.id))))
+    return sorted(rows, key=lambda row: -Severity(row.severity).rank)
+
+
+def get(session: Session, finding_id: int) -> FindingRow:
+    """One finding by id."""
+    row = session.get(FindingRow, finding_id)
+    if row is None:
+        raise NotFound(f"no finding {finding_id}; `ipguard findings list` shows them")
+    return row
+
+
+def acknowledge(
+    session: Session,
+    finding_id: int,
+    *,
+    note: str,
+    until: datetime | None,
+    actor: str,
+    now: datetime,
+) -> FindingRow:
+    """Acknowledge a live finding: it stays listed but stops failing scans and alerting."""
+    row = get(session, finding_id)
+    if row.state == FindingState.RESOLVED.value:
+        raise Conflict(f"finding {finding_id} is already resolved")
+    before = _lifecycle(row)
+    row.state = FindingState.ACKNOWLEDGED.value
+    row.ack_note, row.ack_by, row.ack_at, row.ack_until = note, actor, now, until
+    session.add(row)
+    audit.record(
+        session,
+        actor=actor,
+        action="finding.ack",
+        entity="finding",
+        key=str(finding_id),
+        alt_key=row.ip or "",
+        before=before,
+        after=_lifecycle(row),
+        at=now,
+    )
+    return row
+
+
+def resolve(session: Session, finding_id: int, *, actor: str, now: datetime) -> FindingRow:
+    """Resolve a finding by hand (if it is seen again, it returns as a new finding)."""
+    row = get(session, finding_id)
+    if row.state == FindingState.RESOLVED.value:
+        raise Conflict(f"finding {finding_id} is already resolved")
+    before = _lifecycle(row)
+    row.state = FindingState.RESOLVED.value
+    row.resolved_at, row.resolved_by = now, actor
+    session.add(row)
+    audit.record(
+        session,
+        actor=actor,
+        action="finding.resolve",
+        entity="finding",
+        key=str(finding_id),
+        alt_key=row.ip or "",
+        before=before,
+        after=_lifecycle(row),
+        at=now,
+    )
+    return row
+
+
+def _lifecycle(row: FindingRow) -> dict[str, Any]:
+    def when(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return {
+        "kind": row.kind,
+        "subject": row.subject,
+        "state": row.state,
+        "ack_note": row.ack_note,
+        "ack_until": when(row.ack_until),
+        "resolved_at": when(row.resolved_at),
+    }
+
+
+def failing(session: Session, *, site: str, threshold: Severity, now: datetime) -> list[FindingRow]:
+    """Live, unsuppressed findings of a site at or above the threshold."""
+    return [
+        row
+        for row in list_findings(session, site=site)
+        if row.state != FindingState.RESOLVED.value
+        and not is_suppressed(row, now)
+        and Severity(row.severity) >= threshold
+    ]

@@ -1,0 +1,86 @@
+"""One scan per site at a time: a lock the operating system or the server drops if we die.
+
+SQLite ledgers lock a file beside the database (flock); PostgreSQL ledgers take a session-level
+advisory lock on a connection held for the run. Either way a SIGKILLed scan never leaves a stale
+lock behind.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from ipguard.errors import LockHeld
+from ipguard.ledger.store import Store
+
+_POLL_SECONDS = 0.2
+
+
+def _key(site: str) -> int:
+    digest = hashlib.sha256(f"ipguard-scan:{site}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+@contextmanager
+def scan_lock(store: Store, site: str, *, wait: float = 0.0) -> Iterator[None]:
+    """Hold the scan lock of a site; wait up to `wait` seconds for it, else raise LockHeld."""
+    deadline = time.monotonic() + max(wait, 0.0)
+    holder = _sqlite_lock if store.dialect == "sqlite" else _advisory_lock
+    with holder(store, site, deadline):
+        yield
+
+
+def _held(site: str, wait: float) -> LockHeld:
+    hint = "try again later or pass --wait SECONDS" if wait <= 0 else "it did not finish in time"
+    return LockHeld(f"another scan of site {site!r} is running; {hint}")
+
+
+@contextmanager
+def _sqlite_lock(store: Store, site: str, deadline: float) -> Iterator[None]:
+    database = make_url(store.url).database or "ledger.db"
+    name = hashlib.sha256(site.encode()).hexdigest()[:16]
+    path = Path(f"{database}.scan-{name}.lock")
+    handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        waited = deadline - time.monotonic()
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise _held(site, waited) from None
+                time.sleep(_POLL_SECONDS)
+        os.ftruncate(handle, 0)
+        os.write(handle, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        os.close(handle)  # closing drops the flock
+
+
+@contextmanager
+def _advisory_lock(store: Store, site: str, deadline: float) -> Iterator[None]:
+    waited = deadline - time.monotonic()
+    with store.unavailable_as_error(), store.engine.connect() as connection:
+        key = _key(site)
+        while True:
+            got = connection.execute(sa.select(sa.func.pg_try_advisory_lock(key))).scalar()
+            connection.commit()
+            if got:
+                break
+            if time.monotonic() >= deadline:
+                raise _held(site, waited)
+            time.sleep(_POLL_SECONDS)
+        try:
+            yield
+        finally:
+            connection.execute(sa.select(sa.func.pg_advisory_unlock(key)))
+            connection.commit()

@@ -1,0 +1,259 @@
+"""Scan runs in the ledger: their lifecycle, what each saw, and reading that back."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from ipguard.errors import NotFound
+from ipguard.ledger.scan_tables import (
+    DhcpOfferRow,
+    EvidenceRow,
+    NameRow,
+    ObservationRow,
+    ProxyCheckRow,
+    ScanRun,
+    ServiceRow,
+)
+from ipguard.ledger.tables import utcnow
+from ipguard.model import (
+    DhcpOffer,
+    Evidence,
+    NameObservation,
+    Observation,
+    Phase,
+    ProxyVerdict,
+    RunStatus,
+    ScanResult,
+    ServiceObservation,
+)
+
+
+def abort_dead(session: Session, site: str, *, now: datetime | None = None) -> list[int]:
+    """Mark runs of a site still `running` as aborted; call only while holding the site's lock."""
+    dead = list(
+        session.exec(
+            select(ScanRun).where(ScanRun.site == site, ScanRun.status == RunStatus.RUNNING.value)
+        )
+    )
+    for run in dead:
+        run.status = RunStatus.ABORTED.value
+        run.finished_at = now or utcnow()
+        run.error = run.error or "the scan process died before finishing"
+        session.add(run)
+    return [run.id for run in dead if run.id is not None]
+
+
+def start(
+    session: Session,
+    *,
+    site: str,
+    interface: str,
+    subnets: Sequence[str],
+    settings: dict[str, Any],
+    actor: str,
+    sensor: str,
+    version: str,
+    now: datetime | None = None,
+) -> ScanRun:
+    """Record a new run as `running`."""
+    run = ScanRun(
+        site=site,
+        interface=interface,
+        subnets=list(subnets),
+        started_at=now or utcnow(),
+        status=RunStatus.RUNNING.value,
+        settings=settings,
+        counts={},
+        version=version,
+        actor=actor,
+        sensor=sensor,
+    )
+    session.add(run)
+    session.flush()
+    return run
+
+
+def finish(
+    session: Session,
+    run_id: int,
+    status: RunStatus,
+    *,
+    counts: dict[str, Any] | None = None,
+    error: str = "",
+    now: datetime | None = None,
+) -> ScanRun:
+    """Close a run with its outcome."""
+    run = get(session, run_id)
+    run.status = status.value
+    run.finished_at = now or utcnow()
+    if counts is not None:
+        run.counts = counts
+    run.error = error
+    session.add(run)
+    session.flush()
+    return run
+
+
+def get(session: Session, run_id: int) -> ScanRun:
+    """One run by id."""
+    run = session.get(ScanRun, run_id)
+    if run is None:
+        raise NotFound(f"no scan run {run_id}; `ipguard runs list` shows the runs")
+    return run
+
+
+def list_runs(session: Session, *, site: str | None = None, limit: int = 50) -> list[ScanRun]:
+    """Newest runs first."""
+    query = select(ScanRun).order_by(col(ScanRun.id).desc()).limit(limit)
+    if site:
+        query = query.where(ScanRun.site == site)
+    return list(session.exec(query))
+
+
+def last_complete(session: Session, *, site: str | None = None, count: int = 2) -> list[ScanRun]:
+    """The newest complete runs, newest first."""
+    query = (
+        select(ScanRun)
+        .where(ScanRun.status == RunStatus.COMPLETE.value)
+        .order_by(col(ScanRun.id).desc())
+        .limit(count)
+    )
+    if site:
+        query = query.where(ScanRun.site == site)
+    return list(session.exec(query))
+
+
+def store_results(session: Session, run_id: int, result: ScanResult) -> dict[str, int]:
+    """Write what a run saw (one bulk insert per table); returns the counts stored."""
+    replies: Counter[tuple[str, str | None, str]] = Counter()
+    first: dict[tuple[str, str | None, str], Observation] = {}
+    for seen in result.observations:
+        key = (seen.ip, seen.mac, seen.source)
+        replies[key] += 1
+        first.setdefault(key, seen)
+    rows: dict[type, list[dict[str, Any]]] = {
+        ObservationRow: [
+            {
+                "run_id": run_id,
+                "ip": seen.ip,
+                "mac": seen.mac,
+                "source": seen.source,
+                "seen_at": seen.seen_at,
+                "replies": replies[key],
+                "ttl": seen.ttl,
+                "rtt_ms": seen.rtt_ms,
+                "vendor": seen.vendor,
+            }
+            for key, seen in first.items()
+        ],
+        ServiceRow: [
+            {"run_id": run_id, **_fields(item, ServiceObservation)} for item in result.services
+        ],
+        DhcpOfferRow: [
+            {"run_id": run_id, **_fields(item, DhcpOffer), "dns": list(item.dns)}
+            for item in result.dhcp_offers
+        ],
+        ProxyCheckRow: [
+            {"run_id": run_id, **_fields(item, ProxyVerdict)} for item in result.proxies
+        ],
+        NameRow: [{"run_id": run_id, **_fields(item, NameObservation)} for item in result.names],
+        EvidenceRow: [{"run_id": run_id, **_fields(item, Evidence)} for item in result.evidence],
+    }
+    connection = session.connection()
+    for table, values in rows.items():
+        if values:
+            connection.execute(table.__table__.insert(), values)  # type: ignore[attr-defined]
+    return {
+        "hosts_seen": len({seen.ip for seen in result.observations}),
+        "replies": len(result.observations),
+        "services": len(result.services),
+        "dhcp_offers": len(result.dhcp_offers),
+        "proxies_relaying": sum(1 for item in result.proxies if item.relays),
+        "names": len(result.names),
+        "evidence": len(result.evidence),
+    }
+
+
+def _fields(item: Any, kind: type) -> dict[str, Any]:
+    return {name: getattr(item, name) for name in kind.__dataclass_fields__}  # type: ignore[attr-defined]
+
+
+def load_results(session: Session, run: ScanRun) -> ScanResult:
+    """What a stored run saw, as the plain types (one Observation per stored row)."""
+    run_id = run.id
+
+    def rows(table: Any) -> list[Any]:
+        return list(session.exec(select(table).where(table.run_id == run_id)))
+
+    return ScanResult(
+        observations=tuple(
+            Observation(
+                ip=row.ip,
+                mac=row.mac,
+                seen_at=row.seen_at,
+                source=row.source,
+                ttl=row.ttl,
+                rtt_ms=row.rtt_ms,
+                vendor=row.vendor,
+            )
+            for row in rows(ObservationRow)
+        ),
+        services=tuple(
+            ServiceObservation(
+                ip=row.ip,
+                proto=row.proto,
+                port=row.port,
+                service=row.service,
+                product=row.product,
+                version=row.version,
+                banner=row.banner,
+            )
+            for row in rows(ServiceRow)
+        ),
+        dhcp_offers=tuple(
+            DhcpOffer(
+                server_ip=row.server_ip,
+                server_mac=row.server_mac,
+                offered_ip=row.offered_ip,
+                router=row.router,
+                dns=tuple(row.dns),
+                seen_at=row.seen_at,
+            )
+            for row in rows(DhcpOfferRow)
+        ),
+        proxies=tuple(
+            ProxyVerdict(
+                ip=row.ip, port=row.port, method=row.method, relays=row.relays, detail=row.detail
+            )
+            for row in rows(ProxyCheckRow)
+        ),
+        names=tuple(
+            NameObservation(ip=row.ip, name=row.name, source=row.source) for row in rows(NameRow)
+        ),
+        evidence=tuple(
+            Evidence(
+                ip=row.ip, mac=row.mac, kind=row.kind, points_to=row.points_to, detail=row.detail
+            )
+            for row in rows(EvidenceRow)
+        ),
+        phases=frozenset(Phase(name) for name in run.settings.get("phases", ["sweep"])),
+    )
+
+
+def last_seen(session: Session) -> dict[tuple[str, str], datetime]:
+    """When each (ip, mac) pair was last seen by any complete run of any site."""
+    table = ObservationRow.__table__  # type: ignore[attr-defined]
+    query = (
+        sa.select(table.c.ip, table.c.mac, sa.func.max(table.c.seen_at))
+        .join(ScanRun, col(ScanRun.id) == col(ObservationRow.run_id))
+        .where(ScanRun.status == RunStatus.COMPLETE.value, col(ObservationRow.mac).is_not(None))
+        .group_by(ObservationRow.ip, ObservationRow.mac)
+    )
+    # max() keeps the column's type, so the times come back timezone-aware.
+    return {(ip, mac): when for ip, mac, when in session.execute(query)}

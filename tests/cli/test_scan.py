@@ -1,0 +1,300 @@
+"""`ipguard scan` and the finding lifecycle, through the CLI with the fake scanner at the seam."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from ipguard.cli import scan as scan_cli
+from ipguard.model import Phase
+from tests.conftest import Cli
+from tests.fakes import FakeScanner, result
+
+REGISTERED = ("198.18.0.10", "02:00:00:00:00:10")
+STRANGER = ("198.18.0.66", "02:00:00:00:00:66")
+CONFIG = """
+[scan]
+interface = "eth0"
+subnets = ["198.18.0.0/24"]
+site = "lab"
+[policy]
+hostname_rule = ""
+"""
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "ipguard.toml"
+    path.write_text(CONFIG)
+    return path
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> FakeScanner:
+    scanner = FakeScanner([result(REGISTERED)])
+    monkeypatch.setattr(scan_cli, "make_scanner", lambda: scanner)
+    return scanner
+
+
+def scan_json(cli: Cli, config: Path, *args: str) -> tuple[int, dict]:
+    outcome = cli("--config", str(config), "scan", "--format", "json", *args)
+    assert outcome.stdout, outcome.stderr
+    return outcome.exit_code, json.loads(outcome.stdout)
+
+
+def kinds(document: dict) -> set[tuple[str, str | None, str | None, str | None]]:
+    return {(f["kind"], f["ip"], f["mac"], f["port"]) for f in document["findings"]}
+
+
+def test_json_output_has_the_documented_shape(cli: Cli, config: Path, fake: FakeScanner) -> None:
+    cli("ledger", "add", *REGISTERED, "--owner", "李伟")
+    fake.results = [result(REGISTERED, STRANGER)]
+    code, document = scan_json(cli, config)
+    assert code == 1  # unregistered-host is high, fail_on defaults to high
+    assert set(document) == {"run", "findings", "summary"}
+    run = document["run"]
+    assert set(run) == {
+        "id",
+        "site",
+        "interface",
+        "subnets",
+        "status",
+        "started_at",
+        "finished_at",
+        "hosts_seen",
+    }
+    assert (run["site"], run["status"], run["hosts_seen"], run["subnets"]) == (
+        "lab",
+        "complete",
+        2,
+        ["198.18.0.0/24"],
+    )
+    assert run["started_at"].endswith("Z")
+    (finding,) = document["findings"]
+    assert set(finding) == {
+        "id",
+        "kind",
+        "severity",
+        "state",
+        "ip",
+        "mac",
+        "port",
+        "first_seen",
+        "last_seen",
+        "report_due_at",
+        "summary",
+        "detail",
+    }
+    assert (finding["kind"], finding["ip"], finding["mac"], finding["state"]) == (
+        "unregistered-host",
+        *STRANGER,
+        "open",
+    )
+    assert finding["report_due_at"] is not None  # high: due 24 h after first seen
+    assert document["summary"] == {"by_kind": {"unregistered-host": 1}, "by_severity": {"high": 1}}
+
+
+def test_lifecycle_seen_again_acknowledged_and_auto_resolved(
+    cli: Cli, config: Path, fake: FakeScanner
+) -> None:
+    cli("ledger", "add", *REGISTERED)
+    fake.results = [
+        result(REGISTERED, STRANGER),
+        result(REGISTERED, STRANGER),
+        result(REGISTERED, STRANGER),
+        result(REGISTERED),
+    ]
+    _, first = scan_json(cli, config)
+    (finding,) = first["findings"]
+    _, second = scan_json(cli, config)
+    assert second["findings"][0]["id"] == finding["id"]
+    assert second["findings"][0]["first_seen"] == finding["first_seen"]
+
+    result_ack = cli(
+        "findings", "ack", str(finding["id"]), "--note", "guest laptop, approved by 王芳"
+    )
+    assert result_ack.exit_code == 0
+    code, third = scan_json(cli, config)
+    assert code == 0 and third["findings"][0]["state"] == "acknowledged"
+
+    code, fourth = scan_json(cli, config)
+    assert code == 0 and fourth["findings"] == []
+    listed = json.loads(cli("findings", "list", "--state", "resolved", "--format", "json").stdout)
+    assert [f["id"] for f in listed["findings"]] == [finding["id"]]
+
+
+def test_expired_acknowledgement_fails_again(cli: Cli, config: Path, fake: FakeScanner) -> None:
+    fake.results = [result(STRANGER)]
+    _, first = scan_json(cli, config)
+    finding_id = str(first["findings"][0]["id"])
+    assert cli("findings", "ack", finding_id, "--note", "n", "--until", "2000-01-01").exit_code == 0
+    code, document = scan_json(cli, config)
+    assert code == 1 and document["findings"][0]["state"] == "open"
+
+
+def test_a_run_that_did_not_cover_a_finding_does_not_resolve_it(
+    cli: Cli, config: Path, fake: FakeScanner
+) -> None:
+    fake.results = [
+        result(STRANGER, services=[(STRANGER[0], "tcp/8080")]),
+        result(phases=frozenset({Phase.SWEEP})),
+    ]
+    config.write_text(CONFIG.replace('["198.18.0.0/24"]', '["198.18.0.0/24", "198.18.1.0/24"]'))
+    scan_json(cli, config)
+    # The second run only swept 198.18.1.0/24: the stranger's address was not looked at.
+    code, document = scan_json(cli, config, "--subnet", "198.18.1.0/24")
+    assert {f["kind"] for f in document["findings"]} == {"unregistered-host"}
+    assert code == 1
+
+
+def test_fail_on_threshold_and_quiet(cli: Cli, config: Path, fake: FakeScanner) -> None:
+    fake.results = [result(STRANGER)]
+    outcome = cli("--config", str(config), "scan", "--quiet", "--fail-on", "critical")
+    assert outcome.exit_code == 0 and outcome.stdout == "" and outcome.stderr == ""
+    outcome = cli("--config", str(config), "scan", "--quiet")
+    assert outcome.exit_code == 1 and outcome.stdout == ""
+    outcome = cli("--config", str(config), "scan", "--fail-on", "urgent")
+    assert outcome.exit_code == 2 and "--fail-on 'urgent'" in outcome.stderr
+
+
+def test_table_output_and_runs_listing(cli: Cli, config: Path, fake: FakeScanner) -> None:
+    fake.results = [result(STRANGER)]
+    outcome = cli("--config", str(config), "scan")
+    assert "unregistered-host" in outcome.stdout and "198.18.0.66" in outcome.stdout
+    assert "run 1 complete: 1 hosts seen, 1 new, 0 resolved, 1 open findings" in outcome.stderr
+    runs = json.loads(cli("runs", "list", "--format", "json").stdout)
+    assert [(r["id"], r["status"], r["site"]) for r in runs] == [(1, "complete", "lab")]
+    shown = json.loads(cli("runs", "show", "1", "--format", "json").stdout)
+    assert shown["counts"]["findings_new"] == 1 and "policies" in shown["counts"]["timings"]
+    assert cli("runs", "show", "9").exit_code == 2
+
+
+def test_subnets_outside_the_configured_scope_are_refused(
+    cli: Cli, config: Path, fake: FakeScanner
+) -> None:
+    outcome = cli("--config", str(config), "scan", "--subnet", "10.0.0.0/24")
+    assert outcome.exit_code == 2
+    assert "--subnet 10.0.0.0/24 is outside the subnets ipguard.toml allows" in outcome.stderr
+    assert fake.requests == []
+
+
+def test_diff_between_runs(cli: Cli, config: Path, fake: FakeScanner) -> None:
+    moved = ("198.18.0.11", REGISTERED[1])
+    other = ("198.18.0.20", "02:00:00:00:00:20")
+    fake.results = [
+        result(REGISTERED, other, STRANGER, services=[(other[0], "tcp/22"), (other[0], "tcp/80")]),
+        result(moved, other, services=[(other[0], "tcp/22")]),
+    ]
+    scan_json(cli, config)
+    scan_json(cli, config)
+    changes = json.loads(cli("diff", "--format", "json").stdout)
+    assert (changes["from_run"], changes["to_run"]) == (1, 2)
+    assert changes["ip_changed"] == [
+        {"mac": REGISTERED[1], "from": [REGISTERED[0]], "to": [moved[0]]}
+    ]
+    assert changes["disappeared"] == [{"ip": STRANGER[0], "mac": STRANGER[1]}]
+    assert changes["appeared"] == []
+    assert changes["services_closed"] == [{"ip": other[0], "port": "tcp/80", "service": ""}]
+    table = cli("diff", "1", "2").stdout
+    assert "ip changed" in table and "services closed" in table
+    assert cli("diff", "1", "1").exit_code == 2
+
+
+def test_a_failing_scanner_marks_the_run_failed(cli: Cli, config: Path, fake: FakeScanner) -> None:
+    from ipguard.errors import InterfaceError
+
+    fake.error = InterfaceError("interface eth9 does not exist")
+    outcome = cli("--config", str(config), "scan")
+    assert outcome.exit_code == 3 and outcome.stderr == "error: interface eth9 does not exist\n"
+    runs = json.loads(cli("runs", "list", "--format", "json").stdout)
+    assert runs[0]["status"] == "failed"
+
+
+def test_lock_held_by_another_scan(cli: Cli, config: Path, fake: FakeScanner, db_url: str) -> None:
+    from ipguard.ledger.locks import scan_lock
+    from ipguard.ledger.store import Store
+
+    store = Store(db_url)
+    with scan_lock(store, "lab"):
+        outcome = cli("--config", str(config), "scan")
+        assert outcome.exit_code == 3
+        assert (
+            "another scan of site 'lab' is running; try again later or pass --wait"
+            in outcome.stderr
+        )
+        started = time.monotonic()
+        outcome = cli("--config", str(config), "scan", "--wait", "0.5")
+        assert outcome.exit_code == 3 and time.monotonic() - started >= 0.5
+        # Another site is not blocked.
+        assert cli("--config", str(config), "scan", "--site", "north", "--quiet").exit_code in (
+            0,
+            1,
+        )
+    store.close()
+    assert fake.requests and all(request.site == "north" for request in fake.requests)
+
+
+SCRIPT = """
+import sys
+from pathlib import Path
+from ipguard.cli import scan as scan_cli
+from ipguard.cli.main import app
+from tests.fakes import FakeScanner, result
+seen = result(("198.18.0.10", "02:00:00:00:00:10"))
+scanner = FakeScanner([seen], hold=30, started_flag=Path(sys.argv[1]))
+scan_cli.make_scanner = lambda: scanner
+app(["--db", sys.argv[2], "--config", sys.argv[3], "scan"], prog_name="ipguard")
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_killed_scan_leaves_the_ledger_intact(
+    cli: Cli, config: Path, fake: FakeScanner, db_url: str, tmp_path: Path, sig: int
+) -> None:
+    cli("ledger", "add", *REGISTERED, "--owner", "李伟")
+    scan_json(cli, config)  # an earlier complete run
+    flag = tmp_path / "started"
+    child = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(SCRIPT), str(flag), db_url, str(config)],
+        cwd=Path(__file__).parents[2],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not flag.exists() and time.monotonic() < deadline and child.poll() is None:
+            time.sleep(0.05)
+        assert flag.exists(), child.stderr.read() if child.stderr else ""
+        os.kill(child.pid, sig)
+        child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    engine = sa.create_engine(db_url)
+    with engine.connect() as connection:
+        statuses = [
+            row[0] for row in connection.execute(sa.text("SELECT status FROM scan_run ORDER BY id"))
+        ]
+    engine.dispose()
+    if sig == signal.SIGTERM:
+        assert statuses == ["complete", "aborted"]
+        assert child.returncode == 3
+    else:
+        assert statuses == ["complete", "running"]
+    # The next scan proceeds and marks the dead run aborted; the ledger is intact.
+    scan_json(cli, config)
+    runs = json.loads(cli("runs", "list", "--format", "json").stdout)
+    assert [r["status"] for r in reversed(runs)] == ["complete", "aborted", "complete"]
+    assert (
+        json.loads(cli("ledger", "show", REGISTERED[0], "--format", "json").stdout)[0]["owner"]
+        == "李伟"
+    )

@@ -1,0 +1,63 @@
+"""The one fake in the suite: a scanner at the scanner seam, for CLI and runner tests."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ipguard.model import Observation, Phase, ScanResult, ServiceObservation
+from ipguard.runner import Progress, ScanRequest
+
+ALL_PHASES = frozenset(Phase)
+
+
+def seen(ip: str, mac: str, *, source: str = "arp") -> Observation:
+    """One ARP reply."""
+    return Observation(ip=ip, mac=mac, seen_at=datetime.now(UTC), source=source)
+
+
+def result(
+    *hosts: tuple[str, str],
+    services: Sequence[tuple[str, str]] = (),
+    phases: frozenset[Phase] = ALL_PHASES,
+) -> ScanResult:
+    """A scan result from (ip, mac) pairs and (ip, "tcp/port") open ports."""
+    return ScanResult(
+        observations=tuple(seen(ip, mac) for ip, mac in hosts),
+        services=tuple(
+            ServiceObservation(ip=ip, proto=port.split("/")[0], port=int(port.split("/")[1]))
+            for ip, port in services
+        ),
+        phases=phases,
+    )
+
+
+@dataclass
+class FakeScanner:
+    """Returns prepared results, one per run (the last one repeats).
+
+    `hold` seconds of waiting after writing `started_flag`, to let tests interrupt a run;
+    `error` is raised instead of returning.
+    """
+
+    results: list[ScanResult]
+    hold: float = 0.0
+    started_flag: Path | None = None
+    error: Exception | None = None
+    requests: list[ScanRequest] = field(default_factory=list)
+
+    def collect(self, request: ScanRequest, progress: Progress | None) -> ScanResult:
+        self.requests.append(request)
+        if self.started_flag is not None:
+            self.started_flag.write_text("started")
+        deadline = time.monotonic() + self.hold
+        while time.monotonic() < deadline:  # bounded: at most `hold` seconds
+            time.sleep(0.05)
+        if self.error is not None:
+            raise self.error
+        if progress is not None:
+            progress("sweep", 1, 1)
+        return self.results.pop(0) if len(self.results) > 1 else self.results[0]
