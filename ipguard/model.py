@@ -282,3 +282,20 @@ class ScanResult:
     evidence: tuple[Evidence, ...] = ()
     phases: frozenset[Phase] = frozenset({Phase.SWEEP})
     timings: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ScanRequest:
+    """What one run is asked to do: where, how fast, and which phases."""
+
+    site: str
+    interface: str
+    subnets: tuple[str, ...]
+    rate: int = 2000
+    retries: int = 2
+    timeout: float = 1.0
+    services: bool = True
+    ports: str = ""
+    dns_servers: tuple[str, ...] = ()
+    name_timeout: float = 1.0
+    full: bool = False

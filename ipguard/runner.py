@@ -33,27 +33,12 @@ from ipguard.ledger.pools import list_pools
 from ipguard.ledger.scan_tables import FindingRow, ScanRun
 from ipguard.ledger.store import Store
 from ipguard.ledger.tables import utcnow
-from ipguard.model import Finding, RunStatus, ScanResult
+from ipguard.model import Finding, RunStatus, ScanRequest, ScanResult
 
 # phase name, done, total
 Progress = Callable[[str, int, int], None]
 
-
-@dataclass(frozen=True)
-class ScanRequest:
-    """What one run is asked to do: where, how fast, and which phases."""
-
-    site: str
-    interface: str
-    subnets: tuple[str, ...]
-    rate: int = 2000
-    retries: int = 2
-    timeout: float = 1.0
-    services: bool = True
-    ports: str = ""
-    dns_servers: tuple[str, ...] = ()
-    name_timeout: float = 1.0
-    full: bool = False
+__all__ = ["Progress", "RunOutcome", "ScanRequest", "Scanner", "run_scan"]
 
 
 class Scanner(Protocol):
@@ -165,16 +150,17 @@ def _complete(
         counts.update(
             findings_new=len(synced.new),
             findings_resolved=len(synced.resolved),
-            findings_open=len(synced.live),
+            findings_seen=len(synced.new) + len(synced.seen_again),
             timings={name: round(seconds, 3) for name, seconds in timings.items()},
         )
         run = runs.get(session, run_id)
         run.settings = {**run.settings, "phases": sorted(phase.value for phase in result.phases)}
         run = runs.finish(session, run_id, RunStatus.COMPLETE, counts=counts, now=clock())
         failing = findings.failing(session, site=request.site, threshold=policy.fail_on, now=now)
+        live = findings.list_findings(session, site=request.site, live_only=True)
     return RunOutcome(
         run=run,
-        live=synced.live,
+        live=live,
         new=synced.new,
         escalated=synced.escalated,
         resolved=synced.resolved,

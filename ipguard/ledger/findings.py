@@ -41,11 +41,6 @@ class SyncOutcome:
     escalated: list[FindingRow] = field(default_factory=list)
     resolved: list[FindingRow] = field(default_factory=list)
 
-    @property
-    def live(self) -> list[FindingRow]:
-        """Findings not resolved after the run."""
-        return sorted(self.new + self.seen_again, key=lambda row: row.id or 0)
-
 
 def _due(severity: Severity, first_seen: datetime) -> datetime | None:
     return first_seen + REPORT_WITHIN if severity >= Severity.HIGH else None
@@ -160,9 +155,12 @@ def list_findings(
     site: str | None = None,
     state: str | None = None,
     kind: str | None = None,
+    live_only: bool = False,
 ) -> list[FindingRow]:
-    """Findings, most severe first, then oldest first."""
+    """Findings, most severe first, then oldest first; `live_only` leaves out resolved ones."""
     query = select(FindingRow)
+    if live_only:
+        query = query.where(FindingRow.state != FindingState.RESOLVED.value)
     if site:
         query = query.where(FindingRow.site == site)
     if state:
@@ -253,8 +251,7 @@ def failing(session: Session, *, site: str, threshold: Severity, now: datetime) 
     """Live, unsuppressed findings of a site at or above the threshold."""
     return [
         row
-        for row in list_findings(session, site=site)
-        if row.state != FindingState.RESOLVED.value
-        and not is_suppressed(row, now)
+        for row in list_findings(session, site=site, live_only=True)
+        if not is_suppressed(row, now)
         and Severity(row.severity) >= threshold
     ]

@@ -1,0 +1,195 @@
+"""The real scanner behind `ipguard scan`: every phase, in order, over the request's subnets.
+
+    sweep     ARP on the local link, ICMP echo for routed subnets
+    services  nmap -sV on the live hosts
+    proxy     canary relay checks on proxy-looking and HTTP ports
+    dhcp      one DISCOVER, every offer collected
+    names     reverse DNS, NetBIOS, mDNS for the live hosts
+    evidence  routing / access-point signs
+
+Each phase reports progress as (phase, done, total) and its duration in `ScanResult.timings`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from ipguard.model import (
+    Observation,
+    Phase,
+    ScanRequest,
+    ScanResult,
+    ServiceObservation,
+)
+from scanners import rawsock
+from scanners.scope import Scope
+
+PhaseProgress = Callable[[str, int, int], None]
+
+# Ports that proxies usually listen on; any HTTP service is checked too.
+PROXY_PORTS = frozenset({1080, 3128, 8000, 8080, 8081, 8118, 8888, 9050})
+
+
+class NetworkScanner:
+    """Sweeps, scans services and probes the request's subnets from its interface."""
+
+    def collect(self, request: ScanRequest, progress: PhaseProgress | None) -> ScanResult:
+        """Carry out every phase the request asks for."""
+        scope = Scope(request.subnets)
+        interface = rawsock.usable_interface(request.interface, "the scan")
+        timings: dict[str, float] = {}
+        phases = {Phase.SWEEP}
+
+        def phase_progress(name: str) -> Callable[[int, int], None] | None:
+            if progress is None:
+                return None
+            return lambda done, total: progress(name, done, total)
+
+        with _timed(timings, "sweep"):
+            observations = self._sweep(request, scope, interface, phase_progress("sweep"))
+        live = sorted({seen.ip for seen in observations}, key=_ip_key)
+
+        services: list[ServiceObservation] = []
+        if request.services and live:
+            from scanners.services import ServiceScan
+
+            with _timed(timings, "services"):
+                services = ServiceScan(
+                    scope,
+                    ports=request.ports,
+                    host_timeout=max(30.0, request.timeout * 30),
+                    progress=phase_progress("services"),
+                ).scan(live)
+            phases.add(Phase.SERVICES)
+
+        proxies = []
+        if Phase.SERVICES in phases:
+            from scanners.proxy import ProxyProbe
+
+            candidates = sorted(
+                {
+                    (item.ip, item.port)
+                    for item in services
+                    if item.proto == "tcp" and (item.port in PROXY_PORTS or "http" in item.service)
+                },
+                key=lambda pair: (_ip_key(pair[0]), pair[1]),
+            )
+            assert interface.ipv4 is not None
+            with _timed(timings, "proxy"):
+                proxies = ProxyProbe(
+                    scope, canary_ip=interface.ipv4, timeout=max(2.0, request.timeout * 2)
+                ).probe_many(candidates)
+            phases.add(Phase.PROXY)
+
+        from scanners.dhcp import DhcpProbe
+
+        with _timed(timings, "dhcp"):
+            offers = DhcpProbe(
+                request.interface, scope, timeout=max(2.0, request.timeout * 2)
+            ).probe()
+        phases.add(Phase.DHCP)
+
+        names = []
+        if live:
+            from scanners.names import NameProbe
+
+            with _timed(timings, "names"):
+                names = NameProbe(
+                    scope, dns_servers=request.dns_servers, timeout=request.name_timeout
+                ).lookup(live)
+        phases.add(Phase.NAMES)
+
+        from scanners.evidence import RouterApEvidence
+
+        with _timed(timings, "evidence"):
+            evidence = RouterApEvidence(
+                request.interface, scope, timeout=max(1.0, request.timeout)
+            ).collect(observations, services)
+        phases.add(Phase.EVIDENCE)
+
+        return ScanResult(
+            observations=tuple(observations),
+            services=tuple(services),
+            dhcp_offers=tuple(offers),
+            proxies=tuple(proxies),
+            names=tuple(names),
+            evidence=tuple(evidence),
+            phases=frozenset(phases),
+            timings=timings,
+        )
+
+    def _sweep(
+        self,
+        request: ScanRequest,
+        scope: Scope,
+        interface: rawsock.InterfaceInfo,
+        progress: Callable[[int, int], None] | None,
+    ) -> list[Observation]:
+        """ARP for the part of each subnet on the interface's link, ICMP for the rest."""
+        from scanners.arp import ArpSweep
+        from scanners.icmp import IcmpSweep
+
+        assert interface.ipv4 is not None and interface.prefixlen is not None
+        link = ipaddress.ip_network(f"{interface.ipv4}/{interface.prefixlen}", strict=False)
+        on_link: list[str] = []
+        routed: list[str] = []
+        for text in request.subnets:
+            network = ipaddress.ip_network(text)
+            if network.version != 4:
+                continue  # IPv6 neighbour discovery is not swept yet
+            if network.overlaps(link):
+                inner = network if network.subnet_of(link) else link  # type: ignore[arg-type]
+                on_link.append(str(inner))
+                routed.extend(str(rest) for rest in _minus(network, inner))
+            else:
+                routed.append(text)
+        own = {interface.ipv4}
+        observations: list[Observation] = []
+        if on_link:
+            targets = [ip for ip in scope.targets(on_link) if ip not in own]
+            sweep = ArpSweep(
+                request.interface,
+                scope,
+                rate=request.rate,
+                retries=request.retries,
+                timeout=request.timeout,
+                progress=progress,
+            )
+            observations.extend(sweep.sweep(targets).observations)
+        if routed:
+            targets = [ip for ip in scope.targets(routed) if ip not in own]
+            icmp = IcmpSweep(
+                scope,
+                rate=request.rate,
+                retries=request.retries,
+                timeout=request.timeout,
+                progress=progress,
+            )
+            observations.extend(icmp.sweep(targets).observations)
+        return observations
+
+
+def _minus(
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network,
+    inner: ipaddress.IPv4Network | ipaddress.IPv6Network,
+) -> Iterator[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    if inner == network or not inner.subnet_of(network):  # type: ignore[arg-type]
+        return iter(())
+    return network.address_exclude(inner)  # type: ignore[arg-type]
+
+
+def _ip_key(ip: str) -> tuple[int, int]:
+    address = ipaddress.ip_address(ip)
+    return address.version, int(address)
+
+
+@contextmanager
+def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        timings[name] = time.monotonic() - started
