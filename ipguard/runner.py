@@ -171,6 +171,11 @@ def _complete(
 def _facts(session: Any, request: ScanRequest, result: ScanResult, now: datetime) -> Any:
     from policies.base import PoolRange, RunFacts
 
+    records = devices.list_devices(session)
+    seen = runs.last_seen(session)
+    # A record never seen yet counts from its registration: a fresh import is not stale at once.
+    for device in records:
+        seen.setdefault((device.ip, device.mac), device.created_at)
     return RunFacts(
         now=now,
         subnets=request.subnets,
@@ -180,9 +185,9 @@ def _facts(session: Any, request: ScanRequest, result: ScanResult, now: datetime
         proxies=result.proxies,
         names=result.names,
         evidence=result.evidence,
-        ledger=tuple(devices.snapshot(session)),
+        ledger=tuple(device.to_binding() for device in records),
         pools=tuple(PoolRange(pool.department, pool.cidr) for pool in list_pools(session)),
-        last_seen=runs.last_seen(session),
+        last_seen=seen,
         first_seen=findings.first_seen(session, request.site),
     )
 

@@ -248,12 +248,13 @@ def load_results(session: Session, run: ScanRun) -> ScanResult:
 
 def last_seen(session: Session) -> dict[tuple[str, str], datetime]:
     """When each (ip, mac) pair was last seen by any complete run of any site."""
-    table = ObservationRow.__table__  # type: ignore[attr-defined]
+    seen = ObservationRow.__table__  # type: ignore[attr-defined]
+    run = ScanRun.__table__  # type: ignore[attr-defined]
     query = (
-        sa.select(table.c.ip, table.c.mac, sa.func.max(table.c.seen_at))
-        .join(ScanRun, col(ScanRun.id) == col(ObservationRow.run_id))
-        .where(ScanRun.status == RunStatus.COMPLETE.value, col(ObservationRow.mac).is_not(None))
-        .group_by(ObservationRow.ip, ObservationRow.mac)
+        sa.select(seen.c.ip, seen.c.mac, sa.func.max(seen.c.seen_at))
+        .join(run, run.c.id == seen.c.run_id)
+        .where(run.c.status == RunStatus.COMPLETE.value, seen.c.mac.is_not(None))
+        .group_by(seen.c.ip, seen.c.mac)
     )
     # max() keeps the column's type, so the times come back timezone-aware.
     return {(ip, mac): when for ip, mac, when in session.execute(query)}

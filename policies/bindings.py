@@ -1,0 +1,175 @@
+"""Who may use which address: unregistered-host, ip-mac-mismatch, mac-moved, duplicate-ip.
+
+Each answer at an IP raises at most one of these (see `policies.sightings` for the verdicts):
+
+- `duplicate-ip` (ip): two or more MACs answered one IP. It is the only binding finding at that IP:
+  the unregistered, mismatching or moved MACs among them are listed in its detail, not reported
+  again. Critical when the IP is registered to a router or gateway (ARP spoofing of the gateway).
+- `ip-mac-mismatch` (ip, offending MAC): a registered IP answered from another MAC and its own MAC
+  did not answer. Wins over mac-moved and unregistered-host for the offender. Critical when the
+  IP is registered to a router or gateway.
+- `mac-moved` (observed ip, MAC): a registered MAC answered at an IP no active record holds.
+- `unregistered-host` (ip, MAC or none for ICMP): nothing in the ledger knows the pair. One level
+  more severe once it has been open longer than `unregistered_grace_days`.
+
+Ports found open on a host with one of these findings go into its detail, not into
+unexpected-service findings; so do the names the host goes by.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from ipguard.model import Binding, DeviceStatus, Finding, FindingKind
+from policies.base import (
+    GATEWAY_SPOOFING,
+    PAST_GRACE,
+    PolicySettingsLike,
+    RunFacts,
+    is_gateway,
+    iso,
+    registration,
+    severity_of,
+    utc,
+    who,
+)
+from policies.sightings import Sighting, Sightings, Verdict
+
+
+def check(facts: RunFacts, settings: PolicySettingsLike, seen: Sightings) -> list[Finding]:
+    """Every binding finding of the run."""
+    found = [_duplicate(ip, macs, settings, seen) for ip, macs in seen.duplicates.items()]
+    for sighting in seen:
+        if sighting.verdict is Verdict.MISMATCH:
+            found.append(_mismatch(sighting, settings, seen))
+        elif sighting.verdict is Verdict.MOVED:
+            found.append(_moved(sighting, settings, seen))
+        elif sighting.verdict is Verdict.UNREGISTERED:
+            found.append(_unregistered(sighting, facts, settings, seen))
+    return found
+
+
+def _host_detail(ip: str, seen: Sightings) -> dict[str, Any]:
+    return {
+        "observed": seen.observed(ip),
+        "open_ports": seen.open_ports(ip),
+        "names": seen.names_at(ip),
+    }
+
+
+def _other_records(mac: str, seen: Sightings) -> list[dict[str, Any]]:
+    """The records a MAC holds elsewhere, any status: who the offender is, if anyone knows."""
+    ledger = seen.ledger
+    if mac not in ledger.active_by_mac and mac not in ledger.inactive_by_mac:
+        return []
+    records = [*ledger.active_by_mac.get(mac, ()), *ledger.inactive_by_mac.get(mac, ())]
+    return [registration(record) for record in records]
+
+
+def _duplicate(
+    ip: str, macs: tuple[str, ...], settings: PolicySettingsLike, seen: Sightings
+) -> Finding:
+    owner = seen.ledger.active_by_ip.get(ip)
+    kind = FindingKind.DUPLICATE_IP
+    escalation = GATEWAY_SPOOFING if is_gateway(owner) else None
+    listed = ", ".join(macs)
+    if owner is None:
+        summary = f"{ip} answered from {len(macs)} MACs ({listed}) and is registered to none"
+    else:
+        summary = (
+            f"{ip} is registered to {owner.mac} ({who(owner)}) but answered from "
+            f"{len(macs)} MACs ({listed})"
+        )
+    detail: dict[str, Any] = {
+        "registered": None if owner is None else registration(owner),
+        "macs": list(macs),
+        "others": [
+            {"mac": mac, "registered_elsewhere": _other_records(mac, seen)}
+            for mac in macs
+            if owner is None or mac != owner.mac
+        ],
+        **_host_detail(ip, seen),
+    }
+    if escalation:
+        detail["escalation"] = escalation
+    return Finding(kind, severity_of(kind, settings, escalation), ip, None, None, summary, detail)
+
+
+def _mismatch(sighting: Sighting, settings: PolicySettingsLike, seen: Sightings) -> Finding:
+    owner = sighting.record
+    assert owner is not None and sighting.mac is not None
+    kind = FindingKind.IP_MAC_MISMATCH
+    escalation = GATEWAY_SPOOFING if is_gateway(owner) else None
+    elsewhere = _other_records(sighting.mac, seen)
+    offender = sighting.mac
+    if elsewhere:
+        offender += f" (registered to {_describe(seen, sighting.mac)})"
+    summary = (
+        f"{sighting.ip} is registered to {owner.mac} ({who(owner)}) but answered from {offender}"
+    )
+    detail: dict[str, Any] = {
+        "registered": registration(owner),
+        "registered_mac": owner.mac,
+        "observed_mac": sighting.mac,
+        "offender_records": elsewhere,
+        **_host_detail(sighting.ip, seen),
+    }
+    if escalation:
+        detail["escalation"] = escalation
+    severity = severity_of(kind, settings, escalation)
+    return Finding(kind, severity, sighting.ip, sighting.mac, None, summary, detail)
+
+
+def _moved(sighting: Sighting, settings: PolicySettingsLike, seen: Sightings) -> Finding:
+    assert sighting.mac is not None
+    records = seen.ledger.active_by_mac[sighting.mac]
+    kind = FindingKind.MAC_MOVED
+    registered_at = ", ".join(record.ip for record in records)
+    summary = (
+        f"{sighting.mac} ({who(records[0])}), registered at {registered_at}, "
+        f"answered at {sighting.ip}"
+    )
+    detail = {
+        "registered": [registration(record) for record in records],
+        "registered_ips": [record.ip for record in records],
+        **_host_detail(sighting.ip, seen),
+    }
+    return Finding(
+        kind, severity_of(kind, settings), sighting.ip, sighting.mac, None, summary, detail
+    )
+
+
+def _unregistered(
+    sighting: Sighting, facts: RunFacts, settings: PolicySettingsLike, seen: Sightings
+) -> Finding:
+    kind = FindingKind.UNREGISTERED_HOST
+    finding = Finding(kind, severity_of(kind, settings), sighting.ip, sighting.mac, None, "")
+    first = facts.first_seen.get((kind.value, finding.subject))
+    grace = timedelta(days=settings.unregistered_grace_days)
+    overdue = first is not None and utc(facts.now) - utc(first) > grace
+    if sighting.mac is None:
+        summary = f"{sighting.ip} answered without a MAC (routed segment) and no record holds it"
+    else:
+        summary = f"{sighting.ip} answered from {sighting.mac}, which matches no ledger record"
+    if overdue:
+        summary += f", unregistered for more than {settings.unregistered_grace_days} days"
+    detail: dict[str, Any] = {
+        "first_seen": iso(first),
+        "grace_days": settings.unregistered_grace_days,
+        **_host_detail(sighting.ip, seen),
+    }
+    if overdue:
+        detail["escalation"] = PAST_GRACE
+    severity = severity_of(kind, settings, PAST_GRACE if overdue else None)
+    return Finding(kind, severity, sighting.ip, sighting.mac, None, summary, detail)
+
+
+def _describe(seen: Sightings, mac: str) -> str:
+    records: list[Binding] = [
+        *seen.ledger.active_by_mac.get(mac, ()),
+        *seen.ledger.inactive_by_mac.get(mac, ()),
+    ]
+    first = records[0]
+    state = "" if first.status is DeviceStatus.ACTIVE else f", {first.status.value}"
+    return f"{who(first)} at {first.ip}{state}"

@@ -1,0 +1,175 @@
+"""Registrations over time: isolated-device-online, suspended-device-online, guest-expired, stale.
+
+These findings are about a ledger record, so their subject is the record's own (ip, MAC) wherever
+the device answered; the addresses it answered at are in the detail.
+
+- `isolated-device-online` (critical): a record flagged isolated, any status, whose MAC answered
+  anywhere, or whose IP answered without a MAC. Nothing else is reported about that device.
+- `suspended-device-online`: a suspended or retired record answering (its MAC with no active
+  record, or its own pair, or a MAC-less reply at its IP). When its MAC answers at an IP registered
+  to someone else, ip-mac-mismatch is reported instead (the offender's record is in its detail).
+- `guest-expired`: an active record whose `guest_until` is before the run's (UTC) date, while its
+  device is online: its pair answered, or its MAC answered anywhere but at another of its records.
+- `stale-registration`: an active, non-isolated record not seen by this run and last seen by an
+  earlier run more than `stale_after_days` ago, or never. Only records whose IP lies inside the
+  run's subnets are judged: a run that did not look proves nothing. A never-seen record is stale at
+  once; to give new records time, pass their creation time as `last_seen`. An isolated record
+  being unseen is what the rules want, so it is never stale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from ipguard.model import Binding, DeviceStatus, Finding, FindingKind
+from policies.base import (
+    AddressRanges,
+    PolicySettingsLike,
+    RunFacts,
+    iso,
+    registration,
+    severity_of,
+    utc,
+    who,
+)
+from policies.sightings import Sighting, Sightings, Verdict
+
+# Sightings in which a device answers at an address that is not one of its own active records.
+_STRAY = frozenset({Verdict.DUPLICATE, Verdict.MISMATCH, Verdict.MOVED, Verdict.SUSPENDED})
+
+
+def check(facts: RunFacts, settings: PolicySettingsLike, seen: Sightings) -> list[Finding]:
+    """Every lifecycle finding of the run."""
+    return [
+        *_online(seen, Verdict.ISOLATED, settings),
+        *_online(seen, Verdict.SUSPENDED, settings),
+        *_guests_expired(facts, settings, seen),
+        *_stale(facts, settings, seen),
+    ]
+
+
+def _by_record(sightings: Iterable[Sighting]) -> dict[tuple[str, str], list[Sighting]]:
+    grouped: dict[tuple[str, str], list[Sighting]] = {}
+    for sighting in sightings:
+        if sighting.record is not None:
+            key = (sighting.record.ip, sighting.record.mac)
+            grouped.setdefault(key, []).append(sighting)
+    return grouped
+
+
+def _online(seen: Sightings, verdict: Verdict, settings: PolicySettingsLike) -> list[Finding]:
+    found = []
+    for sightings in _by_record(seen.with_verdict(verdict)).values():
+        record = sightings[0].record
+        assert record is not None
+        ips = list(dict.fromkeys(sighting.ip for sighting in sightings))
+        observed = [
+            entry for sighting in sightings for entry in seen.observed(sighting.ip, sighting.mac)
+        ]
+        where = ", ".join(ips)
+        if verdict is Verdict.ISOLATED:
+            kind = FindingKind.ISOLATED_DEVICE_ONLINE
+            summary = (
+                f"Isolated device {record.ip} / {record.mac} ({who(record)}) answered at {where}"
+            )
+        else:
+            kind = FindingKind.SUSPENDED_DEVICE_ONLINE
+            summary = (
+                f"{record.ip} / {record.mac} ({who(record)}), whose registration is "
+                f"{record.status.value}, answered at {where}"
+            )
+        detail: dict[str, Any] = {
+            "status": record.status.value,
+            "seen_at": ips,
+            "observed": observed,
+            "open_ports": [port for ip in ips for port in seen.open_ports(ip)],
+            "names": [name for ip in ips for name in seen.names_at(ip)],
+            "registered": registration(record),
+        }
+        severity = severity_of(kind, settings)
+        found.append(Finding(kind, severity, record.ip, record.mac, None, summary, detail))
+    return found
+
+
+def _guests_expired(
+    facts: RunFacts, settings: PolicySettingsLike, seen: Sightings
+) -> list[Finding]:
+    today = utc(facts.now).date()
+    expired = [
+        record
+        for record in seen.ledger.records
+        if record.guest_until is not None
+        and record.guest_until < today
+        and record.status is DeviceStatus.ACTIVE
+    ]
+    if not expired:
+        return []
+    stray: dict[str, list[str]] = {}
+    for sighting in seen:
+        if sighting.verdict in _STRAY and sighting.mac is not None:
+            stray.setdefault(sighting.mac, []).append(sighting.ip)
+    kind = FindingKind.GUEST_EXPIRED
+    found = []
+    for record in expired:
+        ips = [record.ip] if seen.authorised.get(record.ip) is record else []
+        ips += stray.get(record.mac, [])
+        if not ips:
+            continue
+        assert record.guest_until is not None
+        summary = (
+            f"Guest {record.ip} / {record.mac} ({who(record)}) is online although its guest "
+            f"period ended on {record.guest_until.isoformat()}"
+        )
+        detail = {
+            "guest_until": record.guest_until.isoformat(),
+            "seen_at": ips,
+            "registered": registration(record),
+        }
+        found.append(
+            Finding(kind, severity_of(kind, settings), record.ip, record.mac, None, summary, detail)
+        )
+    return found
+
+
+def _stale(facts: RunFacts, settings: PolicySettingsLike, seen: Sightings) -> list[Finding]:
+    now = utc(facts.now)
+    limit = timedelta(days=settings.stale_after_days)
+    authorised = seen.authorised
+    covered = AddressRanges(facts.subnets)
+    found = []
+    for record in seen.ledger.records:
+        if record.status is not DeviceStatus.ACTIVE or record.isolated:
+            continue
+        if authorised.get(record.ip) is record:
+            continue
+        last = facts.last_seen.get((record.ip, record.mac))
+        if last is not None and now - utc(last) <= limit:
+            continue
+        if record.ip not in covered:
+            continue
+        found.append(_stale_finding(record, last, now, settings))
+    return found
+
+
+def _stale_finding(
+    record: Binding, last: datetime | None, now: datetime, settings: PolicySettingsLike
+) -> Finding:
+    kind = FindingKind.STALE_REGISTRATION
+    if last is None:
+        summary = f"{record.ip} / {record.mac} ({who(record)}) has never been seen by a scan"
+        days = None
+    else:
+        days = (now - utc(last)).days
+        summary = (
+            f"{record.ip} / {record.mac} ({who(record)}) has not been seen for {days} days "
+            f"(last on {utc(last).date().isoformat()})"
+        )
+    detail = {
+        "last_seen": iso(last),
+        "days_unseen": days,
+        "stale_after_days": settings.stale_after_days,
+        "registered": registration(record),
+    }
+    return Finding(kind, severity_of(kind, settings), record.ip, record.mac, None, summary, detail)

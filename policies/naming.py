@@ -1,0 +1,180 @@
+"""Computers named after their users: hostname-policy.
+
+`hostname_rule` is a regular expression with `{field}` placeholders (owner, department, location,
+asset_tag, switch_port, ip, mac). For each name a registered, authorised host goes by:
+
+- placeholders are filled from that host's ledger record, as literal text (regex-escaped), and the
+  rule is searched case-insensitively in the name (anchor it with ^…$ to match the whole name);
+  whitespace inside a field value matches nothing, "-" or "_" ("Li Wei" matches liwei, li-wei,
+  li_wei), since no hostname can contain a space;
+- when the rule has no "." and the name has one, only the first DNS label is compared
+  (pc-li.school.example → pc-li); a trailing root dot is ignored;
+- an empty rule checks nothing; a placeholder whose field is empty for the device means the rule
+  cannot be judged for it, so nothing is said; unregistered hosts are never judged (their names are
+  in their unregistered-host finding).
+
+One finding per host (ip, registered MAC), listing every failing name and where it was learnt.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from ipguard.model import Binding, Finding, FindingKind, NameObservation
+from policies.base import PolicySettingsLike, RunFacts, registration, severity_of, who
+from policies.sightings import Sightings
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")
+# Anchored rules made only of hostname characters and placeholders are checked by comparing text,
+# without compiling a regular expression per device.
+_LITERAL_RULE = re.compile(r"\^(?:[A-Za-z0-9_-]|\{[A-Za-z_]\w*\})*\$")
+_SEPARATORS = ("", "-", "_")
+_GAP = "[-_]?"
+_MAX_SPELLINGS = 64
+
+
+class HostnameRule:
+    """A `hostname_rule`, ready to judge many names against many records."""
+
+    def __init__(self, template: str) -> None:
+        self.template = template
+        self.fields = tuple(_PLACEHOLDER.findall(template))
+        self.first_label_only = "." not in template
+        self._literal = _LITERAL_RULE.fullmatch(template) is not None
+        self._pieces = _PLACEHOLDER.split(template)  # literal, field, literal, field, …, literal
+        self._compiled: dict[str, re.Pattern[str] | None] = {}
+
+    def values(self, record: Binding) -> tuple[str, ...] | None:
+        """The record's value for each placeholder, or None when one of them is empty."""
+        values = []
+        for name in self.fields:
+            value = getattr(record, name, None)
+            if not isinstance(value, str) or not value.strip():
+                return None
+            values.append(value.strip())
+        return tuple(values)
+
+    def expand(self, values: tuple[str, ...]) -> str:
+        """The regular expression the rule becomes for these placeholder values."""
+        parts = list(self._pieces)
+        for index, value in enumerate(values):
+            parts[2 * index + 1] = _GAP.join(re.escape(word) for word in value.split())
+        return "".join(parts)
+
+    def compared(self, name: str) -> str:
+        """The part of a collected name the rule is compared with."""
+        name = name.strip().rstrip(".")
+        if self.first_label_only and "." in name:
+            return name.split(".", 1)[0]
+        return name
+
+    def accepts(self, name: str, values: tuple[str, ...]) -> bool | None:
+        """Whether the name satisfies the rule for these values (None: the rule is unusable)."""
+        if self._literal:
+            spellings = self._spellings(values)
+            if spellings is not None:
+                return name.lower() in spellings
+        pattern = self.expand(values)
+        if pattern not in self._compiled:
+            try:
+                self._compiled[pattern] = re.compile(pattern, re.IGNORECASE)
+            except re.error:
+                self._compiled[pattern] = None
+        compiled = self._compiled[pattern]
+        return None if compiled is None else compiled.search(name) is not None
+
+    def _spellings(self, values: tuple[str, ...]) -> set[str] | None:
+        # Every name an anchored literal rule accepts, or None when there are too many to list.
+        if all(len(value.split()) == 1 for value in values):
+            parts = list(self._pieces)
+            parts[0] = parts[0].removeprefix("^")
+            parts[-1] = parts[-1].removesuffix("$")
+            parts[1::2] = values
+            return {"".join(parts).lower()}
+        choices: list[list[str]] = []
+        for index, piece in enumerate(self._pieces):
+            if index % 2 == 0:
+                text = piece.removeprefix("^") if index == 0 else piece
+                text = text.removesuffix("$") if index == len(self._pieces) - 1 else text
+                choices.append([text])
+            else:
+                choices.append(_variants(values[index // 2]))
+        count = 1
+        for options in choices:
+            count *= len(options)
+        if count > _MAX_SPELLINGS:
+            return None
+        return {"".join(parts).lower() for parts in itertools.product(*choices)}
+
+
+def _variants(value: str) -> list[str]:
+    words = value.split()
+    if len(words) <= 1:
+        return [value]
+    spellings = []
+    for separators in itertools.product(_SEPARATORS, repeat=len(words) - 1):
+        spelling = words[0]
+        for separator, word in zip(separators, words[1:], strict=True):
+            spelling += separator + word
+        spellings.append(spelling)
+    return spellings
+
+
+def check(facts: RunFacts, settings: PolicySettingsLike, seen: Sightings) -> list[Finding]:
+    """Every hostname-policy finding of the run."""
+    if not settings.hostname_rule:
+        return []
+    rule = HostnameRule(settings.hostname_rule)
+    by_ip: dict[str, list[NameObservation]] = {}
+    for name in facts.names:
+        by_ip.setdefault(name.ip, []).append(name)
+    found = []
+    for ip, names in by_ip.items():
+        record = seen.host(ip).record
+        if record is None:
+            continue
+        values = rule.values(record)
+        if values is None:
+            continue
+        failing, passing = _judge(rule, names, values)
+        if not failing:
+            continue
+        kind = FindingKind.HOSTNAME_POLICY
+        listed = ", ".join(repr(item["name"]) for item in failing)
+        summary = (
+            f"{ip} ({who(record)}) goes by {listed}, which fails the hostname rule "
+            f"{settings.hostname_rule}"
+        )
+        detail: dict[str, Any] = {
+            "names": failing,
+            "passing_names": passing,
+            "rule": settings.hostname_rule,
+            "expanded_rule": rule.expand(values),
+            "registered": registration(record),
+        }
+        found.append(
+            Finding(kind, severity_of(kind, settings), ip, record.mac, None, summary, detail)
+        )
+    return found
+
+
+def _judge(
+    rule: HostnameRule, names: Iterable[NameObservation], values: tuple[str, ...]
+) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    failing: list[dict[str, str]] = []
+    passing: list[dict[str, str]] = []
+    judged: set[str] = set()
+    for observation in names:
+        compared = rule.compared(observation.name)
+        if not compared or compared.lower() in judged:
+            continue
+        judged.add(compared.lower())
+        verdict = rule.accepts(compared, values)
+        if verdict is None:
+            return [], []
+        entry = {"name": observation.name, "source": observation.source, "compared": compared}
+        (passing if verdict else failing).append(entry)
+    return failing, passing

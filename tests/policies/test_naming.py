@@ -1,0 +1,210 @@
+"""hostname-policy: computers named after their users."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from ipguard.model import NameObservation
+from policies.naming import HostnameRule
+from tests.policies.helpers import (
+    FREE,
+    IP1,
+    IP2,
+    A,
+    B,
+    X,
+    arp,
+    device,
+    findings,
+    judge,
+    only,
+    settings,
+)
+
+RULE = "^{department}-{owner}$"
+
+
+def named(*names: str, ip: str = IP1, source: str = "dns") -> list[NameObservation]:
+    return [NameObservation(ip, name, source) for name in names]
+
+
+MATH_LIWEI = device(IP1, A, department="math", owner="liwei")
+FAILS = {("hostname-policy", IP1, A, None, "low")}
+
+CASES = [
+    pytest.param(RULE, MATH_LIWEI, ["math-liwei"], set(), id="follows the rule"),
+    pytest.param(RULE, MATH_LIWEI, ["pc-123"], FAILS, id="breaks the rule"),
+    pytest.param(RULE, MATH_LIWEI, ["MATH-LIWEI"], set(), id="case-insensitive (NetBIOS)"),
+    pytest.param(RULE, MATH_LIWEI, ["math-liwei.school.example"], set(), id="first DNS label"),
+    pytest.param(RULE, MATH_LIWEI, ["math-liwei.school.example."], set(), id="root dot"),
+    pytest.param(RULE, MATH_LIWEI, ["pc.math-liwei"], FAILS, id="first label only"),
+    pytest.param(RULE, MATH_LIWEI, ["math-liwei2"], FAILS, id="anchored rule: whole label"),
+    pytest.param(
+        r"^{owner}\.lab$", MATH_LIWEI, ["liwei.lab"], set(), id="rule with a dot: whole name"
+    ),
+    pytest.param(r"^{owner}\.lab$", MATH_LIWEI, ["liwei.lan"], FAILS, id="whole name fails"),
+    pytest.param("", MATH_LIWEI, ["anything"], set(), id="empty rule: no check"),
+    pytest.param(
+        RULE, device(IP1, A, department="", owner="liwei"), ["x"], set(), id="empty field: skip"
+    ),
+    pytest.param(
+        "{asset_tag}",
+        device(IP1, A, asset_tag="A17"),
+        ["lab-a17-pc"],
+        set(),
+        id="unanchored rule: searched",
+    ),
+    pytest.param(
+        "^lab{asset_tag}$",
+        device(IP1, A, asset_tag="A.1"),
+        ["labAx1"],
+        FAILS,
+        id="field values are literal text",
+    ),
+    pytest.param(
+        "^lab{asset_tag}$",
+        device(IP1, A, asset_tag="A.1"),
+        ["labA.1"],
+        FAILS,
+        id="a literal dot in a value: the rule has no dot, so only labA is compared",
+    ),
+    pytest.param(
+        RULE,
+        device(IP1, A, department="math", owner="Li Wei"),
+        ["math-liwei", "math-li-wei", "MATH-LI_WEI"],
+        set(),
+        id="a space in a value: nothing, - or _",
+    ),
+    pytest.param(
+        RULE,
+        device(IP1, A, department="math", owner="Li Wei"),
+        ["math-li--wei"],
+        FAILS,
+        id="a space is one separator at most",
+    ),
+    pytest.param(
+        "^{department}-{owner}(-\\d+)?$",
+        device(IP1, A, department="math", owner="Li Wei"),
+        ["math-li_wei-2", "math-liwei"],
+        set(),
+        id="a space in a value, rule with regular expression parts",
+    ),
+    pytest.param(
+        "^{department}-{owner}(-\\d+)?$",
+        device(IP1, A, department="math", owner="Li Wei"),
+        ["math-li wei"],
+        FAILS,
+        id="a space in a name is not a separator",
+    ),
+    pytest.param(
+        RULE, device(IP1, A, department="数学", owner="李伟"), ["数学-李伟"], set(), id="unicode"
+    ),
+    pytest.param(
+        RULE,
+        device(IP1, A, department="数学", owner="李\u3000伟"),
+        ["数学-李伟"],
+        set(),
+        id="an ideographic space in a value",
+    ),
+    pytest.param(
+        "^{department}-\\d+$",
+        device(IP1, A, department="lab"),
+        ["lab-17"],
+        set(),
+        id="regular expression parts",
+    ),
+    pytest.param(
+        "^{department}-\\d+$",
+        device(IP1, A, department="lab"),
+        ["lab-x"],
+        FAILS,
+        id="regular expression parts fail",
+    ),
+    pytest.param("^{mac}$", device(IP1, A), [A], set(), id="mac placeholder with a dotless rule"),
+]
+
+
+@pytest.mark.parametrize(("rule", "record", "names", "expected"), CASES)
+def test_hostname_rule(rule, record, names, expected):
+    found = judge(
+        [record], [arp(record.ip, record.mac)], settings(hostname_rule=rule), names=named(*names)
+    )
+    assert found == expected
+
+
+def test_unregistered_and_inactive_hosts_are_not_judged():
+    ledger = [device(IP2, B, department="math", owner="x", status="suspended")]
+    found = judge(
+        ledger,
+        [arp(FREE, X), arp(IP2, B)],
+        settings(hostname_rule=RULE),
+        names=[*named("bad", ip=FREE), *named("bad", ip=IP2)],
+    )
+    assert found == {
+        ("unregistered-host", FREE, X, None, "high"),
+        ("suspended-device-online", IP2, B, None, "medium"),
+    }
+
+
+def test_thief_names_are_not_the_owners():
+    found = judge([MATH_LIWEI], [arp(IP1, X)], settings(hostname_rule=RULE), names=named("bad"))
+    assert found == {("ip-mac-mismatch", IP1, X, None, "high")}
+
+
+def test_one_finding_per_host_listing_failing_names():
+    names = [
+        NameObservation(IP1, "pc-123.school.example", "dns"),
+        NameObservation(IP1, "MATH-LIWEI", "netbios"),
+        NameObservation(IP1, "PC-123", "mdns"),  # same label as the DNS name
+        NameObservation(IP1, "printer", "mdns"),
+    ]
+    found = findings([MATH_LIWEI], [arp(IP1, A)], settings(hostname_rule=RULE), names=names)
+    finding = only(found, "hostname-policy")
+    assert [(n["name"], n["source"]) for n in finding.detail["names"]] == [
+        ("pc-123.school.example", "dns"),
+        ("printer", "mdns"),
+    ]
+    assert [n["name"] for n in finding.detail["passing_names"]] == ["MATH-LIWEI"]
+    assert finding.detail["rule"] == RULE
+    assert finding.detail["expanded_rule"] == "^math-liwei$"
+    assert "pc-123.school.example" in finding.summary and "liwei" in finding.summary
+
+
+def test_severity_override():
+    policy = settings(hostname_rule=RULE, severity={"hostname-policy": "medium"})
+    assert judge([MATH_LIWEI], [arp(IP1, A)], policy, names=named("pc-1")) == {
+        ("hostname-policy", IP1, A, None, "medium")
+    }
+
+
+WORD = st.text(alphabet="ab-_ .\u3000", min_size=0, max_size=6)
+NOISE = st.text(alphabet="ab-_ .AB", max_size=3)
+
+
+@st.composite
+def near_misses(draw: st.DrawFn) -> tuple[str, str, str]:
+    """A department, an owner, and a name built from them with a little noise here and there."""
+    department, owner = draw(WORD), draw(WORD)
+    pieces = [draw(NOISE), department, draw(st.sampled_from(["-", "", "_", " "])), draw(NOISE)]
+    for word in owner.split():
+        pieces += [word, draw(st.sampled_from(["", "-", "_", " ", "--"]))]
+    pieces.append(draw(NOISE))
+    name = "".join(pieces)
+    return department, owner, draw(st.sampled_from([name, name.upper(), draw(NOISE)]))
+
+
+@given(near_misses())
+@example(("a", "a\u3000b", "a-ab"))
+@example(("a", "a b", "a-a_b"))
+def test_text_comparison_agrees_with_the_regular_expression(case):
+    # "^{department}-{owner}$" is checked by comparing text; "^(?:{department})-{owner}$" means
+    # the same but goes through the regular expression.
+    department, owner, name = case
+    literal, regex = HostnameRule(RULE), HostnameRule("^(?:{department})-{owner}$")
+    record = device(IP1, A, department=department, owner=owner)
+    values = literal.values(record)
+    assert values == regex.values(record)
+    if values is not None:
+        assert literal.accepts(name, values) == regex.accepts(name, values)
