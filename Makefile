@@ -4,7 +4,7 @@
 VENV      ?= .venv
 PY        := $(VENV)/bin/python
 STAMP     := $(VENV)/.installed
-APT_PKGS  := nmap arp-scan tinyproxy dnsmasq-base nftables iproute2 socat curl postgresql
+APT_PKGS  := nmap arp-scan tinyproxy dnsmasq-base nftables iproute2 socat curl postgresql chromium cron
 PYTEST_ARGS ?=
 
 .PHONY: install system-packages test lint demo bench lab-up lab-down clean

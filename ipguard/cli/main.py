@@ -10,7 +10,7 @@ import typer
 from typer.core import TyperGroup
 
 from ipguard import __version__
-from ipguard.cli import findings, history, ledger, pools, scan
+from ipguard.cli import cron, findings, history, ledger, pools, prune, report, scan
 from ipguard.cli.context import AppState, state
 from ipguard.cli.output import error_line
 from ipguard.errors import IpguardError
@@ -50,6 +50,9 @@ app.command("scan")(scan.scan)
 app.add_typer(history.runs_app, name="runs")
 app.command("diff")(history.diff)
 app.add_typer(findings.app, name="findings")
+app.command("report")(report.report)
+app.command("prune")(prune.prune)
+app.add_typer(cron.app, name="cron")
 
 
 def _version(value: bool) -> None:

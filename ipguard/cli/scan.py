@@ -7,12 +7,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ipguard.cli.context import state
-from ipguard.cli.output import emit_json, info, table
+from ipguard.cli.context import AppState, state
+from ipguard.cli.output import emit_json, info, safe, table
 
 if TYPE_CHECKING:
     from ipguard.runner import Progress, RunOutcome, Scanner
@@ -59,6 +60,14 @@ def scan(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Print nothing but errors (cron).")
     ] = False,
+    metrics_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--metrics-file",
+            help="Write Prometheus metrics here after the scan (node_exporter textfile collector).",
+            metavar="PATH",
+        ),
+    ] = None,
 ) -> None:
     """Sweep the subnets, compare with the ledger, record and print the findings."""
     from dataclasses import replace
@@ -94,16 +103,21 @@ def scan(
         name_timeout=settings.names.timeout,
         full=full,
     )
-    with _progress(enabled=not quiet and fmt == ScanFormat.table) as progress:
-        outcome = run_scan(
-            shared.store(),
-            request,
-            make_scanner(),
-            policy=policy,
-            actor=shared.actor,
-            wait=wait,
-            progress=progress,
-        )
+    try:
+        with _progress(enabled=not quiet and fmt == ScanFormat.table) as progress:
+            outcome = run_scan(
+                shared.store(),
+                request,
+                make_scanner(),
+                policy=policy,
+                actor=shared.actor,
+                wait=wait,
+                progress=progress,
+            )
+    except Exception:
+        _after_scan(shared, request.site, None, metrics_file)
+        raise
+    _after_scan(shared, request.site, outcome, metrics_file)
     if fmt == ScanFormat.json:
         from ipguard.reports.serialize import scan_json
 
@@ -111,6 +125,41 @@ def scan(
     elif not quiet:
         _print_outcome(outcome)
     raise typer.Exit(1 if outcome.failing else 0)
+
+
+def _after_scan(
+    shared: AppState, site: str, outcome: RunOutcome | None, metrics_file: Path | None
+) -> None:
+    """Alerts, then metrics. Neither changes the scan's exit code: problems are warnings."""
+    from ipguard.errors import IpguardError
+
+    now = datetime.now(UTC)
+    if outcome is not None:
+        from ipguard.alerts import send_digest
+
+        try:
+            alerted = send_digest(
+                shared.store(), shared.settings().alerts, site=site, run_id=outcome.run.id, now=now
+            )
+            problems = alerted.failed
+        except IpguardError as error:
+            problems = [f"alerts not sent: {error}"]
+        for line in problems:
+            typer.echo(f"warning: {safe(line)}", err=True)
+    if metrics_file is not None:
+        from ipguard.metrics import SiteMetrics, gather, render, write_textfile
+
+        try:
+            with shared.store().session(write=False) as session:
+                metrics = gather(session, site, succeeded=outcome is not None, now=now)
+        except IpguardError:  # the ledger is what failed: say at least that the scan did
+            metrics = SiteMetrics(site=site, attempted_at=now, succeeded=False)
+        try:
+            write_textfile(metrics_file, render(metrics))
+        except OSError as error:
+            typer.echo(
+                f"warning: cannot write metrics to {safe(metrics_file)}: {error.strerror}", err=True
+            )
 
 
 def _subnets(given: list[str], configured: tuple[str, ...]) -> tuple[str, ...]:

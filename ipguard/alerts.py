@@ -1,0 +1,160 @@
+"""Alerts: after a scan, one digest of the findings that need a human now, sent with apprise.
+
+A finding is alerted when it is live, not acknowledged, at or above `[alerts] min_severity`, and
+either was never alerted or has escalated since (its severity is above `alerted_severity`, which
+the finding row records once a digest carrying it was delivered). So the same finding is never
+sent twice unless it escalates; a digest that no target accepted is tried again after the next
+scan (when one target of several accepted it, the others are not retried). A failing target never
+fails the scan: the caller gets a warning per failed target, with the URL's secrets masked.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from ipguard.config import AlertSettings
+from ipguard.ledger import findings
+from ipguard.ledger.scan_tables import FindingRow
+from ipguard.ledger.store import Store
+from ipguard.model import FindingState, Severity
+
+MAX_LINES = 50  # a digest lists at most this many findings, then says how many more
+Sender = Callable[[str, str, str], bool]  # (url, title, body) → delivered
+
+
+@dataclass
+class AlertOutcome:
+    """What one round of alerting did."""
+
+    sent: list[int] = field(default_factory=list)  # finding ids carried by a delivered digest
+    delivered: list[str] = field(default_factory=list)  # masked URLs that accepted it
+    failed: list[str] = field(default_factory=list)  # one warning line per failed target
+
+
+def due(rows: Sequence[FindingRow], settings: AlertSettings, now: datetime) -> list[FindingRow]:
+    """The findings a digest should carry now (see the module docstring)."""
+    chosen = []
+    for row in rows:
+        if row.state == FindingState.RESOLVED.value or findings.is_suppressed(row, now):
+            continue
+        severity = Severity(row.severity)
+        if severity < settings.min_severity:
+            continue
+        if row.alerted_severity is None or severity > Severity(row.alerted_severity):
+            chosen.append(row)
+    return sorted(chosen, key=lambda row: (-Severity(row.severity).rank, row.id or 0))
+
+
+def digest(rows: Sequence[FindingRow], *, site: str, run_id: int | None) -> tuple[str, str]:
+    """Title and plain-text body of a digest."""
+    worst = max((Severity(row.severity) for row in rows), default=Severity.INFO)
+    count = len(rows)
+    title = (
+        f"ipguard: {count} finding{'s' if count != 1 else ''} need attention at site {site} "
+        f"({worst.value})"
+    )
+    lines = [f"Scan run {run_id} at site {site} found:" if run_id else f"Site {site}:", ""]
+    for row in rows[:MAX_LINES]:
+        escalated = (
+            f" (escalated from {row.alerted_severity})" if row.alerted_severity is not None else ""
+        )
+        subject = " ".join(part for part in (row.ip, row.mac, row.port) if part)
+        lines.append(
+            f"[{row.severity.upper()}] #{row.id} {row.kind} {subject}{escalated}: "
+            f"{_one_line(row.summary)}"
+        )
+        when = f"    first seen {_utc(row.first_seen_at)}"
+        if row.report_due_at is not None:
+            when += f", report due {_utc(row.report_due_at)}"
+        lines.append(when)
+    if count > MAX_LINES:
+        lines.append(f"… and {count - MAX_LINES} more: `ipguard findings list --site {site}`")
+    lines += ["", "Acknowledge with `ipguard findings ack ID --note TEXT`."]
+    return title, "\n".join(lines)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _utc(value: datetime) -> str:
+    return value.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def mask_url(url: str) -> str:
+    """The URL as it may be shown: apprise's privacy form, else the scheme only."""
+    try:
+        import apprise
+
+        plugin = apprise.Apprise.instantiate(url)
+        if plugin is not None:
+            # Without the query: apprise's own tuning parameters only make the line unreadable.
+            return str(plugin.url(privacy=True)).split("?", 1)[0]  # type: ignore[no-untyped-call]
+    except Exception:  # masking must never be the thing that fails
+        pass
+    scheme = url.split("://", 1)[0] if "://" in url else "?"
+    return f"{scheme}://***"
+
+
+def apprise_send(url: str, title: str, body: str) -> bool:
+    """Deliver one message to one apprise URL; False when the target refused or was unreachable."""
+    import apprise
+
+    # apprise logs delivery problems itself, sometimes with hosts or users in them; the caller
+    # reports failures in its own words, with the URL masked.
+    logging.getLogger("apprise").addHandler(logging.NullHandler())
+    logging.getLogger("apprise").propagate = False
+    notifier = apprise.Apprise()
+    if not notifier.add(url):
+        return False
+    return bool(notifier.notify(body=body, title=title, body_format=apprise.NotifyFormat.TEXT))
+
+
+def send_digest(
+    store: Store,
+    settings: AlertSettings,
+    *,
+    site: str,
+    run_id: int | None,
+    now: datetime,
+    sender: Sender = apprise_send,
+) -> AlertOutcome:
+    """Alert on a site's findings that are due (a no-op without [alerts] urls)."""
+    outcome = AlertOutcome()
+    if not settings.urls:
+        return outcome
+    with store.session(write=False) as session:
+        rows = due(findings.list_findings(session, site=site, live_only=True), settings, now)
+    if not rows:
+        return outcome
+    title, body = digest(rows, site=site, run_id=run_id)
+    for url in settings.urls:
+        shown = mask_url(url)
+        try:
+            delivered = sender(url, title, body)
+        except Exception as error:  # a plugin bug must not fail the scan either
+            delivered = False
+            shown += f" ({type(error).__name__})"
+        if delivered:
+            outcome.delivered.append(shown)
+        else:
+            outcome.failed.append(f"alert to {shown} failed; the scan itself is unaffected")
+    if outcome.delivered:
+        # Sending happens outside any transaction: a slow target must not hold the ledger.
+        with store.session() as session:
+            _record(session, rows)
+        outcome.sent = [row.id for row in rows if row.id is not None]
+    return outcome
+
+
+def _record(session: Session, rows: Sequence[FindingRow]) -> None:
+    """Remember the severity each finding was alerted at."""
+    severity = {row.id: row.severity for row in rows}
+    for row in session.exec(select(FindingRow).where(col(FindingRow.id).in_(list(severity)))):
+        row.alerted_severity = severity[row.id]
+        session.add(row)

@@ -1,0 +1,142 @@
+"""`ipguard report`: the periodic summary (monthly by default) as HTML, Markdown, JSON or CSV."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from ipguard.cli.context import state
+from ipguard.cli.output import info
+
+if TYPE_CHECKING:
+    from ipguard.reports.summary import Summary
+
+
+class ReportFormat(StrEnum):
+    """Formats of `report`."""
+
+    html = "html"
+    md = "md"
+    json = "json"
+    csv = "csv"
+
+
+_SUFFIXES = {".html": "html", ".htm": "html", ".md": "md", ".json": "json", ".csv": "csv"}
+
+
+def period(since: date | None, until: date | None, today: date) -> tuple[datetime, datetime]:
+    """The half-open UTC period for inclusive dates; by default the previous calendar month."""
+    from ipguard.errors import InvalidValue
+
+    if since is None and until is None:
+        until = today.replace(day=1) - timedelta(days=1)
+        since = until.replace(day=1)
+    elif since is None:
+        assert until is not None
+        since = until.replace(day=1)
+    elif until is None:
+        until = today
+    if since > until:
+        raise InvalidValue(f"--since {since} is after --until {until}")
+    start = datetime(since.year, since.month, since.day, tzinfo=UTC)
+    end = datetime(until.year, until.month, until.day, tzinfo=UTC) + timedelta(days=1)
+    return start, end
+
+
+def _day(text: str | None, option: str) -> date | None:
+    from ipguard.errors import InvalidValue
+
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidValue(f"{option} {text!r}: not a date (use YYYY-MM-DD)") from None
+
+
+def report(
+    ctx: typer.Context,
+    since: Annotated[
+        str | None,
+        typer.Option(help="First day of the period, YYYY-MM-DD (default: last month's first)."),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(help="Last day of the period, included (default: last month's last day)."),
+    ] = None,
+    fmt: Annotated[
+        ReportFormat | None,
+        typer.Option("--format", help="html, md, json or csv (default: from the -o suffix)."),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write to this file (default: standard output)."),
+    ] = None,
+    site: Annotated[str | None, typer.Option(help="Only this site (default: every site).")] = None,
+) -> None:
+    """Summary report of a period (default: last month) as HTML, Markdown, JSON or CSV.
+
+    Hosts seen per run, findings opened/resolved/overdue by kind and severity, open findings with
+    their evidence, unregistered hosts and ledger changes. Dates are UTC days.
+    """
+    from ipguard.errors import InvalidValue
+
+    if fmt is None:
+        guessed = _SUFFIXES.get(output.suffix.lower()) if output else None
+        if guessed is None:
+            raise InvalidValue("give --format html, md, json or csv (or an -o FILE ending so)")
+        fmt = ReportFormat(guessed)
+    now = datetime.now(UTC)
+    start, end = period(_day(since, "--since"), _day(until, "--until"), now.date())
+
+    from ipguard.reports.summary import gather
+
+    with state(ctx).store().session(write=False) as session:
+        summary = gather(session, start, end, now=now, site=site)
+    text = _render(summary, fmt)
+    if output is None:
+        sys.stdout.write(text)
+        return
+    _write(output, text)
+    info(f"report for {start.date()} to {summary.last_day} written to {output}")
+
+
+def _render(summary: Summary, fmt: ReportFormat) -> str:
+    from ipguard.reports import export, html, markdown
+
+    renderers = {
+        ReportFormat.html: html.render,
+        ReportFormat.md: markdown.render,
+        ReportFormat.json: export.render_json,
+        ReportFormat.csv: export.render_csv,
+    }
+    return renderers[fmt](summary)
+
+
+def _write(path: Path, text: str) -> None:
+    """Write the whole file or nothing (a temporary file renamed over it)."""
+    import os
+    import tempfile
+
+    from ipguard.errors import InvalidValue
+
+    target = path.expanduser()
+    try:
+        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".ipguard-")
+    except OSError as error:
+        raise InvalidValue(f"cannot write {path}: {error.strerror}") from None
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
+            out.write(text)
+        umask = os.umask(0o022)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # as a plain open() would have made it
+        os.replace(temporary, target)
+    except OSError as error:
+        Path(temporary).unlink(missing_ok=True)
+        raise InvalidValue(f"cannot write {path}: {error.strerror}") from None

@@ -1,0 +1,119 @@
+"""Retention: scan history older than the configured period is removed; the audit trail never is.
+
+What goes, for a cutoff `now - days`:
+- scan runs that started strictly before the cutoff, and with them (ON DELETE CASCADE) everything
+  they saw: observations, services, DHCP offers, proxy checks, names, routing/AP evidence;
+- findings resolved strictly before the cutoff.
+
+What stays: the audit trail, every open or acknowledged finding (its evidence is stored on the
+finding row itself, so removing the runs that raised it loses nothing), and every newer run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col
+
+from ipguard.config import MIN_RETENTION_DAYS
+from ipguard.errors import InvalidValue
+from ipguard.ledger import audit
+from ipguard.ledger.scan_tables import (
+    DhcpOfferRow,
+    EvidenceRow,
+    FindingRow,
+    NameRow,
+    ObservationRow,
+    ProxyCheckRow,
+    ScanRun,
+    ServiceRow,
+)
+from ipguard.model import FindingState
+
+MIN_DAYS = MIN_RETENTION_DAYS  # 「记录备份保持60天」: nobody may keep less
+
+# What each run-owned table is called in reports, in the order they are reported.
+RUN_TABLES: tuple[tuple[str, Any], ...] = (
+    ("observations", ObservationRow),
+    ("services", ServiceRow),
+    ("dhcp_offers", DhcpOfferRow),
+    ("proxy_checks", ProxyCheckRow),
+    ("names", NameRow),
+    ("evidence", EvidenceRow),
+)
+
+
+@dataclass
+class PruneReport:
+    """What a prune removed (or, with dry_run, would remove)."""
+
+    cutoff: datetime
+    days: int
+    dry_run: bool
+    runs: int = 0
+    rows: dict[str, int] = field(default_factory=dict)  # per run-owned table
+    resolved_findings: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        """The report as plain values (counts, the cutoff as UTC ISO 8601)."""
+        return {
+            "cutoff": self.cutoff.isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "days": self.days,
+            "dry_run": self.dry_run,
+            "runs": self.runs,
+            **self.rows,
+            "resolved_findings": self.resolved_findings,
+        }
+
+
+def cutoff_for(days: int, now: datetime) -> datetime:
+    """The oldest moment kept: anything that started strictly before it is pruned."""
+    if days < MIN_DAYS:
+        raise InvalidValue(
+            f"refusing to prune records younger than {MIN_DAYS} days (asked for {days}): "
+            f"the rules require keeping at least {MIN_DAYS} days"
+        )
+    return now - timedelta(days=days)
+
+
+def prune(
+    session: Session, *, days: int, now: datetime, actor: str, dry_run: bool = False
+) -> PruneReport:
+    """Remove scan history older than `days` (at least 60) in the caller's transaction."""
+    cutoff = cutoff_for(days, now)
+    report = PruneReport(cutoff=cutoff, days=days, dry_run=dry_run)
+    old_runs = sa.select(col(ScanRun.id)).where(col(ScanRun.started_at) < cutoff)
+    report.runs = _count(session, sa.select(sa.func.count()).select_from(old_runs.subquery()))
+    for name, table in RUN_TABLES:
+        query = sa.select(sa.func.count()).where(col(table.run_id).in_(old_runs))
+        report.rows[name] = _count(session, query)
+    old_findings = (
+        col(FindingRow.state) == FindingState.RESOLVED.value,
+        col(FindingRow.resolved_at) < cutoff,
+    )
+    report.resolved_findings = _count(
+        session, sa.select(sa.func.count()).select_from(FindingRow).where(*old_findings)
+    )
+    if dry_run:
+        return report
+    # The run-owned rows go with their runs through ON DELETE CASCADE (PRAGMA foreign_keys is on
+    # for SQLite connections; PostgreSQL enforces it always).
+    session.execute(sa.delete(ScanRun).where(col(ScanRun.started_at) < cutoff))
+    session.execute(sa.delete(FindingRow).where(*old_findings))
+    audit.record(
+        session,
+        actor=actor,
+        action="prune",
+        entity="scan_run",
+        key=f"before {report.as_json()['cutoff']}",
+        after=report.as_json(),
+        at=now,
+    )
+    return report
+
+
+def _count(session: Session, query: Any) -> int:
+    return int(session.execute(query).scalar_one())

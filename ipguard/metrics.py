@@ -1,0 +1,177 @@
+"""Prometheus metrics of a site's scans, for node_exporter's textfile collector.
+
+    ipguard scan --quiet --metrics-file /var/lib/prometheus/node-exporter/ipguard.prom
+
+The file is rewritten whole after every scan (a temporary file renamed over it, so the collector
+never reads half a file). Values come from the ledger, so they describe the site as it stands:
+the newest run's status, the newest complete run's hosts and duration, the findings still open.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from sqlmodel import Session, col, select
+
+from ipguard.ledger import findings
+from ipguard.ledger.scan_tables import ScanRun
+from ipguard.model import FindingKind, FindingState, RunStatus, Severity
+
+
+@dataclass(frozen=True)
+class SiteMetrics:
+    """What the metrics file says about one site."""
+
+    site: str
+    attempted_at: datetime
+    succeeded: bool  # did this invocation complete a run
+    latest_status: str | None = None
+    latest_run_id: int | None = None
+    duration_seconds: float | None = None  # of the newest finished run
+    last_success_at: datetime | None = None
+    hosts_seen: int | None = None  # in the newest complete run
+    open_findings: Counter[tuple[str, str]] = field(default_factory=Counter)  # (kind, severity)
+
+
+def gather(session: Session, site: str, *, succeeded: bool, now: datetime) -> SiteMetrics:
+    """Read a site's state from the ledger."""
+    newest = session.exec(
+        select(ScanRun).where(ScanRun.site == site).order_by(col(ScanRun.id).desc()).limit(1)
+    ).first()
+    finished = session.exec(
+        select(ScanRun)
+        .where(ScanRun.site == site, col(ScanRun.finished_at).is_not(None))
+        .order_by(col(ScanRun.id).desc())
+        .limit(1)
+    ).first()
+    complete = session.exec(
+        select(ScanRun)
+        .where(ScanRun.site == site, ScanRun.status == RunStatus.COMPLETE.value)
+        .order_by(col(ScanRun.id).desc())
+        .limit(1)
+    ).first()
+    duration = None
+    if finished is not None and finished.finished_at is not None:
+        duration = max(0.0, (finished.finished_at - finished.started_at).total_seconds())
+    open_findings: Counter[tuple[str, str]] = Counter(
+        (row.kind, row.severity)
+        for row in findings.list_findings(session, site=site, live_only=True)
+        if row.state != FindingState.RESOLVED.value and not findings.is_suppressed(row, now)
+    )
+    return SiteMetrics(
+        site=site,
+        attempted_at=now,
+        succeeded=succeeded,
+        latest_status=newest.status if newest else None,
+        latest_run_id=newest.id if newest else None,
+        duration_seconds=duration,
+        last_success_at=complete.finished_at if complete else None,
+        hosts_seen=int(complete.counts.get("hosts_seen", 0)) if complete else None,
+        open_findings=open_findings,
+    )
+
+
+def escape_label(value: str) -> str:
+    """A label value as the exposition format wants it: backslash, quote and newline escaped."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _labels(**labels: str) -> str:
+    return ",".join(f'{name}="{escape_label(value)}"' for name, value in labels.items())
+
+
+def _family(
+    name: str, help_text: str, samples: Iterable[tuple[str, float]], kind: str = "gauge"
+) -> list[str]:
+    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+    lines += [f"{name}{{{labels}}} {_number(value)}" for labels, value in samples]
+    return lines
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def render(metrics: SiteMetrics) -> str:
+    """The text exposition format (version 0.0.4) of a site's metrics."""
+    site = _labels(site=metrics.site)
+    lines: list[str] = []
+    lines += _family(
+        "ipguard_scan_success",
+        "1 if the last scan attempt completed a run, else 0.",
+        [(site, 1 if metrics.succeeded else 0)],
+    )
+    lines += _family(
+        "ipguard_scan_last_attempt_timestamp_seconds",
+        "When the last scan attempt ended (Unix time).",
+        [(site, metrics.attempted_at.timestamp())],
+    )
+    if metrics.latest_status is not None:
+        lines += _family(
+            "ipguard_run_status",
+            "Status of the newest scan run: 1 for its status, 0 for the others.",
+            [
+                (_labels(site=metrics.site, status=status.value), status == metrics.latest_status)
+                for status in RunStatus
+            ],
+        )
+    if metrics.latest_run_id is not None:
+        lines += _family(
+            "ipguard_run_id", "Id of the newest scan run.", [(site, metrics.latest_run_id)]
+        )
+    if metrics.duration_seconds is not None:
+        lines += _family(
+            "ipguard_scan_duration_seconds",
+            "How long the newest finished scan run took.",
+            [(site, round(metrics.duration_seconds, 3))],
+        )
+    if metrics.last_success_at is not None:
+        lines += _family(
+            "ipguard_scan_last_success_timestamp_seconds",
+            "When the newest complete scan run finished (Unix time).",
+            [(site, metrics.last_success_at.timestamp())],
+        )
+    if metrics.hosts_seen is not None:
+        lines += _family(
+            "ipguard_hosts_seen",
+            "Hosts that answered in the newest complete scan run.",
+            [(site, metrics.hosts_seen)],
+        )
+    lines += _family(
+        "ipguard_findings_open",
+        "Findings not resolved and not acknowledged, by kind and severity.",
+        [
+            (
+                _labels(site=metrics.site, kind=kind.value, severity=severity.value),
+                metrics.open_findings.get((kind.value, severity.value), 0),
+            )
+            for kind in FindingKind
+            for severity in Severity
+        ],
+    )
+    return "\n".join(lines) + "\n"
+
+
+def write_textfile(path: str | Path, text: str) -> None:
+    """Replace `path` with `text` atomically (temporary file in the same directory, renamed)."""
+    target = Path(path)
+    # The temporary name does not end in .prom: the collector must never read it.
+    handle, temporary = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
+    )
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temporary, 0o644)  # node_exporter usually runs as another user
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

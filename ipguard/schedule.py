@@ -1,0 +1,246 @@
+"""Unattended scans: a crontab entry, or a systemd service and timer, that run `ipguard scan`.
+
+The crontab entry is two lines, the marker comment and the job; installing again replaces them,
+removing takes out only them. Everything the job needs is spelled out as an absolute path (the
+ipguard executable, the configuration, the ledger, the metrics file, the log) because cron runs it
+with an almost empty environment: PATH=/usr/bin:/bin, no terminal, no IPGUARD_* variables.
+
+    */15 * * * * /opt/ipguard/.venv/bin/ipguard --db /var/lib/ipguard/ledger.db \\
+        --config /etc/ipguard.toml scan --quiet --metrics-file … >> /var/log/ipguard.log 2>&1
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ipguard.errors import InvalidValue, OperationalError, ToolMissing
+
+MARKER = "# ipguard: scheduled scan (managed by `ipguard cron install`; `ipguard cron remove`)"
+UNIT = "ipguard-scan"
+NODE_EXPORTER_TEXTFILES = Path("/var/lib/prometheus/node-exporter")  # Debian's collector dir
+
+_EVERY = re.compile(r"^\s*(\d+)\s*([mhd])\s*$")
+
+
+@dataclass(frozen=True)
+class Every:
+    """How often to scan, as cron and systemd spell it."""
+
+    text: str
+    cron: str  # the five time fields
+    calendar: str  # systemd OnCalendar=
+
+
+def parse_every(text: str) -> Every:
+    """`15m` (minutes dividing 60), `2h` (hours dividing 24) or `1d`."""
+    match = _EVERY.match(text.lower())
+    if not match:
+        raise InvalidValue(f"--every {text!r}: use minutes, hours or a day, like 15m, 2h or 1d")
+    count, unit = int(match.group(1)), match.group(2)
+    if unit == "m" and count in _divisors(60) and count < 60:
+        minutes = "*" if count == 1 else f"*/{count}"
+        return Every(f"{count}m", f"{minutes} * * * *", f"*-*-* *:00/{count}:00")
+    if unit == "h" and count in _divisors(24) and count < 24:
+        hours = "*" if count == 1 else f"*/{count}"
+        return Every(f"{count}h", f"0 {hours} * * *", f"*-*-* 00/{count}:00:00")
+    if unit == "d" and count == 1:
+        return Every("1d", "0 0 * * *", "*-*-* 00:00:00")
+    allowed = {
+        "m": "minutes must divide an hour: 1, 2, 3, 4, 5, 6, 10, 12, 15, 20 or 30",
+        "h": "hours must divide a day: 1, 2, 3, 4, 6, 8 or 12",
+        "d": "days: only 1d",
+    }[unit]
+    raise InvalidValue(f"--every {text!r}: {allowed}")
+
+
+def _divisors(number: int) -> set[int]:
+    return {d for d in range(1, number + 1) if number % d == 0}
+
+
+def ipguard_argv() -> list[str]:
+    """How to start this ipguard: the `ipguard` script beside the interpreter, or `python -m`."""
+    python = Path(sys.executable).absolute()  # not resolved: a venv's python is a symlink
+    script = python.with_name("ipguard")
+    if script.is_file() and os.access(script, os.X_OK):
+        return [str(script)]
+    return [str(python), "-m", "ipguard"]
+
+
+def absolute_db_url(url: str) -> str:
+    """The ledger URL with a SQLite path made absolute (cron does not start in your directory)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        database = Path(parsed.database)
+        if not database.is_absolute():
+            return parsed.set(database=str(database.absolute())).render_as_string(
+                hide_password=False
+            )
+    return url
+
+
+def scan_argv(exe: Sequence[str], *, db_url: str, config: Path, metrics_file: Path) -> list[str]:
+    """The scan command the schedule runs."""
+    return [
+        *exe,
+        "--db",
+        db_url,
+        "--config",
+        str(config),
+        "scan",
+        "--quiet",
+        "--metrics-file",
+        str(metrics_file),
+    ]
+
+
+def cron_line(every: Every, argv: Sequence[str], log_file: Path) -> str:
+    """One crontab job: the scan, its output appended to the log."""
+    command = f"{shlex.join(argv)} >> {shlex.quote(str(log_file))} 2>&1"
+    # An unescaped % in a crontab command ends it (the rest becomes standard input).
+    return f"{every.cron} {command.replace('%', chr(92) + '%')}"
+
+
+def cron_command(line: str) -> str:
+    """The shell command of a job line, as cron hands it to /bin/sh (for checks and tests)."""
+    command = line.split(None, 5)[5]
+    return command.replace("\\%", "%")
+
+
+def with_entry(crontab: str, line: str) -> str:
+    """The crontab with ipguard's entry (marker and job) replaced by, or added as, `line`."""
+    kept, _ = without_entry(crontab)
+    if kept and not kept.endswith("\n"):
+        kept += "\n"
+    return f"{kept}{MARKER}\n{line}\n"
+
+
+def without_entry(crontab: str) -> tuple[str, bool]:
+    """The crontab without ipguard's entry, and whether there was one."""
+    lines = crontab.splitlines()
+    kept: list[str] = []
+    found = False
+    skip_next = False
+    for line in lines:
+        if skip_next:
+            skip_next = False
+            if line.strip() and not line.lstrip().startswith("#"):
+                continue
+        if line.strip() == MARKER:
+            found, skip_next = True, True
+            continue
+        kept.append(line)
+    return ("\n".join(kept) + "\n") if kept else "", found
+
+
+def entry(crontab: str) -> str | None:
+    """ipguard's job line in a crontab, if there is one."""
+    lines = crontab.splitlines()
+    for index, line in enumerate(lines[:-1]):
+        if line.strip() == MARKER:
+            return lines[index + 1]
+    return None
+
+
+def _crontab(args: Sequence[str], user: str | None, *, text: str | None = None) -> str:
+    binary = shutil.which("crontab", path=f"{os.environ.get('PATH', '')}:/usr/bin:/bin")
+    if binary is None:
+        raise ToolMissing(
+            "crontab is not installed: apt-get install cron, "
+            "or use `ipguard cron install --systemd`"
+        )
+    argv = [binary, *(["-u", user] if user else []), *args]
+    try:
+        done = subprocess.run(argv, input=text, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise OperationalError(f"crontab failed: {error}") from None
+    if done.returncode != 0:
+        if args == ["-l"] and "no crontab" in done.stderr.lower():
+            return ""
+        reason = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"
+        raise OperationalError(f"crontab {' '.join(args)}: {reason}")
+    return done.stdout
+
+
+def read_crontab(user: str | None = None) -> str:
+    """The current crontab (empty when there is none)."""
+    return _crontab(["-l"], user)
+
+
+def write_crontab(text: str, user: str | None = None) -> None:
+    """Replace the crontab with `text`."""
+    _crontab(["-"], user, text=text)
+
+
+def _systemd_word(word: str) -> str:
+    escaped = word.replace("%", "%%").replace("$", "$$")
+    if re.fullmatch(r"[\w@%+=:,./-]+", escaped.replace("$$", "")):
+        return escaped
+    return '"' + escaped.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def systemd_units(every: Every, argv: Sequence[str]) -> dict[str, str]:
+    """A oneshot service running the scan and a timer starting it."""
+    exec_start = " ".join(_systemd_word(word) for word in argv)
+    service = "\n".join(
+        [
+            "[Unit]",
+            "Description=ipguard network scan",
+            "Wants=network-online.target",
+            "After=network-online.target",
+            "",
+            "[Service]",
+            "Type=oneshot",
+            f"ExecStart={exec_start}",
+            "# Exit 1 means findings at or above fail_on are open: the scan itself worked.",
+            "SuccessExitStatus=1",
+            "",
+        ]
+    )
+    timer = "\n".join(
+        [
+            "[Unit]",
+            f"Description=Run the ipguard network scan every {every.text}",
+            "",
+            "[Timer]",
+            f"OnCalendar={every.calendar}",
+            "Persistent=true",
+            "",
+            "[Install]",
+            "WantedBy=timers.target",
+            "",
+        ]
+    )
+    return {f"{UNIT}.service": service, f"{UNIT}.timer": timer}
+
+
+def default_unit_dir() -> Path:
+    """System units for root, the user's own units otherwise."""
+    if os.geteuid() == 0:
+        return Path("/etc/systemd/system")
+    return Path.home() / ".config" / "systemd" / "user"
+
+
+def default_metrics_file() -> Path:
+    """node_exporter's textfile directory when it exists, else ipguard's data directory."""
+    if NODE_EXPORTER_TEXTFILES.is_dir():
+        return NODE_EXPORTER_TEXTFILES / "ipguard.prom"
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("ipguard")) / "ipguard.prom"
+
+
+def default_log_file() -> Path:
+    """ipguard's log directory."""
+    from platformdirs import user_log_dir
+
+    return Path(user_log_dir("ipguard")) / "scan.log"

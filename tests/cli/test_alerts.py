@@ -1,0 +1,348 @@
+"""Alerts after a scan, delivered by apprise to real local receivers (HTTP for json://, SMTP)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import socketserver
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ipguard.alerts import MAX_LINES, digest, due, mask_url
+from ipguard.cli import scan as scan_cli
+from ipguard.config import AlertSettings
+from ipguard.ledger.scan_tables import FindingRow
+from ipguard.ledger.store import Store
+from ipguard.model import Severity
+from tests.conftest import Cli
+from tests.fakes import FakeScanner, result
+
+REGISTERED = ("198.18.0.10", "02:00:00:00:00:10")
+STRANGER = ("198.18.0.66", "02:00:00:00:00:66")
+SECRET = "s3cret-Pa55"
+
+
+@dataclass
+class Inbox:
+    """What a receiver got."""
+
+    port: int = 0
+    messages: list[Any] = field(default_factory=list)
+    logins: list[tuple[str, str]] = field(default_factory=list)
+
+
+@contextmanager
+def serving(server: socketserver.BaseServer) -> Iterator[None]:
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def webhook() -> Iterator[Inbox]:
+    """An HTTP server on 127.0.0.1 keeping every JSON body POSTed to it (apprise json://)."""
+    inbox = Inbox()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            inbox.messages.append(json.loads(self.rfile.read(length) or b"null"))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    inbox.port = server.server_address[1]
+    with serving(server):
+        yield inbox
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Inbox]:
+    """A small SMTP server on 127.0.0.1: EHLO, AUTH PLAIN/LOGIN, MAIL, RCPT, DATA, QUIT."""
+    inbox = Inbox()
+
+    class Handler(socketserver.StreamRequestHandler):
+        def reply(self, text: str) -> None:
+            self.wfile.write(text.encode() + b"\r\n")
+
+        def line(self) -> str:
+            return self.rfile.readline(65536).decode("utf-8", "replace").rstrip("\r\n")
+
+        def handle(self) -> None:
+            self.reply("220 localhost ESMTP ipguard-test")
+            for _ in range(100):  # bounded: one delivery is a handful of commands
+                command = self.line()
+                verb = command.split(" ", 1)[0].upper()
+                if not command or verb == "QUIT":
+                    self.reply("221 bye")
+                    return
+                if verb == "EHLO":
+                    self.reply("250-localhost\r\n250-AUTH PLAIN LOGIN\r\n250 8BITMIME")
+                elif verb == "AUTH":
+                    inbox.logins.append(self.login(command.split()))
+                    self.reply("235 2.7.0 accepted")
+                elif verb == "DATA":
+                    self.reply("354 end with .")
+                    lines = []
+                    for _ in range(10_000):
+                        text = self.line()
+                        if text == ".":
+                            break
+                        lines.append(text[1:] if text.startswith("..") else text)
+                    inbox.messages.append("\n".join(lines))
+                    self.reply("250 queued")
+                else:  # HELO, MAIL, RCPT, RSET, NOOP
+                    self.reply("250 ok")
+
+        def login(self, parts: list[str]) -> tuple[str, str]:
+            if parts[1].upper() == "PLAIN":
+                _, user, password = base64.b64decode(parts[2]).decode().split("\0")
+                return user, password
+            self.reply("334 VXNlcm5hbWU6")
+            user = base64.b64decode(self.line()).decode()
+            self.reply("334 UGFzc3dvcmQ6")
+            return user, base64.b64decode(self.line()).decode()
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    inbox.port = server.server_address[1]
+    with serving(server):
+        yield inbox
+
+
+def closed_port() -> int:
+    """A local port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def json_url(port: int) -> str:
+    return f"json://ipguard:{SECRET}@127.0.0.1:{port}/hook"
+
+
+def mail_url(port: int) -> str:
+    return (
+        f"mailto://ipguard:{SECRET}@127.0.0.1:{port}?mode=insecure"
+        "&to=netadmin@school.example&from=ipguard@school.example"
+    )
+
+
+def write_config(
+    path: Path, urls: list[str], min_severity: str = "high", overrides: str = ""
+) -> Path:
+    path.write_text(
+        "\n".join(
+            [
+                "[scan]",
+                'interface = "eth0"',
+                'subnets = ["198.18.0.0/24"]',
+                'site = "lab"',
+                "[policy]",
+                'hostname_rule = ""',
+                *(["[policy.severity]", overrides] if overrides else []),
+                "[alerts]",
+                f"urls = {json.dumps(urls)}",
+                f'min_severity = "{min_severity}"',
+                "",
+            ]
+        )
+    )
+    return path
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> FakeScanner:
+    scanner = FakeScanner([result(REGISTERED, STRANGER)])
+    monkeypatch.setattr(scan_cli, "make_scanner", lambda: scanner)
+    return scanner
+
+
+def scan(cli: Cli, config: Path, *args: str) -> tuple[int, str, str]:
+    outcome = cli("--config", str(config), "scan", "--quiet", *args)
+    return outcome.exit_code, outcome.stdout, outcome.stderr
+
+
+def alerted(db_url: str) -> dict[str, str | None]:
+    from sqlmodel import select
+
+    store = Store(db_url)
+    with store.session(write=False) as session:
+        rows = {row.kind: row.alerted_severity for row in session.exec(select(FindingRow))}
+    store.close()
+    return rows
+
+
+def test_one_digest_to_every_target_and_never_twice(
+    cli: Cli, fake: FakeScanner, webhook: Inbox, mailbox: Inbox, tmp_path: Path, db_url: str
+) -> None:
+    cli("ledger", "add", *REGISTERED)
+    config = write_config(
+        tmp_path / "ipguard.toml", [json_url(webhook.port), mail_url(mailbox.port)]
+    )
+    assert scan(cli, config) == (1, "", "")
+    (message,) = webhook.messages
+    assert message["title"] == "ipguard: 1 finding need attention at site lab (high)"
+    assert "[HIGH] #1 unregistered-host 198.18.0.66 02:00:00:00:00:66" in message["message"]
+    assert "report due" in message["message"]
+    (mail,) = mailbox.messages
+    assert "Subject: ipguard: 1 finding need attention at site lab (high)" in mail
+    assert "To: netadmin@school.example" in mail
+    assert mailbox.logins == [("ipguard", SECRET)]
+    assert alerted(db_url) == {"unregistered-host": "high"}
+
+    assert scan(cli, config) == (1, "", "")  # seen again: no second alert
+    assert len(webhook.messages) == 1 and len(mailbox.messages) == 1
+
+
+def test_below_the_threshold_nothing_until_it_escalates(
+    cli: Cli, fake: FakeScanner, webhook: Inbox, tmp_path: Path
+) -> None:
+    cli("ledger", "add", *REGISTERED, "--services", "tcp/22")
+    cli("ledger", "add", *STRANGER)
+    fake.results = [result(REGISTERED, STRANGER, services=[(REGISTERED[0], "tcp/8080")])]
+    config = tmp_path / "ipguard.toml"
+    write_config(config, [json_url(webhook.port)], min_severity="medium")
+    scan(cli, config)
+    (first,) = webhook.messages
+    assert "[MEDIUM] #1 unexpected-service 198.18.0.10" in first["message"]
+
+    write_config(config, [json_url(webhook.port)], "medium", 'unexpected-service = "critical"')
+    assert scan(cli, config)[0] == 1
+    second = webhook.messages[1]
+    assert second["title"].endswith("(critical)")
+    assert "[CRITICAL] #1 unexpected-service" in second["message"]
+    assert "(escalated from medium)" in second["message"]
+    scan(cli, config)
+    assert len(webhook.messages) == 2
+
+    # Alerts count from min_severity: a medium finding under `high` is never sent.
+    write_config(config, [json_url(webhook.port)], "high", 'unexpected-service = "medium"')
+    cli("findings", "resolve", "1")
+    scan(cli, config)
+    assert len(webhook.messages) == 2
+
+
+def test_acknowledged_findings_are_not_alerted(
+    cli: Cli, fake: FakeScanner, webhook: Inbox, tmp_path: Path
+) -> None:
+    cli("ledger", "add", *REGISTERED)
+    config = tmp_path / "ipguard.toml"
+    write_config(config, [])
+    assert scan(cli, config)[0] == 1
+    assert cli("findings", "ack", "1", "--note", "guest of 王芳").exit_code == 0
+    write_config(config, [json_url(webhook.port)])
+    assert scan(cli, config)[0] == 0
+    assert webhook.messages == []
+
+
+def test_a_dead_target_warns_once_masks_secrets_and_keeps_the_exit_code(
+    cli: Cli, fake: FakeScanner, webhook: Inbox, tmp_path: Path, db_url: str
+) -> None:
+    dead_json, dead_mail = json_url(closed_port()), mail_url(closed_port())
+    config = write_config(tmp_path / "ipguard.toml", [dead_json, dead_mail])
+    code, out, err = scan(cli, config)
+    assert (code, out) == (1, "")
+    lines = err.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("warning: alert to json://ipguard:****@127.0.0.1:")
+    assert lines[1].startswith("warning: alert to mailto://ipguard:****@127.0.0.1:")
+    assert all(line.endswith("failed; the scan itself is unaffected") for line in lines)
+    assert SECRET not in err + out
+    assert alerted(db_url) == {"unregistered-host": None}  # not delivered: tried again next time
+
+    # With fail_on critical the same scan exits 0, dead target or not.
+    assert scan(cli, config, "--fail-on", "critical")[0] == 0
+
+    write_config(config, [dead_json, json_url(webhook.port)])
+    code, _, err = scan(cli, config, "--format", "json")
+    assert code == 1 and len(err.splitlines()) == 1 and len(webhook.messages) == 1
+    assert alerted(db_url) == {"unregistered-host": "high"}
+
+
+def test_a_failed_scan_sends_nothing(
+    cli: Cli, fake: FakeScanner, webhook: Inbox, tmp_path: Path
+) -> None:
+    from ipguard.errors import InterfaceError
+
+    fake.error = InterfaceError("interface eth9 does not exist")
+    config = write_config(tmp_path / "ipguard.toml", [json_url(webhook.port)])
+    assert scan(cli, config) == (3, "", "error: interface eth9 does not exist\n")
+    assert webhook.messages == []
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (f"json://u:{SECRET}@127.0.0.1:9/x?token=abc", "json://u:****@127.0.0.1:9/x"),
+        (f"mailto://u:{SECRET}@mail.example", "mailto://u:****@mail.example"),
+        ("nosuchscheme://user:pw@host", "nosuchscheme://***"),
+        ("garbage", "?://***"),
+    ],
+)
+def test_masking(url: str, shown: str) -> None:
+    assert mask_url(url).startswith(shown)
+    assert SECRET not in mask_url(url) and "pw@" not in mask_url(url)
+
+
+def finding_row(
+    id: int, severity: str, state: str = "open", alerted: str | None = None, **extra: Any
+) -> FindingRow:
+    now = datetime(2026, 5, 1, tzinfo=UTC)
+    return FindingRow(
+        id=id,
+        site="lab",
+        kind="unregistered-host",
+        subject=f"198.18.0.{id}||",
+        ip=f"198.18.0.{id}",
+        severity=severity,
+        state=state,
+        summary=f"host {id}\nwith a line break",
+        first_seen_at=now,
+        last_seen_at=now,
+        alerted_severity=alerted,
+        **extra,
+    )
+
+
+def test_which_findings_are_due() -> None:
+    now = datetime(2026, 5, 2, tzinfo=UTC)
+    rows = [
+        finding_row(1, "high"),
+        finding_row(2, "medium"),
+        finding_row(3, "critical", alerted="high"),
+        finding_row(4, "high", alerted="high"),
+        finding_row(5, "high", alerted="critical"),
+        finding_row(6, "critical", state="acknowledged"),
+        finding_row(7, "critical", state="acknowledged", ack_until=now - timedelta(days=1)),
+        finding_row(8, "critical", state="resolved"),
+    ]
+    chosen = due(rows, AlertSettings(urls=("json://x",), min_severity=Severity.HIGH), now)
+    assert [row.id for row in chosen] == [3, 7, 1]
+
+
+def test_a_long_digest_is_cut() -> None:
+    rows = [finding_row(index, "high") for index in range(1, MAX_LINES + 8)]
+    title, body = digest(rows, site="lab", run_id=4)
+    assert title == f"ipguard: {MAX_LINES + 7} findings need attention at site lab (high)"
+    assert body.startswith("Scan run 4 at site lab found:")
+    assert "… and 7 more: `ipguard findings list --site lab`" in body
+    assert "host 1 with a line break" in body

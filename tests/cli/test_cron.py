@@ -1,0 +1,302 @@
+"""`ipguard cron …`: schedules, the real crontab of a throwaway user, and a run as cron runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ipguard import schedule
+from ipguard.errors import InvalidValue
+from tests.conftest import Cli
+from tests.lab.fixtures import LabFactory, requires_lab
+from tests.lab.scenarios import small
+
+CONFIG = '[scan]\ninterface = "eth0"\nsubnets = ["198.18.0.0/24"]\nsite = "lab"\n'
+IPGUARD = Path(sys.executable).with_name("ipguard")
+
+
+@pytest.mark.parametrize(
+    ("text", "cron", "calendar"),
+    [
+        ("15m", "*/15 * * * *", "*-*-* *:00/15:00"),
+        ("1m", "* * * * *", "*-*-* *:00/1:00"),
+        ("30M", "*/30 * * * *", "*-*-* *:00/30:00"),
+        ("1h", "0 * * * *", "*-*-* 00/1:00:00"),
+        ("6h", "0 */6 * * *", "*-*-* 00/6:00:00"),
+        ("1d", "0 0 * * *", "*-*-* 00:00:00"),
+    ],
+)
+def test_every(text: str, cron: str, calendar: str) -> None:
+    every = schedule.parse_every(text)
+    assert (every.cron, every.calendar) == (cron, calendar)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("7m", "minutes must divide an hour"),
+        ("60m", "minutes must divide an hour"),
+        ("0m", "minutes must divide an hour"),
+        ("5h", "hours must divide a day"),
+        ("24h", "hours must divide a day"),
+        ("2d", "only 1d"),
+        ("15", "like 15m, 2h or 1d"),
+        ("soon", "like 15m, 2h or 1d"),
+    ],
+)
+def test_bad_every(text: str, reason: str) -> None:
+    with pytest.raises(InvalidValue, match=reason):
+        schedule.parse_every(text)
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not found")
+@pytest.mark.parametrize("text", ["1m", "15m", "2h", "1d"])
+def test_systemd_accepts_the_calendar(text: str) -> None:
+    every = schedule.parse_every(text)
+    done = subprocess.run(
+        ["systemd-analyze", "calendar", every.calendar], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+
+
+OTHER = "MAILTO=admin@school.example\n# nightly backup\n30 2 * * * /usr/local/bin/backup\n"
+
+
+def test_the_entry_is_replaced_and_removed_alone() -> None:
+    first = schedule.with_entry(OTHER, "*/15 * * * * /x/ipguard scan")
+    assert first == f"{OTHER}{schedule.MARKER}\n*/15 * * * * /x/ipguard scan\n"
+    second = schedule.with_entry(first + "0 3 * * * /usr/bin/true\n", "0 * * * * /x/ipguard scan")
+    assert second.count(schedule.MARKER) == 1
+    assert second == (
+        f"{OTHER}0 3 * * * /usr/bin/true\n{schedule.MARKER}\n0 * * * * /x/ipguard scan\n"
+    )
+    assert schedule.entry(second) == "0 * * * * /x/ipguard scan"
+    kept, found = schedule.without_entry(second)
+    assert found and kept == f"{OTHER}0 3 * * * /usr/bin/true\n"
+    assert schedule.without_entry(kept) == (kept, False)
+    assert schedule.with_entry("", "x") == f"{schedule.MARKER}\nx\n"
+    # A marker whose job line was deleted by hand: only the marker goes.
+    assert schedule.without_entry(f"{schedule.MARKER}\n# note\n") == ("# note\n", True)
+
+
+def test_the_line_escapes_percent_and_quotes_paths(tmp_path: Path) -> None:
+    argv = ["/opt/ipg/bin/ipguard", "--db", "/var/lib/ipg 1/ledger.db", "scan"]
+    line = schedule.cron_line(schedule.parse_every("15m"), argv, Path("/var/log/ipg%d.log"))
+    assert line == (
+        "*/15 * * * * /opt/ipg/bin/ipguard --db '/var/lib/ipg 1/ledger.db' scan "
+        ">> /var/log/ipg\\%d.log 2>&1"
+    )
+    assert schedule.cron_command(line).endswith(">> /var/log/ipg%d.log 2>&1")
+
+
+def test_systemd_units() -> None:
+    argv = ["/opt/ipg/bin/ipguard", "--db", "/srv/my ledger%.db", "scan", "--quiet"]
+    units = schedule.systemd_units(schedule.parse_every("15m"), argv)
+    service, timer = units["ipguard-scan.service"], units["ipguard-scan.timer"]
+    assert 'ExecStart=/opt/ipg/bin/ipguard --db "/srv/my ledger%%.db" scan --quiet' in service
+    assert "Type=oneshot" in service and "SuccessExitStatus=1" in service
+    assert "OnCalendar=*-*-* *:00/15:00" in timer and "Persistent=true" in timer
+    assert "WantedBy=timers.target" in timer
+
+
+def test_dry_run_shows_absolute_paths(cli: Cli, tmp_path: Path, db_url: str) -> None:
+    config = tmp_path / "ipguard.toml"
+    config.write_text(CONFIG)
+    out = cli(
+        "--config",
+        "ipguard.toml",  # relative: the entry must not be
+        "cron",
+        "install",
+        "--dry-run",
+        "--every",
+        "30m",
+        "--metrics-file",
+        "m/ipguard.prom",
+        "--log-file",
+        "logs/scan.log",
+        db="sqlite:///relative.db",
+    )
+    assert out.exit_code == 0, out.stderr
+    marker, line = out.stdout.splitlines()
+    assert marker == schedule.MARKER
+    words = line.split()
+    assert words[:5] == ["*/30", "*", "*", "*", "*"]
+    assert words[5] in (str(IPGUARD), sys.executable)
+    assert f"sqlite:///{tmp_path}/relative.db" in words
+    assert str(config) in words and f"{tmp_path}/m/ipguard.prom" in words
+    assert words[-3:] == [">>", f"{tmp_path}/logs/scan.log", "2>&1"]
+    assert "scan --quiet --metrics-file" in line
+    assert not (tmp_path / "logs").exists()  # a dry run creates nothing
+
+
+def test_secrets_in_the_ledger_url_are_masked(cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "ipguard.toml").write_text(CONFIG)
+    url = "postgresql+psycopg://ipguard:pg-S3cret@127.0.0.1:1/ledger"
+    for extra in (["--dry-run"], ["--systemd"]):
+        out = cli("--config", "ipguard.toml", "cron", "install", *extra, db=url)
+        assert out.exit_code == 0, out.stderr
+        assert "pg-S3cret" not in out.stdout + out.stderr
+        assert "ipguard:***@127.0.0.1:1/ledger" in out.stdout
+
+
+def test_systemd_units_written(cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "ipguard.toml").write_text(CONFIG)
+    units = tmp_path / "units"
+    out = cli(
+        "--config",
+        "ipguard.toml",
+        "cron",
+        "install",
+        "--systemd",
+        "--write",
+        "--unit-dir",
+        str(units),
+        "--every",
+        "2h",
+    )
+    assert out.exit_code == 0, out.stderr
+    assert sorted(path.name for path in units.iterdir()) == [
+        "ipguard-scan.service",
+        "ipguard-scan.timer",
+    ]
+    assert "OnCalendar=*-*-* 00/2:00:00" in (units / "ipguard-scan.timer").read_text()
+    assert "systemctl --user enable --now ipguard-scan.timer" in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--every", "7m"], "error: --every '7m': minutes must divide an hour"),
+        ([], "error: a scheduled scan needs a configuration file"),
+    ],
+)
+def test_install_refuses(cli: Cli, args: list[str], message: str) -> None:
+    out = cli("cron", "install", "--dry-run", *args)
+    assert out.exit_code == 2 and out.stderr.startswith(message)
+
+
+def test_a_broken_configuration_is_refused_now(cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "ipguard.toml").write_text("[scan]\nrate = -1\n")
+    out = cli("--config", "ipguard.toml", "cron", "install", "--dry-run")
+    assert out.exit_code == 2 and "scan.rate" in out.stderr
+
+
+@pytest.fixture
+def cron_user() -> Iterator[str]:
+    """A throwaway system user whose crontab the test may change (needs root and cron)."""
+    if os.geteuid() != 0 or not shutil.which("useradd") or not shutil.which("crontab"):
+        pytest.skip("needs root, useradd and crontab (apt-get install cron)")
+    name = f"ipgcron{secrets.token_hex(3)}"
+    subprocess.run(
+        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+        check=True,
+    )
+    try:
+        yield name
+    finally:
+        subprocess.run(["crontab", "-u", name, "-r"], capture_output=True)
+        subprocess.run(["userdel", name], check=True)
+
+
+def crontab_of(user: str) -> str:
+    done = subprocess.run(["crontab", "-u", user, "-l"], capture_output=True, text=True)
+    return done.stdout if done.returncode == 0 else ""
+
+
+def install_args(tmp_path: Path, user: str, every: str = "15m") -> list[str]:
+    return [
+        "--config", str(tmp_path / "ipguard.toml"), "cron", "install", "--user", user,
+        "--every", every, "--metrics-file", str(tmp_path / "metrics" / "ipguard.prom"),
+        "--log-file", str(tmp_path / "log" / "scan.log"),
+    ]  # fmt: skip
+
+
+def test_install_replace_and_remove_in_a_real_crontab(
+    cli: Cli, cron_user: str, tmp_path: Path
+) -> None:
+    (tmp_path / "ipguard.toml").write_text(CONFIG)
+    subprocess.run(["crontab", "-u", cron_user, "-"], input=OTHER, text=True, check=True)
+
+    out = cli(*install_args(tmp_path, cron_user))
+    assert out.exit_code == 0, out.stderr
+    installed = crontab_of(cron_user)
+    assert installed.startswith(OTHER) and installed.count(schedule.MARKER) == 1
+    line = schedule.entry(installed)
+    assert line is not None and line.startswith("*/15 * * * * /")
+    assert f"in {cron_user}'s crontab (every 15m)" in out.stderr
+    assert (tmp_path / "log").is_dir() and (tmp_path / "metrics").is_dir()
+
+    assert cli(*install_args(tmp_path, cron_user, "1h")).exit_code == 0
+    replaced = crontab_of(cron_user)
+    assert replaced.count(schedule.MARKER) == 1 and replaced.startswith(OTHER)
+    assert (schedule.entry(replaced) or "").startswith("0 * * * * /")
+
+    out = cli("cron", "remove", "--user", cron_user)
+    assert out.exit_code == 0 and "removed ipguard's entry" in out.stderr
+    assert crontab_of(cron_user) == OTHER
+    out = cli("cron", "remove", "--user", cron_user)
+    assert out.exit_code == 0 and "nothing changed" in out.stderr
+    assert crontab_of(cron_user) == OTHER
+
+
+def test_an_unknown_user_is_an_error(cli: Cli, tmp_path: Path) -> None:
+    if os.geteuid() != 0 or not shutil.which("crontab"):
+        pytest.skip("needs root and crontab")
+    (tmp_path / "ipguard.toml").write_text(CONFIG)
+    out = cli("cron", "remove", "--user", "no-such-user-ipg")
+    assert out.exit_code == 3 and out.stderr.startswith("error: crontab -l:")
+
+
+@requires_lab("nmap", "crontab", "useradd", "setsid")
+def test_the_installed_line_scans_the_lab_as_cron_would(
+    lab_factory: LabFactory, cron_user: str, tmp_path: Path
+) -> None:
+    """The command taken from the crontab runs with cron's environment in the lab's scanner."""
+    lab = lab_factory(small())
+    config = lab.write_config(tmp_path / "ipguard.toml")
+    ledger = lab.write_ledger_csv(tmp_path / "ledger.csv")
+    db = tmp_path / "ledger.db"
+    metrics = tmp_path / "metrics" / "ipguard.prom"
+    log = tmp_path / "log" / "scan.log"
+
+    def ipguard(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "IPGUARD_ACTOR": "tester"}
+        return subprocess.run([str(IPGUARD), "--db", str(db), *args], capture_output=True,
+                              text=True, env=env, timeout=120)  # fmt: skip
+
+    assert ipguard("ledger", "import", str(ledger)).returncode == 0
+    installed = ipguard(
+        "--config", str(config), "cron", "install", "--user", cron_user, "--every", "15m",
+        "--metrics-file", str(metrics), "--log-file", str(log),
+    )  # fmt: skip
+    assert installed.returncode == 0, installed.stderr
+    line = schedule.entry(crontab_of(cron_user))
+    assert line is not None
+    command = schedule.cron_command(line)
+
+    cron_env = ["env", "-i", "PATH=/usr/bin:/bin", "HOME=/root", "LOGNAME=root", "SHELL=/bin/sh"]
+    done = subprocess.run(
+        ["ip", "netns", "exec", lab.scanner_ns, *cron_env, "setsid", "sh", "-c", command],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode in (0, 1), log.read_text() if log.exists() else done.stderr
+    assert done.stdout == "" and done.stderr == ""  # everything went to the log
+    text = metrics.read_text()
+    assert 'ipguard_scan_success{site="lab"} 1' in text
+    assert 'ipguard_run_status{site="lab",status="complete"} 1' in text
+    runs = json.loads(ipguard("runs", "list", "--format", "json").stdout)
+    assert [(run["status"], run["hosts_seen"]) for run in runs] == [("complete", 3)]
+    assert "unregistered-host" in json.dumps(
+        json.loads(ipguard("findings", "list", "--format", "json").stdout)
+    )

@@ -1,0 +1,182 @@
+"""`scan --metrics-file`: Prometheus text exposition for node_exporter's textfile collector."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from ipguard.cli import scan as scan_cli
+from ipguard.metrics import escape_label, write_textfile
+from tests.conftest import Cli
+from tests.fakes import FakeScanner, result
+
+REGISTERED = ("198.18.0.10", "02:00:00:00:00:10")
+STRANGER = ("198.18.0.66", "02:00:00:00:00:66")
+CONFIG = """
+[scan]
+interface = "eth0"
+subnets = ["198.18.0.0/24"]
+site = "lab"
+[policy]
+hostname_rule = ""
+"""
+
+# The exposition format, line by line: comments, or name{labels} value.
+_LABEL = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"'
+SAMPLE = re.compile(
+    rf"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{{(?P<labels>{_LABEL}(?:,{_LABEL})*)?\}})? "
+    r"(?P<value>-?[0-9.e+]+|NaN|[+-]Inf)$"
+)
+
+
+def parse(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Check the format strictly and return the samples; every family has HELP then TYPE."""
+    assert text.endswith("\n")
+    samples: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+    described: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if line.startswith("# "):
+            kind, name, rest = line[2:].split(" ", 2)
+            assert kind in ("HELP", "TYPE"), line
+            described.setdefault(name, []).append(kind)
+            if kind == "TYPE":
+                assert rest in ("gauge", "counter"), line
+            continue
+        match = SAMPLE.match(line)
+        assert match, f"not exposition format: {line!r}"
+        assert described.get(match["name"]) == ["HELP", "TYPE"], line
+        labels = frozenset(
+            (key, value.encode().decode("unicode_escape"))
+            for key, value in re.findall(
+                r'([a-zA-Z_]\w*)="((?:[^"\\]|\\.)*)"', match["labels"] or ""
+            )
+        )
+        samples[(match["name"], labels)] = float(match["value"])
+    return samples
+
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples[(name, frozenset(labels.items()))]
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "ipguard.toml"
+    path.write_text(CONFIG)
+    return path
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> FakeScanner:
+    scanner = FakeScanner([result(REGISTERED, STRANGER)])
+    monkeypatch.setattr(scan_cli, "make_scanner", lambda: scanner)
+    return scanner
+
+
+def test_metrics_after_a_complete_scan(
+    cli: Cli, config: Path, fake: FakeScanner, tmp_path: Path
+) -> None:
+    cli("ledger", "add", *REGISTERED)
+    target = tmp_path / "textfiles" / "ipguard.prom"
+    target.parent.mkdir()
+    outcome = cli("--config", str(config), "scan", "--quiet", "--metrics-file", str(target))
+    assert (outcome.exit_code, outcome.stdout, outcome.stderr) == (1, "", "")
+    samples = parse(target.read_text())
+    assert value(samples, "ipguard_scan_success", site="lab") == 1
+    assert value(samples, "ipguard_hosts_seen", site="lab") == 2
+    assert value(samples, "ipguard_run_id", site="lab") == 1
+    assert value(samples, "ipguard_run_status", site="lab", status="complete") == 1
+    assert value(samples, "ipguard_run_status", site="lab", status="failed") == 0
+    open_high = value(
+        samples, "ipguard_findings_open", site="lab", kind="unregistered-host", severity="high"
+    )
+    assert open_high == 1
+    assert sum(v for (name, _), v in samples.items() if name == "ipguard_findings_open") == 1
+    assert 0 <= value(samples, "ipguard_scan_duration_seconds", site="lab") < 60
+    last = value(samples, "ipguard_scan_last_success_timestamp_seconds", site="lab")
+    attempt = value(samples, "ipguard_scan_last_attempt_timestamp_seconds", site="lab")
+    assert 0 < last <= attempt + 1
+    # Written whole: nothing else left in the collector's directory, readable by node_exporter.
+    assert [path.name for path in target.parent.iterdir()] == ["ipguard.prom"]
+    assert target.stat().st_mode & 0o044 == 0o044
+
+    # Acknowledged findings no longer count as open.
+    cli("findings", "ack", "1", "--note", "known")
+    cli("--config", str(config), "scan", "--quiet", "--metrics-file", str(target))
+    samples = parse(target.read_text())
+    assert sum(v for (name, _), v in samples.items() if name == "ipguard_findings_open") == 0
+    assert value(samples, "ipguard_run_id", site="lab") == 2
+
+
+def test_a_failed_scan_still_writes_metrics(
+    cli: Cli, config: Path, fake: FakeScanner, tmp_path: Path
+) -> None:
+    from ipguard.errors import InterfaceError
+
+    target = tmp_path / "ipguard.prom"
+    cli("--config", str(config), "scan", "--quiet", "--metrics-file", str(target))
+    fake.error = InterfaceError("interface eth9 does not exist")
+    outcome = cli("--config", str(config), "scan", "--quiet", "--metrics-file", str(target))
+    assert outcome.exit_code == 3
+    samples = parse(target.read_text())
+    assert value(samples, "ipguard_scan_success", site="lab") == 0
+    assert value(samples, "ipguard_run_status", site="lab", status="failed") == 1
+    assert value(samples, "ipguard_run_status", site="lab", status="complete") == 0
+    # What the last good run saw is still there.
+    assert value(samples, "ipguard_hosts_seen", site="lab") == 2
+    assert value(samples, "ipguard_scan_last_success_timestamp_seconds", site="lab") > 0
+
+
+def test_site_labels_are_escaped(cli: Cli, config: Path, fake: FakeScanner, tmp_path: Path) -> None:
+    target = tmp_path / "ipguard.prom"
+    site = 'b"ld\\7\nx'
+    cli("--config", str(config), "scan", "--quiet", "--site", site, "--metrics-file", str(target))
+    text = target.read_text()
+    assert 'site="b\\"ld\\\\7\\nx"' in text
+    assert value(parse(text), "ipguard_hosts_seen", site=site) == 2
+
+
+def test_an_unwritable_metrics_file_is_a_warning(
+    cli: Cli, config: Path, fake: FakeScanner, tmp_path: Path
+) -> None:
+    target = tmp_path / "missing-dir" / "ipguard.prom"
+    outcome = cli("--config", str(config), "scan", "--quiet", "--metrics-file", str(target))
+    assert outcome.exit_code == 1
+    assert outcome.stderr.startswith(f"warning: cannot write metrics to {target}")
+
+
+def test_a_broken_ledger_still_says_the_scan_failed(
+    cli: Cli, config: Path, fake: FakeScanner, tmp_path: Path
+) -> None:
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not a database" * 100)
+    target = tmp_path / "ipguard.prom"
+    outcome = cli(
+        "--config", str(config), "scan", "--metrics-file", str(target), db=f"sqlite:///{junk}"
+    )
+    assert outcome.exit_code == 3
+    samples = parse(target.read_text())
+    assert value(samples, "ipguard_scan_success", site="lab") == 0
+    assert ("ipguard_hosts_seen", frozenset({("site", "lab")})) not in samples
+
+
+@pytest.mark.parametrize(
+    ("raw", "escaped"),
+    [("lab", "lab"), ('a"b', 'a\\"b'), ("a\\b", "a\\\\b"), ("a\nb", "a\\nb"), ("李伟", "李伟")],
+)
+def test_label_escaping(raw: str, escaped: str) -> None:
+    assert escape_label(raw) == escaped
+
+
+def test_the_file_is_replaced_atomically(tmp_path: Path) -> None:
+    target = tmp_path / "ipguard.prom"
+    target.write_text("old\n")
+    inode = target.stat().st_ino
+    write_textfile(target, "new\n")
+    assert target.read_text() == "new\n" and target.stat().st_ino != inode
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["ipguard.prom"]

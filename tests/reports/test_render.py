@@ -1,0 +1,177 @@
+"""Renderers: every value escaped for its format; HTML self-contained with an SVG chart."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
+
+import pytest
+
+from ipguard.reports import export, html, markdown
+from ipguard.reports.summary import RunPoint, Summary
+from tests.reports.samples import FORMULA, PIPE, hostile_summary
+
+
+class Elements(HTMLParser):
+    """Every start tag and attribute in a page, as a browser's tokenizer would see them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+
+def elements(page: str) -> list[tuple[str, dict[str, str | None]]]:
+    parser = Elements()
+    parser.feed(page)
+    return parser.tags
+
+
+def test_html_escapes_everything_from_the_network() -> None:
+    page = html.render(hostile_summary())
+    tags = elements(page)
+    names = {tag for tag, _ in tags}
+    assert "script" not in names and "img" not in names
+    assert not any(key.startswith("on") for _, attrs in tags for key in attrs)
+    assert "&lt;script&gt;" in page and "&lt;img src=x" in page
+    # Inside the SVG too: the chart's tooltips and labels are escaped text.
+    svg = page[page.index("<svg") : page.rindex("</svg>")]
+    assert "<script" not in svg and "polyline" in svg and "<circle" in svg
+
+
+def test_html_is_self_contained() -> None:
+    page = html.render(hostile_summary())
+    assert page.startswith("<!DOCTYPE html>") and "<style>" in page
+    for _, attrs in elements(page):
+        for key in ("src", "href", "srcset", "xlink:href", "action"):
+            assert key not in attrs, f"external reference {key}={attrs[key]}"
+    stripped = re.sub(r"&[a-z]+;|&#\d+;", "", page)
+    assert "@import" not in stripped and "url(" not in stripped
+    assert "http://" not in page.replace("http:&#x2F;&#x2F;", "").split("<body>")[0]
+
+
+def test_html_sections_and_numbers() -> None:
+    page = html.render(hostile_summary())
+    for heading in (
+        "Hosts seen over time",
+        "Findings by kind and severity",
+        "Open findings",
+        "Unregistered hosts, by first seen",
+        "Ledger changes",
+    ):
+        assert f"<h2>{heading}</h2>" in page
+    assert "ipguard report 2026-11-01 to 2026-11-30" in page
+    assert page.count("<svg") == 2  # hosts seen, open findings
+    assert "overdue" in page and "李伟" in page
+
+
+def test_an_empty_period_renders() -> None:
+    empty = Summary(
+        since=datetime(2026, 1, 1, tzinfo=UTC),
+        until=datetime(2026, 2, 1, tzinfo=UTC),
+        site="lab",
+        generated_at=datetime(2026, 2, 2, tzinfo=UTC),
+    )
+    page = html.render(empty)
+    assert "no runs in this period" in page and "None in this period." in page
+    assert "_None in this period._" in markdown.render(empty)
+    assert export.render_csv(empty) == ",".join(export.CSV_COLUMNS) + "\n"
+
+
+def test_one_run_is_a_chart_too() -> None:
+    run = RunPoint(1, "lab", datetime(2026, 1, 5, tzinfo=UTC), "complete", 12, 0)
+    page = html.render(
+        Summary(
+            since=datetime(2026, 1, 1, tzinfo=UTC),
+            until=datetime(2026, 2, 1, tzinfo=UTC),
+            site="lab",
+            generated_at=datetime(2026, 2, 2, tzinfo=UTC),
+            runs=(run,),
+        )
+    )
+    assert page.count("<circle") == 2
+
+
+def test_markdown_escapes_pipes_backticks_and_html() -> None:
+    text = markdown.render(hostile_summary())
+    assert PIPE not in text and "evil\\|name\\`code\\`" in text
+    assert not re.search(r"(?<!\\)<", text)  # every < is escaped: no raw HTML reaches a renderer
+    for line in text.splitlines():
+        if line.startswith("| ") and not line.startswith("| ---"):
+            # Every table row has as many unescaped pipes as its header.
+            assert len(re.findall(r"(?<!\\)\|", line)) in {3, 6, 8, 10}, line
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("a|b", "a\\|b"),
+        ("`x`", "\\`x\\`"),
+        ("<b>", "\\<b\\>"),
+        ("*bold* _it_ [l](u)", "\\*bold\\* \\_it\\_ \\[l\\](u)"),
+        ("two\nlines", "two lines"),
+        (None, ""),
+    ],
+)
+def test_markdown_cell_escaping(value: str | None, expected: str) -> None:
+    assert markdown.md(value) == expected
+
+
+def test_csv_neutralises_formulas() -> None:
+    text = export.render_csv(hostile_summary())
+    rows = list(csv.DictReader(io.StringIO(text)))
+    sections = {row["section"] for row in rows}
+    assert sections == {
+        "run",
+        "findings-opened",
+        "findings-resolved",
+        "findings-overdue",
+        "open-finding",
+        "unregistered-host",
+        "ledger-change",
+    }
+    change = next(row for row in rows if row["section"] == "ledger-change")
+    assert FORMULA in change["detail"]  # inside the cell, not at its start: harmless
+    for row in rows:
+        for value in row.values():
+            assert not value.startswith(("=", "+", "-", "@", "\t", "\r")), value
+
+
+def test_csv_cell_starting_with_a_formula_is_quoted() -> None:
+    summary = hostile_summary()
+    change = summary.ledger_changes[0]
+    bad = type(change)(change.at, FORMULA, change.action, change.entity, "-1+1", change.changes)
+    text = export.render_csv(type(summary)(**{**summary.__dict__, "ledger_changes": (bad,)}))
+    row = next(r for r in csv.DictReader(io.StringIO(text)) if r["section"] == "ledger-change")
+    assert row["actor"] == "'" + FORMULA and row["ip"] == "'-1+1"
+
+
+def test_json_is_complete_and_plain() -> None:
+    document = json.loads(export.render_json(hostile_summary(runs=3)))
+    assert set(document) == {
+        "since",
+        "until",
+        "site",
+        "generated_at",
+        "totals",
+        "runs",
+        "findings_by_kind",
+        "open_findings",
+        "ledger_changes",
+        "unregistered_hosts",
+    }
+    assert document["since"] == "2026-11-01T00:00:00Z"
+    assert document["runs"][0]["started_at"] == "2026-11-01T00:00:00Z"
+    assert document["open_findings"][0]["evidence"]["first"]["run_id"] == 4
+    assert document["ledger_changes"][0]["changes"][1] == {
+        "field": "location",
+        "before": "B2-301",
+        "after": PIPE,
+    }
+    assert (datetime(2026, 12, 1, tzinfo=UTC) - timedelta(days=30)).day == 1
