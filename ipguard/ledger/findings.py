@@ -252,6 +252,5 @@ def failing(session: Session, *, site: str, threshold: Severity, now: datetime) 
     return [
         row
         for row in list_findings(session, site=site, live_only=True)
-        if not is_suppressed(row, now)
-        and Severity(row.severity) >= threshold
+        if not is_suppressed(row, now) and Severity(row.severity) >= threshold
     ]
