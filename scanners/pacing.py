@@ -10,6 +10,7 @@ from collections.abc import Callable
 # forgotten, so that a stall (GC, a busy core) never turns into a burst the network would drop.
 BATCH_SECONDS = 0.001
 BURST_SECONDS = 0.005
+TOKEN_SLACK = 1e-6
 
 
 class Pacer:
@@ -40,7 +41,7 @@ class Pacer:
         self._last = clock()
 
     def acquire(self, want: int) -> int:
-        """Wait until a batch is due, then take and return up to `want` (at least 1) packets' worth."""
+        """Wait until a batch is due, then take up to `want` packets' worth (at least one)."""
         if want <= 0:
             return 0
         goal = min(self._batch, float(want))
@@ -48,8 +49,9 @@ class Pacer:
             now = self._clock()
             self._tokens = min(self._cap, self._tokens + (now - self._last) * self.rate)
             self._last = now
-            if self._tokens >= goal:
-                taken = min(want, int(self._tokens))
+            # The slack absorbs float rounding: 0.9999999 tokens are one token.
+            if self._tokens + TOKEN_SLACK >= goal:
+                taken = min(want, int(self._tokens + TOKEN_SLACK))
                 self._tokens -= taken
                 return taken
             self._sleep((goal - self._tokens) / self.rate)

@@ -1,4 +1,4 @@
-"""The probe schedule both sweeps share: paced passes, retries only for silent targets, a final wait.
+"""The probe schedule both sweeps share: paced passes, retries for silent targets, a final wait.
 
 The sweep supplies two callbacks: `send(batch)` puts one probe per target index on the wire (its hot
 loop lives in the sweep, where the packet template is), and `answers()` returns the (target index,
@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from scanners.base import Progress
 from scanners.pacing import Pacer
 
-# A silent target is probed again once its previous probe is this many round trips old (the slowest
-# reply seen so far), but never sooner than MIN_RETRY_GAP nor later than the sweep's timeout: on a LAN
-# replies take a millisecond, so waiting the full timeout between passes would only waste time.
+# A silent target is probed again once its previous probe is RTT_FACTOR round trips old (the
+# slowest reply seen so far), but never sooner than MIN_RETRY_GAP nor later than the sweep's
+# timeout: on a LAN replies take a millisecond, so waiting the full timeout between passes would
+# only waste time.
 RTT_FACTOR = 4.0
 MIN_RETRY_GAP = 0.05
 PROGRESS_EVERY = 0.1  # seconds between progress reports: a progress bar needs no more
@@ -27,7 +28,7 @@ MAX_IDLE_SLEEP = 0.05  # bounded sleeps, so that answers keep being absorbed whi
 
 @dataclass(frozen=True)
 class ProbeLog:
-    """When each target was probed: `sent_at[p][i]` is the time of pass p's probe to target i (0: none)."""
+    """When each target was probed: `sent_at[p][i]` is pass p's probe time of target i (0: none)."""
 
     probes_sent: int
     sent_at: list[array[float]]
@@ -135,11 +136,15 @@ def run_schedule(
                 sleep(min(MAX_IDLE_SLEEP, max(0.0, last_sent[pending[j]] + retry_gap() - now)))
             report(len(pending) - j, retries - attempt)
     if not sent:
-        return ProbeLog(probes_sent=0, sent_at=sent_at, first_probe=first, last_probe=first, finished=clock())
+        return ProbeLog(
+            probes_sent=0, sent_at=sent_at, first_probe=first, last_probe=first, finished=clock()
+        )
     last = max(last_sent)
     # The final wait: late replies (and second MACs for one IP) still count.
     while (left := last + timeout - clock()) > 0:
         sleep(min(left, MAX_IDLE_SLEEP * 4))
     absorb()
     report(0, 0, force=True)
-    return ProbeLog(probes_sent=sent, sent_at=sent_at, first_probe=first, last_probe=last, finished=clock())
+    return ProbeLog(
+        probes_sent=sent, sent_at=sent_at, first_probe=first, last_probe=last, finished=clock()
+    )

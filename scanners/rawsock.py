@@ -1,4 +1,4 @@
-"""Raw-socket plumbing shared by the sweeps: interface facts, packet sockets, kernel filters, a receiver.
+"""Raw-socket plumbing shared by the sweeps: interface facts, sockets, kernel filters, a receiver.
 
 Linux only. Everything here works on the network namespace of the calling thread: a socket belongs
 to the namespace its creator was in, so a caller that switched namespace (the lab does) gets sockets
@@ -7,6 +7,7 @@ and interface facts from that namespace.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import fcntl
@@ -15,7 +16,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ipguard.errors import InterfaceError, PrivilegeError, ScanError
@@ -42,6 +43,7 @@ IFNAMSIZ = 16
 # for the GIL; the kernel accounts about 1 KiB per small frame.
 DEFAULT_RCVBUF = 64 * 1024 * 1024
 
+SEND_RETRY_SECONDS = 1.0
 _RAW_SOCKET_HELP = "run as root or give the interpreter CAP_NET_RAW"
 
 
@@ -67,7 +69,9 @@ def interface_info(name: str) -> InterfaceInfo:
     Raises InterfaceError when no interface of that name exists in this namespace.
     """
     if not name or len(name.encode()) >= IFNAMSIZ or "/" in name or "\0" in name:
-        raise InterfaceError(f"{name!r} is not a valid interface name: check --interface / [scan] interface")
+        raise InterfaceError(
+            f"{name!r} is not a valid interface name: check --interface / [scan] interface"
+        )
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         try:
             flags = struct.unpack_from("H", _ifreq(probe, SIOCGIFFLAGS, name), IFNAMSIZ)[0]
@@ -104,12 +108,17 @@ def usable_interface(name: str, what: str) -> InterfaceInfo:
     """The interface's facts, or InterfaceError when it is down, has no link or no IPv4 address."""
     info = interface_info(name)
     if not info.up:
-        raise InterfaceError(f"interface {name} is down: bring it up (`ip link set {name} up`) or pick another")
+        raise InterfaceError(
+            f"interface {name} is down: bring it up (`ip link set {name} up`) or pick another"
+        )
     if not info.running:
-        raise InterfaceError(f"interface {name} has no link (cable or peer missing): connect it or pick another")
+        raise InterfaceError(
+            f"interface {name} has no link (cable or peer missing): connect it or pick another"
+        )
     if info.ipv4 is None:
         raise InterfaceError(
-            f"interface {name} has no IPv4 address and {what} sends from it: assign one or pick another interface"
+            f"interface {name} has no IPv4 address and {what} sends from it: "
+            "assign one or pick another interface"
         )
     return info
 
@@ -155,10 +164,8 @@ def receiving_socket(
         attach_filter(sock, program)
         enlarge_receive_buffer(sock)
         # Our own probes are of no interest to the receiver; kernels before 4.20 lack the option.
-        try:
+        with contextlib.suppress(OSError):
             sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
-        except OSError:
-            pass
     except BaseException:
         sock.close()
         raise
@@ -172,8 +179,33 @@ def _bind(sock: socket.socket, interface: InterfaceInfo, ethertype: int) -> None
     except OSError as exc:
         sock.close()
         if exc.errno in (errno.ENODEV, errno.ENXIO):
-            raise InterfaceError(f"interface {interface.name} disappeared while opening it") from exc
+            raise InterfaceError(
+                f"interface {interface.name} disappeared while opening it"
+            ) from exc
         raise ScanError(f"cannot bind a raw socket to {interface.name}: {exc.strerror}") from exc
+
+
+def send_when_room(send: Callable[[], object], error: OSError, what: str) -> None:
+    """Retry a send refused for lack of queue room (ENOBUFS); other errors fail the sweep.
+
+    A full transmit queue empties within microseconds, so a few short sleeps are enough; a queue
+    that stays full for SEND_RETRY_SECONDS means something else is wrong.
+    """
+    deadline = time.monotonic() + SEND_RETRY_SECONDS
+    while error.errno in (errno.ENOBUFS, errno.EAGAIN) and time.monotonic() < deadline:
+        time.sleep(0.0005)
+        try:
+            send()
+            return
+        except OSError as again:
+            error = again
+    if error.errno in (errno.ENETDOWN, errno.ENXIO, errno.ENODEV):
+        raise ScanError(
+            f"{what}: the interface went down mid-sweep ({error.strerror}); check the link"
+        ) from error
+    if error.errno in (errno.ENOBUFS, errno.EAGAIN):
+        raise ScanError(f"{what}: the transmit queue stayed full; lower the rate") from error
+    raise ScanError(f"{what} could not send a probe: {error.strerror}") from error
 
 
 def enlarge_receive_buffer(sock: socket.socket, size: int = DEFAULT_RCVBUF) -> int:
@@ -237,7 +269,9 @@ def attach_filter(sock: socket.socket, program: Sequence[Insn]) -> None:
     """Attach a classic BPF program (SO_ATTACH_FILTER); the kernel copies it."""
     raw = b"".join(struct.pack("HBBI", i.code, i.jt, i.jf, i.k) for i in program)
     buf = ctypes.create_string_buffer(raw, len(raw))
-    fprog = struct.pack("HL", len(program), ctypes.addressof(buf))  # struct sock_fprog, native layout
+    fprog = struct.pack(
+        "HL", len(program), ctypes.addressof(buf)
+    )  # struct sock_fprog, native layout
     sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
 
 
@@ -252,7 +286,9 @@ class Receiver(threading.Thread):
     readers may look at `records[:len(records)]` at any time (appends are atomic).
     """
 
-    def __init__(self, sock: socket.socket, snaplen: int, *, name: str = "ipguard-receiver") -> None:
+    def __init__(
+        self, sock: socket.socket, snaplen: int, *, name: str = "ipguard-receiver"
+    ) -> None:
         super().__init__(name=name, daemon=True)
         self.records: list[tuple[float, bytes]] = []
         self.error: OSError | None = None
@@ -270,7 +306,9 @@ class Receiver(threading.Thread):
         poller.register(self._sock.fileno(), select.POLLIN)
         try:
             while True:
-                stopping = self._stopping.is_set()  # read before draining: the last drain is complete
+                stopping = (
+                    self._stopping.is_set()
+                )  # read before draining: the last drain is complete
                 try:
                     while True:
                         append((clock(), recv(snaplen)))

@@ -56,13 +56,19 @@ class NetworkScanner:
         if request.services and live:
             from scanners.services import ServiceScan
 
+            # Light version probes and parallel nmap processes: the phase mostly waits on ports
+            # that accept and stay silent. A host that still times out is left out of the
+            # phase's coverage rather than reported with a partial port list.
+            service_scan = ServiceScan(
+                scope,
+                ports=request.ports,
+                host_timeout=max(120.0, request.timeout * 60),
+                intensity=0,
+                workers=4,
+                progress=phase_progress("services"),
+            )
             with _timed(timings, "services"):
-                services = ServiceScan(
-                    scope,
-                    ports=request.ports,
-                    host_timeout=max(30.0, request.timeout * 30),
-                    progress=phase_progress("services"),
-                ).scan(live)
+                services = service_scan.scan(live)
             phases.add(Phase.SERVICES)
 
         proxies = []
@@ -84,13 +90,16 @@ class NetworkScanner:
                 ).probe_many(candidates)
             phases.add(Phase.PROXY)
 
-        from scanners.dhcp import DhcpProbe
+        offers = []
+        # A DISCOVER reaches every server on the interface's link: only when that link is in scope.
+        if interface.ipv4 is not None and interface.ipv4 in scope:
+            from scanners.dhcp import DhcpProbe
 
-        with _timed(timings, "dhcp"):
-            offers = DhcpProbe(
-                request.interface, scope, timeout=max(2.0, request.timeout * 2)
-            ).probe()
-        phases.add(Phase.DHCP)
+            with _timed(timings, "dhcp"):
+                offers = DhcpProbe(
+                    request.interface, scope, timeout=max(2.0, request.timeout * 2)
+                ).probe()
+            phases.add(Phase.DHCP)
 
         names = []
         if live:

@@ -1,0 +1,321 @@
+"""Service scan: which ports of the live hosts are open, and what answers there (nmap `-sV`).
+
+nmap runs through python-nmap on live hosts only, in batches, each host bounded by nmap's
+`--host-timeout`. ipguard's port spec `tcp/1-1024;tcp/3128;udp/161` becomes nmap's
+`-p T:1-1024,3128,U:161`; a UDP scan (`-sU`) is added only when the spec holds UDP ports.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from ipguard.errors import InvalidValue, PrivilegeError, ScanError, ToolMissing
+from ipguard.model import ServiceObservation
+from scanners.base import Progress
+from scanners.scope import Scope
+
+WHAT = "service scan"
+BANNER_LIMIT = 255
+# nmap's version intensity 2 is `--version-light`: the common probes only, a few seconds per port.
+DEFAULT_INTENSITY = 2
+_PORT_ITEM = re.compile(r"^(tcp|udp)/(\d{1,5})(?:-(\d{1,5}))?$")
+# One response inside an nmap service fingerprint: r(GetRequest,1E0,"HTTP/1\.0\x20400…")
+_FP_RESPONSE = re.compile(
+    r'r\((?P<probe>[^,]+),(?P<length>[0-9A-Fa-f]+),"(?P<data>(?:[^"\\]|\\.)*)"\)'
+)
+_FP_ESCAPE = re.compile(r"\\(x[0-9A-Fa-f]{2}|.)", re.DOTALL)
+_FP_SIMPLE = {"r": "\r", "n": "\n", "t": "\t", "0": "\0"}
+_TEXT_RUN = re.compile(rb"[\x20-\x7e]{4,}")
+_SERVER_HEADER = re.compile(r"^Server:[ \t]*([A-Za-z][\w.+-]*)(?:/([\w.+-]+))?", re.I | re.M)
+
+
+@dataclass(frozen=True)
+class PortSpec:
+    """ipguard's `proto/low-high` list, grouped by protocol and ready for nmap."""
+
+    tcp: tuple[tuple[int, int], ...]
+    udp: tuple[tuple[int, int], ...]
+
+    @classmethod
+    def parse(cls, text: str) -> PortSpec:
+        """Parse `tcp/1-1024;tcp/3128;udp/161`; InvalidValue names the bad item."""
+        ranges: dict[str, list[tuple[int, int]]] = {"tcp": [], "udp": []}
+        for raw in text.split(";"):
+            item = raw.strip().lower()
+            if not item:
+                continue
+            match = _PORT_ITEM.match(item)
+            low = int(match.group(2)) if match else 0
+            high = int(match.group(3) or low) if match else 0
+            if match is None or not 0 < low <= high < 65536:
+                raise InvalidValue(
+                    f"ports: {item!r} is not proto/port or proto/low-high (e.g. tcp/1-1024;udp/161)"
+                )
+            ranges[match.group(1)].append((low, high))
+        if not ranges["tcp"] and not ranges["udp"]:
+            raise InvalidValue("ports: no ports given (e.g. tcp/1-1024;tcp/3128)")
+        return cls(tcp=_merged(ranges["tcp"]), udp=_merged(ranges["udp"]))
+
+    def nmap(self) -> str:
+        """The nmap `-p` argument: `T:1-1024,3128,U:161`."""
+        parts = []
+        for prefix, ranges in (("T:", self.tcp), ("U:", self.udp)):
+            if ranges:
+                parts.append(prefix + ",".join(_range_text(low, high) for low, high in ranges))
+        return ",".join(parts)
+
+
+class ServiceScan:
+    """Finds the open ports of live hosts and the service behind each, with nmap `-sV`.
+
+    Example (as root nmap sends a SYN scan, otherwise a connect scan)::
+
+        scan = ServiceScan(Scope(["198.18.0.0/24"]), ports="tcp/1-1024;tcp/3128", host_timeout=60)
+        scan.scan(["198.18.0.35"])
+        # [ServiceObservation(ip='198.18.0.35', proto='tcp', port=3128, service='http-proxy', …)]
+
+    Hosts that nmap gave up on (host timeout) are listed in `timed_out` after a scan. Batches of
+    `batch` hosts run `workers` nmap processes at a time: a service scan mostly waits for silent
+    ports, so a few processes side by side finish much sooner than one after the other.
+    """
+
+    def __init__(
+        self,
+        scope: Scope,
+        *,
+        ports: str,
+        host_timeout: float,
+        batch: int = 64,
+        progress: Progress | None = None,
+        intensity: int = DEFAULT_INTENSITY,
+        workers: int = 1,
+    ) -> None:
+        if host_timeout <= 0 or batch < 1 or workers < 1 or not 0 <= intensity <= 9:
+            raise ValueError(
+                f"host_timeout must be > 0, batch and workers >= 1, intensity 0-9 "
+                f"(got {host_timeout}, {batch}, {workers}, {intensity})"
+            )
+        self.scope = scope
+        self.ports = PortSpec.parse(ports)
+        self.host_timeout = host_timeout
+        self.batch = batch
+        self.progress = progress
+        self.intensity = intensity
+        self.workers = workers
+        self.timed_out: list[str] = []
+
+    def arguments(self, hosts: int) -> str:
+        """The nmap options of one batch of `hosts` addresses (without targets and `-oX`)."""
+        root = os.geteuid() == 0
+        if self.ports.udp and not root:
+            raise PrivilegeError(
+                f"{WHAT}: nmap's UDP scan needs raw sockets: run as root or give nmap CAP_NET_RAW, "
+                "or leave udp/ ports out of [scan] ports"
+            )
+        kinds = ["-sS" if root else "-sT"] + (["-sU"] if self.ports.udp else [])
+        return " ".join(
+            [
+                *kinds,
+                "-sV",
+                f"--version-intensity {self.intensity}",
+                "-n",
+                "-Pn",
+                f"-p {self.ports.nmap()}",
+                f"--host-timeout {max(1, round(self.host_timeout * 1000))}ms",
+                # One host group per batch: nmap's default groups of four would run one after the
+                # other, each waiting for its slowest service probe.
+                f"--min-hostgroup {hosts}",
+            ]
+        )
+
+    def scan(self, live_ips: Iterable[str]) -> list[ServiceObservation]:
+        """Scan every live host; ScopeError before nmap starts if one lies outside the scope.
+
+        Observations come batch by batch in the order of `live_ips`, whatever order the batches
+        finish in.
+        """
+        targets = list(dict.fromkeys(self.scope.check(ip) for ip in live_ips))
+        for ip in targets:
+            if ":" in ip:
+                raise InvalidValue(f"{ip}: the service scan probes IPv4 hosts only")
+        self.timed_out = []
+        if not targets:
+            return []
+        _port_scanner()  # ToolMissing before anything else
+        batches = [targets[k : k + self.batch] for k in range(0, len(targets), self.batch)]
+        done = 0
+        lock = threading.Lock()
+        self._report(0, len(targets))
+
+        def one(hosts: list[str]) -> tuple[list[ServiceObservation], list[str]]:
+            nonlocal done
+            scanner = _port_scanner()  # one per batch: a PortScanner keeps its last result
+            result = _run(scanner, hosts, self.arguments(len(hosts)))
+            fingerprints, timed_out = _xml_facts(scanner.get_nmap_last_output())
+            seen = result.get("scan", {})
+            found = [o for ip in hosts for o in _observations(ip, seen.get(ip, {}), fingerprints)]
+            with lock:
+                done += len(hosts)
+                self._report(done, len(targets))
+            return found, [ip for ip in hosts if ip in timed_out]
+
+        # nmap processes start from worker threads, which share this thread's network namespace.
+        with ThreadPoolExecutor(max_workers=min(self.workers, len(batches))) as pool:
+            outcomes = list(pool.map(one, batches))
+        for _found, timed_out in outcomes:
+            self.timed_out += timed_out
+        return [o for found, _timed_out in outcomes for o in found]
+
+    def _report(self, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress(done, total)
+
+
+def _port_scanner() -> Any:
+    import nmap
+
+    try:
+        return nmap.PortScanner()
+    except nmap.PortScannerError as exc:
+        raise ToolMissing("nmap is not installed: apt-get install nmap") from exc
+
+
+def _run(scanner: Any, hosts: list[str], arguments: str) -> Mapping[str, Any]:
+    import nmap
+
+    try:
+        result: Mapping[str, Any] = scanner.scan(hosts=" ".join(hosts), arguments=arguments)
+    except nmap.PortScannerError as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else "no output"
+        if "root privileges" in str(exc) or "Operation not permitted" in str(exc):
+            raise PrivilegeError(
+                f"{WHAT}: nmap needs raw sockets: run as root or give nmap CAP_NET_RAW ({message})"
+            ) from exc
+        raise ScanError(f"{WHAT}: nmap failed: {message}") from exc
+    return result
+
+
+def _observations(
+    ip: str, host: Mapping[str, Any], fingerprints: Mapping[tuple[str, str, int], bytes]
+) -> list[ServiceObservation]:
+    found = []
+    for proto in ("tcp", "udp"):
+        for port, facts in sorted(host.get(proto, {}).items()):
+            if facts.get("state") != "open":  # open|filtered UDP ports prove nothing
+                continue
+            product = str(facts.get("product") or "")
+            version = str(facts.get("version") or "")
+            banner = str(facts.get("extrainfo") or "")
+            response = fingerprints.get((ip, proto, int(port)))
+            if response is not None:
+                banner = banner or _banner(response)
+                if not product:
+                    product, version = _server_header(_decoded(response))
+            found.append(
+                ServiceObservation(
+                    ip=ip,
+                    proto=proto,
+                    port=int(port),
+                    service=str(facts.get("name") or ""),
+                    product=product,
+                    version=version,
+                    banner=banner[:BANNER_LIMIT],
+                )
+            )
+    return found
+
+
+def _xml_facts(xml_output: bytes | str) -> tuple[dict[tuple[str, str, int], bytes], set[str]]:
+    """What python-nmap drops from nmap's XML: fingerprints, and the hosts nmap gave up on.
+
+    The first response of each unrecognised service (its `servicefp`), by (ip, proto, port), holds
+    the service's own words (a banner, an HTTP reply); `timedout="true"` marks a host abandoned at
+    its host timeout, whose ports are unknown rather than closed.
+    """
+    found: dict[tuple[str, str, int], bytes] = {}
+    timed_out: set[str] = set()
+    try:
+        root = ET.fromstring(xml_output)
+    except ET.ParseError:
+        return found, timed_out
+    for host in root.iter("host"):
+        address = host.find("address[@addrtype='ipv4']")
+        if address is None:
+            continue
+        if host.get("timedout") == "true":
+            timed_out.add(str(address.get("addr")))
+        for port in host.iter("port"):
+            service = port.find("service")
+            text = service.get("servicefp") if service is not None else None
+            match = _FP_RESPONSE.search(text or "")
+            if match:
+                key = (
+                    str(address.get("addr")),
+                    str(port.get("protocol")),
+                    int(port.get("portid", 0)),
+                )
+                found[key] = _unescape(match.group("data"))
+    return found, timed_out
+
+
+def _unescape(data: str) -> bytes:
+    """Undo nmap's fingerprint escaping (`\\x20`, `\\r`, `\\.`): the bytes the service sent."""
+
+    def one(match: re.Match[str]) -> str:
+        code = match.group(1)
+        if code.startswith("x") and len(code) == 3:
+            return chr(int(code[1:], 16))
+        return _FP_SIMPLE.get(code, code)
+
+    return _FP_ESCAPE.sub(one, data).encode("latin-1", "replace")
+
+
+def _banner(raw: bytes) -> str:
+    """A reply as one printable line: its first lines, or the text runs of a binary reply."""
+    controls = sum(byte < 0x20 and byte not in b"\r\n\t" for byte in raw)
+    if controls > len(raw) // 10:
+        return " ".join(run.decode("ascii") for run in _TEXT_RUN.findall(raw))
+    text = _decoded(raw)
+    lines = [line.strip() for line in text.replace("\r", "\n").split("\n") if line.strip()]
+    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in " | ".join(lines[:4]))
+
+
+def _decoded(raw: bytes) -> str:
+    """Text of a service's reply: UTF-8, else GB18030 (common on Chinese devices), else Latin-1."""
+    for encoding in ("utf-8", "gb18030"):
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return raw.decode("latin-1")
+
+
+def _server_header(response: str) -> tuple[str, str]:
+    """(product, version) from an HTTP reply's Server header, e.g. `tinyproxy/1.11.1`."""
+    if not response.startswith("HTTP/"):
+        return "", ""
+    match = _SERVER_HEADER.search(response.split("\r\n\r\n", 1)[0])
+    if match is None:
+        return "", ""
+    return match.group(1), match.group(2) or ""
+
+
+def _merged(ranges: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    merged: list[tuple[int, int]] = []
+    for low, high in sorted(ranges):
+        if merged and low <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(high, merged[-1][1]))
+        else:
+            merged.append((low, high))
+    return tuple(merged)
+
+
+def _range_text(low: int, high: int) -> str:
+    return str(low) if low == high else f"{low}-{high}"

@@ -1,0 +1,155 @@
+"""The probe schedule: who is probed how often, with a simulated network and clock."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from scanners.probing import MIN_RETRY_GAP, run_schedule
+from tests.scanners.fakeclock import FakeClock
+
+
+class FakeNetwork:
+    """Targets in `live` answer after `rtt` seconds, from their `answer_from_try`-th probe on."""
+
+    def __init__(
+        self, clock: FakeClock, live: set[int], rtt: float = 0.001, answer_from_try: int = 1
+    ) -> None:
+        self.clock = clock
+        self.live = live
+        self.rtt = rtt
+        self.answer_from_try = answer_from_try
+        self.probes: list[tuple[int, float]] = []
+        self.tries: dict[int, int] = {}
+        self.in_flight: list[tuple[int, float]] = []
+
+    def send(self, batch: Sequence[int]) -> None:
+        for i in batch:
+            self.probes.append((i, self.clock()))
+            self.tries[i] = self.tries.get(i, 0) + 1
+            if i in self.live and self.tries[i] >= self.answer_from_try:
+                self.in_flight.append((i, self.clock() + self.rtt))
+
+    def answers(self) -> list[tuple[int, float]]:
+        due = [(i, t) for i, t in self.in_flight if t <= self.clock()]
+        self.in_flight = [(i, t) for i, t in self.in_flight if t > self.clock()]
+        return due
+
+
+@pytest.mark.parametrize("retries", [0, 1, 2, 5])
+def test_only_silent_targets_are_probed_again(retries: int) -> None:
+    clock = FakeClock()
+    live = set(range(0, 1000, 7))
+    net = FakeNetwork(clock, live)
+    log = run_schedule(
+        1000,
+        net.send,
+        net.answers,
+        rate=10_000,
+        retries=retries,
+        timeout=1.0,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    silent = 1000 - len(live)
+    assert log.probes_sent == len(net.probes) == 1000 + retries * silent
+    assert all(net.tries[i] == 1 for i in live)
+    assert all(net.tries[i] == 1 + retries for i in range(1000) if i not in live)
+
+
+def test_a_target_answering_only_its_second_probe_is_not_probed_a_third_time() -> None:
+    clock = FakeClock()
+    net = FakeNetwork(clock, {3, 4}, answer_from_try=2)
+    run_schedule(
+        10,
+        net.send,
+        net.answers,
+        rate=1_000,
+        retries=3,
+        timeout=0.5,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    assert net.tries[3] == net.tries[4] == 2
+    assert net.tries[0] == 4
+
+
+def test_a_retry_waits_for_the_previous_probe_to_be_answered() -> None:
+    clock = FakeClock()
+    net = FakeNetwork(clock, {0}, rtt=0.030)
+    run_schedule(
+        5,
+        net.send,
+        net.answers,
+        rate=100_000,
+        retries=2,
+        timeout=1.0,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    first: dict[int, float] = {}
+    for i, when in net.probes:
+        if i in first:
+            # four times the slowest round trip (0.03 s), and never sooner than the floor
+            assert when - first[i] >= max(MIN_RETRY_GAP, 4 * 0.030) - 1e-9
+        first[i] = when
+
+
+def test_waits_timeout_after_the_last_probe() -> None:
+    clock = FakeClock()
+    net = FakeNetwork(clock, set())
+    log = run_schedule(
+        3,
+        net.send,
+        net.answers,
+        rate=1_000,
+        retries=0,
+        timeout=0.75,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    assert log.finished - log.last_probe == pytest.approx(0.75, abs=1e-6)
+    assert log.last_probe == max(t for _, t in net.probes)
+
+
+def test_nothing_to_probe_returns_at_once() -> None:
+    clock = FakeClock()
+    net = FakeNetwork(clock, set())
+    log = run_schedule(
+        0, net.send, net.answers, rate=1_000, retries=2, timeout=5.0, clock=clock, sleep=clock.sleep
+    )
+    assert log.probes_sent == 0 and clock.sleeps == []
+
+
+def test_progress_counts_up_to_the_probes_actually_sent() -> None:
+    clock = FakeClock()
+    net = FakeNetwork(clock, set(range(0, 500, 2)))
+    calls: list[tuple[int, int]] = []
+    log = run_schedule(
+        500,
+        net.send,
+        net.answers,
+        rate=1_000,
+        retries=2,
+        timeout=0.2,
+        progress=lambda done, total: calls.append((done, total)),
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    assert len(calls) > 3
+    assert calls[-1] == (log.probes_sent, log.probes_sent)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+    assert all(done <= total for done, total in calls)
+
+
+def test_probe_before_finds_the_probe_a_reply_answers() -> None:
+    clock = FakeClock()
+    net = FakeNetwork(clock, set())
+    log = run_schedule(
+        2, net.send, net.answers, rate=1_000, retries=1, timeout=0.1, clock=clock, sleep=clock.sleep
+    )
+    first, second = (t for i, t in net.probes if i == 0)
+    assert log.probe_before(0, first + 0.001) == first
+    assert log.probe_before(0, second + 0.001) == second
+    assert log.probe_before(0, first - 0.001) is None

@@ -1,0 +1,170 @@
+"""Service scan with real nmap in the demo lab: the planted listeners, their ports and products."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ipguard.errors import InvalidValue, ScopeError
+from ipguard.model import ServiceObservation
+from scanners import services as services_module
+from scanners.scope import Scope
+from scanners.services import PortSpec, ServiceScan
+from tests.lab.builder import Lab
+from tests.lab.fixtures import requires_lab
+from tests.lab.netns import inside
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.lab
+
+Scanned = tuple[list[ServiceObservation], ServiceScan, list[tuple[int, int]]]
+
+
+@pytest.fixture(scope="module")
+def scanned(demo_lab: Lab) -> Scanned:
+    """One scan of every LAN and routed host, with the scenario's own port list.
+
+    Version intensity 0 keeps the scan to about half a minute: the silent listeners of the demo
+    (printer tcp/515, web tcp/443) hold nmap's probes for their whole wait otherwise. The LAN
+    and the routed hosts are two batches, scanned side by side.
+    """
+    calls: list[tuple[int, int]] = []
+    scope = Scope([demo_lab.subnet, *demo_lab.routed_subnets])
+    lan = [h.ip for h in demo_lab.scenario.hosts if h.segment == "lan"]
+    routed = [h.ip for h in demo_lab.scenario.hosts if h.segment == "routed"]
+    scan = ServiceScan(
+        scope,
+        ports=demo_lab.scenario.ports,
+        host_timeout=90,
+        batch=len(set(lan)),
+        workers=2,
+        intensity=0,
+        progress=lambda done, total: calls.append((done, total)),
+    )
+    targets = lan + routed
+    with inside(demo_lab.scanner_ns):
+        found = scan.scan(targets)
+    return found, scan, calls
+
+
+@requires_lab("nmap")
+def test_finds_exactly_the_planted_listeners(scanned: Scanned, demo_lab: Lab) -> None:
+    found, scan, _ = scanned
+    assert scan.timed_out == []
+    seen: dict[str, set[int]] = {}
+    for item in found:
+        assert item.proto == "tcp"
+        seen.setdefault(item.ip, set()).add(item.port)
+    for host in demo_lab.scenario.hosts:
+        if host.segment in ("lan", "routed"):
+            assert seen.get(host.ip, set()) == host.open_ports(), host.name
+
+
+@requires_lab("nmap")
+def test_names_the_software_behind_the_ports(scanned: Scanned, demo_lab: Lab) -> None:
+    found, _, _ = scanned
+    by_port = {(item.ip, item.port): item for item in found}
+    dns = by_port[(demo_lab.host("office-srv01").ip, 53)]
+    assert (dns.service, dns.product, dns.version) == ("domain", "dnsmasq", "2.90")
+    ssh = by_port[(demo_lab.host("math-pc01").ip, 22)]
+    assert (ssh.service, ssh.product) == ("ssh", "OpenSSH")
+    assert ssh.version.startswith("9.2p1")
+    # nmap has no signature for tinyproxy 1.11; its reply's Server header names it.
+    proxy = by_port[(demo_lab.host("physics-pc06").ip, 3128)]
+    assert (proxy.product, proxy.version) == ("tinyproxy", "1.11.1")
+    assert "tinyproxy" in proxy.banner
+    socks = by_port[(demo_lab.host("math-pc08").ip, 1080)]
+    assert socks.service == "socks5"
+    assert "No authentication" in socks.banner
+    telnet = by_port[(demo_lab.host("math-pc05").ip, 23)]
+    assert "math-pc05 login:" in telnet.banner
+    routed = by_port[(demo_lab.host("chem-srv01").ip, 80)]
+    assert routed.service == "http"
+
+
+@requires_lab("nmap")
+def test_reports_progress_per_batch(scanned: Scanned, demo_lab: Lab) -> None:
+    _, _, calls = scanned
+    lan = len({h.ip for h in demo_lab.scenario.hosts if h.segment == "lan"})
+    total = lan + len([h for h in demo_lab.scenario.hosts if h.segment == "routed"])
+    assert calls[0] == (0, total) and calls[-1] == (total, total)
+    assert sorted(calls[1:]) in ([(3, total), (total, total)], [(lan, total), (total, total)])
+
+
+@requires_lab("nmap")
+def test_scans_udp_ports_when_asked(demo_lab: Lab) -> None:
+    server = demo_lab.host("office-srv01").ip
+    scan = ServiceScan(
+        Scope([demo_lab.subnet]), ports="udp/53;udp/67", host_timeout=30, intensity=0
+    )
+    assert "-sU" in scan.arguments(1) and "U:53,67" in scan.arguments(1)
+    with inside(demo_lab.scanner_ns):
+        found = scan.scan([server])
+    dns = [item for item in found if (item.proto, item.port) == ("udp", 53)]
+    assert dns and dns[0].product == "dnsmasq"
+
+
+def test_refuses_targets_outside_the_scope_before_running_nmap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_nmap() -> None:
+        raise AssertionError("nmap must not start for an out-of-scope target")
+
+    monkeypatch.setattr(services_module, "_port_scanner", no_nmap)
+    scan = ServiceScan(Scope(["198.18.0.0/24"]), ports="tcp/22", host_timeout=5)
+    with pytest.raises(ScopeError, match=r"198\.19\.50\.10 is outside"):
+        scan.scan(["198.18.0.20", "198.19.50.10"])
+
+
+@pytest.mark.parametrize(
+    ("spec", "nmap"),
+    [
+        ("tcp/1-1024;tcp/3128;udp/161", "T:1-1024,3128,U:161"),
+        ("tcp/22", "T:22"),
+        ("udp/53;udp/67-68", "U:53,67-68"),
+        ("tcp/1-1024;tcp/1080;tcp/3128;tcp/8080;tcp/8118", "T:1-1024,1080,3128,8080,8118"),
+        ("tcp/80;tcp/79-81;TCP/1000-2000;tcp/2001", "T:79-81,1000-2001"),
+    ],
+)
+def test_port_spec_becomes_nmaps(spec: str, nmap: str) -> None:
+    assert PortSpec.parse(spec).nmap() == nmap
+
+
+@pytest.mark.parametrize("spec", ["", "tcp/0", "tcp/70000", "sctp/80", "tcp/90-80", "22", "tcp/a"])
+def test_bad_port_specs_are_refused(spec: str) -> None:
+    with pytest.raises(InvalidValue):
+        ServiceScan(Scope(["198.18.0.0/24"]), ports=spec, host_timeout=5)
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("unshare") is None or not Path("/usr/bin/nmap").exists(),
+    reason="needs root, unshare and nmap at /usr/bin/nmap (hidden in a private mount namespace)",
+)
+def test_missing_nmap_is_tool_missing() -> None:
+    """nmap hidden in a private mount namespace of a child process: ToolMissing with the fix."""
+    code = (
+        "import json\n"
+        "from scanners.scope import Scope\n"
+        "from scanners.services import ServiceScan\n"
+        "try:\n"
+        "    ServiceScan(Scope(['198.18.0.0/24']), ports='tcp/22', host_timeout=5)"
+        ".scan(['198.18.0.20'])\n"
+        "except Exception as exc:\n"
+        "    print(json.dumps([type(exc).__name__, str(exc)]))\n"
+    )
+    script = f'mount --bind /dev/null /usr/bin/nmap && exec "{sys.executable}" -c "$0"'
+    out = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        check=True,
+    ).stdout
+    assert json.loads(out) == ["ToolMissing", "nmap is not installed: apt-get install nmap"]
