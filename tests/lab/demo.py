@@ -47,7 +47,7 @@ def main() -> int:
         ipguard("ledger", "import", str(OUT / "ledger.csv"))
         ipguard("ledger", "list")
         code = ipguard("scan", ns=lab.scanner_ns)
-        ipguard("findings", "list")
+        ipguard("runs", "show", "1")
     print(f"\nlab torn down; the ledger and scan history are in {OUT}/ledger.db (exit code of the scan: {code})")
     return 0
 
