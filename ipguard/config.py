@@ -34,6 +34,7 @@ class ScanSettings:
     services: bool = True
     ports: str = DEFAULT_PORTS
     site: str = "main"
+    full_rescan_hours: int = 24  # incremental service scans in between; 0: always full
 
 
 @dataclass(frozen=True)
@@ -176,9 +177,9 @@ def _scan(table: Mapping[str, Any], source: str) -> ScanSettings:
         if key == "subnets":
             subnets = _typed(table, key, list, where)
             result = replace(result, subnets=tuple(_subnet(item, where) for item in subnets))
-        elif key in ("rate", "retries"):
+        elif key in ("rate", "retries", "full_rescan_hours"):
             value = _typed(table, key, int, where)
-            low, high = (1, 1_000_000) if key == "rate" else (0, 10)
+            low, high = {"rate": (1, 1_000_000), "retries": (0, 10)}.get(key, (0, 24 * 365))
             if not low <= value <= high:
                 raise ConfigError(f"{where}.{key} = {value}: must be between {low} and {high}")
             result = replace(result, **{key: value})

@@ -282,6 +282,16 @@ class ScanResult:
     evidence: tuple[Evidence, ...] = ()
     phases: frozenset[Phase] = frozenset({Phase.SWEEP})
     timings: Mapping[str, float] = field(default_factory=dict)
+    service_mode: str = ""  # "full" or "incremental" when the services phase ran
+    services_rescanned: int = 0  # hosts that got nmap's version probes this run
+
+
+@dataclass(frozen=True)
+class KnownHost:
+    """What the last service scan knew about a host: its MAC then and its open services."""
+
+    mac: str | None
+    services: tuple[ServiceObservation, ...]
 
 
 @dataclass(frozen=True)
@@ -299,3 +309,6 @@ class ScanRequest:
     dns_servers: tuple[str, ...] = ()
     name_timeout: float = 1.0
     full: bool = False
+    full_rescan_hours: int = 24
+    # Services of the last service scan by IP; None asks for a full service scan.
+    known_services: Mapping[str, KnownHost] | None = None

@@ -20,8 +20,8 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import datetime, timedelta
 from types import FrameType
 from typing import Any, Protocol
 
@@ -81,12 +81,13 @@ def run_scan(
     with locks.scan_lock(store, request.site, wait=wait):
         with store.session() as session:
             aborted_before = runs.abort_dead(session, request.site, now=clock())
+            request = _with_service_baseline(session, request, clock())
             run = runs.start(
                 session,
                 site=request.site,
                 interface=request.interface,
                 subnets=request.subnets,
-                settings={**asdict(request), "fail_on": policy.fail_on.value},
+                settings={**_recorded(request), "fail_on": policy.fail_on.value},
                 actor=actor,
                 sensor=socket.gethostname(),
                 version=__version__,
@@ -110,6 +111,24 @@ def run_scan(
             raise
     outcome.aborted_before = aborted_before
     return outcome
+
+
+def _recorded(request: ScanRequest) -> dict[str, Any]:
+    """The request as the run records it (without the service baseline, which is history)."""
+    return {
+        item.name: getattr(request, item.name)
+        for item in fields(request)
+        if item.name != "known_services"
+    }
+
+
+def _with_service_baseline(session: Any, request: ScanRequest, now: datetime) -> ScanRequest:
+    """Let the scanner skip version probes of hosts that did not change since the last scan."""
+    if not request.services or request.full or request.full_rescan_hours <= 0:
+        return request
+    since = now - timedelta(hours=request.full_rescan_hours)
+    known = runs.service_baseline(session, request.site, full_since=since)
+    return replace(request, known_services=known)
 
 
 def _complete(

@@ -96,6 +96,7 @@ class ServiceScan:
         progress: Progress | None = None,
         intensity: int = DEFAULT_INTENSITY,
         workers: int = 1,
+        versions: bool = True,
     ) -> None:
         if host_timeout <= 0 or batch < 1 or workers < 1 or not 0 <= intensity <= 9:
             raise ValueError(
@@ -109,6 +110,9 @@ class ServiceScan:
         self.progress = progress
         self.intensity = intensity
         self.workers = workers
+        # Without version probes nmap only finds which ports are open: seconds instead of a minute,
+        # which is what an incremental scan needs to decide who deserves a full look.
+        self.versions = versions
         self.timed_out: list[str] = []
 
     def arguments(self, hosts: int) -> str:
@@ -123,8 +127,7 @@ class ServiceScan:
         return " ".join(
             [
                 *kinds,
-                "-sV",
-                f"--version-intensity {self.intensity}",
+                *(["-sV", f"--version-intensity {self.intensity}"] if self.versions else []),
                 "-n",
                 "-Pn",
                 f"-p {self.ports.nmap()}",

@@ -53,22 +53,12 @@ class NetworkScanner:
         live = sorted({seen.ip for seen in observations}, key=_ip_key)
 
         services: list[ServiceObservation] = []
+        service_mode, rescanned = "", 0
         if request.services and live:
-            from scanners.services import ServiceScan
-
-            # Light version probes and parallel nmap processes: the phase mostly waits on ports
-            # that accept and stay silent. A host that still times out is left out of the
-            # phase's coverage rather than reported with a partial port list.
-            service_scan = ServiceScan(
-                scope,
-                ports=request.ports,
-                host_timeout=max(120.0, request.timeout * 60),
-                intensity=0,
-                workers=4,
-                progress=phase_progress("services"),
-            )
             with _timed(timings, "services"):
-                services = service_scan.scan(live)
+                services, service_mode, rescanned = self._services(
+                    request, scope, observations, live, phase_progress("services")
+                )
             phases.add(Phase.SERVICES)
 
         proxies = []
@@ -128,7 +118,57 @@ class NetworkScanner:
             evidence=tuple(evidence),
             phases=frozenset(phases),
             timings=timings,
+            service_mode=service_mode,
+            services_rescanned=rescanned,
         )
+
+    def _services(
+        self,
+        request: ScanRequest,
+        scope: Scope,
+        observations: list[Observation],
+        live: list[str],
+        progress: Callable[[int, int], None] | None,
+    ) -> tuple[list[ServiceObservation], str, int]:
+        """Services of the live hosts: nmap -sV on all of them, or only on those that changed.
+
+        With a baseline from the last scan, a quick open-port scan (no version probes) finds
+        which hosts changed MAC or open ports; only those get version probes, the others keep
+        what the baseline knew. Returns (services, "full" | "incremental", hosts probed).
+        """
+        from scanners.services import ServiceScan
+
+        def scanner(versions: bool) -> ServiceScan:
+            # Light version probes and parallel nmap processes: the phase mostly waits on ports
+            # that accept and stay silent.
+            return ServiceScan(
+                scope,
+                ports=request.ports,
+                host_timeout=max(120.0, request.timeout * 60),
+                intensity=0,
+                workers=4,
+                versions=versions,
+                progress=progress,
+            )
+
+        known = request.known_services
+        if known is None:
+            return scanner(True).scan(live), "full", len(live)
+        open_ports: dict[str, set[tuple[str, int]]] = {}
+        for item in scanner(False).scan(live):
+            open_ports.setdefault(item.ip, set()).add((item.proto, item.port))
+        macs = {seen.ip: seen.mac for seen in observations}
+        changed = [
+            ip
+            for ip in live
+            if ip not in known
+            or known[ip].mac != macs.get(ip)
+            or {(s.proto, s.port) for s in known[ip].services} != open_ports.get(ip, set())
+        ]
+        detailed = scanner(True).scan(changed) if changed else []
+        unchanged = [ip for ip in live if ip not in set(changed)]
+        kept = [item for ip in unchanged for item in known[ip].services]
+        return detailed + kept, "incremental", len(changed)
 
     def _sweep(
         self,

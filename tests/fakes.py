@@ -23,6 +23,7 @@ def result(
     *hosts: tuple[str, str],
     services: Sequence[tuple[str, str]] = (),
     phases: frozenset[Phase] = ALL_PHASES,
+    service_mode: str = "full",
 ) -> ScanResult:
     """A scan result from (ip, mac) pairs and (ip, "tcp/port") open ports."""
     return ScanResult(
@@ -32,6 +33,7 @@ def result(
             for ip, port in services
         ),
         phases=phases,
+        service_mode=service_mode if Phase.SERVICES in phases else "",
     )
 
 

@@ -19,8 +19,17 @@ IPGUARD = str(Path(sys.executable).with_name("ipguard"))
 Finding = tuple[str, str, str | None, str | None]
 
 
-def ipguard(lab: Lab, files: Path, *args: str, in_lab: bool = False) -> subprocess.CompletedProcess[str]:
-    argv = [IPGUARD, "--db", str(files / "ledger.db"), "--config", str(files / "ipguard.toml"), *args]
+def ipguard(
+    lab: Lab, files: Path, *args: str, in_lab: bool = False
+) -> subprocess.CompletedProcess[str]:
+    argv = [
+        IPGUARD,
+        "--db",
+        str(files / "ledger.db"),
+        "--config",
+        str(files / "ipguard.toml"),
+        *args,
+    ]
     if in_lab:
         argv = ["ip", "netns", "exec", lab.scanner_ns, *argv]
     return subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
@@ -77,7 +86,9 @@ def test_demo_scan_finds_the_planted_findings_and_a_second_scan_sees_the_changes
         if key in first_ids:
             assert f["id"] == first_ids[key]
 
-    resolved = json.loads(ipguard(lab, tmp_path, "findings", "list", "--state", "resolved", "--format", "json").stdout)
+    resolved = json.loads(
+        ipguard(lab, tmp_path, "findings", "list", "--state", "resolved", "--format", "json").stdout
+    )
     gone = {(f["kind"], f["ip"], f["port"]) for f in resolved["findings"]}
     assert ("ip-mac-mismatch", thief.ip, None) in gone
     assert ("unexpected-service", lab.host("math-pc05").ip, "tcp/23") in gone
@@ -86,4 +97,38 @@ def test_demo_scan_finds_the_planted_findings_and_a_second_scan_sees_the_changes
     moved = lab.host("math-pc10")
     assert {"mac": moved.mac, "from": ["198.18.0.46"], "to": [moved.ip]} in changes["ip_changed"]
     assert {"ip": thief.ip, "mac": thief.mac} in changes["disappeared"]
-    assert any(c["ip"] == lab.host("math-pc05").ip and c["port"] == "tcp/23" for c in changes["services_closed"])
+    assert any(
+        c["ip"] == lab.host("math-pc05").ip and c["port"] == "tcp/23"
+        for c in changes["services_closed"]
+    )
+
+
+@needs_lab
+def test_incremental_service_scan_skips_unchanged_hosts(
+    lab_factory: LabFactory, tmp_path: Path
+) -> None:
+    from tests.lab.scenarios import small
+
+    lab = lab_factory(small())
+    lab.write_ledger_csv(tmp_path / "ledger.csv")
+    lab.write_config(tmp_path / "ipguard.toml")
+    assert ipguard(lab, tmp_path, "ledger", "import", str(tmp_path / "ledger.csv")).returncode == 0
+
+    def counts(run_id: int) -> dict:
+        shown = ipguard(lab, tmp_path, "runs", "show", str(run_id), "--format", "json")
+        return json.loads(shown.stdout)["counts"]
+
+    _, first = scan(lab, tmp_path)
+    _, second = scan(lab, tmp_path)
+    assert (counts(1)["service_mode"], counts(1)["services_rescanned"]) == ("full", 3)
+    assert (counts(2)["service_mode"], counts(2)["services_rescanned"]) == ("incremental", 0)
+    assert found(second) == found(first) == expected(lab)
+    assert counts(2)["services"] == counts(1)["services"]
+
+    lab.stop_service("math-pc02", 80)  # one host's open ports change: only it is probed again
+    scan(lab, tmp_path)
+    assert (counts(3)["service_mode"], counts(3)["services_rescanned"]) == ("incremental", 1)
+    assert counts(3)["services"] == counts(1)["services"] - 1
+    done = ipguard(lab, tmp_path, "scan", "--full", "--quiet", in_lab=True)
+    assert done.returncode in (0, 1)
+    assert counts(4)["service_mode"] == "full"

@@ -102,6 +102,7 @@ def scan(
         dns_servers=settings.names.dns_servers,
         name_timeout=settings.names.timeout,
         full=full,
+        full_rescan_hours=settings.scan.full_rescan_hours,
     )
     try:
         with _progress(enabled=not quiet and fmt == ScanFormat.table) as progress:

@@ -24,6 +24,7 @@ from ipguard.ledger.tables import utcnow
 from ipguard.model import (
     DhcpOffer,
     Evidence,
+    KnownHost,
     NameObservation,
     Observation,
     Phase,
@@ -129,7 +130,7 @@ def last_complete(session: Session, *, site: str | None = None, count: int = 2) 
     return list(session.exec(query))
 
 
-def store_results(session: Session, run_id: int, result: ScanResult) -> dict[str, int]:
+def store_results(session: Session, run_id: int, result: ScanResult) -> dict[str, Any]:
     """Write what a run saw (one bulk insert per table); returns the counts stored."""
     replies: Counter[tuple[str, str | None, str]] = Counter()
     first: dict[tuple[str, str | None, str], Observation] = {}
@@ -177,6 +178,8 @@ def store_results(session: Session, run_id: int, result: ScanResult) -> dict[str
         "proxies_relaying": sum(1 for item in result.proxies if item.relays),
         "names": len(result.names),
         "evidence": len(result.evidence),
+        "service_mode": result.service_mode,
+        "services_rescanned": result.services_rescanned,
     }
 
 
@@ -258,3 +261,46 @@ def last_seen(session: Session) -> dict[tuple[str, str], datetime]:
     )
     # max() keeps the column's type, so the times come back timezone-aware.
     return {(ip, mac): when for ip, mac, when in session.execute(query)}
+
+
+def service_baseline(
+    session: Session, site: str, *, full_since: datetime, lookback: int = 200
+) -> dict[str, KnownHost] | None:
+    """What the site's latest service scan knew, by IP; None when a full scan is due.
+
+    A full service scan is due when none of the site's recent complete runs did one since
+    `full_since`. Otherwise the latest run that scanned services (fully or incrementally) is the
+    baseline: every host it saw, with its MAC then and its open services (possibly none).
+    """
+    recent = list(
+        session.exec(
+            select(ScanRun)
+            .where(ScanRun.site == site, ScanRun.status == RunStatus.COMPLETE.value)
+            .order_by(col(ScanRun.id).desc())
+            .limit(lookback)
+        )
+    )
+    with_services = [
+        run for run in recent if run.counts.get("service_mode") in ("full", "incremental")
+    ]
+    full = next((run for run in with_services if run.counts.get("service_mode") == "full"), None)
+    if full is None or full.started_at < full_since or not with_services:
+        return None
+    latest = with_services[0]
+    macs: dict[str, str | None] = {}
+    for row in session.exec(select(ObservationRow).where(ObservationRow.run_id == latest.id)):
+        macs.setdefault(row.ip, row.mac)
+    services: dict[str, list[ServiceObservation]] = {ip: [] for ip in macs}
+    for item in session.exec(select(ServiceRow).where(ServiceRow.run_id == latest.id)):
+        services.setdefault(item.ip, []).append(
+            ServiceObservation(
+                ip=item.ip,
+                proto=item.proto,
+                port=item.port,
+                service=item.service,
+                product=item.product,
+                version=item.version,
+                banner=item.banner,
+            )
+        )
+    return {ip: KnownHost(macs.get(ip), tuple(found)) for ip, found in services.items()}

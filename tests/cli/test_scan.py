@@ -298,3 +298,23 @@ def test_killed_scan_leaves_the_ledger_intact(
         json.loads(cli("ledger", "show", REGISTERED[0], "--format", "json").stdout)[0]["owner"]
         == "李伟"
     )
+
+
+def test_service_baseline_is_handed_to_the_scanner_until_a_full_rescan_is_due(
+    cli: Cli, config: Path, fake: FakeScanner
+) -> None:
+    quiet = ("--config", str(config), "scan", "--quiet")
+    fake.results = [result(REGISTERED, STRANGER, services=[(STRANGER[0], "tcp/8080")])]
+    cli(*quiet)
+    assert fake.requests[-1].known_services is None  # no history: a full service scan
+    cli(*quiet)
+    known = fake.requests[-1].known_services
+    assert known is not None
+    assert known[STRANGER[0]].mac == STRANGER[1]
+    assert [(s.proto, s.port) for s in known[STRANGER[0]].services] == [("tcp", 8080)]
+    assert known[REGISTERED[0]].services == ()  # a host without open ports is known too
+    cli(*quiet, "--full")
+    assert fake.requests[-1].known_services is None
+    config.write_text(CONFIG.replace('site = "lab"', 'site = "lab"\nfull_rescan_hours = 0'))
+    cli(*quiet)
+    assert fake.requests[-1].known_services is None
