@@ -1,4 +1,4 @@
-"""The product's main job on the lab: one real scan finds exactly what was planted; a second sees the changes."""
+"""The main job on the lab: a real scan finds exactly what was planted; a second sees changes."""
 
 from __future__ import annotations
 
