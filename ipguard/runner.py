@@ -164,6 +164,7 @@ def _complete(
             subnets=request.subnets,
             phases=result.phases,
             evidence=evidence_of(result),
+            partial_hosts=result.partial_hosts,
         )
         timings["total"] = time.monotonic() - started
         counts.update(
@@ -208,6 +209,7 @@ def _facts(session: Any, request: ScanRequest, result: ScanResult, now: datetime
         pools=tuple(PoolRange(pool.department, pool.cidr) for pool in list_pools(session)),
         last_seen=seen,
         first_seen=findings.first_seen(session, request.site),
+        site=request.site,  # the whole ledger is judged; records of other sites authorise nothing
     )
 
 

@@ -53,11 +53,11 @@ class NetworkScanner:
         live = sorted({seen.ip for seen in observations}, key=_ip_key)
 
         services: list[ServiceObservation] = []
-        service_mode, rescanned = "", 0
+        service_mode, rescanned, partial = "", 0, set[str]()
         if request.services and live:
             with _timed(timings, "services"):
                 services, service_mode, rescanned = self._services(
-                    request, scope, observations, live, phase_progress("services")
+                    request, scope, observations, live, phase_progress("services"), partial
                 )
             phases.add(Phase.SERVICES)
 
@@ -120,6 +120,7 @@ class NetworkScanner:
             timings=timings,
             service_mode=service_mode,
             services_rescanned=rescanned,
+            partial_hosts=frozenset(partial),
         )
 
     def _services(
@@ -129,12 +130,14 @@ class NetworkScanner:
         observations: list[Observation],
         live: list[str],
         progress: Callable[[int, int], None] | None,
+        partial: set[str],
     ) -> tuple[list[ServiceObservation], str, int]:
         """Services of the live hosts: nmap -sV on all of them, or only on those that changed.
 
         With a baseline from the last scan, a quick open-port scan (no version probes) finds
         which hosts changed MAC or open ports; only those get version probes, the others keep
-        what the baseline knew. Returns (services, "full" | "incremental", hosts probed).
+        what the baseline knew. Returns (services, "full" | "incremental", hosts probed); hosts
+        nmap gave up on are added to `partial`.
         """
         from scanners.services import ServiceScan
 
@@ -151,11 +154,17 @@ class NetworkScanner:
                 progress=progress,
             )
 
+        def scan(versions: bool, hosts: list[str]) -> list[ServiceObservation]:
+            service_scan = scanner(versions)
+            found = service_scan.scan(hosts)
+            partial.update(service_scan.timed_out)
+            return found
+
         known = request.known_services
         if known is None:
-            return scanner(True).scan(live), "full", len(live)
+            return scan(True, live), "full", len(live)
         open_ports: dict[str, set[tuple[str, int]]] = {}
-        for item in scanner(False).scan(live):
+        for item in scan(False, live):
             open_ports.setdefault(item.ip, set()).add((item.proto, item.port))
         macs = {seen.ip: seen.mac for seen in observations}
         changed = [
@@ -165,7 +174,7 @@ class NetworkScanner:
             or known[ip].mac != macs.get(ip)
             or {(s.proto, s.port) for s in known[ip].services} != open_ports.get(ip, set())
         ]
-        detailed = scanner(True).scan(changed) if changed else []
+        detailed = scan(True, changed) if changed else []
         unchanged = [ip for ip in live if ip not in set(changed)]
         kept = [item for ip in unchanged for item in known[ip].services]
         return detailed + kept, "incremental", len(changed)

@@ -24,6 +24,7 @@ def result(
     services: Sequence[tuple[str, str]] = (),
     phases: frozenset[Phase] = ALL_PHASES,
     service_mode: str = "full",
+    partial_hosts: frozenset[str] = frozenset(),
 ) -> ScanResult:
     """A scan result from (ip, mac) pairs and (ip, "tcp/port") open ports."""
     return ScanResult(
@@ -34,6 +35,7 @@ def result(
         ),
         phases=phases,
         service_mode=service_mode if Phase.SERVICES in phases else "",
+        partial_hosts=partial_hosts,
     )
 
 

@@ -56,6 +56,7 @@ def sync(
     subnets: Sequence[str],
     phases: frozenset[Phase],
     evidence: Callable[[Finding], dict[str, Any]],
+    partial_hosts: frozenset[str] = frozenset(),
 ) -> SyncOutcome:
     """Record a complete run's findings: open new ones, update seen ones, resolve vanished ones."""
     outcome = SyncOutcome()
@@ -105,7 +106,7 @@ def sync(
 
     networks = [ipaddress.ip_network(subnet) for subnet in subnets]
     for row in live.values():
-        if _covered(row, networks, phases):
+        if _covered(row, networks, phases, partial_hosts):
             row.state = FindingState.RESOLVED.value
             row.resolved_at, row.resolved_run_id, row.resolved_by = now, run_id, "auto"
             session.add(row)
@@ -118,9 +119,12 @@ def _covered(
     row: FindingRow,
     networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network],
     phases: frozenset[Phase],
+    partial_hosts: frozenset[str],
 ) -> bool:
     needed = DETECTED_BY.get(FindingKind(row.kind), Phase.SWEEP)
     if needed not in phases:
+        return False
+    if needed in (Phase.SERVICES, Phase.PROXY) and row.ip in partial_hosts:
         return False
     if row.ip is None:
         return True

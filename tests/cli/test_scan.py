@@ -318,3 +318,20 @@ def test_service_baseline_is_handed_to_the_scanner_until_a_full_rescan_is_due(
     config.write_text(CONFIG.replace('site = "lab"', 'site = "lab"\nfull_rescan_hours = 0'))
     cli(*quiet)
     assert fake.requests[-1].known_services is None
+
+
+def test_a_host_whose_service_scan_timed_out_keeps_its_service_findings(
+    cli: Cli, config: Path, fake: FakeScanner
+) -> None:
+    cli("ledger", "add", *REGISTERED)
+    fake.results = [
+        result(REGISTERED, services=[(REGISTERED[0], "tcp/8080")]),
+        result(REGISTERED, partial_hosts=frozenset({REGISTERED[0]})),  # nmap gave up on it
+        result(REGISTERED),
+    ]
+    _, first = scan_json(cli, config)
+    assert kinds(first) == {("unexpected-service", *REGISTERED, "tcp/8080")}
+    _, second = scan_json(cli, config)
+    assert kinds(second) == kinds(first)
+    _, third = scan_json(cli, config)
+    assert kinds(third) == set()
