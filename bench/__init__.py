@@ -1,1 +1,1 @@
-"""Benchmarks run on the lab (`make bench`): `python -m bench.sweep` compares ARP sweeps."""
+"""Benchmarks run on the lab: `make bench` (`python -m bench`) writes bench/RESULTS.md."""

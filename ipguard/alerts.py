@@ -63,7 +63,7 @@ def digest(rows: Sequence[FindingRow], *, site: str, run_id: int | None) -> tupl
         escalated = (
             f" (escalated from {row.alerted_severity})" if row.alerted_severity is not None else ""
         )
-        subject = " ".join(part for part in (row.ip, row.mac, row.port) if part)
+        subject = _one_line(" ".join(part for part in (row.ip, row.mac, row.port) if part))
         lines.append(
             f"[{row.severity.upper()}] #{row.id} {row.kind} {subject}{escalated}: "
             f"{_one_line(row.summary)}"
@@ -79,7 +79,9 @@ def digest(rows: Sequence[FindingRow], *, site: str, run_id: int | None) -> tupl
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    from ipguard.reports.escape import visible
+
+    return visible(" ".join(text.split()))
 
 
 def _utc(value: datetime) -> str:

@@ -313,7 +313,9 @@ def _alerts(table: Mapping[str, Any], source: str) -> AlertSettings:
     where = f"{source}: alerts"
     result = AlertSettings()
     if "urls" in table:
-        urls = _typed(table, "urls", list, where)
+        urls = table["urls"]
+        if not isinstance(urls, list):  # never echo the value: alert URLs hold tokens
+            raise ConfigError(f'{where}.urls must be a list of apprise URLs, like ["mailto://…"]')
         if not all(isinstance(url, str) and "://" in url for url in urls):
             raise ConfigError(f"{where}.urls: each entry must be an apprise URL like mailto://…")
         result = replace(result, urls=tuple(urls))

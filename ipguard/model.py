@@ -121,7 +121,8 @@ class Service:
         return f"{self.proto}/{self.port}"
 
 
-# The ledger's columns, in file order (DESIGN.md, "Ledger file format").
+# The ledger's columns, in file order (DESIGN.md, "Ledger file format"); `site` came later, so it
+# is last and optional in files.
 LEDGER_FIELDS: tuple[str, ...] = (
     "ip",
     "mac",
@@ -138,6 +139,7 @@ LEDGER_FIELDS: tuple[str, ...] = (
     "guest_until",
     "approval_ref",
     "notes",
+    "site",
 )
 
 
@@ -160,6 +162,8 @@ class Binding:
     guest_until: date | None = None
     approval_ref: str = ""
     notes: str = ""
+    # The site (sensor) whose scans this registration is for; empty: valid at every site.
+    site: str = ""
 
     def has_role(self, *roles: Role) -> bool:
         """True when the device holds any of the given roles."""
@@ -284,6 +288,12 @@ class ScanResult:
     timings: Mapping[str, float] = field(default_factory=dict)
     service_mode: str = ""  # "full" or "incremental" when the services phase ran
     services_rescanned: int = 0  # hosts that got nmap's version probes this run
+    # Hosts whose service scan did not finish (nmap's host timeout): their port lists are partial,
+    # so the absence of a port there proves nothing.
+    partial_hosts: frozenset[str] = frozenset()
+    # Replies read but not kept, by reason ("arp_unsolicited", "arp_over_limit", "dhcp_ignored",
+    # "ssdp_ignored"): somebody on the link flooding or spoofing (scanners.arp.ReplyBudget).
+    ignored: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """One scan run: scanner → stored observations → policies → stored findings.
 
     with scan lock of the site:
+        store runs the ledger could not take earlier (spool)       (transactions 2 and 3 each)
         mark dead runs aborted, record the run as running          (transaction 1)
         scanner.collect(request)                                   (the network part)
         store what was seen                                        (transaction 2)
@@ -8,7 +9,9 @@
 
 A run killed at any point leaves the ledger and earlier runs intact: the run stays `running` until
 the next scan of the site, holding the lock, marks it aborted. SIGTERM and SIGINT mark it aborted
-at once.
+at once. When transaction 2 or 3 fails because the ledger is unavailable (disk full, read-only,
+server down), what the scan saw is kept in a spool file (ipguard.spool) and stored, as the
+complete run it was, by the next scan of the site.
 """
 
 from __future__ import annotations
@@ -22,12 +25,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timedelta
+from functools import partial
 from types import FrameType
 from typing import Any, Protocol
 
-from ipguard import __version__
+from ipguard import __version__, spool
 from ipguard.config import PolicySettings
-from ipguard.errors import IpguardError, ScanAborted
+from ipguard.errors import IpguardError, LedgerUnavailable, ScanAborted
 from ipguard.ledger import devices, findings, locks, runs
 from ipguard.ledger.pools import list_pools
 from ipguard.ledger.scan_tables import FindingRow, ScanRun
@@ -64,6 +68,7 @@ class RunOutcome:
     resolved: list[FindingRow] = field(default_factory=list)
     failing: list[FindingRow] = field(default_factory=list)
     aborted_before: list[int] = field(default_factory=list)
+    spooled: list[int] = field(default_factory=list)  # earlier runs stored from the spool now
 
 
 def run_scan(
@@ -79,6 +84,7 @@ def run_scan(
 ) -> RunOutcome:
     """Carry out one complete run under the site's lock; see the module docstring."""
     with locks.scan_lock(store, request.site, wait=wait):
+        spooled = _store_spooled(store, request.site, policy)
         with store.session() as session:
             aborted_before = runs.abort_dead(session, request.site, now=clock())
             request = _with_service_baseline(session, request, clock())
@@ -96,7 +102,7 @@ def run_scan(
         assert run.id is not None
         try:
             with _abort_on_signals():
-                outcome = _complete(store, run.id, request, scanner, policy, progress, clock)
+                outcome = _complete(store, run, request, scanner, policy, progress, clock)
         except (KeyboardInterrupt, ScanAborted) as stop:
             reason = str(stop) or "interrupted"
             _close(store, run.id, RunStatus.ABORTED, reason, clock)
@@ -110,6 +116,7 @@ def run_scan(
             _close(store, run.id, RunStatus.FAILED, f"{type(error).__name__}: {error}", clock)
             raise
     outcome.aborted_before = aborted_before
+    outcome.spooled = spooled
     return outcome
 
 
@@ -133,7 +140,7 @@ def _with_service_baseline(session: Any, request: ScanRequest, now: datetime) ->
 
 def _complete(
     store: Store,
-    run_id: int,
+    run: ScanRun,
     request: ScanRequest,
     scanner: Scanner,
     policy: PolicySettings,
@@ -141,7 +148,24 @@ def _complete(
     clock: Callable[[], datetime],
 ) -> RunOutcome:
     started = time.monotonic()
-    result = scanner.collect(request, progress)
+    result = runs.storable(scanner.collect(request, progress))
+    assert run.id is not None
+    try:
+        return _record(store, run.id, request, result, policy, clock, started)
+    except LedgerUnavailable as error:
+        raise _spool(store, run, result, error, clock) from None
+
+
+def _record(
+    store: Store,
+    run_id: int,
+    request: ScanRequest,
+    result: ScanResult,
+    policy: PolicySettings,
+    clock: Callable[[], datetime],
+    started: float,
+) -> RunOutcome:
+    """Transactions 2 and 3: store what a run saw, judge it, complete the run."""
     timings = dict(result.timings)
 
     mark = time.monotonic()
@@ -186,6 +210,89 @@ def _complete(
         resolved=synced.resolved,
         failing=failing,
     )
+
+
+def _spool(
+    store: Store,
+    run: ScanRun,
+    result: ScanResult,
+    error: LedgerUnavailable,
+    clock: Callable[[], datetime],
+) -> LedgerUnavailable:
+    """Keep a run's results for the next scan; the error to raise says where (or why not)."""
+    assert run.id is not None
+    kept = spool.SpooledRun(
+        run_id=run.id,
+        site=run.site,
+        interface=run.interface,
+        subnets=tuple(run.subnets),
+        settings=run.settings,
+        actor=run.actor,
+        sensor=run.sensor,
+        version=run.version,
+        started_at=run.started_at,
+        finished_at=clock(),
+        failure=str(error),
+        result=result,
+    )
+    try:
+        path = spool.keep(store.url, kept)
+    except spool.SpoolError as problem:
+        return LedgerUnavailable(
+            f"{error}; the results of scan run {run.id} could not be kept either ({problem}), "
+            "so they are lost: fix the ledger and scan again"
+        )
+    return LedgerUnavailable(
+        f"{error}; the results of scan run {run.id} are kept in {path} and the next scan of "
+        f"site {run.site} stores them"
+    )
+
+
+def _store_spooled(store: Store, site: str, policy: PolicySettings) -> list[int]:
+    """Store the runs the ledger could not take earlier, oldest first, each as a complete run.
+
+    Done again from scratch if interrupted: the run's earlier results are replaced, and a file
+    whose run is already complete is only removed.
+    """
+    stored = []
+    for kept in spool.pending(store.url, site):
+        with store.session() as session:
+            run = runs.find_spooled(session, kept.run_id, site, kept.started_at)
+            if run is not None and run.status == RunStatus.COMPLETE.value:
+                kept.remove()
+                continue
+            if run is None:
+                run = runs.start(
+                    session,
+                    site=kept.site,
+                    interface=kept.interface,
+                    subnets=kept.subnets,
+                    settings=dict(kept.settings),
+                    actor=kept.actor,
+                    sensor=kept.sensor,
+                    version=kept.version,
+                    now=kept.started_at,
+                )
+            else:
+                runs.clear_results(session, run)
+            assert run.id is not None
+            run_id = run.id
+        recorded: dict[str, Any] = {
+            key: tuple(value) if isinstance(value, list) else value
+            for key, value in kept.settings.items()
+            if key in {item.name for item in fields(ScanRequest)}
+        }
+        clock = partial(_fixed, kept.finished_at)
+        _record(
+            store, run_id, ScanRequest(**recorded), kept.result, policy, clock, time.monotonic()
+        )
+        kept.remove()
+        stored.append(run_id)
+    return stored
+
+
+def _fixed(moment: datetime) -> datetime:
+    return moment
 
 
 def _facts(session: Any, request: ScanRequest, result: ScanResult, now: datetime) -> Any:

@@ -58,6 +58,9 @@ class RunFacts:
     last_seen: Mapping[tuple[str, str], datetime] = field(default_factory=dict)
     # (kind, subject) of a finding already open -> when it was first seen
     first_seen: Mapping[tuple[str, str], datetime] = field(default_factory=dict)
+    # The site this run reports as; records scoped to other sites authorise nothing here
+    # (`policies.sightings`). Empty: every record counts, whatever its site.
+    site: str = ""
 
 
 class PolicySettingsLike(Protocol):
@@ -217,6 +220,7 @@ def registration(record: Binding) -> dict[str, Any]:
         "roles": role_names(record.roles),
         "status": record.status.value,
         "approval_ref": record.approval_ref,
+        "site": record.site,
     }
 
 

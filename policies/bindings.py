@@ -8,7 +8,9 @@ Each answer at an IP raises at most one of these (see `policies.sightings` for t
 - `ip-mac-mismatch` (ip, offending MAC): a registered IP answered from another MAC and its own MAC
   did not answer. Wins over mac-moved and unregistered-host for the offender. Critical when the
   IP is registered to a router or gateway.
-- `mac-moved` (observed ip, MAC): a registered MAC answered at an IP no active record holds.
+- `mac-moved` (observed ip, MAC): a registered MAC answered at an IP no active record holds, or
+  the MAC of a record scoped to another site answered in this site's run (even at its own IP: the
+  device moved between sites). The detail lists the registered sites.
 - `unregistered-host` (ip, MAC or none for ICMP): nothing in the ledger knows the pair. One level
   more severe once it has been open longer than `unregistered_grace_days`.
 
@@ -60,11 +62,7 @@ def _host_detail(ip: str, seen: Sightings) -> dict[str, Any]:
 
 def _other_records(mac: str, seen: Sightings) -> list[dict[str, Any]]:
     """The records a MAC holds elsewhere, any status: who the offender is, if anyone knows."""
-    ledger = seen.ledger
-    if mac not in ledger.active_by_mac and mac not in ledger.inactive_by_mac:
-        return []
-    records = [*ledger.active_by_mac.get(mac, ()), *ledger.inactive_by_mac.get(mac, ())]
-    return [registration(record) for record in records]
+    return [registration(record) for record in seen.ledger.records_of(mac)]
 
 
 def _duplicate(
@@ -123,16 +121,21 @@ def _mismatch(sighting: Sighting, settings: PolicySettingsLike, seen: Sightings)
 
 def _moved(sighting: Sighting, settings: PolicySettingsLike, seen: Sightings) -> Finding:
     assert sighting.mac is not None
-    records = seen.ledger.active_by_mac[sighting.mac]
+    ledger = seen.ledger
+    here = ledger.active_by_mac.get(sighting.mac, [])
+    elsewhere = ledger.elsewhere_by_mac.get(sighting.mac, [])
+    records = [*here, *elsewhere]
     kind = FindingKind.MAC_MOVED
-    registered_at = ", ".join(record.ip for record in records)
+    registered_at = ", ".join(_place(record, ledger.site) for record in records)
+    answered_at = sighting.ip + (f" at site {ledger.site}" if elsewhere else "")
     summary = (
         f"{sighting.mac} ({who(records[0])}), registered at {registered_at}, "
-        f"answered at {sighting.ip}"
+        f"answered at {answered_at}"
     )
     detail = {
         "registered": [registration(record) for record in records],
         "registered_ips": [record.ip for record in records],
+        "registered_sites": sorted({record.site for record in records}),
         **_host_detail(sighting.ip, seen),
     }
     return Finding(
@@ -165,11 +168,15 @@ def _unregistered(
     return Finding(kind, severity, sighting.ip, sighting.mac, None, summary, detail)
 
 
+def _place(record: Binding, site: str) -> str:
+    """Where a record is registered: its IP, and its site when that is not the run's."""
+    if record.site and record.site != site:
+        return f"{record.ip} at site {record.site}"
+    return record.ip
+
+
 def _describe(seen: Sightings, mac: str) -> str:
-    records: list[Binding] = [
-        *seen.ledger.active_by_mac.get(mac, ()),
-        *seen.ledger.inactive_by_mac.get(mac, ()),
-    ]
+    records: list[Binding] = seen.ledger.records_of(mac)
     first = records[0]
     state = "" if first.status is DeviceStatus.ACTIVE else f", {first.status.value}"
-    return f"{who(first)} at {first.ip}{state}"
+    return f"{who(first)} at {_place(first, seen.ledger.site)}{state}"

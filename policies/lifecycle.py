@@ -12,9 +12,10 @@ the device answered; the addresses it answered at are in the detail.
   device is online: its pair answered, or its MAC answered anywhere but at another of its records.
 - `stale-registration`: an active, non-isolated record not seen by this run and last seen by an
   earlier run more than `stale_after_days` ago, or never. Only records whose IP lies inside the
-  run's subnets are judged: a run that did not look proves nothing. A never-seen record is stale at
-  once; to give new records time, pass their creation time as `last_seen`. An isolated record
-  being unseen is what the rules want, so it is never stale.
+  run's subnets and that are valid at the run's site are judged: a run that did not look, or looked
+  at another site, proves nothing. A never-seen record is stale at once; to give new records
+  time, pass their creation time as `last_seen`. An isolated record being unseen is what the rules
+  want, so it is never stale.
 """
 
 from __future__ import annotations
@@ -142,7 +143,7 @@ def _stale(facts: RunFacts, settings: PolicySettingsLike, seen: Sightings) -> li
     for record in seen.ledger.records:
         if record.status is not DeviceStatus.ACTIVE or record.isolated:
             continue
-        if authorised.get(record.ip) is record:
+        if authorised.get(record.ip) is record or not seen.ledger.applies(record):
             continue
         last = facts.last_seen.get((record.ip, record.mac))
         if last is not None and now - utc(last) <= limit:

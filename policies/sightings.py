@@ -14,13 +14,21 @@ Each MAC that answered at an IP (or the IP alone, for an ICMP reply without a MA
 4. A single MAC is `AUTHORISED` when an active record binds the IP to it; `MISMATCH` when an active
    record binds the IP to another MAC (this wins over everything that follows: the IP's owner is
    the one harmed, whoever the offender is); `SUSPENDED` when a suspended or retired record binds
-   this very pair; `MOVED` when the MAC holds active records at other IPs; `SUSPENDED` when the MAC
-   only holds suspended or retired records; otherwise `UNREGISTERED`.
+   this very pair; `MOVED` when the MAC holds active records at other IPs, or active records of
+   another site (at any IP, its own included); `SUSPENDED` when the MAC only holds suspended or
+   retired records; otherwise `UNREGISTERED`.
 5. A MAC-less reply (ICMP from another segment) cannot be checked against a MAC: it is `AUTHORISED`
    at an active record's IP, `SUSPENDED` at an inactive record's IP, and `UNREGISTERED` elsewhere.
    When the same IP also answered with a MAC, the MAC-less reply adds nothing.
 
 Only active records authorise. The roles of a device are those of every active record of its MAC.
+
+Sites: a record scoped to a site (`Binding.site`) is valid in that site's runs only; an unscoped
+record is valid everywhere. In another site's run, an active scoped record authorises nothing: it
+holds no address there, grants no roles and no services. It still identifies its device, so that a
+device that moved from one site to another is `MOVED` (one mac-moved, at the site where it turned
+up), not an unregistered host. Isolation and suspended or retired registrations follow a device to
+every site. `RunFacts.site` empty means no scoping at all.
 """
 
 from __future__ import annotations
@@ -111,12 +119,18 @@ class Host:
 
 
 class LedgerIndex:
-    """The ledger snapshot indexed once by IP and MAC, split by status."""
+    """The ledger snapshot indexed once by IP and MAC, split by status and by site.
 
-    def __init__(self, ledger: Iterable[Binding]) -> None:
+    `active_by_*` and `router_macs` hold the active records valid at `site`; active records of
+    other sites are only in `elsewhere_by_mac`.
+    """
+
+    def __init__(self, ledger: Iterable[Binding], site: str = "") -> None:
         self.records: tuple[Binding, ...] = tuple(ledger)
+        self.site = site
         self.active_by_ip: dict[str, Binding] = {}
         self.active_by_mac: dict[str, list[Binding]] = {}
+        self.elsewhere_by_mac: dict[str, list[Binding]] = {}
         self.inactive_by_ip: dict[str, list[Binding]] = {}
         self.inactive_by_mac: dict[str, list[Binding]] = {}
         self.isolated_by_ip: dict[str, list[Binding]] = {}
@@ -124,7 +138,9 @@ class LedgerIndex:
         self.router_macs: set[str] = set()
         active, by_ip, by_mac = DeviceStatus.ACTIVE, self.active_by_ip, self.active_by_mac
         for record in self.records:
-            if record.status is active:
+            if record.status is active and site and record.site and record.site != site:
+                self.elsewhere_by_mac.setdefault(record.mac, []).append(record)
+            elif record.status is active:
                 # An active IP is unique in the ledger; should it not be, the first record wins.
                 if record.ip not in by_ip:
                     by_ip[record.ip] = record
@@ -142,6 +158,18 @@ class LedgerIndex:
                 self.isolated_by_ip.setdefault(record.ip, []).append(record)
                 self.isolated_by_mac.setdefault(record.mac, []).append(record)
         self._roles: dict[str, frozenset[Role]] = {}
+
+    def applies(self, record: Binding) -> bool:
+        """True when the record is valid in this run's site (unscoped, or scoped to it)."""
+        return not self.site or not record.site or record.site == self.site
+
+    def records_of(self, mac: str) -> list[Binding]:
+        """Every record of a MAC, any site and status: active here, active elsewhere, inactive."""
+        return [
+            *self.active_by_mac.get(mac, ()),
+            *self.elsewhere_by_mac.get(mac, ()),
+            *self.inactive_by_mac.get(mac, ()),
+        ]
 
     def roles_of(self, mac: str | None) -> frozenset[Role]:
         """The roles a device may take: those of every active record of its MAC."""
@@ -168,7 +196,7 @@ class Sightings:
     """
 
     def __init__(self, facts: RunFacts) -> None:
-        self.ledger = LedgerIndex(facts.ledger)
+        self.ledger = LedgerIndex(facts.ledger, facts.site)
         self.observations: dict[str, list[Observation]] = {}
         for observation in facts.observations:
             group = self.observations.get(observation.ip)
@@ -239,6 +267,9 @@ class Sightings:
         if host.mac in self.ledger.active_by_mac:
             record = self.ledger.active_by_mac[host.mac][0]
             return f"{host.mac}, registered to {who(record)} at {record.ip}"
+        if host.mac in self.ledger.elsewhere_by_mac:
+            record = self.ledger.elsewhere_by_mac[host.mac][0]
+            return f"{host.mac}, registered to {who(record)} at {record.ip}, site {record.site}"
         if host.mac in self.ledger.inactive_by_mac:
             record = self.ledger.inactive_by_mac[host.mac][0]
             return f"{host.mac}, {record.status.value} registration of {who(record)}"
@@ -311,6 +342,8 @@ class Sightings:
             self._add(ip, mac, Verdict.SUSPENDED, pick(same_pair, ip))
         elif mac in ledger.active_by_mac:
             self._add(ip, mac, Verdict.MOVED, ledger.active_by_mac[mac][0])
+        elif mac in ledger.elsewhere_by_mac:
+            self._add(ip, mac, Verdict.MOVED, pick(ledger.elsewhere_by_mac[mac], ip))
         elif mac in ledger.inactive_by_mac:
             self._add(ip, mac, Verdict.SUSPENDED, pick(ledger.inactive_by_mac[mac], ip))
         else:

@@ -1,8 +1,9 @@
 """ARP sweep: who answers for each address of the local link, and from which MAC.
 
 One broadcast ARP request per target, from a frame template built once with scapy and patched with
-the target's address; paced to the configured rate; retried only for silent targets. A receiver
-thread, started before the first probe, reads the replies that a kernel filter lets through.
+the target's address; paced to the configured rate; retried only for silent targets. Probes go out
+in batches through a TX ring (scanners.txring), one system call per batch. A receiver thread,
+started before the first probe, reads the replies that a kernel filter lets through.
 """
 
 from __future__ import annotations
@@ -11,11 +12,10 @@ import socket
 import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from functools import partial
 
 from ipguard.errors import ScanError
 from ipguard.model import Observation
-from scanners import rawsock
+from scanners import rawsock, txring
 from scanners.base import Progress, Sweep, SweepResult
 from scanners.probing import ProbeLog, run_schedule
 from scanners.scope import Scope
@@ -29,6 +29,11 @@ AT_ARP_HEADER = slice(14, 20)
 AT_SENDER_MAC = slice(22, 28)
 AT_SENDER_IP = slice(28, 32)
 AT_TARGET_IP = slice(38, 42)
+# What one sweep keeps of the replies (ReplyBudget): a flood is counted, not stored.
+MAX_MACS_PER_ADDRESS = 8
+MAX_REPEATS_PER_ADDRESS = 16
+MAX_EXTRA_MACS = 65_536
+MAX_REPEATS = 65_536
 
 
 class ArpSweep(Sweep):
@@ -69,28 +74,29 @@ class ArpSweep(Sweep):
         assert iface.ipv4 is not None  # usable_interface guarantees it
         source_ip = socket.inet_aton(iface.ipv4)
         index = {ip: i for i, ip in enumerate(packed)}
-        frame = bytearray(_request_template(iface.mac, iface.ipv4))
+        template = _request_template(iface.mac, iface.ipv4)
 
         receiver_sock = rawsock.receiving_socket(
             iface, rawsock.ETH_P_ARP, _reply_filter(source_ip), WHAT
         )
         try:
-            sender_sock = rawsock.sending_socket(iface, WHAT)
+            sender = txring.frame_sender(iface, template, at=AT_TARGET_IP.start, width=4, what=WHAT)
         except BaseException:
             receiver_sock.close()
             raise
-        receiver = rawsock.Receiver(receiver_sock, SNAPLEN, name="ipguard-arp-receiver")
+        budget = ReplyBudget(index)
+        receiver = rawsock.Receiver(
+            receiver_sock, SNAPLEN, name="ipguard-arp-receiver", admit=budget
+        )
         records = receiver.records
         cursor = 0
 
         def send(batch: Sequence[int]) -> None:
-            put = sender_sock.send
-            for i in batch:
-                frame[AT_TARGET_IP] = packed[i]
-                try:
-                    put(frame)
-                except OSError as exc:
-                    rawsock.send_when_room(partial(put, frame), exc, WHAT)
+            budget.asking(batch)  # before the probes leave: their replies may come at once
+            if isinstance(batch, range):  # the first pass: consecutive targets
+                sender.send(packed[batch.start : batch.stop])
+            else:
+                sender.send([packed[i] for i in batch])
 
         def answers() -> list[tuple[int, float]]:
             nonlocal cursor
@@ -120,7 +126,7 @@ class ArpSweep(Sweep):
         finally:
             receiver.stop()
             dropped = rawsock.packet_drops(receiver_sock)
-            sender_sock.close()
+            sender.close()
             receiver_sock.close()
         if receiver.error is not None:
             raise ScanError(
@@ -137,7 +143,71 @@ class ArpSweep(Sweep):
             source_ip=iface.ipv4,
             source_mac=iface.mac,
             replies_dropped=dropped,
+            replies_ignored=budget.ignored(),
         )
+
+
+class ReplyBudget:
+    """Which ARP replies a sweep keeps, so that a flood can neither exhaust memory nor hide hosts.
+
+    Kept: the first reply of each (address, MAC) pair for addresses the sweep has asked about, up to
+    MAX_MACS_PER_ADDRESS MACs per address (a real duplicate IP involves two or three), and repeats
+    of a pair already seen, up to MAX_REPEATS_PER_ADDRESS per address. Beyond an address's first
+    MAC, at most MAX_EXTRA_MACS further MACs and MAX_REPEATS repeats are kept over the whole
+    sweep, so the memory a sweep holds is bounded by its targets plus those two constants, and a
+    host's own reply is lost only if eight impostors answered for it first.
+
+    Not kept, only counted: replies for addresses never asked or not asked yet (`unsolicited`;
+    a flood sent ahead of the probes cannot fill an address's quota before its host answers),
+    frames that are not ARP for IPv4 over Ethernet (also `unsolicited`), and replies beyond the
+    limits (`over_limit`). Called on the receiver thread for every frame: a few operations each.
+    """
+
+    def __init__(self, index: dict[bytes, int]) -> None:
+        self._index = index
+        self._asked = bytearray(len(index))
+        self._macs = bytearray(len(index))
+        self._repeats = bytearray(len(index))
+        self._pairs: set[bytes] = set()
+        self._extra_macs = 0
+        self._repeats_kept = 0
+        self.unsolicited = 0
+        self.over_limit = 0
+
+    def __call__(self, frame: bytes) -> bool:
+        at = self._index.get(frame[AT_SENDER_IP])
+        if at is None or not self._asked[at] or frame[AT_ARP_HEADER] != ARP_IPV4_OVER_ETHERNET:
+            self.unsolicited += 1
+            return False
+        pair = frame[AT_SENDER_MAC.start : AT_SENDER_IP.stop]
+        if pair in self._pairs:
+            if self._repeats[at] >= MAX_REPEATS_PER_ADDRESS or self._repeats_kept >= MAX_REPEATS:
+                self.over_limit += 1
+                return False
+            self._repeats[at] += 1
+            self._repeats_kept += 1
+            return True
+        known = self._macs[at]
+        if known >= MAX_MACS_PER_ADDRESS or (known and self._extra_macs >= MAX_EXTRA_MACS):
+            self.over_limit += 1
+            return False
+        self._macs[at] = known + 1
+        self._extra_macs += known > 0
+        self._pairs.add(pair)
+        return True
+
+    def asking(self, batch: Sequence[int]) -> None:
+        """The sweep is about to probe these targets (indices): their replies are now wanted."""
+        if isinstance(batch, range) and batch.step == 1:
+            self._asked[batch.start : batch.stop] = b"\x01" * len(batch)
+        else:
+            for i in batch:
+                self._asked[i] = 1
+
+    def ignored(self) -> dict[str, int]:
+        """What was read and not kept, by reason (only the nonzero ones)."""
+        counts = {"arp_unsolicited": self.unsolicited, "arp_over_limit": self.over_limit}
+        return {name: count for name, count in counts.items() if count}
 
 
 def lookup_vendors(macs: Iterable[str]) -> dict[str, str | None]:

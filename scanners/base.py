@@ -20,11 +20,21 @@ Real sweeps: `scanners.arp.ArpSweep` (hosts on the local link) and `scanners.icm
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from ipguard.model import Observation
+
+
+def clipped(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters, the last one … when anything was cut.
+
+    Hosts choose how long their names, banners and titles are; ipguard keeps a bounded part and
+    says so, so that nobody mistakes a cut value for the whole of it.
+    """
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
 
 Progress = Callable[[int, int], None]
 """Called as `progress(done, total)` while a sweep runs, a few times a second at most.
@@ -51,6 +61,8 @@ class SweepResult:
     source_ip: str | None = None
     source_mac: str | None = None
     replies_dropped: int = 0  # replies the kernel discarded because the receive buffer was full
+    # Replies read but not kept, by reason: a flood or a spoofer (scanners.arp.ReplyBudget).
+    replies_ignored: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def live(self) -> set[str]:

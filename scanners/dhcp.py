@@ -30,6 +30,9 @@ PACKET_ADD_MEMBERSHIP = 1
 PACKET_MR_PROMISC = 1
 # Options a client asks for: netmask, router, DNS, domain name, lease time, server identifier.
 PARAMETERS = [1, 3, 6, 15, 51, 54]
+# A flood of answers to our DISCOVER is counted, not kept: frames read, then distinct offers.
+MAX_FRAMES = 4096
+MAX_OFFERS = 256
 
 
 class DhcpProbe:
@@ -54,6 +57,7 @@ class DhcpProbe:
         self.scope = scope
         self.timeout = timeout
         self.client_mac = _client_mac(client_mac) if client_mac else random_client_mac()
+        self.ignored = 0  # answers to our DISCOVER that were malformed or beyond the limits
 
     def probe(self) -> list[DhcpOffer]:
         """Broadcast a DISCOVER and return every distinct offer, in arrival order."""
@@ -73,14 +77,16 @@ class DhcpProbe:
         xid = secrets.randbits(32)
         frame = _discover(self.client_mac, xid)
 
-        receiver_sock = rawsock.receiving_socket(iface, rawsock.ETH_P_IP, _offer_filter(), WHAT)
+        receiver_sock = rawsock.receiving_socket(iface, rawsock.ETH_P_IP, _offer_filter(xid), WHAT)
         try:
             _promiscuous(receiver_sock, iface.index)
             sender_sock = rawsock.sending_socket(iface, WHAT)
         except BaseException:
             receiver_sock.close()
             raise
-        receiver = rawsock.Receiver(receiver_sock, SNAPLEN, name="ipguard-dhcp-receiver")
+        receiver = rawsock.Receiver(
+            receiver_sock, SNAPLEN, name="ipguard-dhcp-receiver", limit=MAX_FRAMES
+        )
         started_at = datetime.now(UTC)
         started = time.monotonic()
         receiver.start()
@@ -98,10 +104,17 @@ class DhcpProbe:
                 f"{WHAT} lost its socket on {self.interface}: {receiver.error.strerror}"
             )
         offers: dict[tuple[str, str, str], DhcpOffer] = {}
+        self.ignored = receiver.ignored
         for when, data in receiver.records:
             offer = parse_offer(data, xid, started_at + timedelta(seconds=when - started))
-            if offer is not None:
-                offers.setdefault((offer.server_mac, offer.server_ip, offer.offered_ip), offer)
+            if offer is None:
+                self.ignored += 1
+                continue
+            key = (offer.server_mac, offer.server_ip, offer.offered_ip)
+            if key not in offers and len(offers) >= MAX_OFFERS:
+                self.ignored += 1
+                continue
+            offers.setdefault(key, offer)
         return list(offers.values())
 
 
@@ -175,8 +188,8 @@ def _discover(client_mac: str, xid: int) -> bytes:
     )
 
 
-def _offer_filter() -> list[rawsock.Insn]:
-    """Kernel filter: IPv4 UDP datagrams to the BOOTP client port, nothing else reaches Python."""
+def _offer_filter(xid: int) -> list[rawsock.Insn]:
+    """Kernel filter: IPv4 UDP to the BOOTP client port for transaction `xid`, nothing else."""
     return [
         rawsock.Insn(rawsock.LDX_MSH, k=14),  # X = IP header length
         *rawsock.match_all(
@@ -184,6 +197,7 @@ def _offer_filter() -> list[rawsock.Insn]:
                 (rawsock.Insn(rawsock.LDH_ABS, k=12), rawsock.ETH_P_IP),
                 (rawsock.Insn(rawsock.LDB_ABS, k=23), socket.IPPROTO_UDP),
                 (rawsock.Insn(rawsock.LDH_IND, k=16), BOOTP_CLIENT_PORT),  # UDP destination port
+                (rawsock.Insn(rawsock.LDW_IND, k=26), xid),  # BOOTP xid: 14 + X + 8 + 4
             ],
             SNAPLEN,
         ),

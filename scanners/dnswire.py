@@ -10,6 +10,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from scanners.base import clipped
+
 TYPE_PTR = 12
 TYPE_CNAME = 5
 TYPE_NBSTAT = 0x21
@@ -159,9 +161,10 @@ def same_name(a: Name, b: Name) -> bool:
 def text(name: Name) -> str:
     """A name as text, as the host gave it: labels joined by dots, no trailing dot.
 
-    Bytes that are not UTF-8 stay visible as \\xNN; the text is cut to NAME_LIMIT characters.
+    Bytes that are not UTF-8 stay visible as \\xNN; the text is cut to NAME_LIMIT characters (the
+    last one … when cut).
     """
-    return b".".join(name).decode("utf-8", "backslashreplace")[:NAME_LIMIT]
+    return clipped(b".".join(name).decode("utf-8", "backslashreplace"), NAME_LIMIT)
 
 
 def netbios_names(rdata: bytes) -> list[tuple[str, int, bool]]:
@@ -184,10 +187,10 @@ def _netbios_text(raw: bytes) -> str:
     raw = raw.rstrip(b" \0")
     for encoding in ("utf-8", "gb18030"):
         try:
-            return raw.decode(encoding)[:NAME_LIMIT]
+            return clipped(raw.decode(encoding), NAME_LIMIT)
         except UnicodeDecodeError:
             continue
-    return raw.decode("latin-1")[:NAME_LIMIT]
+    return clipped(raw.decode("latin-1"), NAME_LIMIT)
 
 
 def _unpack(fmt: str, data: bytes, offset: int) -> tuple[int, ...]:

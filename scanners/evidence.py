@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import ipaddress
 import threading
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from urllib.parse import urljoin, urlsplit
 
 from ipguard.model import Evidence, Observation, ServiceObservation
 from scanners import forwarding, http, rawsock, signs, upnp
-from scanners.base import Progress
+from scanners.base import Progress, clipped
 from scanners.scope import Scope
 
 WHAT = "router/AP evidence"
@@ -66,6 +66,7 @@ class RouterApEvidence:
         self.timeout = timeout
         self.rate = rate
         self.progress = progress
+        self.ignored: Counter[str] = Counter()  # answers not kept (upnp.search), by reason
 
     def collect(
         self, observations: Sequence[Observation], services: Sequence[ServiceObservation]
@@ -115,7 +116,9 @@ class RouterApEvidence:
     def _ssdp(
         self, source_ip: str, hosts: list[str], macs_by_ip: dict[str, list[str]]
     ) -> list[Evidence]:
-        responders = upnp.search(source_ip, hosts, self.scope, timeout=self.timeout, rate=self.rate)
+        responders = upnp.search(
+            source_ip, hosts, self.scope, timeout=self.timeout, rate=self.rate, ignored=self.ignored
+        )
         locations = list(dict.fromkeys(url for r in responders.values() for url in r.locations))
         descriptions: dict[str, upnp.Description | str] = {}
         if locations:
@@ -140,9 +143,9 @@ class RouterApEvidence:
             detail = "; ".join(notes)
             mac = _only_mac(macs_by_ip, ip)
             if any("InternetGatewayDevice" in fact for fact in facts):
-                found.append(Evidence(ip, mac, "upnp-igd", signs.ROUTER, detail[:500]))
+                found.append(Evidence(ip, mac, "upnp-igd", signs.ROUTER, clipped(detail, 500)))
             if any("WLANAccessPointDevice" in fact for fact in facts):
-                found.append(Evidence(ip, mac, "ssdp-ap", signs.ACCESS_POINT, detail[:500]))
+                found.append(Evidence(ip, mac, "ssdp-ap", signs.ACCESS_POINT, clipped(detail, 500)))
         return found
 
     def _titles(

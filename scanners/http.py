@@ -14,6 +14,8 @@ import ssl
 import time
 from dataclasses import dataclass, field
 
+from scanners.base import clipped
+
 DEFAULT_LIMIT = 64 * 1024
 TITLE_LIMIT = 255
 _TITLE = re.compile(rb"<title[^>]*>(.*?)</title", re.I | re.S)
@@ -99,7 +101,7 @@ def title(reply: HttpReply) -> str | None:
     text = html.unescape(reply.text(match.group(1)))
     text = " ".join(text.split())
     text = "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
-    return text[:TITLE_LIMIT] or None
+    return clipped(text, TITLE_LIMIT) or None
 
 
 def _parse(data: bytes, limit: int) -> HttpReply:

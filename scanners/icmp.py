@@ -207,6 +207,9 @@ def _observations(
     observations = []
     source_ip = None
     for when, data in records:
+        # The kernel hands a raw socket whole IPv4 packets; anything shorter is no reply of ours.
+        if len(data) < 20 or data[0] >> 4 != 4 or (data[0] & 0x0F) < 5:
+            continue
         at = index.get(data[12:16])
         ihl = (data[0] & 0x0F) * 4
         icmp = data[ihl : ihl + 8]

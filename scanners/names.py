@@ -35,6 +35,7 @@ CHUNK = 16384  # addresses per round, so that query ids stay unique per DNS serv
 RECEIVE_BUFFER = 4 * 1024 * 1024
 MAX_REPLY = 4096
 NETBIOS_WORKSTATION = 0x00
+DRAIN_BATCH = 1024  # datagrams read per look at the socket
 
 
 @dataclass
@@ -154,7 +155,9 @@ class NameProbe:
     ) -> list[NameObservation]:
         found: list[NameObservation] = []
         errors = 0
-        while errors < 16:
+        for _ in range(DRAIN_BATCH):  # bounded: a flood of datagrams cannot stall the probe
+            if errors >= 16:
+                break
             try:
                 data, (host, port) = sock.recvfrom(MAX_REPLY)
             except (BlockingIOError, InterruptedError):

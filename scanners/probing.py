@@ -1,17 +1,22 @@
-"""The probe schedule both sweeps share: paced passes, retries for silent targets, a final wait.
+"""The probe schedule both sweeps share: paced passes, retries for silent targets, a settling wait.
 
 The sweep supplies two callbacks: `send(batch)` puts one probe per target index on the wire (its hot
 loop lives in the sweep, where the packet template is), and `answers()` returns the (target index,
 reply time) pairs its receiver collected since the previous call. The schedule decides who is
 probed when.
+
+A batch is a range (first pass) or a sorted list of target indices, and the schedule records when
+each batch went out, not each probe: that is enough to know when any target was probed, and at
+/16 scale Python work per probe would cost as much as the system calls that send them.
 """
 
 from __future__ import annotations
 
 import time
 from array import array
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from scanners.base import Progress
 from scanners.pacing import Pacer
@@ -22,27 +27,65 @@ from scanners.pacing import Pacer
 # only waste time.
 RTT_FACTOR = 4.0
 MIN_RETRY_GAP = 0.05
+# The final wait ends once no reply came for RTT_FACTOR slowest round trips (at least MIN_SETTLE,
+# nmap's floor too) after the last probe or reply, and never later than `timeout` after the last
+# probe. Until some reply shows how fast the network is, it lasts the whole timeout.
+MIN_SETTLE = 0.1
 PROGRESS_EVERY = 0.1  # seconds between progress reports: a progress bar needs no more
 MAX_IDLE_SLEEP = 0.05  # bounded sleeps, so that answers keep being absorbed while waiting
 
 
+@dataclass
+class Pass:
+    """One pass over the targets still silent: who, in order, and when each batch went out."""
+
+    targets: Sequence[int]  # range(count) for the first pass, then sorted lists of indices
+    ends: array[int] = field(default_factory=lambda: array("q"))  # position past each batch
+    times: array[float] = field(default_factory=lambda: array("d"))  # when each batch went out
+    skipped: set[int] = field(default_factory=set)  # answered mid-pass before their turn
+
+    def sent(self, index: int) -> float | None:
+        """When this pass probed target `index` (None: not in it, passed over, or not yet)."""
+        targets = self.targets
+        if isinstance(targets, range):
+            if index not in targets:
+                return None
+            position = index - targets.start
+        else:
+            position = bisect_left(targets, index)
+            if position == len(targets) or targets[position] != index:
+                return None
+        batch = bisect_right(self.ends, position)
+        if batch == len(self.times) or index in self.skipped:
+            return None
+        return self.times[batch]
+
+    def sent_or_zero(self, index: int) -> float:
+        """`sent`, with 0.0 for never (a sort key)."""
+        return self.sent(index) or 0.0
+
+
 @dataclass(frozen=True)
 class ProbeLog:
-    """When each target was probed: `sent_at[p][i]` is pass p's probe time of target i (0: none)."""
+    """When each target was probed, pass by pass, and when the sweep began and ended."""
 
     probes_sent: int
-    sent_at: list[array[float]]
+    passes: list[Pass]
     first_probe: float
     last_probe: float
     finished: float
 
     def probe_before(self, index: int, when: float) -> float | None:
         """The time of the latest probe to target `index` sent no later than `when`."""
-        for stamps in reversed(self.sent_at):
-            sent = stamps[index]
-            if 0.0 < sent <= when:
-                return sent
-        return None
+        return _probe_before(self.passes, index, when)
+
+
+def _probe_before(passes: Sequence[Pass], index: int, when: float) -> float | None:
+    for one in reversed(passes):
+        sent = one.sent(index)
+        if sent is not None and sent <= when:
+            return sent
+    return None
 
 
 def run_schedule(
@@ -59,26 +102,29 @@ def run_schedule(
 ) -> ProbeLog:
     """Probe targets 0..count-1 once, then up to `retries` more times each while they stay silent.
 
-    Returns after waiting `timeout` seconds past the last probe, so that late replies are in.
+    Returns once replies have settled (see MIN_SETTLE), at most `timeout` seconds after the last
+    probe, so that late replies are in.
     """
     pacer = Pacer(rate, clock=clock, sleep=sleep)
     answered = bytearray(count)
-    last_sent = array("d", bytes(8 * count))
-    sent_at: list[array[float]] = []
-    slowest = 0.0  # the longest round trip seen, for the retry gap
+    passes: list[Pass] = []
+    slowest = 0.0  # the longest round trip seen, for the retry gap and the final wait
+    latest_reply = 0.0
     sent = 0
     silent = count
     reported = 0.0
+    last = 0.0
 
     def absorb() -> None:
-        nonlocal slowest, silent
+        nonlocal slowest, silent, latest_reply
         for index, when in answers():
+            latest_reply = max(latest_reply, when)
             if not answered[index]:
                 answered[index] = 1
                 silent -= 1
-                rtt = when - last_sent[index]
-                if rtt > slowest and last_sent[index] > 0.0:
-                    slowest = rtt
+                probed = _probe_before(passes, index, when)
+                if probed is not None and when - probed > slowest:
+                    slowest = when - probed
 
     def retry_gap() -> float:
         if slowest == 0.0:
@@ -96,55 +142,67 @@ def run_schedule(
             progress(sent, sent + left_in_pass + passes_left * silent)
 
     first = clock()
-    pending: list[int] | range = range(count)
+    targets: Sequence[int] = range(count)
     for attempt in range(retries + 1):
-        stamps = array("d", bytes(8 * count))
-        sent_at.append(stamps)
         if attempt:
             absorb()
-            pending = [i for i in pending if not answered[i]]
-        j = 0
-        while j < len(pending):
+            targets = [i for i in targets if not answered[i]]
+        previous = passes[-1] if passes else None
+        current = Pass(targets)
+        passes.append(current)
+        j, total = 0, len(targets)
+        while j < total:
             absorb()
-            granted = pacer.acquire(len(pending) - j)
+            granted = pacer.acquire(total - j)
             now = clock()
-            if attempt == 0:
-                batch: Sequence[int] = pending[j : j + granted]
+            batch: Sequence[int]
+            if previous is None:
+                batch = targets[j : j + granted]
                 j += len(batch)
             else:
-                gap = retry_gap()
-                chosen: list[int] = []
-                while len(chosen) < granted and j < len(pending):
-                    i = pending[j]
-                    if answered[i]:
-                        j += 1
-                    elif last_sent[i] + gap > now:
-                        break  # targets are in probe order: the rest are younger still
-                    else:
-                        chosen.append(i)
-                        j += 1
-                batch = chosen
+                # Targets keep the previous pass's order, so their previous probes are in time
+                # order: those old enough for a retry come first.
+                ready = bisect_right(
+                    targets,
+                    now - retry_gap(),
+                    lo=j,
+                    hi=min(total, j + granted),
+                    key=previous.sent_or_zero,
+                )
+                candidates = targets[j:ready]
+                batch = [i for i in candidates if not answered[i]]
+                if len(batch) < len(candidates):
+                    current.skipped.update(i for i in candidates if answered[i])
+                j = ready
             if len(batch) < granted:
                 pacer.refund(granted - len(batch))
             if batch:
                 send(batch)
-                for i in batch:
-                    last_sent[i] = now
-                    stamps[i] = now
+                current.ends.append(j)
+                current.times.append(now)
                 sent += len(batch)
-            elif j < len(pending):
-                sleep(min(MAX_IDLE_SLEEP, max(0.0, last_sent[pending[j]] + retry_gap() - now)))
-            report(len(pending) - j, retries - attempt)
+                last = now
+            elif j < total and previous is not None:
+                due = previous.sent_or_zero(targets[j]) + retry_gap()
+                sleep(min(MAX_IDLE_SLEEP, max(0.0, due - now)))
+            report(total - j, retries - attempt)
     if not sent:
         return ProbeLog(
-            probes_sent=0, sent_at=sent_at, first_probe=first, last_probe=first, finished=clock()
+            probes_sent=0, passes=passes, first_probe=first, last_probe=first, finished=clock()
         )
-    last = max(last_sent)
     # The final wait: late replies (and second MACs for one IP) still count.
-    while (left := last + timeout - clock()) > 0:
-        sleep(min(left, MAX_IDLE_SLEEP * 4))
-    absorb()
+    deadline = last + timeout
+    while True:
+        absorb()
+        now = clock()
+        end = deadline
+        if slowest > 0.0:
+            settle = max(MIN_SETTLE, RTT_FACTOR * slowest)
+            end = min(deadline, max(last, latest_reply) + settle)
+        if now >= end:
+            break
+        sleep(min(end - now, MAX_IDLE_SLEEP))
     report(0, 0, force=True)
     return ProbeLog(
-        probes_sent=sent, sent_at=sent_at, first_probe=first, last_probe=last, finished=clock()
+        probes_sent=sent, passes=passes, first_probe=first, last_probe=last, finished=clock()
     )

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from ipguard.errors import InvalidValue, ScanError
 from ipguard.model import ProxyVerdict, ServiceObservation
-from scanners.base import Progress
+from scanners.base import Progress, clipped
 from scanners.scope import Scope
 
 WHAT = "proxy probe"
@@ -125,7 +125,9 @@ class ProxyProbe:
             detail = f"{answer.said}, but nothing reached the canary"
         else:
             detail = answer.said
-        return ProxyVerdict(ip=ip, port=port, method=method, relays=relayed, detail=detail[:255])
+        return ProxyVerdict(
+            ip=ip, port=port, method=method, relays=relayed, detail=clipped(detail, 255)
+        )
 
     def _ask(
         self, ip: str, port: int, method: str, token: str, canary_port: int, deadline: float

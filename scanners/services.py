@@ -18,7 +18,7 @@ from typing import Any
 
 from ipguard.errors import InvalidValue, PrivilegeError, ScanError, ToolMissing
 from ipguard.model import ServiceObservation
-from scanners.base import Progress
+from scanners.base import Progress, clipped
 from scanners.scope import Scope
 
 WHAT = "service scan"
@@ -229,7 +229,7 @@ def _observations(
                     service=str(facts.get("name") or ""),
                     product=product,
                     version=version,
-                    banner=banner[:BANNER_LIMIT],
+                    banner=clipped(banner, BANNER_LIMIT),
                 )
             )
     return found

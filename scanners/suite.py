@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -42,6 +43,7 @@ class NetworkScanner:
         interface = rawsock.usable_interface(request.interface, "the scan")
         timings: dict[str, float] = {}
         phases = {Phase.SWEEP}
+        ignored: Counter[str] = Counter()  # replies read and not kept: floods, spoofers
 
         def phase_progress(name: str) -> Callable[[int, int], None] | None:
             if progress is None:
@@ -49,7 +51,7 @@ class NetworkScanner:
             return lambda done, total: progress(name, done, total)
 
         with _timed(timings, "sweep"):
-            observations = self._sweep(request, scope, interface, phase_progress("sweep"))
+            observations = self._sweep(request, scope, interface, phase_progress("sweep"), ignored)
         live = sorted({seen.ip for seen in observations}, key=_ip_key)
 
         services: list[ServiceObservation] = []
@@ -86,9 +88,10 @@ class NetworkScanner:
             from scanners.dhcp import DhcpProbe
 
             with _timed(timings, "dhcp"):
-                offers = DhcpProbe(
-                    request.interface, scope, timeout=max(2.0, request.timeout * 2)
-                ).probe()
+                dhcp = DhcpProbe(request.interface, scope, timeout=max(2.0, request.timeout * 2))
+                offers = dhcp.probe()
+            if dhcp.ignored:
+                ignored["dhcp_ignored"] += dhcp.ignored
             phases.add(Phase.DHCP)
 
         names = []
@@ -104,9 +107,9 @@ class NetworkScanner:
         from scanners.evidence import RouterApEvidence
 
         with _timed(timings, "evidence"):
-            evidence = RouterApEvidence(
-                request.interface, scope, timeout=max(1.0, request.timeout)
-            ).collect(observations, services)
+            looking = RouterApEvidence(request.interface, scope, timeout=max(1.0, request.timeout))
+            evidence = looking.collect(observations, services)
+        ignored.update(looking.ignored)
         phases.add(Phase.EVIDENCE)
 
         return ScanResult(
@@ -121,6 +124,7 @@ class NetworkScanner:
             service_mode=service_mode,
             services_rescanned=rescanned,
             partial_hosts=frozenset(partial),
+            ignored=dict(ignored),
         )
 
     def _services(
@@ -185,6 +189,7 @@ class NetworkScanner:
         scope: Scope,
         interface: rawsock.InterfaceInfo,
         progress: Callable[[int, int], None] | None,
+        ignored: Counter[str],
     ) -> list[Observation]:
         """ARP for the part of each subnet on the interface's link, ICMP for the rest."""
         from scanners.arp import ArpSweep
@@ -216,7 +221,9 @@ class NetworkScanner:
                 timeout=request.timeout,
                 progress=progress,
             )
-            observations.extend(sweep.sweep(targets).observations)
+            swept = sweep.sweep(targets)
+            observations.extend(swept.observations)
+            ignored.update(swept.replies_ignored)
         if routed:
             targets = [ip for ip in scope.targets(routed) if ip not in own]
             icmp = IcmpSweep(

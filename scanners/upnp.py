@@ -13,11 +13,13 @@ import select
 import socket
 import time
 import xml.etree.ElementTree as ET
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from scanners import http
+from scanners.base import clipped
 from scanners.pacing import Pacer
 from scanners.scope import Scope
 
@@ -28,6 +30,7 @@ WLAN_AP = "urn:schemas-upnp-org:device:WLANAccessPointDevice:1"
 SEARCH_TARGETS = ("ssdp:all", IGD, WLAN_AP)
 MAX_REPLY = 2048
 MAX_REPLIES_PER_HOST = 64
+DRAIN_BATCH = 256  # datagrams read per look at the socket, so that a flood cannot stall a search
 MAX_LOCATIONS_PER_HOST = 4
 DESCRIPTION_LIMIT = 64 * 1024
 FIELD_LIMIT = 255
@@ -61,14 +64,19 @@ def search(
     *,
     timeout: float,
     rate: float = 1000,
+    ignored: Counter[str] | None = None,
 ) -> dict[str, Responder]:
-    """Send M-SEARCH from `source_ip` and collect the answers of in-scope hosts for `timeout` s.
+    """Send M-SEARCH from `source_ip` and collect the answers of `hosts` for `timeout` s.
 
     The multicast search goes out only when `source_ip` itself lies in the scope; the unicast
-    ones go to `hosts`, which the caller has checked.
+    ones go to `hosts`, which the caller has checked. Answers from any other address (a spoofed
+    source, a host the sweep did not see), malformed ones and those beyond MAX_REPLIES_PER_HOST
+    are counted in `ignored["ssdp_ignored"]` and otherwise left alone.
     """
+    hosts = list(hosts)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
     found: dict[str, Responder] = {}
+    seen = _Seen(frozenset(ip for ip in hosts if ip in scope), ignored)
     with sock:
         sock.bind((source_ip, 0))
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(source_ip))
@@ -87,12 +95,24 @@ def search(
             except OSError:
                 continue  # an unreachable host: nothing to learn from it
             if k % 64 == 0:
-                _drain(sock, scope, found)
+                _drain(sock, seen, found)
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             select.select([sock], [], [], min(0.05, left))
-            _drain(sock, scope, found)
+            _drain(sock, seen, found)
     return found
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """Whose answers count, and where to count the others."""
+
+    hosts: frozenset[str]
+    ignored: Counter[str] | None
+
+    def ignore(self) -> None:
+        if self.ignored is not None:
+            self.ignored["ssdp_ignored"] += 1
 
 
 def describe(location: str, scope: Scope, *, timeout: float) -> Description | str:
@@ -137,7 +157,7 @@ def parse_description(body: bytes) -> Description | None:
         return None
     try:
         root = ET.fromstring(body)
-    except ET.ParseError:
+    except (ET.ParseError, LookupError, ValueError):  # LookupError: an encoding nobody knows
         return None
 
     def values(tag: str) -> list[str]:
@@ -174,21 +194,21 @@ def parse_reply(data: bytes) -> dict[str, str] | None:
     return headers
 
 
-def _drain(sock: socket.socket, scope: Scope, found: dict[str, Responder]) -> None:
-    while True:
+def _drain(sock: socket.socket, seen: _Seen, found: dict[str, Responder]) -> None:
+    for _ in range(DRAIN_BATCH):
         try:
             data, (ip, _port) = sock.recvfrom(MAX_REPLY)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
             return
-        if ip not in scope:
-            continue  # not ours to judge
-        headers = parse_reply(data)
+        headers = parse_reply(data) if ip in seen.hosts else None
         if headers is None:
+            seen.ignore()  # not a host of the sweep (not ours to judge), or not SSDP at all
             continue
         responder = found.setdefault(ip, Responder(ip))
         if responder.replies >= MAX_REPLIES_PER_HOST:
+            seen.ignore()
             continue
         responder.replies += 1
         for name in ("ST", "NT"):
@@ -219,4 +239,6 @@ def _msearch(st: str, host: str, *, mx: int | None) -> bytes:
 def _clean(value: str) -> str:
     """A header or XML value on one printable line, at most FIELD_LIMIT characters."""
     text = " ".join(value.split())
-    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)[:FIELD_LIMIT]
+    return clipped(
+        "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text), FIELD_LIMIT
+    )

@@ -14,6 +14,8 @@ from pathlib import Path
 
 PG_BIN_CANDIDATES = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
 _names = itertools.count(1)
+# Server URL -> the directory holding its Unix socket, for clients in other network namespaces.
+_SOCKET_DIRS: dict[str, Path] = {}
 
 
 def pg_bin() -> Path | None:
@@ -24,21 +26,26 @@ def pg_bin() -> Path | None:
     return None
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on (for now)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
 
 
 @contextmanager
-def postgres_cluster() -> Iterator[str]:
-    """Start a throwaway cluster; yields the server URL (without database). Always stopped."""
+def postgres_cluster(*, durable: bool = False) -> Iterator[str]:
+    """Start a throwaway cluster; yields the server URL (without database). Always stopped.
+
+    Tests skip fsync (nothing is kept); `durable` keeps PostgreSQL's production defaults, for
+    benchmarks.
+    """
     binaries = pg_bin()
     if binaries is None:
         raise RuntimeError("PostgreSQL binaries not found")
     root = Path(tempfile.mkdtemp(prefix="ipg-pg-"))
     shutil.chown(root, "postgres", "postgres")
-    data, port = root / "data", _free_port()
+    data, port = root / "data", free_port()
     as_postgres = ["runuser", "-u", "postgres", "--"]
     subprocess.run(
         [
@@ -55,10 +62,9 @@ def postgres_cluster() -> Iterator[str]:
         check=True,
         capture_output=True,
     )
-    options = (
-        f"-h 127.0.0.1 -p {port} -k {root} "
-        "-c fsync=off -c full_page_writes=off -c max_connections=200"
-    )
+    options = f"-h 127.0.0.1 -p {port} -k {root} -c max_connections=200"
+    if not durable:
+        options += " -c fsync=off -c full_page_writes=off"
     try:
         subprocess.run(
             [
@@ -77,8 +83,11 @@ def postgres_cluster() -> Iterator[str]:
             capture_output=True,
             timeout=60,
         )
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+        url = f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+        _SOCKET_DIRS[url] = root
+        yield url
     finally:
+        _SOCKET_DIRS.pop(f"postgresql+psycopg://postgres@127.0.0.1:{port}", None)
         subprocess.run(
             [
                 *as_postgres,
@@ -105,3 +114,17 @@ def create_database(server_url: str) -> str:
     with psycopg.connect(f"{plain}/postgres", autocommit=True) as connection:
         connection.execute(f'CREATE DATABASE "{name}"')
     return f"{server_url}/{name}"
+
+
+def socket_url(database_url: str) -> str:
+    """The same database reached through the server's Unix socket.
+
+    Lab sensors run in network namespaces, where 127.0.0.1 is their own loopback; a socket file
+    is reachable from every namespace, so the server never listens beyond the host's loopback.
+    """
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    server = f"{url.drivername}://{url.username}@{url.host}:{url.port}"
+    directory = _SOCKET_DIRS[server]
+    return f"{url.drivername}://{url.username}@/{url.database}?host={directory}&port={url.port}"

@@ -15,7 +15,17 @@ app = typer.Typer(
     help="Manage registered devices (IP ↔ MAC bindings) and their history.", no_args_is_help=True
 )
 
-LIST_COLUMNS = ("ip", "mac", "owner", "department", "location", "hostname", "roles", "status")
+LIST_COLUMNS = (
+    "ip",
+    "mac",
+    "owner",
+    "department",
+    "location",
+    "hostname",
+    "roles",
+    "status",
+    "site",
+)
 HISTORY_COLUMNS = ("at", "actor", "action", "key", "alt_key", "changes")
 
 # Options shared by `add` and `edit`: every ledger field but ip and mac.
@@ -45,6 +55,10 @@ GuestUntil = Annotated[
 ]
 ApprovalRef = Annotated[str | None, typer.Option(help="Reference of the signed application.")]
 Notes = Annotated[str | None, typer.Option(help="Free notes.")]
+Site = Annotated[
+    str | None,
+    typer.Option(help="Site whose scans the record is for (as `scan --site`); '' for every site."),
+]
 FormatOption = Annotated[Format, typer.Option("--format", help="Output format.")]
 
 
@@ -87,6 +101,7 @@ def add(
     guest_until: GuestUntil = None,
     approval_ref: ApprovalRef = None,
     notes: Notes = None,
+    site: Site = None,
 ) -> None:
     """Register a device: bind IP to MAC."""
     from ipguard.errors import InvalidValue
@@ -110,6 +125,7 @@ def add(
         guest_until=guest_until,
         approval_ref=approval_ref,
         notes=notes,
+        site=site,
     )
     try:
         binding = binding_from_fields(values)
@@ -139,6 +155,7 @@ def edit(
     guest_until: GuestUntil = None,
     approval_ref: ApprovalRef = None,
     notes: Notes = None,
+    site: Site = None,
 ) -> None:
     """Change fields of an active record; only the options given change."""
     from ipguard.ledger import devices
@@ -160,6 +177,7 @@ def edit(
         guest_until=guest_until,
         approval_ref=approval_ref,
         notes=notes,
+        site=site,
     )
     if not changes:
         from ipguard.errors import InvalidValue
@@ -214,16 +232,18 @@ def list_(
     ctx: typer.Context,
     status: Annotated[str | None, typer.Option(help="Only records with this status.")] = None,
     department: Annotated[str | None, typer.Option(help="Only this department.")] = None,
+    site: Annotated[
+        str | None,
+        typer.Option(help="Only records valid at this site: scoped to it or to every site."),
+    ] = None,
     fmt: FormatOption = Format.table,
 ) -> None:
     """List registered devices."""
     from ipguard.ledger import devices
 
     with state(ctx).store().session(write=False) as session:
-        rows = [
-            _device_row(device)
-            for device in devices.list_devices(session, status=status, department=department)
-        ]
+        found = devices.list_devices(session, status=status, department=department, site=site)
+        rows = [_device_row(device) for device in found]
     columns = LIST_COLUMNS if fmt == Format.table else (*LEDGER_FIELDS, "updated_at")
     emit(fmt, columns, rows, title=f"{len(rows)} registered devices")
 

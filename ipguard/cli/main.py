@@ -10,7 +10,7 @@ import typer
 from typer.core import TyperGroup
 
 from ipguard import __version__
-from ipguard.cli import cron, findings, history, ledger, pools, prune, report, scan
+from ipguard.cli import cron, findings, history, ledger, migrate, pools, prune, report, scan
 from ipguard.cli.context import AppState, state
 from ipguard.cli.output import error_line
 from ipguard.errors import IpguardError
@@ -44,6 +44,7 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+ledger.app.command("migrate")(migrate.migrate)
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(pools.app, name="pools")
 app.command("scan")(scan.scan)

@@ -7,7 +7,6 @@ characters made visible and never interpreted as rich markup.
 from __future__ import annotations
 
 import csv
-import json
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
@@ -81,18 +80,23 @@ def table(
 
 
 def emit_json(data: Any) -> None:
-    """JSON on standard output (non-ASCII kept readable)."""
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+    """JSON on standard output (non-ASCII kept readable, control characters escaped)."""
+    from ipguard.reports.escape import json_text
+
+    sys.stdout.write(json_text(data) + "\n")
 
 
 def emit_csv(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> None:
     """CSV on standard output; cells that a spreadsheet would run as formulas are neutralised."""
     from ipguard.ledger.files import escape_cell
+    from ipguard.reports.escape import visible
 
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(columns)
     for row in rows:
-        writer.writerow([escape_cell(str(row.get(column, "") or "")) for column in columns])
+        writer.writerow(
+            [escape_cell(visible(row.get(column, "") or "", keep="\t\n")) for column in columns]
+        )
 
 
 def emit(

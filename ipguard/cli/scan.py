@@ -119,6 +119,7 @@ def scan(
         _after_scan(shared, request.site, None, metrics_file)
         raise
     _after_scan(shared, request.site, outcome, metrics_file)
+    _warn(outcome, quiet=quiet)
     if fmt == ScanFormat.json:
         from ipguard.reports.serialize import scan_json
 
@@ -161,6 +162,35 @@ def _after_scan(
             typer.echo(
                 f"warning: cannot write metrics to {safe(metrics_file)}: {error.strerror}", err=True
             )
+
+
+# What each kind of ignored reply means, for the warning a flooded scan prints.
+_IGNORED = {
+    "arp_unsolicited": "ARP replies nobody asked for",
+    "arp_over_limit": "ARP replies beyond the per-address limits",
+    "dhcp_ignored": "malformed or excess DHCP answers",
+    "ssdp_ignored": "SSDP answers from addresses the sweep did not see, or beyond the limits",
+}
+
+
+def _warn(outcome: RunOutcome, *, quiet: bool) -> None:
+    """What a person should know about this run beyond its findings (standard error).
+
+    A flood is shown even with --quiet: cron mails it to whoever watches the network.
+    """
+    ignored = outcome.run.counts.get("ignored_replies") or {}
+    if ignored:
+        parts = ", ".join(
+            f"{count:,} {_IGNORED.get(name, name)}" for name, count in sorted(ignored.items())
+        )
+        typer.echo(
+            f"warning: run {outcome.run.id} ignored {parts}: something on the link is flooding "
+            f"or spoofing; see `ipguard runs show {outcome.run.id}`",
+            err=True,
+        )
+    if outcome.spooled and not quiet:
+        ids = ", ".join(str(run_id) for run_id in outcome.spooled)
+        info(f"run {ids} could not be stored when it ran; stored now from the spool")
 
 
 def _subnets(given: list[str], configured: tuple[str, ...]) -> tuple[str, ...]:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import getpass
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session, col, or_, select
 
+from ipguard.ledger import bulk
 from ipguard.ledger.tables import AuditEntry, utcnow
 
 
@@ -52,11 +53,9 @@ def record(
     )
 
 
-def record_many(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+def record_many(session: Session, rows: Iterable[dict[str, Any]]) -> None:
     """Append many audit rows at once (imports); each dict holds AuditEntry's columns."""
-    if rows:
-        table = AuditEntry.__table__  # type: ignore[attr-defined]
-        session.connection().execute(table.insert(), list(rows))
+    bulk.insert_many(session, AuditEntry.__table__, rows)  # type: ignore[attr-defined]
 
 
 def history(session: Session, key: str, limit: int | None = None) -> list[AuditEntry]:

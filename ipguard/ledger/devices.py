@@ -1,4 +1,10 @@
-"""Registered devices: look up, add, edit and retire bindings, each change audited."""
+"""Registered devices: look up, add, edit and retire bindings, each change audited.
+
+Changes read a record and write it back. So that concurrent changes (many sensors and
+administrators on one PostgreSQL ledger) never lose one another's updates, the record being changed
+is read with `SELECT … FOR UPDATE`: a second change of it waits, then reads what the first wrote.
+SQLite needs no row lock: `Store.session` takes the database's write lock before the first read.
+"""
 
 from __future__ import annotations
 
@@ -32,18 +38,24 @@ def parse_key(key: str) -> tuple[str, str]:
         raise InvalidValue(f"{key!r} is neither an IP nor a MAC address") from None
 
 
-def find(session: Session, key: str) -> list[Device]:
-    """Every record (any status) with that IP or MAC, active ones first."""
+def find(session: Session, key: str, *, lock: bool = False) -> list[Device]:
+    """Every record (any status) with that IP or MAC, active ones first.
+
+    `lock` holds the records until the transaction ends (PostgreSQL; SQLite ignores it).
+    """
     kind, value = parse_key(key)
     column = Device.ip if kind == "ip" else Device.mac
-    rows = session.exec(select(Device).where(column == value).order_by(col(Device.id)))
-    return sorted(rows, key=lambda device: device.status != DeviceStatus.ACTIVE)
+    query = select(Device).where(column == value).order_by(col(Device.id))
+    if lock:
+        query = query.with_for_update()
+    return sorted(session.exec(query), key=lambda device: device.status != DeviceStatus.ACTIVE)
 
 
-def get_active(session: Session, key: str) -> Device:
+def get_active(session: Session, key: str, *, lock: bool = False) -> Device:
     """The one active record for an IP, or for a MAC that holds exactly one active IP."""
     kind, value = parse_key(key)
-    active = [device for device in find(session, value) if device.status == DeviceStatus.ACTIVE]
+    found = find(session, value, lock=lock)
+    active = [device for device in found if device.status == DeviceStatus.ACTIVE]
     if not active:
         raise NotFound(f"no active ledger record for {kind.upper()} {value}")
     if len(active) > 1:
@@ -59,14 +71,23 @@ def active_at(session: Session, ip: str) -> Device | None:
 
 
 def list_devices(
-    session: Session, *, status: str | None = None, department: str | None = None
+    session: Session,
+    *,
+    status: str | None = None,
+    department: str | None = None,
+    site: str | None = None,
 ) -> list[Device]:
-    """Records ordered by IP (numerically within each family), optionally filtered."""
+    """Records ordered by IP (numerically within each family), optionally filtered.
+
+    `site` keeps the records valid at that site: those scoped to it and those for every site.
+    """
     query = select(Device)
     if status:
         query = query.where(Device.status == status)
     if department:
         query = query.where(Device.department == department)
+    if site is not None:
+        query = query.where(col(Device.site).in_(("", site)))
     return sorted(session.exec(query), key=lambda device: ip_sort_key(device.ip))
 
 
@@ -92,13 +113,13 @@ def add(session: Session, binding: Binding, *, actor: str) -> Device:
         after=binding_to_fields(binding),
         at=now,
     )
-    session.flush()
+    _flush(session, binding.ip)
     return device
 
 
 def edit(session: Session, key: str, changes: Mapping[str, str], *, actor: str) -> Device:
     """Change fields (given as text, validated like an import row) of the active record."""
-    device = get_active(session, key)
+    device = get_active(session, key, lock=True)
     before = binding_to_fields(device.to_binding())
     merged = {**before, **changes}
     try:
@@ -139,13 +160,13 @@ def edit(session: Session, key: str, changes: Mapping[str, str], *, actor: str) 
             after=after,
             at=now,
         )
-    session.flush()
+    _flush(session, updated.ip)
     return device
 
 
 def remove(session: Session, key: str, *, actor: str, purge: bool = False) -> Device:
     """Retire the active record (deregistration); `purge` deletes it, the audit keeps a copy."""
-    device = get_active(session, key)
+    device = get_active(session, key, lock=True)
     before = binding_to_fields(device.to_binding())
     now = utcnow()
     if purge:
@@ -178,6 +199,21 @@ def _refuse_taken_ip(session: Session, ip: str, *, keep: int | None) -> None:
         raise Conflict(
             f"IP {ip} is already registered to {holder.mac}{who}; edit or remove that record first"
         )
+
+
+def _flush(session: Session, ip: str) -> None:
+    """Write the change now, so that a rule the database enforces fails here, as a Conflict.
+
+    `_refuse_taken_ip` catches the usual case; two concurrent changes giving one IP to two
+    records both pass it, and the unique index of active IPs stops the second.
+    """
+    try:
+        session.flush()
+    except sa.exc.IntegrityError:
+        raise Conflict(
+            f"IP {ip} was just registered to another active record by a concurrent change; "
+            "`ipguard ledger show` it and try again"
+        ) from None
 
 
 def ip_sort_key(ip: str) -> tuple[int, int]:

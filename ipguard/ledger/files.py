@@ -74,7 +74,12 @@ def _decode(path: str, data: bytes) -> str:
     if b"\x00" in data:
         raise _file_error(path, "not a text file (binary data); expected CSV")
     if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8", errors="strict")
+        try:
+            return data[3:].decode("utf-8", errors="strict")
+        except UnicodeDecodeError as error:
+            raise _file_error(
+                path, f"starts with a UTF-8 BOM but byte {error.start + 4} is not UTF-8"
+            ) from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -123,7 +128,10 @@ def _read_csv(path: str, data: bytes) -> list[FileRow]:
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     rows: list[FileRow] = []
     try:
-        header = _header(path, next(reader), "line 1")
+        first = next(reader, None)
+        if first is None:
+            raise _file_error(path, "the file holds no header row")
+        header = _header(path, first, "line 1")
         line = reader.line_num + 1
         for cells in reader:
             if any(cell.strip() for cell in cells):
@@ -138,8 +146,9 @@ def _read_csv(path: str, data: bytes) -> list[FileRow]:
                                 )
                             ],
                         )
-                values = {
-                    name: unescape_cell(cell) for name, cell in zip(header, cells, strict=False)
+                values = {  # only a cell starting with ' can need unescaping
+                    name: unescape_cell(cell) if cell[:1] == "'" else cell
+                    for name, cell in zip(header, cells, strict=False)
                 }
                 rows.append(FileRow(line, values))
             line = reader.line_num + 1

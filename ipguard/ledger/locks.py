@@ -7,6 +7,7 @@ lock behind.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -18,7 +19,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from ipguard.errors import LockHeld
+from ipguard.errors import LedgerUnavailable, LockHeld
 from ipguard.ledger.store import Store
 
 _POLL_SECONDS = 0.2
@@ -48,7 +49,13 @@ def _sqlite_lock(store: Store, site: str, deadline: float) -> Iterator[None]:
     database = make_url(store.url).database or "ledger.db"
     name = hashlib.sha256(site.encode()).hexdigest()[:16]
     path = Path(f"{database}.scan-{name}.lock")
-    handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as error:
+        raise LedgerUnavailable(
+            f"cannot open the scan lock {path}: {error.strerror}; the ledger's directory and "
+            "file system must be writable"
+        ) from None
     try:
         waited = deadline - time.monotonic()
         while True:
@@ -82,5 +89,8 @@ def _advisory_lock(store: Store, site: str, deadline: float) -> Iterator[None]:
         try:
             yield
         finally:
-            connection.execute(sa.select(sa.func.pg_advisory_unlock(key)))
-            connection.commit()
+            # A server that went away took the lock with it: a failed unlock must not replace
+            # the error that says what happened to the run (and where its results are).
+            with contextlib.suppress(sa.exc.DBAPIError):
+                connection.execute(sa.select(sa.func.pg_advisory_unlock(key)))
+                connection.commit()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -101,6 +103,22 @@ def finish(
     return run
 
 
+def find_spooled(
+    session: Session, run_id: int | None, site: str, started_at: datetime
+) -> ScanRun | None:
+    """The run a spool file was written for, if this ledger holds it (same id, site and start)."""
+    run = session.get(ScanRun, run_id) if run_id is not None else None
+    if run is None or run.site != site or abs((run.started_at - started_at).total_seconds()) > 1:
+        return None
+    return run
+
+
+def clear_results(session: Session, run: ScanRun) -> None:
+    """Remove what a run saw (to store it again), keeping the run itself."""
+    for table in (ObservationRow, ServiceRow, DhcpOfferRow, ProxyCheckRow, NameRow, EvidenceRow):
+        session.execute(sa.delete(table).where(table.run_id == run.id))  # type: ignore[arg-type]
+
+
 def get(session: Session, run_id: int) -> ScanRun:
     """One run by id."""
     run = session.get(ScanRun, run_id)
@@ -128,6 +146,45 @@ def last_complete(session: Session, *, site: str | None = None, count: int = 2) 
     if site:
         query = query.where(ScanRun.site == site)
     return list(session.exec(query))
+
+
+# Text from the network is stored as the host sent it, except what no database can hold or nobody
+# should have to: NUL characters (PostgreSQL refuses them) and lone surrogates become visible
+# escapes (\u0000), and text longer than NETWORK_TEXT_LIMIT characters is cut, with a marker.
+NETWORK_TEXT_LIMIT = 4096
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+
+
+def storable_text(text: str) -> str:
+    """`text` as the ledger keeps it (see NETWORK_TEXT_LIMIT)."""
+    if len(text) > NETWORK_TEXT_LIMIT:
+        text = f"{text[:NETWORK_TEXT_LIMIT]}… [cut: {len(text):,} characters in all]"
+    if _UNSTORABLE.search(text):
+        text = _UNSTORABLE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+    return text
+
+
+def storable(result: ScanResult) -> ScanResult:
+    """The result with every text field storable (a copy; untouched when nothing needs it)."""
+
+    def clean(item: Any) -> Any:
+        changes: dict[str, Any] = {}
+        for name, value in vars(item).items():
+            if isinstance(value, str):
+                fixed: Any = storable_text(value)
+            elif isinstance(value, tuple) and value and isinstance(value[0], str):
+                fixed = tuple(storable_text(part) for part in value)
+            else:
+                continue
+            if fixed != value:
+                changes[name] = fixed
+        return replace(item, **changes) if changes else item
+
+    groups = ("observations", "services", "dhcp_offers", "proxies", "names", "evidence")
+    cleaned: dict[str, Any] = {
+        name: tuple(clean(item) for item in getattr(result, name)) for name in groups
+    }
+    return replace(result, **cleaned)
 
 
 def store_results(session: Session, run_id: int, result: ScanResult) -> dict[str, Any]:
@@ -180,6 +237,8 @@ def store_results(session: Session, run_id: int, result: ScanResult) -> dict[str
         "evidence": len(result.evidence),
         "service_mode": result.service_mode,
         "services_rescanned": result.services_rescanned,
+        # Replies read and not kept (a flood, a spoofer), by reason; absent when there were none.
+        **({"ignored_replies": dict(result.ignored)} if result.ignored else {}),
     }
 
 

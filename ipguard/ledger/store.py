@@ -21,7 +21,7 @@ from ipguard.errors import InputError, LedgerUnavailable
 
 # The newest migration. A test checks it against alembic's head, so that opening a current
 # ledger never needs to import alembic (half a second at every start).
-SCHEMA_HEAD = "0002"
+SCHEMA_HEAD = "0003"
 _MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_BUSY_MS = 30_000
 
@@ -41,10 +41,21 @@ def resolve_url(given: str | None) -> str:
     return url
 
 
+# Query parameters of a URL that hold secrets (libpq takes the password there too).
+_SECRET_PARAMETERS = frozenset({"password", "passfile", "sslpassword", "sslkey", "token"})
+
+
 def display_url(url: str) -> str:
-    """The URL safe to show: the password is masked."""
+    """The URL safe to show: the password is masked, wherever in the URL it was given."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
+        hidden = {
+            name: "***"
+            for name in parsed.query
+            if name.lower() in _SECRET_PARAMETERS or "pass" in name.lower()
+        }
+        shown = parsed.update_query_dict(hidden).render_as_string(hide_password=True)
+        return shown.replace("=%2A%2A%2A", "=***")
     except Exception:  # a URL too broken to parse still must not leak what it holds
         return "<unparseable database URL>"
 
@@ -88,7 +99,16 @@ class Store:
     def _migrate(self) -> None:
         """Bring the schema to SCHEMA_HEAD; a no-op (without alembic) when it already is."""
         with self.unavailable_as_error():
-            with self.engine.connect() as connection:
+            try:
+                connection = self.engine.connect()
+            except (sa.exc.ProgrammingError, sa.exc.InterfaceError) as error:
+                # The driver refused what the URL asks for (an unknown option, say): bad input.
+                reason = str(error.orig).splitlines()[0] if error.orig else type(error).__name__
+                raise InputError(
+                    f"database URL {self.shown_url} is not valid: "
+                    f"{_without_secrets(reason, self.url)}"
+                ) from None
+            with connection:
                 if _current_revision(connection) == SCHEMA_HEAD:
                     return
             from alembic import command
@@ -114,8 +134,8 @@ class Store:
         except sa.exc.DBAPIError as error:
             reason = str(error.orig).splitlines()[0] if error.orig else "cannot connect"
             raise LedgerUnavailable(
-                f"ledger {self.shown_url} is unavailable: {reason}; check the path or server "
-                "and its permissions"
+                f"ledger {self.shown_url} is unavailable: {_without_secrets(reason, self.url)}; "
+                f"{_hint(reason)}"
             ) from None
 
     @contextmanager
@@ -141,6 +161,27 @@ class Store:
     def close(self) -> None:
         """Release every connection."""
         self.engine.dispose()
+
+
+def _hint(reason: str) -> str:
+    """What to do about a driver's complaint."""
+    lowered = reason.lower()
+    if "full" in lowered or "disk i/o" in lowered or "no space" in lowered:
+        return "free space on the ledger's file system, then scan again"
+    if "readonly" in lowered or "read-only" in lowered:
+        return "make the ledger file, its directory and file system writable"
+    return "check the path or server and its permissions"
+
+
+def _without_secrets(text: str, url: str) -> str:
+    """A driver message with the URL's password (and the URL itself) masked, should it hold them."""
+    try:
+        password = make_url(url).password
+    except Exception:
+        password = None
+    if password:
+        text = text.replace(str(password), "***")
+    return text.replace(url, display_url(url))
 
 
 def _current_revision(connection: sa.Connection) -> str | None:

@@ -58,6 +58,7 @@ class Device(SQLModel, table=True):
     guest_until: date | None = None
     approval_ref: str = ""
     notes: str = ""
+    site: str = Field(default="", index=True)  # empty: valid at every site
     created_at: datetime = Field(sa_type=UTCDateTime)
     updated_at: datetime = Field(sa_type=UTCDateTime)
 
@@ -79,6 +80,7 @@ class Device(SQLModel, table=True):
             guest_until=self.guest_until,
             approval_ref=self.approval_ref,
             notes=self.notes,
+            site=self.site,
         )
 
 
@@ -100,6 +102,7 @@ def device_values(binding: Binding) -> dict[str, Any]:
         "guest_until": binding.guest_until,
         "approval_ref": binding.approval_ref,
         "notes": binding.notes,
+        "site": binding.site,
     }
 
 

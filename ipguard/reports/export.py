@@ -1,20 +1,20 @@
 """The report as data: a JSON document, or one CSV table with a `section` column.
 
 CSV cells that a spreadsheet would run as formulas (= + - @, tab, CR) are neutralised with the
-ledger export's own rule (`escape_cell`).
+ledger export's own rule (`escape_cell`); control characters from the network are shown as escapes.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import date, datetime
 from typing import Any
 
 from ipguard.ledger.files import escape_cell
+from ipguard.reports.escape import json_text, visible
 from ipguard.reports.serialize import utc_text
 from ipguard.reports.summary import Summary
 
@@ -63,8 +63,8 @@ def as_json(summary: Summary) -> dict[str, Any]:
 
 
 def render_json(summary: Summary) -> str:
-    """The JSON document as text (non-ASCII kept readable)."""
-    return json.dumps(as_json(summary), ensure_ascii=False, indent=2) + "\n"
+    """The JSON document as text (non-ASCII kept readable, control characters escaped)."""
+    return json_text(as_json(summary)) + "\n"
 
 
 def csv_rows(summary: Summary) -> Iterator[dict[str, Any]]:
@@ -134,7 +134,7 @@ def render_csv(summary: Summary) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for row in csv_rows(summary):
-        writer.writerow([escape_cell(_cell(row.get(column))) for column in CSV_COLUMNS])
+        writer.writerow([escape_cell(visible(_cell(row.get(column)))) for column in CSV_COLUMNS])
     return buffer.getvalue()
 
 

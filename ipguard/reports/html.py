@@ -1,7 +1,8 @@
 """The report as one self-contained HTML page: inline CSS, inline SVG charts, nothing fetched.
 
 Every value that came from the network or the ledger (hostnames, summaries, owners, evidence,
-site names …) passes through `_e` (html.escape) on its way into the page, in the SVG too.
+site names …) passes through `_e` (html.escape, control and bidi characters made visible) on its way
+into the page, in the SVG too.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from ipguard import __version__
+from ipguard.reports.escape import visible
 from ipguard.reports.summary import OpenFinding, RunPoint, Summary
 
 EVIDENCE_ITEMS = 5  # per group of evidence in the page; the JSON export carries all of it
@@ -62,8 +64,8 @@ footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
 
 
 def _e(value: Any) -> str:
-    """Escaped text for HTML and SVG content and attribute values."""
-    return html.escape("" if value is None else str(value), quote=True)
+    """Escaped text for HTML and SVG content and attribute values (control characters shown)."""
+    return html.escape(visible(value, keep="\n"), quote=True)
 
 
 def _utc(value: datetime | None) -> str:

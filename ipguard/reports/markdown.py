@@ -1,7 +1,8 @@
 """The report as Markdown (GitHub-flavoured tables), for wikis, tickets and e-mail.
 
 Values from the network or the ledger are escaped with `md`: table pipes, backticks, emphasis and
-link characters, and angle brackets (so no raw HTML reaches a renderer); line breaks become spaces.
+link characters, and angle brackets (so no raw HTML reaches a renderer); line breaks become spaces,
+control and bidi characters visible escapes.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from ipguard import __version__
+from ipguard.reports.escape import visible
 from ipguard.reports.summary import OpenFinding, Summary
 
 _SPECIAL = "\\`*_[]<>|#!~"
@@ -18,7 +20,7 @@ _SPECIAL = "\\`*_[]<>|#!~"
 
 def md(value: Any) -> str:
     """Text safe inside a Markdown table cell or paragraph."""
-    text = " ".join(("" if value is None else str(value)).split())
+    text = visible(" ".join(("" if value is None else str(value)).split()))
     return "".join(f"\\{char}" if char in _SPECIAL else char for char in text)
 
 

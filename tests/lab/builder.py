@@ -62,8 +62,12 @@ class Lab:
         self.switch_ns = f"{netns.PREFIX}{run_id}-sw"
         self.scanner_ns = f"{netns.PREFIX}{run_id}-scan"
         self.scanner_interface = "eth0"
+        self._sensor_ns = {
+            s.segment: f"{netns.PREFIX}{run_id}-scan-{s.segment}" for s in scenario.sensors
+        }
         self._host_ns = {h.name: f"{netns.PREFIX}{run_id}-{h.name}" for h in scenario.hosts}
-        # Switch-side ports: p0 is the scanner's; host i has p{i} (eth0) and q{i} (eth1).
+        # Switch-side ports: p0 is the scanner's, s{k} sensor k's; host i has p{i} (eth0) and
+        # q{i} (eth1).
         self._switch_ports = {h.name: i for i, h in enumerate(scenario.hosts, 1)}
         self.daemons: list[daemons.Daemon] = []
         self._made_workdir = False  # never remove a directory some other lab made
@@ -89,8 +93,8 @@ class Lab:
 
     @property
     def namespaces(self) -> list[str]:
-        """Every namespace of this lab: switch, scanner, then one per host."""
-        return [self.switch_ns, self.scanner_ns, *self._host_ns.values()]
+        """Every namespace of this lab: switch, scanner, sensors, then one per host."""
+        return [self.switch_ns, self.scanner_ns, *self._sensor_ns.values(), *self._host_ns.values()]
 
     def _build(self) -> None:
         self.workdir.mkdir(mode=0o700)
@@ -120,7 +124,7 @@ class Lab:
         # Set before any interface exists so that new interfaces inherit it from "default".
         quiet = ["net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"]
         jobs: list[tuple[list[str], str | None]] = []
-        for ns in [self.switch_ns, self.scanner_ns]:
+        for ns in [self.switch_ns, self.scanner_ns, *self._sensor_ns.values()]:
             jobs.append((netns.exec_argv(ns, ["sysctl", "-qw", *quiet]), None))
         for host in self.scenario.hosts:
             extra = ["net.ipv4.ip_forward=1"] if host.router else []
@@ -139,6 +143,10 @@ class Lab:
             ]
         scanner = self.scenario.scanner
         legs = [("p0", self.scanner_ns, "eth0", scanner.mac, self.scenario.segments[0].name)]
+        for k, sensor in enumerate(self.scenario.sensors, 1):
+            legs.append(
+                (f"s{k}", self._sensor_ns[sensor.segment], "eth0", sensor.mac, sensor.segment)
+            )
         for host in self.scenario.hosts:
             i, ns = self._switch_ports[host.name], self._host_ns[host.name]
             legs.append((f"p{i}", ns, "eth0", host.mac, host.segment))
@@ -167,6 +175,15 @@ class Lab:
                 )
         scanner.append(f"route add {MULTICAST} dev eth0")  # SSDP M-SEARCH leaves through eth0
         batches = [(self.scanner_ns, "\n".join(scanner) + "\n")]
+        for sensor in scenario.sensors:  # each sees its own segment only: no routes at all
+            own = scenario.segment(sensor.segment)
+            lines = [
+                "link set lo up",
+                "link set eth0 up",
+                f"addr add {sensor.ip}/{own.prefixlen} dev eth0",
+                f"route add {MULTICAST} dev eth0",
+            ]
+            batches.append((self._sensor_ns[sensor.segment], "\n".join(lines) + "\n"))
         for host in scenario.hosts:
             seg = scenario.segment(host.segment)
             lines = [
@@ -186,6 +203,14 @@ class Lab:
         return batches
 
     # -- using ------------------------------------------------------------------------------
+
+    def sensor_ns(self, segment: str) -> str:
+        """The namespace that scans ``segment``: the scanner's for the first, else its sensor's."""
+        if segment == self.scenario.segments[0].name:
+            return self.scanner_ns
+        if segment not in self._sensor_ns:
+            raise KeyError(f"lab {self.id} has no sensor on segment {segment!r}")
+        return self._sensor_ns[segment]
 
     @property
     def scanner_ip(self) -> str:
@@ -259,6 +284,7 @@ class Lab:
             "namespaces": self.namespaces,
             "switch_ns": self.switch_ns,
             "scanner_ns": self.scanner_ns,
+            "sensors": dict(self._sensor_ns),
             "interface": self.scanner_interface,
             "scanner_ip": self.scanner_ip,
             "subnet": self.subnet,

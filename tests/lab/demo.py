@@ -41,14 +41,15 @@ def main() -> int:
     OUT.mkdir()
     started = time.monotonic()
     with Lab.build(demo()) as lab:
-        print(f"lab {lab.id} up in {time.monotonic() - started:.1f} s: {len(lab.hosts)} hosts on {lab.subnet}")
+        took = time.monotonic() - started
+        print(f"lab {lab.id} up in {took:.1f} s: {len(lab.hosts)} hosts on {lab.subnet}")
         lab.write_ledger_csv(OUT / "ledger.csv")
         lab.write_config(OUT / "ipguard.toml")
         ipguard("ledger", "import", str(OUT / "ledger.csv"))
         ipguard("ledger", "list")
         code = ipguard("scan", ns=lab.scanner_ns)
         ipguard("runs", "show", "1")
-    print(f"\nlab torn down; the ledger and scan history are in {OUT}/ledger.db (exit code of the scan: {code})")
+    print(f"\nlab torn down; ledger and scan history: {OUT}/ledger.db (scan exit code {code})")
     return 0
 
 

@@ -29,6 +29,7 @@ LEDGER_COLUMNS = (
     "guest_until",
     "approval_ref",
     "notes",
+    "site",
 )
 HOSTNAME_RULE = "^{department}-{asset_tag}$"
 DEFAULT_ALLOWED_SERVICES = ("tcp/22",)
@@ -52,6 +53,7 @@ def ledger_row(reg: Registration) -> dict[str, str]:
         "guest_until": reg.guest_until,
         "approval_ref": reg.approval_ref,
         "notes": reg.notes,
+        "site": reg.site,
     }
 
 
@@ -68,7 +70,9 @@ def write_ledger_csv(scenario: Scenario, path: str | Path) -> Path:
 
 def config_text(scenario: Scenario, *, interface: str = "eth0") -> str:
     """ipguard.toml for scanning the lab from its scanner namespace."""
-    subnets = [scenario.subnet, *scenario.routed_subnets]
+    # Sensors of other segments scan with --subnet, which must lie inside the configured subnets.
+    sensed = [scenario.segment(sensor.segment).cidr for sensor in scenario.sensors]
+    subnets = [scenario.subnet, *scenario.routed_subnets, *sensed]
     dns = [scenario.dns_server] if scenario.dns_server else []
     # json.dumps gives TOML-compatible basic strings and arrays for these simple values.
     return "\n".join(

@@ -85,6 +85,7 @@ class Registration:
     guest_until: str = ""
     approval_ref: str = ""
     notes: str = ""
+    site: str = ""
 
 
 @dataclass(frozen=True)
@@ -163,17 +164,22 @@ class Host:
 
 @dataclass(frozen=True)
 class Scanner:
-    """The namespace ipguard scans from: ``eth0`` on the first segment."""
+    """A namespace ipguard scans from: ``eth0`` on ``segment`` (empty: the first segment)."""
 
     ip: str
     mac: str
     registration: Registration | None = None
     dns_name: str | None = None
+    segment: str = ""
 
 
 @dataclass(frozen=True)
 class Scenario:
-    """A whole lab: segments (the first is the scanned LAN), the scanner, hosts, absent devices."""
+    """A whole lab: segments (the first is the scanned LAN), the scanner, hosts, absent devices.
+
+    ``sensors`` are further scanners, one per other segment, for labs where each segment is a site
+    with a sensor of its own (its namespace is ``Lab.sensor_ns(segment)``).
+    """
 
     name: str
     segments: tuple[Segment, ...]
@@ -181,6 +187,7 @@ class Scenario:
     hosts: tuple[Host, ...]
     absent: tuple[Registration, ...] = ()
     ports: str = SCAN_PORTS
+    sensors: tuple[Scanner, ...] = ()
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -237,6 +244,8 @@ class Scenario:
 
     def _all_registrations(self) -> Iterator[Registration | None]:
         yield self.scanner.registration
+        for sensor in self.sensors:
+            yield sensor.registration
         for host in self.hosts:
             yield host.registration
             yield host.router.registration if host.router else None
@@ -255,10 +264,15 @@ class Scenario:
         records += [(r.hostname, r.ip) for r in self.absent if r.hostname]
         return records
 
-    def expected_findings(self) -> set[ExpectedFinding]:
-        """The findings ipguard should report on this lab as it stands: (kind, ip, mac, port)."""
+    def expected_findings(self, segment: str | None = None) -> set[ExpectedFinding]:
+        """The findings ipguard should report on this lab as it stands: (kind, ip, mac, port).
+
+        With ``segment``, only those about hosts on that segment (what its sensor should report).
+        """
         found: set[ExpectedFinding] = set()
         for host in self.hosts:
+            if segment is not None and host.segment != segment:
+                continue
             for kind, port in host.expect:
                 mac = None if kind in IP_SUBJECT_KINDS else host.mac
                 found.add((kind, host.ip, mac, port))
@@ -297,6 +311,30 @@ def _validate(scenario: Scenario) -> None:
         if not set(reg.roles) <= set(ROLES):
             raise ValueError(f"{reg.ip}: unknown roles {sorted(set(reg.roles) - set(ROLES))}")
     _check_address("scanner", scenario.scanner.ip, segments[scenario.segments[0].name])
+    _validate_sensors(scenario, segments)
+
+
+def _validate_sensors(
+    scenario: Scenario,
+    segments: dict[str, ipaddress.IPv4Network | ipaddress.IPv6Network],
+) -> None:
+    """One scanner per segment, each on a segment that exists, named safely for its namespace."""
+    first = scenario.segments[0].name
+    if scenario.scanner.segment not in ("", first):
+        raise ValueError(f"the scanner belongs on the first segment {first}")
+    taken = {first}
+    for sensor in scenario.sensors:
+        where = sensor.segment
+        if where not in segments or not _NAME.match(where):
+            raise ValueError(f"sensor {sensor.ip}: segment {where!r} is not a lab segment")
+        if where in taken:
+            raise ValueError(f"segment {where} has two scanners")
+        taken.add(where)
+        _check_address(f"sensor of {where}", sensor.ip, segments[where])
+        if not _MAC.match(sensor.mac):
+            raise ValueError(f"sensor of {where}: MAC {sensor.mac!r} is not lowercase")
+        if any(host.name == f"scan-{where}" for host in scenario.hosts):
+            raise ValueError(f"host name scan-{where} is the namespace of the sensor of {where}")
 
 
 def _check_address(who: str, ip: str, net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> None:

@@ -1,4 +1,5 @@
-"""Ready-made lab scenarios: :func:`demo` (every planted behaviour) and :func:`small` (three hosts).
+"""Ready-made lab scenarios: :func:`demo` (every planted behaviour), :func:`small` (three hosts);
+``multi-site`` (one sensor per segment) is :func:`tests.lab.sites.multi_site`.
 
 Addresses: the scanned LAN is 198.18.0.0/24, the legitimate gateway at .1 routes to 198.19.0.0/24,
 and a rogue NAT router hides 198.19.50.0/24. Locally administered MACs spell the address they were
@@ -378,4 +379,15 @@ def small() -> Scenario:
     )
 
 
-SCENARIOS: dict[str, Callable[[], Scenario]] = {"demo": demo, "small": small}
+def _multi_site() -> Scenario:
+    # tests.lab.sites builds on this module's helpers: imported when asked for, not in a cycle.
+    from tests.lab.sites import multi_site
+
+    return multi_site()
+
+
+SCENARIOS: dict[str, Callable[[], Scenario]] = {
+    "demo": demo,
+    "small": small,
+    "multi-site": _multi_site,
+}

@@ -168,7 +168,7 @@ def test_hostile_answers_are_kept_faithfully_but_bounded(demo_lab: Lab) -> None:
         found = probe.lookup([pc04])
     (mdns,) = found
     assert mdns.source == "mdns"
-    assert mdns.name == b".".join(EVIL_LABELS).decode()[:255]
+    assert mdns.name == b".".join(EVIL_LABELS).decode()[:254] + "…"  # cut, and it says so
     assert mdns.name.startswith("\x1b[31mevil.aaa") and len(mdns.name) == 255
 
 
@@ -230,3 +230,4 @@ def test_malformed_messages_are_value_errors(message: bytes) -> None:
 def test_names_are_text_with_visible_bad_bytes_and_a_length_cap() -> None:
     assert dnswire.text((b"host", b"\xff\xfe", b"local")) == "host.\\xff\\xfe.local"
     assert len(dnswire.text((b"a" * 63,) * 5)) == 255
+    assert dnswire.text((b"a" * 63,) * 5).endswith("a…")

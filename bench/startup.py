@@ -1,0 +1,104 @@
+"""Section 5: start-up: `ipguard --help` and `ipguard ledger list` on an empty ledger.
+
+    python -m bench --only startup
+
+Ten timed runs of each (after one untimed run that creates the empty ledger and warms the page
+cache), and where the time goes: `python -X importtime` of `ipguard --help`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench.common import ChildRun, Log, Section, Target, ipguard_argv, run_child, table
+
+REPEAT = 10
+HELP_TARGET = 0.3
+
+
+def _repeat(argv: list[str], log: Log, what: str) -> list[ChildRun]:
+    run_child(argv)  # warm-up: page cache, .pyc files, the ledger's first creation
+    runs = []
+    for _ in range(REPEAT):
+        child = run_child(argv)
+        if child.returncode != 0:
+            raise SystemExit(f"{what} failed: {child.stderr.strip()[-500:]}")
+        runs.append(child)
+    log(f"{what}: median {statistics.median(r.wall for r in runs):.3f} s")
+    return runs
+
+
+def _imports(argv: list[str]) -> list[tuple[str, float]]:
+    """The top-level packages `argv` imports, by cumulative import time (python -X importtime)."""
+    child = run_child(argv, env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"})
+    totals: dict[str, float] = {}
+    for line in child.stderr.splitlines():
+        found = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)", line)
+        if found and len(found.group(3)) == 1:  # top level: one space of indent
+            name = found.group(4).split(".")[0]
+            totals[name] = totals.get(name, 0.0) + int(found.group(2)) / 1e6
+    return sorted(totals.items(), key=lambda item: -item[1])[:8]
+
+
+def startup_section(runs: int, context: dict[str, Any], log: Log) -> Section:
+    """Section 5."""
+    with tempfile.TemporaryDirectory(prefix="ipg-bench-") as tmp:
+        empty = str(Path(tmp) / "empty.db")
+        cases = {
+            "`python -c pass` (the interpreter alone)": _repeat(
+                [sys.executable, "-c", "pass"], log, "python"
+            ),
+            "`ipguard --help`": _repeat(ipguard_argv("--help"), log, "--help"),
+            "`ipguard ledger list` (empty ledger)": _repeat(
+                ipguard_argv("--db", empty, "ledger", "list"), log, "ledger list"
+            ),
+        }
+        imports = _imports(ipguard_argv("--help"))
+    rows = []
+    for what, measured in cases.items():
+        walls = [r.wall for r in measured]
+        rows.append(
+            [
+                what,
+                f"{statistics.median(walls):.3f}",
+                f"{min(walls):.3f}",
+                f"{max(walls):.3f}",
+                f"{statistics.median(r.cpu for r in measured):.3f}",
+                f"{max(r.maxrss_mb for r in measured):.0f}",
+            ]
+        )
+    help_median = statistics.median(r.wall for r in cases["`ipguard --help`"])
+    targets = [
+        Target(
+            "`ipguard --help`",
+            f"< {HELP_TARGET} s",
+            f"{help_median:.3f} s (median of {REPEAT})",
+            help_median < HELP_TARGET,
+        )
+    ]
+    text = "\n\n".join(
+        [
+            table(
+                ["command", "median s", "min s", "max s", "CPU s", "peak RSS MB"],
+                rows,
+                "lrrrrr",
+            ),
+            "Where `ipguard --help` spends its imports (`PYTHONPROFILEIMPORTTIME`, cumulative "
+            "seconds per top-level package, one run): "
+            + ", ".join(f"{name} {secs:.3f}" for name, secs in imports)
+            + ".",
+        ]
+    )
+    return Section(
+        name="startup",
+        title="5. Start-up",
+        markdown=text,
+        targets=targets,
+        data={"rows": rows, "imports": imports},
+    )

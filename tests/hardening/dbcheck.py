@@ -1,0 +1,43 @@
+"""Print what a SQLite ledger holds, as JSON, without changing it (run inside a mount namespace).
+
+python -m tests.hardening.dbcheck /path/ledger.db
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import sys
+
+
+def facts(path: str) -> dict[str, object]:
+    """Integrity verdict, runs, rows per table: the things fault tests compare."""
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)) as db:
+
+        def rows(sql: str) -> list[list[object]]:
+            return [list(row) for row in db.execute(sql)]
+
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+        counted = ("device", "audit", "observation", "finding", "scan_run", "pool")
+        return {
+            "integrity": db.execute("PRAGMA integrity_check").fetchone()[0],
+            "foreign_keys": rows("PRAGMA foreign_key_check"),
+            "counts": {
+                name: db.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+                for name in counted
+                if name in tables
+            },
+            "runs": rows("SELECT id, status, counts, error FROM scan_run ORDER BY id")
+            if "scan_run" in tables
+            else [],
+            "observations": dict(
+                rows("SELECT run_id, count(*) FROM observation GROUP BY run_id ORDER BY run_id")
+            )
+            if "observation" in tables
+            else {},
+        }
+
+
+if __name__ == "__main__":
+    print(json.dumps(facts(sys.argv[1])))
