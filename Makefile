@@ -5,7 +5,8 @@ VENV      ?= .venv
 PY        := $(VENV)/bin/python
 STAMP     := $(VENV)/.installed
 APT_PKGS  := nmap arp-scan tinyproxy dnsmasq-base nftables iproute2 socat curl postgresql chromium cron
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= -n 2
+BENCH_ARGS ?=
 
 .PHONY: install system-packages test lint demo bench lab-up lab-down clean
 
@@ -39,7 +40,7 @@ demo: install
 	$(PY) -m tests.lab.demo
 
 bench: install
-	$(PY) -m bench
+	$(PY) -m bench $(BENCH_ARGS)
 
 lab-up: install
 	$(PY) -m tests.lab up --scenario demo
