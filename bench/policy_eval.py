@@ -127,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             {
                 "records": len(facts.ledger),
                 "observations": len(facts.observations),
+                "hosts": len({o.ip for o in facts.observations}),
                 "services": len(facts.services),
                 "names": len(facts.names),
                 "pools": len(facts.pools),

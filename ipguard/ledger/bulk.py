@@ -32,10 +32,14 @@ def insert_many(session: Session, table: sa.Table, rows: Iterable[Mapping[str, A
     keys = list(first)
     compiled = table.insert().compile(dialect=dialect, column_keys=keys)
     names = list(compiled.positiontup or ()) if compiled.positional else keys
-    processors: list[tuple[str, Callable[[Any], Any] | None]] = [
-        (name, _once_per_time(table.c[name].type.dialect_impl(dialect).bind_processor(dialect)))
-        for name in names
-    ]
+    processors: list[tuple[str, Callable[[Any], Any] | None]] = []
+    for name in names:
+        column_type = table.c[name].type
+        process: Callable[[Any], Any] | None
+        process = column_type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None and _holds_times(column_type):
+            process = _once_per_time(process)
+        processors.append((name, process))
 
     def prepared(row: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
         values = [row[key] if process is None else process(row[key]) for key, process in processors]
@@ -49,12 +53,13 @@ def insert_many(session: Session, table: sa.Table, rows: Iterable[Mapping[str, A
     return count
 
 
-def _once_per_time(
-    process: Callable[[Any], Any] | None,
-) -> Callable[[Any], Any] | None:
+def _holds_times(column_type: sa.types.TypeEngine[Any]) -> bool:
+    stored = column_type.impl_instance if isinstance(column_type, sa.TypeDecorator) else column_type
+    return isinstance(stored, sa.DateTime)
+
+
+def _once_per_time(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """`process`, run once for a run of equal times: the rows of one import share its timestamp."""
-    if process is None:
-        return None
     last: list[Any] = [None, None]
 
     def cached(value: Any) -> Any:

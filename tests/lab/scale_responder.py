@@ -10,9 +10,10 @@ an optional gateway address (the routed lab). The responder prints `ready` once 
 writes its counters to the stats file on SIGUSR1 and at exit, and stops on SIGTERM, when its parent
 dies, or after `max_seconds`.
 
-Speed: an AF_PACKET socket whose kernel filter passes only ARP requests, a bytearray telling in
-one index whether an address is live, and replies assembled from bytes slices; no per-packet
-objects beyond the reply itself. ICMP echo has its own socket and thread.
+Speed: an AF_PACKET socket whose kernel filter passes only ARP requests, read through a receive
+ring (requests read in place in memory shared with the kernel, no system call each), a bytearray
+telling in one index whether an address is live, and replies assembled from bytes slices; no
+per-packet objects beyond the reply itself. ICMP echo has its own socket and thread.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ import ctypes
 import errno
 import ipaddress
 import json
+import mmap
 import os
 import random
+import select
 import signal
 import socket
 import struct
@@ -45,6 +48,17 @@ SEND_RETRIES = 50
 PR_SET_PDEATHSIG = 1
 
 ARP_REPLY_HEADER = bytes.fromhex("08060001080006040002")  # ethertype + ARP reply header
+# The ARP requests' receive ring (PACKET_RX_RING, TPACKET_V2): about 2 µs of CPU per request
+# instead of 3, which keeps a /16 swept at hundreds of thousands of probes per second from
+# queueing in the responder rather than in the scanner under test.
+PACKET_VERSION = 10
+PACKET_RX_RING = 5
+TPACKET_V2 = 1
+TP_STATUS_USER = 1
+RELEASE = bytes(4)  # TP_STATUS_KERNEL: the slot is the kernel's again
+RING_FRAME = 128  # tpacket2 header and padding, then the first 62 bytes of the frame
+RING_BLOCK = 1 << 16
+RING_BLOCKS = 256  # 16 MiB: 131,072 requests waiting, more than a /16 sweep has in flight
 ICMP_ECHO_REPLY_ADJUST = 0x0800  # type 8 -> 0 lowers the sum by 0x0800: the checksum rises by it
 
 
@@ -120,7 +134,13 @@ class Channel:
     """
 
     def __init__(
-        self, interface: str, ethertype: int, program: list[rawsock.Insn], delay: float
+        self,
+        interface: str,
+        ethertype: int,
+        program: list[rawsock.Insn],
+        delay: float,
+        *,
+        ring: bool = False,
     ) -> None:
         self.delay = delay
         self.delayed: collections.deque[tuple[float, bytes]] = collections.deque()
@@ -128,13 +148,17 @@ class Channel:
         self.kernel_drops = 0
         self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
         rawsock.attach_filter(self.sock, program)
-        rawsock.enlarge_receive_buffer(self.sock)
-        # A kernel-level receive timeout (not Python's settimeout, which polls before every read)
-        # lets a quiet loop notice signals, its deadline and delayed replies that fell due.
-        timeout = min(RECV_TIMEOUT, delay / 4) if delay > 0 else RECV_TIMEOUT
-        self.sock.setsockopt(
-            socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, int(timeout * 1e6))
-        )
+        # How long a quiet loop waits before it looks at signals, its deadline and delayed
+        # replies that fell due.
+        self.quiet = min(RECV_TIMEOUT, delay / 4) if delay > 0 else RECV_TIMEOUT
+        self.ring = _receive_ring(self.sock) if ring else None
+        if self.ring is None:
+            rawsock.enlarge_receive_buffer(self.sock)
+            # A kernel-level receive timeout (not Python's settimeout, which polls before every
+            # read).
+            self.sock.setsockopt(
+                socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, int(self.quiet * 1e6))
+            )
         self.sock.bind((interface, ethertype))
         self.emit = self._emit_later if delay > 0 else self._emit
 
@@ -195,7 +219,9 @@ class Responder:
         self.running = True
         self.stats_wanted = False
         self.deadline = time.monotonic() + spec.max_seconds
-        self.arp = Channel(spec.interface, rawsock.ETH_P_ARP, arp_request_filter(), spec.delay)
+        self.arp = Channel(
+            spec.interface, rawsock.ETH_P_ARP, arp_request_filter(), spec.delay, ring=True
+        )
         self.ip = Channel(spec.interface, rawsock.ETH_P_IP, echo_request_filter(), spec.delay)
 
     def serve(self) -> None:
@@ -210,9 +236,11 @@ class Responder:
 
     def serve_arp(self) -> None:
         """The ARP loop: the hot one, so everything it touches is a local."""
-        recv, emit = self.arp.sock.recv, self.arp.emit
+        if self.arp.ring is not None:
+            self._serve_arp_ring(self.arp.ring)
+            return
+        recv, answer = self.arp.sock.recv, self._answer_arp
         table, base, size, gateway = self.table, self.base, self.size, self.gateway
-        loss, rng = self.spec.loss, self.arp_rng.random
         counters = self.counters
         requests = replies = lost = 0
         while self.running:
@@ -233,22 +261,9 @@ class Responder:
                 if target != gateway:
                     continue
                 flags = LIVE
-            asker = frame[22:32]  # requester's MAC and IP: the reply's target
-            mac = b"\x02" + target + b"\x00"
-            reply = asker[:6] + mac + ARP_REPLY_HEADER + mac + target + asker
-            for _ in (1, 2) if flags & REPEAT else (1,):
-                if loss and rng() < loss:
-                    lost += 1
-                else:
-                    emit(reply)
-                    replies += 1
-            if flags & SECOND_MAC:
-                mac = b"\x02" + target + b"\x01"
-                if loss and rng() < loss:
-                    lost += 1
-                else:
-                    emit(asker[:6] + mac + ARP_REPLY_HEADER + mac + target + asker)
-                    replies += 1
+            sent, dropped = answer(frame[22:32], target, flags)
+            replies += sent
+            lost += dropped
             if self.stats_wanted:
                 counters["arp_requests"] += requests
                 counters["arp_replies"] += replies
@@ -258,6 +273,71 @@ class Responder:
         counters["arp_requests"] += requests
         counters["arp_replies"] += replies
         counters["arp_lost"] += lost
+
+    def _serve_arp_ring(self, ring: mmap.mmap) -> None:
+        """The ARP loop on the receive ring: requests read in place, a poll only when none waits."""
+        answer, counters = self._answer_arp, self.counters
+        table, base, size, gateway = self.table, self.base, self.size, self.gateway
+        frame_at = struct.Struct("=H").unpack_from  # tpacket2_hdr.tp_mac: where the frame starts
+        poller = select.poll()
+        poller.register(self.arp.sock, select.POLLIN)
+        quiet_ms = max(1, round(self.arp.quiet * 1000))
+        slot, end = 0, len(ring)
+        requests = replies = lost = 0
+        while self.running:
+            if not ring[slot] & TP_STATUS_USER:
+                counters["arp_requests"] += requests
+                counters["arp_replies"] += replies
+                counters["arp_lost"] += lost
+                requests = replies = lost = 0
+                if not poller.poll(quiet_ms):  # a quiet moment
+                    self._housekeeping()
+                continue
+            requests += 1
+            frame = slot + frame_at(ring, slot + 12)[0]
+            target = ring[frame + 38 : frame + 42]
+            offset = int.from_bytes(target, "big") - base
+            flags = table[offset] if 0 <= offset < size else 0
+            if flags or target == gateway:
+                sent, dropped = answer(ring[frame + 22 : frame + 32], target, flags or LIVE)
+                replies += sent
+                lost += dropped
+            ring[slot : slot + 4] = RELEASE
+            slot = slot + RING_FRAME if slot + RING_FRAME < end else 0
+            if self.stats_wanted:
+                counters["arp_requests"] += requests
+                counters["arp_replies"] += replies
+                counters["arp_lost"] += lost
+                requests = replies = lost = 0
+                self.write_stats()
+        counters["arp_requests"] += requests
+        counters["arp_replies"] += replies
+        counters["arp_lost"] += lost
+
+    def _answer_arp(self, asker: bytes, target: bytes, flags: int) -> tuple[int, int]:
+        """Answer one request for a live address: (replies sent, replies lost on purpose).
+
+        `asker` is the requester's MAC and IP (the reply's target). A REPEAT address answers
+        twice, a SECOND_MAC one from a second MAC too; each reply may be lost (the loss option).
+        """
+        emit, loss, rng = self.arp.emit, self.spec.loss, self.arp_rng.random
+        replies = lost = 0
+        mac = b"\x02" + target + b"\x00"
+        reply = asker[:6] + mac + ARP_REPLY_HEADER + mac + target + asker
+        for _ in (1, 2) if flags & REPEAT else (1,):
+            if loss and rng() < loss:
+                lost += 1
+            else:
+                emit(reply)
+                replies += 1
+        if flags & SECOND_MAC:
+            mac = b"\x02" + target + b"\x01"
+            if loss and rng() < loss:
+                lost += 1
+            else:
+                emit(asker[:6] + mac + ARP_REPLY_HEADER + mac + target + asker)
+                replies += 1
+        return replies, lost
 
     def serve_echo(self) -> None:
         """The ICMP echo loop (its own thread and socket)."""
@@ -321,6 +401,19 @@ class Responder:
             with open(tmp, "w", encoding="utf-8") as f:
                 json.dump(stats, f)
             os.replace(tmp, self.spec.stats_path)
+
+
+def _receive_ring(sock: socket.socket) -> mmap.mmap | None:
+    """Give `sock` (not yet bound) a TPACKET_V2 receive ring; None if the kernel refuses one."""
+    frames = RING_BLOCKS * (RING_BLOCK // RING_FRAME)
+    try:
+        sock.setsockopt(rawsock.SOL_PACKET, PACKET_VERSION, TPACKET_V2)
+        request = struct.pack("IIII", RING_BLOCK, RING_BLOCKS, RING_FRAME, frames)
+        sock.setsockopt(rawsock.SOL_PACKET, PACKET_RX_RING, request)
+    except OSError:
+        return None  # recv() it is, as without the version set
+    size = RING_BLOCK * RING_BLOCKS
+    return mmap.mmap(sock.fileno(), size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
 
 
 def _checksum(data: bytes | bytearray) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ipguard.errors import InterfaceError, ScopeError
+from scanners import txring
 from scanners.arp import ArpSweep
 from scanners.scope import Scope
 from tests.lab import netns
@@ -70,6 +72,22 @@ def test_retries_probe_only_silent_addresses(small_lab: ScaleLab, retries: int) 
     assert result.probes_sent == len(targets) + retries * silent
     assert small_lab.responder_stats()["arp_requests"] - before == result.probes_sent
     assert result.live == set(small_lab.live)
+
+
+def test_sends_one_frame_at_a_time_where_the_kernel_refuses_a_tx_ring(
+    small_lab: ScaleLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refused(*_args: object, **_kwargs: object) -> txring.FrameRing:
+        raise OSError(errno.ENOPROTOOPT, "Protocol not available")
+
+    monkeypatch.setattr(txring, "FrameRing", refused)
+    scope = Scope([small_lab.subnet])
+    targets = scope.targets()
+    before = small_lab.responder_stats()["arp_requests"]
+    sweep = ArpSweep("eth0", scope, rate=20_000, retries=1, timeout=0.3)
+    result = sweep_in(small_lab, sweep, targets)
+    assert result.live == set(small_lab.live)
+    assert small_lab.responder_stats()["arp_requests"] - before == result.probes_sent
 
 
 def test_progress_reaches_the_probes_sent(small_lab: ScaleLab) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from scanners.probing import MIN_RETRY_GAP, run_schedule
+from scanners.probing import MIN_RETRY_GAP, MIN_SETTLE, RTT_FACTOR, run_schedule
 from tests.scanners.fakeclock import FakeClock
 
 
@@ -111,6 +111,51 @@ def test_waits_timeout_after_the_last_probe() -> None:
     )
     assert log.finished - log.last_probe == pytest.approx(0.75, abs=1e-6)
     assert log.last_probe == max(t for _, t in net.probes)
+
+
+@pytest.mark.parametrize(
+    ("rtt", "wait"),
+    [
+        # counted from the last reply, which came one round trip after the last probe
+        (0.002, 0.002 + MIN_SETTLE),  # a LAN: the floor
+        (0.1, 0.1 + RTT_FACTOR * 0.1),  # a slow network: four slowest round trips
+        (0.5, 1.0),  # slower still: never beyond the timeout
+    ],
+)
+def test_the_final_wait_ends_once_replies_have_settled(rtt: float, wait: float) -> None:
+    clock = FakeClock()
+    net = FakeNetwork(clock, {0, 3}, rtt=rtt)
+    log = run_schedule(
+        5,
+        net.send,
+        net.answers,
+        rate=100_000,
+        retries=0,
+        timeout=1.0,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    assert log.finished - log.last_probe == pytest.approx(wait, abs=0.01)
+
+
+def test_a_reply_during_the_final_wait_extends_it() -> None:
+    clock = FakeClock()
+    net = FakeNetwork(clock, {0}, rtt=0.001)
+    late: list[tuple[int, float]] = []
+
+    def answers() -> list[tuple[int, float]]:
+        found = net.answers()
+        if found:  # target 0 answers twice, the second time (another MAC) 0.08 s later
+            late.append((0, found[0][1] + 0.08))
+        due = [(i, t) for i, t in late if t <= clock()]
+        late[:] = [(i, t) for i, t in late if t > clock()]
+        return found + due
+
+    log = run_schedule(
+        1, net.send, answers, rate=1_000, retries=0, timeout=1.0, clock=clock, sleep=clock.sleep
+    )
+    # Settled MIN_SETTLE after the late reply, not after the probe.
+    assert log.finished - log.last_probe == pytest.approx(0.001 + 0.08 + MIN_SETTLE, abs=0.01)
 
 
 def test_nothing_to_probe_returns_at_once() -> None:
