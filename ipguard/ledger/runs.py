@@ -266,18 +266,7 @@ def load_results(session: Session, run: ScanRun) -> ScanResult:
             )
             for row in rows(ObservationRow)
         ),
-        services=tuple(
-            ServiceObservation(
-                ip=row.ip,
-                proto=row.proto,
-                port=row.port,
-                service=row.service,
-                product=row.product,
-                version=row.version,
-                banner=row.banner,
-            )
-            for row in rows(ServiceRow)
-        ),
+        services=tuple(_service(row) for row in rows(ServiceRow)),
         dhcp_offers=tuple(
             DhcpOffer(
                 server_ip=row.server_ip,
@@ -351,15 +340,18 @@ def service_baseline(
         macs.setdefault(row.ip, row.mac)
     services: dict[str, list[ServiceObservation]] = {ip: [] for ip in macs}
     for item in session.exec(select(ServiceRow).where(ServiceRow.run_id == latest.id)):
-        services.setdefault(item.ip, []).append(
-            ServiceObservation(
-                ip=item.ip,
-                proto=item.proto,
-                port=item.port,
-                service=item.service,
-                product=item.product,
-                version=item.version,
-                banner=item.banner,
-            )
-        )
+        services.setdefault(item.ip, []).append(_service(item))
     return {ip: KnownHost(macs.get(ip), tuple(found)) for ip, found in services.items()}
+
+
+def _service(row: ServiceRow) -> ServiceObservation:
+    """A stored open port as the plain type."""
+    return ServiceObservation(
+        ip=row.ip,
+        proto=row.proto,
+        port=row.port,
+        service=row.service,
+        product=row.product,
+        version=row.version,
+        banner=row.banner,
+    )
