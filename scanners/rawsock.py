@@ -331,7 +331,10 @@ class Receiver(threading.Thread):
                 if emptied:
                     poller.poll(20)
         except OSError as exc:  # e.g. ENETDOWN: the interface went away mid-sweep
-            self.error = exc
+            # Once stopping, a starved thread can outlive stop()'s join and find its socket
+            # closed by the sweep (EBADF): that is the end of the sweep, not a lost interface.
+            if not self._stopping.is_set():
+                self.error = exc
 
     def _drain(self) -> bool:
         """Read up to DRAIN_BATCH frames; True when the socket ran empty."""
