@@ -370,6 +370,7 @@ def sweep_section(runs: int, context: dict[str, Any], log: Log) -> Section:
 
     small = pick("/24", "ipguard-default")
     big, scan_max, nmap = pick("/16", "ipguard"), pick("/16", "arp-scan-max"), pick("/16", "nmap")
+    two_tries = pick("/16", "ipguard-r1")
     targets = [
         Target(
             "/24 sweep of the demo lab (ipguard defaults)",
@@ -382,6 +383,13 @@ def sweep_section(runs: int, context: dict[str, Any], log: Log) -> Section:
             "≥ 3× faster",
             f"{scan_max.wall / big.wall:.1f}× ({big.wall:.2f} s vs {scan_max.wall:.2f} s)",
             scan_max.wall / big.wall >= 3.0,
+        ),
+        Target(
+            "(the same, ipguard at arp-scan's two tries: retries 1)",
+            "≥ 3× faster",
+            f"{scan_max.wall / two_tries.wall:.1f}× ({two_tries.wall:.2f} s, recall "
+            f"{two_tries.worst_recall:.2%})",
+            scan_max.wall / two_tries.wall >= 3.0 and two_tries.worst_recall == 1.0,
         ),
         Target(
             "/16 sweep vs nmap -sn -PR -T4",
