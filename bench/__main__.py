@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 import traceback
@@ -159,24 +160,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "sweep" in sections and "sweep" not in chosen:
         context["best_rate"] = sections["sweep"].data.get("best_rate")
 
+    # SIGTERM ends the run like Ctrl-C: through every `finally`, so no lab is left behind.
+    signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
     runners = _sections()
+    header = {"machine": machine(), "versions": versions()}
     for name in NAMES:
         if name in chosen:
             sections[name] = run_section(name, runners[name], runs, context)
-    header = {"machine": machine(), "versions": versions(), "written": now_text()}
-    store.write_text(
-        json.dumps(
-            {**header, "sections": {k: s.to_json() for k, s in sections.items()}},
-            indent=1,
-            ensure_ascii=False,
-        )
-        + "\n"
-    )
-    args.out.write_text(render(sections, header), encoding="utf-8")
+            _write(args.out, store, sections, header)  # a later failure loses nothing measured
     log(f"wrote {args.out} and {store} in {time.monotonic() - started:.0f} s")
     failed = [name for name in chosen if sections[name].data.get("failed")]
     return 1 if failed else 0
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _write(out: Path, store: Path, sections: dict[str, Section], header: dict[str, Any]) -> None:
+    header = {**header, "written": now_text()}
+    everything = {**header, "sections": {k: s.to_json() for k, s in sections.items()}}
+    store.write_text(json.dumps(everything, indent=1, ensure_ascii=False) + "\n")
+    out.write_text(render(sections, header), encoding="utf-8")
 
 
 if __name__ == "__main__":

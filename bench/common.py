@@ -136,6 +136,10 @@ def run_child(
                 os.killpg(shim.pid, signal.SIGKILL)
                 shim.wait()
                 raise TimeoutError(f"{' '.join(argv)} took longer than {timeout:.0f} s") from None
+            except BaseException:  # interrupted: the command must not outlive the benchmark
+                os.killpg(shim.pid, signal.SIGKILL)
+                shim.wait()
+                raise
         if not report.exists():
             raise RuntimeError(f"could not run {' '.join(argv)}: {err_path.read_text()[-500:]}")
         wall, cpu, maxrss, code = report.read_text().split()

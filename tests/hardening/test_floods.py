@@ -196,7 +196,9 @@ def test_a_scan_under_flood_completes_reports_the_flood_and_finds_what_is_there(
     assert "DHCP" in warning[0] and "SSDP" in warning[0]
     shown = json.loads(ipguard(lab, tmp_path, "runs", "show", "1", "--format", "json").stdout)
     ignored = shown["counts"]["ignored_replies"]
-    assert ignored["arp_unsolicited"] > 10_000 and ignored["dhcp_ignored"] > 1000
+    # How much of the ARP flood falls inside the sweep's short listening window depends on how
+    # fast the flooder runs beside the scan on a loaded machine (4,789 of 250,000 on CI once).
+    assert ignored["arp_unsolicited"] > 500 and ignored["dhcp_ignored"] > 1000
     assert ignored["ssdp_ignored"] > 1000
     # The rogue server's offers are one finding, whatever their number; the flood's spoofed
     # SSDP sources raise nothing.
