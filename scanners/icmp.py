@@ -146,8 +146,7 @@ class IcmpSweep(Sweep):
             )
         finally:
             receiver.stop()
-            sender_sock.close()
-            receiver_sock.close()
+            rawsock.close_soon(sender_sock.close, receiver_sock.close)
         if receiver.error is not None:
             raise ScanError(f"{WHAT} lost its socket: {receiver.error.strerror}")
         observations, source_ip = _observations(

@@ -31,6 +31,13 @@ MIN_RETRY_GAP = 0.05
 # nmap's floor too) after the last probe or reply, and never later than `timeout` after the last
 # probe. Until some reply shows how fast the network is, it lasts the whole timeout.
 MIN_SETTLE = 0.1
+# Retries make up for loss, and a retry pass shows how much there is: when one re-probes every
+# silent target and none of them answers, while at least MIN_EVIDENCE targets did answer, the
+# sweep stops there. With a per-probe loss rate p, about N·p of N live hosts miss a pass; none
+# recovered among N ≥ 1,000 puts p below about 3/N, so a further pass would find about N·p² < 0.01
+# hosts. Below MIN_EVIDENCE live hosts every retry is made (few answers prove little, and a
+# sparse network's retries are cheap). `retries` is therefore a maximum, as nmap's is.
+MIN_EVIDENCE = 1000
 PROGRESS_EVERY = 0.1  # seconds between progress reports: a progress bar needs no more
 MAX_IDLE_SLEEP = 0.05  # bounded sleeps, so that answers keep being absorbed while waiting
 
@@ -74,17 +81,25 @@ class ProbeLog:
     first_probe: float
     last_probe: float
     finished: float
+    # target index → (its first reply's time, the probe that reply answered), as the schedule
+    # worked them out: most replies are first replies, and looking them up again costs as much.
+    first_replies: dict[int, tuple[float, float]] = field(default_factory=dict)
 
     def probe_before(self, index: int, when: float) -> float | None:
         """The time of the latest probe to target `index` sent no later than `when`."""
-        return _probe_before(self.passes, index, when)
+        first = self.first_replies.get(index)
+        if first is not None and first[0] == when:
+            return first[1]
+        found = _probe_before(self.passes, index, when)
+        return None if found is None else found[1]
 
 
-def _probe_before(passes: Sequence[Pass], index: int, when: float) -> float | None:
-    for one in reversed(passes):
-        sent = one.sent(index)
+def _probe_before(passes: Sequence[Pass], index: int, when: float) -> tuple[int, float] | None:
+    """(pass number, time) of the latest probe to target `index` sent no later than `when`."""
+    for number in range(len(passes) - 1, -1, -1):
+        sent = passes[number].sent(index)
         if sent is not None and sent <= when:
-            return sent
+            return number, sent
     return None
 
 
@@ -103,11 +118,14 @@ def run_schedule(
     """Probe targets 0..count-1 once, then up to `retries` more times each while they stay silent.
 
     Returns once replies have settled (see MIN_SETTLE), at most `timeout` seconds after the last
-    probe, so that late replies are in.
+    probe, so that late replies are in. Stops retrying early when a retry pass found nobody (see
+    MIN_EVIDENCE).
     """
     pacer = Pacer(rate, clock=clock, sleep=sleep)
     answered = bytearray(count)
     passes: list[Pass] = []
+    first_replies: dict[int, tuple[float, float]] = {}
+    found = [0] * (retries + 1)  # targets whose first reply answered a probe of each pass
     slowest = 0.0  # the longest round trip seen, for the retry gap and the final wait
     latest_reply = 0.0
     sent = 0
@@ -123,8 +141,11 @@ def run_schedule(
                 answered[index] = 1
                 silent -= 1
                 probed = _probe_before(passes, index, when)
-                if probed is not None and when - probed > slowest:
-                    slowest = when - probed
+                if probed is not None:
+                    number, at = probed
+                    found[number] += 1
+                    first_replies[index] = (when, at)
+                    slowest = max(slowest, when - at)
 
     def retry_gap() -> float:
         if slowest == 0.0:
@@ -141,9 +162,30 @@ def run_schedule(
             reported = now
             progress(sent, sent + left_in_pass + passes_left * silent)
 
+    def settled(watched: int | None = None) -> bool:
+        """Wait for replies to settle (True), or until pass `watched` has found someone (False)."""
+        deadline = last + timeout
+        while True:
+            absorb()
+            if watched is not None and found[watched]:
+                return False
+            now = clock()
+            end = deadline
+            if slowest > 0.0:
+                settle = max(MIN_SETTLE, RTT_FACTOR * slowest)
+                end = min(deadline, max(last, latest_reply) + settle)
+            if now >= end:
+                return True
+            sleep(min(end - now, MAX_IDLE_SLEEP))
+
     first = clock()
     targets: Sequence[int] = range(count)
     for attempt in range(retries + 1):
+        # Did the last retry pass find anyone? If not yet, wait until it has or until its replies
+        # are all in: then no one is left to find.
+        evidence = attempt >= 2 and count - silent >= MIN_EVIDENCE and not found[attempt - 1]
+        if evidence and settled(watched=attempt - 1):
+            break
         if attempt:
             absorb()
             targets = [i for i in targets if not answered[i]]
@@ -190,19 +232,13 @@ def run_schedule(
         return ProbeLog(
             probes_sent=0, passes=passes, first_probe=first, last_probe=first, finished=clock()
         )
-    # The final wait: late replies (and second MACs for one IP) still count.
-    deadline = last + timeout
-    while True:
-        absorb()
-        now = clock()
-        end = deadline
-        if slowest > 0.0:
-            settle = max(MIN_SETTLE, RTT_FACTOR * slowest)
-            end = min(deadline, max(last, latest_reply) + settle)
-        if now >= end:
-            break
-        sleep(min(end - now, MAX_IDLE_SLEEP))
+    settled()  # the final wait: late replies (and second MACs for one IP) count too
     report(0, 0, force=True)
     return ProbeLog(
-        probes_sent=sent, passes=passes, first_probe=first, last_probe=last, finished=clock()
+        probes_sent=sent,
+        passes=passes,
+        first_probe=first,
+        last_probe=last,
+        finished=clock(),
+        first_replies=first_replies,
     )

@@ -11,6 +11,7 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import os
 import select
 import socket
 import struct
@@ -221,6 +222,22 @@ def enlarge_receive_buffer(sock: socket.socket, size: int = DEFAULT_RCVBUF) -> i
     return sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
 
 
+def close_soon(*closers: Callable[[], object]) -> None:
+    """Call each `close` on a daemon thread, in order, without waiting for them.
+
+    Releasing a packet socket waits for an RCU grace period (about 20 ms each on this kind of
+    machine, longer with a ring attached); a sweep that has read its last reply need not wait for
+    the kernel's bookkeeping. The descriptors are closed at the latest when the process exits.
+    """
+
+    def close_all() -> None:
+        for close in closers:
+            with contextlib.suppress(OSError):
+                close()
+
+    threading.Thread(target=close_all, name="ipguard-socket-close", daemon=True).start()
+
+
 def packet_drops(sock: socket.socket) -> int:
     """Frames the kernel dropped for this packet socket since the last call (buffer full)."""
     try:
@@ -314,11 +331,13 @@ class Receiver(threading.Thread):
         self._admit = admit
         self._limit = limit
         self._stopping = threading.Event()
+        self._wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)  # stop() ends a poll at once
         sock.setblocking(False)
 
     def run(self) -> None:
         poller = select.poll()
         poller.register(self._sock.fileno(), select.POLLIN)
+        poller.register(self._wake, select.POLLIN)
         drain = self._drain if self._admit is None and self._limit is None else self._drain_some
         try:
             while True:
@@ -366,5 +385,11 @@ class Receiver(threading.Thread):
 
     def stop(self) -> None:
         """Drain what is queued, then end the thread."""
+        if self._stopping.is_set():
+            return
         self._stopping.set()
-        self.join(timeout=5.0)
+        os.eventfd_write(self._wake, 1)
+        if self.ident is not None:  # started
+            self.join(timeout=5.0)
+        if not self.is_alive():  # else a starved thread still polls it: the process's to close
+            os.close(self._wake)

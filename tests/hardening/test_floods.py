@@ -196,10 +196,16 @@ def test_a_scan_under_flood_completes_reports_the_flood_and_finds_what_is_there(
     assert "DHCP" in warning[0] and "SSDP" in warning[0]
     shown = json.loads(ipguard(lab, tmp_path, "runs", "show", "1", "--format", "json").stdout)
     ignored = shown["counts"]["ignored_replies"]
-    # How much of the ARP flood falls inside the sweep's short listening window depends on how
-    # fast the flooder runs beside the scan on a loaded machine (4,789 of 250,000 on CI once).
-    assert ignored["arp_unsolicited"] > 500 and ignored["dhcp_ignored"] > 1000
-    assert ignored["ssdp_ignored"] > 1000
+
+    # How much of each flood falls inside a phase's listening window depends on how fast the
+    # flooder runs beside the scan on a loaded machine (on CI once: 4,789 of 250,000 ARP frames,
+    # 595 of 3,000 SSDP replies); what is counted can never exceed what was sent.
+    def sent_of(kind: str) -> int:
+        return sum(count for name, count in sent.items() if name.startswith(kind))
+
+    assert 500 < ignored["arp_unsolicited"] <= sent_of("arp_")
+    assert 300 < ignored["dhcp_ignored"] <= sent_of("dhcp_")
+    assert 100 < ignored["ssdp_ignored"] <= sent_of("ssdp_")
     # The rogue server's offers are one finding, whatever their number; the flood's spoofed
     # SSDP sources raise nothing.
     assert shown["counts"]["dhcp_offers"] <= 256

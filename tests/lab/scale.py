@@ -297,8 +297,10 @@ def _build_link(
     if gateway:
         scanner.append(f"route add {subnet} via {gateway} dev {INTERFACE}")
     netns.run_many([(netns.ip_batch_argv(scan_ns), "\n".join(scanner) + "\n")])
-    # The responder's end carries no address, so its kernel answers nothing on its own.
-    responder = [f"link set {INTERFACE} up", "link set lo up"]
+    # The responder's end carries no address and no kernel ARP (the responder answers from user
+    # space): without `arp off` the kernel would look up a route for every request it is shown,
+    # work done on the sending CPU of whichever tool is sweeping.
+    responder = [f"link set {INTERFACE} arp off up", "link set lo up"]
     netns.run_many([(netns.ip_batch_argv(resp_ns), "\n".join(responder) + "\n")])
 
 

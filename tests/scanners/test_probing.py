@@ -6,20 +6,29 @@ from collections.abc import Sequence
 
 import pytest
 
-from scanners.probing import MIN_RETRY_GAP, MIN_SETTLE, RTT_FACTOR, run_schedule
+from scanners.probing import MIN_EVIDENCE, MIN_RETRY_GAP, MIN_SETTLE, RTT_FACTOR, run_schedule
 from tests.scanners.fakeclock import FakeClock
 
 
 class FakeNetwork:
-    """Targets in `live` answer after `rtt` seconds, from their `answer_from_try`-th probe on."""
+    """Targets in `live` answer after `rtt` seconds, from their `answer_from_try`-th probe on.
+
+    `late` overrides that try for some targets (a lost probe or reply looks the same).
+    """
 
     def __init__(
-        self, clock: FakeClock, live: set[int], rtt: float = 0.001, answer_from_try: int = 1
+        self,
+        clock: FakeClock,
+        live: set[int],
+        rtt: float = 0.001,
+        answer_from_try: int = 1,
+        late: dict[int, int] | None = None,
     ) -> None:
         self.clock = clock
         self.live = live
         self.rtt = rtt
         self.answer_from_try = answer_from_try
+        self.late = late or {}
         self.probes: list[tuple[int, float]] = []
         self.tries: dict[int, int] = {}
         self.in_flight: list[tuple[int, float]] = []
@@ -28,7 +37,7 @@ class FakeNetwork:
         for i in batch:
             self.probes.append((i, self.clock()))
             self.tries[i] = self.tries.get(i, 0) + 1
-            if i in self.live and self.tries[i] >= self.answer_from_try:
+            if i in self.live and self.tries[i] >= self.late.get(i, self.answer_from_try):
                 self.in_flight.append((i, self.clock() + self.rtt))
 
     def answers(self) -> list[tuple[int, float]]:
@@ -56,6 +65,67 @@ def test_only_silent_targets_are_probed_again(retries: int) -> None:
     assert log.probes_sent == len(net.probes) == 1000 + retries * silent
     assert all(net.tries[i] == 1 for i in live)
     assert all(net.tries[i] == 1 + retries for i in range(1000) if i not in live)
+
+
+def test_a_retry_pass_that_finds_nobody_ends_the_retries_when_many_answered() -> None:
+    clock = FakeClock()
+    live = set(range(0, 2 * MIN_EVIDENCE, 2))  # MIN_EVIDENCE live, as many silent
+    net = FakeNetwork(clock, live)
+    log = run_schedule(
+        2 * MIN_EVIDENCE,
+        net.send,
+        net.answers,
+        rate=100_000,
+        retries=3,
+        timeout=1.0,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    # One retry pass found nobody: no loss to make up for, so passes 2 and 3 are not made.
+    assert log.probes_sent == 2 * MIN_EVIDENCE + MIN_EVIDENCE
+    assert len(log.passes) == 2
+    assert all(net.tries[i] == 2 for i in range(1, 2 * MIN_EVIDENCE, 2))
+    # It still waited for that retry pass's replies (the settling wait), then no longer.
+    assert log.finished - log.last_probe == pytest.approx(MIN_SETTLE, abs=0.01)
+
+
+def test_retries_go_on_while_each_pass_finds_someone() -> None:
+    clock = FakeClock()
+    live = set(range(0, 2 * MIN_EVIDENCE, 2))
+    late = {2 * k: 2 for k in range(20)} | {2 * k: 3 for k in range(20, 25)}  # lost once, twice
+    net = FakeNetwork(clock, live, late=late)
+    log = run_schedule(
+        2 * MIN_EVIDENCE,
+        net.send,
+        net.answers,
+        rate=100_000,
+        retries=5,
+        timeout=1.0,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    assert set(log.first_replies) == live
+    silent = MIN_EVIDENCE
+    # Pass 1 found 20, pass 2 found 5, pass 3 found nobody: passes 4 and 5 are not made.
+    assert log.probes_sent == 2 * MIN_EVIDENCE + (silent + 25) + (silent + 5) + silent
+    assert len(log.passes) == 4
+
+
+def test_every_retry_is_made_when_few_answered() -> None:
+    clock = FakeClock()
+    live = set(range(MIN_EVIDENCE - 1))
+    net = FakeNetwork(clock, live)
+    log = run_schedule(
+        MIN_EVIDENCE + 99,
+        net.send,
+        net.answers,
+        rate=100_000,
+        retries=3,
+        timeout=1.0,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    assert log.probes_sent == MIN_EVIDENCE + 99 + 3 * 100
 
 
 def test_a_target_answering_only_its_second_probe_is_not_probed_a_third_time() -> None:
@@ -198,3 +268,25 @@ def test_probe_before_finds_the_probe_a_reply_answers() -> None:
     assert log.probe_before(0, first + 0.001) == first
     assert log.probe_before(0, second + 0.001) == second
     assert log.probe_before(0, first - 0.001) is None
+
+
+def test_the_remembered_first_replies_agree_with_the_probes() -> None:
+    clock = FakeClock()
+    live = set(range(0, 3000, 3))
+    net = FakeNetwork(clock, live, rtt=0.004, late={0: 2, 3: 3})
+    log = run_schedule(
+        3000,
+        net.send,
+        net.answers,
+        rate=50_000,
+        retries=2,
+        timeout=1.0,
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    assert set(log.first_replies) == live
+    for index, (when, probed) in log.first_replies.items():
+        sent = [t for i, t in net.probes if i == index]
+        assert probed == max(t for t in sent if t <= when)
+        assert when - probed == pytest.approx(0.004)
+    assert log.first_replies[3][1] == [t for i, t in net.probes if i == 3][2]
