@@ -526,7 +526,7 @@ def _steps(steps: Sequence[dict[str, float]], best: float) -> str:
     note = (
         "Each rate's median wall time; the slowest round trip shows the responder's queue: "
         "above the rate it answers at, probes wait in its socket buffer, and ipguard's retry gap "
-        "and final wait (four slowest round trips, at least 0.1 s, at most the timeout) grow "
+        "and final wait (two slowest round trips, at least 0.1 s, at most the timeout) grow "
         "with it."
     )
     return (

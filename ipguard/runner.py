@@ -298,11 +298,11 @@ def _fixed(moment: datetime) -> datetime:
 def _facts(session: Any, request: ScanRequest, result: ScanResult, now: datetime) -> Any:
     from policies.base import PoolRange, RunFacts
 
-    records = devices.list_devices(session)
+    records = devices.stored(session)
     seen = runs.last_seen(session)
     # A record never seen yet counts from its registration: a fresh import is not stale at once.
-    for device in records:
-        seen.setdefault((device.ip, device.mac), device.created_at)
+    for record in records:
+        seen.setdefault((record.binding.ip, record.binding.mac), record.created_at)
     return RunFacts(
         now=now,
         subnets=request.subnets,
@@ -312,7 +312,7 @@ def _facts(session: Any, request: ScanRequest, result: ScanResult, now: datetime
         proxies=result.proxies,
         names=result.names,
         evidence=result.evidence,
-        ledger=tuple(device.to_binding() for device in records),
+        ledger=tuple(record.binding for record in records),
         pools=tuple(PoolRange(pool.department, pool.cidr) for pool in list_pools(session)),
         last_seen=seen,
         first_seen=findings.first_seen(session, request.site),

@@ -24,8 +24,10 @@ from scanners.pacing import Pacer
 # A silent target is probed again once its previous probe is RTT_FACTOR round trips old (the
 # slowest reply seen so far), but never sooner than MIN_RETRY_GAP nor later than the sweep's
 # timeout: on a LAN replies take a millisecond, so waiting the full timeout between passes would
-# only waste time.
-RTT_FACTOR = 4.0
+# only waste time. Twice the slowest reply is still more patient than nmap's estimate (smoothed
+# round trip + 4 × its variation), which one slow outlier among many fast replies barely moves;
+# four times made every wait of a /16 depend on the worst moment of the responder's queue.
+RTT_FACTOR = 2.0
 MIN_RETRY_GAP = 0.05
 # The final wait ends once no reply came for RTT_FACTOR slowest round trips (at least MIN_SETTLE,
 # nmap's floor too) after the last probe or reply, and never later than `timeout` after the last

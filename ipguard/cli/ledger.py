@@ -343,8 +343,8 @@ def export(
     form = files.detect_format(file, fmt)
     with state(ctx).store().session(write=False) as session:
         rows = [
-            files.ExportRow(binding_to_fields(device.to_binding()), device.updated_at)
-            for device in devices.list_devices(session)
+            files.ExportRow(binding_to_fields(record.binding), record.updated_at)
+            for record in devices.stored(session)
         ]
     try:
         count = files.write(file, form, rows, changed_since=since)

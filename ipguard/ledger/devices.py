@@ -8,7 +8,10 @@ SQLite needs no row lock: `Store.session` takes the database's write lock before
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -91,9 +94,37 @@ def list_devices(
     return sorted(session.exec(query), key=lambda device: ip_sort_key(device.ip))
 
 
+class Stored(NamedTuple):
+    """A record as a plain binding, with when it was registered and last changed."""
+
+    binding: Binding
+    created_at: datetime
+    updated_at: datetime
+
+
+def stored_binding(row: sa.Row[Any]) -> Binding:
+    """The binding a plain device row holds: `Device.to_binding` reads only its columns."""
+    return Device.to_binding(row)  # type: ignore[arg-type]
+
+
+def stored(session: Session) -> list[Stored]:
+    """Every record, ordered by IP, read as plain rows rather than ORM objects.
+
+    For the readers of the whole ledger (a scan's policies, exports): 100,000 records load in a
+    fraction of the time and memory ORM objects take, and none of them changes a record.
+    """
+    table = Device.__table__  # type: ignore[attr-defined]
+    records = [
+        Stored(stored_binding(row), row.created_at, row.updated_at)
+        for row in session.execute(sa.select(table))
+    ]
+    records.sort(key=lambda record: ip_sort_key(record.binding.ip))
+    return records
+
+
 def snapshot(session: Session) -> list[Binding]:
-    """Every record as plain bindings, for policies and exports."""
-    return [device.to_binding() for device in list_devices(session)]
+    """Every record as plain bindings, ordered by IP, for policies and exports."""
+    return [record.binding for record in stored(session)]
 
 
 def add(session: Session, binding: Binding, *, actor: str) -> Device:
@@ -217,11 +248,11 @@ def _flush(session: Session, ip: str) -> None:
 
 
 def ip_sort_key(ip: str) -> tuple[int, int]:
-    """Sort IPv4 before IPv6, numerically."""
-    import ipaddress
-
-    address = ipaddress.ip_address(ip)
-    return address.version, int(address)
+    """Sort IPv4 before IPv6, numerically (stored addresses are canonical text)."""
+    try:
+        return 4, int.from_bytes(socket.inet_pton(socket.AF_INET, ip), "big")  # in C: the usual
+    except OSError:
+        return 6, int.from_bytes(socket.inet_pton(socket.AF_INET6, ip), "big")
 
 
 def count(session: Session) -> int:

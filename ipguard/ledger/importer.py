@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from ipguard.errors import InvalidValue, LedgerFileError, LineProblem
-from ipguard.ledger import audit, bulk
+from ipguard.ledger import audit, bulk, devices
 from ipguard.ledger.fields import FieldError, binding_from_fields, binding_to_fields
 from ipguard.ledger.files import FileRow
 from ipguard.ledger.tables import Device, device_values, utcnow
@@ -138,7 +138,7 @@ def plan_import(session: Session, path: str, rows: Sequence[FileRow], mode: str)
             device = existing[index]
             assert device.id is not None
             matched.add(device.id)
-            current = _stored_binding(device)
+            current = devices.stored_binding(device)
             if line in siteless and binding.site != current.site:
                 binding = replace(binding, site=current.site)
             if binding == current:  # every field equal, exactly as their file forms would be
@@ -151,18 +151,13 @@ def plan_import(session: Session, path: str, rows: Sequence[FileRow], mode: str)
             for device in group:
                 assert device.id is not None
                 if device.id not in matched and device.status != DeviceStatus.RETIRED:
-                    before = binding_to_fields(_stored_binding(device))
+                    before = binding_to_fields(devices.stored_binding(device))
                     plan.retirements.append(Retirement(device.id, before))
 
     _refuse_rebinding(path, plan, records)
     plan.adds.sort()
     plan.updates.sort(key=lambda update: update.line)
     return plan
-
-
-def _stored_binding(device: sa.Row[Any]) -> Binding:
-    """The binding a stored device row holds: `Device.to_binding` reads only its columns."""
-    return Device.to_binding(device)  # type: ignore[arg-type]
 
 
 def _refuse_rebinding(

@@ -161,8 +161,8 @@ def test_a_retry_waits_for_the_previous_probe_to_be_answered() -> None:
     first: dict[int, float] = {}
     for i, when in net.probes:
         if i in first:
-            # four times the slowest round trip (0.03 s), and never sooner than the floor
-            assert when - first[i] >= max(MIN_RETRY_GAP, 4 * 0.030) - 1e-9
+            # RTT_FACTOR times the slowest round trip (0.03 s), and never sooner than the floor
+            assert when - first[i] >= max(MIN_RETRY_GAP, RTT_FACTOR * 0.030) - 1e-9
         first[i] = when
 
 
@@ -188,7 +188,7 @@ def test_waits_timeout_after_the_last_probe() -> None:
     [
         # counted from the last reply, which came one round trip after the last probe
         (0.002, 0.002 + MIN_SETTLE),  # a LAN: the floor
-        (0.1, 0.1 + RTT_FACTOR * 0.1),  # a slow network: four slowest round trips
+        (0.1, 0.1 + RTT_FACTOR * 0.1),  # a slow network: RTT_FACTOR slowest round trips
         (0.5, 1.0),  # slower still: never beyond the timeout
     ],
 )
