@@ -7,6 +7,7 @@ work, committed whole or not at all.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -191,6 +192,26 @@ def _current_revision(connection: sa.Connection) -> str | None:
     return str(value) if value is not None else None
 
 
+def _switch_to_wal(cursor: Any) -> None:
+    """`PRAGMA journal_mode=WAL`, waiting (as the busy timeout would) while another opens the file.
+
+    Switching a new ledger file to WAL needs it alone for a moment, and SQLite refuses at once,
+    without its busy handler, when another process is doing the same: several sensors or cron jobs
+    opening a fresh ledger together would fail with "database is locked".
+    """
+    import sqlite3
+
+    deadline = time.monotonic() + SQLITE_BUSY_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
+
+
 def _tune_sqlite(engine: sa.Engine) -> None:
     """WAL for concurrent readers, a busy timeout for concurrent writers, real transactions."""
 
@@ -199,8 +220,8 @@ def _tune_sqlite(engine: sa.Engine) -> None:
         # Let SQLAlchemy, not the driver, decide where transactions begin (transactional DDL).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
+        _switch_to_wal(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -63,3 +65,35 @@ def test_urls_paths_and_masking(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("IPGUARD_DB", "sqlite:////tmp/env.db")
     assert resolve_url(None) == "sqlite:////tmp/env.db"
     assert display_url("postgresql+psycopg://u:pw@h/db") == "postgresql+psycopg://u:***@h/db"
+
+
+def _open_when_released(url: str, barrier: Any, errors: Any) -> None:
+    barrier.wait(timeout=30)
+    try:
+        Store(url).close()
+    except Exception as error:  # reported to the parent, which asserts there are none
+        errors.put(f"{type(error).__name__}: {error}")
+
+
+def test_many_processes_opening_a_fresh_sqlite_ledger_at_once_all_succeed(tmp_path: Path) -> None:
+    """One migrates, the others wait and find the schema at head (none re-runs a migration)."""
+    context = multiprocessing.get_context("fork")  # started in a blink: they really collide
+    errors = context.Queue()
+    for attempt in range(8):
+        url = f"sqlite:///{tmp_path / f'ledger{attempt}.db'}"
+        barrier = context.Barrier(8)
+        processes = [
+            context.Process(target=_open_when_released, args=(url, barrier, errors))
+            for _ in range(8)
+        ]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(timeout=60)
+        assert [process.exitcode for process in processes] == [0] * 8
+        assert errors.empty(), errors.get()
+        engine = sa.create_engine(url)
+        with engine.connect() as connection:
+            version = connection.execute(sa.text("SELECT version_num FROM alembic_version"))
+            assert version.scalars().all() == [SCHEMA_HEAD]
+        engine.dispose()
