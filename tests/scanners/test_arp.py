@@ -6,6 +6,7 @@ import errno
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -120,6 +121,14 @@ def test_missing_interface(small_lab: ScaleLab) -> None:
         sweep_in(small_lab, sweep, [small_lab.live[0]])
 
 
+def wait_for_link(lab: ScaleLab, name: str) -> None:
+    """Until the link's operational state is up (the kernel's link watch can take a second)."""
+    deadline = time.monotonic() + 10
+    while "state UP" not in lab.run(["ip", "-o", "link", "show", name]).stdout:
+        assert time.monotonic() < deadline, f"{name} never came up"
+        time.sleep(0.05)
+
+
 @pytest.mark.parametrize(
     ("setup", "message"),
     [
@@ -134,6 +143,8 @@ def test_unusable_interface(small_lab: ScaleLab, setup: list[str], message: str)
     try:
         for command in setup:
             small_lab.run(command.split())
+        if len(setup) == 2:  # both ends up: the kernel reports the link up a moment later
+            wait_for_link(small_lab, "ipgx0")
         sweep = ArpSweep("ipgx0", Scope([small_lab.subnet]))
         with pytest.raises(InterfaceError, match=message):
             sweep_in(small_lab, sweep, [small_lab.live[0]])
