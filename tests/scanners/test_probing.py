@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
-from scanners.probing import MIN_EVIDENCE, MIN_RETRY_GAP, MIN_SETTLE, RTT_FACTOR, run_schedule
+from scanners.probing import (
+    MIN_EVIDENCE,
+    MIN_RETRY_GAP,
+    MIN_SETTLE,
+    RTT_FACTOR,
+    ProbeLog,
+    run_schedule,
+)
 from tests.scanners.fakeclock import FakeClock
 
 
@@ -46,21 +54,19 @@ class FakeNetwork:
         return due
 
 
+def schedule(net: FakeNetwork, count: int, **settings: Any) -> ProbeLog:
+    """`run_schedule` of `count` targets on the simulated network and its clock."""
+    return run_schedule(
+        count, net.send, net.answers, clock=net.clock, sleep=net.clock.sleep, **settings
+    )
+
+
 @pytest.mark.parametrize("retries", [0, 1, 2, 5])
 def test_only_silent_targets_are_probed_again(retries: int) -> None:
     clock = FakeClock()
     live = set(range(0, 1000, 7))
     net = FakeNetwork(clock, live)
-    log = run_schedule(
-        1000,
-        net.send,
-        net.answers,
-        rate=10_000,
-        retries=retries,
-        timeout=1.0,
-        clock=clock,
-        sleep=clock.sleep,
-    )
+    log = schedule(net, 1000, rate=10_000, retries=retries, timeout=1.0)
     silent = 1000 - len(live)
     assert log.probes_sent == len(net.probes) == 1000 + retries * silent
     assert all(net.tries[i] == 1 for i in live)
@@ -71,16 +77,7 @@ def test_a_retry_pass_that_finds_nobody_ends_the_retries_when_many_answered() ->
     clock = FakeClock()
     live = set(range(0, 2 * MIN_EVIDENCE, 2))  # MIN_EVIDENCE live, as many silent
     net = FakeNetwork(clock, live)
-    log = run_schedule(
-        2 * MIN_EVIDENCE,
-        net.send,
-        net.answers,
-        rate=100_000,
-        retries=3,
-        timeout=1.0,
-        clock=clock,
-        sleep=clock.sleep,
-    )
+    log = schedule(net, 2 * MIN_EVIDENCE, rate=100_000, retries=3, timeout=1.0)
     # One retry pass found nobody: no loss to make up for, so passes 2 and 3 are not made.
     assert log.probes_sent == 2 * MIN_EVIDENCE + MIN_EVIDENCE
     assert len(log.passes) == 2
@@ -94,16 +91,7 @@ def test_retries_go_on_while_each_pass_finds_someone() -> None:
     live = set(range(0, 2 * MIN_EVIDENCE, 2))
     late = {2 * k: 2 for k in range(20)} | {2 * k: 3 for k in range(20, 25)}  # lost once, twice
     net = FakeNetwork(clock, live, late=late)
-    log = run_schedule(
-        2 * MIN_EVIDENCE,
-        net.send,
-        net.answers,
-        rate=100_000,
-        retries=5,
-        timeout=1.0,
-        clock=clock,
-        sleep=clock.sleep,
-    )
+    log = schedule(net, 2 * MIN_EVIDENCE, rate=100_000, retries=5, timeout=1.0)
     assert set(log.first_replies) == live
     silent = MIN_EVIDENCE
     # Pass 1 found 20, pass 2 found 5, pass 3 found nobody: passes 4 and 5 are not made.
@@ -115,32 +103,14 @@ def test_every_retry_is_made_when_few_answered() -> None:
     clock = FakeClock()
     live = set(range(MIN_EVIDENCE - 1))
     net = FakeNetwork(clock, live)
-    log = run_schedule(
-        MIN_EVIDENCE + 99,
-        net.send,
-        net.answers,
-        rate=100_000,
-        retries=3,
-        timeout=1.0,
-        clock=clock,
-        sleep=clock.sleep,
-    )
+    log = schedule(net, MIN_EVIDENCE + 99, rate=100_000, retries=3, timeout=1.0)
     assert log.probes_sent == MIN_EVIDENCE + 99 + 3 * 100
 
 
 def test_a_target_answering_only_its_second_probe_is_not_probed_a_third_time() -> None:
     clock = FakeClock()
     net = FakeNetwork(clock, {3, 4}, answer_from_try=2)
-    run_schedule(
-        10,
-        net.send,
-        net.answers,
-        rate=1_000,
-        retries=3,
-        timeout=0.5,
-        clock=clock,
-        sleep=clock.sleep,
-    )
+    schedule(net, 10, rate=1_000, retries=3, timeout=0.5)
     assert net.tries[3] == net.tries[4] == 2
     assert net.tries[0] == 4
 
@@ -148,16 +118,7 @@ def test_a_target_answering_only_its_second_probe_is_not_probed_a_third_time() -
 def test_a_retry_waits_for_the_previous_probe_to_be_answered() -> None:
     clock = FakeClock()
     net = FakeNetwork(clock, {0}, rtt=0.030)
-    run_schedule(
-        5,
-        net.send,
-        net.answers,
-        rate=100_000,
-        retries=2,
-        timeout=1.0,
-        clock=clock,
-        sleep=clock.sleep,
-    )
+    schedule(net, 5, rate=100_000, retries=2, timeout=1.0)
     first: dict[int, float] = {}
     for i, when in net.probes:
         if i in first:
@@ -169,16 +130,7 @@ def test_a_retry_waits_for_the_previous_probe_to_be_answered() -> None:
 def test_waits_timeout_after_the_last_probe() -> None:
     clock = FakeClock()
     net = FakeNetwork(clock, set())
-    log = run_schedule(
-        3,
-        net.send,
-        net.answers,
-        rate=1_000,
-        retries=0,
-        timeout=0.75,
-        clock=clock,
-        sleep=clock.sleep,
-    )
+    log = schedule(net, 3, rate=1_000, retries=0, timeout=0.75)
     assert log.finished - log.last_probe == pytest.approx(0.75, abs=1e-6)
     assert log.last_probe == max(t for _, t in net.probes)
 
@@ -195,16 +147,7 @@ def test_waits_timeout_after_the_last_probe() -> None:
 def test_the_final_wait_ends_once_replies_have_settled(rtt: float, wait: float) -> None:
     clock = FakeClock()
     net = FakeNetwork(clock, {0, 3}, rtt=rtt)
-    log = run_schedule(
-        5,
-        net.send,
-        net.answers,
-        rate=100_000,
-        retries=0,
-        timeout=1.0,
-        clock=clock,
-        sleep=clock.sleep,
-    )
+    log = schedule(net, 5, rate=100_000, retries=0, timeout=1.0)
     assert log.finished - log.last_probe == pytest.approx(wait, abs=0.01)
 
 
@@ -231,9 +174,7 @@ def test_a_reply_during_the_final_wait_extends_it() -> None:
 def test_nothing_to_probe_returns_at_once() -> None:
     clock = FakeClock()
     net = FakeNetwork(clock, set())
-    log = run_schedule(
-        0, net.send, net.answers, rate=1_000, retries=2, timeout=5.0, clock=clock, sleep=clock.sleep
-    )
+    log = schedule(net, 0, rate=1_000, retries=2, timeout=5.0)
     assert log.probes_sent == 0 and clock.sleeps == []
 
 
@@ -241,16 +182,13 @@ def test_progress_counts_up_to_the_probes_actually_sent() -> None:
     clock = FakeClock()
     net = FakeNetwork(clock, set(range(0, 500, 2)))
     calls: list[tuple[int, int]] = []
-    log = run_schedule(
+    log = schedule(
+        net,
         500,
-        net.send,
-        net.answers,
         rate=1_000,
         retries=2,
         timeout=0.2,
         progress=lambda done, total: calls.append((done, total)),
-        clock=clock,
-        sleep=clock.sleep,
     )
     assert len(calls) > 3
     assert calls[-1] == (log.probes_sent, log.probes_sent)
@@ -261,9 +199,7 @@ def test_progress_counts_up_to_the_probes_actually_sent() -> None:
 def test_probe_before_finds_the_probe_a_reply_answers() -> None:
     clock = FakeClock()
     net = FakeNetwork(clock, set())
-    log = run_schedule(
-        2, net.send, net.answers, rate=1_000, retries=1, timeout=0.1, clock=clock, sleep=clock.sleep
-    )
+    log = schedule(net, 2, rate=1_000, retries=1, timeout=0.1)
     first, second = (t for i, t in net.probes if i == 0)
     assert log.probe_before(0, first + 0.001) == first
     assert log.probe_before(0, second + 0.001) == second
@@ -274,16 +210,7 @@ def test_the_remembered_first_replies_agree_with_the_probes() -> None:
     clock = FakeClock()
     live = set(range(0, 3000, 3))
     net = FakeNetwork(clock, live, rtt=0.004, late={0: 2, 3: 3})
-    log = run_schedule(
-        3000,
-        net.send,
-        net.answers,
-        rate=50_000,
-        retries=2,
-        timeout=1.0,
-        clock=clock,
-        sleep=clock.sleep,
-    )
+    log = schedule(net, 3000, rate=50_000, retries=2, timeout=1.0)
     assert set(log.first_replies) == live
     for index, (when, probed) in log.first_replies.items():
         sent = [t for i, t in net.probes if i == index]
