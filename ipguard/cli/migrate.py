@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
 
 from ipguard.cli.context import state
-from ipguard.cli.output import Format, emit, info
-
-if TYPE_CHECKING:
-    from ipguard.ledger.transfer import Progress
+from ipguard.cli.output import Format, emit, info, progress_bars
 
 
 def migrate(
@@ -43,7 +37,7 @@ def migrate(
     source = state(ctx).store()
     target = Store(resolve_url(to.strip()))
     try:
-        with _progress(enabled=not quiet) as progress:
+        with progress_bars(enabled=not quiet) as progress:
             transfer = copy_ledger(source, target, progress=progress)
     finally:
         target.close()
@@ -55,23 +49,3 @@ def migrate(
         f"copied {transfer.rows} rows from {transfer.source} to {transfer.target}; "
         "use it with --db or IPGUARD_DB"
     )
-
-
-@contextmanager
-def _progress(*, enabled: bool) -> Iterator[Progress | None]:
-    """A rich progress bar per table on a terminal; nothing otherwise."""
-    if not enabled or not sys.stderr.isatty():
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import Progress as Bars
-
-    tasks: dict[str, Any] = {}
-    with Bars(console=Console(stderr=True), transient=True) as bars:
-
-        def update(table: str, done: int, total: int) -> None:
-            if table not in tasks:
-                tasks[table] = bars.add_task(table, total=total)
-            bars.update(tasks[table], completed=done, total=total)
-
-        yield update

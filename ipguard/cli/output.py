@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import csv
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from enum import StrEnum
 from typing import Any
 
@@ -77,6 +78,29 @@ def table(
     for row in rows:
         grid.add_row(*(Text(safe(cell)) for cell in row))
     _console().print(grid)
+
+
+@contextmanager
+def progress_bars(*, enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
+    """`update(name, done, total)` drawing a rich progress bar per name on a terminal's stderr.
+
+    None when disabled or when stderr is not a terminal (cron, pipes): nothing is drawn there.
+    """
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import Progress as Bars
+
+    tasks: dict[str, Any] = {}
+    with Bars(console=Console(stderr=True), transient=True) as bars:
+
+        def update(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = bars.add_task(name, total=total)
+            bars.update(tasks[name], completed=done, total=total)
+
+        yield update
 
 
 def emit_json(data: Any) -> None:

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ipguard.cli.context import AppState, state
-from ipguard.cli.output import emit_json, info, safe, table
+from ipguard.cli.output import emit_json, info, progress_bars, safe, table
 
 if TYPE_CHECKING:
-    from ipguard.runner import Progress, RunOutcome, Scanner
+    from ipguard.runner import RunOutcome, Scanner
 
 
 class ScanFormat(StrEnum):
@@ -105,7 +102,7 @@ def scan(
         full_rescan_hours=settings.scan.full_rescan_hours,
     )
     try:
-        with _progress(enabled=not quiet and fmt == ScanFormat.table) as progress:
+        with progress_bars(enabled=not quiet and fmt == ScanFormat.table) as progress:
             outcome = run_scan(
                 shared.store(),
                 request,
@@ -220,26 +217,6 @@ def _subnets(given: list[str], configured: tuple[str, ...]) -> tuple[str, ...]:
             "no subnets to scan: set [scan] subnets in ipguard.toml or pass --subnet CIDR"
         )
     return tuple(chosen) or configured
-
-
-@contextmanager
-def _progress(*, enabled: bool) -> Iterator[Progress | None]:
-    """A rich progress bar per phase on a terminal; nothing otherwise."""
-    if not enabled or not sys.stderr.isatty():
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import Progress as Bars
-
-    tasks: dict[str, Any] = {}
-    with Bars(console=Console(stderr=True), transient=True) as bars:
-
-        def update(phase: str, done: int, total: int) -> None:
-            if phase not in tasks:
-                tasks[phase] = bars.add_task(phase, total=total)
-            bars.update(tasks[phase], completed=done, total=total)
-
-        yield update
 
 
 def _print_outcome(outcome: RunOutcome) -> None:
