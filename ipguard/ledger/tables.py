@@ -14,8 +14,6 @@ from sqlmodel import Field, SQLModel
 from ipguard.ledger.fields import format_roles, format_services, parse_roles, parse_services
 from ipguard.model import Binding, DeviceStatus
 
-_STATUSES = {status.value: status for status in DeviceStatus}  # Enum(value) is slow in bulk
-
 
 def utcnow() -> datetime:
     """The current time, timezone-aware UTC."""
@@ -77,7 +75,7 @@ class Device(SQLModel, table=True):
             asset_tag=self.asset_tag,
             roles=parse_roles(self.roles),
             allowed_services=parse_services(self.allowed_services),
-            status=_STATUSES.get(self.status) or DeviceStatus(self.status),
+            status=DeviceStatus(self.status),
             isolated=self.isolated,
             guest_until=self.guest_until,
             approval_ref=self.approval_ref,
