@@ -4,7 +4,8 @@
 VENV      ?= .venv
 PY        := $(VENV)/bin/python
 STAMP     := $(VENV)/.installed
-APT_PKGS  := nmap arp-scan tinyproxy dnsmasq-base nftables iproute2 socat curl postgresql chromium cron
+APT_PKGS  := nmap arp-scan tinyproxy dnsmasq-base nftables iproute2 socat curl postgresql chromium cron \
+             kea-dhcp4-server snmpd snmp fonts-noto-cjk poppler-utils
 PYTEST_ARGS ?= -n 2
 BENCH_ARGS ?=
 
