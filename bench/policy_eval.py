@@ -26,8 +26,8 @@ from datetime import UTC, datetime, timedelta
 
 from ipguard.config import PolicySettings
 from ipguard.model import Binding, NameObservation, Observation, ServiceObservation
-from policies import evaluate
-from policies.base import PoolRange, RunFacts
+from ipguard.policies import evaluate
+from ipguard.policies.base import PoolRange, RunFacts
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 ANSWERING = 60_000

@@ -40,8 +40,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import REPO, Log, Section, Target, table
-from scanners.arp import ArpSweep
-from scanners.scope import Scope
+from ipguard.scanners.arp import ArpSweep
+from ipguard.scanners.scope import Scope
 from tests.lab import netns
 from tests.lab.scale import ScaleLab, lab_unavailable, link_loss, scale_lab
 
@@ -339,7 +339,7 @@ def startup_cost() -> float:
     """Seconds for a fresh interpreter to import the ARP sweep (scapy included)."""
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-c", "import scanners.arp, scapy.layers.l2"], check=True, cwd=REPO
+        [sys.executable, "-c", "import ipguard.scanners.arp, scapy.layers.l2"], check=True, cwd=REPO
     )
     return time.perf_counter() - started
 

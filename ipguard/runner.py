@@ -296,7 +296,7 @@ def _fixed(moment: datetime) -> datetime:
 
 
 def _facts(session: Any, request: ScanRequest, result: ScanResult, now: datetime) -> Any:
-    from policies.base import PoolRange, RunFacts
+    from ipguard.policies.base import PoolRange, RunFacts
 
     records = devices.stored(session)
     seen = runs.last_seen(session)
@@ -322,7 +322,7 @@ def _facts(session: Any, request: ScanRequest, result: ScanResult, now: datetime
 
 def evaluate_policies(facts: Any, policy: PolicySettings) -> list[Finding]:
     """Every policy over the run's facts."""
-    import policies
+    from ipguard import policies
 
     return list(policies.evaluate(facts, policy))
 

@@ -24,9 +24,9 @@ import gc
 from collections.abc import Callable, Iterable
 
 from ipguard.model import Finding, FindingKind, Severity
-from policies import bindings, devices, lifecycle, naming, pools, services
-from policies.base import KIND_ORDER, PolicySettingsLike, PoolRange, RunFacts, ip_key
-from policies.sightings import Sightings, Verdict
+from ipguard.policies import bindings, devices, lifecycle, naming, pools, services
+from ipguard.policies.base import KIND_ORDER, PolicySettingsLike, PoolRange, RunFacts, ip_key
+from ipguard.policies.sightings import Sightings, Verdict
 
 __all__ = ["PolicySettingsLike", "PoolRange", "RunFacts", "evaluate"]
 

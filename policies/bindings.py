@@ -24,7 +24,7 @@ from datetime import timedelta
 from typing import Any
 
 from ipguard.model import Binding, DeviceStatus, Finding, FindingKind
-from policies.base import (
+from ipguard.policies.base import (
     GATEWAY_SPOOFING,
     PAST_GRACE,
     PolicySettingsLike,
@@ -36,7 +36,7 @@ from policies.base import (
     utc,
     who,
 )
-from policies.sightings import Sighting, Sightings, Verdict
+from ipguard.policies.sightings import Sighting, Sightings, Verdict
 
 
 def check(facts: RunFacts, settings: PolicySettingsLike, seen: Sightings) -> list[Finding]:

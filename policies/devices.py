@@ -23,8 +23,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from ipguard.model import DhcpOffer, Evidence, Finding, FindingKind, ProxyVerdict, Role
-from policies.base import PolicySettingsLike, RunFacts, registration, severity_of
-from policies.sightings import Sightings
+from ipguard.policies.base import PolicySettingsLike, RunFacts, registration, severity_of
+from ipguard.policies.sightings import Sightings
 
 STRONG_EVIDENCE = frozenset({"forwarding", "icmp-redirect", "upnp-igd", "ssdp-ap", "nat"})
 WEAK_EVIDENCE = frozenset({"ttl", "http-title", "vendor", "mac-adjacency"})

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ipguard.model import Binding, DeviceStatus, Finding, FindingKind
-from policies.base import (
+from ipguard.policies.base import (
     AddressRanges,
     PolicySettingsLike,
     RunFacts,
@@ -35,7 +35,7 @@ from policies.base import (
     utc,
     who,
 )
-from policies.sightings import Sighting, Sightings, Verdict
+from ipguard.policies.sightings import Sighting, Sightings, Verdict
 
 # Sightings in which a device answers at an address that is not one of its own active records.
 _STRAY = frozenset({Verdict.DUPLICATE, Verdict.MISMATCH, Verdict.MOVED, Verdict.SUSPENDED})

@@ -24,8 +24,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from ipguard.model import Binding, Finding, FindingKind, NameObservation
-from policies.base import PolicySettingsLike, RunFacts, registration, severity_of, who
-from policies.sightings import Sightings
+from ipguard.policies.base import PolicySettingsLike, RunFacts, registration, severity_of, who
+from ipguard.policies.sightings import Sightings
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")
 # Anchored rules made only of hostname characters and placeholders are checked by comparing text,

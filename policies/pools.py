@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from ipguard.model import Finding, FindingKind
-from policies.base import (
+from ipguard.policies.base import (
     AddressRanges,
     PolicySettingsLike,
     RunFacts,
@@ -23,7 +23,7 @@ from policies.base import (
     severity_of,
     who,
 )
-from policies.sightings import Sightings
+from ipguard.policies.sightings import Sightings
 
 
 def _department(name: str) -> str:

@@ -15,8 +15,8 @@ when the port is neither in the record's allowed services nor in `default_allowe
 from __future__ import annotations
 
 from ipguard.model import Finding, FindingKind, Role, ServiceObservation
-from policies.base import PolicySettingsLike, RunFacts, registration, severity_of, who
-from policies.sightings import Host, Sightings
+from ipguard.policies.base import PolicySettingsLike, RunFacts, registration, severity_of, who
+from ipguard.policies.sightings import Host, Sightings
 
 
 def relaying(facts: RunFacts) -> set[tuple[str, int]]:

@@ -46,7 +46,7 @@ from ipguard.model import (
     Role,
     ServiceObservation,
 )
-from policies.base import ROUTING_ROLES, RunFacts, is_gateway, iso, who
+from ipguard.policies.base import ROUTING_ROLES, RunFacts, is_gateway, iso, who
 
 _NO_ROLES: frozenset[Role] = frozenset()
 _STATUS_RANK = {DeviceStatus.ACTIVE: 0, DeviceStatus.SUSPENDED: 1, DeviceStatus.RETIRED: 2}

@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 
 from ipguard.errors import ScanError
 from ipguard.model import Observation
-from scanners import rawsock, txring
-from scanners.base import Progress, Sweep, SweepResult
-from scanners.probing import ProbeLog, run_schedule
-from scanners.scope import Scope
+from ipguard.scanners import rawsock, txring
+from ipguard.scanners.base import Progress, Sweep, SweepResult
+from ipguard.scanners.probing import ProbeLog, run_schedule
+from ipguard.scanners.scope import Scope
 
 WHAT = "ARP sweep"
 SNAPLEN = 64  # an ARP reply is 42 bytes, plus padding

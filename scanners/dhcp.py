@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 
 from ipguard.errors import InterfaceError, InvalidValue, ScanError, ScopeError
 from ipguard.model import DhcpOffer
-from scanners import rawsock
-from scanners.scope import Scope
+from ipguard.scanners import rawsock
+from ipguard.scanners.scope import Scope
 
 WHAT = "DHCP probe"
 SNAPLEN = 1500

@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from scanners.base import clipped
+from ipguard.scanners.base import clipped
 
 TYPE_PTR = 12
 TYPE_CNAME = 5

@@ -27,9 +27,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from urllib.parse import urljoin, urlsplit
 
 from ipguard.model import Evidence, Observation, ServiceObservation
-from scanners import forwarding, http, rawsock, signs, upnp
-from scanners.base import Progress, clipped
-from scanners.scope import Scope
+from ipguard.scanners import forwarding, http, rawsock, signs, upnp
+from ipguard.scanners.base import Progress, clipped
+from ipguard.scanners.scope import Scope
 
 WHAT = "router/AP evidence"
 HTTP_PORTS = frozenset({80, 81, 8000, 8008, 8080, 8081, 8088, 8888, 443, 8443})

@@ -25,8 +25,8 @@ from functools import partial
 
 from ipguard.errors import ScanError
 from ipguard.model import Evidence
-from scanners import rawsock
-from scanners.pacing import Pacer
+from ipguard.scanners import rawsock
+from ipguard.scanners.pacing import Pacer
 
 WHAT = "forwarding probe"
 SNAPLEN = 256

@@ -14,7 +14,7 @@ import ssl
 import time
 from dataclasses import dataclass, field
 
-from scanners.base import clipped
+from ipguard.scanners.base import clipped
 
 DEFAULT_LIMIT = 64 * 1024
 TITLE_LIMIT = 255

@@ -18,10 +18,10 @@ from functools import partial
 
 from ipguard.errors import ScanError
 from ipguard.model import Observation
-from scanners import rawsock
-from scanners.base import Progress, Sweep, SweepResult
-from scanners.probing import ProbeLog, run_schedule
-from scanners.scope import Scope
+from ipguard.scanners import rawsock
+from ipguard.scanners.base import Progress, Sweep, SweepResult
+from ipguard.scanners.probing import ProbeLog, run_schedule
+from ipguard.scanners.scope import Scope
 
 WHAT = "ICMP sweep"
 SNAPLEN = 128  # IP header (with options) + ICMP header; the payload is not needed

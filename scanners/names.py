@@ -22,10 +22,10 @@ from dataclasses import dataclass
 
 from ipguard.errors import InvalidValue, ScanError
 from ipguard.model import NameObservation
-from scanners import dnswire
-from scanners.base import Progress
-from scanners.pacing import Pacer
-from scanners.scope import Scope
+from ipguard.scanners import dnswire
+from ipguard.scanners.base import Progress
+from ipguard.scanners.pacing import Pacer
+from ipguard.scanners.scope import Scope
 
 WHAT = "name probe"
 DNS_PORT = 53

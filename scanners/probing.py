@@ -18,8 +18,8 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from scanners.base import Progress
-from scanners.pacing import Pacer
+from ipguard.scanners.base import Progress
+from ipguard.scanners.pacing import Pacer
 
 # A silent target is probed again once its previous probe is RTT_FACTOR round trips old (the
 # slowest reply seen so far), but never sooner than MIN_RETRY_GAP nor later than the sweep's

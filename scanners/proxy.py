@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 from ipguard.errors import InvalidValue, ScanError
 from ipguard.model import ProxyVerdict, ServiceObservation
-from scanners.base import Progress, clipped
-from scanners.scope import Scope
+from ipguard.scanners.base import Progress, clipped
+from ipguard.scanners.scope import Scope
 
 WHAT = "proxy probe"
 METHODS = ("http-connect", "http-get", "socks4", "socks5")

@@ -18,8 +18,8 @@ from typing import Any
 
 from ipguard.errors import InvalidValue, PrivilegeError, ScanError, ToolMissing
 from ipguard.model import ServiceObservation
-from scanners.base import Progress, clipped
-from scanners.scope import Scope
+from ipguard.scanners.base import Progress, clipped
+from ipguard.scanners.scope import Scope
 
 WHAT = "service scan"
 BANNER_LIMIT = 255

@@ -25,8 +25,8 @@ from ipguard.model import (
     ScanResult,
     ServiceObservation,
 )
-from scanners import rawsock
-from scanners.scope import Scope
+from ipguard.scanners import rawsock
+from ipguard.scanners.scope import Scope
 
 PhaseProgress = Callable[[str, int, int], None]
 
@@ -65,7 +65,7 @@ class NetworkScanner:
 
         proxies = []
         if Phase.SERVICES in phases:
-            from scanners.proxy import ProxyProbe
+            from ipguard.scanners.proxy import ProxyProbe
 
             candidates = sorted(
                 {
@@ -85,7 +85,7 @@ class NetworkScanner:
         offers = []
         # A DISCOVER reaches every server on the interface's link: only when that link is in scope.
         if interface.ipv4 is not None and interface.ipv4 in scope:
-            from scanners.dhcp import DhcpProbe
+            from ipguard.scanners.dhcp import DhcpProbe
 
             with _timed(timings, "dhcp"):
                 dhcp = DhcpProbe(request.interface, scope, timeout=max(2.0, request.timeout * 2))
@@ -96,7 +96,7 @@ class NetworkScanner:
 
         names = []
         if live:
-            from scanners.names import NameProbe
+            from ipguard.scanners.names import NameProbe
 
             with _timed(timings, "names"):
                 names = NameProbe(
@@ -104,7 +104,7 @@ class NetworkScanner:
                 ).lookup(live)
         phases.add(Phase.NAMES)
 
-        from scanners.evidence import RouterApEvidence
+        from ipguard.scanners.evidence import RouterApEvidence
 
         with _timed(timings, "evidence"):
             looking = RouterApEvidence(request.interface, scope, timeout=max(1.0, request.timeout))
@@ -143,7 +143,7 @@ class NetworkScanner:
         what the baseline knew. Returns (services, "full" | "incremental", hosts probed); hosts
         nmap gave up on are added to `partial`.
         """
-        from scanners.services import ServiceScan
+        from ipguard.scanners.services import ServiceScan
 
         def scanner(versions: bool) -> ServiceScan:
             # Light version probes and parallel nmap processes: the phase mostly waits on ports
@@ -192,8 +192,8 @@ class NetworkScanner:
         ignored: Counter[str],
     ) -> list[Observation]:
         """ARP for the part of each subnet on the interface's link, ICMP for the rest."""
-        from scanners.arp import ArpSweep
-        from scanners.icmp import IcmpSweep
+        from ipguard.scanners.arp import ArpSweep
+        from ipguard.scanners.icmp import IcmpSweep
 
         assert interface.ipv4 is not None and interface.prefixlen is not None
         link = ipaddress.ip_network(f"{interface.ipv4}/{interface.prefixlen}", strict=False)

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from functools import partial
 
 from ipguard.errors import ScanError
-from scanners import rawsock
+from ipguard.scanners import rawsock
 
 # <linux/if_packet.h>
 PACKET_VERSION = 10

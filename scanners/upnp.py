@@ -18,10 +18,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from scanners import http
-from scanners.base import clipped
-from scanners.pacing import Pacer
-from scanners.scope import Scope
+from ipguard.scanners import http
+from ipguard.scanners.base import clipped
+from ipguard.scanners.pacing import Pacer
+from ipguard.scanners.scope import Scope
 
 GROUP = "239.255.255.250"
 PORT = 1900

@@ -25,7 +25,7 @@ class ScanFormat(StrEnum):
 
 def make_scanner() -> Scanner:
     """The network scanner (tests replace this with a fake at the scanner seam)."""
-    from scanners.suite import NetworkScanner
+    from ipguard.scanners.suite import NetworkScanner
 
     return NetworkScanner()
 

@@ -29,7 +29,7 @@ import sys
 import threading
 from typing import Any
 
-from scanners import dnswire
+from ipguard.scanners import dnswire
 
 GROUP = "239.255.255.250"
 

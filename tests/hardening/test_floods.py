@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from scanners import arp, rawsock
-from scanners.arp import ArpSweep
-from scanners.scope import Scope
+from ipguard.scanners import arp, rawsock
+from ipguard.scanners.arp import ArpSweep
+from ipguard.scanners.scope import Scope
 from tests.hardening.helpers import REPO, env
 from tests.hardening.labtools import config_text, daemon, ipguard
 from tests.lab import netns

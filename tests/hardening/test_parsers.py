@@ -29,8 +29,8 @@ from ipguard.ledger.fields import (
 )
 from ipguard.ledger.importer import validate_rows
 from ipguard.model import LEDGER_FIELDS
-from scanners import arp, dhcp, dnswire, http, icmp, services, upnp
-from scanners.probing import ProbeLog, run_schedule
+from ipguard.scanners import arp, dhcp, dnswire, http, icmp, services, upnp
+from ipguard.scanners.probing import ProbeLog, run_schedule
 
 PROPERTY = settings(
     max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
@@ -516,7 +516,7 @@ def test_upnp_description_parser(body: bytes) -> None:
 @example("http://[::1/x")
 @example("http://198.18.0.5:99999/")
 def test_upnp_location_is_read_only_inside_the_scope(location: str) -> None:
-    from scanners.scope import Scope
+    from ipguard.scanners.scope import Scope
 
     # An empty scope: every location is refused before any connection is attempted.
     described = upnp.describe(location, Scope([]), timeout=0.05)

@@ -36,7 +36,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from scanners import rawsock
+from ipguard.scanners import rawsock
 
 LIVE = 1
 SECOND_MAC = 2  # a duplicate IP: a second host answers from variant-1 MAC

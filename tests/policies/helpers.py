@@ -18,8 +18,8 @@ from ipguard.model import (
     Service,
     Severity,
 )
-from policies import evaluate
-from policies.base import RunFacts
+from ipguard.policies import evaluate
+from ipguard.policies.base import RunFacts
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 TODAY = NOW.date()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ipguard.model import DhcpOffer, Evidence, ProxyVerdict
-from policies.devices import is_convincing
+from ipguard.policies.devices import is_convincing
 from tests.policies.helpers import (
     FREE,
     IP1,

@@ -22,8 +22,8 @@ from ipguard.model import (
     ServiceObservation,
     Severity,
 )
-from policies import evaluate
-from policies.base import DEFAULT_SEVERITY, PolicySettingsLike, PoolRange
+from ipguard.policies import evaluate
+from ipguard.policies.base import DEFAULT_SEVERITY, PolicySettingsLike, PoolRange
 from tests.policies.helpers import (
     FREE,
     IP1,

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from ipguard.model import DhcpOffer, Evidence, NameObservation, ProxyVerdict, ServiceObservation
-from policies.base import PoolRange
+from ipguard.policies.base import PoolRange
 from tests.policies.helpers import (
     ELSEWHERE,
     FREE,

@@ -7,7 +7,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from ipguard.model import NameObservation
-from policies.naming import HostnameRule
+from ipguard.policies.naming import HostnameRule
 from tests.policies.helpers import (
     FREE,
     IP1,

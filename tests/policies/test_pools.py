@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from policies.base import AddressRanges, PoolRange
+from ipguard.policies.base import AddressRanges, PoolRange
 from tests.policies.helpers import (
     FREE,
     IP1,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from scanners.base import Sweep, SweepResult
+from ipguard.scanners.base import Sweep, SweepResult
 from tests.lab.netns import inside
 from tests.lab.scale import ScaleLab, lab_unavailable, scale_lab
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from ipguard.errors import InterfaceError, ScopeError
-from scanners import txring
-from scanners.arp import ArpSweep
-from scanners.scope import Scope
+from ipguard.scanners import txring
+from ipguard.scanners.arp import ArpSweep
+from ipguard.scanners.scope import Scope
 from tests.lab import netns
 from tests.lab.scale import ScaleLab, lab_unavailable, link_loss, scale_lab
 from tests.scanners.conftest import sweep_in
@@ -155,8 +155,8 @@ def test_unusable_interface(small_lab: ScaleLab, setup: list[str], message: str)
 PRIVILEGE_PROBE = """
 import sys
 from ipguard.errors import PrivilegeError
-from scanners.{module} import {cls}
-from scanners.scope import Scope
+from ipguard.scanners.{module} import {cls}
+from ipguard.scanners.scope import Scope
 scope = Scope([sys.argv[1]])
 sweep = {cls}({args}scope)
 try:

@@ -14,8 +14,8 @@ import pytest
 
 from ipguard.errors import InterfaceError, InvalidValue, ScopeError
 from ipguard.model import DhcpOffer
-from scanners.dhcp import DhcpProbe, parse_offer, random_client_mac
-from scanners.scope import Scope
+from ipguard.scanners.dhcp import DhcpProbe, parse_offer, random_client_mac
+from ipguard.scanners.scope import Scope
 from tests.lab.builder import Lab
 from tests.lab.netns import exec_argv, inside
 
@@ -82,8 +82,8 @@ def test_without_raw_socket_privilege_says_cap_net_raw(demo_lab: Lab) -> None:
     """The probe run as nobody inside the scanner namespace: PrivilegeError naming CAP_NET_RAW."""
     code = (
         "import json\n"
-        "from scanners.dhcp import DhcpProbe\n"
-        "from scanners.scope import Scope\n"
+        "from ipguard.scanners.dhcp import DhcpProbe\n"
+        "from ipguard.scanners.scope import Scope\n"
         "try:\n"
         f"    DhcpProbe('eth0', Scope(['{demo_lab.subnet}']), timeout=0.5).probe()\n"
         "except Exception as exc:\n"

@@ -20,9 +20,9 @@ import pytest
 
 from ipguard.errors import InterfaceError, ScopeError
 from ipguard.model import Evidence, Observation, ServiceObservation
-from scanners import http, signs, upnp
-from scanners.evidence import RouterApEvidence
-from scanners.scope import Scope
+from ipguard.scanners import http, signs, upnp
+from ipguard.scanners.evidence import RouterApEvidence
+from ipguard.scanners.scope import Scope
 from tests.lab.builder import Lab
 from tests.lab.netns import exec_argv, inside
 from tests.lab.scenarios import TPLINK_MAC
@@ -240,8 +240,8 @@ def test_without_raw_socket_privilege_says_cap_net_raw(demo_lab: Lab) -> None:
         "import json\n"
         "from datetime import UTC, datetime\n"
         "from ipguard.model import Observation\n"
-        "from scanners.evidence import RouterApEvidence\n"
-        "from scanners.scope import Scope\n"
+        "from ipguard.scanners.evidence import RouterApEvidence\n"
+        "from ipguard.scanners.scope import Scope\n"
         f"seen = [Observation('{pc.ip}', '{pc.mac}', datetime.now(UTC), 'arp')]\n"
         f"probe = RouterApEvidence('eth0', Scope(['{demo_lab.subnet}']), timeout=0.5)\n"
         "try:\n"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from ipguard.errors import ScopeError
-from scanners.icmp import IcmpSweep
-from scanners.scope import Scope
+from ipguard.scanners.icmp import IcmpSweep
+from ipguard.scanners.scope import Scope
 from tests.lab.scale import ScaleLab, lab_unavailable
 from tests.scanners.conftest import sweep_in
 from tests.scanners.test_arp import run_without_capabilities

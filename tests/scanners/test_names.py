@@ -17,9 +17,9 @@ import pytest
 
 from ipguard.errors import InvalidValue, ScopeError
 from ipguard.model import NameObservation
-from scanners import dnswire
-from scanners.names import NameProbe
-from scanners.scope import Scope
+from ipguard.scanners import dnswire
+from ipguard.scanners.names import NameProbe
+from ipguard.scanners.scope import Scope
 from tests.lab.builder import Lab
 from tests.lab.netns import inside
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scanners.pacing import Pacer
+from ipguard.scanners.pacing import Pacer
 from tests.scanners.fakeclock import FakeClock
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from scanners.probing import (
+from ipguard.scanners.probing import (
     MIN_EVIDENCE,
     MIN_RETRY_GAP,
     MIN_SETTLE,

@@ -11,8 +11,8 @@ import pytest
 
 from ipguard.errors import InvalidValue, ScanError, ScopeError
 from ipguard.model import ProxyVerdict, ServiceObservation
-from scanners.proxy import METHODS, ProxyProbe, proxy_candidates
-from scanners.scope import Scope
+from ipguard.scanners.proxy import METHODS, ProxyProbe, proxy_candidates
+from ipguard.scanners.scope import Scope
 from tests.lab.builder import Lab
 from tests.lab.netns import inside
 

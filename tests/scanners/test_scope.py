@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ipguard.errors import InvalidValue, ScopeError
-from scanners.scope import Scope
+from ipguard.scanners.scope import Scope
 
 
 @pytest.mark.parametrize(

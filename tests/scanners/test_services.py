@@ -13,9 +13,9 @@ import pytest
 
 from ipguard.errors import InvalidValue, ScopeError
 from ipguard.model import ServiceObservation
-from scanners import services as services_module
-from scanners.scope import Scope
-from scanners.services import PortSpec, ServiceScan
+from ipguard.scanners import services as services_module
+from ipguard.scanners.scope import Scope
+from ipguard.scanners.services import PortSpec, ServiceScan
 from tests.lab.builder import Lab
 from tests.lab.fixtures import requires_lab
 from tests.lab.netns import inside
@@ -150,8 +150,8 @@ def test_missing_nmap_is_tool_missing() -> None:
     """nmap hidden in a private mount namespace of a child process: ToolMissing with the fix."""
     code = (
         "import json\n"
-        "from scanners.scope import Scope\n"
-        "from scanners.services import ServiceScan\n"
+        "from ipguard.scanners.scope import Scope\n"
+        "from ipguard.scanners.services import ServiceScan\n"
         "try:\n"
         "    ServiceScan(Scope(['198.18.0.0/24']), ports='tcp/22', host_timeout=5)"
         ".scan(['198.18.0.20'])\n"

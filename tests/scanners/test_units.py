@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from scanners import rawsock
-from scanners.arp import _reply_filter, _request_template, lookup_vendors
-from scanners.icmp import _echo_template, _ones_sum
+from ipguard.scanners import rawsock
+from ipguard.scanners.arp import _reply_filter, _request_template, lookup_vendors
+from ipguard.scanners.icmp import _echo_template, _ones_sum
 
 
 @pytest.mark.parametrize(
