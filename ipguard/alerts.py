@@ -15,9 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlmodel import Session, col, select
-
 from ipguard.config import AlertSettings
+from ipguard.escape import visible
 from ipguard.ledger import findings
 from ipguard.ledger.scan_tables import FindingRow
 from ipguard.ledger.store import Store
@@ -79,8 +78,6 @@ def digest(rows: Sequence[FindingRow], *, site: str, run_id: int | None) -> tupl
 
 
 def _one_line(text: str) -> str:
-    from ipguard.reports.escape import visible
-
     return visible(" ".join(text.split()))
 
 
@@ -149,14 +146,6 @@ def send_digest(
     if outcome.delivered:
         # Sending happens outside any transaction: a slow target must not hold the ledger.
         with store.session() as session:
-            _record(session, rows)
+            findings.mark_alerted(session, rows)
         outcome.sent = [row.id for row in rows if row.id is not None]
     return outcome
-
-
-def _record(session: Session, rows: Sequence[FindingRow]) -> None:
-    """Remember the severity each finding was alerted at."""
-    severity = {row.id: row.severity for row in rows}
-    for row in session.exec(select(FindingRow).where(col(FindingRow.id).in_(list(severity)))):
-        row.alerted_severity = severity[row.id]
-        session.add(row)

@@ -74,20 +74,6 @@ def ipguard_argv() -> list[str]:
     return [str(python), "-m", "ipguard"]
 
 
-def absolute_db_url(url: str) -> str:
-    """The ledger URL with a SQLite path made absolute (cron does not start in your directory)."""
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database:
-        database = Path(parsed.database)
-        if not database.is_absolute():
-            return parsed.set(database=str(database.absolute())).render_as_string(
-                hide_password=False
-            )
-    return url
-
-
 def scan_argv(exe: Sequence[str], *, db_url: str, config: Path, metrics_file: Path) -> list[str]:
     """The scan command the schedule runs."""
     return [
@@ -103,9 +89,23 @@ def scan_argv(exe: Sequence[str], *, db_url: str, config: Path, metrics_file: Pa
     ]
 
 
+def _one_line(command: str) -> str:
+    """The command, refused if it holds a control character.
+
+    A newline, even quoted, would end a crontab job or a unit's ExecStart= and start a line of its
+    own; refusing them also keeps what a dry run prints equal to what is installed.
+    """
+    if not command.isprintable():
+        raise InvalidValue(f"a scheduled command cannot hold control characters: {command!r}")
+    return command
+
+
 def cron_line(every: Every, argv: Sequence[str], log_file: Path) -> str:
-    """One crontab job: the scan, its output appended to the log."""
-    command = f"{shlex.join(argv)} >> {shlex.quote(str(log_file))} 2>&1"
+    """One crontab job: the scan, its output appended to the log.
+
+    This is the line the crontab gets and the line a dry run prints, byte for byte.
+    """
+    command = _one_line(f"{shlex.join(argv)} >> {shlex.quote(str(log_file))} 2>&1")
     # An unescaped % in a crontab command ends it (the rest becomes standard input).
     return f"{every.cron} {command.replace('%', chr(92) + '%')}"
 
@@ -188,9 +188,27 @@ def _systemd_word(word: str) -> str:
     return '"' + escaped.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def systemd_units(every: Every, argv: Sequence[str]) -> dict[str, str]:
-    """A oneshot service running the scan and a timer starting it."""
-    exec_start = " ".join(_systemd_word(word) for word in argv)
+# What a scan needs of root, and nothing more (README: "Running unattended with least privilege").
+CAPABILITIES = "CAP_NET_RAW CAP_NET_ADMIN"
+
+
+def systemd_units(every: Every, argv: Sequence[str], *, user: str | None) -> dict[str, str]:
+    """A oneshot service running the scan and a timer starting it.
+
+    `user` is the account a system service runs as, given the raw-socket capabilities only; None
+    makes a user unit, which runs as its owner with what the interpreter's file capability gives.
+    """
+    exec_start = _one_line(" ".join(_systemd_word(word) for word in argv))
+    privilege = (
+        [
+            f"User={user}",
+            "# Raw sockets for the sweeps and probes; no other privilege of root.",
+            f"AmbientCapabilities={CAPABILITIES}",
+            f"CapabilityBoundingSet={CAPABILITIES}",
+        ]
+        if user is not None
+        else []
+    )
     service = "\n".join(
         [
             "[Unit]",
@@ -200,6 +218,7 @@ def systemd_units(every: Every, argv: Sequence[str]) -> dict[str, str]:
             "",
             "[Service]",
             "Type=oneshot",
+            *privilege,
             f"ExecStart={exec_start}",
             "# Exit 1 means findings at or above fail_on are open: the scan itself worked.",
             "SuccessExitStatus=1",
@@ -223,11 +242,24 @@ def systemd_units(every: Every, argv: Sequence[str]) -> dict[str, str]:
     return {f"{UNIT}.service": service, f"{UNIT}.timer": timer}
 
 
+SYSTEM_UNIT_DIR = Path("/etc/systemd/system")
+SERVICE_USER = "ipguard"  # the README's least-privilege account
+
+
 def default_unit_dir() -> Path:
     """System units for root, the user's own units otherwise."""
     if os.geteuid() == 0:
-        return Path("/etc/systemd/system")
+        return SYSTEM_UNIT_DIR
     return Path.home() / ".config" / "systemd" / "user"
+
+
+def default_service_user() -> str:
+    """Who a system service runs as: the README's `ipguard` account for root, else yourself."""
+    import pwd
+
+    if os.geteuid() == 0:
+        return SERVICE_USER
+    return pwd.getpwuid(os.geteuid()).pw_name
 
 
 def default_metrics_file() -> Path:

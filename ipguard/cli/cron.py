@@ -1,57 +1,85 @@
-"""`ipguard cron …`: schedule unattended scans with cron, or print/write systemd units."""
+"""`ipguard cron …`: schedule unattended scans with cron, or print/write systemd units.
+
+`cron install` is two installers behind one command: the crontab entry (the default) and the
+systemd service and timer (`--systemd`). Each takes only its own options; an option of the other
+is refused, not silently ignored. A dry run prints exactly what would be installed.
+"""
 
 from __future__ import annotations
 
-import shlex
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ipguard.cli.context import AppState, state
-from ipguard.cli.output import info, safe
+from ipguard.cli.output import info
+from ipguard.errors import InvalidValue
+
+if TYPE_CHECKING:
+    from ipguard.schedule import Every
 
 app = typer.Typer(
     help="Schedule unattended scans (crontab or systemd timer).", no_args_is_help=True
 )
 
+_MASKED = "the database password is masked: write it in yourself or use ~/.pgpass"
 
-def _scan_argv(shared: AppState, metrics_file: Path) -> list[str]:
+
+@dataclass(frozen=True)
+class _Job:
+    """The scheduled scan: when, and its command as run and as it may be shown."""
+
+    when: Every
+    argv: list[str]
+    shown: list[str]  # the ledger URL's password masked
+    metrics: Path
+
+    @property
+    def secret(self) -> bool:
+        """Whether the command holds a password (then files holding it stay private)."""
+        return self.shown != self.argv
+
+
+def _job(shared: AppState, every: str, metrics_file: Path | None) -> _Job:
     """The scan command with every path absolute: the configuration must exist."""
+    from ipguard import schedule
     from ipguard.config import find_config
-    from ipguard.errors import InvalidValue
-    from ipguard.ledger.store import resolve_url
-    from ipguard.schedule import absolute_db_url, ipguard_argv, scan_argv
+    from ipguard.ledger.store import absolute_url, display_url, resolve_url
 
+    when = schedule.parse_every(every)
     config = find_config(shared.config)
     if config is None:
         raise InvalidValue(
             "a scheduled scan needs a configuration file: give --config PATH (or IPGUARD_CONFIG)"
         )
     shared.settings()  # a broken configuration fails now, not at 3 a.m.
-    return scan_argv(
-        ipguard_argv(),
-        db_url=absolute_db_url(resolve_url(shared.db)),
+    metrics = (metrics_file or schedule.default_metrics_file()).expanduser().absolute()
+    argv = schedule.scan_argv(
+        schedule.ipguard_argv(),
+        db_url=absolute_url(resolve_url(shared.db)),
         config=config.absolute(),
-        metrics_file=metrics_file.expanduser().absolute(),
+        metrics_file=metrics,
     )
-
-
-def _masked(words: list[str]) -> list[str]:
-    """The command safe to print: the ledger URL's password masked."""
-    from ipguard.ledger.store import display_url
-
-    return [
-        display_url(word) if index and words[index - 1] == "--db" else word
-        for index, word in enumerate(words)
+    shown = [
+        display_url(word) if index and argv[index - 1] == "--db" else word
+        for index, word in enumerate(argv)
     ]
+    return _Job(when, argv, shown, metrics)
+
+
+def _refuse(given: Mapping[str, object], why: str) -> None:
+    """A usage error for the first option given that does not apply."""
+    for option, value in given.items():
+        if value not in (None, False):
+            raise InvalidValue(f"{option} {why}")
 
 
 def _make_dirs(paths: list[Path], owner: str | None) -> None:
-    import os
     import pwd
-
-    from ipguard.errors import InvalidValue
 
     for directory in {path.parent for path in paths}:
         if directory.is_dir():
@@ -87,6 +115,14 @@ def install(
         Path | None,
         typer.Option("--unit-dir", help="With --systemd --write: write the units here instead."),
     ] = None,
+    service_user: Annotated[
+        str | None,
+        typer.Option(
+            "--service-user",
+            help="With --systemd: the user a system service runs as (default: ipguard as root, "
+            "else you).",
+        ),
+    ] = None,
     metrics_file: Annotated[
         Path | None,
         typer.Option(
@@ -101,55 +137,104 @@ def install(
     ] = None,
     user: Annotated[
         str | None,
-        typer.Option("--user", help="Edit this user's crontab instead of your own (root only)."),
+        typer.Option("--user", help="Edit this user's crontab instead of your own (cron only)."),
     ] = None,
     dry_run: Annotated[
         bool,
-        typer.Option("--dry-run", help="Show the entry that would be installed; change nothing."),
+        typer.Option("--dry-run", help="Show exactly what would be installed; change nothing."),
     ] = False,
 ) -> None:
     """Run `ipguard scan --quiet --metrics-file …` on a schedule (re-installing replaces it)."""
+    if systemd:
+        _refuse({"--user": user}, "is for cron: a systemd service runs as --service-user")
+        _refuse({"--log-file": log_file}, "is for cron: a systemd service logs to the journal")
+        _refuse({"--unit-dir": unit_dir and not write}, "needs --systemd --write")
+        job = _job(state(ctx), every, metrics_file)
+        _install_systemd(
+            job, write=write, unit_dir=unit_dir, service_user=service_user, dry_run=dry_run
+        )
+    else:
+        _refuse(
+            {"--write": write, "--unit-dir": unit_dir, "--service-user": service_user},
+            "is for --systemd only",
+        )
+        job = _job(state(ctx), every, metrics_file)
+        _install_cron(job, log_file=log_file, user=user, dry_run=dry_run)
+
+
+def _install_cron(job: _Job, *, log_file: Path | None, user: str | None, dry_run: bool) -> None:
+    """The crontab entry: printed by a dry run exactly as it is installed."""
     from ipguard import schedule
 
-    shared = state(ctx)
-    when = schedule.parse_every(every)
-    metrics = (metrics_file or schedule.default_metrics_file()).expanduser().absolute()
-    argv = _scan_argv(shared, metrics)
-    secret = _masked(argv) != argv
-    if systemd:
-        if not write:
-            for name, text in schedule.systemd_units(when, _masked(argv)).items():
-                typer.echo(f"# {name}\n{text}")
-            if secret:
-                info("the database password is masked: write it in yourself or use ~/.pgpass")
-            return
-        units = schedule.systemd_units(when, argv)
-        target = unit_dir or schedule.default_unit_dir()
-        _make_dirs([target / name for name in units], None)
-        for name, text in units.items():
-            path = target / name
-            path.write_text(text, encoding="utf-8")
-            path.chmod(0o600 if secret else 0o644)  # a database password stays private
-            info(f"wrote {path}")
-        scope = "" if str(target).startswith("/etc/") else "--user "
-        info(
-            f"enable it with: systemctl {scope}daemon-reload && "
-            f"systemctl {scope}enable --now {schedule.UNIT}.timer"
-        )
-        return
-
     log = (log_file or schedule.default_log_file()).expanduser().absolute()
-    line = schedule.cron_line(when, argv, log)
-    shown = f"{when.cron} {shlex.join(_masked(argv))} >> {shlex.quote(str(log))} 2>&1"
+    shown = schedule.cron_line(job.when, job.shown, log)
     if dry_run:
-        typer.echo(f"{schedule.MARKER}\n{safe(shown)}")
+        typer.echo(f"{schedule.MARKER}\n{shown}")
+        if job.secret:
+            info(_MASKED)
         return
-    _make_dirs([metrics, log], user)
+    _make_dirs([job.metrics, log], user)
     current = schedule.read_crontab(user)
+    line = schedule.cron_line(job.when, job.argv, log)
     schedule.write_crontab(schedule.with_entry(current, line), user)
     whose = f"{user}'s" if user else "your"
-    info(f"installed in {whose} crontab (every {when.text}):\n{shown}")
-    info(f"output is appended to {log}; metrics go to {metrics}")
+    info(f"installed in {whose} crontab (every {job.when.text}):")
+    info(shown)
+    info(f"output is appended to {log}; metrics go to {job.metrics}")
+
+
+def _install_systemd(
+    job: _Job, *, write: bool, unit_dir: Path | None, service_user: str | None, dry_run: bool
+) -> None:
+    """The service and timer: printed, or written (a dry run prints what it would write)."""
+    import pwd
+
+    from ipguard import schedule
+
+    # A user unit (written by anyone but root) runs as its owner: it cannot switch users.
+    system = not write or os.geteuid() == 0
+    if not system:
+        _refuse({"--service-user": service_user}, "needs root: a user unit runs as you")
+    account = (service_user or schedule.default_service_user()) if system else None
+    if not write:
+        for name, text in schedule.systemd_units(job.when, job.shown, user=account).items():
+            typer.echo(f"# {name}\n{text}", nl=False)
+        info(f"install them in {schedule.SYSTEM_UNIT_DIR} (or use --write)")
+        if job.secret:
+            info(_MASKED)
+        return
+    if account is not None:
+        try:
+            pwd.getpwnam(account)
+        except KeyError:
+            raise InvalidValue(
+                f"--service-user {account!r}: no such user; create it first (README: "
+                "useradd --system --create-home --home-dir /var/lib/ipguard ipguard)"
+            ) from None
+    target = (unit_dir or schedule.default_unit_dir()).expanduser().absolute()
+    argv = job.shown if dry_run else job.argv
+    units = {
+        target / name: text
+        for name, text in schedule.systemd_units(job.when, argv, user=account).items()
+    }
+    if dry_run:
+        for path, text in units.items():
+            typer.echo(f"# {path}\n{text}", nl=False)
+        info("dry run: nothing was written")
+        if job.secret:
+            info(_MASKED)
+        return
+    _make_dirs([job.metrics], account)
+    _make_dirs(list(units), None)
+    for path, text in units.items():
+        path.write_text(text, encoding="utf-8")
+        path.chmod(0o600 if job.secret else 0o644)  # a database password stays private
+        info(f"wrote {path}")
+    scope = "" if system else "--user "
+    info(
+        f"enable it with: systemctl {scope}daemon-reload && "
+        f"systemctl {scope}enable --now {schedule.UNIT}.timer"
+    )
 
 
 @app.command()

@@ -105,15 +105,15 @@ def progress_bars(*, enabled: bool) -> Iterator[Callable[[str, int, int], None] 
 
 def emit_json(data: Any) -> None:
     """JSON on standard output (non-ASCII kept readable, control characters escaped)."""
-    from ipguard.reports.escape import json_text
+    from ipguard.escape import json_text
 
     sys.stdout.write(json_text(data) + "\n")
 
 
 def emit_csv(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> None:
     """CSV on standard output; cells that a spreadsheet would run as formulas are neutralised."""
+    from ipguard.escape import visible
     from ipguard.ledger.files import escape_cell
-    from ipguard.reports.escape import visible
 
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(columns)

@@ -258,3 +258,11 @@ def failing(session: Session, *, site: str, threshold: Severity, now: datetime) 
         for row in list_findings(session, site=site, live_only=True)
         if not is_suppressed(row, now) and Severity(row.severity) >= threshold
     ]
+
+
+def mark_alerted(session: Session, rows: Sequence[FindingRow]) -> None:
+    """Remember the severity each finding was alerted at: it is sent again only if it escalates."""
+    severity = {row.id: row.severity for row in rows}
+    for row in session.exec(select(FindingRow).where(col(FindingRow.id).in_(list(severity)))):
+        row.alerted_severity = severity[row.id]
+        session.add(row)

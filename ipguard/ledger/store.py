@@ -42,6 +42,18 @@ def resolve_url(given: str | None) -> str:
     return url
 
 
+def absolute_url(url: str) -> str:
+    """The URL with a SQLite path made absolute (cron does not start in your directory)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        database = Path(parsed.database)
+        if not database.is_absolute():
+            return parsed.set(database=str(database.absolute())).render_as_string(
+                hide_password=False
+            )
+    return url
+
+
 # Query parameters of a URL that hold secrets (libpq takes the password there too).
 _SECRET_PARAMETERS = frozenset({"password", "passfile", "sslpassword", "sslkey", "token"})
 

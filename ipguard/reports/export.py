@@ -13,8 +13,8 @@ from dataclasses import asdict
 from datetime import date, datetime
 from typing import Any
 
+from ipguard.escape import json_text, visible
 from ipguard.ledger.files import escape_cell
-from ipguard.reports.escape import json_text, visible
 from ipguard.reports.serialize import utc_text
 from ipguard.reports.summary import Summary
 

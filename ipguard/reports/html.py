@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from ipguard import __version__
-from ipguard.reports.escape import visible
+from ipguard.escape import visible
 from ipguard.reports.summary import OpenFinding, RunPoint, Summary
 
 EVIDENCE_ITEMS = 5  # per group of evidence in the page; the JSON export carries all of it

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from ipguard import __version__
-from ipguard.reports.escape import visible
+from ipguard.escape import visible
 from ipguard.reports.summary import OpenFinding, Summary
 
 _SPECIAL = "\\`*_[]<>|#!~"
