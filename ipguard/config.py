@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ipguard.errors import ConfigError
+from ipguard.fields import FieldError, parse_service
 from ipguard.model import FindingKind, Service, Severity
 
 DEFAULT_PORTS = "tcp/1-1024;tcp/1080;tcp/3128;tcp/8080;tcp/8118"
@@ -242,8 +243,6 @@ def _policy(table: Mapping[str, Any], source: str) -> PolicySettings:
     result = PolicySettings()
     for key in table:
         if key == "default_allowed_services":
-            from ipguard.ledger.fields import FieldError, parse_service
-
             items = _typed(table, key, list, where)
             try:
                 services = tuple(parse_service(str(item), key) for item in items)

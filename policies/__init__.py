@@ -23,9 +23,10 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable, Iterable
 
+from ipguard.addresses import ip_sort_key
 from ipguard.model import Finding, FindingKind, Severity
 from ipguard.policies import bindings, devices, lifecycle, naming, pools, services
-from ipguard.policies.base import KIND_ORDER, PolicySettingsLike, PoolRange, RunFacts, ip_key
+from ipguard.policies.base import KIND_ORDER, PolicySettingsLike, PoolRange, RunFacts
 from ipguard.policies.sightings import Sightings, Verdict
 
 __all__ = ["PolicySettingsLike", "PoolRange", "RunFacts", "evaluate"]
@@ -99,7 +100,7 @@ def _sorted(found: list[Finding]) -> list[Finding]:
     def order(finding: Finding) -> tuple[int, int, tuple[int, int, str], str, str]:
         key = ip_keys.get(finding.ip)
         if key is None:
-            key = ip_keys[finding.ip] = ip_key(finding.ip)
+            key = ip_keys[finding.ip] = ip_sort_key(finding.ip)
         rank = _URGENCY[finding.severity]
         return (rank, KIND_ORDER[finding.kind], key, finding.mac or "", finding.port or "")
 

@@ -181,14 +181,6 @@ def address(ip: str) -> tuple[int, int] | None:
     return (parsed.version, int(parsed))
 
 
-def ip_key(ip: str | None) -> tuple[int, int, str]:
-    """Sort key that orders addresses numerically (IPv4 before IPv6, unparsable text last)."""
-    if not ip:
-        return (0, 0, "")
-    parsed = address(ip)
-    return (9, 0, ip) if parsed is None else (parsed[0], parsed[1], "")
-
-
 def who(record: Binding) -> str:
     """The owner and department of a record, for a summary: "Li Wei, math"."""
     parts = [part for part in (record.owner, record.department) if part]

@@ -15,6 +15,7 @@ import struct
 import time
 from datetime import UTC, datetime, timedelta
 
+from ipguard.addresses import AddressError, parse_mac
 from ipguard.errors import InterfaceError, InvalidValue, ScanError, ScopeError
 from ipguard.model import DhcpOffer
 from ipguard.scanners import rawsock
@@ -222,9 +223,7 @@ def _send(sock: socket.socket, frame: bytes) -> None:
 
 
 def _client_mac(text: str) -> str:
-    digits = text.strip().lower().replace(":", "").replace("-", "").replace(".", "")
-    if len(digits) != 12 or any(c not in "0123456789abcdef" for c in digits):
-        raise InvalidValue(f"client MAC {text!r} is not a MAC address (aa:bb:cc:dd:ee:ff)")
-    if int(digits[:2], 16) & 0x01:
-        raise InvalidValue(f"client MAC {text!r} is a multicast address: use a unicast one")
-    return ":".join(digits[k : k + 2] for k in range(0, 12, 2))
+    try:
+        return parse_mac(text)
+    except AddressError as error:
+        raise InvalidValue(f"client MAC {text!r}: {error}") from None

@@ -19,13 +19,13 @@ next to each other. Policies weigh them; this module only reports what it saw.
 
 from __future__ import annotations
 
-import ipaddress
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from urllib.parse import urljoin, urlsplit
 
+from ipguard.addresses import ip_sort_key
 from ipguard.model import Evidence, Observation, ServiceObservation
 from ipguard.scanners import forwarding, http, rawsock, signs, upnp
 from ipguard.scanners.base import Progress, clipped
@@ -83,7 +83,9 @@ class RouterApEvidence:
                 if mac not in macs_by_ip[seen.ip]:
                     macs_by_ip[seen.ip].append(mac)
         suspects = [(ip, mac) for ip, macs in macs_by_ip.items() for mac in macs]
-        witnesses = sorted((ip for ip, macs in macs_by_ip.items() if len(macs) == 1), key=_ip_key)
+        witnesses = sorted(
+            (ip for ip, macs in macs_by_ip.items() if len(macs) == 1), key=ip_sort_key
+        )
         done = 0
         lock = threading.Lock()
 
@@ -104,7 +106,7 @@ class RouterApEvidence:
             found = routed.result() + announced.result() + titled.result()
         found += self._vendors(observations, macs_by_ip, found)
         finished()
-        return sorted(_unique(found), key=lambda e: (_ip_key(e.ip), e.kind, e.mac or ""))
+        return sorted(_unique(found), key=lambda e: (ip_sort_key(e.ip), e.kind, e.mac or ""))
 
     # -- probing ----------------------------------------------------------------------------
 
@@ -128,7 +130,7 @@ class RouterApEvidence:
                 )
                 descriptions = dict(zip(locations, read, strict=True))
         found = []
-        for ip, responder in sorted(responders.items(), key=lambda item: _ip_key(item[0])):
+        for ip, responder in sorted(responders.items(), key=lambda item: ip_sort_key(item[0])):
             facts = sorted(responder.targets)
             notes = [f"SERVER {server}" for server in sorted(responder.servers)]
             for location in responder.locations:
@@ -250,8 +252,3 @@ def _unique(found: Iterable[Evidence]) -> list[Evidence]:
     for evidence in found:
         first.setdefault((evidence.ip, evidence.mac, evidence.kind), evidence)
     return list(first.values())
-
-
-def _ip_key(ip: str) -> tuple[int, int]:
-    address = ipaddress.ip_address(ip)
-    return address.version, int(address)

@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from ipguard.addresses import ip_sort_key
 from ipguard.model import (
     Observation,
     Phase,
@@ -52,7 +53,7 @@ class NetworkScanner:
 
         with _timed(timings, "sweep"):
             observations = self._sweep(request, scope, interface, phase_progress("sweep"), ignored)
-        live = sorted({seen.ip for seen in observations}, key=_ip_key)
+        live = sorted({seen.ip for seen in observations}, key=ip_sort_key)
 
         services: list[ServiceObservation] = []
         service_mode, rescanned, partial = "", 0, set[str]()
@@ -73,7 +74,7 @@ class NetworkScanner:
                     for item in services
                     if item.proto == "tcp" and (item.port in PROXY_PORTS or "http" in item.service)
                 },
-                key=lambda pair: (_ip_key(pair[0]), pair[1]),
+                key=lambda pair: (ip_sort_key(pair[0]), pair[1]),
             )
             assert interface.ipv4 is not None
             with _timed(timings, "proxy"):
@@ -244,11 +245,6 @@ def _minus(
     if inner == network or not inner.subnet_of(network):  # type: ignore[arg-type]
         return iter(())
     return network.address_exclude(inner)  # type: ignore[arg-type]
-
-
-def _ip_key(ip: str) -> tuple[int, int]:
-    address = ipaddress.ip_address(ip)
-    return address.version, int(address)
 
 
 @contextmanager

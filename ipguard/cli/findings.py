@@ -112,8 +112,8 @@ def ack(
 ) -> None:
     """Acknowledge a finding: it stays listed but stops failing scans and alerting."""
     from ipguard.errors import InvalidValue
+    from ipguard.fields import FieldError, parse_date
     from ipguard.ledger import findings
-    from ipguard.ledger.fields import FieldError, parse_date
 
     if not note.strip():
         raise InvalidValue("--note must say why the finding is acknowledged")

@@ -76,7 +76,7 @@ def _fields(**given: Any) -> dict[str, str]:
 
 
 def _device_row(device: Any) -> dict[str, Any]:
-    from ipguard.ledger.fields import binding_to_fields
+    from ipguard.fields import binding_to_fields
 
     row: dict[str, Any] = binding_to_fields(device.to_binding())
     row["updated_at"] = device.updated_at.isoformat().replace("+00:00", "Z")
@@ -105,8 +105,8 @@ def add(
 ) -> None:
     """Register a device: bind IP to MAC."""
     from ipguard.errors import InvalidValue
+    from ipguard.fields import FieldError, binding_from_fields
     from ipguard.ledger import devices
-    from ipguard.ledger.fields import FieldError, binding_from_fields
 
     shared = state(ctx)
     values = _fields(
@@ -280,7 +280,7 @@ def import_(
 
 
 def _show_plan(plan: Any) -> None:
-    from ipguard.ledger.fields import binding_to_fields
+    from ipguard.fields import binding_to_fields
 
     rows = []
     for line, binding in plan.adds:
@@ -329,8 +329,8 @@ def export(
 ) -> None:
     """Export the whole ledger (every status), losslessly and safe for spreadsheets."""
     from ipguard.errors import InvalidValue
+    from ipguard.fields import FieldError, binding_to_fields, parse_date
     from ipguard.ledger import devices, files
-    from ipguard.ledger.fields import FieldError, binding_to_fields, parse_date
 
     since = None
     if changed_since:

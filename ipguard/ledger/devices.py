@@ -8,7 +8,6 @@ SQLite needs no row lock: `Store.session` takes the database's write lock before
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -16,15 +15,16 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from ipguard.addresses import ip_sort_key
 from ipguard.errors import Conflict, InvalidValue, NotFound
-from ipguard.ledger import audit
-from ipguard.ledger.fields import (
+from ipguard.fields import (
     FieldError,
     binding_from_fields,
     binding_to_fields,
     parse_ip,
     parse_mac,
 )
+from ipguard.ledger import audit
 from ipguard.ledger.tables import Device, device_values, utcnow
 from ipguard.model import Binding, DeviceStatus
 
@@ -245,14 +245,6 @@ def _flush(session: Session, ip: str) -> None:
             f"IP {ip} was just registered to another active record by a concurrent change; "
             "`ipguard ledger show` it and try again"
         ) from None
-
-
-def ip_sort_key(ip: str) -> tuple[int, int]:
-    """Sort IPv4 before IPv6, numerically (stored addresses are canonical text)."""
-    try:
-        return 4, int.from_bytes(socket.inet_pton(socket.AF_INET, ip), "big")  # in C: the usual
-    except OSError:
-        return 6, int.from_bytes(socket.inet_pton(socket.AF_INET6, ip), "big")
 
 
 def count(session: Session) -> int:

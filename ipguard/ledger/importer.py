@@ -20,8 +20,8 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from ipguard.errors import InvalidValue, LedgerFileError, LineProblem
+from ipguard.fields import FieldError, binding_from_fields, binding_to_fields
 from ipguard.ledger import audit, bulk, devices
-from ipguard.ledger.fields import FieldError, binding_from_fields, binding_to_fields
 from ipguard.ledger.files import FileRow
 from ipguard.ledger.tables import Device, device_values, utcnow
 from ipguard.model import Binding, DeviceStatus

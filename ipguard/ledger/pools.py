@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 from sqlmodel import Session, col, select
 
+from ipguard.addresses import AddressError, check_network
 from ipguard.errors import Conflict, InvalidValue, NotFound
+from ipguard.fields import FieldError, parse_text
 from ipguard.ledger import audit
-from ipguard.ledger.fields import FieldError, parse_text
 from ipguard.ledger.tables import Device, Pool, utcnow
 from ipguard.model import DeviceStatus, Role
 
@@ -25,6 +28,10 @@ def parse_cidr(text: str) -> str:
         raise InvalidValue(f"{text!r} has no prefix length; write it as CIDR (e.g. {text}/24)")
     if network.ip != network.network:
         raise InvalidValue(f"{text!r} has host bits set; did you mean {network.cidr}?")
+    try:
+        check_network(ipaddress.ip_network(str(network.cidr)))
+    except AddressError as error:
+        raise InvalidValue(f"{text!r}: {error}") from None
     return str(network.cidr)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from ipguard.ledger.fields import format_roles, format_services, parse_roles, parse_services
+from ipguard.fields import format_roles, format_services, parse_roles, parse_services
 from ipguard.model import Binding, DeviceStatus
 
 

@@ -20,13 +20,13 @@ from hypothesis import strategies as st
 
 from ipguard.config import check_hostname_rule, parse_port_spec, parse_settings
 from ipguard.errors import ConfigError, LedgerFileError
-from ipguard.ledger import files
-from ipguard.ledger.fields import (
+from ipguard.fields import (
     FieldError,
     binding_from_fields,
     binding_to_fields,
     parse_mac,
 )
+from ipguard.ledger import files
 from ipguard.ledger.importer import validate_rows
 from ipguard.model import LEDGER_FIELDS
 from ipguard.scanners import arp, dhcp, dnswire, http, icmp, services, upnp

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ipguard.ledger.fields import (
+from ipguard.fields import (
     FieldError,
     binding_from_fields,
     binding_to_fields,
@@ -120,7 +120,9 @@ _text = st.text(
 
 
 @given(
-    ip=st.ip_addresses(v=4).filter(lambda a: not (a.is_unspecified or a.is_multicast)).map(str),
+    ip=st.ip_addresses(v=4)
+    .filter(lambda a: not (a.is_unspecified or a.is_multicast or a.is_reserved))
+    .map(str),
     mac_int=st.integers(min_value=1, max_value=2**48 - 1).filter(lambda n: not (n >> 40) & 1),
     owner=_text,
     notes=_text,

@@ -1,5 +1,8 @@
 """Reading and writing one ledger field: canonical addresses, roles, services, flags and dates.
 
+A foundation module (standard library and the model only), so that the configuration, the ledger
+and the command line share one parser per field.
+
 Each `parse_*` turns user text into the canonical value or raises `FieldError` with a reason a
 network administrator can act on; each `format_*` is its exact inverse for files and tables.
 """
@@ -7,13 +10,12 @@ network administrator can act on; each `format_*` is its exact inverse for files
 from __future__ import annotations
 
 import functools
-import ipaddress
 import re
-import socket
 from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Any
 
+from ipguard import addresses
 from ipguard.model import LEDGER_FIELDS, Binding, DeviceStatus, Role, Service
 
 _TRUE = {"true", "yes", "1", "y", "on"}
@@ -26,8 +28,6 @@ _BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
 # Lone surrogates come from JSON escapes (\ud800) or undecodable command-line bytes; no database
 # or file format can store them.
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
-_UNSPECIFIED_V4 = bytes(4)
-_CANONICAL_MAC = re.compile(r"^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$")
 # Longest text a free field may hold: generous for notes, small enough to keep the ledger sane.
 MAX_TEXT = 4096
 MAX_SITE = 64
@@ -43,57 +43,20 @@ class FieldError(ValueError):
         self.reason = reason
 
 
-def parse_ip(text: str) -> str:
+def parse_ip(text: str, field: str = "ip") -> str:
     """Canonical IP text, or FieldError for anything that is not one host address."""
-    value = text.strip()
-    if not value:
-        raise FieldError("ip", text, "IP address is required")
     try:
-        # The common case, dotted IPv4, in C: inet_pton takes exactly the canonical form
-        # (no leading zeros), as ipaddress does, at a tenth of the cost per row of an import.
-        packed = socket.inet_pton(socket.AF_INET, value)
-    except (OSError, ValueError):  # not dotted IPv4 (ValueError: a NUL in the text)
-        pass
-    else:
-        if packed == _UNSPECIFIED_V4 or 224 <= packed[0] <= 239:
-            raise FieldError("ip", text, "not a host address (unspecified or multicast)")
-        return value
-    try:
-        address = ipaddress.ip_address(value)
-    except ValueError:
-        raise FieldError("ip", text, "not an IP address") from None
-    if address.is_unspecified or address.is_multicast:
-        raise FieldError("ip", text, "not a host address (unspecified or multicast)")
-    return str(address)
+        return addresses.parse_ip(text)
+    except addresses.AddressError as error:
+        raise FieldError(field, text, str(error)) from None
 
 
-def parse_mac(text: str) -> str:
+def parse_mac(text: str, field: str = "mac") -> str:
     """Canonical MAC (`aa:bb:cc:dd:ee:ff`) from `AA-BB-…`, `aabb.ccdd.eeff` or `aabbccddeeff`."""
-    value = text.strip()
-    if not value:
-        raise FieldError("mac", text, "MAC address is required")
-    # Files exported by ipguard hold canonical MACs: skip netaddr's general parser for them.
-    lowered = value.lower()
-    if _CANONICAL_MAC.match(lowered):
-        first = int(lowered[:2], 16)
-        if lowered == "00:00:00:00:00:00":
-            raise FieldError("mac", text, "all-zero MAC cannot belong to a device")
-        if first & 1:
-            raise FieldError("mac", text, "multicast or broadcast MAC cannot belong to a device")
-        return lowered
-    from netaddr import EUI, mac_unix_expanded
-
     try:
-        eui = EUI(value, dialect=mac_unix_expanded)
-        if eui.version != 48:
-            raise ValueError
-    except Exception:  # netaddr raises AddrFormatError, IndexError or ValueError by input shape
-        raise FieldError("mac", text, "not a MAC address") from None
-    if int(eui) == 0:
-        raise FieldError("mac", text, "all-zero MAC cannot belong to a device")
-    if eui.words[0] & 1:
-        raise FieldError("mac", text, "multicast or broadcast MAC cannot belong to a device")
-    return str(eui)
+        return addresses.parse_mac(text)
+    except addresses.AddressError as error:
+        raise FieldError(field, text, str(error)) from None
 
 
 @functools.lru_cache(maxsize=4096)  # a ledger holds few distinct values

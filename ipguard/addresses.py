@@ -1,0 +1,122 @@
+"""Addresses, one way: the device IP and MAC parsers and the IP sort key every layer uses.
+
+Standard library and netaddr only (netaddr imported when a non-canonical MAC needs it), so that
+scanners, policies, config and the ledger can all build on it. Parsers return the canonical text
+DESIGN.md stores (IPv4/IPv6 as `ipaddress` writes them, MACs as `aa:bb:cc:dd:ee:ff`) or raise
+`AddressError` whose message is the reason, for the caller to name the field and value.
+
+One spelling per address: an IPv4 address written as IPv6 (`::ffff:10.0.0.1`) is refused rather
+than canonicalised, in devices and pools alike, so that each address has exactly one stored text
+and a later IPv6 ledger can give IPv6 addresses their own column without ambiguity.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+
+_CANONICAL_MAC = re.compile(r"^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$")
+_UNSPECIFIED_V4 = bytes(4)
+# The textual notations, all 48 bits spelt out: six groups of 1-2 digits (aa:bb:…, aa-bb-…), three
+# of four (aabb.ccdd.eeff), two of six (aabbcc-ddeeff) or twelve digits. netaddr's own parser
+# would also take short group lists and decimal integers.
+_TEXTUAL_MAC = re.compile(
+    r"^(?:[0-9a-f]{1,2}([:-])[0-9a-f]{1,2}(?:\1[0-9a-f]{1,2}){4}"
+    r"|[0-9a-f]{4}([.:])[0-9a-f]{4}\2[0-9a-f]{4}"
+    r"|[0-9a-f]{6}[:-][0-9a-f]{6}"
+    r"|[0-9a-f]{12})$"
+)
+
+
+class AddressError(ValueError):
+    """Text that is not a usable address; the message says why."""
+
+
+def parse_ip(text: str) -> str:
+    """Canonical text of one host address, or AddressError (the reason) for anything else."""
+    value = text.strip()
+    if not value:
+        raise AddressError("IP address is required")
+    try:
+        # The common case, dotted IPv4, in C: inet_pton takes exactly the canonical form
+        # (no leading zeros), as ipaddress does, at a tenth of the cost per row of an import.
+        packed = socket.inet_pton(socket.AF_INET, value)
+    except (OSError, ValueError):  # not dotted IPv4 (ValueError: a NUL in the text)
+        pass
+    else:
+        if packed == _UNSPECIFIED_V4 or packed[0] >= 224:
+            _refuse(ipaddress.IPv4Address(packed))
+        return value
+    if "%" in value:
+        raise AddressError(
+            "a scoped address (zone index after %) names a link, not a device; "
+            "give the address without %…"
+        )
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        raise AddressError("not an IP address") from None
+    _refuse(address)
+    return str(address)
+
+
+def _refuse(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> None:
+    """Refuse what cannot be one device's address, with the reason."""
+    if address.is_unspecified or address.is_multicast:
+        raise AddressError("not a host address (unspecified or multicast)")
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        raise AddressError(f"an IPv4 address written as IPv6; register it as {address.ipv4_mapped}")
+    if address.is_reserved:
+        raise AddressError("not a host address (reserved or broadcast range)")
+
+
+def check_network(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> None:
+    """The same refusals for a range (a pool) as `parse_ip` makes for one address."""
+    first = network.network_address
+    if isinstance(first, ipaddress.IPv6Address) and first.ipv4_mapped is not None:
+        prefix = network.prefixlen - 96
+        shown = f" ({first.ipv4_mapped}/{prefix})" if prefix >= 0 else ""
+        raise AddressError(f"an IPv4 range written as IPv6; give it as IPv4{shown}")
+    if first.is_multicast or network.broadcast_address.is_multicast:
+        raise AddressError("a multicast range cannot hold devices")
+    if first.is_reserved or network.broadcast_address.is_reserved:
+        raise AddressError("a reserved range cannot hold devices")
+
+
+def parse_mac(text: str) -> str:
+    """Canonical unicast MAC from a textual notation (`AA-BB-…`, `aabb.ccdd.eeff`, `aabbccddeeff`).
+
+    Only text notations are accepted: netaddr alone would also read a decimal integer
+    (`12345` → 00:00:00:00:30:39), which is always a typo or a spreadsheet number.
+    """
+    value = text.strip()
+    if not value:
+        raise AddressError("MAC address is required")
+    lowered = value.lower()
+    if not _CANONICAL_MAC.match(lowered):  # files exported by ipguard skip netaddr
+        if not _TEXTUAL_MAC.match(lowered):
+            raise AddressError("not a MAC address (like aa:bb:cc:dd:ee:ff)")
+        from netaddr import EUI, mac_unix_expanded
+
+        lowered = str(EUI(lowered, dialect=mac_unix_expanded))
+    if lowered == "00:00:00:00:00:00":
+        raise AddressError("all-zero MAC cannot belong to a device")
+    if int(lowered[:2], 16) & 1:
+        raise AddressError("multicast or broadcast MAC cannot belong to a device")
+    return lowered
+
+
+def ip_sort_key(ip: str | None) -> tuple[int, int, str]:
+    """Order addresses numerically: none first, then IPv4, IPv6, and unparsable text last."""
+    if not ip:
+        return (0, 0, "")
+    try:
+        return (4, int.from_bytes(socket.inet_pton(socket.AF_INET, ip), "big"), "")  # in C
+    except (OSError, ValueError):
+        pass
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return (9, 0, ip)
+    return (address.version, int(address), "")

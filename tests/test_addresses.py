@@ -1,0 +1,66 @@
+"""The one IP and MAC parser and the one IP sort key (ipguard.addresses), used by every layer."""
+
+from __future__ import annotations
+
+import pytest
+
+from ipguard.addresses import AddressError, ip_sort_key, parse_ip, parse_mac
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("12345", "not a MAC"),  # netaddr alone reads it as the integer 12345
+        ("1122334455", "not a MAC"),  # a spreadsheet number that lost its leading zeros
+        ("0011223344556", "not a MAC"),  # 13 digits: a typo, not some other MAC
+        ("0x001122334455", "not a MAC"),
+        ("00 11 22 33 44 55", "not a MAC"),
+        ("02:00:00", "not a MAC"),  # netaddr would pad it to 00:02:00:00:00:00
+        ("01:00:5e:00:00:01", "multicast or broadcast"),
+        ("00-00-00-00-00-00", "all-zero"),
+    ],
+)
+def test_only_textual_unicast_macs_are_accepted(text: str, reason: str) -> None:
+    with pytest.raises(AddressError, match=reason):
+        parse_mac(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["00:11:22:33:44:55", "00-11-22-33-44-55", "0011.2233.4455", "001122334455"]
+)
+def test_textual_mac_notations_are_canonical(text: str) -> None:
+    assert parse_mac(text) == "00:11:22:33:44:55"
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("::ffff:10.0.0.1", "register it as 10.0.0.1"),
+        ("255.255.255.255", "reserved or broadcast"),
+        ("240.0.0.1", "reserved or broadcast"),
+        ("fe80::1%eth0", "zone index"),
+        ("fe80::1%1", "zone index"),
+    ],
+)
+def test_mapped_reserved_and_scoped_addresses_are_refused(text: str, reason: str) -> None:
+    with pytest.raises(AddressError, match=reason):
+        parse_ip(text)
+
+
+def test_ipv6_host_addresses_stay_possible() -> None:
+    assert parse_ip("2001:DB8::0:1") == "2001:db8::1"
+    assert parse_ip("fe80::1") == "fe80::1"
+    assert parse_ip("fd00::7") == "fd00::7"
+
+
+def test_sort_key_orders_numerically_v4_before_v6_and_junk_last() -> None:
+    given = ["host-7", "10.0.0.10", None, "2001:db8::1", "10.0.0.9", "9.255.255.255", ""]
+    assert sorted(given, key=ip_sort_key) == [
+        None,
+        "",
+        "9.255.255.255",
+        "10.0.0.9",
+        "10.0.0.10",
+        "2001:db8::1",
+        "host-7",
+    ]
