@@ -36,6 +36,7 @@ class ScanSettings:
     ports: str = DEFAULT_PORTS
     site: str = "main"
     full_rescan_hours: int = 24  # incremental service scans in between; 0: always full
+    metrics_file: str = ""  # Prometheus textfile kept current by scans and finding changes
 
 
 @dataclass(frozen=True)

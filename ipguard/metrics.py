@@ -2,9 +2,13 @@
 
     ipguard scan --quiet --metrics-file /var/lib/prometheus/node-exporter/ipguard.prom
 
-The file is rewritten whole after every scan (a temporary file renamed over it, so the collector
-never reads half a file). Values come from the ledger, so they describe the site as it stands:
-the newest run's status, the newest complete run's hosts and duration, the findings still open.
+    ipguard metrics write /var/lib/prometheus/node-exporter/ipguard.prom --site main
+
+The file is rewritten whole after every scan, by `metrics write`, and after `findings ack` and
+`findings resolve` when `[scan] metrics_file` names it (a temporary file renamed over it, so the
+collector never reads half a file). Values come from the ledger (`ipguard.ledger.reporting`
+reads them), so they describe the site as it stands: the newest run's status, the newest
+complete run's hosts and duration, the findings still open.
 """
 
 from __future__ import annotations
@@ -17,11 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from sqlmodel import Session, col, select
-
-from ipguard.ledger import findings
-from ipguard.ledger.scan_tables import ScanRun
-from ipguard.model import FindingKind, FindingState, RunStatus, Severity
+from ipguard.ledger.reporting import SiteState
+from ipguard.model import FindingKind, RunStatus, Severity
 
 
 @dataclass(frozen=True)
@@ -39,41 +40,33 @@ class SiteMetrics:
     open_findings: Counter[tuple[str, str]] = field(default_factory=Counter)  # (kind, severity)
 
 
-def gather(session: Session, site: str, *, succeeded: bool, now: datetime) -> SiteMetrics:
-    """Read a site's state from the ledger."""
-    newest = session.exec(
-        select(ScanRun).where(ScanRun.site == site).order_by(col(ScanRun.id).desc()).limit(1)
-    ).first()
-    finished = session.exec(
-        select(ScanRun)
-        .where(ScanRun.site == site, col(ScanRun.finished_at).is_not(None))
-        .order_by(col(ScanRun.id).desc())
-        .limit(1)
-    ).first()
-    complete = session.exec(
-        select(ScanRun)
-        .where(ScanRun.site == site, ScanRun.status == RunStatus.COMPLETE.value)
-        .order_by(col(ScanRun.id).desc())
-        .limit(1)
-    ).first()
+def gather(
+    state: SiteState, site: str, *, now: datetime, succeeded: bool | None = None
+) -> SiteMetrics:
+    """A site's metrics from its ledger state.
+
+    `succeeded` says whether the scan that is writing the file completed a run; without it (no
+    scan: `metrics write`, `findings ack`) the newest run answers, and its end is the attempt.
+    """
+    newest, finished, complete = state.newest, state.finished, state.complete
+    attempted_at = now
+    if succeeded is None:
+        succeeded = newest is not None and newest.status == RunStatus.COMPLETE.value
+        if newest is not None:
+            attempted_at = newest.finished_at or newest.started_at
     duration = None
     if finished is not None and finished.finished_at is not None:
         duration = max(0.0, (finished.finished_at - finished.started_at).total_seconds())
-    open_findings: Counter[tuple[str, str]] = Counter(
-        (row.kind, row.severity)
-        for row in findings.list_findings(session, site=site, live_only=True)
-        if row.state != FindingState.RESOLVED.value and not findings.is_suppressed(row, now)
-    )
     return SiteMetrics(
         site=site,
-        attempted_at=now,
+        attempted_at=attempted_at,
         succeeded=succeeded,
         latest_status=newest.status if newest else None,
         latest_run_id=newest.id if newest else None,
         duration_seconds=duration,
         last_success_at=complete.finished_at if complete else None,
         hosts_seen=int(complete.counts.get("hosts_seen", 0)) if complete else None,
-        open_findings=open_findings,
+        open_findings=Counter(state.open_findings),
     )
 
 

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ipguard.cli.context import state
+from ipguard.cli.metrics import refresh
 from ipguard.cli.output import Format, emit_json, info, table
 
 app = typer.Typer(help="Findings: list, acknowledge, resolve.", no_args_is_help=True)
@@ -110,7 +111,10 @@ def ack(
         typer.Option(help="Acknowledged until this date (YYYY-MM-DD); then it counts again."),
     ] = None,
 ) -> None:
-    """Acknowledge a finding: it stays listed but stops failing scans and alerting."""
+    """Acknowledge a finding: it stays listed but stops failing scans and alerting.
+
+    The metrics file named by `[scan] metrics_file` is rewritten at once.
+    """
     from ipguard.errors import InvalidValue
     from ipguard.fields import FieldError, parse_date
     from ipguard.ledger import findings
@@ -127,7 +131,7 @@ def ack(
         until_at = datetime(day.year, day.month, day.day, tzinfo=UTC)
     shared = state(ctx)
     with shared.store().session() as session:
-        findings.acknowledge(
+        row = findings.acknowledge(
             session,
             finding_id,
             note=note.strip(),
@@ -135,7 +139,9 @@ def ack(
             actor=shared.actor,
             now=datetime.now(UTC),
         )
+        site = row.site
     info(f"finding {finding_id} acknowledged" + (f" until {until}" if until else ""))
+    refresh(shared, site)
 
 
 @app.command()
@@ -143,10 +149,15 @@ def resolve(
     ctx: typer.Context,
     finding_id: Annotated[int, typer.Argument(help="Finding id.")],
 ) -> None:
-    """Resolve a finding by hand; if a scan sees it again it returns as a new finding."""
+    """Resolve a finding by hand; if a scan sees it again it returns as a new finding.
+
+    The metrics file named by `[scan] metrics_file` is rewritten at once.
+    """
     from ipguard.ledger import findings
 
     shared = state(ctx)
     with shared.store().session() as session:
-        findings.resolve(session, finding_id, actor=shared.actor, now=datetime.now(UTC))
+        row = findings.resolve(session, finding_id, actor=shared.actor, now=datetime.now(UTC))
+        site = row.site
     info(f"finding {finding_id} resolved")
+    refresh(shared, site)

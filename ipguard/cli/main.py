@@ -10,7 +10,18 @@ import typer
 from typer.core import TyperGroup
 
 from ipguard import __version__
-from ipguard.cli import cron, findings, history, ledger, migrate, pools, prune, report, scan
+from ipguard.cli import (
+    cron,
+    findings,
+    history,
+    ledger,
+    metrics,
+    migrate,
+    pools,
+    prune,
+    report,
+    scan,
+)
 from ipguard.cli.context import AppState, state
 from ipguard.cli.output import error_line
 from ipguard.errors import IpguardError
@@ -54,6 +65,7 @@ app.add_typer(findings.app, name="findings")
 app.command("report")(report.report)
 app.command("prune")(prune.prune)
 app.add_typer(cron.app, name="cron")
+app.add_typer(metrics.app, name="metrics", no_args_is_help=True)
 
 
 def _version(value: bool) -> None:

@@ -1,4 +1,5 @@
-"""`ipguard report`: the periodic summary (monthly by default) as HTML, Markdown, JSON or CSV."""
+"""`ipguard report`: the summary of a period (the last 30 days, a month, or given days) as HTML,
+Markdown, JSON or CSV."""
 
 from __future__ import annotations
 
@@ -29,23 +30,48 @@ class ReportFormat(StrEnum):
 _SUFFIXES = {".html": "html", ".htm": "html", ".md": "md", ".json": "json", ".csv": "csv"}
 
 
-def period(since: date | None, until: date | None, today: date) -> tuple[datetime, datetime]:
-    """The half-open UTC period for inclusive dates; by default the previous calendar month."""
+DEFAULT_DAYS = 30
+
+
+def period(
+    since: date | None, until: date | None, now: datetime, month: str | None = None
+) -> tuple[datetime, datetime]:
+    """The half-open UTC period of a report.
+
+    No dates: the last 30 days up to `now`. `month` ("YYYY-MM"): that calendar month. Dates are
+    whole UTC days, both included; `--since` alone runs to today, `--until` alone from the first
+    of its month.
+    """
     from ipguard.errors import InvalidValue
 
+    if month is not None:
+        if since is not None or until is not None:
+            raise InvalidValue("give --month or --since/--until, not both")
+        return _month(month)
     if since is None and until is None:
-        until = today.replace(day=1) - timedelta(days=1)
-        since = until.replace(day=1)
-    elif since is None:
+        return now - timedelta(days=DEFAULT_DAYS), now
+    if since is None:
         assert until is not None
         since = until.replace(day=1)
     elif until is None:
-        until = today
+        until = now.date()
     if since > until:
         raise InvalidValue(f"--since {since} is after --until {until}")
     start = datetime(since.year, since.month, since.day, tzinfo=UTC)
     end = datetime(until.year, until.month, until.day, tzinfo=UTC) + timedelta(days=1)
     return start, end
+
+
+def _month(text: str) -> tuple[datetime, datetime]:
+    """`YYYY-MM` as the half-open period from its first day to the next month's first."""
+    from ipguard.errors import InvalidValue
+
+    try:
+        first = datetime.strptime(text.strip(), "%Y-%m").replace(tzinfo=UTC)
+    except ValueError:
+        raise InvalidValue(f"--month {text!r}: not a month (use YYYY-MM)") from None
+    following = first.replace(year=first.year + first.month // 12, month=first.month % 12 + 1)
+    return first, following
 
 
 def _day(text: str | None, option: str) -> date | None:
@@ -63,11 +89,15 @@ def report(
     ctx: typer.Context,
     since: Annotated[
         str | None,
-        typer.Option(help="First day of the period, YYYY-MM-DD (default: last month's first)."),
+        typer.Option(help="First day of the period, YYYY-MM-DD (default: 30 days ago)."),
     ] = None,
     until: Annotated[
         str | None,
-        typer.Option(help="Last day of the period, included (default: last month's last day)."),
+        typer.Option(help="Last day of the period, included (default: up to now)."),
+    ] = None,
+    month: Annotated[
+        str | None,
+        typer.Option(help="A calendar month, YYYY-MM (the monthly report from cron)."),
     ] = None,
     fmt: Annotated[
         ReportFormat | None,
@@ -79,7 +109,7 @@ def report(
     ] = None,
     site: Annotated[str | None, typer.Option(help="Only this site (default: every site).")] = None,
 ) -> None:
-    """Summary report of a period (default: last month) as HTML, Markdown, JSON or CSV.
+    """Summary report of a period (default: the last 30 days) as HTML, Markdown, JSON or CSV.
 
     Hosts seen per run, findings opened/resolved/overdue by kind and severity, open findings with
     their evidence, unregistered hosts and ledger changes. Dates are UTC days.
@@ -92,12 +122,13 @@ def report(
             raise InvalidValue("give --format html, md, json or csv (or an -o FILE ending so)")
         fmt = ReportFormat(guessed)
     now = datetime.now(UTC)
-    start, end = period(_day(since, "--since"), _day(until, "--until"), now.date())
+    start, end = period(_day(since, "--since"), _day(until, "--until"), now, month)
 
-    from ipguard.reports.summary import gather
+    from ipguard.ledger.reporting import period_records
+    from ipguard.reports.summary import build
 
     with state(ctx).store().session(write=False) as session:
-        summary = gather(session, start, end, now=now, site=site)
+        summary = build(period_records(session, start, end, site), start, end, now=now, site=site)
     text = _render(summary, fmt)
     if output is None:
         sys.stdout.write(text)

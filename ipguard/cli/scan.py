@@ -61,7 +61,7 @@ def scan(
         Path | None,
         typer.Option(
             "--metrics-file",
-            help="Write Prometheus metrics here after the scan (node_exporter textfile collector).",
+            help="Write Prometheus metrics here after the scan (default: [scan] metrics_file).",
             metavar="PATH",
         ),
     ] = None,
@@ -76,6 +76,8 @@ def scan(
 
     shared = state(ctx)
     settings = shared.settings()
+    if metrics_file is None and settings.scan.metrics_file:
+        metrics_file = Path(settings.scan.metrics_file).expanduser()
     policy = settings.policy
     if fail_on:
         try:
@@ -146,15 +148,10 @@ def _after_scan(
         for line in problems:
             typer.echo(f"warning: {safe(line)}", err=True)
     if metrics_file is not None:
-        from ipguard.metrics import SiteMetrics, gather, render, write_textfile
+        from ipguard.cli.metrics import write_metrics
 
         try:
-            with shared.store().session(write=False) as session:
-                metrics = gather(session, site, succeeded=outcome is not None, now=now)
-        except IpguardError:  # the ledger is what failed: say at least that the scan did
-            metrics = SiteMetrics(site=site, attempted_at=now, succeeded=False)
-        try:
-            write_textfile(metrics_file, render(metrics))
+            write_metrics(shared, site, metrics_file, succeeded=outcome is not None)
         except OSError as error:
             typer.echo(
                 f"warning: cannot write metrics to {safe(metrics_file)}: {error.strerror}", err=True

@@ -2,6 +2,8 @@
 
 CSV cells that a spreadsheet would run as formulas (= + - @, tab, CR) are neutralised with the
 ledger export's own rule (`escape_cell`); control characters from the network are shown as escapes.
+The CSV starts with a UTF-8 BOM, as the ledger export does, so that Excel reads its Chinese text as
+UTF-8.
 """
 
 from __future__ import annotations
@@ -128,9 +130,13 @@ def csv_rows(summary: Summary) -> Iterator[dict[str, Any]]:
         }
 
 
+BOM = "\ufeff"
+
+
 def render_csv(summary: Summary) -> str:
-    """The CSV table as text, formula-safe."""
+    """The CSV table as text, formula-safe, after a BOM."""
     buffer = io.StringIO()
+    buffer.write(BOM)
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for row in csv_rows(summary):

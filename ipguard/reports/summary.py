@@ -1,8 +1,9 @@
-"""The periodic report's content, read from the ledger: the administrators' monthly summary.
+"""The periodic report's content: the administrators' monthly summary.
 
-`gather(session, since, until)` returns a plain `Summary` (no database objects), which the
-renderers (HTML, Markdown, JSON, CSV) turn into files. The period is half-open,
-`since <= t < until`, in UTC.
+`build(records, since, until)` turns what the ledger holds for the period
+(`ipguard.ledger.reporting.period_records`, which owns the queries) into a plain `Summary` (no
+database objects), which the renderers (HTML, Markdown, JSON, CSV) turn into files. The period is
+half-open, `since <= t < until`, in UTC.
 
 - runs: every scan run that started in the period (hosts seen, findings open after it);
 - counts: findings opened, resolved and overdue in the period, by kind and severity; a finding is
@@ -17,14 +18,12 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlmodel import Session, col, select
-
-from ipguard.ledger import audit
+from ipguard.ledger.reporting import PeriodRecords
 from ipguard.ledger.scan_tables import FindingRow, ScanRun
 from ipguard.model import FindingKind, FindingState, RunStatus, Severity
 
@@ -161,16 +160,21 @@ class Summary:
         return days
 
 
-def gather(
-    session: Session, since: datetime, until: datetime, *, now: datetime, site: str | None = None
+def build(
+    records: PeriodRecords,
+    since: datetime,
+    until: datetime,
+    *,
+    now: datetime,
+    site: str | None = None,
 ) -> Summary:
-    """Read the report's content for `since <= t < until` (times timezone-aware UTC)."""
-    rows = _findings(session, site)
-    runs = _runs(session, since, until, site, rows)
+    """The report's content for `since <= t < until` (times timezone-aware UTC)."""
+    rows = list(records.findings)
+    runs = _runs(records.runs, rows)
     counts = _counts(rows, since, until, now)
     open_now = [_open(row, now) for row in rows if row.state != FindingState.RESOLVED.value]
     open_now.sort(key=lambda item: (-Severity(item.severity).rank, item.first_seen, item.id))
-    changes = [_change(entry) for entry in audit.since(session, since, until)]
+    changes = [_change(entry) for entry in records.audit]
     unregistered = [
         _unregistered(row)
         for row in rows
@@ -205,15 +209,10 @@ def gather(
     )
 
 
-def _runs(
-    session: Session, since: datetime, until: datetime, site: str | None, rows: list[FindingRow]
-) -> list[RunPoint]:
-    query = select(ScanRun).where(col(ScanRun.started_at) >= since, col(ScanRun.started_at) < until)
-    if site:
-        query = query.where(ScanRun.site == site)
+def _runs(runs: Sequence[ScanRun], rows: list[FindingRow]) -> list[RunPoint]:
     open_at = _open_counter(rows)
     points = []
-    for run in session.exec(query.order_by(col(ScanRun.started_at), col(ScanRun.id))):
+    for run in runs:
         complete = run.status == RunStatus.COMPLETE.value and run.finished_at is not None
         points.append(
             RunPoint(
@@ -245,13 +244,6 @@ def _open_counter(rows: list[FindingRow]) -> Callable[[str, datetime | None], in
         return bisect_right(starts[site], moment) - bisect_right(ends[site], moment)
 
     return count
-
-
-def _findings(session: Session, site: str | None) -> list[FindingRow]:
-    query = select(FindingRow)
-    if site:
-        query = query.where(FindingRow.site == site)
-    return list(session.exec(query.order_by(col(FindingRow.id))))
 
 
 def _counts(

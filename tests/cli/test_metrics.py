@@ -180,3 +180,89 @@ def test_the_file_is_replaced_atomically(tmp_path: Path) -> None:
     write_textfile(target, "new\n")
     assert target.read_text() == "new\n" and target.stat().st_ino != inode
     assert sorted(path.name for path in tmp_path.iterdir()) == ["ipguard.prom"]
+
+
+def promtool_check(path: Path) -> None:
+    """`promtool check metrics`, Prometheus's own linter of the textfile format, when installed."""
+    import shutil
+    import subprocess
+
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        return  # the strict parser above has checked the format already
+    with path.open("rb") as text:
+        done = subprocess.run([promtool, "check", "metrics"], stdin=text, capture_output=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_metrics_write_reads_the_ledger_without_scanning(
+    cli: Cli, config: Path, fake: FakeScanner, tmp_path: Path
+) -> None:
+    cli("ledger", "add", *REGISTERED)
+    cli("--config", str(config), "scan", "--quiet")
+    scans = len(fake.requests)
+    target = tmp_path / "textfiles" / "ipguard.prom"
+    target.parent.mkdir()
+    written = cli("--config", str(config), "metrics", "write", str(target))
+    assert written.exit_code == 0, written.stderr
+    assert len(fake.requests) == scans  # no scan
+    assert written.stderr == f"metrics of site lab written to {target}\n"
+    samples = parse(target.read_text())
+    promtool_check(target)
+    assert value(samples, "ipguard_scan_success", site="lab") == 1
+    assert value(samples, "ipguard_run_id", site="lab") == 1
+    assert value(samples, "ipguard_hosts_seen", site="lab") == 2
+    attempt = value(samples, "ipguard_scan_last_attempt_timestamp_seconds", site="lab")
+    assert attempt == value(samples, "ipguard_scan_last_success_timestamp_seconds", site="lab")
+    assert (
+        value(
+            samples, "ipguard_findings_open", site="lab", kind="unregistered-host", severity="high"
+        )
+        == 1
+    )
+    assert [path.name for path in target.parent.iterdir()] == ["ipguard.prom"]
+    # Another site, which never ran: its open findings are zero and no run is claimed.
+    other = cli("metrics", "write", str(target), "--site", "north")
+    assert other.exit_code == 0, other.stderr
+    samples = parse(target.read_text())
+    assert value(samples, "ipguard_scan_success", site="north") == 0
+    assert ("ipguard_run_id", frozenset({("site", "north")})) not in samples
+    assert sum(v for (name, _), v in samples.items() if name == "ipguard_findings_open") == 0
+
+
+def test_metrics_write_to_a_missing_directory_is_an_input_error(cli: Cli, tmp_path: Path) -> None:
+    target = tmp_path / "missing" / "ipguard.prom"
+    out = cli("metrics", "write", str(target))
+    assert out.exit_code == 2
+    assert out.stderr.startswith(f"error: cannot write metrics to {target}")
+
+
+def test_ack_and_resolve_refresh_the_configured_metrics_file(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "ipguard.prom"
+    config = tmp_path / "metrics.toml"
+    config.write_text(CONFIG.replace('site = "lab"', f'site = "lab"\nmetrics_file = "{target}"'))
+    second = ("198.18.0.67", "02:00:00:00:00:67")
+    scanner = FakeScanner([result(STRANGER, second)])
+    monkeypatch.setattr(scan_cli, "make_scanner", lambda: scanner)
+    scanned = cli("--config", str(config), "scan", "--quiet")
+    assert scanned.exit_code == 1, scanned.stderr
+
+    def open_high() -> float:
+        return value(
+            parse(target.read_text()),
+            "ipguard_findings_open",
+            site="lab",
+            kind="unregistered-host",
+            severity="high",
+        )
+
+    assert open_high() == 2  # the scan wrote the configured file
+    acked = cli("--config", str(config), "findings", "ack", "1", "--note", "known")
+    assert acked.exit_code == 0, acked.stderr
+    assert open_high() == 1  # the gauge dropped without a scan
+    resolved = cli("--config", str(config), "findings", "resolve", "2")
+    assert resolved.exit_code == 0, resolved.stderr
+    assert open_high() == 0
+    assert len(scanner.requests) == 1

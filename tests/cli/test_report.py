@@ -49,7 +49,7 @@ def test_json_report_covers_whole_days(cli: Cli, history: str) -> None:
     [
         ("november.html", None, "<!DOCTYPE html>"),
         ("november.md", None, "# ipguard report 2026-11-01 to 2026-11-30"),
-        ("november.csv", None, "section,time,site"),
+        ("november.csv", None, "\ufeffsection,time,site"),
         ("november.txt", "json", "{"),
     ],
 )
@@ -78,7 +78,10 @@ def test_site_filter_and_csv(cli: Cli, history: str) -> None:
         "--site",
         "north",
     )
-    rows = list(csv.DictReader(io.StringIO(out.stdout)))
+    assert out.stdout.encode("utf-8").startswith(
+        b"\xef\xbb\xbf"
+    )  # the BOM, as the ledger export writes
+    rows = list(csv.DictReader(io.StringIO(out.stdout.removeprefix("\ufeff"))))
     assert [(row["section"], row["site"], row["value"]) for row in rows] == [("run", "north", "5")]
     other = cli(
         "report",
@@ -92,7 +95,8 @@ def test_site_filter_and_csv(cli: Cli, history: str) -> None:
         "lab",
     )
     # Still open now, but last seen the day before: not an unregistered host of this period.
-    assert [row["section"] for row in csv.DictReader(io.StringIO(other.stdout))] == ["open-finding"]
+    rows = csv.DictReader(io.StringIO(other.stdout.removeprefix("\ufeff")))
+    assert [row["section"] for row in rows] == ["open-finding"]
 
 
 @pytest.mark.parametrize(
@@ -115,24 +119,95 @@ def test_bad_input_exits_2(cli: Cli, args: list[str], message: str) -> None:
     assert message in out.stderr
 
 
+NOW = datetime(2026, 12, 3, 9, 30, 15, tzinfo=UTC)
+
+
 @pytest.mark.parametrize(
-    ("since", "until", "today", "expected"),
+    ("since", "until", "expected"),
     [
-        (None, None, date(2026, 12, 3), ("2026-11-01", "2026-12-01")),
-        (None, None, date(2026, 1, 1), ("2025-12-01", "2026-01-01")),
-        (date(2026, 11, 15), None, date(2026, 12, 3), ("2026-11-15", "2026-12-04")),
-        (None, date(2026, 2, 10), date(2026, 12, 3), ("2026-02-01", "2026-02-11")),
-        (date(2026, 5, 5), date(2026, 5, 5), date(2026, 12, 3), ("2026-05-05", "2026-05-06")),
+        (None, None, ("2026-11-03T09:30:15+00:00", "2026-12-03T09:30:15+00:00")),
+        (date(2026, 11, 15), None, ("2026-11-15T00:00:00+00:00", "2026-12-04T00:00:00+00:00")),
+        (None, date(2026, 2, 10), ("2026-02-01T00:00:00+00:00", "2026-02-11T00:00:00+00:00")),
+        (
+            date(2026, 5, 5),
+            date(2026, 5, 5),
+            ("2026-05-05T00:00:00+00:00", "2026-05-06T00:00:00+00:00"),
+        ),
     ],
 )
-def test_default_period_is_last_month(
-    since: date | None, until: date | None, today: date, expected: tuple[str, str]
+def test_default_period_is_the_last_30_days_up_to_now(
+    since: date | None, until: date | None, expected: tuple[str, str]
 ) -> None:
-    start, end = period(since, until, today)
-    assert (start.date().isoformat(), end.date().isoformat()) == expected
+    start, end = period(since, until, NOW)
+    assert (start.isoformat(), end.isoformat()) == expected
     assert start.tzinfo is UTC and end.tzinfo is UTC
+
+
+@pytest.mark.parametrize(
+    ("month", "expected"),
+    [
+        ("2026-11", ("2026-11-01T00:00:00+00:00", "2026-12-01T00:00:00+00:00")),
+        ("2026-12", ("2026-12-01T00:00:00+00:00", "2027-01-01T00:00:00+00:00")),
+        ("2028-02", ("2028-02-01T00:00:00+00:00", "2028-03-01T00:00:00+00:00")),
+    ],
+)
+def test_month_is_a_calendar_month(month: str, expected: tuple[str, str]) -> None:
+    start, end = period(None, None, NOW, month)
+    assert (start.isoformat(), end.isoformat()) == expected
+
+
+def test_month_boundaries_at_the_boundary_second(cli: Cli, history: str) -> None:
+    """Runs at 10-31 23:59:59 and 12-01 00:00:00 are out; 11-01 00:00:00 and 11-30 23:59:59 in."""
+    out = cli("report", "--month", "2026-11", "--format", "json")
+    assert out.exit_code == 0, out.stderr
+    document = json.loads(out.stdout)
+    assert (document["since"], document["until"]) == (
+        "2026-11-01T00:00:00Z",
+        "2026-12-01T00:00:00Z",
+    )
+    assert [run["started_at"] for run in document["runs"]] == [
+        "2026-11-01T00:00:00Z",
+        "2026-11-30T23:59:59Z",
+    ]
+    markdown = cli("report", "--month", "2026-11", "--format", "md")
+    assert markdown.stdout.startswith("# ipguard report 2026-11-01 to 2026-11-30\n")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--month", "2026-13"], "error: --month '2026-13': not a month (use YYYY-MM)"),
+        (["--month", "november"], "error: --month 'november': not a month"),
+        (["--month", "2026-11", "--since", "2026-11-01"], "error: give --month or --since/--until"),
+    ],
+)
+def test_bad_month_exits_2(cli: Cli, args: list[str], message: str) -> None:
+    out = cli("report", "--format", "json", *args)
+    assert out.exit_code == 2
+    assert message in out.stderr
+
+
+def test_report_with_no_dates_right_after_a_scan_includes_it(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ipguard.cli import scan as scan_cli
+    from tests.fakes import FakeScanner, result
+
+    config = tmp_path / "ipguard.toml"
+    config.write_text('[scan]\ninterface = "eth0"\nsubnets = ["198.18.0.0/24"]\nsite = "lab"\n')
+    stranger = ("198.18.0.66", "02:00:00:00:00:66")
+    monkeypatch.setattr(scan_cli, "make_scanner", lambda: FakeScanner([result(stranger)]))
+    scanned = cli("--config", str(config), "scan", "--quiet", "--format", "json")
+    assert scanned.exit_code == 1, scanned.stderr
+    run_id = json.loads(scanned.stdout)["run"]["id"]
+    out = cli("report", "--format", "json")
+    assert out.exit_code == 0, out.stderr
+    document = json.loads(out.stdout)
+    assert [run["id"] for run in document["runs"]] == [run_id]
+    assert document["totals"]["opened"] == 1
+    assert [item["ip"] for item in document["open_findings"]] == ["198.18.0.66"]
 
 
 def test_period_refuses_backwards() -> None:
     with pytest.raises(InvalidValue):
-        period(date(2026, 5, 6), date(2026, 5, 5), date(2026, 12, 3))
+        period(date(2026, 5, 6), date(2026, 5, 5), NOW)

@@ -6,7 +6,7 @@ import csv
 import io
 import json
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 
 import pytest
@@ -81,7 +81,7 @@ def test_an_empty_period_renders() -> None:
     page = html.render(empty)
     assert "no runs in this period" in page and "None in this period." in page
     assert "_None in this period._" in markdown.render(empty)
-    assert export.render_csv(empty) == ",".join(export.CSV_COLUMNS) + "\n"
+    assert export.render_csv(empty) == export.BOM + ",".join(export.CSV_COLUMNS) + "\n"
 
 
 def test_one_run_is_a_chart_too() -> None:
@@ -125,7 +125,8 @@ def test_markdown_cell_escaping(value: str | None, expected: str) -> None:
 
 def test_csv_neutralises_formulas() -> None:
     text = export.render_csv(hostile_summary())
-    rows = list(csv.DictReader(io.StringIO(text)))
+    assert text.encode("utf-8").startswith(b"\xef\xbb\xbf")  # Excel reads it as UTF-8
+    rows = list(csv.DictReader(io.StringIO(text.removeprefix(export.BOM))))
     sections = {row["section"] for row in rows}
     assert sections == {
         "run",
@@ -148,7 +149,8 @@ def test_csv_cell_starting_with_a_formula_is_quoted() -> None:
     change = summary.ledger_changes[0]
     bad = type(change)(change.at, FORMULA, change.action, change.entity, "-1+1", change.changes)
     text = export.render_csv(type(summary)(**{**summary.__dict__, "ledger_changes": (bad,)}))
-    row = next(r for r in csv.DictReader(io.StringIO(text)) if r["section"] == "ledger-change")
+    rows = csv.DictReader(io.StringIO(text.removeprefix(export.BOM)))
+    row = next(r for r in rows if r["section"] == "ledger-change")
     assert row["actor"] == "'" + FORMULA and row["ip"] == "'-1+1"
 
 
@@ -166,7 +168,10 @@ def test_json_is_complete_and_plain() -> None:
         "ledger_changes",
         "unregistered_hosts",
     }
-    assert document["since"] == "2026-11-01T00:00:00Z"
+    assert (document["since"], document["until"]) == (
+        "2026-11-01T00:00:00Z",
+        "2026-12-01T00:00:00Z",
+    )
     assert document["runs"][0]["started_at"] == "2026-11-01T00:00:00Z"
     assert document["open_findings"][0]["evidence"]["first"]["run_id"] == 4
     assert document["ledger_changes"][0]["changes"][1] == {
@@ -174,4 +179,3 @@ def test_json_is_complete_and_plain() -> None:
         "before": "B2-301",
         "after": PIPE,
     }
-    assert (datetime(2026, 12, 1, tzinfo=UTC) - timedelta(days=30)).day == 1

@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from ipguard.ledger.reporting import period_records
 from ipguard.ledger.store import Store
 from ipguard.model import FindingKind, RunStatus, Severity
-from ipguard.reports.summary import FindingCount, Summary, gather
+from ipguard.reports.summary import FindingCount, Summary, build
 from tests.reports.history import acknowledge, add_run, audit_entry, finding, resolve, row
 
 SINCE = datetime(2026, 11, 1, tzinfo=UTC)
@@ -54,7 +55,7 @@ def november(db_url: str) -> Iterator[Store]:
 
 def read(store: Store, site: str | None = "lab") -> Summary:
     with store.session(write=False) as session:
-        return gather(session, SINCE, UNTIL, now=NOW, site=site)
+        return build(period_records(session, SINCE, UNTIL, site), SINCE, UNTIL, now=NOW, site=site)
 
 
 def test_runs_in_the_period_and_by_day(november: Store) -> None:

@@ -1,0 +1,240 @@
+"""The report's sections, built once from a `Summary` and rendered twice (HTML and Markdown).
+
+Everything a reader sees is decided here: titles, the period line, the overview numbers, the
+tables' headings and cells, each open finding with its detail and evidence as sentences. The
+renderers only lay it out and escape it for their format. Values are plain text; a cell's `style`
+is a hint ("severity", "overdue", "num") that a renderer may show or ignore.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from ipguard import __version__
+from ipguard.reports.evidence import EvidenceGroup, detail_lines, groups
+from ipguard.reports.summary import LedgerChange, OpenFinding, Summary
+
+OVERVIEW = (
+    ("runs_complete", "complete scan runs"),
+    ("runs_failed", "failed or aborted runs"),
+    ("max_hosts_seen", "most hosts seen in a run"),
+    ("opened", "findings opened"),
+    ("resolved", "findings resolved"),
+    ("overdue", "reports overdue (24 h)"),
+    ("open_now", "findings open now"),
+    ("unregistered_hosts", "unregistered hosts"),
+    ("ledger_changes", "ledger changes"),
+)
+BATCH = 4  # this many audit entries of one actor and action in one minute: one row (an import)
+FOOTER = (
+    "Times are UTC. A finding is overdue when it was neither acknowledged nor resolved within "
+    "24 hours of being first seen (high and critical). The audit trail is never pruned; scan "
+    "history is kept for the configured retention. Bulk ledger changes (imports) are one row "
+    "here; the JSON and CSV reports list every record."
+)
+
+
+def utc(value: datetime | None) -> str:
+    """A time as the report's tables show it: `YYYY-MM-DD HH:MM`, UTC."""
+    return value.strftime("%Y-%m-%d %H:%M") if value is not None else ""
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One table cell: one or more lines of plain text, and a style hint."""
+
+    lines: tuple[str, ...]
+    style: str = ""  # "", "num", "severity", "overdue", "nowrap"
+
+    @property
+    def text(self) -> str:
+        """The lines on one line."""
+        return "; ".join(self.lines)
+
+
+def cell(value: object, style: str = "") -> Cell:
+    """A one-line cell (None is empty)."""
+    return Cell(("" if value is None else str(value),), style)
+
+
+@dataclass(frozen=True)
+class Table:
+    """A heading row and body rows of cells."""
+
+    head: tuple[str, ...]
+    rows: tuple[tuple[Cell, ...], ...]
+    numeric: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True)
+class FindingItem:
+    """An open finding as the report shows it."""
+
+    id: int
+    severity: str
+    kind: str
+    site: str
+    address: tuple[str, ...]  # IP, MAC, port: those it has
+    state: str
+    first_seen: str
+    report_due: str
+    overdue: bool
+    summary: str
+    ack_note: str
+    detail: tuple[str, ...]
+    evidence: tuple[EvidenceGroup, ...]
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything the report says, in reading order."""
+
+    title: str
+    period: str
+    generated: str
+    site: str | None
+    overview: tuple[tuple[str, int], ...]
+    hosts_chart: tuple[tuple[datetime, int], ...]
+    open_chart: tuple[tuple[datetime, int], ...]
+    days: Table
+    counts: Table
+    findings: tuple[FindingItem, ...]
+    unregistered: Table
+    changes: Table
+    footer: str = FOOTER
+
+
+def build(summary: Summary) -> Report:
+    """The report's sections from its content."""
+    where = f" — site {summary.site}" if summary.site else ""
+    complete = [run for run in summary.runs if run.open_findings is not None]
+    return Report(
+        title=f"ipguard report {summary.since.date()} to {summary.last_day}{where}",
+        period=f"Period {utc(summary.since)} to {utc(summary.until)} UTC (end excluded){where}.",
+        generated=f"Generated {utc(summary.generated_at)} UTC by ipguard {__version__}.",
+        site=summary.site,
+        overview=tuple((label, int(summary.totals.get(key, 0))) for key, label in OVERVIEW),
+        hosts_chart=tuple((run.started_at, run.hosts_seen) for run in complete),
+        open_chart=tuple((run.started_at, run.open_findings or 0) for run in complete),
+        days=_table(
+            ("day (UTC)", "runs", "complete", "most hosts seen", "open findings at day end"),
+            (
+                (day.day, day.runs, day.complete, day.max_hosts, day.open_findings)
+                for day in summary.days
+            ),
+            numeric=frozenset({1, 2, 3, 4}),
+        ),
+        counts=Table(
+            ("kind", "severity", "opened", "resolved", "overdue"),
+            tuple(
+                (
+                    cell(count.kind, "nowrap"),
+                    cell(count.severity, "severity"),
+                    cell(count.opened),
+                    cell(count.resolved),
+                    cell(count.overdue, "overdue" if count.overdue else ""),
+                )
+                for count in summary.counts
+            ),
+            numeric=frozenset({2, 3, 4}),
+        ),
+        findings=tuple(_finding(item) for item in summary.open_findings),
+        unregistered=_table(
+            ("first seen", "last seen", "ip", "mac", "vendor", "finding", "state"),
+            (
+                (
+                    utc(host.first_seen),
+                    utc(host.last_seen),
+                    host.ip,
+                    host.mac,
+                    host.vendor,
+                    host.finding_id,
+                    host.state,
+                )
+                for host in summary.unregistered
+            ),
+            nowrap=frozenset({0, 1, 2, 3}),
+        ),
+        changes=Table(
+            ("time (UTC)", "actor", "action", "record", "changes"),
+            tuple(_change_row(batch) for batch in _batches(summary.ledger_changes)),
+        ),
+    )
+
+
+def _table(
+    head: tuple[str, ...],
+    rows: Iterable[Sequence[object]],
+    *,
+    numeric: frozenset[int] = frozenset(),
+    nowrap: frozenset[int] = frozenset(),
+) -> Table:
+    def style(index: int) -> str:
+        return "num" if index in numeric else "nowrap" if index in nowrap else ""
+
+    body = tuple(tuple(cell(value, style(i)) for i, value in enumerate(row)) for row in rows)
+    return Table(head, body, numeric)
+
+
+def _batches(changes: Sequence[LedgerChange]) -> list[list[LedgerChange]]:
+    """Audit entries grouped: a bulk change (one actor and action, the same minute) is one batch."""
+    batches: list[list[LedgerChange]] = []
+    for change in changes:
+        last = batches[-1][-1] if batches else None
+        if last and (last.actor, last.action, utc(last.at)) == (
+            change.actor,
+            change.action,
+            utc(change.at),
+        ):
+            batches[-1].append(change)
+        else:
+            batches.append([change])
+    # Small batches read better entry by entry.
+    return [
+        part
+        for batch in batches
+        for part in ([batch] if len(batch) >= BATCH else [[c] for c in batch])
+    ]
+
+
+def _change_row(batch: list[LedgerChange]) -> tuple[Cell, ...]:
+    first = batch[0]
+    if len(batch) == 1:
+        record = first.key
+        lines = tuple(
+            f"{item.field}: {item.before or '—'} → {item.after or '—'}" for item in first.changes
+        )
+    else:
+        record = f"{len(batch)} records"
+        fields = dict.fromkeys(item.field for change in batch for item in change.changes)
+        lines = (
+            "records: " + ", ".join(change.key for change in batch),
+            "fields: " + ", ".join(fields),
+        )
+    return (
+        cell(utc(first.at), "nowrap"),
+        cell(first.actor),
+        cell(first.action),
+        cell(record),
+        Cell(lines),
+    )
+
+
+def _finding(item: OpenFinding) -> FindingItem:
+    return FindingItem(
+        id=item.id,
+        severity=item.severity,
+        kind=item.kind,
+        site=item.site,
+        address=tuple(part for part in (item.ip, item.mac, item.port) if part),
+        state=item.state,
+        first_seen=utc(item.first_seen),
+        report_due=utc(item.report_due_at),
+        overdue=item.overdue,
+        summary=item.summary,
+        ack_note=item.ack_note,
+        detail=tuple(detail_lines(item.detail)),
+        evidence=tuple(groups(item.evidence)),
+    )
