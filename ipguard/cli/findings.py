@@ -9,7 +9,7 @@ import typer
 
 from ipguard.cli.context import state
 from ipguard.cli.metrics import refresh
-from ipguard.cli.output import Format, emit_json, info, table
+from ipguard.cli.output import Format, emit_json, info, sections, table
 
 app = typer.Typer(help="Findings: list, acknowledge, resolve.", no_args_is_help=True)
 
@@ -79,26 +79,18 @@ def list_findings(
 def show(
     ctx: typer.Context,
     finding_id: Annotated[int, typer.Argument(help="Finding id.")],
+    fmt: Annotated[Format, typer.Option("--format", help="table or json.")] = Format.table,
 ) -> None:
-    """One finding with its lifecycle and the evidence that raised it (JSON)."""
+    """One finding: its lifecycle and the evidence that raised it, as sentences (JSON: raw)."""
     from ipguard.ledger import findings
-    from ipguard.reports.serialize import finding_json, utc_text
+    from ipguard.reports.runview import finding_document, finding_sections
 
     with state(ctx).store().session(write=False) as session:
-        row = findings.get(session, finding_id)
-        data = {
-            **finding_json(row),
-            "site": row.site,
-            "ack_note": row.ack_note,
-            "ack_by": row.ack_by,
-            "ack_until": utc_text(row.ack_until),
-            "resolved_at": utc_text(row.resolved_at),
-            "resolved_by": row.resolved_by,
-            "first_run": row.first_run_id,
-            "last_run": row.last_run_id,
-            "evidence": row.evidence,
-        }
-    emit_json(data)
+        document = finding_document(findings.get(session, finding_id))
+    if fmt == Format.json:
+        emit_json(document)
+    else:
+        sections(finding_sections(document))
 
 
 @app.command()

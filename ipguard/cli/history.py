@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from ipguard.cli.context import state
-from ipguard.cli.output import Format, emit, emit_json, table
+from ipguard.cli.output import Format, emit, emit_json, sections, table
 
 runs_app = typer.Typer(help="Scan runs: when, where, how they ended.", no_args_is_help=True)
 RUN_COLUMNS = (
@@ -52,29 +52,18 @@ def list_runs(
 def show(
     ctx: typer.Context,
     run_id: Annotated[int, typer.Argument(help="Run id.")],
-    fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
+    fmt: Annotated[Format, typer.Option("--format", help="table or json.")] = Format.table,
 ) -> None:
-    """One run: its settings, counts, timings and error if any."""
+    """One run in sections: settings, phase timings, counts, ignored replies, uncovered, error."""
     from ipguard.ledger import runs
-    from ipguard.reports.serialize import run_json
+    from ipguard.reports.runview import run_document, run_sections
 
     with state(ctx).store().session(write=False) as session:
-        run = runs.get(session, run_id)
-        data = {
-            **run_json(run),
-            "actor": run.actor,
-            "sensor": run.sensor,
-            "version": run.version,
-            "settings": run.settings,
-            "counts": run.counts,
-            "error": run.error,
-        }
+        document = run_document(runs.get(session, run_id))
     if fmt == Format.json:
-        emit_json(data)
+        emit_json(document)
     else:
-        table(
-            ("field", "value"), ((key, value) for key, value in data.items()), title=f"run {run_id}"
-        )
+        sections(run_sections(document))
 
 
 def diff(

@@ -55,6 +55,19 @@ def info(message: str, *, quiet: bool = False) -> None:
         typer.echo(safe(message), err=True)
 
 
+def sections(parts: Sequence[tuple[str, Sequence[tuple[str, str]]]]) -> None:
+    """Titled sections of `label  text` lines (labels aligned), an empty section saying so."""
+    blocks = []
+    for title, lines in parts:
+        width = max((len(label) for label, _ in lines), default=0)
+        body = [
+            f"  {safe(label):<{width}}  {safe(text)}".rstrip() if label else f"  {safe(text)}"
+            for label, text in lines
+        ]
+        blocks.append("\n".join([safe(title), *(body or ["  (none)"])]))
+    typer.echo("\n\n".join(blocks))
+
+
 def _console() -> Any:
     from rich.console import Console
 

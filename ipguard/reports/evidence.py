@@ -89,7 +89,7 @@ def _moment(value: Any) -> datetime | None:
 
 def _observation(item: Mapping[str, Any]) -> str:
     source = item.get("source")
-    text = f"answered {_SOURCES.get(str(source), source)}"
+    text = f"answered {_SOURCES.get(str(source), source)}" if source else "answered"
     if item.get("mac"):
         text += f" from {item['mac']}"
     extras = []
@@ -132,11 +132,10 @@ def _sign(item: Mapping[str, Any]) -> str:
 
 def _offer(item: Mapping[str, Any]) -> str:
     text = f"offered {item.get('offered_ip')} as DHCP server {item.get('server_ip')}"
-    if item.get("server_mac"):
-        text += f" from {item['server_mac']}"
+    extras = [str(item["server_mac"])] if item.get("server_mac") else []
     if item.get("router"):
-        text += f", router {item['router']}"
-    return text
+        extras.append(f"router {item['router']}")
+    return text + (f" ({', '.join(extras)})" if extras else "")
 
 
 _SENTENCES: dict[str, Callable[[Mapping[str, Any]], str]] = {

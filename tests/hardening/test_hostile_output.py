@@ -105,7 +105,9 @@ def check_every_output(cli: Cli, name_fragment: str = "\x1b[31m") -> dict:
         shown = cli("findings", "show", str(finding["id"]))
         assert shown.exit_code == 0
         outputs[f"findings show {finding['id']}"] = shown.stdout
-        json.loads(shown.stdout)
+        raw = cli("findings", "show", str(finding["id"]), "--format", "json")
+        outputs[f"findings show {finding['id']} --format json"] = raw.stdout
+        json.loads(raw.stdout)
     for fmt in ("html", "md", "csv", "json"):
         report = cli("report", "--since", "2000-01-01", "--format", fmt)
         assert report.exit_code == 0, report.stderr
