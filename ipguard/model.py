@@ -170,6 +170,14 @@ class Binding:
         return any(role in self.roles for role in roles)
 
 
+class ObservationSource(enum.StrEnum):
+    """How a host proved it is present: it answered an ARP request, or an ICMP echo request
+    (ttl then set, mac None)."""
+
+    ARP = "arp"
+    ICMP = "icmp"
+
+
 @dataclass(frozen=True)
 class Observation:
     """One reply that proved a host is present: an IP answering from a MAC."""
@@ -177,7 +185,7 @@ class Observation:
     ip: str
     mac: str | None
     seen_at: datetime
-    source: str  # "arp" or "icmp"
+    source: ObservationSource
     ttl: int | None = None
     rtt_ms: float | None = None
     vendor: str | None = None
@@ -213,15 +221,32 @@ class DhcpOffer:
     seen_at: datetime | None = None
 
 
+class ProxyMethod(enum.StrEnum):
+    """The ways the proxy probe asks a suspect to relay to the canary."""
+
+    HTTP_CONNECT = "http-connect"
+    HTTP_GET = "http-get"
+    SOCKS4 = "socks4"
+    SOCKS5 = "socks5"
+
+
 @dataclass(frozen=True)
 class ProxyVerdict:
     """Whether a host relayed a connection to our canary, and how."""
 
     ip: str
     port: int
-    method: str  # "http-connect", "http-get", "socks4", "socks5"
+    method: ProxyMethod
     relays: bool
     detail: str = ""
+
+
+class NameSource(enum.StrEnum):
+    """Where a hostname was learnt."""
+
+    DNS = "dns"
+    NETBIOS = "netbios"
+    MDNS = "mdns"
 
 
 @dataclass(frozen=True)
@@ -230,7 +255,27 @@ class NameObservation:
 
     ip: str
     name: str
-    source: str  # "dns", "netbios", "mdns"
+    source: NameSource
+
+
+class EvidenceKind(enum.StrEnum):
+    """Kinds of router / access-point evidence (scanners.evidence lists where each comes from)."""
+
+    FORWARDING = "forwarding"
+    ICMP_REDIRECT = "icmp-redirect"
+    TTL = "ttl"
+    UPNP_IGD = "upnp-igd"
+    SSDP_AP = "ssdp-ap"
+    HTTP_TITLE = "http-title"
+    VENDOR = "vendor"
+    MAC_ADJACENCY = "mac-adjacency"
+
+
+class PointsTo(enum.StrEnum):
+    """What a piece of evidence suggests a host is; policies compare it with the host's roles."""
+
+    ROUTER = "router"
+    ACCESS_POINT = "access-point"
 
 
 @dataclass(frozen=True)
@@ -239,9 +284,8 @@ class Evidence:
 
     ip: str
     mac: str | None
-    # e.g. "forwarding", "icmp-redirect", "ttl", "upnp-igd", "ssdp-ap", "http-title", "vendor"
-    kind: str
-    points_to: str  # "router" or "access-point"
+    kind: EvidenceKind
+    points_to: PointsTo
     detail: str = ""
 
 
@@ -274,6 +318,24 @@ class Phase(enum.StrEnum):
     EVIDENCE = "evidence"
 
 
+class ServiceMode(enum.StrEnum):
+    """How the services phase ran: version probes on every live host, or on those that changed."""
+
+    FULL = "full"
+    INCREMENTAL = "incremental"
+
+
+class IgnoredReply(enum.StrEnum):
+    """Why replies were read and not kept: somebody on the link flooding or spoofing."""
+
+    ARP_UNSOLICITED = "arp_unsolicited"
+    ARP_OVER_LIMIT = "arp_over_limit"
+    ICMP_UNSOLICITED = "icmp_unsolicited"
+    ICMP_OVER_LIMIT = "icmp_over_limit"
+    DHCP_IGNORED = "dhcp_ignored"
+    SSDP_IGNORED = "ssdp_ignored"
+
+
 @dataclass(frozen=True)
 class ScanResult:
     """Everything one run saw, phase by phase."""
@@ -286,14 +348,17 @@ class ScanResult:
     evidence: tuple[Evidence, ...] = ()
     phases: frozenset[Phase] = frozenset({Phase.SWEEP})
     timings: Mapping[str, float] = field(default_factory=dict)
-    service_mode: str = ""  # "full" or "incremental" when the services phase ran
+    service_mode: ServiceMode | None = None  # None: the services phase did not run
     services_rescanned: int = 0  # hosts that got nmap's version probes this run
     # Hosts whose service scan did not finish (nmap's host timeout): their port lists are partial,
     # so the absence of a port there proves nothing.
     partial_hosts: frozenset[str] = frozenset()
-    # Replies read but not kept, by reason ("arp_unsolicited", "arp_over_limit", "dhcp_ignored",
-    # "ssdp_ignored"): somebody on the link flooding or spoofing (scanners.arp.ReplyBudget).
-    ignored: Mapping[str, int] = field(default_factory=dict)
+    # Replies read but not kept, by reason: somebody on the link flooding or spoofing
+    # (scanners.sweep.ReplyBudget).
+    ignored: Mapping[IgnoredReply, int] = field(default_factory=dict)
+    # Replies the kernel dropped before ipguard could read them (a receive buffer overrun), by
+    # sweep ("arp", "icmp"); only the nonzero ones.
+    replies_dropped: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -1,30 +1,16 @@
-"""The scanner seam: a sweep turns target addresses into observations.
+"""What every scanner shares: the result of a sweep, progress callbacks, clipped text.
 
-A run (ipguard.runner) holds sweeps only through `Sweep`, so tests of the runner and the command
-line can hand it a fake that returns canned observations, and nothing else needs a network:
-
-    class FakeSweep(Sweep):
-        def __init__(self, seen: list[Observation]) -> None:
-            self.seen = seen
-
-        def sweep(self, targets: Iterable[str]) -> SweepResult:
-            wanted = set(targets)
-            found = [o for o in self.seen if o.ip in wanted]
-            return SweepResult(observations=found, targets=len(wanted), probes_sent=len(wanted),
-                               duration=0.0, started_at=datetime.now(UTC))
-
-Real sweeps: `scanners.arp.ArpSweep` (hosts on the local link) and `scanners.icmp.IcmpSweep`
-(routed subnets). Both refuse targets outside their `scanners.scope.Scope`.
+The sweeps themselves are in scanners.sweep (the template), scanners.arp (hosts on the local link)
+and scanners.icmp (routed subnets). A sweep refuses targets outside its `scanners.scope.Scope`.
 """
 
 from __future__ import annotations
 
-import abc
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from ipguard.model import Observation
+from ipguard.model import IgnoredReply, Observation
 
 
 def clipped(text: str, limit: int) -> str:
@@ -61,21 +47,10 @@ class SweepResult:
     source_ip: str | None = None
     source_mac: str | None = None
     replies_dropped: int = 0  # replies the kernel discarded because the receive buffer was full
-    # Replies read but not kept, by reason: a flood or a spoofer (scanners.arp.ReplyBudget).
-    replies_ignored: Mapping[str, int] = field(default_factory=dict)
+    # Replies read but not kept, by reason: a flood or a spoofer (scanners.sweep.ReplyBudget).
+    replies_ignored: Mapping[IgnoredReply, int] = field(default_factory=dict)
 
     @property
     def live(self) -> set[str]:
         """The addresses that answered at least once."""
         return {o.ip for o in self.observations}
-
-
-class Sweep(abc.ABC):
-    """Probes addresses and reports who answered."""
-
-    @abc.abstractmethod
-    def sweep(self, targets: Iterable[str]) -> SweepResult:
-        """Probe each target address (as `Scope.targets` lists them) and return every reply.
-
-        Raises ScopeError before sending anything when a target lies outside the sweep's scope.
-        """

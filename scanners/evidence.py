@@ -26,7 +26,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from urllib.parse import urljoin, urlsplit
 
 from ipguard.addresses import ip_sort_key
-from ipguard.model import Evidence, Observation, ServiceObservation
+from ipguard.model import (
+    Evidence,
+    EvidenceKind,
+    IgnoredReply,
+    Observation,
+    ServiceObservation,
+)
 from ipguard.scanners import forwarding, http, rawsock, signs, upnp
 from ipguard.scanners.base import Progress, clipped
 from ipguard.scanners.scope import Scope
@@ -66,7 +72,7 @@ class RouterApEvidence:
         self.timeout = timeout
         self.rate = rate
         self.progress = progress
-        self.ignored: Counter[str] = Counter()  # answers not kept (upnp.search), by reason
+        self.ignored: Counter[IgnoredReply] = Counter()  # answers not kept (upnp.search), by reason
 
     def collect(
         self, observations: Sequence[Observation], services: Sequence[ServiceObservation]
@@ -145,9 +151,15 @@ class RouterApEvidence:
             detail = "; ".join(notes)
             mac = _only_mac(macs_by_ip, ip)
             if any("InternetGatewayDevice" in fact for fact in facts):
-                found.append(Evidence(ip, mac, "upnp-igd", signs.ROUTER, clipped(detail, 500)))
+                found.append(
+                    Evidence(ip, mac, EvidenceKind.UPNP_IGD, signs.ROUTER, clipped(detail, 500))
+                )
             if any("WLANAccessPointDevice" in fact for fact in facts):
-                found.append(Evidence(ip, mac, "ssdp-ap", signs.ACCESS_POINT, clipped(detail, 500)))
+                found.append(
+                    Evidence(
+                        ip, mac, EvidenceKind.SSDP_AP, signs.ACCESS_POINT, clipped(detail, 500)
+                    )
+                )
         return found
 
     def _titles(
@@ -164,7 +176,9 @@ class RouterApEvidence:
             if title and points_to:
                 detail = f"tcp/{port}: {title}"
                 found.append(
-                    Evidence(ip, _only_mac(macs_by_ip, ip), "http-title", points_to, detail)
+                    Evidence(
+                        ip, _only_mac(macs_by_ip, ip), EvidenceKind.HTTP_TITLE, points_to, detail
+                    )
                 )
         return found
 
@@ -210,7 +224,13 @@ class RouterApEvidence:
             for mac in macs:
                 ips_by_mac[mac].append(ip)
         evidence = [
-            Evidence(ip, mac, "vendor", signs.ACCESS_POINT, f"OUI registered to {vendors[mac]}")
+            Evidence(
+                ip,
+                mac,
+                EvidenceKind.VENDOR,
+                signs.ACCESS_POINT,
+                f"OUI registered to {vendors[mac]}",
+            )
             for mac, ips in ips_by_mac.items()
             for ip in ips
             if signs.is_router_vendor(vendors.get(mac))

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from ipguard.errors import ScanError
-from ipguard.model import Evidence
+from ipguard.model import Evidence, EvidenceKind, PointsTo
 from ipguard.scanners import rawsock
 from ipguard.scanners.pacing import Pacer
 
@@ -151,12 +151,13 @@ def _wait_for_answers(
 
 
 def _judge(frames: list[bytes], probes: dict[tuple[int, int], _Probe]) -> list[Evidence]:
-    found: dict[tuple[str, str, str], Evidence] = {}
+    found: dict[tuple[str, str, EvidenceKind], Evidence] = {}
 
-    def add(probe: _Probe, kind: str, detail: str) -> None:
+    def add(probe: _Probe, kind: EvidenceKind, detail: str) -> None:
         ip, mac = probe.suspect
         found.setdefault(
-            (ip, mac, kind), Evidence(ip=ip, mac=mac, kind=kind, points_to="router", detail=detail)
+            (ip, mac, kind),
+            Evidence(ip=ip, mac=mac, kind=kind, points_to=PointsTo.ROUTER, detail=detail),
         )
 
     for frame in frames:
@@ -169,9 +170,17 @@ def _judge(frames: list[bytes], probes: dict[tuple[int, int], _Probe]) -> list[E
             if sent is None or source != sent.destination:
                 continue
             if not sent.direct:
-                add(sent, "forwarding", f"relayed an echo request to {source}, which answered us")
+                add(
+                    sent,
+                    EvidenceKind.FORWARDING,
+                    f"relayed an echo request to {source}, which answered us",
+                )
             elif ttl in ONE_HOP_TTLS:
-                add(sent, "ttl", f"answers on the local link with TTL {ttl}: one hop behind it")
+                add(
+                    sent,
+                    EvidenceKind.TTL,
+                    f"answers on the local link with TTL {ttl}: one hop behind it",
+                )
             continue
         quoted = _quoted_probe(icmp)
         if quoted is None:
@@ -184,13 +193,13 @@ def _judge(frames: list[bytes], probes: dict[tuple[int, int], _Probe]) -> list[E
             gateway = socket.inet_ntoa(icmp[4:8])
             add(
                 sent,
-                "icmp-redirect",
+                EvidenceKind.ICMP_REDIRECT,
                 f"{source} redirected our packet for {destination} to gateway {gateway}",
             )
         elif icmp[0] == UNREACHABLE:
             add(
                 sent,
-                "forwarding",
+                EvidenceKind.FORWARDING,
                 f"{source} answered our packet for {destination} with ICMP unreachable "
                 f"(code {icmp[1]}), as a router does",
             )

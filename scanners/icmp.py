@@ -1,31 +1,32 @@
 """ICMP echo sweep: who answers a ping in subnets beyond the local link, and with what TTL.
 
 ARP cannot cross a router, so routed subnets are swept with echo requests through the kernel's
-routing (a raw IPPROTO_ICMP socket). One packet built once with scapy, its sequence number and
-checksum patched per target; an identifier drawn per sweep tells our replies from anyone else's.
+routing (a raw IPPROTO_ICMP socket). One packet built once (struct, no scapy), its sequence number
+and checksum patched per target; an identifier drawn per sweep tells our replies from anyone else's.
 The TTL of a reply hints at the hops and the operating system behind it (rogue-router evidence).
+The schedule, the receiver and the reply budget are the sweep template's (scanners.sweep).
 """
 
 from __future__ import annotations
 
 import errno
+import os
 import secrets
 import socket
-import time
-from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+import struct
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from functools import partial
 
 from ipguard.errors import ScanError
-from ipguard.model import Observation
+from ipguard.model import IgnoredReply, Observation, ObservationSource
 from ipguard.scanners import rawsock
-from ipguard.scanners.base import Progress, Sweep, SweepResult
-from ipguard.scanners.probing import ProbeLog, run_schedule
-from ipguard.scanners.scope import Scope
+from ipguard.scanners.sweep import Link, Sweep
 
 WHAT = "ICMP sweep"
 SNAPLEN = 128  # IP header (with options) + ICMP header; the payload is not needed
 ECHO_REPLY = 0
+ECHO_REQUEST = 8
 PAYLOAD = b"ipguard sweep\0\0\0"  # 16 bytes, so the packet is recognisable in a capture
 # Per-target errors: this address is unreachable (neighbour resolution failed or the table is
 # full). The sweep goes on; the target simply stays silent.
@@ -45,130 +46,138 @@ class IcmpSweep(Sweep):
         {o.ip: o.ttl for o in result.observations}   # {'198.19.0.7': 63, ...}
     """
 
-    def __init__(
-        self,
-        scope: Scope,
-        *,
-        rate: float = 2000,
-        retries: int = 2,
-        timeout: float = 1.0,
-        progress: Progress | None = None,
-    ) -> None:
-        if rate <= 0 or retries < 0 or timeout < 0:
-            raise ValueError(
-                f"rate must be > 0, retries and timeout >= 0 (got {rate}, {retries}, {timeout})"
-            )
-        self.scope = scope
-        self.rate = rate
-        self.retries = retries
-        self.timeout = timeout
-        self.progress = progress
+    what = WHAT
 
-    def sweep(self, targets: Iterable[str]) -> SweepResult:
-        """Ping every target; ScopeError before any packet if one lies outside the scope."""
-        packed = self.scope.check_all_v4(targets)
-        addresses = [(socket.inet_ntoa(ip), 0) for ip in packed]
-        index = {ip: i for i, ip in enumerate(packed)}
+    def open(self, targets: list[bytes]) -> Link:
+        """A raw ICMP socket to send echo requests, another (filtered) to read our replies."""
         ident = secrets.randbits(16)
-        packet = bytearray(_echo_template(ident))
-        base_sum = _ones_sum(packet)  # with sequence 0 and checksum 0
-
-        receiver_sock = rawsock.open_socket(
-            socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP, WHAT
-        )
+        receiver = rawsock.open_socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP, WHAT)
         try:
-            rawsock.attach_filter(receiver_sock, _reply_filter(ident))
-            rawsock.enlarge_receive_buffer(receiver_sock)
-            sender_sock = rawsock.open_socket(
-                socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP, WHAT
-            )
+            rawsock.attach_filter(receiver, _reply_filter(ident))
+            rawsock.enlarge_receive_buffer(receiver)
+            sender = rawsock.open_socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP, WHAT)
             # The sender must not queue copies of every ICMP packet the host receives.
-            rawsock.attach_filter(sender_sock, [rawsock.Insn(rawsock.RET_K, k=0)])
+            rawsock.attach_filter(sender, [rawsock.Insn(rawsock.RET_K, k=0)])
         except BaseException:
-            receiver_sock.close()
+            receiver.close()
             raise
-        receiver = rawsock.Receiver(receiver_sock, SNAPLEN, name="ipguard-icmp-receiver")
-        records = receiver.records
-        cursor = 0
-        unreachable = 0
+        return _IcmpLink(receiver, sender, targets, ident)
 
-        def send(batch: Sequence[int]) -> None:
-            nonlocal unreachable
-            put = sender_sock.sendto
-            for i in batch:
-                seq = i & 0xFFFF
-                total = base_sum + seq
-                total = (total & 0xFFFF) + (total >> 16)
-                packet[2:4] = (~total & 0xFFFF).to_bytes(2, "big")
-                packet[6:8] = seq.to_bytes(2, "big")
-                try:
-                    put(packet, addresses[i])
-                except OSError as exc:
-                    if exc.errno in SKIPPABLE:
-                        unreachable += 1
-                    elif exc.errno == errno.ENETUNREACH:
-                        raise ScanError(
-                            f"{WHAT}: no route to {addresses[i][0]}; "
-                            "add a route to its subnet or sweep it by ARP"
-                        ) from exc
-                    elif exc.errno in (errno.EPERM, errno.EACCES):
-                        raise ScanError(
-                            f"{WHAT}: the local firewall refused an echo request to "
-                            f"{addresses[i][0]}; allow outgoing ICMP echo"
-                        ) from exc
-                    else:
-                        rawsock.send_when_room(partial(put, packet, addresses[i]), exc, WHAT)
 
-        def answers() -> list[tuple[int, float]]:
-            nonlocal cursor
-            end = len(records)
-            found = []
-            for k in range(cursor, end):
-                when, reply = records[k]
-                at = index.get(reply[12:16])
-                if at is not None:
-                    found.append((at, when))
-            cursor = end
-            return found
+class _IcmpLink(Link):
+    """One ICMP sweep's sockets and its identifier, which tells our replies from anyone else's."""
 
-        started_at = datetime.now(UTC)
-        started = time.monotonic()
-        receiver.start()
+    name = "icmp"
+    unsolicited = IgnoredReply.ICMP_UNSOLICITED
+    over_limit = IgnoredReply.ICMP_OVER_LIMIT
+    snaplen = SNAPLEN
+    responders_per_target = 1  # an echo reply comes from the address it answers for
+
+    def __init__(
+        self, receiver: socket.socket, sender: socket.socket, targets: list[bytes], ident: int
+    ) -> None:
+        super().__init__(receiver)
+        self._sender = sender
+        self._addresses = [(socket.inet_ntoa(ip), 0) for ip in targets]
+        self._ident = ident
+        self._packet = bytearray(_echo_template(ident))
+        self._base_sum = _ones_sum(self._packet)  # with sequence 0 and checksum 0
+
+    def send(self, batch: Sequence[int]) -> None:
+        """One echo request per target, its sequence number the target's index (mod 2^16)."""
+        put, packet, addresses = self._sender.sendto, self._packet, self._addresses
+        base_sum = self._base_sum
+        for i in batch:
+            patch_echo(packet, base_sum, i & 0xFFFF)
+            try:
+                put(packet, addresses[i])
+            except OSError as exc:
+                _send_failed(exc, partial(put, packet, addresses[i]), addresses[i][0])
+
+    def source(self, reply: bytes) -> bytes:
+        """The source address of the IPv4 packet."""
+        return reply[12:16]
+
+    def admit(self, reply: bytes) -> bytes | None:
+        """b"" for an echo reply carrying our identifier, None for anything else."""
+        # The kernel hands a raw socket whole IPv4 packets; anything shorter is no reply of ours.
+        if len(reply) < 20 or reply[0] >> 4 != 4 or (reply[0] & 0x0F) < 5:
+            return None
+        ihl = (reply[0] & 0x0F) * 4
+        icmp = reply[ihl : ihl + 8]
+        if len(icmp) < 8 or icmp[0] != ECHO_REPLY or int.from_bytes(icmp[4:6]) != self._ident:
+            return None
+        return b""
+
+    def observation(
+        self, target: bytes, reply: bytes, seen_at: datetime, rtt_ms: float | None
+    ) -> Observation:
+        """An IP answering an echo, with the TTL it arrived with (a hint of the hops behind it)."""
+        if self.source_ip is None:  # the local address the replies came back to
+            self.source_ip = socket.inet_ntoa(reply[16:20])
+        return Observation(
+            ip=socket.inet_ntoa(target),
+            mac=None,
+            seen_at=seen_at,
+            source=ObservationSource.ICMP,
+            ttl=reply[8],
+            rtt_ms=rtt_ms,
+        )
+
+    def drops(self) -> int:
+        """Replies the kernel dropped: a raw IP socket tells only through /proc (net/raw).
+
+        Read in the calling thread's network namespace, where the sweep opened the socket.
+        """
+        inode = str(os.fstat(self.receiver.fileno()).st_ino)
         try:
-            log = run_schedule(
-                len(packed),
-                send,
-                answers,
-                rate=self.rate,
-                retries=self.retries,
-                timeout=self.timeout,
-                progress=self.progress,
-            )
-        finally:
-            receiver.stop()
-            rawsock.close_soon(sender_sock.close, receiver_sock.close)
-        if receiver.error is not None:
-            raise ScanError(f"{WHAT} lost its socket: {receiver.error.strerror}")
-        observations, source_ip = _observations(
-            records, index, packed, ident, log, started_at, started
-        )
-        return SweepResult(
-            observations=observations,
-            targets=len(packed),
-            probes_sent=log.probes_sent,
-            duration=log.finished - log.first_probe,
-            started_at=started_at,
-            source_ip=source_ip,
-        )
+            with open("/proc/thread-self/net/raw") as table:
+                for line in table:
+                    fields = (
+                        line.split()
+                    )  # sl local rem st tx:rx tr:tm retr uid timeout inode … drops
+                    if len(fields) > 12 and fields[9] == inode:
+                        return int(fields[12])
+        except (OSError, ValueError):
+            pass
+        return 0
+
+    def close(self) -> None:
+        """Close both sockets on a background thread."""
+        rawsock.close_soon(self._sender.close, self.receiver.close)
+
+
+def _send_failed(exc: OSError, again: Callable[[], object], address: str) -> None:
+    """Go on past an unreachable target, fail the sweep on a missing route or a firewall."""
+    if exc.errno in SKIPPABLE:
+        return  # the target simply stays silent
+    if exc.errno == errno.ENETUNREACH:
+        raise ScanError(
+            f"{WHAT}: no route to {address}; add a route to its subnet or sweep it by ARP"
+        ) from exc
+    if exc.errno in (errno.EPERM, errno.EACCES):
+        raise ScanError(
+            f"{WHAT}: the local firewall refused an echo request to {address}; "
+            "allow outgoing ICMP echo"
+        ) from exc
+    rawsock.send_when_room(again, exc, WHAT)
 
 
 def _echo_template(ident: int) -> bytes:
     """An echo request with our identifier, sequence 0 and a zero checksum (patched per probe)."""
-    from scapy.layers.inet import ICMP
+    return struct.pack("!BBHHH", ECHO_REQUEST, 0, 0, ident, 0) + PAYLOAD
 
-    packet = bytes(ICMP(type="echo-request", id=ident, seq=0, chksum=0) / PAYLOAD)
-    assert len(packet) == 8 + len(PAYLOAD) and packet[2:4] == b"\0\0", "unexpected ICMP layout"
-    return packet
+
+def patch_echo(packet: bytearray, base_sum: int, seq: int) -> None:
+    """Set an echo request's sequence number and its checksum, in place.
+
+    `base_sum` is `_ones_sum` of the packet with sequence and checksum zero: adding the sequence
+    to it (ones' complement) gives the new packet's sum without reading the payload again.
+    """
+    total = base_sum + seq
+    total = (total & 0xFFFF) + (total >> 16)
+    packet[2:4] = (~total & 0xFFFF).to_bytes(2, "big")
+    packet[6:8] = seq.to_bytes(2, "big")
 
 
 def _ones_sum(data: bytes | bytearray) -> int:
@@ -191,44 +200,3 @@ def _reply_filter(ident: int) -> list[rawsock.Insn]:
             SNAPLEN,
         ),
     ]
-
-
-def _observations(
-    records: list[tuple[float, bytes]],
-    index: dict[bytes, int],
-    packed: list[bytes],
-    ident: int,
-    log: ProbeLog,
-    started_at: datetime,
-    started: float,
-) -> tuple[list[Observation], str | None]:
-    """Every echo reply from a target, in arrival order, and the local address they came back to."""
-    observations = []
-    source_ip = None
-    for when, data in records:
-        # The kernel hands a raw socket whole IPv4 packets; anything shorter is no reply of ours.
-        if len(data) < 20 or data[0] >> 4 != 4 or (data[0] & 0x0F) < 5:
-            continue
-        at = index.get(data[12:16])
-        ihl = (data[0] & 0x0F) * 4
-        icmp = data[ihl : ihl + 8]
-        if (
-            at is None
-            or len(icmp) < 8
-            or icmp[0] != ECHO_REPLY
-            or int.from_bytes(icmp[4:6], "big") != ident
-        ):
-            continue
-        source_ip = source_ip or socket.inet_ntoa(data[16:20])
-        probed = log.probe_before(at, when)
-        observations.append(
-            Observation(
-                ip=socket.inet_ntoa(packed[at]),
-                mac=None,
-                seen_at=started_at + timedelta(seconds=when - started),
-                source="icmp",
-                ttl=data[8],
-                rtt_ms=None if probed is None else round((when - probed) * 1000, 3),
-            )
-        )
-    return observations, source_ip

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ipguard.errors import InvalidValue, ScanError
-from ipguard.model import NameObservation
+from ipguard.model import NameObservation, NameSource
 from ipguard.scanners import dnswire
 from ipguard.scanners.base import Progress
 from ipguard.scanners.pacing import Pacer
@@ -42,7 +42,7 @@ DRAIN_BATCH = 1024  # datagrams read per look at the socket
 class _Query:
     """One question on the wire and what an answer must look like to count."""
 
-    source: str  # "dns", "netbios" or "mdns"
+    source: NameSource
     ip: str  # the address we want names for
     server: str  # where the question goes
     port: int
@@ -136,18 +136,20 @@ class NameProbe:
             for ident, ip in zip(idents, ips, strict=True):
                 name = dnswire.reverse_name(ip)
                 payload = dnswire.query(ident, name, dnswire.TYPE_PTR, recursion=True)
-                queries.append(_Query("dns", ip, server, DNS_PORT, ident, name, payload))
+                queries.append(_Query(NameSource.DNS, ip, server, DNS_PORT, ident, name, payload))
         for ip in ips:
             if self.netbios:
                 ident = secrets.randbits(16)
                 name = dnswire.netbios_wildcard()
                 payload = dnswire.query(ident, name, dnswire.TYPE_NBSTAT, recursion=False)
-                queries.append(_Query("netbios", ip, ip, NETBIOS_PORT, ident, name, payload))
+                queries.append(
+                    _Query(NameSource.NETBIOS, ip, ip, NETBIOS_PORT, ident, name, payload)
+                )
             if self.mdns:
                 ident = secrets.randbits(16) or 1  # legacy unicast: the responder echoes the id
                 name = dnswire.reverse_name(ip)
                 payload = dnswire.query(ident, name, dnswire.TYPE_PTR, recursion=False)
-                queries.append(_Query("mdns", ip, ip, MDNS_PORT, ident, name, payload))
+                queries.append(_Query(NameSource.MDNS, ip, ip, MDNS_PORT, ident, name, payload))
         return queries
 
     def _drain(
@@ -195,7 +197,7 @@ def _asks_about(message: dnswire.Message, q: _Query) -> bool:
 
 def _names(message: dnswire.Message, q: _Query) -> list[str]:
     """The names an answer gives for our question's address."""
-    if q.source == "netbios":
+    if q.source == NameSource.NETBIOS:
         for record in message.records:
             if record.rtype == dnswire.TYPE_NBSTAT:
                 try:

@@ -123,124 +123,178 @@ def run_schedule(
     probe, so that late replies are in. Stops retrying early when a retry pass found nobody (see
     MIN_EVIDENCE).
     """
-    pacer = Pacer(rate, clock=clock, sleep=sleep)
-    answered = bytearray(count)
-    passes: list[Pass] = []
-    first_replies: dict[int, tuple[float, float]] = {}
-    found = [0] * (retries + 1)  # targets whose first reply answered a probe of each pass
-    slowest = 0.0  # the longest round trip seen, for the retry gap and the final wait
-    latest_reply = 0.0
-    sent = 0
-    silent = count
-    reported = 0.0
-    last = 0.0
+    schedule = Schedule(
+        count, send, answers, rate=rate, retries=retries, timeout=timeout, clock=clock, sleep=sleep
+    )
+    return schedule.run(progress)
 
-    def absorb() -> None:
-        nonlocal slowest, silent, latest_reply
-        for index, when in answers():
-            latest_reply = max(latest_reply, when)
-            if not answered[index]:
-                answered[index] = 1
-                silent -= 1
-                probed = _probe_before(passes, index, when)
-                if probed is not None:
-                    number, at = probed
-                    found[number] += 1
-                    first_replies[index] = (when, at)
-                    slowest = max(slowest, when - at)
 
-    def retry_gap() -> float:
-        if slowest == 0.0:
-            return timeout  # nothing answered yet: no idea how slow this network is
-        return min(timeout, max(MIN_RETRY_GAP, RTT_FACTOR * slowest))
+class Schedule:
+    """One sweep's schedule: who is probed when, what has answered, how long to wait for replies.
 
-    def report(left_in_pass: int, passes_left: int, force: bool = False) -> None:
-        # total = probes sent + probes still planned; it shrinks as silent targets answer.
-        nonlocal reported
-        if progress is None:
-            return
-        now = clock()
-        if force or now - reported >= PROGRESS_EVERY:
-            reported = now
-            progress(sent, sent + left_in_pass + passes_left * silent)
+    `run` makes the passes (`_probe_pass`), each paced by the rate and, after the first, waiting
+    until a target's previous probe is a retry gap old; `_absorb` takes in the replies the sweep's
+    receiver collected; `_settled` is the final wait, and the wait that decides whether a retry
+    pass is worth making.
+    """
 
-    def settled(watched: int | None = None) -> bool:
-        """Wait for replies to settle (True), or until pass `watched` has found someone (False)."""
-        deadline = last + timeout
-        while True:
-            absorb()
-            if watched is not None and found[watched]:
-                return False
-            now = clock()
-            end = deadline
-            if slowest > 0.0:
-                settle = max(MIN_SETTLE, RTT_FACTOR * slowest)
-                end = min(deadline, max(last, latest_reply) + settle)
-            if now >= end:
-                return True
-            sleep(min(end - now, MAX_IDLE_SLEEP))
+    def __init__(
+        self,
+        count: int,
+        send: Callable[[Sequence[int]], None],
+        answers: Callable[[], Iterable[tuple[int, float]]],
+        *,
+        rate: float,
+        retries: int,
+        timeout: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._send, self._answers = send, answers
+        self._count, self._retries, self._timeout = count, retries, timeout
+        self._clock, self._sleep = clock, sleep
+        self._pacer = Pacer(rate, clock=clock, sleep=sleep)
+        self._answered = bytearray(count)
+        self._passes: list[Pass] = []
+        self._first_replies: dict[int, tuple[float, float]] = {}
+        self._found = [0] * (retries + 1)  # targets whose first reply answered each pass's probe
+        self._slowest = 0.0  # the longest round trip seen, for the retry gap and the final wait
+        self._latest_reply = 0.0
+        self._sent = 0
+        self._silent = count
+        self._last = 0.0  # when the latest batch went out
+        self._progress: Progress | None = None
+        self._reported = 0.0
 
-    first = clock()
-    targets: Sequence[int] = range(count)
-    for attempt in range(retries + 1):
-        # Did the last retry pass find anyone? If not yet, wait until it has or until its replies
-        # are all in: then no one is left to find.
-        evidence = attempt >= 2 and count - silent >= MIN_EVIDENCE and not found[attempt - 1]
-        if evidence and settled(watched=attempt - 1):
-            break
-        if attempt:
-            absorb()
-            targets = [i for i in targets if not answered[i]]
-        previous = passes[-1] if passes else None
+    def run(self, progress: Progress | None = None) -> ProbeLog:
+        """Make every pass, wait for the last replies, and say when each probe went out."""
+        self._progress = progress
+        first = self._clock()
+        targets: Sequence[int] = range(self._count)
+        for attempt in range(self._retries + 1):
+            # Did the last retry pass find anyone? If not yet, wait until it has or until its
+            # replies are all in: then no one is left to find.
+            evidence = (
+                attempt >= 2
+                and self._count - self._silent >= MIN_EVIDENCE
+                and not self._found[attempt - 1]
+            )
+            if evidence and self._settled(watched=attempt - 1):
+                break
+            if attempt:
+                self._absorb()
+                targets = [i for i in targets if not self._answered[i]]
+            self._probe_pass(targets, self._retries - attempt)
+        if not self._sent:
+            return ProbeLog(0, self._passes, first, first, self._clock())
+        self._settled()  # the final wait: late replies (and second MACs for one IP) count too
+        self._report(0, 0, force=True)
+        return ProbeLog(
+            probes_sent=self._sent,
+            passes=self._passes,
+            first_probe=first,
+            last_probe=self._last,
+            finished=self._clock(),
+            first_replies=self._first_replies,
+        )
+
+    def _probe_pass(self, targets: Sequence[int], passes_left: int) -> None:
+        """Probe each of `targets` still silent when its turn comes, at the rate."""
+        previous = self._passes[-1] if self._passes else None
         current = Pass(targets)
-        passes.append(current)
+        self._passes.append(current)
         j, total = 0, len(targets)
         while j < total:
-            absorb()
-            granted = pacer.acquire(total - j)
-            now = clock()
+            self._absorb()
+            granted = self._pacer.acquire(total - j)
+            now = self._clock()
             batch: Sequence[int]
             if previous is None:
                 batch = targets[j : j + granted]
                 j += len(batch)
             else:
-                # Targets keep the previous pass's order, so their previous probes are in time
-                # order: those old enough for a retry come first.
-                ready = bisect_right(
-                    targets,
-                    now - retry_gap(),
-                    lo=j,
-                    hi=min(total, j + granted),
-                    key=previous.sent_or_zero,
-                )
-                candidates = targets[j:ready]
-                batch = [i for i in candidates if not answered[i]]
-                if len(batch) < len(candidates):
-                    current.skipped.update(i for i in candidates if answered[i])
-                j = ready
+                batch, j = self._due(targets, j, granted, now, previous, current)
             if len(batch) < granted:
-                pacer.refund(granted - len(batch))
+                self._pacer.refund(granted - len(batch))
             if batch:
-                send(batch)
+                self._send(batch)
                 current.ends.append(j)
                 current.times.append(now)
-                sent += len(batch)
-                last = now
+                self._sent += len(batch)
+                self._last = now
             elif j < total and previous is not None:
-                due = previous.sent_or_zero(targets[j]) + retry_gap()
-                sleep(min(MAX_IDLE_SLEEP, max(0.0, due - now)))
-            report(total - j, retries - attempt)
-    if not sent:
-        return ProbeLog(
-            probes_sent=0, passes=passes, first_probe=first, last_probe=first, finished=clock()
+                due = previous.sent_or_zero(targets[j]) + self._retry_gap()
+                self._sleep(min(MAX_IDLE_SLEEP, max(0.0, due - now)))
+            self._report(total - j, passes_left)
+
+    def _due(
+        self,
+        targets: Sequence[int],
+        j: int,
+        granted: int,
+        now: float,
+        previous: Pass,
+        current: Pass,
+    ) -> tuple[list[int], int]:
+        """The retry batch from position `j`: targets whose last probe is a retry gap old and
+        that are still silent (at most `granted`), and the position after them."""
+        # Targets keep the previous pass's order, so their previous probes are in time order:
+        # those old enough for a retry come first.
+        ready = bisect_right(
+            targets,
+            now - self._retry_gap(),
+            lo=j,
+            hi=min(len(targets), j + granted),
+            key=previous.sent_or_zero,
         )
-    settled()  # the final wait: late replies (and second MACs for one IP) count too
-    report(0, 0, force=True)
-    return ProbeLog(
-        probes_sent=sent,
-        passes=passes,
-        first_probe=first,
-        last_probe=last,
-        finished=clock(),
-        first_replies=first_replies,
-    )
+        candidates = targets[j:ready]
+        answered = self._answered
+        batch = [i for i in candidates if not answered[i]]
+        if len(batch) < len(candidates):
+            current.skipped.update(i for i in candidates if answered[i])
+        return batch, ready
+
+    def _absorb(self) -> None:
+        """Take in the replies collected since the last call: who answered, and how fast."""
+        for index, when in self._answers():
+            self._latest_reply = max(self._latest_reply, when)
+            if not self._answered[index]:
+                self._answered[index] = 1
+                self._silent -= 1
+                probed = _probe_before(self._passes, index, when)
+                if probed is not None:
+                    number, at = probed
+                    self._found[number] += 1
+                    self._first_replies[index] = (when, at)
+                    self._slowest = max(self._slowest, when - at)
+
+    def _retry_gap(self) -> float:
+        if self._slowest == 0.0:
+            return self._timeout  # nothing answered yet: no idea how slow this network is
+        return min(self._timeout, max(MIN_RETRY_GAP, RTT_FACTOR * self._slowest))
+
+    def _report(self, left_in_pass: int, passes_left: int, force: bool = False) -> None:
+        # total = probes sent + probes still planned; it shrinks as silent targets answer.
+        if self._progress is None:
+            return
+        now = self._clock()
+        if force or now - self._reported >= PROGRESS_EVERY:
+            self._reported = now
+            planned = left_in_pass + passes_left * self._silent
+            self._progress(self._sent, self._sent + planned)
+
+    def _settled(self, watched: int | None = None) -> bool:
+        """Wait for replies to settle (True), or until pass `watched` has found someone (False)."""
+        deadline = self._last + self._timeout
+        while True:
+            self._absorb()
+            if watched is not None and self._found[watched]:
+                return False
+            now = self._clock()
+            end = deadline
+            if self._slowest > 0.0:
+                settle = max(MIN_SETTLE, RTT_FACTOR * self._slowest)
+                end = min(deadline, max(self._last, self._latest_reply) + settle)
+            if now >= end:
+                return True
+            self._sleep(min(end - now, MAX_IDLE_SLEEP))

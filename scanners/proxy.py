@@ -21,14 +21,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ipguard.errors import InvalidValue, ScanError
-from ipguard.model import ProxyVerdict, ServiceObservation
+from ipguard.model import ProxyMethod, ProxyVerdict, ServiceObservation
 from ipguard.scanners.base import Progress, clipped
 from ipguard.scanners.scope import Scope
 
 WHAT = "proxy probe"
-METHODS = ("http-connect", "http-get", "socks4", "socks5")
-# Ports where proxies usually listen; callers add any port that speaks HTTP.
-PROXY_PORTS = frozenset({1080, 3128, 8080, 8118, 8888})
+METHODS = tuple(ProxyMethod)
+# Ports where proxies usually listen (SOCKS, Squid, HTTP alternates, Privoxy, Tor); any TCP port
+# whose service nmap names as HTTP, a proxy or SOCKS is a candidate too (proxy_candidates).
+PROXY_PORTS = frozenset({1080, 3128, 8000, 8080, 8081, 8118, 8888, 9050})
+PROXY_SERVICE_WORDS = ("http", "proxy", "socks")
 MAX_WORKERS = 32
 MAX_HEADER = 8192  # bytes of a proxy's answer we read at most
 CANARY_READ = 4096  # bytes of a relayed connection the canary reads at most
@@ -94,7 +96,7 @@ class ProxyProbe:
         self._report(0, len(jobs))
         with _canary(self.canary_ip, self.timeout) as canary:
 
-            def run(job: tuple[str, int, str]) -> ProxyVerdict:
+            def run(job: tuple[str, int, ProxyMethod]) -> ProxyVerdict:
                 nonlocal done
                 verdict = self._try(canary, *job)
                 with lock:
@@ -106,7 +108,7 @@ class ProxyProbe:
             with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(jobs))) as pool:
                 return list(pool.map(run, jobs))
 
-    def _try(self, canary: _Canary, ip: str, port: int, method: str) -> ProxyVerdict:
+    def _try(self, canary: _Canary, ip: str, port: int, method: ProxyMethod) -> ProxyVerdict:
         token = secrets.token_hex(16)
         arrived = canary.expect(token)
         deadline = time.monotonic() + self.timeout
@@ -130,11 +132,11 @@ class ProxyProbe:
         )
 
     def _ask(
-        self, ip: str, port: int, method: str, token: str, canary_port: int, deadline: float
+        self, ip: str, port: int, method: ProxyMethod, token: str, canary_port: int, deadline: float
     ) -> _Answer:
         canary = f"{self.canary_ip}:{canary_port}"
         with socket.create_connection((ip, port), timeout=self.timeout) as conn:
-            if method == "http-get":
+            if method == ProxyMethod.HTTP_GET:
                 request = (
                     f"GET http://{canary}/ipguard-canary-{token} HTTP/1.1\r\n"
                     f"Host: {canary}\r\nUser-Agent: ipguard\r\nConnection: close\r\n\r\n"
@@ -142,13 +144,13 @@ class ProxyProbe:
                 conn.sendall(request.encode())
                 status = _status_line(_read_head(conn, deadline))
                 return _Answer(True, f"GET answered {status!r}")
-            if method == "http-connect":
+            if method == ProxyMethod.HTTP_CONNECT:
                 conn.sendall(f"CONNECT {canary} HTTP/1.1\r\nHost: {canary}\r\n\r\n".encode())
                 status = _status_line(_read_head(conn, deadline))
                 opened = re.match(r"HTTP/1\.[01] 2\d\d", status) is not None
                 return self._through(conn, opened, f"CONNECT answered {status!r}", token)
             address = socket.inet_aton(self.canary_ip) + struct.pack("!H", canary_port)
-            if method == "socks4":
+            if method == ProxyMethod.SOCKS4:
                 conn.sendall(b"\x04\x01" + address[4:] + address[:4] + b"ipguard\x00")
                 reply = _read_exact(conn, 8, deadline)
                 opened = len(reply) == 8 and reply[1] == SOCKS4_GRANTED
@@ -177,12 +179,15 @@ class ProxyProbe:
 
 
 def proxy_candidates(services: Iterable[ServiceObservation]) -> list[tuple[str, int]]:
-    """Open TCP ports worth a proxy probe: proxy-looking ports and anything speaking HTTP/SOCKS."""
+    """The open TCP ports the scan asks to relay (the one rule): proxy ports, HTTP, proxy, SOCKS.
+
+    Each (ip, port) once, in the order first seen.
+    """
     found = []
     for seen in services:
         name = seen.service.lower()
         if seen.proto == "tcp" and (
-            seen.port in PROXY_PORTS or any(word in name for word in ("http", "proxy", "socks"))
+            seen.port in PROXY_PORTS or any(word in name for word in PROXY_SERVICE_WORDS)
         ):
             found.append((seen.ip, seen.port))
     return list(dict.fromkeys(found))

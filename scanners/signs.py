@@ -8,10 +8,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
-from ipguard.model import Evidence
+from ipguard.model import Evidence, EvidenceKind, PointsTo
 
-ROUTER = "router"
-ACCESS_POINT = "access-point"
+ROUTER = PointsTo.ROUTER
+ACCESS_POINT = PointsTo.ACCESS_POINT
 
 # Words of a wireless device's management page. "AP" and "FAST" only in capitals, as whole words.
 _WIRELESS_TITLE = re.compile(
@@ -37,7 +37,7 @@ _ROUTER_VENDORS = re.compile(
 )
 
 
-def title_points_to(title: str) -> str | None:
+def title_points_to(title: str) -> PointsTo | None:
     """`access-point` for a wireless device's page title, `router` for a router's, else None."""
     if _WIRELESS_TITLE.search(title) or re.search(r"\bAP\b", title):
         return ACCESS_POINT
@@ -104,7 +104,7 @@ def adjacency_evidence(
                     Evidence(
                         ip=ip,
                         mac=mac,
-                        kind="mac-adjacency",
+                        kind=EvidenceKind.MAC_ADJACENCY,
                         points_to=ACCESS_POINT,
                         detail=f"MAC next to {other} ({others}), which shows router/AP signs"
                         if other in marked

@@ -20,19 +20,18 @@ from contextlib import contextmanager
 
 from ipguard.addresses import ip_sort_key
 from ipguard.model import (
+    IgnoredReply,
     Observation,
     Phase,
     ScanRequest,
     ScanResult,
+    ServiceMode,
     ServiceObservation,
 )
 from ipguard.scanners import rawsock
 from ipguard.scanners.scope import Scope
 
 PhaseProgress = Callable[[str, int, int], None]
-
-# Ports that proxies usually listen on; any HTTP service is checked too.
-PROXY_PORTS = frozenset({1080, 3128, 8000, 8080, 8081, 8118, 8888, 9050})
 
 
 class NetworkScanner:
@@ -44,7 +43,8 @@ class NetworkScanner:
         interface = rawsock.usable_interface(request.interface, "the scan")
         timings: dict[str, float] = {}
         phases = {Phase.SWEEP}
-        ignored: Counter[str] = Counter()  # replies read and not kept: floods, spoofers
+        ignored: Counter[IgnoredReply] = Counter()  # replies read and not kept: floods, spoofers
+        dropped: Counter[str] = Counter()  # replies the kernel dropped (receive buffer full)
 
         def phase_progress(name: str) -> Callable[[int, int], None] | None:
             if progress is None:
@@ -52,11 +52,13 @@ class NetworkScanner:
             return lambda done, total: progress(name, done, total)
 
         with _timed(timings, "sweep"):
-            observations = self._sweep(request, scope, interface, phase_progress("sweep"), ignored)
+            observations = self._sweep(
+                request, scope, interface, phase_progress("sweep"), ignored, dropped
+            )
         live = sorted({seen.ip for seen in observations}, key=ip_sort_key)
 
         services: list[ServiceObservation] = []
-        service_mode, rescanned, partial = "", 0, set[str]()
+        service_mode, rescanned, partial = None, 0, set[str]()
         if request.services and live:
             with _timed(timings, "services"):
                 services, service_mode, rescanned = self._services(
@@ -66,15 +68,10 @@ class NetworkScanner:
 
         proxies = []
         if Phase.SERVICES in phases:
-            from ipguard.scanners.proxy import ProxyProbe
+            from ipguard.scanners.proxy import ProxyProbe, proxy_candidates
 
             candidates = sorted(
-                {
-                    (item.ip, item.port)
-                    for item in services
-                    if item.proto == "tcp" and (item.port in PROXY_PORTS or "http" in item.service)
-                },
-                key=lambda pair: (ip_sort_key(pair[0]), pair[1]),
+                proxy_candidates(services), key=lambda pair: (ip_sort_key(pair[0]), pair[1])
             )
             assert interface.ipv4 is not None
             with _timed(timings, "proxy"):
@@ -92,7 +89,7 @@ class NetworkScanner:
                 dhcp = DhcpProbe(request.interface, scope, timeout=max(2.0, request.timeout * 2))
                 offers = dhcp.probe()
             if dhcp.ignored:
-                ignored["dhcp_ignored"] += dhcp.ignored
+                ignored[IgnoredReply.DHCP_IGNORED] += dhcp.ignored
             phases.add(Phase.DHCP)
 
         names = []
@@ -126,6 +123,7 @@ class NetworkScanner:
             services_rescanned=rescanned,
             partial_hosts=frozenset(partial),
             ignored=dict(ignored),
+            replies_dropped=dict(+dropped),  # the nonzero ones
         )
 
     def _services(
@@ -136,7 +134,7 @@ class NetworkScanner:
         live: list[str],
         progress: Callable[[int, int], None] | None,
         partial: set[str],
-    ) -> tuple[list[ServiceObservation], str, int]:
+    ) -> tuple[list[ServiceObservation], ServiceMode, int]:
         """Services of the live hosts: nmap -sV on all of them, or only on those that changed.
 
         With a baseline from the last scan, a quick open-port scan (no version probes) finds
@@ -167,7 +165,7 @@ class NetworkScanner:
 
         known = request.known_services
         if known is None:
-            return scan(True, live), "full", len(live)
+            return scan(True, live), ServiceMode.FULL, len(live)
         open_ports: dict[str, set[tuple[str, int]]] = {}
         for item in scan(False, live):
             open_ports.setdefault(item.ip, set()).add((item.proto, item.port))
@@ -182,7 +180,7 @@ class NetworkScanner:
         detailed = scan(True, changed) if changed else []
         unchanged = [ip for ip in live if ip not in set(changed)]
         kept = [item for ip in unchanged for item in known[ip].services]
-        return detailed + kept, "incremental", len(changed)
+        return detailed + kept, ServiceMode.INCREMENTAL, len(changed)
 
     def _sweep(
         self,
@@ -190,9 +188,13 @@ class NetworkScanner:
         scope: Scope,
         interface: rawsock.InterfaceInfo,
         progress: Callable[[int, int], None] | None,
-        ignored: Counter[str],
+        ignored: Counter[IgnoredReply],
+        dropped: Counter[str],
     ) -> list[Observation]:
-        """ARP for the part of each subnet on the interface's link, ICMP for the rest."""
+        """ARP for the part of each subnet on the interface's link, ICMP for the rest.
+
+        What each sweep ignored (a flood) and what the kernel dropped is added to the counters.
+        """
         from ipguard.scanners.arp import ArpSweep
         from ipguard.scanners.icmp import IcmpSweep
 
@@ -225,6 +227,7 @@ class NetworkScanner:
             swept = sweep.sweep(targets)
             observations.extend(swept.observations)
             ignored.update(swept.replies_ignored)
+            dropped["arp"] += swept.replies_dropped
         if routed:
             targets = [ip for ip in scope.targets(routed) if ip not in own]
             icmp = IcmpSweep(
@@ -234,7 +237,10 @@ class NetworkScanner:
                 timeout=request.timeout,
                 progress=progress,
             )
-            observations.extend(icmp.sweep(targets).observations)
+            pinged = icmp.sweep(targets)
+            observations.extend(pinged.observations)
+            ignored.update(pinged.replies_ignored)
+            dropped["icmp"] += pinged.replies_dropped
         return observations
 
 

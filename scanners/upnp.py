@@ -12,12 +12,16 @@ from __future__ import annotations
 import select
 import socket
 import time
-import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
+from xml.etree.ElementTree import ParseError
 
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring
+
+from ipguard.model import IgnoredReply
 from ipguard.scanners import http
 from ipguard.scanners.base import clipped
 from ipguard.scanners.pacing import Pacer
@@ -64,14 +68,14 @@ def search(
     *,
     timeout: float,
     rate: float = 1000,
-    ignored: Counter[str] | None = None,
+    ignored: Counter[IgnoredReply] | None = None,
 ) -> dict[str, Responder]:
     """Send M-SEARCH from `source_ip` and collect the answers of `hosts` for `timeout` s.
 
     The multicast search goes out only when `source_ip` itself lies in the scope; the unicast
     ones go to `hosts`, which the caller has checked. Answers from any other address (a spoofed
     source, a host the sweep did not see), malformed ones and those beyond MAX_REPLIES_PER_HOST
-    are counted in `ignored["ssdp_ignored"]` and otherwise left alone.
+    are counted in `ignored[IgnoredReply.SSDP_IGNORED]` and otherwise left alone.
     """
     hosts = list(hosts)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
@@ -108,11 +112,11 @@ class _Seen:
     """Whose answers count, and where to count the others."""
 
     hosts: frozenset[str]
-    ignored: Counter[str] | None
+    ignored: Counter[IgnoredReply] | None
 
     def ignore(self) -> None:
         if self.ignored is not None:
-            self.ignored["ssdp_ignored"] += 1
+            self.ignored[IgnoredReply.SSDP_IGNORED] += 1
 
 
 def describe(location: str, scope: Scope, *, timeout: float) -> Description | str:
@@ -151,14 +155,14 @@ def describe(location: str, scope: Scope, *, timeout: float) -> Description | st
 def parse_description(body: bytes) -> Description | None:
     """The device types, name, maker and model in a description XML; None if it is not one.
 
-    Documents with a DTD are refused outright: entity expansion is how XML bombs work.
+    Documents with a DTD are refused outright, in whatever encoding they come (defusedxml reads
+    the document as the parser does, UTF-16 included): entity expansion is how XML bombs work, and
+    a UPnP description needs no DTD.
     """
-    if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
-        return None
     try:
-        root = ET.fromstring(body)
-    except (ET.ParseError, LookupError, ValueError):  # LookupError: an encoding nobody knows
-        return None
+        root = fromstring(body, forbid_dtd=True)
+    except (ParseError, DefusedXmlException, LookupError, ValueError):
+        return None  # LookupError: an encoding nobody knows
 
     def values(tag: str) -> list[str]:
         found = []

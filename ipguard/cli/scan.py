@@ -162,6 +162,8 @@ def _after_scan(
 _IGNORED = {
     "arp_unsolicited": "ARP replies nobody asked for",
     "arp_over_limit": "ARP replies beyond the per-address limits",
+    "icmp_unsolicited": "echo replies nobody asked for",
+    "icmp_over_limit": "echo replies beyond the per-address limits",
     "dhcp_ignored": "malformed or excess DHCP answers",
     "ssdp_ignored": "SSDP answers from addresses the sweep did not see, or beyond the limits",
 }

@@ -26,10 +26,15 @@ from ipguard.ledger.tables import utcnow
 from ipguard.model import (
     DhcpOffer,
     Evidence,
+    EvidenceKind,
     KnownHost,
     NameObservation,
+    NameSource,
     Observation,
+    ObservationSource,
     Phase,
+    PointsTo,
+    ProxyMethod,
     ProxyVerdict,
     RunStatus,
     ScanResult,
@@ -235,10 +240,16 @@ def store_results(session: Session, run_id: int, result: ScanResult) -> dict[str
         "proxies_relaying": sum(1 for item in result.proxies if item.relays),
         "names": len(result.names),
         "evidence": len(result.evidence),
-        "service_mode": result.service_mode,
+        "service_mode": str(result.service_mode or ""),  # "" when no service scan ran
         "services_rescanned": result.services_rescanned,
         # Replies read and not kept (a flood, a spoofer), by reason; absent when there were none.
-        **({"ignored_replies": dict(result.ignored)} if result.ignored else {}),
+        **(
+            {"ignored_replies": {str(k): n for k, n in result.ignored.items()}}
+            if result.ignored
+            else {}
+        ),
+        # Replies the kernel dropped (receive buffer full), by sweep; absent when there were none.
+        **({"replies_dropped": dict(result.replies_dropped)} if result.replies_dropped else {}),
     }
 
 
@@ -259,7 +270,7 @@ def load_results(session: Session, run: ScanRun) -> ScanResult:
                 ip=row.ip,
                 mac=row.mac,
                 seen_at=row.seen_at,
-                source=row.source,
+                source=ObservationSource(row.source),
                 ttl=row.ttl,
                 rtt_ms=row.rtt_ms,
                 vendor=row.vendor,
@@ -280,16 +291,25 @@ def load_results(session: Session, run: ScanRun) -> ScanResult:
         ),
         proxies=tuple(
             ProxyVerdict(
-                ip=row.ip, port=row.port, method=row.method, relays=row.relays, detail=row.detail
+                ip=row.ip,
+                port=row.port,
+                method=ProxyMethod(row.method),
+                relays=row.relays,
+                detail=row.detail,
             )
             for row in rows(ProxyCheckRow)
         ),
         names=tuple(
-            NameObservation(ip=row.ip, name=row.name, source=row.source) for row in rows(NameRow)
+            NameObservation(ip=row.ip, name=row.name, source=NameSource(row.source))
+            for row in rows(NameRow)
         ),
         evidence=tuple(
             Evidence(
-                ip=row.ip, mac=row.mac, kind=row.kind, points_to=row.points_to, detail=row.detail
+                ip=row.ip,
+                mac=row.mac,
+                kind=EvidenceKind(row.kind),
+                points_to=PointsTo(row.points_to),
+                detail=row.detail,
             )
             for row in rows(EvidenceRow)
         ),

@@ -11,6 +11,7 @@ import io
 import json
 import socket
 import struct
+import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,8 +30,10 @@ from ipguard.fields import (
 from ipguard.ledger import files
 from ipguard.ledger.importer import validate_rows
 from ipguard.model import LEDGER_FIELDS
-from ipguard.scanners import arp, dhcp, dnswire, http, icmp, services, upnp
+from ipguard.scanners import arp, dhcp, dnswire, http, icmp, services, sweep, upnp
 from ipguard.scanners.probing import ProbeLog, run_schedule
+from ipguard.scanners.rawsock import InterfaceInfo
+from ipguard.scanners.sweep import Link, ReplyBudget
 
 PROPERTY = settings(
     max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
@@ -306,16 +309,24 @@ def test_config_file_reader_takes_any_bytes(
 
     path = tmp_path_factory.mktemp("toml") / "ipguard.toml"
     path.write_bytes(data)
-    with contextlib.suppress(ConfigError):
-        load_settings(str(path))
+    try:
+        settings_read = load_settings(str(path))
+    except ConfigError as error:
+        assert str(error).startswith("error") or str(path) in str(error), error
+        return
+    assert settings_read == parse_settings(tomllib.loads(data.decode()), str(path))
 
 
 @PROPERTY
 @given(hostile_text)
 def test_port_spec_and_hostname_rule(text: str) -> None:
-    for check in (lambda: parse_port_spec(text), lambda: check_hostname_rule(text, "rule")):
-        with contextlib.suppress(ConfigError):
-            check()
+    with contextlib.suppress(ConfigError):
+        normalised = parse_port_spec(text)
+        assert parse_port_spec(normalised) == normalised  # the normal form is a fixed point
+    try:
+        check_hostname_rule(text, "rule")
+    except ConfigError as error:
+        assert str(error).startswith("rule"), error
 
 
 # --- DNS / NetBIOS / mDNS wire format --------------------------------------------------------
@@ -354,8 +365,13 @@ def test_dns_parser_raises_only_value_error(data: bytes) -> None:
 @PROPERTY
 @given(st.binary(max_size=400))
 def test_netbios_table_raises_only_value_error(data: bytes) -> None:
-    with contextlib.suppress(ValueError):
-        dnswire.netbios_names(data)
+    try:
+        names = dnswire.netbios_names(data)
+    except ValueError:
+        return
+    assert len(names) == data[0]  # one entry per name the table's count announces
+    for name, suffix, _group in names:
+        assert len(name) <= 15 and 0 <= suffix <= 255  # 15 bytes of name, then the suffix
 
 
 @PROPERTY
@@ -423,15 +439,20 @@ def _log(count: int) -> ProbeLog:
     return run_schedule(count, lambda _batch: None, list, rate=1e6, retries=0, timeout=0.0)
 
 
-@PROPERTY
-@given(st.lists(st.binary(max_size=80), max_size=30), st.binary(min_size=4, max_size=4))
-def test_arp_reply_parser_never_raises(frames: list[bytes], target: bytes) -> None:
-    packed = [socket.inet_aton("198.18.0.20"), target]
+_SOCKETS = socket.socketpair()  # what a link holds; the receive path never touches them
+_IFACE = InterfaceInfo("eth0", 2, "02:00:00:00:00:02", "198.18.0.2", 24, True, True)
+
+
+def _receive(link: Link, packed: list[bytes], frames: list[bytes]) -> tuple[ReplyBudget, list]:
+    """The receive path of a sweep that asked every target: the budget, then the parsing."""
     index = {ip: i for i, ip in enumerate(packed)}
-    records = [(1.5, frame) for frame in frames]
-    found = arp._observations(records, index, packed, _log(2), datetime.now(UTC), 1.0)
-    for seen in found:
-        assert seen.ip in {socket.inet_ntoa(ip) for ip in packed} and len(seen.mac or "") == 17
+    budget = ReplyBudget(index, link)
+    budget.asking(range(len(packed)))
+    records = [(1.5, frame) for frame in frames if budget(frame)]
+    found = sweep._observations(records, index, packed, link, _log(len(packed)), 1e9)
+    assert len(found) == len(records)  # every kept reply is an observation
+    assert len(records) + budget.unsolicited + budget.over_limit == len(frames)
+    return budget, found
 
 
 ARP_SAMPLES = [
@@ -448,29 +469,41 @@ ARP_SAMPLES = [
 
 
 @PROPERTY
-@given(st.lists(st.binary(max_size=80) | st.sampled_from(ARP_SAMPLES), max_size=200))
-def test_arp_reply_budget_takes_any_frames_and_keeps_a_bounded_few(frames: list[bytes]) -> None:
-    index = {socket.inet_aton("198.18.0.20"): 0, socket.inet_aton("198.18.0.21"): 1}
-    budget = arp.ReplyBudget(index)
-    budget.asking(range(2))
-    kept = [frame for frame in frames if budget(frame)]
+@given(
+    st.lists(st.binary(max_size=80) | st.sampled_from(ARP_SAMPLES), max_size=200),
+    st.binary(min_size=4, max_size=4),
+)
+def test_arp_receive_path_takes_any_frames_and_keeps_a_bounded_few(
+    frames: list[bytes], target: bytes
+) -> None:
+    packed = list(
+        dict.fromkeys([socket.inet_aton("198.18.0.20"), socket.inet_aton("198.18.0.21"), target])
+    )
+    link = arp._ArpLink(_SOCKETS[0], None, packed, _IFACE)  # type: ignore[arg-type]  # never sends
+    _budget, found = _receive(link, packed, frames)
     per_address = arp.MAX_MACS_PER_ADDRESS + arp.MAX_REPEATS_PER_ADDRESS
-    assert len(kept) <= 2 * per_address
-    assert len(kept) + budget.unsolicited + budget.over_limit == len(frames)
-    assert all(frame[28:32] in index for frame in kept)
+    assert len(found) <= len(packed) * per_address
+    for seen in found:
+        assert seen.ip in {socket.inet_ntoa(ip) for ip in packed} and seen.source == "arp"
+        assert seen.mac is not None and len(seen.mac) == 17
 
 
 @PROPERTY
 @given(st.lists(st.binary(max_size=80), max_size=30), st.integers(0, 65535))
 @example([bytes(16)], 0)
-@example([b"\x00" * 12 + socket.inet_aton("198.18.0.20") + b"\x00\x00"], 0)
+@example([b"\x45" + bytes(11) + socket.inet_aton("198.18.0.20") + bytes(12)], 0)
 @example([b""], 0)
-def test_icmp_reply_parser_never_raises(frames: list[bytes], ident: int) -> None:
+def test_icmp_receive_path_takes_any_frames(frames: list[bytes], ident: int) -> None:
     packed = [socket.inet_aton("198.18.0.20")]
     # Plant the target address where a reply carries its source, so parsing goes deep.
-    records = [(1.5, frame[:12] + packed[0] + frame[16:]) for frame in frames]
-    records += [(1.5, frame) for frame in frames]
-    icmp._observations(records, {packed[0]: 0}, packed, ident, _log(1), datetime.now(UTC), 1.0)
+    planted = [frame[:12] + packed[0] + frame[16:] for frame in frames]
+    link = icmp._IcmpLink(_SOCKETS[0], _SOCKETS[1], packed, ident)
+    budget, found = _receive(link, packed, planted + frames)
+    assert len(found) <= 1 + sweep.MAX_REPEATS_PER_TARGET
+    for seen in found:
+        assert (seen.ip, seen.mac, seen.source) == ("198.18.0.20", None, "icmp")
+        assert seen.ttl is not None and 0 <= seen.ttl <= 255
+    assert budget.over_limit == 0 or len(found) == 1 + sweep.MAX_REPEATS_PER_TARGET
 
 
 # --- SSDP / UPnP -----------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from ipguard.scanners.arp import ArpSweep
 from ipguard.scanners.scope import Scope
 from tests.lab import netns
 from tests.lab.scale import ScaleLab, lab_unavailable, link_loss, scale_lab
-from tests.scanners.conftest import sweep_in
+from tests.scanners.conftest import sweep_in, sweep_in_fresh_process
 
 pytestmark = pytest.mark.lab
 REPO = Path(__file__).resolve().parents[2]
@@ -30,6 +30,13 @@ def test_finds_every_live_host_on_each_of_20_sweeps(small_lab: ScaleLab) -> None
         result = sweep_in(small_lab, sweep, scope.targets())
         assert result.live == set(small_lab.live)
         assert result.replies_dropped == 0
+
+
+def test_sweeping_imports_no_scapy(small_lab: ScaleLab) -> None:
+    """Frames are built with struct: scapy's seconds of import stay off the first probe's path."""
+    swept = sweep_in_fresh_process(small_lab, "arp", "ArpSweep", '"eth0", ')
+    assert swept["live"] == sorted(small_lab.live)
+    assert swept["scapy"] == []
 
 
 def test_every_reply_is_an_observation_from_the_hosts_own_mac(small_lab: ScaleLab) -> None:

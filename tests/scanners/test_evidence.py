@@ -354,3 +354,28 @@ def test_descriptions_with_a_dtd_are_never_parsed() -> None:
     assert upnp.parse_description(plain) == upnp.Description(
         (upnp.IGD,), friendly_name="Gateway", manufacturer="ACME", model="X1"
     )
+
+
+def utf16_description(dtd: str, name: str) -> bytes:
+    """A UPnP description in UTF-16 (BOM first), its DTD as given, its friendly name `name`."""
+    return (
+        f'<?xml version="1.0" encoding="UTF-16"?>\n{dtd}\n'
+        '<root xmlns="urn:schemas-upnp-org:device-1-0"><device>'
+        "<deviceType>urn:schemas-upnp-org:device:InternetGatewayDevice:1</deviceType>"
+        f"<friendlyName>{name}</friendlyName></device></root>"
+    ).encode("utf-16")
+
+
+def test_utf16_documents_with_entities_are_refused() -> None:
+    """A byte search for "<!DOCTYPE" misses UTF-16; the parser itself must refuse the DTD."""
+    laughs = "".join(
+        f'<!ENTITY {chr(98 + k)} "{("&" + chr(97 + k) + ";") * 10}">' for k in range(8)
+    )
+    bomb = utf16_description(f'<!DOCTYPE r [<!ENTITY a "ha">{laughs}]>', "&i;")  # 10⁸ × "ha"
+    small = utf16_description('<!DOCTYPE r [<!ENTITY a "Gateway">]>', "&a;&a;")
+    for document in (bomb, small):
+        assert b"<!DOCTYPE" not in document  # what the old guard looked for
+        assert upnp.parse_description(document) is None
+    # Without a DTD the same UTF-16 document is a description like any other.
+    plain = utf16_description("", "Gateway")
+    assert upnp.parse_description(plain) == upnp.Description((upnp.IGD,), "Gateway")

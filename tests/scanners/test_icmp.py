@@ -8,7 +8,7 @@ from ipguard.errors import ScopeError
 from ipguard.scanners.icmp import IcmpSweep
 from ipguard.scanners.scope import Scope
 from tests.lab.scale import ScaleLab, lab_unavailable
-from tests.scanners.conftest import sweep_in
+from tests.scanners.conftest import sweep_in, sweep_in_fresh_process
 from tests.scanners.test_arp import run_without_capabilities
 
 pytestmark = pytest.mark.lab
@@ -24,6 +24,14 @@ def test_finds_every_live_host_and_records_its_ttl(routed_lab: ScaleLab) -> None
         assert o.ttl == 61
         assert o.rtt_ms is not None and o.rtt_ms >= 0
     assert result.source_ip == routed_lab.scanner_ip
+    assert result.replies_dropped == 0 and result.replies_ignored == {}
+
+
+def test_sweeping_imports_no_scapy(routed_lab: ScaleLab) -> None:
+    """The echo request is built with struct: no scapy import on the way to the first probe."""
+    swept = sweep_in_fresh_process(routed_lab, "icmp", "IcmpSweep", "")
+    assert swept["live"] == sorted(routed_lab.live)
+    assert swept["scapy"] == []
 
 
 @pytest.mark.parametrize("retries", [0, 2])

@@ -162,19 +162,26 @@ def test_canary_must_be_the_scanners_own_address(demo_lab: Lab) -> None:
         ProxyProbe(Scope([demo_lab.subnet]), canary_ip="scanner.example", timeout=1)
 
 
-def test_candidates_are_proxy_ports_and_http_services() -> None:
+def test_candidates_are_proxy_ports_and_http_proxy_or_socks_services() -> None:
+    """The rule the scan uses (scanners.suite asks proxy_candidates, and nothing else)."""
     seen = [
         ServiceObservation("198.18.0.35", "tcp", 3128, "squid-http"),
         ServiceObservation("198.18.0.27", "tcp", 1080, "socks5"),
         ServiceObservation("198.18.0.6", "tcp", 80, "http"),
-        ServiceObservation("198.18.0.70", "tcp", 8000, "upnp"),
+        ServiceObservation("198.18.0.70", "tcp", 8000, "upnp"),  # a proxy port, whatever runs
+        ServiceObservation("198.18.0.71", "tcp", 9050, ""),  # Tor's SOCKS port, unnamed
         ServiceObservation("198.18.0.20", "tcp", 22, "ssh"),
-        ServiceObservation("198.18.0.3", "udp", 8080, "http-alt"),
+        ServiceObservation("198.18.0.3", "udp", 8080, "http-alt"),  # UDP relays nothing here
         ServiceObservation("198.18.0.40", "tcp", 9999, "http-proxy"),
+        ServiceObservation("198.18.0.41", "tcp", 4145, "SOCKS4"),  # named so, on no usual port
+        ServiceObservation("198.18.0.35", "tcp", 3128, "http-proxy"),  # the same port again
     ]
     assert proxy_candidates(seen) == [
         ("198.18.0.35", 3128),
         ("198.18.0.27", 1080),
         ("198.18.0.6", 80),
+        ("198.18.0.70", 8000),
+        ("198.18.0.71", 9050),
         ("198.18.0.40", 9999),
+        ("198.18.0.41", 4145),
     ]

@@ -6,7 +6,7 @@ import pytest
 
 from ipguard.scanners import rawsock
 from ipguard.scanners.arp import _reply_filter, _request_template, lookup_vendors
-from ipguard.scanners.icmp import _echo_template, _ones_sum
+from ipguard.scanners.icmp import _echo_template, _ones_sum, patch_echo
 
 
 @pytest.mark.parametrize(
@@ -42,24 +42,27 @@ def test_arp_reply_filter_checks_ethertype_opcode_and_our_address() -> None:
     assert values == [0x0806, 2, 0xC61300FE]
 
 
-def test_arp_request_template() -> None:
+def test_arp_request_template_is_the_frame_scapy_builds() -> None:
+    """Built with struct (scapy stays off the sweep path); scapy is the independent oracle."""
+    from scapy.layers.l2 import ARP, Ether
+
     frame = _request_template("aa:bb:cc:dd:ee:01", "198.19.0.254")
-    assert frame[:6] == b"\xff" * 6 and frame[6:12] == bytes.fromhex("aabbccddee01")
-    assert frame[12:14] == b"\x08\x06" and frame[20:22] == b"\x00\x01"
-    assert frame[28:32] == bytes([198, 19, 0, 254]) and frame[38:42] == bytes(4)
+    expected = Ether(dst="ff:ff:ff:ff:ff:ff", src="aa:bb:cc:dd:ee:01") / ARP(
+        op="who-has", hwsrc="aa:bb:cc:dd:ee:01", psrc="198.19.0.254", pdst="0.0.0.0"
+    )
+    assert frame == bytes(expected)
 
 
 @pytest.mark.parametrize("seq", [0, 1, 0x1234, 0xFFFF])
 def test_patched_echo_checksum_matches_a_full_computation(seq: int) -> None:
-    template = bytearray(_echo_template(0xBEEF))
-    total = _ones_sum(template) + seq
-    total = (total & 0xFFFF) + (total >> 16)
-    template[2:4] = (~total & 0xFFFF).to_bytes(2, "big")
-    template[6:8] = seq.to_bytes(2, "big")
-    assert _ones_sum(template) == 0xFFFF  # a correct checksum makes the sum all ones
+    """The sweep's own patch, checked against scapy's full checksum of the same packet."""
     from scapy.layers.inet import ICMP
 
-    assert ICMP(bytes(template)).chksum == int.from_bytes(template[2:4], "big")
-    rebuilt = ICMP(bytes(template))
-    del rebuilt.chksum
-    assert bytes(rebuilt) == bytes(template)
+    template = _echo_template(0xBEEF)
+    assert bytes(ICMP(type="echo-request", id=0xBEEF, seq=0) / template[8:])[4:] == template[4:]
+    packet = bytearray(template)
+    patch_echo(packet, _ones_sum(template), seq)
+    rebuilt = ICMP(bytes(packet))
+    assert (rebuilt.type, rebuilt.id, rebuilt.seq) == (8, 0xBEEF, seq)
+    del rebuilt.chksum  # scapy recomputes it over the whole packet
+    assert bytes(rebuilt) == bytes(packet)
