@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from typer.testing import CliRunner
+
+if TYPE_CHECKING:
+    from ipguard.runner import Scanner
 
 pytest_plugins = ["tests.lab.fixtures", "tests.lab.scale"]
 
@@ -50,23 +54,40 @@ class Result:
     stderr: str
 
 
-Cli = Callable[..., Result]
+class Cli:
+    """Runs `ipguard --db <ledger> ARGS…` in-process, as a user runs it; returns what it printed.
+
+    `scanner`, when set, is put at the scanner seam of every later invocation: the CLI's state
+    takes a scanner factory (as httpx takes a transport), so no module global is patched.
+    """
+
+    def __init__(self, db_url: str) -> None:
+        self.db_url = db_url
+        self.scanner: Scanner | None = None
+
+    def __call__(
+        self, *args: str, input: str | bytes | None = None, db: str | None = None
+    ) -> Result:
+        """One invocation; `db` replaces the fixture's ledger URL."""
+        from ipguard.cli.context import AppState
+        from ipguard.cli.main import app
+
+        scanner = self.scanner
+        shared = AppState(scanner_factory=None if scanner is None else lambda: scanner)
+        result = CliRunner().invoke(
+            app,
+            ["--db", db or self.db_url, *args],
+            input=input,
+            catch_exceptions=False,
+            obj=shared,
+        )
+        return Result(result.exit_code, result.stdout, result.stderr)
 
 
 @pytest.fixture
 def cli(db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Cli:
     """Run `ipguard --db <fresh ledger> ARGS…` in-process; returns exit code and output."""
-    from ipguard.cli.main import app
-
     monkeypatch.delenv("IPGUARD_CONFIG", raising=False)
     monkeypatch.setenv("IPGUARD_ACTOR", "tester")
     monkeypatch.chdir(tmp_path)
-
-    def run(*args: str, input: str | bytes | None = None, db: str | None = None) -> Result:
-        runner = CliRunner()
-        result = runner.invoke(
-            app, ["--db", db or db_url, *args], input=input, catch_exceptions=False
-        )
-        return Result(result.exit_code, result.stdout, result.stderr)
-
-    return run
+    return Cli(db_url)

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ipguard.model import Observation, Phase, ScanResult, ServiceObservation
+from ipguard.model import (
+    DhcpOffer,
+    Evidence,
+    NameObservation,
+    Observation,
+    Phase,
+    ProxyVerdict,
+    ScanResult,
+    ServiceObservation,
+)
 from ipguard.runner import Progress, ScanRequest
 
 ALL_PHASES = frozenset(Phase)
@@ -22,17 +31,31 @@ def seen(ip: str, mac: str, *, source: str = "arp") -> Observation:
 def result(
     *hosts: tuple[str, str],
     services: Sequence[tuple[str, str]] = (),
+    names: Sequence[NameObservation] = (),
+    offers: Sequence[DhcpOffer] = (),
+    proxies: Sequence[ProxyVerdict] = (),
+    evidence: Sequence[Evidence] = (),
+    ignored: Mapping[str, int] | None = None,
     phases: frozenset[Phase] = ALL_PHASES,
     service_mode: str = "full",
     partial_hosts: frozenset[str] = frozenset(),
 ) -> ScanResult:
-    """A scan result from (ip, mac) pairs and (ip, "tcp/port") open ports."""
+    """A scan result from (ip, mac) pairs and (ip, "tcp/port") open ports.
+
+    Names, DHCP offers, proxy verdicts and evidence are passed as the scanners make them;
+    `ignored` counts replies the sweeps read but did not keep (a flood), by reason.
+    """
     return ScanResult(
         observations=tuple(seen(ip, mac) for ip, mac in hosts),
         services=tuple(
             ServiceObservation(ip=ip, proto=port.split("/")[0], port=int(port.split("/")[1]))
             for ip, port in services
         ),
+        names=tuple(names),
+        dhcp_offers=tuple(offers),
+        proxies=tuple(proxies),
+        evidence=tuple(evidence),
+        ignored=dict(ignored or {}),
         phases=phases,
         service_mode=service_mode if Phase.SERVICES in phases else "",
         partial_hosts=partial_hosts,

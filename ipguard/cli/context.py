@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -10,6 +11,7 @@ import typer
 if TYPE_CHECKING:
     from ipguard.config import Settings
     from ipguard.ledger.store import Store
+    from ipguard.runner import Scanner
 
 
 @dataclass
@@ -20,6 +22,8 @@ class AppState:
     config: str | None = None
     actor_name: str | None = None
     debug: bool = False
+    # The scanner seam: None scans the network; tests pass a factory of their fake scanner.
+    scanner_factory: Callable[[], Scanner] | None = field(default=None, repr=False)
     _store: Store | None = field(default=None, repr=False)
     _settings: Settings | None = field(default=None, repr=False)
 

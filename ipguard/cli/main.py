@@ -100,10 +100,10 @@ def main(
     shared.db, shared.config, shared.actor_name, shared.debug = db, config, actor, debug
 
 
-def run() -> None:
-    """Console entry point."""
+def run(shared: AppState | None = None) -> None:
+    """Console entry point; `shared` is the state to start from (tests inject a scanner there)."""
     try:
-        app(prog_name="ipguard")
+        app(prog_name="ipguard", obj=shared)
     except KeyboardInterrupt:
         error_line("interrupted")
         sys.exit(130)

@@ -24,7 +24,7 @@ class ScanFormat(StrEnum):
 
 
 def make_scanner() -> Scanner:
-    """The network scanner (tests replace this with a fake at the scanner seam)."""
+    """The network scanner, unless the invocation's state injects another (AppState)."""
     from ipguard.scanners.suite import NetworkScanner
 
     return NetworkScanner()
@@ -108,7 +108,7 @@ def scan(
             outcome = run_scan(
                 shared.store(),
                 request,
-                make_scanner(),
+                (shared.scanner_factory or make_scanner)(),
                 policy=policy,
                 actor=shared.actor,
                 wait=wait,

@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 
 from ipguard.alerts import MAX_LINES, digest, due, mask_url
-from ipguard.cli import scan as scan_cli
 from ipguard.config import AlertSettings
 from ipguard.ledger.scan_tables import FindingRow
 from ipguard.ledger.store import Store
@@ -170,9 +169,9 @@ def write_config(
 
 
 @pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> FakeScanner:
+def fake(cli: Cli) -> FakeScanner:
     scanner = FakeScanner([result(REGISTERED, STRANGER)])
-    monkeypatch.setattr(scan_cli, "make_scanner", lambda: scanner)
+    cli.scanner = scanner
     return scanner
 
 
@@ -221,7 +220,7 @@ def test_below_the_threshold_nothing_until_it_escalates(
     fake.results = [result(REGISTERED, STRANGER, services=[(REGISTERED[0], "tcp/8080")])]
     config = tmp_path / "ipguard.toml"
     write_config(config, [json_url(webhook.port)], min_severity="medium")
-    scan(cli, config)
+    assert scan(cli, config) == (0, "", "")  # medium: alerted, below fail_on (high)
     (first,) = webhook.messages
     assert "[MEDIUM] #1 unexpected-service 198.18.0.10" in first["message"]
 
@@ -231,13 +230,13 @@ def test_below_the_threshold_nothing_until_it_escalates(
     assert second["title"].endswith("(critical)")
     assert "[CRITICAL] #1 unexpected-service" in second["message"]
     assert "(escalated from medium)" in second["message"]
-    scan(cli, config)
+    assert scan(cli, config) == (1, "", "")
     assert len(webhook.messages) == 2
 
     # Alerts count from min_severity: a medium finding under `high` is never sent.
     write_config(config, [json_url(webhook.port)], "high", 'unexpected-service = "medium"')
-    cli("findings", "resolve", "1")
-    scan(cli, config)
+    assert cli("findings", "resolve", "1").exit_code == 0
+    assert scan(cli, config) == (0, "", "")  # a new medium finding, #2: below both thresholds
     assert len(webhook.messages) == 2
 
 

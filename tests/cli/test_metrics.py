@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from ipguard.cli import scan as scan_cli
 from ipguard.metrics import escape_label, write_textfile
 from tests.conftest import Cli
 from tests.fakes import FakeScanner, result
@@ -72,9 +71,9 @@ def config(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> FakeScanner:
+def fake(cli: Cli) -> FakeScanner:
     scanner = FakeScanner([result(REGISTERED, STRANGER)])
-    monkeypatch.setattr(scan_cli, "make_scanner", lambda: scanner)
+    cli.scanner = scanner
     return scanner
 
 
@@ -237,15 +236,13 @@ def test_metrics_write_to_a_missing_directory_is_an_input_error(cli: Cli, tmp_pa
     assert out.stderr.startswith(f"error: cannot write metrics to {target}")
 
 
-def test_ack_and_resolve_refresh_the_configured_metrics_file(
-    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_ack_and_resolve_refresh_the_configured_metrics_file(cli: Cli, tmp_path: Path) -> None:
     target = tmp_path / "ipguard.prom"
     config = tmp_path / "metrics.toml"
     config.write_text(CONFIG.replace('site = "lab"', f'site = "lab"\nmetrics_file = "{target}"'))
     second = ("198.18.0.67", "02:00:00:00:00:67")
     scanner = FakeScanner([result(STRANGER, second)])
-    monkeypatch.setattr(scan_cli, "make_scanner", lambda: scanner)
+    cli.scanner = scanner
     scanned = cli("--config", str(config), "scan", "--quiet")
     assert scanned.exit_code == 1, scanned.stderr
 

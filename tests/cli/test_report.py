@@ -187,16 +187,13 @@ def test_bad_month_exits_2(cli: Cli, args: list[str], message: str) -> None:
     assert message in out.stderr
 
 
-def test_report_with_no_dates_right_after_a_scan_includes_it(
-    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from ipguard.cli import scan as scan_cli
+def test_report_with_no_dates_right_after_a_scan_includes_it(cli: Cli, tmp_path: Path) -> None:
     from tests.fakes import FakeScanner, result
 
     config = tmp_path / "ipguard.toml"
     config.write_text('[scan]\ninterface = "eth0"\nsubnets = ["198.18.0.0/24"]\nsite = "lab"\n')
     stranger = ("198.18.0.66", "02:00:00:00:00:66")
-    monkeypatch.setattr(scan_cli, "make_scanner", lambda: FakeScanner([result(stranger)]))
+    cli.scanner = FakeScanner([result(stranger)])
     scanned = cli("--config", str(config), "scan", "--quiet", "--format", "json")
     assert scanned.exit_code == 1, scanned.stderr
     run_id = json.loads(scanned.stdout)["run"]["id"]

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from ipguard.cli import scan as scan_cli
 from tests.conftest import Cli, Result
 from tests.fakes import FakeScanner, result
 
@@ -40,7 +39,7 @@ def two_sites(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
             result(SOUTH_PC, (MOVED_TO, NORTH_PC[1]), VISITOR, (ROAMER[0], ROAMER[1])),
         ]
     )
-    monkeypatch.setattr(scan_cli, "make_scanner", lambda: scanner)
+    cli.scanner = scanner
 
     def run(*args: str) -> Result:
         return cli("--config", str(config), *args)

@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ipguard.cli import scan as scan_cli
+from ipguard.cli.context import AppState
 from ipguard.cli.main import run
 from tests.fakes import FakeScanner, result
 
@@ -31,7 +31,7 @@ def hosts(count: int, seed: int = 0) -> list[tuple[str, str]]:
 
 
 def main() -> None:
-    """Parse our options, install the fake scanner, then run the CLI with the rest."""
+    """Parse our options, then run the CLI with the rest, the fake scanner at its seam."""
     parser = argparse.ArgumentParser(prog="python -m tests.hardening.fake_cli")
     parser.add_argument("--hosts", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
@@ -43,9 +43,8 @@ def main() -> None:
     scanner = FakeScanner(
         [result(*hosts(args.hosts, args.seed))], hold=args.hold, started_flag=args.flag
     )
-    scan_cli.make_scanner = lambda: scanner  # type: ignore[assignment]
     sys.argv = ["ipguard", *rest]
-    run()
+    run(AppState(scanner_factory=lambda: scanner))
 
 
 if __name__ == "__main__":

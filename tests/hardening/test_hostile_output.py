@@ -130,8 +130,7 @@ def check_every_output(cli: Cli, name_fragment: str = "\x1b[31m") -> dict:
 
 
 @pytest.fixture
-def hostile_scan(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
-    from ipguard.cli import scan as scan_cli
+def hostile_scan(cli: Cli, tmp_path: Path) -> Cli:
     from tests.fakes import FakeScanner
 
     config = tmp_path / "ipguard.toml"
@@ -140,7 +139,7 @@ def hostile_scan(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> C
         "ledger", "add", *HOST, "--department", "math", "--asset-tag", "pc66", "--owner", FORMULA
     )
     assert added.exit_code == 0, added.stderr
-    monkeypatch.setattr(scan_cli, "make_scanner", lambda: FakeScanner([hostile_result()]))
+    cli.scanner = FakeScanner([hostile_result()])
     done = cli("--config", str(config), "scan", "--format", "json")
     assert done.exit_code == 1, done.stderr
     assert_inert(done.stdout, "scan --format json")

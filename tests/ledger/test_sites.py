@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -35,12 +36,13 @@ def upgrade(url: str, revision: str) -> None:
     engine.dispose()
 
 
-def test_site_is_the_last_column_right_after_notes() -> None:
+def test_the_columns_are_the_readmes_with_site_last() -> None:
+    """The file schema is a contract: the README's column list, in its order."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    documented = re.search(r"share one schema: `([^`]+)`", readme.replace("\n", " "))
+    assert documented is not None, "the README no longer lists the ledger file columns"
+    assert tuple(documented.group(1).split(", ")) == LEDGER_FIELDS
     assert LEDGER_FIELDS[-2:] == ("notes", "site")
-    assert OLD_FIELDS == (
-        "ip", "mac", "hostname", "owner", "department", "location", "switch_port", "asset_tag",
-        "roles", "allowed_services", "status", "isolated", "guest_until", "approval_ref", "notes",
-    )  # fmt: skip
 
 
 def test_migration_0003_keeps_existing_records_valid_at_every_site(db_url: str) -> None:

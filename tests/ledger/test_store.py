@@ -6,6 +6,7 @@ import multiprocessing
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from ipguard.ledger.store import SCHEMA_HEAD, Store, display_url, resolve_url
@@ -48,12 +49,9 @@ def test_first_open_migrates_and_later_opens_keep_data(db_url: str) -> None:
 
 def test_a_failed_unit_of_work_changes_nothing(db_url: str) -> None:
     store = Store(db_url)
-    try:
-        with store.session() as session:
-            session.execute(sa.text(INSERT_POOL))
-            raise RuntimeError("boom")
-    except RuntimeError:
-        pass
+    with pytest.raises(RuntimeError, match="boom"), store.session() as session:
+        session.execute(sa.text(INSERT_POOL))
+        raise RuntimeError("boom")
     with store.session(write=False) as session:
         assert session.execute(sa.text("SELECT count(*) FROM pool")).scalar() == 0
     store.close()

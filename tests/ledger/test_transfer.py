@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from typer.testing import CliRunner
 
-from ipguard.cli import scan as scan_cli
 from ipguard.errors import ScanError
 from ipguard.ledger.transfer import ledger_tables
 from ipguard.model import (
@@ -25,7 +23,7 @@ from ipguard.model import (
     ScanResult,
     ServiceObservation,
 )
-from tests.conftest import Result
+from tests.conftest import Cli, Result
 from tests.fakes import FakeScanner, result
 
 CONFIG = '[scan]\ninterface = "eth0"\nsubnets = ["198.18.0.0/24"]\nsite = "lab"\n'
@@ -34,27 +32,27 @@ GUARD = ("198.18.0.10", "02:00:00:00:00:10")
 THIEF_MAC = "02:66:00:00:00:10"
 STRANGER = ("198.18.0.66", "02:00:00:00:00:66")
 
-Run = Callable[..., Result]
+
+@dataclass
+class Run:
+    """`ipguard --db URL --config … ARGS` in-process, the fake scanner (if any) at the seam."""
+
+    cli: Cli
+    config: Path
+
+    def __call__(self, db: str, *args: str) -> Result:
+        return self.cli("--config", str(self.config), *args, db=db)
 
 
 @pytest.fixture
 def run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Run:
     """`ipguard --db URL --config … ARGS` in-process."""
-    from ipguard.cli.main import app
-
     config = tmp_path / "ipguard.toml"
     config.write_text(CONFIG)
     monkeypatch.setenv("IPGUARD_ACTOR", "tester")
     monkeypatch.delenv("IPGUARD_DB", raising=False)
     monkeypatch.chdir(tmp_path)
-
-    def invoke(db: str, *args: str) -> Result:
-        outcome = CliRunner().invoke(
-            app, ["--db", db, "--config", str(config), *args], catch_exceptions=False
-        )
-        return Result(outcome.exit_code, outcome.stdout, outcome.stderr)
-
-    return invoke
+    return Run(Cli(""), config)
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
@@ -86,7 +84,7 @@ def everything_seen() -> ScanResult:
 
 
 @pytest.fixture
-def history(run: Run, sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+def history(run: Run, sqlite_url: str) -> str:
     """A SQLite ledger with some of everything: records, pools, audit, runs of every outcome."""
     added = run(sqlite_url, "ledger", "add", *GUARD, "--owner", "李伟", "--site", "lab")
     assert added.exit_code == 0, added.stderr
@@ -94,7 +92,7 @@ def history(run: Run, sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     run(sqlite_url, "ledger", "edit", GUARD[0], "--notes", "=1+2")
     run(sqlite_url, "pools", "add", "math", "198.18.0.0/25")
     scanner = FakeScanner([everything_seen(), result(GUARD)])
-    monkeypatch.setattr(scan_cli, "make_scanner", lambda: scanner)
+    run.cli.scanner = scanner
     assert run(sqlite_url, "scan", "--quiet").exit_code == 1
     listed = json.loads(run(sqlite_url, "findings", "list", "--format", "json").stdout)
     run(sqlite_url, "findings", "ack", str(listed["findings"][0]["id"]), "--note", "known")
