@@ -1,4 +1,4 @@
-"""A lab host that floods the scanner: malformed, unsolicited and spoofed ARP, DHCP and SSDP.
+"""A lab host that floods the scanner: malformed, unsolicited and spoofed ARP, ICMP, DHCP and SSDP.
 
 Run inside a lab host's namespace, never anywhere else (raw AF_PACKET on that namespace's eth0;
 every frame is addressed to the lab scanner)::
@@ -11,6 +11,7 @@ SPEC.json::
      "victim_mac": "02:…", "victim_ip": "198.18.0.2",
      "arp": {"frames": 300000, "rate": 60000, "asked": ["198.18.0.20", …]},
      "dhcp": {"offers": 3000}, "ssdp": {"replies": 3000, "spoof": ["198.18.0.150", …]},
+     "icmp": {"frames": 50000, "repeats": 40, "unsolicited": 10, "spoof": ["198.19.7.3", …]},
      "max_seconds": 40, "stats": "/path/stats.json"}
 
 ARP: replies to the scanner for addresses it never asks (198.18.200.0/24), malformed frames
@@ -18,10 +19,13 @@ ARP: replies to the scanner for addresses it never asks (198.18.200.0/24), malfo
 replies from a new random MAC each time plus the same pair over and over. DHCP: once it sees the
 scanner's DISCOVER, `offers` answers with its transaction id: offers of ever new addresses from
 this host (a real rogue server), offers with truncated or garbage options, and offers whose
-router and DNS options point outside the scanned subnets. SSDP: once it sees the scanner's
-M-SEARCH, `replies` answers to its port from `spoof` addresses and from this host, with hostile
-SERVER strings. Bounded by frame counts and `max_seconds`; stops on SIGTERM. Writes what it sent
-to `stats` at exit and prints `ready` once its socket is open.
+router and DNS options point outside the scanned subnets. ICMP (the lab host being the gateway
+of a routed lab): for each echo request the scanner sends to a `spoof` address, `repeats` echo
+replies from that address carrying the request's identifier and sequence, and `unsolicited` ones
+from addresses it never asks (198.19.200.0/24), up to `frames` in all. SSDP: once it sees the
+scanner's M-SEARCH, `replies` answers to its port from `spoof` addresses and from this host,
+with hostile SERVER strings. Bounded by frame counts and `max_seconds`; stops on SIGTERM. Writes
+what it sent to `stats` at exit and prints `ready` once its socket is open.
 """
 
 from __future__ import annotations
@@ -154,7 +158,7 @@ class Flooder:
         return deck
 
     def arp(self, budget: int, rate: float) -> None:
-        asked = [socket.inet_aton(ip) for ip in self.spec["arp"].get("asked", [])]
+        asked = [socket.inet_aton(ip) for ip in self.spec.get("arp", {}).get("asked", [])]
         deck = self.arp_frames()
         pair = random_mac()
         k = 0
@@ -190,6 +194,13 @@ class Flooder:
                 frame = self.watch.recv(2048)
             except BlockingIOError:
                 return
+            if (
+                len(frame) >= 42
+                and frame[12:14] == ETH_P_IP
+                and frame[23] == 1
+                and "icmp" in self.spec
+            ):
+                self.echo(frame)
             if len(frame) < 42 or frame[12:14] != ETH_P_IP or frame[23] != 17:
                 continue
             ihl = (frame[14] & 0x0F) * 4
@@ -202,6 +213,34 @@ class Flooder:
                 source = socket.inet_ntoa(frame[26:30])
                 if source == self.spec["victim_ip"]:
                     self.ssdp(sport)
+
+    def echo(self, frame: bytes) -> None:
+        """Spoofed echo replies for the echo request in `frame` (see the module's ICMP)."""
+        spec = self.spec["icmp"]
+        ihl = (frame[14] & 0x0F) * 4
+        total = struct.unpack("!H", frame[16:18])[0]  # the IP length: Ethernet pads short frames
+        request = frame[14 + ihl : 14 + total]
+        asked = socket.inet_ntoa(frame[30:34])
+        if request[:1] != b"\x08" or asked not in spec["spoof"]:
+            return
+        reply = b"\x00\x00\x00\x00" + request[4:]  # same identifier, sequence and payload
+        reply = reply[:2] + struct.pack("!H", checksum(reply + bytes(len(reply) % 2))) + reply[4:]
+        sources = [asked] * spec["repeats"]
+        sources += [f"198.19.200.{n % 250 + 1}" for n in range(spec["unsolicited"])]
+        for source in sources:
+            if (
+                sum(self.sent.get(k, 0) for k in ("icmp_repeats", "icmp_unsolicited"))
+                >= spec["frames"]
+            ):
+                return
+            header = struct.pack(
+                "!BBHHHBBH4s4s",
+                *(0x45, 0, 20 + len(reply), random.getrandbits(16), 0, 61, 1, 0),
+                *(socket.inet_aton(source), self.victim_ip),
+            )
+            header = header[:10] + struct.pack("!H", checksum(header)) + header[12:]
+            kind = "icmp_repeats" if source == asked else "icmp_unsolicited"
+            self.send(self.victim_mac + self.mac + ETH_P_IP + header + reply, kind)
 
     def dhcp(self, xid: bytes, client: bytes) -> None:
         if self.sent.get("dhcp_offers", 0) >= self.spec["dhcp"]["offers"]:

@@ -13,12 +13,15 @@ import subprocess
 import sys
 import time
 import tracemalloc
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from ipguard.scanners import arp, rawsock
+from ipguard.scanners import sweep as sweep_template
 from ipguard.scanners.arp import ArpSweep
+from ipguard.scanners.icmp import IcmpSweep
 from ipguard.scanners.scope import Scope
 from tests.hardening.helpers import REPO, env
 from tests.hardening.labtools import config_text, daemon, ipguard
@@ -112,6 +115,57 @@ def test_an_arp_flood_keeps_memory_bounded_and_hides_no_host(tmp_path: Path) -> 
         f"\nflood {sent}; kept {len(result.observations)} replies; ignored {dict(ignored)}; "
         f"peak {peak / 1e6:.1f} MB; impersonated hosts seen with their own MAC: {own}/20"
     )
+
+
+def test_an_echo_reply_flood_is_bounded_as_an_arp_flood_is(tmp_path: Path) -> None:
+    """Spoofed echo replies with the sweep's own identifier: repeats and unsolicited sources.
+
+    The ICMP sweep shares the ARP sweep's reply budget (scanners.sweep): each live host's own
+    reply is kept, at most MAX_REPEATS_PER_TARGET repeats of it, and nothing from elsewhere.
+    """
+    reason = lab_unavailable()
+    if reason:
+        pytest.skip(reason)
+    with scale_lab(subnet="198.19.7.0/24", live=40, routed=True, seed=13) as lab:
+        stats = tmp_path / "stats.json"
+        spec = {
+            "interface": "eth0",
+            "mac": interface_mac(lab.responder_ns),
+            "ip": lab.gateway,
+            "victim_mac": interface_mac(lab.scanner_ns),
+            "victim_ip": lab.scanner_ip,
+            "icmp": {"frames": 40_000, "repeats": 60, "unsolicited": 20, "spoof": list(lab.live)},
+            "max_seconds": 30,
+            "stats": str(stats),
+        }
+        (tmp_path / "spec.json").write_text(json.dumps(spec))
+        flooder = subprocess.Popen(
+            netns.exec_argv(
+                lab.responder_ns, [sys.executable, "-m", FLOODER, str(tmp_path / "spec.json")]
+            ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+            env=env(tmp_path),
+        )
+        try:
+            assert flooder.stdout is not None and flooder.stdout.readline().strip() == "ready"
+            scope = Scope([lab.subnet])
+            sweep = IcmpSweep(scope, rate=2000, retries=2, timeout=1.0)
+            with inside(lab.scanner_ns):
+                result = sweep.sweep(scope.targets())
+        finally:
+            flooder.terminate()
+            flooder.communicate(timeout=30)
+        sent = json.loads(stats.read_text())
+    assert sent.get("icmp_repeats", 0) >= 1000 and sent.get("icmp_unsolicited", 0) >= 500, sent
+    ignored = result.replies_ignored
+    assert ignored.get("icmp_over_limit", 0) > 0 and ignored.get("icmp_unsolicited", 0) > 0
+    assert result.live == set(lab.live)  # no spoofed source counts, no host is hidden
+    replies = Counter(o.ip for o in result.observations)
+    assert max(replies.values()) <= 1 + sweep_template.MAX_REPEATS_PER_TARGET, replies
+    print(f"\nflood {sent}; kept {len(result.observations)} replies; ignored {dict(ignored)}")
 
 
 def flooded_lab() -> Scenario:
