@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 
 from ipguard.cli.context import state
-from ipguard.cli.output import Format, emit, info
+from ipguard.cli.output import Format, counted, emit, info, progress_bars
 from ipguard.model import LEDGER_FIELDS
 
 app = typer.Typer(
@@ -60,6 +60,9 @@ Site = Annotated[
     typer.Option(help="Site whose scans the record is for (as `scan --site`); '' for every site."),
 ]
 FormatOption = Annotated[Format, typer.Option("--format", help="Output format.")]
+QuietOption = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress bar and no summary line (cron).")
+]
 
 
 def _fields(**given: Any) -> dict[str, str]:
@@ -261,22 +264,28 @@ def import_(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show what would change; change nothing.")
     ] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Import a ledger file, all or nothing: any bad row and nothing changes."""
+    from dataclasses import replace
+
     from ipguard.ledger import files, importer
 
     shared = state(ctx)
     rows = files.read_rows(file, files.detect_format(file, fmt))
-    with shared.store().session() as session:
-        plan = importer.plan_import(session, file, rows, mode)
+    with progress_bars(enabled=not quiet) as bar, shared.store().session() as session:
+        plan = importer.plan_import(session, file, counted(rows, "checking rows", bar), mode)
         if not dry_run:
-            importer.apply(session, plan, actor=shared.actor)
+            # apply only iterates and counts the additions: counted rows stand in for the list.
+            adds = cast(list[Any], counted(plan.adds, "adding", bar))
+            importer.apply(session, replace(plan, adds=adds), actor=shared.actor)
     counts = ", ".join(f"{count} {what}" for what, count in plan.counts().items())
     if dry_run:
-        _show_plan(plan)
-        info(f"dry run, nothing changed: would be {counts}")
+        if plan.changes:
+            _show_plan(plan)
+        info(f"dry run, nothing changed: would be {counts}", quiet=quiet)
     else:
-        info(f"imported {file} ({plan.mode}): {counts}")
+        info(f"imported {file} ({plan.mode}): {counts}", quiet=quiet)
 
 
 def _show_plan(plan: Any) -> None:
@@ -326,6 +335,7 @@ def export(
     changed_since: Annotated[
         str | None, typer.Option(help="XLSX: paint records changed on or after this date red.")
     ] = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Export the whole ledger (every status), losslessly and safe for spreadsheets."""
     from ipguard.errors import InvalidValue
@@ -341,19 +351,22 @@ def export(
         assert day is not None
         since = datetime(day.year, day.month, day.day, tzinfo=UTC)
     form = files.detect_format(file, fmt)
-    with state(ctx).store().session(write=False) as session:
-        rows = [
-            files.ExportRow(binding_to_fields(record.binding), record.updated_at)
-            for record in devices.stored(session)
-        ]
-    try:
-        count = files.write(file, form, rows, changed_since=since)
-    except OSError as error:
-        from ipguard.errors import OperationalError
+    with progress_bars(enabled=not quiet) as bar:
+        with state(ctx).store().session(write=False) as session:
+            rows = [
+                files.ExportRow(binding_to_fields(record.binding), record.updated_at)
+                for record in devices.stored(session)
+            ]
+        try:
+            count = files.write(
+                file, form, counted(rows, f"writing {form}", bar), changed_since=since
+            )
+        except OSError as error:
+            from ipguard.errors import OperationalError
 
-        raise OperationalError(f"cannot write {file}: {error.strerror}") from None
+            raise OperationalError(f"cannot write {file}: {error.strerror}") from None
     if file != "-":
-        info(f"exported {count} records to {file}")
+        info(f"exported {count} records to {file}", quiet=quiet)
 
 
 @app.command()

@@ -116,6 +116,40 @@ def progress_bars(*, enabled: bool) -> Iterator[Callable[[str, int, int], None] 
         yield update
 
 
+class Counted(Sequence[Any]):
+    """A sequence that reports how far an iteration over it got, as a progress bar's `update`.
+
+    Library code that loops over rows (checking an import, writing an export) gets a bar without
+    knowing about one; a second pass over the rows leaves the bar full.
+    """
+
+    def __init__(
+        self, items: Sequence[Any], name: str, update: Callable[[str, int, int], None]
+    ) -> None:
+        self._items, self._name, self._update = items, name, update
+        self._step = max(len(items) // 200, 1)  # about 200 redraws, however many rows
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._items[index]
+
+    def __iter__(self) -> Iterator[Any]:
+        total = len(self._items)
+        for done, item in enumerate(self._items, 1):
+            yield item
+            if done % self._step == 0 or done == total:
+                self._update(self._name, done, total)
+
+
+def counted(
+    items: Sequence[Any], name: str, update: Callable[[str, int, int], None] | None
+) -> Sequence[Any]:
+    """`items` reporting progress under `name` when there is a bar, else `items` itself."""
+    return items if update is None else Counted(items, name, update)
+
+
 def emit_json(data: Any) -> None:
     """JSON on standard output (non-ASCII kept readable, control characters escaped)."""
     from ipguard.escape import json_text

@@ -235,7 +235,8 @@ def write(
     path: str, fmt: str, rows: Iterable[ExportRow], *, changed_since: datetime | None = None
 ) -> int:
     """Write the rows to a file (or stdout for `-`); returns how many were written."""
-    rows = list(rows)
+    # A sequence is kept as it is, so that a caller's counting wrapper sees the writing progress.
+    rows = rows if isinstance(rows, Sequence) else list(rows)
     if fmt == "xlsx":
         if path == "-":
             raise InvalidValue("XLSX cannot go to standard output; give a file name")
@@ -251,7 +252,7 @@ def write(
     return len(rows)
 
 
-def _write_text(handle: IO[str], fmt: str, rows: list[ExportRow]) -> None:
+def _write_text(handle: IO[str], fmt: str, rows: Sequence[ExportRow]) -> None:
     if fmt == "csv":
         writer = csv.writer(handle, lineterminator="\r\n")
         writer.writerow(LEDGER_FIELDS)
@@ -269,7 +270,7 @@ def _json_item(values: dict[str, str]) -> dict[str, Any]:
     return item
 
 
-def _write_xlsx(path: Path, rows: list[ExportRow], changed_since: datetime | None) -> None:
+def _write_xlsx(path: Path, rows: Sequence[ExportRow], changed_since: datetime | None) -> None:
     from openpyxl import Workbook
     from openpyxl.styles import Font
 
