@@ -1,7 +1,7 @@
 """Floods of malformed, unsolicited and spoofed replies from a lab host (tests.hardening.flooder).
 
 The scanner must not crash, must keep bounded memory whatever the flood's size, must still see
-every real host, and must say that it was flooded: `counts["ignored_replies"]` of the run, and a
+every real host, and must say that it was flooded: `ignored_replies` of `runs show`, and a
 `warning:` line on standard error (shown even with --quiet, so cron mails it).
 """
 

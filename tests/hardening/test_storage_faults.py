@@ -195,7 +195,8 @@ def test_a_read_only_file_system_refuses_changes_and_loses_nothing(
         ledger = Ledger(tmp_path, config, "ro-fs", tmpfs)
         rows = ledger_csv(tmp_path / "ledger.csv", 20)
         assert run(ledger.argv("ledger", "import", str(rows)), tmp_path).returncode == 0
-        assert run(ledger.argv("scan", "--quiet"), tmp_path).returncode in (0, 1)
+        # Exit 0: the fake scanner's ten hosts are the first ten records of the ledger.
+        assert run(ledger.argv("scan", "--quiet"), tmp_path).returncode == 0
         before = ledger.facts()
         tmpfs.remount("ro")
         more = ledger_csv(tmp_path / "more.csv", 20, start=100)
