@@ -7,8 +7,8 @@
 
 Sections: sweep (ARP sweep /24, /20, /16 vs arp-scan and nmap), loss (the /16 with 2 % loss),
 ledger (100,000 devices: import, policies, export), scan (a full `ipguard scan` phase by phase),
-startup (`ipguard --help`, `ledger list`). Needs root for the lab sections; every lab namespace is
-created here and torn down whatever happens.
+startup (`ipguard --help`, `ledger list`), dhcp (each lab DHCP server over 20 scans). Needs root
+for the lab sections; every lab namespace is created here and torn down whatever happens.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ SectionRunner = Callable[[int, dict[str, Any], Log], Section]
 
 
 def _sections() -> dict[str, SectionRunner]:
+    from bench.dhcp import dhcp_section
     from bench.ledger_scale import ledger_section
     from bench.scan_phases import scan_section
     from bench.startup import startup_section
@@ -55,10 +56,11 @@ def _sections() -> dict[str, SectionRunner]:
         "ledger": ledger_section,
         "scan": scan_section,
         "startup": startup_section,
+        "dhcp": dhcp_section,
     }
 
 
-NAMES = ("sweep", "loss", "ledger", "scan", "startup")
+NAMES = ("sweep", "loss", "ledger", "scan", "startup", "dhcp")
 
 
 def run_section(name: str, runner: SectionRunner, runs: int, context: dict[str, Any]) -> Section:

@@ -158,6 +158,19 @@ def ipguard_argv(*args: str) -> list[str]:
     return [str(Path(sys.executable).with_name("ipguard")), *args]
 
 
+def ipguard_in(work: Path, *args: str, ns: str | None = None, timeout: float = 900.0) -> ChildRun:
+    """`ipguard` on `work`'s ledger.db and ipguard.toml (inside namespace `ns`); exit 0 or 1."""
+    from tests.lab import netns
+
+    argv = ipguard_argv(
+        "--db", str(work / "ledger.db"), "--config", str(work / "ipguard.toml"), *args
+    )
+    child = run_child(netns.exec_argv(ns, argv) if ns else argv, timeout=timeout)
+    if child.returncode not in (0, 1):  # 1: findings at or above fail_on, as the labs plant
+        raise SystemExit(f"ipguard {' '.join(args)} failed: {child.stderr.strip()[-800:]}")
+    return child
+
+
 # --- the machine ---------------------------------------------------------------------------------
 
 

@@ -37,6 +37,7 @@ class ScanSettings:
     site: str = "main"
     full_rescan_hours: int = 24  # incremental service scans in between; 0: always full
     metrics_file: str = ""  # Prometheus textfile kept current by scans and finding changes
+    dhcp_wait: float = 6.0  # seconds the DHCP probe listens: servers ping-check before offering
 
 
 @dataclass(frozen=True)
@@ -190,6 +191,11 @@ def _scan(table: Mapping[str, Any], source: str) -> ScanSettings:
             if not 0 < value <= 60:
                 raise ConfigError(f"{where}.timeout = {value}: must be above 0 and at most 60")
             result = replace(result, timeout=value)
+        elif key == "dhcp_wait":
+            value = float(_typed(table, key, (int, float), where))
+            if not 1 <= value <= 60:
+                raise ConfigError(f"{where}.dhcp_wait = {value}: must be between 1 and 60")
+            result = replace(result, dhcp_wait=value)
         elif key == "services":
             result = replace(result, services=_typed(table, key, bool, where))
         elif key == "ports":

@@ -219,6 +219,8 @@ class DhcpOffer:
     router: str | None = None
     dns: tuple[str, ...] = ()
     seen_at: datetime | None = None
+    # Seconds from our first DISCOVER to this offer: servers that ping-check first take ~3 s.
+    latency: float | None = None
 
 
 class ProxyMethod(enum.StrEnum):
@@ -383,6 +385,7 @@ class ScanRequest:
     ports: str = ""
     dns_servers: tuple[str, ...] = ()
     name_timeout: float = 1.0
+    dhcp_wait: float = 6.0  # seconds the DHCP probe listens ([scan] dhcp_wait)
     full: bool = False
     full_rescan_hours: int = 24
     # Services of the last service scan by IP; None asks for a full service scan.

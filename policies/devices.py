@@ -9,7 +9,8 @@ those of every active record of its MAC (`Sightings.host`, `LedgerIndex.roles_of
 - `rogue-dhcp` (server ip, server MAC): offers from a server that is not an active record with role
   dhcp-server; one finding per (server ip, server MAC). The offer must come from the registered MAC
   of the server's IP, or from a registered router/gateway MAC (an offer relayed by a DHCP relay
-  agent carries the router's MAC).
+  agent carries the router's MAC). Its detail keeps how long each offer took
+  (`offer_latency_s`, seconds after the probe's first DISCOVER).
 - `rogue-router` / `rogue-ap` (ip, MAC): enough evidence pointing at a router (without role router
   or gateway) or at an access point (without role access-point). Enough means one strong sign
   (forwarding, icmp-redirect, upnp-igd, ssdp-ap, nat) or at least two distinct weak ones (ttl,
@@ -112,14 +113,19 @@ def _rogue_dhcp(
         else:
             continue
         offered = sorted({offer.offered_ip for offer in server_offers})
+        # How long the server took to offer (from our first DISCOVER): ping-checking servers ~3 s.
+        latencies = sorted(o.latency for o in server_offers if o.latency is not None)
+        after = f" after {latencies[0]:.1f} s" if latencies else ""
         summary = (
-            f"DHCP server {ip} ({mac or 'MAC unknown'}) offered {', '.join(offered)} and {reason}"
+            f"DHCP server {ip} ({mac or 'MAC unknown'}) offered {', '.join(offered)}{after} "
+            f"and {reason}"
         )
         detail: dict[str, Any] = {
             "offered_ips": offered,
             "routers": sorted({offer.router for offer in server_offers if offer.router}),
             "dns": sorted({dns for offer in server_offers for dns in offer.dns}),
             "offers": len(server_offers),
+            "offer_latency_s": latencies,
             "reason": reason,
             "registered": None if record is None else registration(record),
         }

@@ -1,17 +1,27 @@
 """DHCP probe: who offers addresses on the local link (a rogue DHCP server is a critical finding).
 
-One DHCPDISCOVER is broadcast from a random locally administered client MAC (and repeated once
-halfway through the wait, as real clients do), asking for a broadcast answer. A receiver started
-before the first send keeps every OFFER for our transaction until the timeout: one per server.
-Nothing is ever sent to a server, so a server outside the scope is recorded but never touched.
+It waits like a client. A DHCPDISCOVER is broadcast from a random locally administered client MAC
+and retransmitted inside the window on RFC 2131's schedule (section 4.1: after 4 s, then 8 s, …,
+each ±1 s at random). A receiver started before the first send keeps every OFFER for our
+transaction, broadcast or unicast to our client MAC, for at least ``wait`` seconds (``[scan]
+dhcp_wait``, default 6): servers check by ping that an address is free before offering it, dnsmasq
+for 3 s, so a short window misses exactly the stock home-router server a rogue check is for. Each
+offer keeps how long its server took to answer. Nothing is ever sent to a server, so a server
+outside the scope (or one whose offer points elsewhere) is recorded but never touched.
+
+Cheap to import and to start (standard-library wire format in :mod:`scanners.dhcpwire`), so a scan
+can :meth:`DhcpProbe.start` it first and collect the offers with :meth:`DhcpProbe.finish` later.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import random
 import secrets
 import socket
 import struct
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -19,49 +29,68 @@ from ipguard.addresses import AddressError, parse_mac
 from ipguard.errors import InterfaceError, InvalidValue, ScanError, ScopeError
 from ipguard.model import DhcpOffer
 from ipguard.scanners import rawsock
+from ipguard.scanners.dhcpwire import BOOTP_CLIENT_PORT, build_discover, parse_offer
 from ipguard.scanners.scope import Scope
 
+__all__ = ["DEFAULT_WAIT", "DhcpProbe", "parse_offer", "random_client_mac", "retransmit_times"]
+
 WHAT = "DHCP probe"
+DEFAULT_WAIT = 6.0
 SNAPLEN = 1500
-BOOTP_CLIENT_PORT = 68
-BOOTP_SERVER_PORT = 67
-DHCP_OFFER = 2
-BROADCAST_FLAG = 0x8000
 PACKET_ADD_MEMBERSHIP = 1
 PACKET_MR_PROMISC = 1
-# Options a client asks for: netmask, router, DNS, domain name, lease time, server identifier.
-PARAMETERS = [1, 3, 6, 15, 51, 54]
 # A flood of answers to our DISCOVER is counted, not kept: frames read, then distinct offers.
 MAX_FRAMES = 4096
 MAX_OFFERS = 256
+# RFC 2131 section 4.1: first retransmission after 4 s, the delay doubling up to 64 s, each
+# randomised by ±1 s.
+FIRST_RETRANSMIT = 4.0
+MAX_RETRANSMIT = 64.0
 
 
 class DhcpProbe:
-    """Broadcasts one DHCPDISCOVER on an interface and collects every offer until the timeout.
+    """Broadcasts a DHCPDISCOVER on an interface and collects every offer for ``wait`` seconds.
 
     Example (needs CAP_NET_RAW)::
 
-        offers = DhcpProbe("eth0", Scope(["198.18.0.0/24"]), timeout=2.0).probe()
-        {(o.server_ip, o.server_mac) for o in offers}
-        # {('198.18.0.3', '02:18:00:00:00:03'), ('198.18.0.36', '02:18:00:00:00:36')}
+        offers = DhcpProbe("eth0", Scope(["198.18.0.0/24"]), wait=6.0).probe()
+        {(o.server_ip, o.server_mac, round(o.latency or 0)) for o in offers}
+        # {('198.18.0.3', '02:18:00:00:00:03', 3), ('198.18.0.36', '02:18:00:00:00:36', 3)}
 
     The interface's own IPv4 subnet must lie inside the scope (an interface without an address is
-    allowed): a DISCOVER reaches every DHCP server of that link.
+    allowed): a DISCOVER reaches every DHCP server of that link. ``sent`` lists when each DISCOVER
+    left, in seconds after the first.
     """
 
     def __init__(
-        self, interface: str, scope: Scope, *, timeout: float, client_mac: str | None = None
+        self,
+        interface: str,
+        scope: Scope,
+        *,
+        wait: float = DEFAULT_WAIT,
+        client_mac: str | None = None,
     ) -> None:
-        if timeout <= 0:
-            raise ValueError(f"timeout must be > 0 (got {timeout})")
+        if wait <= 0:
+            raise ValueError(f"wait must be > 0 (got {wait})")
         self.interface = interface
         self.scope = scope
-        self.timeout = timeout
+        self.wait = wait
         self.client_mac = _client_mac(client_mac) if client_mac else random_client_mac()
         self.ignored = 0  # answers to our DISCOVER that were malformed or beyond the limits
+        self.sent: list[float] = []
+        self._xid = secrets.randbits(32)
+        self._stop = threading.Event()
+        self._run: _Running | None = None
 
     def probe(self) -> list[DhcpOffer]:
-        """Broadcast a DISCOVER and return every distinct offer, in arrival order."""
+        """Broadcast, listen for the whole window, return every distinct offer in arrival order."""
+        self.start()
+        return self.finish()
+
+    def start(self) -> None:
+        """Check the interface, start listening, send the first DISCOVER; returns at once."""
+        if self._run is not None:
+            raise RuntimeError("this DHCP probe was already started")
         iface = rawsock.interface_info(self.interface)
         if not iface.up or not iface.running:
             state = "down" if not iface.up else "without link"
@@ -75,10 +104,9 @@ class DhcpProbe:
                 f"subnets ipguard may scan ({', '.join(self.scope.subnets) or 'none'}): "
                 "add its subnet to [scan] subnets in ipguard.toml or pick another interface"
             )
-        xid = secrets.randbits(32)
-        frame = _discover(self.client_mac, xid)
-
-        receiver_sock = rawsock.receiving_socket(iface, rawsock.ETH_P_IP, _offer_filter(xid), WHAT)
+        receiver_sock = rawsock.receiving_socket(
+            iface, rawsock.ETH_P_IP, _offer_filter(self._xid), WHAT
+        )
         try:
             _promiscuous(receiver_sock, iface.index)
             sender_sock = rawsock.sending_socket(iface, WHAT)
@@ -88,26 +116,48 @@ class DhcpProbe:
         receiver = rawsock.Receiver(
             receiver_sock, SNAPLEN, name="ipguard-dhcp-receiver", limit=MAX_FRAMES
         )
-        started_at = datetime.now(UTC)
-        started = time.monotonic()
+        run = _Running(receiver_sock, sender_sock, receiver, datetime.now(UTC), time.monotonic())
+        self._run = run
         receiver.start()
         try:
-            _send(sender_sock, frame)
-            time.sleep(self.timeout / 2)
-            _send(sender_sock, frame)  # a lost DISCOVER or OFFER gets a second chance
-            time.sleep(self.timeout / 2)
+            self._send(0.0)
+        except BaseException:
+            self._stop.set()
+            run.close()
+            raise
+        run.resender = threading.Thread(
+            target=self._retransmit, name="ipguard-dhcp-resend", daemon=True
+        )
+        run.resender.start()
+
+    def finish(self) -> list[DhcpOffer]:
+        """Wait out the rest of the window, stop listening, and return the offers."""
+        run = self._run
+        if run is None:
+            raise RuntimeError("start the DHCP probe before finishing it")
+        try:
+            remaining = run.started + self.wait - time.monotonic()
+            if remaining > 0:
+                time.sleep(remaining)
         finally:
-            receiver.stop()
-            sender_sock.close()
-            receiver_sock.close()
-        if receiver.error is not None:
+            self._stop.set()
+            if run.resender is not None:
+                run.resender.join()
+            run.close()
+        if run.send_error is not None:
+            raise run.send_error
+        if run.receiver.error is not None:
             raise ScanError(
-                f"{WHAT} lost its socket on {self.interface}: {receiver.error.strerror}"
+                f"{WHAT} lost its socket on {self.interface}: {run.receiver.error.strerror}"
             )
+        return self._offers(run)
+
+    def _offers(self, run: _Running) -> list[DhcpOffer]:
         offers: dict[tuple[str, str, str], DhcpOffer] = {}
-        self.ignored = receiver.ignored
-        for when, data in receiver.records:
-            offer = parse_offer(data, xid, started_at + timedelta(seconds=when - started))
+        self.ignored = run.receiver.ignored
+        for when, data in list(run.receiver.records):
+            latency = when - run.started
+            offer = parse_offer(data, self._xid, run.started_at + timedelta(seconds=latency))
             if offer is None:
                 self.ignored += 1
                 continue
@@ -115,78 +165,72 @@ class DhcpProbe:
             if key not in offers and len(offers) >= MAX_OFFERS:
                 self.ignored += 1
                 continue
-            offers.setdefault(key, offer)
+            offers.setdefault(key, dataclasses.replace(offer, latency=round(latency, 3)))
         return list(offers.values())
+
+    def _retransmit(self) -> None:
+        """Send the retransmissions on schedule until the window closes (bounded by the window)."""
+        run = self._run
+        assert run is not None
+        for at in retransmit_times(self.wait):
+            if self._stop.wait(max(0.0, run.started + at - time.monotonic())):
+                return
+            try:
+                self._send(time.monotonic() - run.started)
+            except ScanError as error:
+                run.send_error = error
+                return
+
+    def _send(self, elapsed: float) -> None:
+        run = self._run
+        assert run is not None
+        frame = build_discover(self.client_mac, self._xid, secs=int(elapsed))
+        try:
+            run.sender.send(frame)
+        except OSError as exc:
+            rawsock.send_when_room(lambda: run.sender.send(frame), exc, WHAT)
+        self.sent.append(round(elapsed, 3))
+
+
+@dataclasses.dataclass(eq=False)
+class _Running:
+    """The sockets and threads of a started probe."""
+
+    receiver_sock: socket.socket
+    sender: socket.socket
+    receiver: rawsock.Receiver
+    started_at: datetime
+    started: float
+    resender: threading.Thread | None = None
+    send_error: ScanError | None = None
+
+    def close(self) -> None:
+        self.receiver.stop()
+        self.sender.close()
+        self.receiver_sock.close()
+
+
+def retransmit_times(wait: float, rng: random.Random | None = None) -> list[float]:
+    """When to resend the DISCOVER, in seconds after the first, all inside a ``wait`` window.
+
+    RFC 2131's schedule (4 s, then doubling to 64 s, each ±1 s); a window too short for its first
+    retransmission gets one halfway through, so a lost DISCOVER or OFFER still has a second chance.
+    """
+    rng = rng or random.Random()
+    times: list[float] = []
+    delay, at = FIRST_RETRANSMIT, 0.0
+    while True:
+        at += delay + rng.uniform(-1.0, 1.0)
+        if at >= wait:
+            break
+        times.append(at)
+        delay = min(delay * 2, MAX_RETRANSMIT)
+    return times or [wait / 2]
 
 
 def random_client_mac() -> str:
     """A random unicast, locally administered MAC (02:…), owned by no real device."""
     return "02:" + secrets.token_bytes(5).hex(":")
-
-
-def parse_offer(frame: bytes, xid: int, seen_at: datetime | None = None) -> DhcpOffer | None:
-    """The DHCPOFFER in an Ethernet frame for transaction `xid`, or None for anything else."""
-    from scapy.layers.dhcp import BOOTP, DHCP
-    from scapy.layers.inet import IP
-    from scapy.layers.l2 import Ether
-
-    try:
-        packet = Ether(frame)
-    except Exception:  # scapy raises many types on garbage; a broken frame is simply not an offer
-        return None
-    bootp = packet.getlayer(BOOTP)
-    dhcp = packet.getlayer(DHCP)
-    if bootp is None or dhcp is None or bootp.op != 2 or bootp.xid != xid:
-        return None
-    options: dict[str, tuple[object, ...]] = {}
-    for option in dhcp.options:
-        if isinstance(option, tuple) and option and isinstance(option[0], str):
-            options.setdefault(option[0], tuple(option[1:]))
-    if options.get("message-type", ())[:1] != (DHCP_OFFER,):
-        return None
-    server_id = _ipv4(options.get("server_id", ())[:1])
-    routers = [ip for ip in (_ipv4((value,)) for value in options.get("router", ())) if ip]
-    dns = tuple(ip for ip in (_ipv4((value,)) for value in options.get("name_server", ())) if ip)
-    return DhcpOffer(
-        server_ip=server_id or str(packet[IP].src),
-        server_mac=str(packet.src).lower(),
-        offered_ip=str(bootp.yiaddr),
-        router=routers[0] if routers else None,
-        dns=dns,
-        seen_at=seen_at,
-    )
-
-
-def _ipv4(values: tuple[object, ...]) -> str | None:
-    if not values or not isinstance(values[0], str):
-        return None
-    try:
-        return socket.inet_ntoa(socket.inet_aton(values[0]))
-    except OSError:
-        return None
-
-
-def _discover(client_mac: str, xid: int) -> bytes:
-    """A broadcast DHCPDISCOVER from `client_mac` asking for a broadcast reply."""
-    from scapy.layers.dhcp import BOOTP, DHCP
-    from scapy.layers.inet import IP, UDP
-    from scapy.layers.l2 import Ether
-
-    chaddr = bytes.fromhex(client_mac.replace(":", ""))
-    return bytes(
-        Ether(src=client_mac, dst="ff:ff:ff:ff:ff:ff")
-        / IP(src="0.0.0.0", dst="255.255.255.255")
-        / UDP(sport=BOOTP_CLIENT_PORT, dport=BOOTP_SERVER_PORT)
-        / BOOTP(op=1, chaddr=chaddr, xid=xid, flags=BROADCAST_FLAG)
-        / DHCP(
-            options=[
-                ("message-type", "discover"),
-                ("client_id", b"\x01" + chaddr),
-                ("param_req_list", PARAMETERS),
-                "end",
-            ]
-        )
-    )
 
 
 def _offer_filter(xid: int) -> list[rawsock.Insn]:
@@ -213,13 +257,6 @@ def _promiscuous(sock: socket.socket, ifindex: int) -> None:
     mreq = struct.pack("iHH8s", ifindex, PACKET_MR_PROMISC, 0, b"")
     with contextlib.suppress(OSError):  # without it, offers sent as broadcasts still arrive
         sock.setsockopt(rawsock.SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
-
-
-def _send(sock: socket.socket, frame: bytes) -> None:
-    try:
-        sock.send(frame)
-    except OSError as exc:
-        rawsock.send_when_room(lambda: sock.send(frame), exc, WHAT)
 
 
 def _client_mac(text: str) -> str:

@@ -3,7 +3,7 @@
     sweep     ARP on the local link, ICMP echo for routed subnets
     services  nmap -sV on the live hosts
     proxy     canary relay checks on proxy-looking and HTTP ports
-    dhcp      one DISCOVER, every offer collected
+    dhcp      DISCOVERs for [scan] dhcp_wait seconds, every offer collected
     names     reverse DNS, NetBIOS, mDNS for the live hosts
     evidence  routing / access-point signs
 
@@ -86,7 +86,7 @@ class NetworkScanner:
             from ipguard.scanners.dhcp import DhcpProbe
 
             with _timed(timings, "dhcp"):
-                dhcp = DhcpProbe(request.interface, scope, timeout=max(2.0, request.timeout * 2))
+                dhcp = DhcpProbe(request.interface, scope, wait=request.dhcp_wait)
                 offers = dhcp.probe()
             if dhcp.ignored:
                 ignored[IgnoredReply.DHCP_IGNORED] += dhcp.ignored

@@ -17,6 +17,7 @@ def test_defaults_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "none"))
     settings = load_settings()
     assert settings.scan.rate == 2000 and settings.scan.subnets == ()
+    assert settings.scan.dhcp_wait == 6.0  # longer than dnsmasq's 3 s ping check before offering
     assert settings.policy.default_allowed_services == (Service("tcp", 22),)
     assert settings.policy.fail_on == Severity.HIGH and settings.retention.days == 365
 
@@ -30,6 +31,7 @@ interface = "eth1"
 subnets = ["10.20.0.0/16", "198.18.0.0/24"]
 rate = 500
 timeout = 2
+dhcp_wait = 10
 ports = "tcp/22;tcp/8000-8100"
 site = "north"
 [policy]
@@ -50,6 +52,7 @@ dns_servers = ["198.18.0.2"]
     settings = load_settings(str(path))
     assert settings.scan.subnets == ("10.20.0.0/16", "198.18.0.0/24")
     assert settings.scan.timeout == 2.0 and settings.scan.site == "north"
+    assert settings.scan.dhcp_wait == 10.0
     assert settings.policy.severity == {FindingKind.HOSTNAME_POLICY: Severity.MEDIUM}
     assert settings.policy.default_allowed_services == (Service("tcp", 22), Service("udp", 161))
     assert settings.retention.days == 90 and settings.alerts.min_severity == Severity.MEDIUM
@@ -66,6 +69,11 @@ dns_servers = ["198.18.0.2"]
         ({"scan": {"rate": 0}}, "scan.rate = 0: must be between 1 and 1000000"),
         ({"scan": {"subnets": ["10.0.0.1/24"]}}, "scan.subnets: '10.0.0.1/24' is not a network"),
         ({"scan": {"ports": "tcp/0-22"}}, "'tcp/0-22' is not proto/port"),
+        ({"scan": {"dhcp_wait": 0.5}}, "scan.dhcp_wait = 0.5: must be between 1 and 60"),
+        (
+            {"scan": {"dhcp_wait": "long"}},
+            "scan.dhcp_wait = 'long': expected a whole number or a number",
+        ),
         ({"policy": {"fail_on": "urgent"}}, "policy.fail_on = 'urgent': severity must be one of"),
         ({"policy": {"severity": {"bad-kind": "low"}}}, "unknown finding kind 'bad-kind'"),
         ({"policy": {"hostname_rule": "^{colour}$"}}, "unknown placeholder {colour}"),

@@ -187,7 +187,8 @@ def test_socks_proxy_relays_socks4_and_socks5_inside_the_lab_only(demo_lab: Lab)
 @needs_lab
 def test_dhcp_discover_sees_authorised_and_rogue_offers(demo_lab: Lab) -> None:
     script = ["--script", "broadcast-dhcp-discover"]
-    args = ["--script-args", "broadcast-dhcp-discover.timeout=2"]
+    # 6 s: both dnsmasq servers ping an address before offering it, about 3 s.
+    args = ["--script-args", "broadcast-dhcp-discover.timeout=6"]
     out = demo_lab.run("scanner", ["nmap", "-e", "eth0", *script, *args]).stdout
     servers = set(re.findall(r"Server Identifier: (\S+)", out))
     assert servers == {demo_lab.host("office-srv01").ip, demo_lab.host("physics-pc07").ip}

@@ -100,6 +100,7 @@ def scan(
         ports=ports,
         dns_servers=settings.names.dns_servers,
         name_timeout=settings.names.timeout,
+        dhcp_wait=settings.scan.dhcp_wait,
         full=full,
         full_rescan_hours=settings.scan.full_rescan_hours,
     )

@@ -219,7 +219,8 @@ def store_results(session: Session, run_id: int, result: ScanResult) -> dict[str
             {"run_id": run_id, **_fields(item, ServiceObservation)} for item in result.services
         ],
         DhcpOfferRow: [
-            {"run_id": run_id, **_fields(item, DhcpOffer), "dns": list(item.dns)}
+            # An offer's latency is kept in its rogue-dhcp finding's detail, not in the offer row.
+            {"run_id": run_id, **_fields(item, DhcpOffer, skip={"latency"}), "dns": list(item.dns)}
             for item in result.dhcp_offers
         ],
         ProxyCheckRow: [
@@ -253,8 +254,9 @@ def store_results(session: Session, run_id: int, result: ScanResult) -> dict[str
     }
 
 
-def _fields(item: Any, kind: type) -> dict[str, Any]:
-    return {name: getattr(item, name) for name in kind.__dataclass_fields__}  # type: ignore[attr-defined]
+def _fields(item: Any, kind: type, skip: frozenset[str] | set[str] = frozenset()) -> dict[str, Any]:
+    names = kind.__dataclass_fields__  # type: ignore[attr-defined]
+    return {name: getattr(item, name) for name in names if name not in skip}
 
 
 def load_results(session: Session, run: ScanRun) -> ScanResult:

@@ -1,6 +1,6 @@
 """Command line for the lab network.
 
-    python -m tests.lab up [--scenario demo|small] [--state FILE] [--foreground]
+    python -m tests.lab up [--scenario demo|small|multi-site|dhcp] [--state FILE] [--foreground]
     python -m tests.lab down [--state FILE | --id ID]
     python -m tests.lab ledger FILE [--state FILE]
     python -m tests.lab config FILE [--state FILE]

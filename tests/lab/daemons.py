@@ -9,6 +9,7 @@ process's namespace first keeps a root-namespace socket on the same port from fo
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -35,6 +36,9 @@ class DaemonPlan:
     ready: tuple[tuple[str, int], ...]
     service_port: int | None = None
     files: dict[str, str] = field(default_factory=dict, hash=False)
+    env: dict[str, str] = field(default_factory=dict, hash=False)
+    # Also ready only once its log says this (a bound socket can come before serving starts).
+    ready_log: str = ""
 
 
 @dataclass(eq=False)
@@ -59,10 +63,15 @@ class Daemon:
 
 
 def plan(host: Host, scenario: Scenario, workdir: Path) -> list[DaemonPlan]:
-    """Every daemon ``host`` needs: its services, DNS/DHCP (one dnsmasq) and SSDP."""
+    """Every daemon ``host`` needs: its services, DNS/DHCP (one dnsmasq, or Kea…) and SSDP."""
     plans = [_service_plan(host, service, workdir) for service in host.services]
-    if host.dns or host.dhcp:
+    dnsmasq_dhcp = host.dhcp is not None and host.dhcp.kind == "dnsmasq"
+    if host.dns or dnsmasq_dhcp:
         plans.append(_dnsmasq_plan(host, scenario, workdir))
+    if host.dhcp is not None and host.dhcp.kind == "kea":
+        plans.append(_kea_plan(host, scenario, workdir))
+    if host.dhcp is not None and host.dhcp.kind == "unicast":
+        plans.append(_unicast_plan(host, scenario))
     if host.ssdp:
         s = host.ssdp
         argv = [
@@ -131,67 +140,131 @@ def _service_plan(host: Host, service: Service, workdir: Path) -> DaemonPlan:
     if service.kind == "socat":
         banner = workdir / f"{host.name}-{port}.banner"
         text = service.text.encode().decode("unicode_escape")
-        argv = ("socat", "-T", "10", f"TCP-LISTEN:{port},fork,reuseaddr", f"OPEN:{banner},rdonly")
+        # fork: serve every connection, as the login service it stands for does (socat's default
+        # is to serve one and exit).
+        argv = ("socat", f"TCP-LISTEN:{port},fork", f"OPEN:{banner},rdonly")
         return DaemonPlan(host.name, what, argv, ready, port, {str(banner): text})
     if service.kind == "http-proxy":
         conf = workdir / f"{host.name}-tinyproxy.conf"
-        # No Listen line: tinyproxy binds every address, so it survives move_host.
+        # Debian's tinyproxy.conf without its User/Group, LogFile and PidFile (the lab runs it as
+        # root in the foreground, -d, logging to its log) and with the one change that makes it
+        # the planted finding: Allow opened to the LAN (Debian allows 127.0.0.1 only). No Listen
+        # line: tinyproxy binds every address, so it survives move_host.
         text = (
-            f"Port {port}\nAllow 198.18.0.0/15\nTimeout 30\nMaxClients 50\nLogLevel Info\n"
+            f"Port {port}\nTimeout 600\n"
+            'DefaultErrorFile "/usr/share/tinyproxy/default.html"\n'
+            'StatFile "/usr/share/tinyproxy/stats.html"\n'
+            "LogLevel Info\nMaxClients 100\nAllow 198.18.0.0/15\n"
             'ViaProxyName "tinyproxy"\n'
         )
         return DaemonPlan(
             host.name, what, ("tinyproxy", "-d", "-c", str(conf)), ready, port, {str(conf): text}
         )
     if service.kind == "socks":
+        # --allow: network safety, the proxy never connects outside the lab range.
         argv = (*_python("tests.lab.socks"), "--port", str(port), "--allow", "198.18.0.0/15")
         return DaemonPlan(host.name, what, argv, ready, port)
     raise ValueError(f"{host.name}: unknown service kind {service.kind!r}")
 
 
 def _dnsmasq_plan(host: Host, scenario: Scenario, workdir: Path) -> DaemonPlan:
-    """One dnsmasq per host for its DNS names and/or DHCP, ignoring every system config file."""
+    """One dnsmasq per host for its DNS names and/or DHCP, at its defaults (no --no-ping)."""
     argv = [
         "dnsmasq",
-        "--no-daemon",
+        "--keep-in-foreground",  # the lab runs and stops it (otherwise as a daemon would run)
+        # Ignore the machine's config files: /etc/dnsmasq.conf, /etc/hosts, /etc/resolv.conf.
         "--conf-file=/dev/null",
         "--no-hosts",
         "--no-resolv",
-        "--pid-file=",
-        "--user=root",
-        "--group=root",
-        "--log-facility=-",
+        "--pid-file=",  # no pid file outside the lab
+        "--user=root",  # its lease file lives in the lab's root-only workdir
+        "--log-facility=-",  # to the lab's log of it, not the machine's syslog
         "--interface=eth0",
-        "--bind-interfaces",
     ]
     ready: list[tuple[str, int]] = []
     what = []
     if host.dns:
-        # --local answers the lab's reverse zones authoritatively (NXDOMAIN for unnamed addresses)
-        # instead of "no upstream" failures that make resolvers retry for seconds.
-        argv += [
-            "--port=53",
-            "--domain-needed",
-            *(f"--local=/{zone}/" for zone in LAB_REVERSE_ZONES),
-        ]
+        # The lab's reverse zones answered here (NXDOMAIN for unnamed addresses): without upstream
+        # servers dnsmasq would otherwise fail them and resolvers retry for seconds.
+        argv += [f"--local=/{zone}/" for zone in LAB_REVERSE_ZONES]
         argv += [f"--host-record={name},{ip}" for name, ip in scenario.dns_records()]
         ready.append(("tcp", 53))
         what.append("dns")
     else:
+        # A DHCP-only device of the scenario: DNS off, so its planted finding stays rogue-dhcp
+        # alone (an open tcp/53 would add an unexpected-service finding).
         argv.append("--port=0")
     if host.dhcp:
         argv += [
-            f"--dhcp-range={host.dhcp.first},{host.dhcp.last},1h",
+            f"--dhcp-range={host.dhcp.first},{host.dhcp.last}",
             f"--dhcp-leasefile={workdir / (host.name + '.leases')}",
-            "--no-ping",
         ]
-        if host.dhcp.router:
+        if host.dhcp.router:  # the admin's gateway (dnsmasq's default router is itself)
             argv.append(f"--dhcp-option=option:router,{host.dhcp.router}")
+        if host.dhcp.reply_delay:  # the variant: a server that answers this late
+            argv.append(f"--dhcp-reply-delay={host.dhcp.reply_delay}")
         ready.append(("udp", 67))
         what.append("dhcp")
     return DaemonPlan(
         host.name, "dnsmasq " + "+".join(what), tuple(argv), tuple(ready), 53 if host.dns else None
     )
+
+
+def _kea_plan(host: Host, scenario: Scenario, workdir: Path) -> DaemonPlan:
+    """ISC Kea's DHCPv4 server with the least config it runs with: interface, subnet, pool.
+
+    Debian's kea-dhcp4.conf minus its control socket (under /run) and examples; the lease file
+    and Kea's pid and lock files (KEA_PIDFILE_DIR, KEA_LOCKFILE_DIR, as Debian's unit sets the
+    latter) go to the lab's workdir. Runs in the foreground as ``kea-dhcp4 -c FILE`` does.
+    """
+    assert host.dhcp is not None
+    subnet: dict[str, object] = {
+        "subnet": scenario.segment(host.segment).cidr,
+        "pools": [{"pool": f"{host.dhcp.first} - {host.dhcp.last}"}],
+    }
+    if host.dhcp.router:
+        subnet["option-data"] = [{"name": "routers", "data": host.dhcp.router}]
+    config = {
+        "Dhcp4": {
+            "interfaces-config": {"interfaces": ["eth0"]},
+            "lease-database": {
+                "type": "memfile",
+                "name": str(workdir / f"{host.name}.kea-leases4.csv"),
+            },
+            "subnet4": [subnet],
+        }
+    }
+    conf = workdir / f"{host.name}-kea-dhcp4.conf"
+    dirs = {"KEA_PIDFILE_DIR": str(workdir), "KEA_LOCKFILE_DIR": str(workdir)}
+    return DaemonPlan(
+        host.name,
+        "kea-dhcp4 udp/67",
+        ("kea-dhcp4", "-c", str(conf)),
+        ready=(("udp", 67),),
+        files={str(conf): json.dumps(config, indent=2)},
+        env=dirs,
+        # Kea binds udp/67 a moment before its raw socket: a DISCOVER in between goes unanswered.
+        ready_log="DHCP4_STARTED",
+    )
+
+
+def _unicast_plan(host: Host, scenario: Scenario) -> DaemonPlan:
+    """The small DHCP server that unicasts its OFFER to the client's MAC."""
+    assert host.dhcp is not None
+    argv = [
+        *_python("tests.lab.dhcp_unicast"),
+        "--ip",
+        host.ip,
+        "--prefix",
+        str(scenario.segment(host.segment).prefixlen),
+        "--first",
+        host.dhcp.first,
+        "--last",
+        host.dhcp.last,
+    ]
+    if host.dhcp.router:
+        argv += ["--router", host.dhcp.router]
+    return DaemonPlan(host.name, "dhcp-unicast udp/67", tuple(argv), ready=(("udp", 67),))
 
 
 def start(daemon_plan: DaemonPlan, ns: str, workdir: Path) -> Daemon:
@@ -200,7 +273,7 @@ def start(daemon_plan: DaemonPlan, ns: str, workdir: Path) -> Daemon:
         Path(path).write_text(text)
     slug = daemon_plan.what.replace(" ", "-").replace("/", "")
     log = workdir / f"{daemon_plan.host}-{slug}.log"
-    env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", **daemon_plan.env)
     with open(log, "ab") as out:
         # A new session keeps a terminal's Ctrl-C away from the daemons: the lab stops them.
         popen = subprocess.Popen(
@@ -227,7 +300,7 @@ def wait_ready(daemons: list[Daemon], *, timeout: float = 15.0) -> None:
                     f"{daemon.describe()} exited with status {daemon.popen.returncode}:\n"
                     f"{daemon.log_tail()}"
                 )
-            if _bound(daemon.popen.pid, idents[daemon.ns], proto, port):
+            if _bound(daemon.popen.pid, idents[daemon.ns], proto, port) and _logged(daemon):
                 pending.remove((daemon, proto, port))
         if not pending:
             return
@@ -235,6 +308,12 @@ def wait_ready(daemons: list[Daemon], *, timeout: float = 15.0) -> None:
             waiting = ", ".join(f"{d.describe()} ({proto}/{port})" for d, proto, port in pending)
             raise netns.LabError(f"not listening after {timeout:.0f} s: {waiting}")
         time.sleep(0.02)
+
+
+def _logged(daemon: Daemon) -> bool:
+    """Whether the daemon's log holds its ``ready_log`` text (always, when it has none)."""
+    wanted = daemon.plan.ready_log
+    return not wanted or wanted in daemon.log.read_text(errors="replace")
 
 
 def _bound(pid: int, ns_ident: tuple[int, int], proto: str, port: int) -> bool:

@@ -51,6 +51,7 @@ ExpectedFinding = tuple[str, str, str | None, int | None]
 """(kind, ip, mac or None, port or None) as ipguard should report it."""
 
 ServiceKind = Literal["banner", "http", "socat", "http-proxy", "socks"]
+DhcpKind = Literal["dnsmasq", "kea", "unicast"]
 
 
 @dataclass(frozen=True)
@@ -103,11 +104,21 @@ class Service:
 
 @dataclass(frozen=True)
 class DhcpServer:
-    """A dnsmasq DHCP server handing out ``first``–``last``; ``router`` None means itself."""
+    """A DHCP server handing out ``first``–``last`` of its host's segment, at its defaults.
+
+    ``kind``: ``dnsmasq`` (pings an address before offering it, so it answers ~3 s late), ``kea``
+    (ISC Kea from Debian, answers at once) or ``unicast`` (:mod:`tests.lab.dhcp_unicast`, a small
+    server that unicasts its OFFER to the client's MAC whatever the broadcast flag says, as some
+    embedded servers do). ``router``: the router option it hands out; None leaves the server's
+    default (dnsmasq names itself, Kea and the unicast server give none). ``reply_delay``: dnsmasq's
+    ``--dhcp-reply-delay`` seconds, for a server that answers only after that long.
+    """
 
     first: str
     last: str
     router: str | None = None
+    kind: DhcpKind = "dnsmasq"
+    reply_delay: int = 0
 
 
 @dataclass(frozen=True)

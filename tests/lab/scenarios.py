@@ -1,5 +1,6 @@
 """Ready-made lab scenarios: :func:`demo` (every planted behaviour), :func:`small` (three hosts);
-``multi-site`` (one sensor per segment) is :func:`tests.lab.sites.multi_site`.
+``multi-site`` (one sensor per segment) is :func:`tests.lab.sites.multi_site`, ``dhcp`` (every
+kind of DHCP server on one link) :func:`tests.lab.dhcp_lab.dhcp_servers`.
 
 Addresses: the scanned LAN is 198.18.0.0/24, the legitimate gateway at .1 routes to 198.19.0.0/24,
 and a rogue NAT router hides 198.19.50.0/24. Locally administered MACs spell the address they were
@@ -386,8 +387,15 @@ def _multi_site() -> Scenario:
     return multi_site()
 
 
+def _dhcp_servers() -> Scenario:
+    from tests.lab.dhcp_lab import dhcp_servers
+
+    return dhcp_servers()
+
+
 SCENARIOS: dict[str, Callable[[], Scenario]] = {
     "demo": demo,
     "small": small,
     "multi-site": _multi_site,
+    "dhcp": _dhcp_servers,
 }

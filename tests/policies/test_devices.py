@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from ipguard.model import DhcpOffer, Evidence, ProxyVerdict
@@ -173,14 +175,18 @@ def test_rogue_dhcp(ledger, offers, expected):
 
 
 def test_rogue_dhcp_detail_and_override():
-    offers = [offer(FREE, X, "10.20.1.101"), offer(FREE, X, "10.20.1.100")]
+    offers = [
+        dataclasses.replace(offer(FREE, X, "10.20.1.101"), latency=4.02),
+        dataclasses.replace(offer(FREE, X, "10.20.1.100"), latency=3.04),
+    ]
     found = findings([], [], settings(severity={"rogue-dhcp": "high"}), dhcp_offers=offers)
     finding = only(found, "rogue-dhcp")
     assert finding.severity.value == "high"
     assert finding.detail["offered_ips"] == ["10.20.1.100", "10.20.1.101"]
     assert finding.detail["offers"] == 2
     assert finding.detail["routers"] == [IP1]
-    assert "not registered" in finding.summary
+    assert finding.detail["offer_latency_s"] == [3.04, 4.02]  # how long the server took
+    assert "not registered" in finding.summary and "after 3.0 s" in finding.summary
 
 
 def sign(kind: str, points_to: str = "router", ip: str = IP1, mac: str | None = A) -> Evidence:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -14,13 +16,27 @@ import pytest
 
 from ipguard.errors import InterfaceError, InvalidValue, ScopeError
 from ipguard.model import DhcpOffer
-from ipguard.scanners.dhcp import DhcpProbe, parse_offer, random_client_mac
+from ipguard.scanners.dhcp import DhcpProbe, parse_offer, random_client_mac, retransmit_times
+from ipguard.scanners.dhcpwire import build_discover
 from ipguard.scanners.scope import Scope
 from tests.lab.builder import Lab
 from tests.lab.netns import exec_argv, inside
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.lab
+
+
+def python_in_scanner(lab: Lab, code: str, prefix: list[str] | None = None) -> str:
+    """What Python ``code`` prints, run in a new process inside the lab's scanner namespace."""
+    return subprocess.run(
+        exec_argv(lab.scanner_ns, [*(prefix or []), sys.executable, "-c", code]),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        check=True,
+    ).stdout
 
 
 def in_range(ip: str, first: str, last: str) -> bool:
@@ -30,9 +46,12 @@ def in_range(ip: str, first: str, last: str) -> bool:
 
 @pytest.fixture(scope="module")
 def offers(demo_lab: Lab) -> list[DhcpOffer]:
-    probe = DhcpProbe(demo_lab.scanner_interface, Scope([demo_lab.subnet]), timeout=2.0)
+    probe = DhcpProbe(demo_lab.scanner_interface, Scope([demo_lab.subnet]))  # default wait, 6 s
     with inside(demo_lab.scanner_ns):
-        return probe.probe()
+        found = probe.probe()
+    # RFC 2131's retransmission, 4 ± 1 s after the first DISCOVER, inside the window.
+    assert len(probe.sent) == 2 and 3.0 <= probe.sent[1] <= 5.0 + 0.5, probe.sent
+    return found
 
 
 def test_collects_the_offer_of_every_server(offers: list[DhcpOffer], demo_lab: Lab) -> None:
@@ -52,12 +71,15 @@ def test_reads_address_router_and_dns_of_each_offer(offers: list[DhcpOffer], dem
     assert in_range(rogue.offered_ip, "198.18.0.150", "198.18.0.199")
     assert rogue.router == demo_lab.host("physics-pc07").ip  # dnsmasq names itself by default
     assert all(o.seen_at is not None and o.seen_at.tzinfo is not None for o in offers)
+    # Both are dnsmasq at its defaults: each pings the address before offering it (PING_WAIT 3),
+    # so the first probe of the lab hears them about 3 s late.
+    assert all(o.latency is not None and 2.5 <= o.latency < 6.0 for o in offers), offers
 
 
 def test_offers_from_servers_outside_the_scope_are_still_recorded(demo_lab: Lab) -> None:
     """A /28 around the scanner leaves the rogue server (.36) outside: its offer is evidence."""
     client = "02:00:5e:12:34:56"
-    probe = DhcpProbe("eth0", Scope(["198.18.0.0/28"]), timeout=1.5, client_mac=client)
+    probe = DhcpProbe("eth0", Scope(["198.18.0.0/28"]), client_mac=client)
     assert probe.client_mac == client
     with inside(demo_lab.scanner_ns):
         found = probe.probe()
@@ -66,13 +88,13 @@ def test_offers_from_servers_outside_the_scope_are_still_recorded(demo_lab: Lab)
 
 
 def test_refuses_an_interface_whose_network_is_outside_the_scope(demo_lab: Lab) -> None:
-    probe = DhcpProbe("eth0", Scope(["198.19.0.0/24"]), timeout=1.0)
+    probe = DhcpProbe("eth0", Scope(["198.19.0.0/24"]), wait=1.0)
     with inside(demo_lab.scanner_ns), pytest.raises(ScopeError, match=r"eth0 \(198\.18\.0\.2\)"):
         probe.probe()
 
 
 def test_missing_interface_is_an_interface_error(demo_lab: Lab) -> None:
-    probe = DhcpProbe("nosuch0", Scope([demo_lab.subnet]), timeout=1.0)
+    probe = DhcpProbe("nosuch0", Scope([demo_lab.subnet]), wait=1.0)
     with inside(demo_lab.scanner_ns), pytest.raises(InterfaceError, match="does not exist"):
         probe.probe()
 
@@ -85,21 +107,12 @@ def test_without_raw_socket_privilege_says_cap_net_raw(demo_lab: Lab) -> None:
         "from ipguard.scanners.dhcp import DhcpProbe\n"
         "from ipguard.scanners.scope import Scope\n"
         "try:\n"
-        f"    DhcpProbe('eth0', Scope(['{demo_lab.subnet}']), timeout=0.5).probe()\n"
+        f"    DhcpProbe('eth0', Scope(['{demo_lab.subnet}']), wait=0.5).probe()\n"
         "except Exception as exc:\n"
         "    print(json.dumps([type(exc).__name__, str(exc)]))\n"
     )
     nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-    out = subprocess.run(
-        exec_argv(demo_lab.scanner_ns, [*nobody, sys.executable, "-c", code]),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        check=True,
-    ).stdout
-    kind, message = json.loads(out)
+    kind, message = json.loads(python_in_scanner(demo_lab, code, nobody))
     assert kind == "PrivilegeError"
     assert "CAP_NET_RAW" in message
 
@@ -113,7 +126,7 @@ def test_random_client_macs_are_locally_administered_unicast() -> None:
 @pytest.mark.parametrize("mac", ["01:00:5e:00:00:01", "02:00:00", "zz:00:00:00:00:00"])
 def test_bad_client_macs_are_refused(mac: str) -> None:
     with pytest.raises(InvalidValue):
-        DhcpProbe("eth0", Scope(["198.18.0.0/24"]), timeout=1, client_mac=mac)
+        DhcpProbe("eth0", Scope(["198.18.0.0/24"]), wait=1, client_mac=mac)
 
 
 def test_only_offers_for_our_transaction_count() -> None:
@@ -149,3 +162,94 @@ def test_only_offers_for_our_transaction_count() -> None:
     assert parse_offer(frame(8, "offer"), 7) is None
     assert parse_offer(frame(7, "ack"), 7) is None
     assert parse_offer(b"\x00" * 60, 7) is None
+
+
+def test_truncated_options_make_no_offer() -> None:
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+
+    def frame(options: bytes) -> bytes:
+        bootp = bytes([2, 1, 6, 0]) + (7).to_bytes(4, "big") + bytes(228) + b"\x63\x82\x53\x63"
+        return bytes(
+            Ether(src="02:18:00:00:00:03", dst="ff:ff:ff:ff:ff:ff")
+            / IP(src="198.18.0.3", dst="255.255.255.255")
+            / UDP(sport=67, dport=68)
+            / (bootp + options)
+        )
+
+    assert parse_offer(frame(b"\x35\x01\x02\x36\x10\xc6\x12"), 7) is None  # 16 bytes? 2
+    assert parse_offer(frame(b"\x35\x01\x02\x36\x04\xc6\x12\x00\x03\xff"), 7) is not None
+
+
+def test_reads_an_offer_unicast_to_our_client_mac() -> None:
+    """Servers that ignore the broadcast flag send to the offered address at our MAC."""
+    from scapy.layers.dhcp import BOOTP, DHCP
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+
+    client = "02:00:5e:12:34:56"
+    frame = bytes(
+        Ether(src="02:18:00:00:00:44", dst=client)
+        / IP(src="198.18.0.44", dst="198.18.0.200")
+        / UDP(sport=67, dport=68)
+        / BOOTP(op=2, xid=9, yiaddr="198.18.0.200", chaddr=bytes.fromhex(client.replace(":", "")))
+        / DHCP(options=[("message-type", "offer"), "end"])
+    )
+    offer = parse_offer(frame, 9)
+    assert offer is not None
+    assert (offer.server_ip, offer.server_mac, offer.offered_ip) == (
+        "198.18.0.44",
+        "02:18:00:00:00:44",
+        "198.18.0.200",
+    )
+
+
+def test_the_discover_is_what_a_client_broadcasts() -> None:
+    from scapy.layers.dhcp import BOOTP, DHCP
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+
+    client = "02:00:5e:12:34:56"
+    packet = Ether(build_discover(client, 0xDEADBEEF, secs=4))
+    assert (packet.src, packet.dst) == (client, "ff:ff:ff:ff:ff:ff")
+    assert (packet[IP].src, packet[IP].dst, packet[UDP].sport, packet[UDP].dport) == (
+        "0.0.0.0",
+        "255.255.255.255",
+        68,
+        67,
+    )
+    checked = Ether(bytes(packet))
+    del checked[IP].chksum  # scapy recomputes it: ours must be the same
+    assert Ether(bytes(checked))[IP].chksum == packet[IP].chksum
+    bootp = packet[BOOTP]
+    assert (bootp.op, bootp.xid, bootp.flags, bootp.secs) == (1, 0xDEADBEEF, 0x8000, 4)
+    assert bootp.chaddr[:6] == bytes.fromhex(client.replace(":", ""))
+    assert ("message-type", 1) in packet[DHCP].options
+    assert len(bootp) >= 300  # RFC 1542: relays drop shorter BOOTP messages
+
+
+@pytest.mark.parametrize("wait", [2.0, 6.0, 30.0, 120.0])
+def test_retransmissions_follow_rfc_2131_inside_the_window(wait: float) -> None:
+    for seed in range(20):
+        times = retransmit_times(wait, random.Random(seed))
+        assert times and all(0 < t < wait for t in times)
+        if wait < 3.0:
+            assert times == [wait / 2]  # too short for 4 ± 1 s: halfway, still a second chance
+            continue
+        assert 3.0 <= times[0] <= 5.0
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+        for k, gap in enumerate(gaps, 1):  # 8, 16, 32, 64 (the cap) seconds, each ± 1
+            assert abs(gap - min(4.0 * 2**k, 64.0)) <= 1.0
+
+
+def test_importing_and_running_the_probe_loads_no_scapy(demo_lab: Lab) -> None:
+    """A scan starts the probe first: it must not pay scapy's import (about 1.5 s)."""
+    code = (
+        "import sys\n"
+        "from ipguard.scanners.dhcp import DhcpProbe\n"
+        "from ipguard.scanners.scope import Scope\n"
+        "assert 'scapy' not in sys.modules\n"
+        f"offers = DhcpProbe('eth0', Scope(['{demo_lab.subnet}']), wait=1.0).probe()\n"
+        "print(sorted(name for name in sys.modules if name.startswith('scapy')))\n"
+    )
+    assert python_in_scanner(demo_lab, code).strip() == "[]"

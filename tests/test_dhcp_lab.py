@@ -1,0 +1,91 @@
+"""Every kind of DHCP server at its defaults, on one link: each a rogue-dhcp in every scan.
+
+The lab (:mod:`tests.lab.dhcp_lab`) holds the authorised dnsmasq plus five rogues: two dnsmasq at
+their defaults (they ping before offering, ~3 s), ISC Kea, a dnsmasq that answers after 4 s and a
+server that unicasts its OFFER to the client's MAC. One lab serves the module.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ipguard.scanners.dhcp import DhcpProbe
+from ipguard.scanners.scope import Scope
+from tests.lab.builder import Lab
+from tests.lab.dhcp_lab import VARIANTS, dhcp_servers
+from tests.lab.fixtures import lab_unavailable
+from tests.lab.netns import exec_argv, inside
+
+pytestmark = pytest.mark.lab
+IPGUARD = str(Path(sys.executable).with_name("ipguard"))
+SLOW = "physics-pc43"  # --dhcp-reply-delay=4
+UNICAST = "chem-pc44"
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    reason = lab_unavailable("kea-dhcp4")
+    if reason:
+        pytest.skip(reason)
+    with Lab.build(dhcp_servers()) as built:
+        yield built
+
+
+def test_the_probe_hears_every_server_and_how_long_each_took(lab: Lab) -> None:
+    probe = DhcpProbe("eth0", Scope([lab.subnet]))
+    with inside(lab.scanner_ns):
+        offers = probe.probe()
+    by_server = {o.server_mac: o for o in reversed(offers)}  # each server's first offer
+    servers = {lab.host(name).mac for name in (*VARIANTS, "office-srv01")}
+    assert set(by_server) == servers
+    unicast = by_server[lab.host(UNICAST).mac]  # sent to our client MAC, never broadcast
+    assert unicast.server_ip == lab.host(UNICAST).ip and unicast.offered_ip.startswith("198.18.0.2")
+    slow = by_server[lab.host(SLOW).mac].latency
+    assert slow is not None and 3.5 <= slow < probe.wait, slow
+    assert all(o.latency is not None and 0 <= o.latency < probe.wait for o in offers)
+    assert len(probe.sent) >= 2 and max(probe.sent) < probe.wait  # retransmitted in the window
+
+
+def test_three_consecutive_scans_each_report_every_rogue_server(lab: Lab, tmp_path: Path) -> None:
+    lab.write_ledger_csv(tmp_path / "ledger.csv")
+    lab.write_config(tmp_path / "ipguard.toml")
+    base = [
+        IPGUARD,
+        "--db",
+        str(tmp_path / "ledger.db"),
+        "--config",
+        str(tmp_path / "ipguard.toml"),
+    ]
+    imported = subprocess.run(
+        [*base, "ledger", "import", str(tmp_path / "ledger.csv")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert imported.returncode == 0, imported.stderr
+    rogues = {lab.host(name).ip for name in VARIANTS}
+    for scan in range(3):
+        done = subprocess.run(
+            exec_argv(lab.scanner_ns, [*base, "scan", "--no-services", "--format", "json"]),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 1, done.stderr
+        findings = json.loads(done.stdout)["findings"]
+        dhcp = {f["ip"]: f for f in findings if f["kind"] == "rogue-dhcp"}
+        assert set(dhcp) == rogues, f"scan {scan + 1}: {sorted(dhcp)}"
+        found = {(f["kind"], f["ip"], f["mac"]) for f in findings}
+        assert found == {(k, ip, mac) for k, ip, mac, _port in lab.expected_findings()}
+        for finding in dhcp.values():
+            latencies = finding["detail"]["offer_latency_s"]
+            assert latencies and all(0 <= s < 6.0 for s in latencies), finding
+            assert f"after {latencies[0]:.1f} s" in finding["summary"]
