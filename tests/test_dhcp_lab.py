@@ -38,9 +38,15 @@ def lab() -> Iterator[Lab]:
 
 
 def test_the_probe_hears_every_server_and_how_long_each_took(lab: Lab) -> None:
+    with pytest.raises(RuntimeError, match="start the DHCP probe"):
+        DhcpProbe("eth0", Scope([lab.subnet])).finish()
     probe = DhcpProbe("eth0", Scope([lab.subnet]))
     with inside(lab.scanner_ns):
-        offers = probe.probe()
+        probe.start()  # a scan starts it first and goes on with its sweep meanwhile
+    assert probe.sent == [0.0]  # started: the first DISCOVER is out, the rest of the window ahead
+    with pytest.raises(RuntimeError, match="already started"):
+        probe.start()
+    offers = probe.finish()
     by_server = {o.server_mac: o for o in reversed(offers)}  # each server's first offer
     servers = {lab.host(name).mac for name in (*VARIANTS, "office-srv01")}
     assert set(by_server) == servers

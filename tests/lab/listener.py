@@ -19,6 +19,9 @@ import sys
 from pathlib import Path
 from typing import ClassVar
 
+# A connection silent this long is dropped, as a real server's idle or login timeout drops it
+# (OpenSSH's LoginGraceTime: 120 s). Shorter here so abandoned connections do not pile up in the
+# lab; still longer than every nmap version probe's wait but one (11 s, nmap-service-probes).
 IDLE_TIMEOUT = 10.0
 
 
