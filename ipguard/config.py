@@ -50,6 +50,9 @@ class PolicySettings:
     unregistered_grace_days: int = 3
     fail_on: Severity = Severity.HIGH
     severity: Mapping[FindingKind, Severity] = field(default_factory=dict)
+    # An unregistered host whose MAC is locally administered (a phone's per-network address);
+    # None: the severity of unregistered-host.
+    randomized_mac_severity: Severity | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,14 @@ class AlertSettings:
 
     urls: tuple[str, ...] = ()
     min_severity: Severity = Severity.HIGH
+
+
+@dataclass(frozen=True)
+class WatchSettings:
+    """How `ipguard watch` judges and alerts: [watch]."""
+
+    duplicate_window: float = 10.0  # two MACs claiming one IP within this many seconds
+    alert_interval: float = 30.0  # seconds between alert digests while watching
 
 
 @dataclass(frozen=True)
@@ -84,6 +95,7 @@ class Settings:
     retention: RetentionSettings = RetentionSettings()
     alerts: AlertSettings = AlertSettings()
     names: NameSettings = NameSettings()
+    watch: WatchSettings = WatchSettings()
     source: str = "(defaults)"
 
 
@@ -130,6 +142,7 @@ def parse_settings(data: Mapping[str, Any], source: str = "(given)") -> Settings
         "retention": _retention,
         "alerts": _alerts,
         "names": _names,
+        "watch": _watch,
     }
     values: dict[str, Any] = {"source": source}
     for name, section in data.items():
@@ -267,6 +280,9 @@ def _policy(table: Mapping[str, Any], source: str) -> PolicySettings:
             result = replace(result, **{key: value})
         elif key == "fail_on":
             result = replace(result, fail_on=_severity(table[key], f"{where}.fail_on"))
+        elif key == "randomized_mac_severity":
+            level = _severity(table[key], f"{where}.{key}")
+            result = replace(result, randomized_mac_severity=level)
         elif key == "severity":
             overrides = _typed(table, key, dict, where)
             parsed: dict[FindingKind, Severity] = {}
@@ -348,4 +364,16 @@ def _names(table: Mapping[str, Any], source: str) -> NameSettings:
         if not 0 < value <= 30:
             raise ConfigError(f"{where}.timeout = {value}: must be above 0 and at most 30")
         result = replace(result, timeout=value)
+    return result
+
+
+def _watch(table: Mapping[str, Any], source: str) -> WatchSettings:
+    _check_keys(table, WatchSettings, "watch", source)
+    where = f"{source}: watch"
+    result = WatchSettings()
+    for key in table:
+        value = float(_typed(table, key, (int, float), where))
+        if not 0 < value <= 3600:
+            raise ConfigError(f"{where}.{key} = {value}: must be above 0 and at most 3600")
+        result = replace(result, **{key: value})
     return result

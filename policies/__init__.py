@@ -27,9 +27,9 @@ from ipguard.addresses import ip_sort_key
 from ipguard.model import Finding, FindingKind, Severity
 from ipguard.policies import bindings, devices, lifecycle, naming, pools, services
 from ipguard.policies.base import KIND_ORDER, PolicySettingsLike, PoolRange, RunFacts
-from ipguard.policies.sightings import Sightings, Verdict
+from ipguard.policies.sightings import LedgerIndex, Sightings, Verdict
 
-__all__ = ["PolicySettingsLike", "PoolRange", "RunFacts", "evaluate"]
+__all__ = ["LedgerIndex", "PolicySettingsLike", "PoolRange", "RunFacts", "evaluate"]
 
 Family = Callable[[RunFacts, PolicySettingsLike, Sightings], list[Finding]]
 FAMILIES: tuple[Family, ...] = (
@@ -42,21 +42,24 @@ FAMILIES: tuple[Family, ...] = (
 )
 
 
-def evaluate(facts: RunFacts, settings: PolicySettingsLike) -> list[Finding]:
+def evaluate(
+    facts: RunFacts, settings: PolicySettingsLike, ledger: LedgerIndex | None = None
+) -> list[Finding]:
     """Every finding of one run, each reported once, most severe first.
 
     Severity overrides (`settings.severity`) replace the defaults, with escalations on top (see
     `policies.base.severity_of`). Double reports are removed: nothing but isolated-device-online
     is said about an isolated device seen online, and one (kind, subject) is one finding (the more
     severe, should two families ever raise the same). The order is severity (most severe first),
-    then kind as DESIGN.md lists them, then IP numerically, MAC and port.
+    then kind as DESIGN.md lists them, then IP numerically, MAC and port. `ledger`: the index
+    of `facts.ledger` at `facts.site`, when the caller keeps one across evaluations (a watcher).
     """
     # Judging a large network allocates millions of short-lived, acyclic objects next to a large
     # ledger snapshot; the collector's full passes over that heap would take half the time.
     collecting = gc.isenabled()
     gc.disable()
     try:
-        seen = Sightings(facts)
+        seen = Sightings(facts, ledger)
         found: list[Finding] = []
         for family in FAMILIES:
             found.extend(family(facts, settings, seen))

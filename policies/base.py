@@ -91,6 +91,11 @@ class PolicySettingsLike(Protocol):
         """Per-kind overrides of the default severities."""
         ...
 
+    @property
+    def randomized_mac_severity(self) -> Severity | None:
+        """Severity of an unregistered host with a randomized MAC (None: unregistered-host's)."""
+        ...
+
 
 # DESIGN.md, "Finding kinds"; the order is also the order findings of equal severity are listed in.
 DEFAULT_SEVERITY: Mapping[FindingKind, Severity] = {
@@ -252,3 +257,14 @@ class AddressRanges:
             return False
         index = bisect_right(starts, value) - 1
         return index >= 0 and value <= self._ends[version][index]
+
+
+def is_randomized(mac: str | None) -> bool:
+    """True for a locally administered unicast MAC, as phones and laptops make up per network."""
+    if not mac or len(mac) < 2:
+        return False
+    try:
+        first = int(mac[:2], 16)
+    except ValueError:
+        return False
+    return bool(first & 0x02) and not first & 0x01

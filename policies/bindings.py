@@ -12,7 +12,9 @@ Each answer at an IP raises at most one of these (see `policies.sightings` for t
   the MAC of a record scoped to another site answered in this site's run (even at its own IP: the
   device moved between sites). The detail lists the registered sites.
 - `unregistered-host` (ip, MAC or none for ICMP): nothing in the ledger knows the pair. One level
-  more severe once it has been open longer than `unregistered_grace_days`.
+  more severe once it has been open longer than `unregistered_grace_days`. A randomized MAC (the
+  locally administered bit: phones and laptops make one up per network) is said so in the summary
+  and the detail (`"randomized": true`), at `randomized_mac_severity` when a site set it.
 
 Ports found open on a host with one of these findings go into its detail, not into
 unexpected-service findings; so do the names the host goes by.
@@ -30,6 +32,7 @@ from ipguard.policies.base import (
     PolicySettingsLike,
     RunFacts,
     is_gateway,
+    is_randomized,
     iso,
     registration,
     severity_of,
@@ -151,20 +154,25 @@ def _unregistered(
     first = facts.first_seen.get((kind.value, finding.subject))
     grace = timedelta(days=settings.unregistered_grace_days)
     overdue = first is not None and utc(facts.now) - utc(first) > grace
+    randomized = is_randomized(sighting.mac)
     if sighting.mac is None:
         summary = f"{sighting.ip} answered without a MAC (routed segment) and no record holds it"
     else:
-        summary = f"{sighting.ip} answered from {sighting.mac}, which matches no ledger record"
+        what = "a randomized MAC that" if randomized else "which"
+        summary = f"{sighting.ip} answered from {sighting.mac}, {what} matches no ledger record"
     if overdue:
         summary += f", unregistered for more than {settings.unregistered_grace_days} days"
     detail: dict[str, Any] = {
         "first_seen": iso(first),
         "grace_days": settings.unregistered_grace_days,
+        "randomized": randomized,
         **_host_detail(sighting.ip, seen),
     }
     if overdue:
         detail["escalation"] = PAST_GRACE
     severity = severity_of(kind, settings, PAST_GRACE if overdue else None)
+    if randomized and settings.randomized_mac_severity is not None:
+        severity = settings.randomized_mac_severity
     return Finding(kind, severity, sighting.ip, sighting.mac, None, summary, detail)
 
 

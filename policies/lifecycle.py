@@ -135,6 +135,8 @@ def _guests_expired(
 
 
 def _stale(facts: RunFacts, settings: PolicySettingsLike, seen: Sightings) -> list[Finding]:
+    if not facts.subnets:  # nothing covered (a watcher's facts): nothing can be proven stale
+        return []
     now = utc(facts.now)
     limit = timedelta(days=settings.stale_after_days)
     authorised = seen.authorised

@@ -195,8 +195,8 @@ class Sightings:
     every other answer is a `Sighting` in `by_ip`.
     """
 
-    def __init__(self, facts: RunFacts) -> None:
-        self.ledger = LedgerIndex(facts.ledger, facts.site)
+    def __init__(self, facts: RunFacts, ledger: LedgerIndex | None = None) -> None:
+        self.ledger = ledger if ledger is not None else LedgerIndex(facts.ledger, facts.site)
         self.observations: dict[str, list[Observation]] = {}
         for observation in facts.observations:
             group = self.observations.get(observation.ip)

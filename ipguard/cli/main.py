@@ -21,6 +21,7 @@ from ipguard.cli import (
     prune,
     report,
     scan,
+    watch,
 )
 from ipguard.cli.context import AppState, state
 from ipguard.cli.output import error_line
@@ -59,6 +60,7 @@ ledger.app.command("migrate")(migrate.migrate)
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(pools.app, name="pools")
 app.command("scan")(scan.scan)
+app.command("watch")(watch.watch)
 app.add_typer(history.runs_app, name="runs")
 app.command("diff")(history.diff)
 app.add_typer(findings.app, name="findings")

@@ -43,10 +43,17 @@ from ipguard.model import (
 
 
 def abort_dead(session: Session, site: str, *, now: datetime | None = None) -> list[int]:
-    """Mark runs of a site still `running` as aborted; call only while holding the site's lock."""
+    """Mark scan runs of a site still `running` as aborted; call only while holding its lock.
+
+    Watch runs are left alone: a watcher takes no lock and runs beside scans (see `abort_stale`).
+    """
     dead = list(
         session.exec(
-            select(ScanRun).where(ScanRun.site == site, ScanRun.status == RunStatus.RUNNING.value)
+            select(ScanRun).where(
+                ScanRun.site == site,
+                ScanRun.status == RunStatus.RUNNING.value,
+                ScanRun.kind == SCAN,
+            )
         )
     )
     for run in dead:
@@ -55,6 +62,10 @@ def abort_dead(session: Session, site: str, *, now: datetime | None = None) -> l
         run.error = run.error or "the scan process died before finishing"
         session.add(run)
     return [run.id for run in dead if run.id is not None]
+
+
+SCAN = "scan"  # ScanRun.kind of one sweep
+WATCH = "watch"  # ScanRun.kind of a passive watcher's lifetime
 
 
 def start(
@@ -68,6 +79,7 @@ def start(
     sensor: str,
     version: str,
     now: datetime | None = None,
+    kind: str = SCAN,
 ) -> ScanRun:
     """Record a new run as `running`."""
     run = ScanRun(
@@ -81,6 +93,7 @@ def start(
         version=version,
         actor=actor,
         sensor=sensor,
+        kind=kind,
     )
     session.add(run)
     session.flush()
@@ -141,10 +154,10 @@ def list_runs(session: Session, *, site: str | None = None, limit: int = 50) -> 
 
 
 def last_complete(session: Session, *, site: str | None = None, count: int = 2) -> list[ScanRun]:
-    """The newest complete runs, newest first."""
+    """The newest complete scan runs, newest first (a watcher's lifetime is no sweep to compare)."""
     query = (
         select(ScanRun)
-        .where(ScanRun.status == RunStatus.COMPLETE.value)
+        .where(ScanRun.status == RunStatus.COMPLETE.value, ScanRun.kind == SCAN)
         .order_by(col(ScanRun.id).desc())
         .limit(count)
     )
@@ -320,13 +333,16 @@ def load_results(session: Session, run: ScanRun) -> ScanResult:
 
 
 def last_seen(session: Session) -> dict[tuple[str, str], datetime]:
-    """When each (ip, mac) pair was last seen by any complete run of any site."""
+    """When each (ip, mac) pair was last seen by any complete run, or any watcher, of any site."""
     seen = ObservationRow.__table__  # type: ignore[attr-defined]
     run = ScanRun.__table__  # type: ignore[attr-defined]
     query = (
         sa.select(seen.c.ip, seen.c.mac, sa.func.max(seen.c.seen_at))
         .join(run, run.c.id == seen.c.run_id)
-        .where(run.c.status == RunStatus.COMPLETE.value, seen.c.mac.is_not(None))
+        .where(
+            sa.or_(run.c.status == RunStatus.COMPLETE.value, run.c.kind == WATCH),
+            seen.c.mac.is_not(None),
+        )
         .group_by(seen.c.ip, seen.c.mac)
     )
     # max() keeps the column's type, so the times come back timezone-aware.
@@ -345,7 +361,11 @@ def service_baseline(
     recent = list(
         session.exec(
             select(ScanRun)
-            .where(ScanRun.site == site, ScanRun.status == RunStatus.COMPLETE.value)
+            .where(
+                ScanRun.site == site,
+                ScanRun.status == RunStatus.COMPLETE.value,
+                ScanRun.kind == SCAN,
+            )
             .order_by(col(ScanRun.id).desc())
             .limit(lookback)
         )

@@ -29,6 +29,7 @@ class ScanRun(SQLModel, table=True):
     actor: str
     sensor: str = ""
     error: str = ""
+    kind: str = "scan"  # "scan" (one sweep) or "watch" (a passive watcher's lifetime)
 
 
 def _run_id() -> Any:
@@ -121,6 +122,22 @@ class EvidenceRow(SQLModel, table=True):
     kind: str
     points_to: str
     detail: str = ""
+
+
+class DhcpFingerprintRow(SQLModel, table=True):
+    """What a device's DHCP client asks for (options 55 and 60), as a passive watcher saw it."""
+
+    __tablename__ = "dhcp_fingerprint"
+
+    id: int | None = Field(default=None, primary_key=True)
+    site: str
+    mac: str
+    ip: str | None = None
+    hostname: str = ""
+    parameters: str = ""  # option 55, the codes in the client's order: "1,3,6,15"
+    vendor_class: str = ""  # option 60, e.g. "MSFT 5.0", "android-dhcp-14"
+    first_seen_at: datetime = Field(sa_type=UTCDateTime)
+    last_seen_at: datetime = Field(sa_type=UTCDateTime)
 
 
 class FindingRow(SQLModel, table=True):

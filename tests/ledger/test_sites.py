@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from ipguard.ledger.store import Store
+from ipguard.ledger.store import SCHEMA_HEAD, Store
 from ipguard.model import LEDGER_FIELDS
 from tests.conftest import Cli
 from tests.ledger.test_import_export import FULL_ROWS, ledger_json, write_csv
@@ -62,7 +62,7 @@ def test_migration_0003_keeps_existing_records_valid_at_every_site(db_url: str) 
         version = session.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
     store.close()
     assert tuple(row) == ("10.0.0.1", "李伟", "")
-    assert version == "0003"
+    assert version == SCHEMA_HEAD
 
 
 def test_add_edit_list_and_show_with_sites(cli: Cli) -> None:

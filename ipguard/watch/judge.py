@@ -1,0 +1,255 @@
+"""What the frames of the link come to: claims set against the ledger by the scan's own policies.
+
+A scan judges one run's replies at once; a watcher judges a stream. The `Judge` keeps what the
+stream needs, bounded, and hands each new fact to `ipguard.policies.evaluate`, so that a frame is
+judged by exactly the rules (and severities) a scan applies:
+
+- each (IP, MAC) claim is judged alone when first heard and again every REJUDGE_SECONDS (so that
+  `last_seen` moves): unregistered-host, ip-mac-mismatch, mac-moved and the lifecycle kinds;
+- the MACs that claimed one IP within `[watch] duplicate_window` seconds are judged together:
+  duplicate-ip (arpwatch's "flip flop");
+- DHCP OFFERs and ACKs are offers: rogue-dhcp; a client's hostname at the address it asks for:
+  hostname-policy.
+
+Memory is bounded: at most MAX_MACS_PER_ADDRESS MACs per IP and MAX_ADDRESSES IPs in the window,
+MAX_JUDGED remembered judgements. What does not fit is counted in `ignored`, never kept.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from ipguard.config import PolicySettings
+from ipguard.model import (
+    Binding,
+    DhcpOffer,
+    Finding,
+    FindingKind,
+    NameObservation,
+    Observation,
+)
+from ipguard.policies import LedgerIndex, RunFacts, evaluate
+from ipguard.policies.base import AddressRanges
+from ipguard.scanners.passive import ArpClaim, DhcpClient, Parsed
+
+REJUDGE_SECONDS = 60.0
+MAX_MACS_PER_ADDRESS = 8
+MAX_ADDRESSES = 65_536
+MAX_JUDGED = 262_144
+MAX_OPS = 4  # kinds of ARP frame remembered per pair in a batch, for the evidence
+
+# What a single claim can show, as the scan's policies name it.
+PAIR_KINDS = frozenset({
+    FindingKind.UNREGISTERED_HOST, FindingKind.IP_MAC_MISMATCH, FindingKind.MAC_MOVED,
+    FindingKind.SUSPENDED_DEVICE_ONLINE, FindingKind.ISOLATED_DEVICE_ONLINE,
+    FindingKind.GUEST_EXPIRED,
+})  # fmt: skip
+WATCH_KINDS = PAIR_KINDS | {
+    FindingKind.DUPLICATE_IP,
+    FindingKind.ROGUE_DHCP,
+    FindingKind.HOSTNAME_POLICY,
+}
+
+
+@dataclass
+class Verdicts:
+    """What one batch of frames came to."""
+
+    findings: list[Finding] = field(default_factory=list)
+    sightings: list[Observation] = field(default_factory=list)  # to store in the watch run
+    offers: list[DhcpOffer] = field(default_factory=list)
+    clients: dict[str, DhcpClient] = field(default_factory=dict)  # by MAC: the latest message
+    judged: int = 0  # frames kept and set against what is known (the rest were ignored)
+    evaluated: int = 0  # of those, the ones that went through the policies (new or due again)
+    ops: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # ARP kinds per pair
+
+    def evidence(self, finding: Finding) -> dict[str, Any]:
+        """The frames behind a finding, for its stored evidence."""
+        frames = [
+            {"mac": mac, "arp": ops}
+            for (ip, mac), ops in self.ops.items()
+            if ip == finding.ip and (finding.mac is None or mac == finding.mac)
+        ]
+        offers = [
+            {"server_mac": offer.server_mac, "offered_ip": offer.offered_ip}
+            for offer in self.offers
+            if offer.server_ip == finding.ip
+        ]
+        return {"watch": {"frames": frames[:MAX_MACS_PER_ADDRESS], "dhcp_offers": offers[:8]}}
+
+
+class Judge:
+    """Judges the frames of one site's link against a ledger snapshot (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        site: str,
+        subnets: Sequence[str],
+        policy: PolicySettings,
+        duplicate_window: float,
+    ) -> None:
+        self.site = site
+        self.scope = AddressRanges(subnets)
+        self.policy = policy
+        self.duplicate_window = duplicate_window
+        self.ignored: Counter[str] = Counter()
+        self._records: tuple[Binding, ...] = ()
+        self._index = LedgerIndex((), site)
+        self._first_seen: Mapping[tuple[str, str], datetime] = {}
+        self._window: dict[str, dict[str, float]] = {}  # IP -> MAC -> when last claimed
+        self._judged: dict[tuple[str, str], float] = {}  # a pair, or (kind, key) -> when
+        self._pruned = 0.0
+
+    def load(
+        self, ledger: Iterable[Binding], first_seen: Mapping[tuple[str, str], datetime]
+    ) -> None:
+        """Take a new ledger snapshot; everything is judged afresh against it."""
+        self._records = tuple(ledger)
+        self._index = LedgerIndex(self._records, self.site)
+        self._first_seen = first_seen
+        self._judged.clear()
+
+    def note_first_seen(self, first_seen: Mapping[tuple[str, str], datetime]) -> None:
+        """When the site's live findings were first seen (for the unregistered grace period)."""
+        self._first_seen = first_seen
+
+    def judge(self, items: Sequence[tuple[float, Parsed]], now: datetime) -> Verdicts:
+        """Judge a batch of parsed frames, stamped with their arrival (monotonic seconds)."""
+        verdicts = Verdicts()
+        pairs: dict[str, list[str]] = {}
+        touched: set[str] = set()
+        for moment, item in items:
+            if isinstance(item, ArpClaim):
+                if not self._claim(item, moment, verdicts, pairs):
+                    continue
+                touched.add(item.ip)
+            elif isinstance(item, DhcpOffer):
+                if self._due(("offer", f"{item.server_ip}|{item.server_mac}"), moment):
+                    verdicts.offers.append(item)
+                    verdicts.evaluated += 1
+            else:
+                verdicts.clients[item.mac] = item
+            verdicts.judged += 1
+        latest = max((moment for moment, _item in items), default=0.0)
+        self._prune(latest)
+        verdicts.findings += self._pairs(pairs, now, verdicts)
+        verdicts.findings += self._duplicates(touched, latest, now)
+        if verdicts.offers:
+            found = self._evaluate(now, dhcp_offers=tuple(verdicts.offers))
+            verdicts.findings += [f for f in found if f.kind is FindingKind.ROGUE_DHCP]
+        verdicts.findings += self._hostnames(verdicts.clients.values(), latest, now)
+        return verdicts
+
+    def _claim(
+        self, claim: ArpClaim, moment: float, verdicts: Verdicts, pairs: dict[str, list[str]]
+    ) -> bool:
+        """Remember one claim; True when it is in scope and kept."""
+        if claim.ip not in self.scope:
+            self.ignored["out_of_scope"] += 1
+            return False
+        macs = self._window.get(claim.ip)
+        if macs is None:
+            if len(self._window) >= MAX_ADDRESSES:
+                self._prune(moment, force=True)
+            if len(self._window) >= MAX_ADDRESSES:
+                self.ignored["over_address_limit"] += 1
+                return False
+            macs = self._window[claim.ip] = {}
+        if claim.mac not in macs and len(macs) >= MAX_MACS_PER_ADDRESS:
+            self.ignored["over_mac_limit"] += 1
+            return False
+        macs[claim.mac] = moment
+        key = (claim.ip, claim.mac)
+        ops = verdicts.ops.setdefault(key, [])
+        if claim.op not in ops and len(ops) < MAX_OPS:
+            ops.append(claim.op)
+        if self._due(key, moment):
+            pairs.setdefault(claim.ip, []).append(claim.mac)
+            verdicts.evaluated += 1
+        return True
+
+    def _due(self, key: tuple[str, str], moment: float) -> bool:
+        """True when `key` was not judged within REJUDGE_SECONDS (and marks it judged now)."""
+        last = self._judged.get(key)
+        if last is not None and moment - last < REJUDGE_SECONDS:
+            return False
+        if len(self._judged) >= MAX_JUDGED:
+            self._judged.clear()  # judging again costs little; remembering without bound, memory
+        self._judged[key] = moment
+        return True
+
+    def _prune(self, moment: float, *, force: bool = False) -> None:
+        """Forget claims older than the duplicate window (at most once a second)."""
+        if not force and moment - self._pruned < 1.0:
+            return
+        self._pruned = moment
+        oldest = moment - self.duplicate_window
+        for ip in list(self._window):
+            macs = self._window[ip]
+            for mac in [mac for mac, when in macs.items() if when < oldest]:
+                del macs[mac]
+            if not macs:
+                del self._window[ip]
+
+    def _evaluate(self, now: datetime, **extra: Any) -> list[Finding]:
+        # No subnets: a watcher covers nothing the way a sweep does, so nothing is found stale.
+        facts = RunFacts(
+            now=now,
+            subnets=(),
+            observations=(),
+            ledger=self._records,
+            first_seen=self._first_seen,
+            site=self.site,
+        )
+        return evaluate(replace(facts, **extra), self.policy, self._index)
+
+    def _pairs(
+        self, pairs: dict[str, list[str]], now: datetime, verdicts: Verdicts
+    ) -> list[Finding]:
+        """Each new claim judged alone: in rounds, one MAC per IP per round."""
+        found: list[Finding] = []
+        pending = {ip: list(macs) for ip, macs in pairs.items()}
+        while pending:
+            round_ = tuple(Observation(ip, macs.pop(0), now, "arp") for ip, macs in pending.items())
+            pending = {ip: macs for ip, macs in pending.items() if macs}
+            verdicts.sightings.extend(round_)
+            found += [
+                finding
+                for finding in self._evaluate(now, observations=round_)
+                if finding.kind in PAIR_KINDS
+            ]
+        return found
+
+    def _duplicates(self, touched: set[str], latest: float, now: datetime) -> list[Finding]:
+        """IPs claimed by two or more MACs within the duplicate window."""
+        oldest = latest - self.duplicate_window
+        together = []
+        for ip in touched:
+            macs = sorted(mac for mac, when in self._window.get(ip, {}).items() if when >= oldest)
+            if len(macs) > 1 and self._due(("duplicate", f"{ip}|{','.join(macs)}"), latest):
+                together += [Observation(ip, mac, now, "arp") for mac in macs]
+        if not together:
+            return []
+        found = self._evaluate(now, observations=tuple(together))
+        return [finding for finding in found if finding.kind is FindingKind.DUPLICATE_IP]
+
+    def _hostnames(
+        self, clients: Iterable[DhcpClient], latest: float, now: datetime
+    ) -> list[Finding]:
+        """A client's hostname, judged at the address it asks for, as that address's name."""
+        seen, names = [], []
+        for client in clients:
+            if not client.hostname or client.ip is None or client.ip not in self.scope:
+                continue
+            if self._due(("hostname", f"{client.mac}|{client.ip}|{client.hostname}"), latest):
+                seen.append(Observation(client.ip, client.mac, now, "dhcp"))
+                names.append(NameObservation(client.ip, client.hostname, "dhcp"))
+        if not names:
+            return []
+        found = self._evaluate(now, observations=tuple(seen), names=tuple(names))
+        return [finding for finding in found if finding.kind is FindingKind.HOSTNAME_POLICY]

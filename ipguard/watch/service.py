@@ -1,0 +1,421 @@
+"""The watcher's loop: frames in, judged in batches, findings in the ledger within a second.
+
+    record the watch run (running), take a ledger snapshot, open the capture, READY=1
+    until SIGTERM/SIGINT:
+        read what the socket holds (at most 0.1 s of waiting), parse it at fixed offsets
+        every FLUSH_SECONDS with frames pending: judge them, then in one transaction store the
+            sightings, DHCP fingerprints and findings (opened or updated, never resolved)
+        every few seconds: heartbeat and counts, ledger edits (device table's updated_at),
+            the interface (gone or down: wait and reopen), the watchdog
+        every [watch] alert_interval seconds: the alert digest (ipguard.alerts: never twice)
+        SIGHUP: read the configuration and the ledger again
+    store what is pending, close the run (complete), exit 0
+
+The ledger unavailable: judged batches wait in memory (bounded, MAX_BACKLOG) and are stored, in
+order, once it answers again. Nothing here prints: the caller gets each new or escalated finding
+and each warning through callbacks (the CLI writes them to standard error, the journal).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from types import FrameType
+from typing import Any
+
+from ipguard import __version__
+from ipguard.alerts import send_digest
+from ipguard.config import Settings
+from ipguard.errors import InterfaceError, IpguardError, LedgerUnavailable
+from ipguard.ledger import findings, watching
+from ipguard.ledger.scan_tables import FindingRow, ScanRun
+from ipguard.ledger.store import Store
+from ipguard.ledger.tables import utcnow
+from ipguard.scanners import rawsock
+from ipguard.scanners.passive import Capture, parse_frame
+from ipguard.watch import systemd
+from ipguard.watch.judge import Judge, Verdicts
+
+FLUSH_SECONDS = 0.2  # frames wait at most this long to be judged and stored
+TICK_SECONDS = 5.0  # heartbeat, ledger poll, interface check
+MAX_PENDING = 200_000  # parsed frames waiting for the next batch; beyond, counted and dropped
+MAX_BACKLOG = 3_000  # judged batches waiting for an unavailable ledger (10 minutes of batches)
+
+Report = Callable[[str, FindingRow], None]  # ("new" | "escalated", the stored finding)
+Warn = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class WatchRequest:
+    """What to watch: the site, the interface and the subnets whose claims are judged."""
+
+    site: str
+    interface: str
+    subnets: tuple[str, ...]
+    actor: str
+
+
+class Watcher:
+    """Watches one interface for one site until `stop()` (SIGTERM/SIGINT); see the module."""
+
+    def __init__(
+        self,
+        store: Store,
+        request: WatchRequest,
+        settings: Callable[[], Settings],
+        *,
+        report: Report,
+        warn: Warn,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.store = store
+        self.request = request
+        self._read_settings = settings
+        self.settings = settings()
+        self.report = report
+        self.warn = warn
+        self.clock = clock
+        self.counts: Counter[str] = Counter()
+        self.run_id: int | None = None
+        self.aborted_before: list[int] = []
+        self.judge = self._new_judge()
+        self._stopping = threading.Event()
+        self._reload = False
+        self._pending: list[tuple[float, Any]] = []
+        self._backlog: list[tuple[datetime, Verdicts]] = []
+        self._capture: Capture | None = None
+        self._ledger_version: tuple[int, str] | None = None
+        self._ledger_down = False
+
+    def _new_judge(self) -> Judge:
+        return Judge(
+            site=self.request.site,
+            subnets=self.request.subnets,
+            policy=self.settings.policy,
+            duplicate_window=self.settings.watch.duplicate_window,
+        )
+
+    # -- lifetime --------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Watch until stopped; raises IpguardError only for what stops it at the start."""
+        self._capture = Capture(self.request.interface)
+        try:
+            self._start()
+            with _signals(self):
+                self._loop()
+        finally:
+            if self._capture is not None:
+                self._capture.close()
+        systemd.notify("STOPPING=1")
+        self._finish()
+
+    def stop(self) -> None:
+        """Ask the loop to end (safe from a signal handler or another thread)."""
+        self._stopping.set()
+
+    def reload(self) -> None:
+        """Ask the loop to read the configuration and the ledger again (SIGHUP)."""
+        self._reload = True
+
+    def _start(self) -> None:
+        now = self.clock()
+        with self.store.session() as session:
+            run, self.aborted_before = watching.start(
+                session,
+                site=self.request.site,
+                interface=self.request.interface,
+                subnets=self.request.subnets,
+                settings={
+                    "duplicate_window": self.settings.watch.duplicate_window,
+                    "alert_interval": self.settings.watch.alert_interval,
+                    "pid": os.getpid(),
+                },
+                actor=self.request.actor,
+                sensor=socket.gethostname(),
+                version=__version__,
+                now=now,
+                dead=_gone,
+            )
+            self.run_id = run.id
+        self._load_ledger()
+        systemd.notify(f"READY=1\nSTATUS=watching {self.request.interface}")
+
+    def _finish(self) -> None:
+        """Store what is pending and close the run; a ledger still down loses only the backlog."""
+        assert self.run_id is not None
+        self._flush()
+        now = self.clock()
+        try:
+            self._drain_backlog()
+            with self.store.session() as session:
+                watching.stop(session, self.run_id, self.summary(), now)
+        except LedgerUnavailable as error:
+            self.warn(f"watch run {self.run_id} could not be closed: {error}")
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        last_flush = last_tick = last_alert = time.monotonic()
+        watchdog = systemd.watchdog_interval()
+        last_dog = last_flush
+        while not self._stopping.is_set():
+            self._read()
+            moment = time.monotonic()
+            if self._pending and moment - last_flush >= FLUSH_SECONDS:
+                self._flush()
+                last_flush = moment
+            if self._reload:
+                self._reload = False
+                self._do_reload()
+            if moment - last_tick >= TICK_SECONDS:
+                last_tick = moment
+                self._tick()
+            if moment - last_alert >= self.settings.watch.alert_interval:
+                last_alert = moment
+                self._alert()
+            if watchdog is not None and moment - last_dog >= watchdog:
+                last_dog = moment
+                systemd.notify("WATCHDOG=1")
+
+    def _read(self) -> None:
+        if self._capture is None:
+            self._stopping.wait(1.0)
+            self._reopen()
+            return
+        try:
+            frames = self._capture.read(0.1)
+        except InterfaceError as error:
+            self._lost(str(error))
+            return
+        moment = time.monotonic()
+        self.counts["frames_read"] += len(frames)
+        pending = self._pending
+        room = MAX_PENDING - len(pending)
+        for frame in frames:
+            parsed = parse_frame(frame)
+            if parsed is None:
+                self.counts["ignored_unparsed"] += 1
+            elif room <= 0:
+                self.counts["ignored_backlog"] += 1
+            else:
+                pending.append((moment, parsed))
+                room -= 1
+
+    def _flush(self) -> None:
+        """Judge the pending frames and store what they came to."""
+        if not self._pending:
+            return
+        items, self._pending = self._pending, []
+        now = self.clock()
+        verdicts = self.judge.judge(items, now)
+        self.counts["frames_judged"] += verdicts.judged
+        self.counts["frames_evaluated"] += verdicts.evaluated
+        if self._backlog:
+            self._queue(now, verdicts)
+            self._drain_backlog()
+            return
+        try:
+            self._store(now, verdicts)
+        except LedgerUnavailable as error:
+            self._ledger_unavailable(error)
+            self._queue(now, verdicts)
+
+    def _queue(self, now: datetime, verdicts: Verdicts) -> None:
+        if len(self._backlog) >= MAX_BACKLOG:
+            self.counts["ignored_ledger_down"] += len(verdicts.sightings) + len(verdicts.offers)
+            return
+        self._backlog.append((now, verdicts))
+
+    def _drain_backlog(self) -> None:
+        while self._backlog:
+            now, verdicts = self._backlog[0]
+            try:
+                self._store(now, verdicts)
+            except LedgerUnavailable as error:
+                self._ledger_unavailable(error)
+                return
+            self._backlog.pop(0)
+
+    def _store(self, now: datetime, verdicts: Verdicts) -> None:
+        assert self.run_id is not None
+        site = self.request.site
+        with self.store.session() as session:
+            watching.store_sightings(session, self.run_id, verdicts.sightings, verdicts.offers)
+            watching.store_fingerprints(session, site, verdicts.clients.values(), now)
+            synced = None
+            if verdicts.findings:
+                synced = findings.sync(
+                    session,
+                    site=site,
+                    run_id=self.run_id,
+                    now=now,
+                    findings=verdicts.findings,
+                    subnets=(),
+                    phases=frozenset(),  # no phase: a watcher never resolves a finding
+                    evidence=verdicts.evidence,
+                )
+                self.judge.note_first_seen(findings.first_seen(session, site))
+        if self._ledger_down:
+            self._ledger_down = False
+            self.warn(f"the ledger answers again; watch run {self.run_id} stored what it held")
+        self.counts["sightings_stored"] += len(verdicts.sightings)
+        if synced is not None:
+            self.counts["findings_new"] += len(synced.new)
+            self.counts["findings_escalated"] += len(synced.escalated)
+            for row in synced.new:
+                self.report("new", row)
+            for row in synced.escalated:
+                self.report("escalated", row)
+
+    def _ledger_unavailable(self, error: LedgerUnavailable) -> None:
+        if not self._ledger_down:
+            self._ledger_down = True
+            self.warn(f"{error}; watching on, sightings kept until the ledger answers")
+
+    # -- every few seconds -----------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        if self._capture is not None:
+            self.counts["kernel_drops"] += self._capture.dropped()
+            self._check_interface()
+        if self._backlog:
+            self._drain_backlog()
+        try:
+            with self.store.session() as session:
+                assert self.run_id is not None
+                watching.beat(session, self.run_id, self.summary(), self.clock())
+                version = watching.ledger_version(session)
+            if version != self._ledger_version:
+                self._load_ledger()
+        except LedgerUnavailable as error:
+            self._ledger_unavailable(error)
+
+    def _load_ledger(self) -> None:
+        with self.store.session(write=False) as session:
+            self._ledger_version = watching.ledger_version(session)
+            records = watching.snapshot(session)
+            first = findings.first_seen(session, self.request.site)
+        self.judge.load(records, first)
+
+    def _do_reload(self) -> None:
+        try:
+            self.settings = self._read_settings()
+        except IpguardError as error:
+            self.warn(f"configuration not reloaded, the old one stays in force: {error}")
+        self.judge = self._new_judge()
+        try:
+            self._load_ledger()
+        except LedgerUnavailable as error:
+            self._ledger_unavailable(error)
+
+    def _alert(self) -> None:
+        try:
+            outcome = send_digest(
+                self.store,
+                self.settings.alerts,
+                site=self.request.site,
+                run_id=self.run_id,
+                now=self.clock(),
+            )
+        except IpguardError as error:
+            self.warn(f"alerts not sent: {error}")
+            return
+        for line in outcome.failed:
+            self.warn(line)
+
+    def _check_interface(self) -> None:
+        assert self._capture is not None
+        try:
+            info = rawsock.interface_info(self.request.interface)
+        except InterfaceError as error:
+            self._lost(str(error))
+            return
+        if info.index != self._capture.interface.index:
+            self._lost(f"interface {info.name} was replaced")
+        elif not info.up:
+            self._lost(f"interface {info.name} is down")
+
+    def _lost(self, why: str) -> None:
+        if self._capture is not None:
+            self._capture.close()
+            self._capture = None
+        self.counts["interface_lost"] += 1
+        self.warn(f"{why}; watching waits for it and listens again when it is back")
+
+    def _reopen(self) -> None:
+        try:
+            info = rawsock.interface_info(self.request.interface)
+            if not info.up:
+                return
+            self._capture = Capture(self.request.interface)
+        except InterfaceError:
+            return
+        self.warn(f"listening on {self.request.interface} again")
+
+    def summary(self) -> dict[str, Any]:
+        """The counts the watch run records: frames read, judged, ignored (by reason), findings."""
+        ignored = {
+            **{
+                key.removeprefix("ignored_"): n
+                for key, n in self.counts.items()
+                if "ignored_" in key
+            },
+            **self.judge.ignored,
+        }
+        return {
+            "frames_read": self.counts["frames_read"],
+            "frames_judged": self.counts["frames_judged"],
+            "frames_ignored": sum(ignored.values()),
+            "frames_evaluated": self.counts["frames_evaluated"],
+            "ignored": dict(ignored),
+            "kernel_drops": self.counts["kernel_drops"],
+            "sightings": self.counts["sightings_stored"],
+            "findings_new": self.counts["findings_new"],
+            "findings_escalated": self.counts["findings_escalated"],
+            "interface_lost": self.counts["interface_lost"],
+        }
+
+
+def _gone(run: ScanRun) -> bool:
+    """True for a watch run of this machine whose process no longer exists (killed)."""
+    pid = run.settings.get("pid")
+    if run.sensor != socket.gethostname() or not isinstance(pid, int) or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, as another user
+    return False
+
+
+@contextmanager
+def _signals(watcher: Watcher) -> Iterator[None]:
+    """SIGTERM and SIGINT stop the watcher; SIGHUP reloads it (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        watcher.stop()
+
+    def reload(_signum: int, _frame: FrameType | None) -> None:
+        watcher.reload()
+
+    handlers = {signal.SIGTERM: stop, signal.SIGINT: stop, signal.SIGHUP: reload}
+    previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

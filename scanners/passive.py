@@ -1,0 +1,275 @@
+"""Passive capture for `ipguard watch`: ARP and DHCP frames read off the link, never a frame sent.
+
+A packet socket on the interface, with a kernel filter that admits only ARP and IPv4 UDP to or
+from ports 67/68 (DHCP), in promiscuous mode so that a mirror port shows the frames of others too.
+Frames are parsed at fixed offsets with `struct`: a flood of 100,000 frames a second leaves no time
+for a scapy object per frame.
+
+What each frame says:
+
+- ARP: the sender's (IP, MAC) of requests, replies and gratuitous ARP is a claim of that address;
+  an ARP probe (sender IP 0.0.0.0, RFC 5227) claims its target address.
+- DHCP from a server (OFFER, ACK): a `DhcpOffer`, as the active probe records it.
+- DHCP from a client (DISCOVER, REQUEST, INFORM): its MAC, the address it asks for or holds, its
+  hostname (option 12) and its fingerprint: the parameter-request list (55) and vendor class (60).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import select
+import socket
+import struct
+from dataclasses import dataclass
+from datetime import datetime
+
+from ipguard.errors import InterfaceError, ScanError
+from ipguard.model import DhcpOffer
+from ipguard.scanners import rawsock
+
+WHAT = "watch"
+SNAPLEN = 1536  # a whole DHCP message; an ARP frame is 42 bytes and padding
+BATCH = 4096  # frames read per call before the caller looks at its clock again
+PACKET_ADD_MEMBERSHIP = 1
+PACKET_MR_PROMISC = 1
+JSET_K = 0x45  # if A & k goto +jt else goto +jf
+ETH_P_ARP = rawsock.ETH_P_ARP
+ETH_P_IP = rawsock.ETH_P_IP
+_ARP_IPV4 = bytes.fromhex("000108000604")  # htype Ethernet, ptype IPv4, hlen 6, plen 4
+_NO_ADDRESS = bytes(4)
+_DHCP_MAGIC = bytes.fromhex("63825363")
+SERVER_MESSAGES = {2: "offer", 5: "ack"}
+CLIENT_MESSAGES = {1: "discover", 3: "request", 8: "inform"}
+MAX_TEXT = 255  # a hostname or vendor class longer than a DHCP option allows is cut
+
+
+@dataclass(frozen=True, slots=True)
+class ArpClaim:
+    """An address claimed on the link: `ip` is at `mac`, said by an ARP frame of kind `op`."""
+
+    ip: str
+    mac: str
+    op: str  # "request", "reply", "gratuitous", "probe"
+
+
+@dataclass(frozen=True, slots=True)
+class DhcpClient:
+    """What a DHCP client said about itself in one message."""
+
+    mac: str
+    ip: str | None  # the address it asks for (option 50) or holds (ciaddr); None: not yet any
+    message: str  # "discover", "request", "inform"
+    hostname: str = ""
+    parameters: tuple[int, ...] = ()  # option 55, in the client's order
+    vendor_class: str = ""  # option 60
+
+
+Parsed = ArpClaim | DhcpOffer | DhcpClient
+
+
+def capture_filter(snaplen: int = SNAPLEN) -> list[rawsock.Insn]:
+    """Kernel filter: ARP, or unfragmented IPv4 UDP with source or destination port 67 or 68."""
+    insn, ldh, ldb = rawsock.Insn, rawsock.LDH_ABS, rawsock.LDB_ABS
+    jeq = rawsock.JEQ_K
+    # Jump offsets count from the next instruction: 14 is accept, 15 is reject.
+    return [
+        insn(ldh, k=12),  # 0: EtherType
+        insn(jeq, 12, 0, ETH_P_ARP),  # 1
+        insn(jeq, 0, 12, ETH_P_IP),  # 2
+        insn(ldb, k=23),  # 3: IP protocol
+        insn(jeq, 0, 10, socket.IPPROTO_UDP),  # 4
+        insn(ldh, k=20),  # 5: flags and fragment offset
+        insn(JSET_K, 8, 0, 0x1FFF),  # 6: a later fragment has no UDP header
+        insn(rawsock.LDX_MSH, k=14),  # 7: X = IP header length
+        insn(rawsock.LDH_IND, k=14),  # 8: UDP source port
+        insn(jeq, 4, 0, 67),  # 9
+        insn(jeq, 3, 0, 68),  # 10
+        insn(rawsock.LDH_IND, k=16),  # 11: UDP destination port
+        insn(jeq, 1, 0, 67),  # 12
+        insn(jeq, 0, 1, 68),  # 13
+        insn(rawsock.RET_K, k=snaplen),  # 14: accept
+        insn(rawsock.RET_K, k=0),  # 15: reject
+    ]
+
+
+def _mac(raw: bytes) -> str:
+    return raw.hex(":")
+
+
+def parse_arp(frame: bytes) -> ArpClaim | None:
+    """The claim an Ethernet ARP frame makes, or None (not IPv4 over Ethernet, no usable sender)."""
+    if len(frame) < 42 or frame[14:20] != _ARP_IPV4:
+        return None
+    sender_mac = frame[22:28]
+    if sender_mac[0] & 0x01 or sender_mac == bytes(6):  # multicast, broadcast or zero: no device
+        return None
+    op = frame[20] << 8 | frame[21]
+    sender_ip, target_ip = frame[28:32], frame[38:42]
+    if sender_ip == _NO_ADDRESS:
+        if op != 1 or target_ip == _NO_ADDRESS:
+            return None
+        return ArpClaim(socket.inet_ntoa(target_ip), _mac(sender_mac), "probe")
+    if sender_ip == target_ip:
+        kind = "gratuitous"
+    elif op == 1:
+        kind = "request"
+    elif op == 2:
+        kind = "reply"
+    else:
+        return None
+    return ArpClaim(socket.inet_ntoa(sender_ip), _mac(sender_mac), kind)
+
+
+def dhcp_options(data: bytes, start: int) -> dict[int, bytes]:
+    """The options of a DHCP message from `start` (first occurrence of each code wins)."""
+    options: dict[int, bytes] = {}
+    at, end = start, len(data)
+    while at < end:
+        code = data[at]
+        if code == 0:  # pad
+            at += 1
+            continue
+        if code == 255 or at + 1 >= end:  # end
+            break
+        length = data[at + 1]
+        options.setdefault(code, data[at + 2 : at + 2 + length])
+        at += 2 + length
+    return options
+
+
+def _text(raw: bytes | None) -> str:
+    if not raw:
+        return ""
+    return raw.rstrip(b"\x00")[:MAX_TEXT].decode("utf-8", "backslashreplace")
+
+
+def _ipv4(raw: bytes | None) -> str | None:
+    if raw is None or len(raw) < 4 or raw[:4] == _NO_ADDRESS:
+        return None
+    return socket.inet_ntoa(raw[:4])
+
+
+def parse_dhcp(frame: bytes, seen_at: datetime | None = None) -> DhcpOffer | DhcpClient | None:
+    """A server's OFFER/ACK or a client's DISCOVER/REQUEST/INFORM in an Ethernet frame, or None."""
+    if len(frame) < 34 or frame[12:14] != b"\x08\x00" or frame[23] != socket.IPPROTO_UDP:
+        return None
+    ihl = (frame[14] & 0x0F) * 4
+    bootp = 14 + ihl + 8
+    if ihl < 20 or len(frame) < bootp + 240 or frame[bootp + 236 : bootp + 240] != _DHCP_MAGIC:
+        return None
+    if frame[bootp + 1] != 1 or frame[bootp + 2] != 6:  # htype Ethernet, hlen 6
+        return None
+    options = dhcp_options(frame, bootp + 240)
+    message = options.get(53, b"\x00")[:1]
+    kind = message[0] if message else 0
+    op = frame[bootp]
+    if op == 2 and kind in SERVER_MESSAGES:
+        routers = options.get(3, b"")
+        dns = options.get(6, b"")
+        server = _ipv4(options.get(54)) or socket.inet_ntoa(frame[26:30])
+        return DhcpOffer(
+            server_ip=server,
+            server_mac=_mac(frame[6:12]),
+            offered_ip=socket.inet_ntoa(frame[bootp + 16 : bootp + 20]),
+            router=_ipv4(routers[:4]),
+            dns=tuple(socket.inet_ntoa(dns[at : at + 4]) for at in range(0, len(dns) - 3, 4)),
+            seen_at=seen_at,
+        )
+    if op == 1 and kind in CLIENT_MESSAGES:
+        return DhcpClient(
+            mac=_mac(frame[bootp + 28 : bootp + 34]),
+            ip=_ipv4(options.get(50)) or _ipv4(frame[bootp + 12 : bootp + 16]),
+            message=CLIENT_MESSAGES[kind],
+            hostname=_text(options.get(12)),
+            parameters=tuple(options.get(55, b"")),
+            vendor_class=_text(options.get(60)),
+        )
+    return None
+
+
+def parse_frame(frame: bytes, seen_at: datetime | None = None) -> Parsed | None:
+    """What one captured frame says (see the module docstring), or None when it says nothing."""
+    if frame[12:14] == b"\x08\x06":
+        return parse_arp(frame)
+    return parse_dhcp(frame, seen_at)
+
+
+class Capture:
+    """A listening packet socket on one interface; `read` returns the frames queued so far.
+
+    Example (needs CAP_NET_RAW)::
+
+        with Capture("eth0") as capture:
+            frames = capture.read(timeout=0.1)   # [b'\\xff\\xff…', …]
+
+    Raises InterfaceError when the interface is missing (or disappears: `read` then raises it
+    too), PrivilegeError without CAP_NET_RAW.
+    """
+
+    def __init__(self, interface: str) -> None:
+        info = rawsock.interface_info(interface)
+        self.interface = info
+        self.drops = 0  # frames the kernel dropped because we read too slowly
+        sock = rawsock.open_socket(socket.AF_PACKET, socket.SOCK_RAW, 0, WHAT)
+        try:
+            rawsock.attach_filter(sock, capture_filter())
+            rawsock.enlarge_receive_buffer(sock)
+            # What this machine sends itself (a scan beside us) is not news from the link.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(rawsock.SOL_PACKET, rawsock.PACKET_IGNORE_OUTGOING, 1)
+            sock.bind((info.name, rawsock.ETH_P_ALL))
+            # A mirror port delivers other hosts' unicast frames only in promiscuous mode; the
+            # kernel drops the membership with the socket.
+            mreq = struct.pack("iHH8s", info.index, PACKET_MR_PROMISC, 0, b"")
+            with contextlib.suppress(OSError):
+                sock.setsockopt(rawsock.SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
+        except OSError as error:
+            sock.close()
+            if error.errno in (errno.ENODEV, errno.ENXIO):
+                raise InterfaceError(
+                    f"interface {interface} disappeared while opening it"
+                ) from None
+            raise ScanError(f"{WHAT} cannot listen on {interface}: {error.strerror}") from None
+        except BaseException:
+            sock.close()
+            raise
+        sock.setblocking(False)
+        self._sock = sock
+        self._poller = select.poll()
+        self._poller.register(sock.fileno(), select.POLLIN)
+
+    def read(self, timeout: float, limit: int = BATCH) -> list[bytes]:
+        """Frames queued now (up to `limit`), waiting at most `timeout` seconds for the first."""
+        recv = self._sock.recv
+        frames: list[bytes] = []
+        try:
+            if not self._poller.poll(int(timeout * 1000)):
+                return frames
+            for _ in range(limit):
+                frames.append(recv(SNAPLEN))
+        except BlockingIOError:
+            pass
+        except OSError as error:
+            if frames:
+                return frames  # the error comes back on the next read
+            raise InterfaceError(
+                f"interface {self.interface.name} failed under {WHAT}: {error.strerror}"
+            ) from None
+        return frames
+
+    def dropped(self) -> int:
+        """Frames the kernel dropped since the last call (the socket's buffer was full)."""
+        lost = rawsock.packet_drops(self._sock)
+        self.drops += lost
+        return lost
+
+    def close(self) -> None:
+        """Stop listening."""
+        self._sock.close()
+
+    def __enter__(self) -> Capture:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()

@@ -1,0 +1,159 @@
+"""The watcher's judge: claims and offers set against a ledger by the scan's own policies."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, date, datetime
+
+import pytest
+
+from ipguard.config import PolicySettings
+from ipguard.model import Binding, DeviceStatus, DhcpOffer, FindingKind, Role, Severity
+from ipguard.scanners.passive import ArpClaim, DhcpClient
+from ipguard.watch.judge import MAX_MACS_PER_ADDRESS, REJUDGE_SECONDS, Judge
+
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+GW, PC, DHCP_SERVER = "198.18.0.1", "198.18.0.20", "198.18.0.3"
+GW_MAC, PC_MAC, SRV_MAC = "02:18:00:00:00:01", "02:18:00:00:00:20", "02:18:00:00:00:03"
+EVIL, OTHER = "00:16:3e:00:00:66", "00:16:3e:00:00:67"
+LEDGER = (
+    Binding(GW, GW_MAC, owner="王芳", roles=frozenset({Role.GATEWAY, Role.ROUTER})),
+    Binding(PC, PC_MAC, owner="李伟", department="math", asset_tag="pc01"),
+    Binding(DHCP_SERVER, SRV_MAC, roles=frozenset({Role.SERVER, Role.DHCP_SERVER})),
+    Binding("198.18.0.50", "02:18:00:00:00:50", status=DeviceStatus.SUSPENDED),
+    Binding("198.18.0.51", "02:18:00:00:00:51", isolated=True),
+    Binding("198.18.0.52", "02:18:00:00:00:52", guest_until=date(2026, 11, 1)),
+)
+
+
+def judge(policy: PolicySettings | None = None, window: float = 10.0) -> Judge:
+    made = Judge(
+        site="lab",
+        subnets=["198.18.0.0/24"],
+        policy=policy or PolicySettings(hostname_rule="^{department}-{asset_tag}$"),
+        duplicate_window=window,
+    )
+    made.load(LEDGER, {})
+    return made
+
+
+def kinds(found) -> set[tuple[str, str | None, str | None, str]]:
+    return {(f.kind.value, f.ip, f.mac, f.severity.value) for f in found}
+
+
+@pytest.mark.parametrize(
+    ("claim", "expected"),
+    [
+        (ArpClaim(PC, PC_MAC, "reply"), set()),
+        (ArpClaim(GW, EVIL, "reply"), {("ip-mac-mismatch", GW, EVIL, "critical")}),
+        (ArpClaim(PC, EVIL, "probe"), {("ip-mac-mismatch", PC, EVIL, "high")}),
+        (
+            ArpClaim("198.18.0.91", EVIL, "gratuitous"),
+            {("unregistered-host", "198.18.0.91", EVIL, "high")},
+        ),
+        (
+            ArpClaim("198.18.0.92", PC_MAC, "request"),
+            {("mac-moved", "198.18.0.92", PC_MAC, "medium")},
+        ),
+        (
+            ArpClaim("198.18.0.50", "02:18:00:00:00:50", "reply"),
+            {("suspended-device-online", "198.18.0.50", "02:18:00:00:00:50", "medium")},
+        ),
+        (
+            ArpClaim("198.18.0.51", "02:18:00:00:00:51", "reply"),
+            {("isolated-device-online", "198.18.0.51", "02:18:00:00:00:51", "critical")},
+        ),
+        (
+            ArpClaim("198.18.0.52", "02:18:00:00:00:52", "reply"),
+            {("guest-expired", "198.18.0.52", "02:18:00:00:00:52", "medium")},
+        ),
+        # The gateway answering for another address is proxy ARP, documented router behaviour.
+        (ArpClaim("198.18.0.93", GW_MAC, "reply"), set()),
+    ],
+)  # fmt: skip
+def test_a_claim_is_judged_as_a_scan_would_judge_the_same_reply(claim, expected) -> None:
+    assert kinds(judge().judge([(0.0, claim)], NOW).findings) == expected
+
+
+def test_a_claim_is_judged_again_only_after_rejudge_seconds() -> None:
+    watcher = judge()
+    claim = ArpClaim("198.18.0.91", EVIL, "request")
+    first = watcher.judge([(0.0, claim), (0.1, claim)], NOW)
+    assert (first.judged, first.evaluated, len(first.findings)) == (2, 1, 1)
+    assert first.evidence(first.findings[0])["watch"]["frames"] == [
+        {"mac": EVIL, "arp": ["request"]}
+    ]
+    again = watcher.judge([(REJUDGE_SECONDS / 2, claim)], NOW)
+    assert (again.evaluated, again.findings) == (0, [])
+    later = watcher.judge([(REJUDGE_SECONDS + 1, claim)], NOW)
+    assert kinds(later.findings) == {("unregistered-host", "198.18.0.91", EVIL, "high")}
+
+
+def test_two_macs_claiming_one_address_within_the_window_are_a_duplicate() -> None:
+    watcher = judge(window=10.0)
+    watcher.judge([(0.0, ArpClaim(GW, GW_MAC, "reply"))], NOW)
+    found = watcher.judge([(5.0, ArpClaim(GW, EVIL, "reply"))], NOW).findings
+    assert kinds(found) == {
+        ("ip-mac-mismatch", GW, EVIL, "critical"),
+        ("duplicate-ip", GW, None, "critical"),
+    }
+    duplicate = next(f for f in found if f.kind is FindingKind.DUPLICATE_IP)
+    assert duplicate.detail["macs"] == [EVIL, GW_MAC]
+    # Outside the window the two claims are a mismatch each time, never a duplicate.
+    apart = judge(window=10.0)
+    apart.judge([(0.0, ArpClaim(PC, PC_MAC, "reply"))], NOW)
+    later = apart.judge([(11.0, ArpClaim(PC, OTHER, "reply"))], NOW)
+    assert kinds(later.findings) == {("ip-mac-mismatch", PC, OTHER, "high")}
+
+
+def test_claims_outside_the_scope_and_beyond_the_limits_are_counted_not_kept() -> None:
+    watcher = judge()
+    outside = watcher.judge([(0.0, ArpClaim("10.1.2.3", EVIL, "reply"))], NOW)
+    assert (outside.judged, outside.findings) == (0, [])
+    flood = [(0.0, ArpClaim("198.18.0.99", f"00:16:3e:00:01:{n:02x}", "reply")) for n in range(40)]
+    found = watcher.judge(flood, NOW).findings
+    duplicate = next(f for f in found if f.kind is FindingKind.DUPLICATE_IP)
+    assert len(duplicate.detail["macs"]) == MAX_MACS_PER_ADDRESS
+    assert watcher.ignored == {"out_of_scope": 1, "over_mac_limit": 40 - MAX_MACS_PER_ADDRESS}
+
+
+def test_randomized_macs_are_said_so_and_may_be_lowered() -> None:
+    claim = ArpClaim("198.18.0.91", "da:a1:19:00:00:91", "request")
+    (finding,) = judge().judge([(0.0, claim)], NOW).findings
+    assert finding.detail["randomized"] is True
+    assert "randomized MAC" in finding.summary and finding.severity is Severity.HIGH
+    lowered = PolicySettings(randomized_mac_severity=Severity.LOW)
+    (finding,) = judge(lowered).judge([(0.0, claim)], NOW).findings
+    assert finding.severity is Severity.LOW
+    (real,) = judge(lowered).judge([(0.0, ArpClaim("198.18.0.91", EVIL, "request"))], NOW).findings
+    assert (real.detail["randomized"], real.severity) == (False, Severity.HIGH)
+
+
+def test_offers_from_servers_without_the_role_are_rogue_dhcp() -> None:
+    rogue = DhcpOffer("198.18.0.77", "02:66:00:00:00:77", "198.18.0.150")
+    allowed = DhcpOffer(DHCP_SERVER, SRV_MAC, "198.18.0.100")
+    found = judge().judge([(0.0, rogue), (0.0, allowed), (0.1, rogue)], NOW).findings
+    assert kinds(found) == {("rogue-dhcp", "198.18.0.77", "02:66:00:00:00:77", "critical")}
+
+
+def test_a_dhcp_clients_hostname_is_checked_at_the_address_it_asks_for() -> None:
+    bad = DhcpClient(PC_MAC, PC, "request", hostname="gaming-rig", parameters=(1, 3, 6))
+    good = DhcpClient(PC_MAC, PC, "request", hostname="math-pc01")
+    stranger = DhcpClient(EVIL, PC, "request", hostname="gaming-rig")
+    verdicts = judge().judge([(0.0, bad)], NOW)
+    assert kinds(verdicts.findings) == {("hostname-policy", PC, PC_MAC, "low")}
+    assert verdicts.clients[PC_MAC].parameters == (1, 3, 6)
+    assert judge().judge([(0.0, good)], NOW).findings == []
+    # Only a registered pair is held to the rule (as in a scan); a stranger is not named by it.
+    assert judge().judge([(0.0, stranger)], NOW).findings == []
+
+
+def test_a_new_ledger_snapshot_is_judged_afresh() -> None:
+    watcher = judge()
+    claim = ArpClaim("198.18.0.91", EVIL, "request")
+    assert watcher.judge([(0.0, claim)], NOW).findings
+    watcher.load([*LEDGER, Binding("198.18.0.91", EVIL)], {})
+    assert watcher.judge([(1.0, claim)], NOW).findings == []
+    watcher.load([replace(b, status=DeviceStatus.RETIRED) for b in LEDGER], {})
+    found = watcher.judge([(2.0, ArpClaim(PC, PC_MAC, "reply"))], NOW).findings
+    assert kinds(found) == {("suspended-device-online", PC, PC_MAC, "medium")}

@@ -1,0 +1,154 @@
+"""`ipguard watch` without a network: its unit, its configuration, its run in the ledger."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from ipguard.config import WatchSettings, parse_settings
+from ipguard.errors import ConfigError
+from ipguard.ledger import runs, watching
+from ipguard.ledger.store import Store
+from ipguard.model import RunStatus, Severity
+from ipguard.watch import systemd
+from tests.conftest import Cli
+
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+
+def test_print_unit_gives_a_notify_service_for_this_very_command(cli: Cli, tmp_path: Path) -> None:
+    config = tmp_path / "ipguard.toml"
+    config.write_text('[scan]\nsubnets = ["198.18.0.0/24"]\nsite = "north"\n')
+    done = cli("--config", str(config), "watch", "--interface", "ens3", "--print-unit")
+    assert done.exit_code == 0, done.stderr
+    lines = done.stdout.splitlines()
+    for expected in (
+        "Type=notify",
+        "Restart=on-failure",
+        "User=ipguard",
+        "AmbientCapabilities=CAP_NET_RAW",
+        f"WatchdogSec={systemd.WATCHDOG_SECONDS}",
+    ):
+        assert expected in lines
+    (start,) = [line for line in lines if line.startswith("ExecStart=")]
+    assert f"--config {config}" in start
+    assert start.endswith("watch --quiet --interface ens3 --site north")
+    assert "Description=ipguard watch: passive ARP and DHCP monitoring of site north" in lines
+
+
+def test_print_unit_refuses_to_write_a_database_password(cli: Cli) -> None:
+    url = "postgresql+psycopg://ipguard:s3cret@db.example/ipguard"
+    done = cli("watch", "--print-unit", "--subnet", "10.0.0.0/24", db=url)
+    assert done.exit_code == 2
+    assert "s3cret" not in done.stdout + done.stderr
+    assert "EnvironmentFile" in done.stderr
+
+
+def test_watch_refuses_a_subnet_outside_the_scope(cli: Cli, tmp_path: Path) -> None:
+    config = tmp_path / "ipguard.toml"
+    config.write_text('[scan]\nsubnets = ["198.18.0.0/24"]\n')
+    done = cli("--config", str(config), "watch", "--subnet", "10.0.0.0/8")
+    assert done.exit_code == 2
+    assert done.stderr.startswith("error: --subnet 10.0.0.0/8 is outside the subnets")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[watch]\nduplicate_window = 0", "watch.duplicate_window = 0.0: must be above 0"),
+        ("[watch]\nalert_interval = 'often'", "watch.alert_interval = 'often': expected"),
+        ("[watch]\nwindow = 3", "unknown key watch.window"),
+        ("[policy]\nrandomized_mac_severity = 'loud'", "randomized_mac_severity = 'loud'"),
+    ],
+)
+def test_bad_watch_settings_are_named(text: str, message: str) -> None:
+    import tomllib
+
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        parse_settings(tomllib.loads(text), "ipguard.toml")
+
+
+def test_watch_settings_and_their_defaults() -> None:
+    import tomllib
+
+    assert parse_settings({}).watch == WatchSettings(duplicate_window=10.0, alert_interval=30.0)
+    text = "[watch]\nduplicate_window = 4\nalert_interval = 60.5\n"
+    text += '[policy]\nrandomized_mac_severity = "LOW"\n'
+    settings = parse_settings(tomllib.loads(text))
+    assert settings.watch == WatchSettings(duplicate_window=4.0, alert_interval=60.5)
+    assert settings.policy.randomized_mac_severity is Severity.LOW
+
+
+def start_watch(session, *, now: datetime, dead=lambda run: False):
+    return watching.start(
+        session,
+        site="lab",
+        interface="eth0",
+        subnets=["198.18.0.0/24"],
+        settings={},
+        actor="tester",
+        sensor="sensor-1",
+        version="test",
+        now=now,
+        dead=dead,
+    )
+
+
+def test_watch_runs_live_beside_scans_and_die_by_heartbeat(db_url: str) -> None:
+    store = Store(db_url)
+    with store.session() as session:
+        watch_run, aborted = start_watch(session, now=NOW)
+        assert aborted == [] and watch_run.kind == "watch"
+        watching.beat(session, watch_run.id, {"frames_read": 5}, NOW + timedelta(seconds=30))
+    with store.session() as session:
+        # A scan of the site, holding its lock, aborts dead scans only.
+        assert runs.abort_dead(session, "lab", now=NOW) == []
+        # Another watcher a minute later: the first still beats, so it lives.
+        second, aborted = start_watch(session, now=NOW + timedelta(seconds=60))
+        assert aborted == []
+        # Much later, the first has not beaten for too long: it died.
+        third, aborted = start_watch(session, now=NOW + timedelta(minutes=5))
+        assert sorted(aborted) == sorted([watch_run.id, second.id])
+        watching.stop(session, third.id, {"frames_read": 9}, NOW + timedelta(minutes=6))
+    with store.session(write=False) as session:
+        statuses = {run.id: (run.kind, run.status) for run in runs.list_runs(session)}
+        assert statuses[third.id] == ("watch", RunStatus.COMPLETE.value)
+        assert statuses[watch_run.id] == ("watch", RunStatus.ABORTED.value)
+        # A watcher's lifetime is no sweep: diff and the service baseline never pick it.
+        assert runs.last_complete(session, site="lab") == []
+        assert runs.get(session, third.id).counts["frames_read"] == 9
+    store.close()
+
+
+def test_a_watcher_that_knows_a_run_s_process_is_gone_aborts_it_at_once(db_url: str) -> None:
+    store = Store(db_url)
+    with store.session() as session:
+        killed, _ = start_watch(session, now=NOW)
+        _, aborted = start_watch(session, now=NOW, dead=lambda run: run.id == killed.id)
+        assert aborted == [killed.id]
+    store.close()
+
+
+def test_existing_runs_are_scans_after_the_migration(db_url: str) -> None:
+    from tests.ledger.test_sites import upgrade
+
+    upgrade(db_url, "0003")
+    engine = sa.create_engine(db_url, poolclass=sa.NullPool)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO scan_run (site, interface, subnets, started_at, status, settings, "
+                "counts, version, actor) VALUES ('lab', 'eth0', '[]', '2026-01-01', 'complete', "
+                "'{}', '{}', '1', 'tester')"
+            )
+        )
+    engine.dispose()
+    store = Store(db_url)
+    with store.session(write=False) as session:
+        (run,) = runs.list_runs(session)
+        assert run.kind == "scan"
+        assert runs.last_complete(session) == [run]
+    store.close()
