@@ -21,7 +21,6 @@ def run_json(run: ScanRun) -> dict[str, Any]:
     """A run as `{"id", "site", "interface", "subnets", "status", "started_at", …}`."""
     return {
         "id": run.id,
-        "kind": run.kind,
         "site": run.site,
         "interface": run.interface,
         "subnets": list(run.subnets),
