@@ -184,7 +184,7 @@ def test_watch_sees_spoofing_newcomers_moves_and_rogue_dhcp_as_they_happen(
     # and changed address as a finding.
     assert events, "arpwatch reported nothing"
     run = json.loads(watching.cli("runs", "show", "1", "--format", "json").stdout)
-    assert run["status"] == "complete" and run["counts"]["frames_read"] > 0
+    assert run["run"]["status"] == "complete" and run["counts"]["frames_read"] > 0
     sighted = sightings(watching.files / "ledger.db")
     findings = {(f["kind"], f["ip"]) for f in watching.findings()}
     for event, ip, mac in events:
