@@ -249,6 +249,7 @@ class NameSource(enum.StrEnum):
     DNS = "dns"
     NETBIOS = "netbios"
     MDNS = "mdns"
+    DHCP = "dhcp"  # a DHCP client's own hostname (option 12), heard by `ipguard watch`
 
 
 @dataclass(frozen=True)

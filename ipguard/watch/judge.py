@@ -30,12 +30,15 @@ from ipguard.model import (
     Finding,
     FindingKind,
     NameObservation,
+    NameSource,
     Observation,
+    ObservationSource,
 )
 from ipguard.policies import LedgerIndex, RunFacts, evaluate
 from ipguard.policies.base import AddressRanges
 from ipguard.scanners.passive import ArpClaim, DhcpClient, Parsed
 
+ARP = ObservationSource.ARP
 REJUDGE_SECONDS = 60.0
 MAX_MACS_PER_ADDRESS = 8
 MAX_ADDRESSES = 65_536
@@ -215,7 +218,7 @@ class Judge:
         found: list[Finding] = []
         pending = {ip: list(macs) for ip, macs in pairs.items()}
         while pending:
-            round_ = tuple(Observation(ip, macs.pop(0), now, "arp") for ip, macs in pending.items())
+            round_ = tuple(Observation(ip, macs.pop(0), now, ARP) for ip, macs in pending.items())
             pending = {ip: macs for ip, macs in pending.items() if macs}
             verdicts.sightings.extend(round_)
             found += [
@@ -232,7 +235,7 @@ class Judge:
         for ip in touched:
             macs = sorted(mac for mac, when in self._window.get(ip, {}).items() if when >= oldest)
             if len(macs) > 1 and self._due(("duplicate", f"{ip}|{','.join(macs)}"), latest):
-                together += [Observation(ip, mac, now, "arp") for mac in macs]
+                together += [Observation(ip, mac, now, ARP) for mac in macs]
         if not together:
             return []
         found = self._evaluate(now, observations=tuple(together))
@@ -247,8 +250,10 @@ class Judge:
             if not client.hostname or client.ip is None or client.ip not in self.scope:
                 continue
             if self._due(("hostname", f"{client.mac}|{client.ip}|{client.hostname}"), latest):
-                seen.append(Observation(client.ip, client.mac, now, "dhcp"))
-                names.append(NameObservation(client.ip, client.hostname, "dhcp"))
+                # The pair the request stands for, so that only a registered pair is held to the
+                # rule (not stored: the client's own ARP is what proves it is there).
+                seen.append(Observation(client.ip, client.mac, now, ARP))
+                names.append(NameObservation(client.ip, client.hostname, NameSource.DHCP))
         if not names:
             return []
         found = self._evaluate(now, observations=tuple(seen), names=tuple(names))
