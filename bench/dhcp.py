@@ -6,7 +6,7 @@ The DHCP lab (tests.lab.dhcp_lab: the authorised dnsmasq plus two stock dnsmasq,
 dnsmasq answering after 4 s and a server that unicasts its OFFER, all on one link) is built, its
 ledger imported, and `ipguard scan --no-services` runs 20 times in the lab's scanner namespace.
 Each scan must report every rogue as `rogue-dhcp` (and never the authorised server); the offer
-latencies come from the findings' `offer_latency_s`. The scans run back to back: each probe has
+latencies come from the findings' `seconds_to_offer`. The scans run back to back: each probe has
 a new client MAC, and dnsmasq pings again for nearly every one (a 0 s minimum for a dnsmasq row is
 a scan that met its recent-ping cache, PING_CACHE_TIME 30 s).
 """
@@ -49,7 +49,7 @@ def _scans(log: Log) -> tuple[list[dict[str, list[float]]], list[str], str]:
             )
             findings = json.loads(scan.stdout)["findings"]
             seen = {
-                names.get(f["ip"], f["ip"]): f["detail"].get("offer_latency_s") or []
+                names.get(f["ip"], f["ip"]): f["detail"].get("seconds_to_offer") or []
                 for f in findings
                 if f["kind"] == "rogue-dhcp"
             }
@@ -92,7 +92,7 @@ def dhcp_section(runs: int, context: dict[str, Any], log: Log) -> Section:
             "(tests.lab.dhcp_lab), back to back, default `dhcp_wait` (6 s); the number of runs "
             "per measurement does not apply. The authorised server ({authorised}) must never be "
             "reported. Latency: seconds from the probe's first DISCOVER to the server's first "
-            "OFFER, from the findings' `offer_latency_s`.",
+            "OFFER, from the findings' `seconds_to_offer`.",
         ]
     )
     return Section(

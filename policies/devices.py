@@ -10,7 +10,7 @@ those of every active record of its MAC (`Sightings.host`, `LedgerIndex.roles_of
   dhcp-server; one finding per (server ip, server MAC). The offer must come from the registered MAC
   of the server's IP, or from a registered router/gateway MAC (an offer relayed by a DHCP relay
   agent carries the router's MAC). Its detail keeps how long each offer took
-  (`offer_latency_s`, seconds after the probe's first DISCOVER).
+  (`seconds_to_offer`, seconds after the probe's first DISCOVER).
 - `rogue-router` / `rogue-ap` (ip, MAC): enough evidence pointing at a router (without role router
   or gateway) or at an access point (without role access-point). Enough means one strong sign
   (forwarding, icmp-redirect, upnp-igd, ssdp-ap, nat) or at least two distinct weak ones (ttl,
@@ -125,10 +125,11 @@ def _rogue_dhcp(
             "routers": sorted({offer.router for offer in server_offers if offer.router}),
             "dns": sorted({dns for offer in server_offers for dns in offer.dns}),
             "offers": len(server_offers),
-            "offer_latency_s": latencies,
             "reason": reason,
             "registered": None if record is None else registration(record),
         }
+        if latencies:  # offers read back from a stored run have none
+            detail["seconds_to_offer"] = latencies
         found.append(Finding(kind, severity_of(kind, settings), ip, mac, None, summary, detail))
     return found
 

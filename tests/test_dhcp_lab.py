@@ -92,6 +92,6 @@ def test_three_consecutive_scans_each_report_every_rogue_server(lab: Lab, tmp_pa
         found = {(f["kind"], f["ip"], f["mac"]) for f in findings}
         assert found == {(k, ip, mac) for k, ip, mac, _port in lab.expected_findings()}
         for finding in dhcp.values():
-            latencies = finding["detail"]["offer_latency_s"]
+            latencies = finding["detail"]["seconds_to_offer"]
             assert latencies and all(0 <= s < 6.0 for s in latencies), finding
             assert f"after {latencies[0]:.1f} s" in finding["summary"]

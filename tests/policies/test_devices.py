@@ -185,7 +185,7 @@ def test_rogue_dhcp_detail_and_override():
     assert finding.detail["offered_ips"] == ["10.20.1.100", "10.20.1.101"]
     assert finding.detail["offers"] == 2
     assert finding.detail["routers"] == [IP1]
-    assert finding.detail["offer_latency_s"] == [3.04, 4.02]  # how long the server took
+    assert finding.detail["seconds_to_offer"] == [3.04, 4.02]  # how long the server took
     assert "not registered" in finding.summary and "after 3.0 s" in finding.summary
 
 
@@ -325,3 +325,10 @@ def test_rogue_detail_lists_evidence():
     assert [item["kind"] for item in finding.detail["evidence"]] == ["ttl", "http-title", "ttl"]
     assert {item["strength"] for item in finding.detail["evidence"]} == {"weak"}
     assert "http-title, ttl" in finding.summary
+
+
+def test_rogue_dhcp_without_latencies_says_nothing_about_time():
+    """Offers read back from a stored run carry no latency: no made-up timing in the finding."""
+    finding = only(findings([], [], settings(), dhcp_offers=[offer(FREE, X)]), "rogue-dhcp")
+    assert "seconds_to_offer" not in finding.detail
+    assert " after " not in finding.summary
