@@ -93,56 +93,64 @@ def _make_dirs(paths: list[Path], owner: str | None) -> None:
             raise InvalidValue(f"cannot create {directory}: {error}") from None
 
 
+# The options of `cron install`, each declared once (`remove` shares --user).
+_Every = Annotated[str, typer.Option(help="How often: Nm (N divides 60), Nh (N divides 24) or 1d.")]
+_Systemd = Annotated[
+    bool, typer.Option("--systemd", help="Print a systemd service and timer instead of using cron.")
+]
+_Write = Annotated[
+    bool,
+    typer.Option(
+        "--write",
+        help="With --systemd: write the units (to /etc/systemd/system as root, else "
+        "~/.config/systemd/user) instead of printing them.",
+    ),
+]
+_UnitDir = Annotated[
+    Path | None,
+    typer.Option("--unit-dir", help="With --systemd --write: write the units here instead."),
+]
+_ServiceUser = Annotated[
+    str | None,
+    typer.Option(
+        "--service-user",
+        help="With --systemd: the user a system service runs as (default: ipguard as root, "
+        "else you).",
+    ),
+]
+_MetricsFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--metrics-file",
+        help="Prometheus metrics file the scan rewrites (default: node_exporter's textfile "
+        "directory if present, else ipguard's data directory).",
+    ),
+]
+_LogFile = Annotated[
+    Path | None,
+    typer.Option("--log-file", help="File the scan's output is appended to (cron only)."),
+]
+_User = Annotated[
+    str | None,
+    typer.Option("--user", help="Edit this user's crontab instead of your own (root only)."),
+]
+_DryRun = Annotated[
+    bool, typer.Option("--dry-run", help="Show exactly what would be installed; change nothing.")
+]
+
+
 @app.command()
 def install(
     ctx: typer.Context,
-    every: Annotated[
-        str, typer.Option(help="How often: Nm (N divides 60), Nh (N divides 24) or 1d.")
-    ] = "15m",
-    systemd: Annotated[
-        bool,
-        typer.Option("--systemd", help="Print a systemd service and timer instead of using cron."),
-    ] = False,
-    write: Annotated[
-        bool,
-        typer.Option(
-            "--write",
-            help="With --systemd: write the units (to /etc/systemd/system as root, else "
-            "~/.config/systemd/user) instead of printing them.",
-        ),
-    ] = False,
-    unit_dir: Annotated[
-        Path | None,
-        typer.Option("--unit-dir", help="With --systemd --write: write the units here instead."),
-    ] = None,
-    service_user: Annotated[
-        str | None,
-        typer.Option(
-            "--service-user",
-            help="With --systemd: the user a system service runs as (default: ipguard as root, "
-            "else you).",
-        ),
-    ] = None,
-    metrics_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--metrics-file",
-            help="Prometheus metrics file the scan rewrites (default: node_exporter's textfile "
-            "directory if present, else ipguard's data directory).",
-        ),
-    ] = None,
-    log_file: Annotated[
-        Path | None,
-        typer.Option("--log-file", help="File the scan's output is appended to (cron only)."),
-    ] = None,
-    user: Annotated[
-        str | None,
-        typer.Option("--user", help="Edit this user's crontab instead of your own (cron only)."),
-    ] = None,
-    dry_run: Annotated[
-        bool,
-        typer.Option("--dry-run", help="Show exactly what would be installed; change nothing."),
-    ] = False,
+    every: _Every = "15m",
+    systemd: _Systemd = False,
+    write: _Write = False,
+    unit_dir: _UnitDir = None,
+    service_user: _ServiceUser = None,
+    metrics_file: _MetricsFile = None,
+    log_file: _LogFile = None,
+    user: _User = None,
+    dry_run: _DryRun = False,
 ) -> None:
     """Run `ipguard scan --quiet --metrics-file …` on a schedule (re-installing replaces it)."""
     if systemd:
@@ -238,13 +246,7 @@ def _install_systemd(
 
 
 @app.command()
-def remove(
-    ctx: typer.Context,
-    user: Annotated[
-        str | None,
-        typer.Option("--user", help="Edit this user's crontab instead of your own (root only)."),
-    ] = None,
-) -> None:
+def remove(ctx: typer.Context, user: _User = None) -> None:
     """Remove ipguard's entry from the crontab; every other line stays as it is."""
     from ipguard import schedule
 

@@ -193,40 +193,44 @@ def acknowledge(
     now: datetime,
 ) -> FindingRow:
     """Acknowledge a live finding: it stays listed but stops failing scans and alerting."""
-    row = get(session, finding_id)
-    if row.state == FindingState.RESOLVED.value:
-        raise Conflict(f"finding {finding_id} is already resolved")
-    before = _lifecycle(row)
-    row.state = FindingState.ACKNOWLEDGED.value
-    row.ack_note, row.ack_by, row.ack_at, row.ack_until = note, actor, now, until
-    session.add(row)
-    audit.record(
-        session,
-        actor=actor,
-        action="finding.ack",
-        entity="finding",
-        key=str(finding_id),
-        alt_key=row.ip or "",
-        before=before,
-        after=_lifecycle(row),
-        at=now,
-    )
-    return row
+
+    def ack(row: FindingRow) -> None:
+        row.state = FindingState.ACKNOWLEDGED.value
+        row.ack_note, row.ack_by, row.ack_at, row.ack_until = note, actor, now, until
+
+    return _change(session, finding_id, "finding.ack", ack, actor=actor, now=now)
 
 
 def resolve(session: Session, finding_id: int, *, actor: str, now: datetime) -> FindingRow:
     """Resolve a finding by hand (if it is seen again, it returns as a new finding)."""
+
+    def close(row: FindingRow) -> None:
+        row.state = FindingState.RESOLVED.value
+        row.resolved_at, row.resolved_by = now, actor
+
+    return _change(session, finding_id, "finding.resolve", close, actor=actor, now=now)
+
+
+def _change(
+    session: Session,
+    finding_id: int,
+    action: str,
+    apply: Callable[[FindingRow], None],
+    *,
+    actor: str,
+    now: datetime,
+) -> FindingRow:
+    """A person's change to a live finding's lifecycle, recorded in the audit trail."""
     row = get(session, finding_id)
     if row.state == FindingState.RESOLVED.value:
         raise Conflict(f"finding {finding_id} is already resolved")
     before = _lifecycle(row)
-    row.state = FindingState.RESOLVED.value
-    row.resolved_at, row.resolved_by = now, actor
+    apply(row)
     session.add(row)
     audit.record(
         session,
         actor=actor,
-        action="finding.resolve",
+        action=action,
         entity="finding",
         key=str(finding_id),
         alt_key=row.ip or "",

@@ -106,4 +106,4 @@ def test_installed_entry_point_runs(tmp_path: Path) -> None:
         [str(exe), "ledger", "add", "10.0.0.1", "zz"], capture_output=True, text=True, env=env
     )
     assert done.returncode == 2
-    assert done.stderr == "error: mac 'zz': not a MAC address\n"
+    assert done.stderr == "error: mac 'zz': not a MAC address (like aa:bb:cc:dd:ee:ff)\n"
