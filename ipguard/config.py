@@ -17,6 +17,7 @@ from typing import Any
 from ipguard.errors import ConfigError
 from ipguard.fields import FieldError, parse_service
 from ipguard.model import FindingKind, Service, Severity
+from ipguard.snmpconfig import SnmpSettings, parse_snmp
 
 DEFAULT_PORTS = "tcp/1-1024;tcp/1080;tcp/3128;tcp/8080;tcp/8118"
 MIN_RETENTION_DAYS = 60
@@ -53,6 +54,8 @@ class PolicySettings:
     # An unregistered host whose MAC is locally administered (a phone's per-network address);
     # None: the severity of unregistered-host.
     randomized_mac_severity: Severity | None = None
+    max_macs_per_port: int = 1  # more MACs on an access port: unmanaged-switch
+    uplink_min_macs: int = 32  # more MACs than this (or an LLDP neighbour): an uplink
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,7 @@ class Settings:
     alerts: AlertSettings = AlertSettings()
     names: NameSettings = NameSettings()
     watch: WatchSettings = WatchSettings()
+    snmp: SnmpSettings = field(default_factory=SnmpSettings)
     source: str = "(defaults)"
 
 
@@ -143,6 +147,7 @@ def parse_settings(data: Mapping[str, Any], source: str = "(given)") -> Settings
         "alerts": _alerts,
         "names": _names,
         "watch": _watch,
+        "snmp": parse_snmp,
     }
     values: dict[str, Any] = {"source": source}
     for name, section in data.items():
@@ -273,11 +278,16 @@ def _policy(table: Mapping[str, Any], source: str) -> PolicySettings:
             rule = _typed(table, key, str, where)
             check_hostname_rule(rule, f"{where}.{key}")
             result = replace(result, hostname_rule=rule)
-        elif key in ("stale_after_days", "unregistered_grace_days"):
+        elif key in ("stale_after_days", "unregistered_grace_days", "max_macs_per_port"):
             value = _typed(table, key, int, where)
-            if value < 0:
-                raise ConfigError(f"{where}.{key} = {value}: must not be negative")
+            if value < (1 if key == "max_macs_per_port" else 0):
+                raise ConfigError(f"{where}.{key} = {value}: too small")
             result = replace(result, **{key: value})
+        elif key == "uplink_min_macs":
+            value = _typed(table, key, int, where)
+            if value < 2:
+                raise ConfigError(f"{where}.{key} = {value}: must be at least 2")
+            result = replace(result, uplink_min_macs=value)
         elif key == "fail_on":
             result = replace(result, fail_on=_severity(table[key], f"{where}.fail_on"))
         elif key == "randomized_mac_severity":

@@ -69,6 +69,8 @@ class FindingKind(enum.StrEnum):
     GUEST_EXPIRED = "guest-expired"
     SUSPENDED_DEVICE_ONLINE = "suspended-device-online"
     ISOLATED_DEVICE_ONLINE = "isolated-device-online"
+    WRONG_PORT = "wrong-port"
+    UNMANAGED_SWITCH = "unmanaged-switch"
 
 
 class Role(enum.StrEnum):
@@ -172,10 +174,11 @@ class Binding:
 
 class ObservationSource(enum.StrEnum):
     """How a host proved it is present: it answered an ARP request, or an ICMP echo request
-    (ttl then set, mac None)."""
+    (ttl then set, mac None), or a router's ARP table holds it (device and interface then set)."""
 
     ARP = "arp"
     ICMP = "icmp"
+    SNMP_ARP = "snmp-arp"  # an entry of a router's ARP table, read over SNMP
 
 
 @dataclass(frozen=True)
@@ -189,6 +192,9 @@ class Observation:
     ttl: int | None = None
     rtt_ms: float | None = None
     vendor: str | None = None
+    # For "snmp-arp": the configured device whose table held the entry, and its interface.
+    device: str | None = None
+    interface: str | None = None
 
 
 @dataclass(frozen=True)
@@ -319,6 +325,7 @@ class Phase(enum.StrEnum):
     PROXY = "proxy"
     NAMES = "names"
     EVIDENCE = "evidence"
+    SNMP = "snmp"
 
 
 class ServiceMode(enum.StrEnum):
@@ -362,6 +369,8 @@ class ScanResult:
     # Replies the kernel dropped before ipguard could read them (a receive buffer overrun), by
     # sweep ("arp", "icmp"); only the nonzero ones.
     replies_dropped: Mapping[str, int] = field(default_factory=dict)
+    # What each configured switch and router said (phase snmp), answered or not.
+    snmp: tuple[SnmpPoll, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -391,3 +400,83 @@ class ScanRequest:
     full_rescan_hours: int = 24
     # Services of the last service scan by IP; None asks for a full service scan.
     known_services: Mapping[str, KnownHost] | None = None
+
+
+@dataclass(frozen=True)
+class SnmpDevice:
+    """A switch or router listed in `[[snmp.devices]]`: where it is and where its secrets are.
+
+    Holds no secret itself, only the environment variable or file (mode 600) that has it, so a
+    device can be recorded in a run's settings and printed in errors.
+    """
+
+    host: str
+    name: str
+    port: int = 161
+    version: str = "2c"  # "1", "2c" or "3"
+    community_env: str = ""
+    community_file: str = ""
+    user: str = ""
+    auth_proto: str = ""  # md5, sha, sha224, sha256, sha384, sha512
+    auth_key_env: str = ""
+    auth_key_file: str = ""
+    priv_proto: str = ""  # aes
+    priv_key_env: str = ""
+    priv_key_file: str = ""
+    roles: tuple[str, ...] = ("switch",)
+
+
+@dataclass(frozen=True)
+class SnmpSystem:
+    """SNMPv2-MIB system group of a device."""
+
+    sys_name: str = ""
+    sys_descr: str = ""
+    sys_object_id: str = ""
+    uptime: int = 0  # hundredths of a second (TimeTicks)
+
+
+@dataclass(frozen=True)
+class ArpEntry:
+    """One row of a router's ARP table (IP-MIB ipNetToPhysicalTable or ipNetToMediaTable)."""
+
+    ip: str
+    mac: str
+    if_index: int
+    if_name: str
+
+
+@dataclass(frozen=True)
+class FdbEntry:
+    """One MAC a switch learnt on a port (Q-BRIDGE-MIB or BRIDGE-MIB forwarding table)."""
+
+    mac: str
+    vlan: int | None
+    port: int  # the bridge port number
+    if_index: int | None
+    if_name: str
+
+
+@dataclass(frozen=True)
+class LldpNeighbour:
+    """A device an LLDP-speaking neighbour announced on one of our ports (LLDP-MIB lldpRemTable)."""
+
+    local_if_name: str
+    remote_chassis_id: str
+    remote_port_id: str
+    remote_sys_name: str
+
+
+@dataclass(frozen=True)
+class SnmpPoll:
+    """What one poll of one configured device returned; `warning` says why it is incomplete."""
+
+    device: str
+    host: str
+    answered: bool
+    warning: str = ""
+    system: SnmpSystem = SnmpSystem()
+    arp: tuple[ArpEntry, ...] = ()
+    fdb: tuple[FdbEntry, ...] = ()
+    lldp: tuple[LldpNeighbour, ...] = ()
+    roles: tuple[str, ...] = ()

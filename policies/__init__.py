@@ -11,6 +11,7 @@ family once over shared indexes:
     pools       out-of-pool
     naming      hostname-policy
     lifecycle   isolated-device-online, suspended-device-online, guest-expired, stale-registration
+    switchports wrong-port, unmanaged-switch (SNMP forwarding tables)
 
 Example:
 
@@ -25,7 +26,15 @@ from collections.abc import Callable, Iterable
 
 from ipguard.addresses import ip_sort_key
 from ipguard.model import Finding, FindingKind, Severity
-from ipguard.policies import bindings, devices, lifecycle, naming, pools, services
+from ipguard.policies import (
+    bindings,
+    devices,
+    lifecycle,
+    naming,
+    pools,
+    services,
+    switchports,
+)
 from ipguard.policies.base import KIND_ORDER, PolicySettingsLike, PoolRange, RunFacts
 from ipguard.policies.sightings import LedgerIndex, Sightings, Verdict
 
@@ -39,6 +48,7 @@ FAMILIES: tuple[Family, ...] = (
     pools.check,
     naming.check,
     lifecycle.check,
+    switchports.check,
 )
 
 

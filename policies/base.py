@@ -29,6 +29,7 @@ from ipguard.model import (
     Service,
     ServiceObservation,
     Severity,
+    SnmpPoll,
 )
 
 
@@ -61,6 +62,8 @@ class RunFacts:
     # The site this run reports as; records scoped to other sites authorise nothing here
     # (`policies.sightings`). Empty: every record counts, whatever its site.
     site: str = ""
+    # What each configured switch and router said (phase snmp): FDB and LLDP for switchports.
+    snmp: tuple[SnmpPoll, ...] = ()
 
 
 class PolicySettingsLike(Protocol):
@@ -96,6 +99,16 @@ class PolicySettingsLike(Protocol):
         """Severity of an unregistered host with a randomized MAC (None: unregistered-host's)."""
         ...
 
+    @property
+    def max_macs_per_port(self) -> int:
+        """More MACs than this on an access port: unmanaged-switch."""
+        ...
+
+    @property
+    def uplink_min_macs(self) -> int:
+        """More MACs than this on a port make it an uplink."""
+        ...
+
 
 # DESIGN.md, "Finding kinds"; the order is also the order findings of equal severity are listed in.
 DEFAULT_SEVERITY: Mapping[FindingKind, Severity] = {
@@ -114,6 +127,8 @@ DEFAULT_SEVERITY: Mapping[FindingKind, Severity] = {
     FindingKind.GUEST_EXPIRED: Severity.MEDIUM,
     FindingKind.SUSPENDED_DEVICE_ONLINE: Severity.MEDIUM,
     FindingKind.ISOLATED_DEVICE_ONLINE: Severity.CRITICAL,
+    FindingKind.WRONG_PORT: Severity.MEDIUM,
+    FindingKind.UNMANAGED_SWITCH: Severity.HIGH,
 }
 KIND_ORDER: Mapping[FindingKind, int] = {kind: rank for rank, kind in enumerate(DEFAULT_SEVERITY)}
 

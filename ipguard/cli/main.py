@@ -22,6 +22,7 @@ from ipguard.cli import (
     report,
     scan,
     watch,
+    snmp,
 )
 from ipguard.cli.context import AppState, state
 from ipguard.cli.output import error_line
@@ -68,6 +69,7 @@ app.command("report")(report.report)
 app.command("prune")(prune.prune)
 app.add_typer(cron.app, name="cron")
 app.add_typer(metrics.app, name="metrics", no_args_is_help=True)
+app.add_typer(snmp.app, name="snmp")
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,228 @@
+"""The `snmp` phase: every configured switch and router polled at once, each into an `SnmpPoll`.
+
+    poll = SnmpPoller(devices).poll()     # [SnmpPoll(device="core-1", answered=True, arp=…)]
+
+A device that stays silent (down, wrong community, ACL), refuses a v3 key, loops or times out
+gives a poll with `answered=False` and one warning naming it; the others are unaffected. Secrets
+are read from the environment or a mode-600 file when the poll starts and appear nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ipguard.errors import ConfigError
+from ipguard.model import FdbEntry, SnmpDevice, SnmpPoll
+from ipguard.scanners import snmp_tables as tables
+from ipguard.scanners.snmp_client import Credentials, SnmpError, SnmpSession, Varbind, WalkStopped
+from ipguard.scanners.snmp_usm import AUTH_PROTOCOLS, PRIV_PROTOCOLS
+
+ROUTER_COLUMNS = ("ipNetToPhysicalPhysAddress", "ipNetToPhysicalType", "ipNetToPhysicalState")
+MEDIA_COLUMNS = ("ipNetToMediaPhysAddress", "ipNetToMediaType")
+PORT_COLUMNS = ("dot1dBasePortIfIndex", "dot1qVlanFdbId", "dot1qTpFdbPort", "dot1qTpFdbStatus")
+BRIDGE_COLUMNS = ("dot1dTpFdbPort", "dot1dTpFdbStatus")
+LLDP_COLUMNS = tuple(name for name in tables.COLUMNS if name.startswith("lldp"))
+CISCO = (1, 3, 6, 1, 4, 1, 9)
+
+
+def _secret(device: SnmpDevice, what: str, env: str, path: str) -> bytes:
+    """A secret from the environment variable or the file the device names (never echoed)."""
+    if env:
+        value = os.environ.get(env)
+        if not value:
+            raise ConfigError(
+                f"snmp device {device.name}: environment variable {env} ({what}) is not set"
+            )
+        return value.encode()
+    if path:
+        file = Path(path)
+        try:
+            mode = file.stat().st_mode
+            if stat.S_IMODE(mode) & 0o077:
+                raise ConfigError(
+                    f"snmp device {device.name}: {path} ({what}) is readable by others "
+                    f"(mode {stat.S_IMODE(mode):03o}): chmod 600 it"
+                )
+            value = file.read_text().strip()
+        except OSError as error:
+            raise ConfigError(
+                f"snmp device {device.name}: cannot read {path} ({what}): {error.strerror}"
+            ) from None
+        if not value:
+            raise ConfigError(f"snmp device {device.name}: {path} ({what}) is empty")
+        return value.encode()
+    raise ConfigError(f"snmp device {device.name}: no {what} given (set {what}_env or {what}_file)")
+
+
+def credentials(device: SnmpDevice) -> Credentials:
+    """The device's credentials, read now from its environment variables or files."""
+    if device.version in ("1", "2c"):
+        community = _secret(device, "community", device.community_env, device.community_file)
+        return Credentials(device.version, community)
+    if device.version != "3":
+        raise ConfigError(f"snmp device {device.name}: version must be 1, 2c or 3")
+    if device.auth_proto and device.auth_proto not in AUTH_PROTOCOLS:
+        raise ConfigError(
+            f"snmp device {device.name}: auth_proto must be one of {', '.join(AUTH_PROTOCOLS)}"
+        )
+    if device.priv_proto and device.priv_proto not in PRIV_PROTOCOLS:
+        raise ConfigError(f"snmp device {device.name}: priv_proto must be aes")
+    if device.priv_proto and not device.auth_proto:
+        raise ConfigError(f"snmp device {device.name}: privacy needs auth_proto as well")
+    auth = (
+        _secret(device, "auth_key", device.auth_key_env, device.auth_key_file)
+        if device.auth_proto
+        else b""
+    )
+    priv = (
+        _secret(device, "priv_key", device.priv_key_env, device.priv_key_file)
+        if device.priv_proto
+        else b""
+    )
+    if not device.user:
+        raise ConfigError(f"snmp device {device.name}: SNMPv3 needs user")
+    return Credentials("3", b"", device.user, device.auth_proto, auth, device.priv_proto, priv)
+
+
+@dataclass
+class SnmpPoller:
+    """Polls devices concurrently: system group, interfaces, ARP, FDB and LLDP."""
+
+    devices: Sequence[SnmpDevice]
+    timeout: float = 2.0
+    retries: int = 2
+    deadline: float = 120.0  # seconds one device may take in all
+    max_repetitions: int = 50
+
+    def poll(self) -> list[SnmpPoll]:
+        """Every device's poll, in configuration order."""
+        if not self.devices:
+            return []
+        secrets = [credentials(device) for device in self.devices]  # config errors first
+        return asyncio.run(self._poll_all(secrets))
+
+    async def _poll_all(self, secrets: list[Credentials]) -> list[SnmpPoll]:
+        return list(
+            await asyncio.gather(
+                *(
+                    self.poll_one(device, creds)
+                    for device, creds in zip(self.devices, secrets, strict=True)
+                )
+            )
+        )
+
+    async def poll_one(self, device: SnmpDevice, creds: Credentials) -> SnmpPoll:
+        """One device's poll; never raises for what the network does."""
+        walked: dict[str, list[Varbind]] = {}
+        where = f"{device.name} ({device.host}:{device.port})"
+        system: dict[tuple[int, ...], object] = {}
+        warning = ""
+        try:
+            async with SnmpSession(
+                device.host,
+                device.port,
+                creds,
+                timeout=self.timeout,
+                retries=self.retries,
+                max_repetitions=self.max_repetitions,
+            ) as session:
+                system.update(
+                    await asyncio.wait_for(
+                        self._collect(session, device, walked), timeout=self.deadline
+                    )
+                )
+        except WalkStopped as stop:
+            warning = f"{where}: {stop}"
+        except TimeoutError:
+            warning = f"{where}: poll took longer than {self.deadline:g} s"
+        except (SnmpError, OSError) as error:
+            warning = f"{where}: {error}"
+        return self._result(device, walked, system, warning)
+
+    async def _collect(
+        self, session: SnmpSession, device: SnmpDevice, walked: dict[str, list[Varbind]]
+    ) -> dict[tuple[int, ...], object]:
+        values = await session.get(list(tables.SYSTEM.values()))
+        if not values:
+            raise SnmpError("the agent has no system group (SNMPv2-MIB) in its view")
+        await self._walk(session, walked, ("ifName", "ifDescr"))
+        if "router" in device.roles:
+            await self._walk(session, walked, ROUTER_COLUMNS)
+            if not walked.get("ipNetToPhysicalPhysAddress"):
+                await self._walk(session, walked, MEDIA_COLUMNS)
+        if "switch" in device.roles:
+            await self._walk(session, walked, PORT_COLUMNS)
+            if not walked.get("dot1qTpFdbPort"):
+                await self._walk(session, walked, BRIDGE_COLUMNS)
+            await self._walk(session, walked, LLDP_COLUMNS)
+            sys_object_id = values.get(tables.SYSTEM["sys_object_id"])
+            cisco = isinstance(sys_object_id, tuple) and sys_object_id[:7] == CISCO
+            if cisco and not walked.get("dot1qTpFdbPort"):
+                await self._per_vlan(session, walked)
+        return dict(values)
+
+    async def _walk(
+        self, session: SnmpSession, walked: dict[str, list[Varbind]], names: Sequence[str]
+    ) -> None:
+        for name in names:
+            try:
+                walked[name] = await session.walk(tables.COLUMNS[name])
+            except WalkStopped as stop:
+                walked[name] = stop.rows
+                raise
+
+    async def _per_vlan(self, session: SnmpSession, walked: dict[str, list[Varbind]]) -> None:
+        """Cisco keeps one BRIDGE-MIB instance per VLAN: community@VLAN, or v3 context vlan-N."""
+        await self._walk(session, walked, ("vtpVlanState",))
+        for vlan in tables.cisco_vlans(walked):
+            per_vlan: dict[str, list[Varbind]] = {}
+            vlan_session = session.with_context(f"@{vlan}", f"vlan-{vlan}")
+            async with vlan_session:
+                await self._walk(vlan_session, per_vlan, ("dot1dBasePortIfIndex", *BRIDGE_COLUMNS))
+            walked[f"vlan {vlan}"] = []  # a marker: this VLAN was walked
+            for name, rows in per_vlan.items():
+                walked.setdefault(f"{name}@{vlan}", []).extend(rows)
+
+    def _result(
+        self,
+        device: SnmpDevice,
+        walked: dict[str, list[Varbind]],
+        system: dict[tuple[int, ...], object],
+        warning: str,
+    ) -> SnmpPoll:
+        return SnmpPoll(
+            device=device.name,
+            host=device.host,
+            answered=not warning,
+            warning=warning,
+            system=tables.system(system),
+            **parse(walked),  # type: ignore[arg-type]
+            roles=tuple(device.roles),
+        )
+
+
+def parse(walked: dict[str, list[Varbind]]) -> dict[str, tuple[object, ...]]:
+    """ARP, FDB (with every Cisco per-VLAN walk) and LLDP rows from a device's walked columns."""
+    interfaces = tables.Interfaces.from_walk(walked)
+    fdb: list[FdbEntry] = tables.fdb_entries(walked, interfaces)
+    for key in walked:
+        if key.startswith("vlan "):
+            vlan = int(key.split()[1])
+            per_vlan = {
+                name: walked.get(f"{name}@{vlan}", [])
+                for name in ("dot1dBasePortIfIndex", *BRIDGE_COLUMNS)
+            }
+            ports = tables.Interfaces(
+                interfaces.names, tables.Interfaces.from_walk(per_vlan).base_ports
+            )
+            fdb.extend(tables.fdb_entries(per_vlan, ports, vlan=vlan))
+    return {
+        "arp": tuple(tables.arp_entries(walked, interfaces)),
+        "fdb": tuple(fdb),
+        "lldp": tuple(tables.lldp_neighbours(walked, interfaces)),
+    }

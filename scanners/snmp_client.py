@@ -1,0 +1,224 @@
+"""One SNMP agent over UDP: GET, and walks by GETBULK (v2c, v3) or GETNEXT (v1), on asyncio.
+
+Walks follow net-snmp's `-Cc`: an agent that returns OIDs out of order is walked on from the last
+OID it returned, because real agents (old Cisco, some Huawei and D-Link firmware) do that in the
+middle of good tables. A walk stops early only for a real loop (an OID returned twice), a table
+longer than any real one (`limit`), or silence; each is a `WalkStopped` naming the table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ipguard.scanners import snmp_ber as ber
+from ipguard.scanners.snmp_usm import UsmError, UsmUser, report_reason
+
+Varbind = tuple[ber.Oid, Any]
+DEFAULT_LIMIT = 2_000_000  # varbinds in one table walk: more than any real switch or router holds
+
+
+class SnmpError(Exception):
+    """An agent that did not answer, refused us, or answered nonsense."""
+
+
+class SnmpTimeout(SnmpError):
+    """No answer within the timeout, after every retry."""
+
+
+class WalkStopped(SnmpError):
+    """A walk given up part way: a loop or a table that never ends; `rows` has what came."""
+
+    def __init__(self, message: str, rows: list[Varbind]) -> None:
+        super().__init__(message)
+        self.rows = rows
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """How to talk to an agent: a community (v1, v2c) or a USM user (v3); `repr` hides secrets."""
+
+    version: str  # "1", "2c" or "3"
+    community: bytes = field(default=b"", repr=False)
+    user: str = ""
+    auth_protocol: str = ""
+    auth_key: bytes = field(default=b"", repr=False)
+    priv_protocol: str = ""
+    priv_key: bytes = field(default=b"", repr=False)
+
+
+class _Protocol(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.waiting: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.waiting.put_nowait(data)
+
+    def error_received(self, exc: Exception) -> None:
+        pass  # ICMP port unreachable: the request times out like any unanswered one
+
+
+class SnmpSession:
+    """Requests to one agent, one at a time, with timeout and retries."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        credentials: Credentials,
+        *,
+        timeout: float = 2.0,
+        retries: int = 2,
+        max_repetitions: int = 50,
+        context: str = "",
+    ) -> None:
+        self.host, self.port, self.credentials = host, port, credentials
+        self.timeout, self.retries, self.max_repetitions = timeout, retries, max_repetitions
+        self.context = context.encode()
+        self._ids = itertools.count(int.from_bytes(os.urandom(3), "big"))
+        self._transport: asyncio.DatagramTransport | None = None
+        self._protocol = _Protocol()
+        self._user: UsmUser | None = None
+        if credentials.version == "3":
+            self._user = UsmUser(
+                credentials.user.encode(),
+                credentials.auth_protocol,
+                credentials.auth_key,
+                credentials.priv_protocol,
+                credentials.priv_key,
+            )
+
+    def with_context(self, community_suffix: str, context: str) -> SnmpSession:
+        """The same agent for a Cisco VLAN: `community@VLAN` (v1/v2c) or a v3 context."""
+        creds = self.credentials
+        if creds.version != "3":
+            creds = Credentials(creds.version, creds.community + community_suffix.encode())
+        session = SnmpSession(
+            self.host,
+            self.port,
+            creds,
+            timeout=self.timeout,
+            retries=self.retries,
+            max_repetitions=self.max_repetitions,
+            context=context if creds.version == "3" else "",
+        )
+        session._user = self._user  # the engine ID and keys learnt already still hold
+        return session
+
+    async def __aenter__(self) -> SnmpSession:
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: self._protocol, remote_addr=(self.host, self.port)
+        )
+        self._transport = transport
+        if self._user is not None and not self._user.engine_id:
+            await self._exchange(ber.GET, [], discovery=True)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def _encode(self, request_id: int, body: bytes, discovery: bool) -> bytes:
+        if self._user is None:
+            version = 0 if self.credentials.version == "1" else 1
+            return ber.community_message(version, self.credentials.community, body)
+        return self._user.encode(request_id, self.context, body, discovery=discovery)
+
+    def _decode(self, data: bytes) -> tuple[int, ber.Response]:
+        if self._user is None:
+            _version, _community, response = ber.decode_community_message(data)
+            return response.request_id, response
+        return self._user.decode(data)
+
+    async def _exchange(
+        self, tag: int, oids: Sequence[ber.Oid], a: int = 0, b: int = 0, discovery: bool = False
+    ) -> ber.Response:
+        assert self._transport is not None
+        for attempt in range(self.retries + 1):
+            request_id = next(self._ids) & 0x7FFFFFFF
+            message = self._encode(
+                request_id, ber.pdu(tag, request_id, list(oids), a, b), discovery
+            )
+            self._transport.sendto(message)
+            deadline = asyncio.get_running_loop().time() + self.timeout
+            while (left := deadline - asyncio.get_running_loop().time()) > 0:
+                try:
+                    data = await asyncio.wait_for(self._protocol.waiting.get(), left)
+                except TimeoutError:
+                    break
+                try:
+                    answered_id, response = self._decode(data)
+                except (ber.BerError, UsmError) as error:
+                    if isinstance(error, UsmError):
+                        raise SnmpError(str(error)) from None
+                    continue  # a stray or garbled datagram: keep waiting for ours
+                if answered_id != request_id:
+                    continue  # a late answer to an earlier try
+                reason = report_reason(response)
+                if reason is None or discovery:
+                    return response
+                if reason == "not in time window" and attempt < self.retries:
+                    break  # decode() took the agent's boots and time: send again
+                raise SnmpError(f"the agent refused the request: {reason}")
+        raise SnmpTimeout(
+            f"no answer to {self.retries + 1} tries of {self.timeout:g} s each "
+            "(agent down, wrong community or key, or an ACL)"
+        )
+
+    async def get(self, oids: Sequence[ber.Oid]) -> dict[ber.Oid, Any]:
+        """The values of scalar OIDs (missing ones are left out)."""
+        response = await self._exchange(ber.GET, oids)
+        if response.error_status:
+            if response.error_status == 2:  # v1 noSuchName: ask one by one
+                found: dict[ber.Oid, Any] = {}
+                for oid in oids:
+                    one = await self._exchange(ber.GET, [oid])
+                    if not one.error_status:
+                        found.update(one.varbinds)
+                return found
+            raise SnmpError(f"GET failed with error-status {response.error_status}")
+        return {
+            oid: value for oid, value in response.varbinds if not isinstance(value, ber.Exceptional)
+        }
+
+    async def walk(self, root: ber.Oid, *, limit: int = DEFAULT_LIMIT) -> list[Varbind]:
+        """Every (OID, value) under `root`, in the order the agent gave them."""
+        rows: list[Varbind] = []
+        seen: set[ber.Oid] = set()
+        depth = len(root)
+        current = root
+        bulk = self.credentials.version != "1"
+        while True:
+            if bulk:
+                response = await self._exchange(ber.GETBULK, [current], 0, self.max_repetitions)
+            else:
+                response = await self._exchange(ber.GETNEXT, [current])
+            if response.error_status:
+                if response.error_status == 2 and not bulk:
+                    return rows  # v1 says noSuchName past the end of the MIB
+                raise SnmpError(
+                    f"walk of {ber.oid_text(root)} failed: error-status {response.error_status}"
+                )
+            if not response.varbinds:
+                return rows
+            for oid, value in response.varbinds:
+                if isinstance(value, ber.Exceptional) or oid[:depth] != root:
+                    return rows
+                if oid in seen:
+                    raise WalkStopped(
+                        f"the agent loops in {ber.oid_text(root)}: "
+                        f"{ber.oid_text(oid)} returned twice",
+                        rows,
+                    )
+                seen.add(oid)
+                rows.append((oid, value))
+            if len(rows) > limit:
+                raise WalkStopped(
+                    f"{ber.oid_text(root)} never ends: more than {limit} entries", rows
+                )
+            current = response.varbinds[-1][0]

@@ -1,0 +1,100 @@
+"""wrong-port and unmanaged-switch: switch forwarding tables judged against the ledger."""
+
+from __future__ import annotations
+
+import pytest
+
+from ipguard.model import FdbEntry, LldpNeighbour, SnmpPoll
+from tests.policies.helpers import IP1, IP2, IP3, IP4, A, B, C, D, X, Y, device, findings
+from tests.policies.helpers import judge, only, settings
+
+SW = "core-1"
+
+
+def fdb(*pairs: tuple[str, str], vlan: int = 10) -> tuple[FdbEntry, ...]:
+    """FDB entries (MAC, port name) as core-1 reports them."""
+    return tuple(FdbEntry(mac, vlan, 1, 1, port) for mac, port in pairs)
+
+
+def poll(*pairs: tuple[str, str], lldp: tuple[str, ...] = (), answered: bool = True) -> SnmpPoll:
+    neighbours = tuple(LldpNeighbour(port, "00:aa:bb:cc:dd:ee", "Gi0/1", "dist-1") for port in lldp)
+    return SnmpPoll(SW, "10.20.0.1", answered, fdb=fdb(*pairs), lldp=neighbours)
+
+
+LEDGER = (
+    device(IP1, A, switch_port=f"{SW}:Gi1/0/1"),
+    device(IP2, B, switch_port=f"{SW}:Gi1/0/2"),
+    device(IP3, C),  # no switch_port recorded: not judged for wrong-port
+    device(IP4, D, "switch", switch_port=f"{SW}:Gi1/0/9"),  # a registered desk switch
+)
+
+
+@pytest.mark.parametrize(
+    ("polled", "expected"),
+    [
+        pytest.param(poll((A, "Gi1/0/1"), (B, "Gi1/0/2")), set(), id="every MAC on its port"),
+        pytest.param(
+            poll((A, "Gi1/0/1"), (B, "Gi1/0/5")),
+            {("wrong-port", IP2, B, f"{SW}:Gi1/0/5", "medium")},
+            id="B moved to another access port",
+        ),
+        pytest.param(poll((A, "gi1/0/1")), set(), id="port names compared ignoring case"),
+        pytest.param(poll((C, "Gi1/0/7")), set(), id="record without switch_port"),
+        pytest.param(poll((X, "Gi1/0/7")), set(), id="unregistered MAC alone on a port"),
+        pytest.param(
+            poll((A, "Gi1/0/1"), (X, "Gi1/0/1")),
+            {("unmanaged-switch", None, None, f"{SW}:Gi1/0/1", "high")},
+            id="two MACs on an access port",
+        ),
+        pytest.param(
+            poll((D, "Gi1/0/9"), (X, "Gi1/0/9"), (Y, "Gi1/0/9")),
+            set(),
+            id="port registered to a switch is exempt",
+        ),
+        pytest.param(
+            poll((B, "Gi1/0/24"), (X, "Gi1/0/24"), lldp=("Gi1/0/24",)),
+            set(),
+            id="LLDP neighbour: an uplink, neither finding",
+        ),
+        pytest.param(
+            poll(*((f"02:00:00:00:00:{n:02x}", "Te1/1/1") for n in range(33)), (B, "Te1/1/1")),
+            set(),
+            id="more than uplink_min_macs: an uplink",
+        ),
+        pytest.param(
+            poll((A, "Gi1/0/3"), (X, "Gi1/0/3"), answered=False),
+            set(),
+            id="a device that did not answer proves nothing",
+        ),
+    ],
+)
+def test_switchports(polled: SnmpPoll, expected: set[tuple]) -> None:
+    found = judge(LEDGER, snmp=(polled,))
+    assert {item for item in found if item[0] in ("wrong-port", "unmanaged-switch")} == expected
+
+
+def test_unmanaged_switch_lists_macs_and_owners() -> None:
+    found = findings(LEDGER, snmp=(poll((A, "Gi1/0/6"), (B, "Gi1/0/6"), (X, "Gi1/0/6")),))
+    hub = only(found, "unmanaged-switch")
+    behind = {item["mac"]: item["registered_to"] for item in hub.detail["macs"]}
+    assert set(behind) == {A, B, X}
+    assert behind[A][0]["owner"] == f"owner of {IP1}" and behind[X] == []
+    assert hub.detail["device"] == SW
+    # the registered MACs on the hub port are also on the wrong port
+    assert {f.mac for f in found if f.kind.value == "wrong-port"} == {A, B}
+
+
+@pytest.mark.parametrize(("limit", "macs", "raised"), [(1, 2, True), (2, 2, False), (3, 4, True)])
+def test_max_macs_per_port(limit: int, macs: int, raised: bool) -> None:
+    pairs = [(f"02:00:00:00:01:{n:02x}", "Gi1/0/8") for n in range(macs)]
+    found = judge(LEDGER, snmp=(poll(*pairs),), policy=settings(max_macs_per_port=limit))
+    assert any(item[0] == "unmanaged-switch" for item in found) is raised
+
+
+def test_severity_override() -> None:
+    found = judge(
+        LEDGER,
+        snmp=(poll((B, "Gi1/0/5")),),
+        policy=settings(severity={"wrong-port": "high"}),
+    )
+    assert ("wrong-port", IP2, B, f"{SW}:Gi1/0/5", "high") in found
