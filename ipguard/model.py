@@ -400,6 +400,10 @@ class ScanRequest:
     full_rescan_hours: int = 24
     # Services of the last service scan by IP; None asks for a full service scan.
     known_services: Mapping[str, KnownHost] | None = None
+    # Switches and routers the snmp phase polls ([[snmp.devices]]; no secrets, only where they are)
+    snmp_devices: tuple[SnmpDevice, ...] = ()
+    snmp_timeout: float = 2.0
+    snmp_retries: int = 2
 
 
 @dataclass(frozen=True)

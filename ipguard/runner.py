@@ -122,11 +122,14 @@ def run_scan(
 
 def _recorded(request: ScanRequest) -> dict[str, Any]:
     """The request as the run records it (without the service baseline, which is history)."""
-    return {
+    recorded = {
         item.name: getattr(request, item.name)
         for item in fields(request)
-        if item.name != "known_services"
+        if item.name not in ("known_services", "snmp_devices")
     }
+    # Devices by name and address only: a spooled run is re-judged, never re-polled.
+    recorded["snmp"] = [f"{device.name} {device.host}" for device in request.snmp_devices]
+    return recorded
 
 
 def _with_service_baseline(session: Any, request: ScanRequest, now: datetime) -> ScanRequest:
@@ -189,6 +192,7 @@ def _record(
             phases=result.phases,
             evidence=evidence_of(result),
             partial_hosts=result.partial_hosts,
+            snmp_polled=frozenset(poll.device for poll in result.snmp if poll.answered),
         )
         timings["total"] = time.monotonic() - started
         counts.update(
@@ -197,6 +201,17 @@ def _record(
             findings_seen=len(synced.new) + len(synced.seen_again),
             timings={name: round(seconds, 3) for name, seconds in timings.items()},
         )
+        if result.snmp:  # which devices answered: coverage of their findings depends on it
+            counts["snmp"] = {
+                poll.device: {
+                    "answered": poll.answered,
+                    "warning": poll.warning,
+                    "arp": len(poll.arp),
+                    "fdb": len(poll.fdb),
+                    "lldp": len(poll.lldp),
+                }
+                for poll in result.snmp
+            }
         run = runs.get(session, run_id)
         run.settings = {**run.settings, "phases": sorted(phase.value for phase in result.phases)}
         run = runs.finish(session, run_id, RunStatus.COMPLETE, counts=counts, now=clock())
@@ -312,6 +327,7 @@ def _facts(session: Any, request: ScanRequest, result: ScanResult, now: datetime
         proxies=result.proxies,
         names=result.names,
         evidence=result.evidence,
+        snmp=result.snmp,
         ledger=tuple(record.binding for record in records),
         pools=tuple(PoolRange(pool.department, pool.cidr) for pool in list_pools(session)),
         last_seen=seen,

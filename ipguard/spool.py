@@ -30,14 +30,19 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ipguard.model import (
+    ArpEntry,
     DhcpOffer,
     Evidence,
+    FdbEntry,
+    LldpNeighbour,
     NameObservation,
     Observation,
     Phase,
     ProxyVerdict,
     ScanResult,
     ServiceObservation,
+    SnmpPoll,
+    SnmpSystem,
 )
 
 FORMAT = 1
@@ -203,6 +208,8 @@ def result_from_json(data: Mapping[str, Any]) -> ScanResult:
         value = data[item.name]
         if item.name in _GROUPS:
             values[item.name] = tuple(_item(_GROUPS[item.name], one) for one in value)
+        elif item.name == "snmp":
+            values[item.name] = tuple(_snmp_poll(one) for one in value)
         elif item.name == "phases":
             values[item.name] = frozenset(Phase(name) for name in value)
         elif typing.get_origin(hints[item.name]) is frozenset:
@@ -210,6 +217,15 @@ def result_from_json(data: Mapping[str, Any]) -> ScanResult:
         else:
             values[item.name] = value
     return ScanResult(**values)
+
+
+def _snmp_poll(data: Mapping[str, Any]) -> SnmpPoll:
+    values = dict(data)
+    values["system"] = SnmpSystem(**data.get("system", {}))
+    for name, kind in (("arp", ArpEntry), ("fdb", FdbEntry), ("lldp", LldpNeighbour)):
+        values[name] = tuple(kind(**one) for one in data.get(name, ()))
+    values["roles"] = tuple(data.get("roles", ()))
+    return SnmpPoll(**values)
 
 
 def _item(kind: type, data: Mapping[str, Any]) -> Any:

@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Container, Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ipguard.errors import ConfigError
-from ipguard.model import FdbEntry, SnmpDevice, SnmpPoll
+from ipguard.model import FdbEntry, Observation, ScanRequest, SnmpDevice, SnmpPoll
 from ipguard.scanners import snmp_tables as tables
 from ipguard.scanners.snmp_client import Credentials, SnmpError, SnmpSession, Varbind, WalkStopped
 from ipguard.scanners.snmp_usm import AUTH_PROTOCOLS, PRIV_PROTOCOLS
@@ -131,10 +132,8 @@ class SnmpPoller:
                 retries=self.retries,
                 max_repetitions=self.max_repetitions,
             ) as session:
-                system.update(
-                    await asyncio.wait_for(
-                        self._collect(session, device, walked), timeout=self.deadline
-                    )
+                await asyncio.wait_for(
+                    self._collect(session, device, walked, system), timeout=self.deadline
                 )
         except WalkStopped as stop:
             warning = f"{where}: {stop}"
@@ -145,11 +144,16 @@ class SnmpPoller:
         return self._result(device, walked, system, warning)
 
     async def _collect(
-        self, session: SnmpSession, device: SnmpDevice, walked: dict[str, list[Varbind]]
-    ) -> dict[tuple[int, ...], object]:
+        self,
+        session: SnmpSession,
+        device: SnmpDevice,
+        walked: dict[str, list[Varbind]],
+        system: dict[tuple[int, ...], object],
+    ) -> None:
         values = await session.get(list(tables.SYSTEM.values()))
         if not values:
             raise SnmpError("the agent has no system group (SNMPv2-MIB) in its view")
+        system.update(values)
         await self._walk(session, walked, ("ifName", "ifDescr"))
         if "router" in device.roles:
             await self._walk(session, walked, ROUTER_COLUMNS)
@@ -164,7 +168,6 @@ class SnmpPoller:
             cisco = isinstance(sys_object_id, tuple) and sys_object_id[:7] == CISCO
             if cisco and not walked.get("dot1qTpFdbPort"):
                 await self._per_vlan(session, walked)
-        return dict(values)
 
     async def _walk(
         self, session: SnmpSession, walked: dict[str, list[Varbind]], names: Sequence[str]
@@ -226,3 +229,55 @@ def parse(walked: dict[str, list[Varbind]]) -> dict[str, tuple[object, ...]]:
         "fdb": tuple(fdb),
         "lldp": tuple(tables.lldp_neighbours(walked, interfaces)),
     }
+
+
+def collect(
+    request: ScanRequest, scope: Container[str], own_ip: str = "", own_mac: str = ""
+) -> tuple[list[Observation], tuple[SnmpPoll, ...]]:
+    """The snmp phase: poll every configured device; routers' ARP entries inside the run's
+    subnets (`scope`) become `snmp-arp` observations naming the device and interface.
+
+    The sensor's own address is left out, as the sweep leaves it out; so are, on the switch port
+    where the sensor's MAC is learnt, the locally administered MACs ipguard's own probes (the
+    DHCP DISCOVER's client MAC, this run's and recent runs') leave in forwarding tables.
+    """
+    polls = SnmpPoller(
+        request.snmp_devices, timeout=request.snmp_timeout, retries=request.snmp_retries
+    ).poll()
+    now = datetime.now(UTC)
+    observations = [
+        Observation(
+            entry.ip, entry.mac, now, "snmp-arp", device=poll.device, interface=entry.if_name
+        )
+        for poll in polls
+        if poll.answered and "router" in poll.roles
+        for entry in poll.arp
+        if entry.ip in scope and entry.ip != own_ip
+    ]
+    return observations, tuple(_without_own_probes(poll, own_mac) for poll in polls)
+
+
+def _without_own_probes(poll: SnmpPoll, own_mac: str) -> SnmpPoll:
+    sensor_ports = {(e.if_name, e.vlan) for e in poll.fdb if e.mac == own_mac}
+    if not sensor_ports:
+        return poll
+    kept = tuple(
+        entry
+        for entry in poll.fdb
+        if (entry.if_name, entry.vlan) not in sensor_ports
+        or entry.mac == own_mac
+        or not int(entry.mac[:2], 16) & 0x02
+    )
+    return replace(poll, fdb=kept)
+
+
+def merge_routed(
+    observations: Iterable[Observation], routed: Iterable[Observation]
+) -> list[Observation]:
+    """The sweep's observations and the routers' ARP entries together, without the MAC-less
+    echo replies at addresses a router's table gave a MAC for (they would only repeat, without
+    the MAC, what the router's entry says)."""
+    routed = list(routed)
+    resolved = {seen.ip for seen in routed}
+    kept = [seen for seen in observations if seen.mac is not None or seen.ip not in resolved]
+    return kept + routed

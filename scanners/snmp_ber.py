@@ -85,8 +85,8 @@ def encode_oid(oid: Oid) -> bytes:
     """A BER OBJECT IDENTIFIER."""
     if len(oid) < 2:
         raise BerError(f"an OID needs two arcs at least: {oid_text(oid)}")
-    body = bytearray((oid[0] * 40 + oid[1],))
-    for arc in oid[2:]:
+    body = bytearray()
+    for arc in (oid[0] * 40 + oid[1], *oid[2:]):  # the first two arcs share one subidentifier
         chunk = [arc & 0x7F]
         arc >>= 7
         while arc:
@@ -134,16 +134,18 @@ def decode_oid(body: bytes | memoryview) -> Oid:
     if not body:
         raise BerError("empty OID")
     first = body[0]
-    top = min(first // 40, 2)
-    if bytes(body).isascii():  # every arc below 128: one octet each (most table OIDs)
+    if bytes(body).isascii():  # every subidentifier below 128: one octet each (most OIDs)
+        top = min(first // 40, 2)
         return (top, first - 40 * top, *body[1:])
-    arcs = [top, first - 40 * top]
+    subids = []
     value = 0
-    for byte in body[1:]:
+    for byte in body:
         value = (value << 7) | (byte & 0x7F)
         if not byte & 0x80:
-            arcs.append(value)
+            subids.append(value)
             value = 0
+    top = min(subids[0] // 40, 2)
+    arcs = [top, subids[0] - 40 * top, *subids[1:]]
     return tuple(arcs)
 
 

@@ -103,6 +103,9 @@ def scan(
         dhcp_wait=settings.scan.dhcp_wait,
         full=full,
         full_rescan_hours=settings.scan.full_rescan_hours,
+        snmp_devices=settings.snmp.devices,
+        snmp_timeout=settings.snmp.timeout,
+        snmp_retries=settings.snmp.retries,
     )
     try:
         with progress_bars(enabled=not quiet and fmt == ScanFormat.table) as progress:
@@ -185,6 +188,12 @@ def _warn(outcome: RunOutcome, *, quiet: bool) -> None:
             f"or spoofing; see `ipguard runs show {outcome.run.id}`",
             err=True,
         )
+    for polled in (outcome.run.counts.get("snmp") or {}).values():
+        if polled.get("warning"):  # like a flood, shown with --quiet: cron mails it
+            typer.echo(
+                f"warning: snmp: {safe(polled['warning'])}; its findings stay as they were",
+                err=True,
+            )
     if outcome.spooled and not quiet:
         ids = ", ".join(str(run_id) for run_id in outcome.spooled)
         info(f"run {ids} could not be stored when it ran; stored now from the spool")

@@ -112,7 +112,9 @@ def walk_json(poll: SnmpPoll) -> dict[str, Any]:
 
     return {
         "device": asdict(poll.system),
-        "arp": [asdict(entry) for entry in sorted(poll.arp, key=lambda e: (ip_sort_key(e.ip), e.mac))],
+        "arp": [
+            asdict(entry) for entry in sorted(poll.arp, key=lambda e: (ip_sort_key(e.ip), e.mac))
+        ],
         "fdb": [
             asdict(entry) for entry in sorted(poll.fdb, key=lambda e: (e.vlan or 0, e.port, e.mac))
         ],

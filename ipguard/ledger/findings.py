@@ -29,7 +29,10 @@ DETECTED_BY: Mapping[FindingKind, Phase] = {
     FindingKind.HOSTNAME_POLICY: Phase.NAMES,
     FindingKind.ROGUE_ROUTER: Phase.EVIDENCE,
     FindingKind.ROGUE_AP: Phase.EVIDENCE,
+    FindingKind.WRONG_PORT: Phase.SNMP,
+    FindingKind.UNMANAGED_SWITCH: Phase.SNMP,
 }
+SNMP_SOURCE = "snmp-arp"  # observations read from a router's ARP table
 
 
 @dataclass
@@ -57,8 +60,13 @@ def sync(
     phases: frozenset[Phase],
     evidence: Callable[[Finding], dict[str, Any]],
     partial_hosts: frozenset[str] = frozenset(),
+    snmp_polled: frozenset[str] = frozenset(),
 ) -> SyncOutcome:
-    """Record a complete run's findings: open new ones, update seen ones, resolve vanished ones."""
+    """Record a complete run's findings: open new ones, update seen ones, resolve vanished ones.
+
+    `snmp_polled` names the SNMP devices this run read completely: a finding raised from a
+    device's data alone is resolved only by a run that polled that device.
+    """
     outcome = SyncOutcome()
     live = {
         (row.kind, row.subject): row
@@ -106,7 +114,7 @@ def sync(
 
     networks = [ipaddress.ip_network(subnet) for subnet in subnets]
     for row in live.values():
-        if _covered(row, networks, phases, partial_hosts):
+        if _covered(row, networks, phases, partial_hosts, snmp_polled):
             row.state = FindingState.RESOLVED.value
             row.resolved_at, row.resolved_run_id, row.resolved_by = now, run_id, "auto"
             session.add(row)
@@ -120,7 +128,18 @@ def _covered(
     networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network],
     phases: frozenset[Phase],
     partial_hosts: frozenset[str],
+    snmp_polled: frozenset[str] = frozenset(),
 ) -> bool:
+    devices = snmp_devices(row)
+    if devices is not None:
+        if Phase.SNMP not in phases or not devices & snmp_polled:
+            return False
+        # A router's ARP entry counts only inside the run's subnets; a switch port anywhere.
+        return (
+            row.ip is None
+            or DETECTED_BY.get(FindingKind(row.kind)) is Phase.SNMP
+            or _in(row.ip, networks)
+        )
     needed = DETECTED_BY.get(FindingKind(row.kind), Phase.SWEEP)
     if needed not in phases:
         return False
@@ -128,8 +147,32 @@ def _covered(
         return False
     if row.ip is None:
         return True
-    address = ipaddress.ip_address(row.ip)
+    return _in(row.ip, networks)
+
+
+def _in(ip: str, networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    address = ipaddress.ip_address(ip)
     return any(address in network for network in networks)
+
+
+def snmp_devices(row: FindingRow) -> set[str] | None:
+    """The SNMP devices whose data alone raised a finding, or None when other phases saw it too.
+
+    wrong-port and unmanaged-switch come from one switch (`detail.device`); a binding finding
+    comes from routers when every observation in its last evidence is an `snmp-arp` one.
+    """
+    if row.kind in (FindingKind.WRONG_PORT.value, FindingKind.UNMANAGED_SWITCH.value):
+        device = (row.detail or {}).get("device")
+        return {device} if isinstance(device, str) else set()
+    last = (row.evidence or {}).get("last") or {}
+    seen = [
+        item
+        for item in last.get("observations") or []
+        if row.mac is None or item.get("mac") == row.mac  # what raised this very pair
+    ]
+    if not seen or any(item.get("source") != SNMP_SOURCE for item in seen):
+        return None
+    return {item.get("device") or "" for item in seen}
 
 
 def _ack_expired(row: FindingRow, now: datetime) -> bool:

@@ -38,6 +38,8 @@ HOSTS = {
 }
 HUB_HOSTS = {f"hb{n}": f"198.18.10.{20 + n}" for n in range(1, 5)}
 ROUTED_HOSTS = {"r20": "198.18.20.10", "r21": "198.18.20.11"}
+# Agents with a real device's bad habits (tests/lab/snmp_responder.py), on the router's address.
+ODD_PORTS = {"unordered": 1161, "loop": 1162, "endless": 1163}
 _HELLO = (
     "import socket,time\n"
     "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
@@ -57,6 +59,8 @@ class SnmpLab:
     auth_key: str = field(default_factory=lambda: "a-" + secrets.token_hex(8))
     priv_key: str = field(default_factory=lambda: "p-" + secrets.token_hex(8))
     macs: dict[str, str] = field(default_factory=dict)  # host suffix -> MAC
+    router_mac: str = ""  # the router's MAC on the switch
+    outputs: list[str] = field(default_factory=list)  # what tests printed (for the secrets grep)
 
     def ns(self, name: str) -> str:
         """The namespace of a lab node, e.g. ns("router")."""
@@ -208,6 +212,27 @@ def start_agents(lab: SnmpLab) -> None:
     )
 
 
+def _start_odd_agents(lab: SnmpLab) -> None:
+    for mode, port in ODD_PORTS.items():
+        argv = [sys.executable, "-m", "tests.lab.snmp_responder", "--listen", f"{ROUTER_IP}:{port}"]
+        argv += ["--community", lab.community, "--mode", mode]
+        subprocess.Popen(
+            netns.exec_argv(lab.ns("router"), argv),
+            cwd=Path(__file__).resolve().parents[2],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        out = netns.run(lab.ns("router"), ["ss", "-Hlun"], check=False).stdout
+        if all(f":{port} " in out for port in ODD_PORTS.values()):
+            return
+        time.sleep(0.1)
+    raise netns.LabError("the odd SNMP agents did not start")
+
+
 @contextlib.contextmanager
 def snmp_lab(workdir: Path) -> Iterator[SnmpLab]:
     """Build the lab, start its agents, let every host talk once; always torn down."""
@@ -223,7 +248,10 @@ def snmp_lab(workdir: Path) -> Iterator[SnmpLab]:
         for name in [*HOSTS, *HUB_HOSTS, *ROUTED_HOSTS, "sensor"]:
             out = netns.run(lab.ns(name), ["cat", "/sys/class/net/eth0/address"]).stdout
             lab.macs[name] = out.strip()
+        out = netns.run(lab.ns("router"), ["cat", "/sys/class/net/eth0/address"]).stdout
+        lab.router_mac = out.strip()
         start_agents(lab)
+        _start_odd_agents(lab)
         lab.refresh()
         yield lab
     finally:

@@ -5,8 +5,23 @@ from __future__ import annotations
 import pytest
 
 from ipguard.model import FdbEntry, LldpNeighbour, SnmpPoll
-from tests.policies.helpers import IP1, IP2, IP3, IP4, A, B, C, D, X, Y, device, findings
-from tests.policies.helpers import judge, only, settings
+from tests.policies.helpers import (
+    IP1,
+    IP2,
+    IP3,
+    IP4,
+    A,
+    B,
+    C,
+    D,
+    X,
+    Y,
+    device,
+    findings,
+    judge,
+    only,
+    settings,
+)
 
 SW = "core-1"
 

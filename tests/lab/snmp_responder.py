@@ -1,0 +1,143 @@
+"""An SNMPv2c agent with a real device's bad habits, for walks that must not hang.
+
+    python -m tests.lab.snmp_responder --listen 198.18.10.1:1161 --community C --mode loop
+
+It serves system scalars and an ifName column of `--rows` interfaces, answering GET, GETNEXT
+and GETBULK. `--mode`:
+
+    ordered    a well-behaved agent
+    unordered  GETNEXT answers jump backwards inside the column now and then (old Cisco, some
+               D-Link firmware), yet every row comes exactly once: a walk must finish
+    loop       after the last row the agent answers with the first row again, forever
+    endless    a column that never ends: every answer is a new, larger OID
+
+Runs inside a lab namespace (tests/lab/snmp_lab.py starts it); it stops on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import socket
+
+from ipguard.scanners import snmp_ber as ber
+
+IF_NAME = (1, 3, 6, 1, 2, 1, 31, 1, 1, 1, 1)
+SYSTEM = {
+    (1, 3, 6, 1, 2, 1, 1, 1, 0): ("s", b"odd agent"),
+    (1, 3, 6, 1, 2, 1, 1, 2, 0): ("o", (1, 3, 6, 1, 4, 1, 99999)),
+    (1, 3, 6, 1, 2, 1, 1, 3, 0): ("t", 100),
+    (1, 3, 6, 1, 2, 1, 1, 5, 0): ("s", b"odd-agent"),
+}
+
+
+def _value(kind: str, value: object) -> bytes:
+    if kind == "s":
+        assert isinstance(value, bytes)
+        return ber.octets(value)
+    if kind == "o":
+        assert isinstance(value, tuple)
+        return ber.encode_oid(value)
+    assert isinstance(value, int)
+    body = ber.integer(value)
+    return (bytes((0x43,)) + body[1:]) if kind == "t" else body
+
+
+class Responder:
+    """The agent's data and the answer to each request."""
+
+    def __init__(self, rows: int, mode: str) -> None:
+        self.mode = mode
+        self.values: dict[ber.Oid, tuple[str, object]] = dict(SYSTEM)
+        for index in range(1, rows + 1):
+            self.values[(*IF_NAME, index)] = ("s", f"port{index}".encode())
+        self.order = sorted(self.values)
+        self.first_row = (*IF_NAME, 1)
+        rows_of = [oid for oid in self.order if oid[: len(IF_NAME)] == IF_NAME]
+        self.text_order = sorted(rows_of, key=lambda oid: str(oid[-1]))
+
+    def next_of(self, oid: ber.Oid) -> tuple[ber.Oid, tuple[str, object]] | None:
+        """What this agent answers to GETNEXT(oid)."""
+        depth = len(IF_NAME)
+        if self.mode == "endless" and oid[:depth] == IF_NAME:
+            following = (*IF_NAME, (oid[depth] if len(oid) > depth else 0) + 1)
+            return following, ("s", b"again")
+        if self.mode == "unordered" and oid in self.text_order:
+            # The agent keeps its rows sorted as text (1, 10, 11, …, 2, 20, …) and answers
+            # with the row after the asked one in that order: out of order, nothing lost.
+            at = self.text_order.index(oid) + 1
+            if at < len(self.text_order):
+                nxt = self.text_order[at]
+                return nxt, self.values[nxt]
+            oid = max(self.text_order)
+        at = bisect.bisect_right(self.order, oid)
+        nxt = self.order[at] if at < len(self.order) else None
+        if (
+            self.mode == "loop"
+            and oid[:depth] == IF_NAME
+            and (nxt is None or nxt[:depth] != IF_NAME)
+        ):
+            nxt = self.first_row  # past the end of the column: back to its start
+        if nxt is None:
+            return None
+        if self.mode == "unordered" and nxt[:depth] == IF_NAME and oid[:depth] != IF_NAME:
+            nxt = self.text_order[0]
+        return nxt, self.values[nxt]
+
+    def answer(self, request: ber.Response) -> list[tuple[ber.Oid, bytes]]:
+        """The varbinds of the response."""
+        out: list[tuple[ber.Oid, bytes]] = []
+        if request.tag == ber.GET:
+            for oid, _ in request.varbinds:
+                found = self.values.get(oid)
+                out.append((oid, _value(*found) if found else b"\x80\x00"))
+            return out
+        repeats = request.error_index if request.tag == ber.GETBULK else 1
+        for oid, _ in request.varbinds:
+            current = oid
+            for _ in range(max(1, repeats)):
+                step = self.next_of(current)
+                if step is None:
+                    out.append((current, b"\x82\x00"))
+                    break
+                current, value = step
+                out.append((current, _value(*value)))
+        return out
+
+
+def serve(listen: str, community: bytes, rows: int, mode: str) -> None:
+    """Answer requests until killed."""
+    host, port = listen.rsplit(":", 1)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((host, int(port)))
+    agent = Responder(rows, mode)
+    while True:
+        data, peer = sock.recvfrom(65535)
+        try:
+            version, given, request = ber.decode_community_message(data)
+        except ber.BerError:
+            continue
+        if given != community:
+            continue  # like a real agent: silence for a wrong community
+        varbinds = agent.answer(request)
+        body = b"".join(ber.sequence(ber.encode_oid(oid), value) for oid, value in varbinds)
+        pdu = ber.tlv(
+            ber.RESPONSE,
+            ber.integer(request.request_id) + ber.integer(0) + ber.integer(0) + ber.sequence(body),
+        )
+        sock.sendto(ber.community_message(version, community, pdu), peer)
+
+
+def main() -> None:
+    """Command line: see the module docstring."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--listen", required=True)
+    parser.add_argument("--community", required=True)
+    parser.add_argument("--rows", type=int, default=48)
+    parser.add_argument("--mode", choices=("ordered", "unordered", "loop", "endless"))
+    args = parser.parse_args()
+    serve(args.listen, args.community.encode(), args.rows, args.mode or "ordered")
+
+
+if __name__ == "__main__":
+    main()

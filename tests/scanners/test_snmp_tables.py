@@ -1,0 +1,138 @@
+"""The MIB-table parsers on the table layouts of real vendors (tests/scanners/snmp_walks/)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ipguard.scanners import snmp_tables as tables
+from ipguard.scanners.snmp import parse
+
+WALKS = Path(__file__).with_name("snmp_walks")
+
+
+def walked(name: str) -> dict[str, list[tuple[tuple[int, ...], Any]]]:
+    """A device's walk, with Cisco's per-VLAN instances (`NAME@VLAN.snmprec`)."""
+    found = tables.read_snmprec((WALKS / f"{name}.snmprec").read_text().splitlines())
+    for path in sorted(WALKS.glob(f"{name}@*.snmprec")):
+        vlan = int(path.stem.split("@")[1])
+        found[f"vlan {vlan}"] = []
+        for column, rows in tables.read_snmprec(path.read_text().splitlines()).items():
+            found[f"{column}@{vlan}"] = rows
+    return found
+
+
+CASES: dict[str, dict[str, set[tuple[Any, ...]]]] = {
+    "cisco_ios_c2960": {
+        "arp": {
+            ("198.18.10.1", "00:00:0c:9f:f0:01", "Vl10"),
+            ("198.18.10.21", "3c:52:82:aa:00:21", "Vl10"),
+            ("198.18.10.22", "3c:52:82:aa:00:22", "Vl10"),
+        },
+        "fdb": {
+            ("00:00:0c:9f:f0:01", 1, "Gi0/24"),  # the switch's own MAC (self) left out
+            ("00:00:0c:9f:f0:01", 10, "Gi0/24"),
+            ("3c:52:82:aa:00:21", 10, "Gi0/1"),
+            ("3c:52:82:aa:00:22", 10, "Gi0/2"),
+            ("3c:52:82:aa:00:23", 20, "Gi0/3"),  # :24 is invalid(2)
+        },
+        "lldp": set(),
+    },
+    "hpe_procurve_2530": {
+        "arp": {
+            ("198.18.30.1", "b4:b5:2f:00:00:01", "DEFAULT_VLAN"),
+            ("198.18.30.40", "a0:48:1c:0a:0b:0c", "DEFAULT_VLAN"),
+        },
+        "fdb": {
+            ("a0:48:1c:0a:0b:0c", 1, "1"),
+            ("b4:b5:2f:00:00:01", 1, "26"),
+            ("a0:48:1c:0a:0b:0d", 30, "2"),
+        },
+        "lldp": {("26", "b4:b5:2f:00:00:01", "Gi1/0/48", "core-1")},
+    },
+    "huawei_s5720": {
+        "arp": {("198.18.40.10", "f4:55:9c:11:22:33", "Vlanif10")},  # invalid and 00:… left out
+        "fdb": {
+            ("f4:55:9c:11:22:33", 10, "GigabitEthernet0/0/1"),
+            ("f4:55:9c:11:22:44", 10, "GigabitEthernet0/0/2"),
+            ("70:7a:8b:00:00:01", 10, "XGigabitEthernet0/0/1"),
+            ("70:7a:8b:00:00:01", 20, "XGigabitEthernet0/0/1"),
+        },
+        "lldp": set(),
+    },
+    "h3c_s5130": {
+        "arp": {
+            ("198.18.50.7", "7c:1e:06:aa:bb:07", "Vlan100"),
+            ("fd00::7", "7c:1e:06:aa:bb:07", "Vlan100"),  # .8 is incomplete(7)
+        },
+        "fdb": {("7c:1e:06:aa:bb:07", 100, "GE1/0/1"), ("7c:1e:06:aa:bb:09", 100, "GE1/0/2")},
+        "lldp": set(),
+    },
+    "ruijie_s2910": {
+        "arp": {("198.18.60.5", "58:69:6c:01:02:05", "VLAN 1")},
+        "fdb": {("58:69:6c:01:02:05", 1, "GigabitEthernet 0/2")},
+        "lldp": set(),
+    },
+    "zte_zxr10": {
+        "arp": {("198.18.70.1", "00:19:c6:00:70:01", "gei_1/28")},
+        "fdb": {("00:19:c6:00:70:01", None, "gei_1/28"), ("00:19:c6:00:70:02", None, "gei_1/2")},
+        "lldp": set(),
+    },
+    "dlink_des3026": {
+        "arp": set(),
+        "fdb": {
+            ("00:1e:58:01:02:03", 400, "RMON Port 10 on Unit 1"),
+            ("00:1e:58:01:02:04", 400, "RMON Port 24 on Unit 1"),
+        },
+        "lldp": set(),
+    },
+}
+
+
+@pytest.mark.parametrize("vendor", sorted(CASES))
+def test_vendor_layouts(vendor: str) -> None:
+    found = parse(walked(vendor))
+    expected = CASES[vendor]
+    assert {(e.ip, e.mac, e.if_name) for e in found["arp"]} == expected["arp"]  # type: ignore[attr-defined]
+    assert {(e.mac, e.vlan, e.if_name) for e in found["fdb"]} == expected["fdb"]  # type: ignore[attr-defined]
+    lldp = {
+        (n.local_if_name, n.remote_chassis_id, n.remote_port_id, n.remote_sys_name)  # type: ignore[attr-defined]
+        for n in found["lldp"]
+    }
+    assert lldp == expected["lldp"]
+
+
+def test_cisco_vlans_leave_out_the_reserved_ones() -> None:
+    assert tables.cisco_vlans(walked("cisco_ios_c2960")) == [1, 10, 20]
+
+
+def test_system_group() -> None:
+    device = walked("huawei_s5720")
+    values = {oid: value for rows in device.values() for oid, value in rows}
+    system = tables.system(values)
+    assert system.sys_name == "HW-S5720-B2"
+    assert system.sys_object_id == "1.3.6.1.4.1.2011.2.23.418"
+    assert system.uptime == 5551212 and system.sys_descr.startswith("S5720-28X-LI-AC")
+
+
+@pytest.mark.parametrize(
+    ("index", "address"),
+    [
+        ((1, 4, 198, 18, 0, 9), "198.18.0.9"),  # length-prefixed, as RFC 4293 says
+        ((1, 198, 18, 0, 9), "198.18.0.9"),  # some agents leave the length out
+        ((2, 16, 253, *([0] * 14), 1), "fd00::1"),
+        ((1, 4, 300, 1, 1, 1), None),
+        ((3, 4, 1, 2, 3, 4), None),  # ipv4z: not an address ipguard can judge
+    ],
+)
+def test_inet_address_index(index: tuple[int, ...], address: str | None) -> None:
+    assert tables._inet_address(index) == address
+
+
+def test_unnamed_interface_and_unknown_port() -> None:
+    interfaces = tables.Interfaces({1: "Gi0/1"}, {1: 1})
+    entry = tables._fdb_entry((2, 0, 0, 0, 0, 1), 7, 10, interfaces)
+    assert entry is not None and entry.if_name == "port 7" and entry.if_index is None
+    assert tables.Interfaces({}, {}).name(12) == "ifIndex 12"

@@ -1,0 +1,124 @@
+"""SNMP on the wire: BER encoding and decoding, and SNMPv3 USM keys, digests and encryption."""
+
+from __future__ import annotations
+
+import pytest
+
+from ipguard.scanners import snmp_ber as ber
+from ipguard.scanners.snmp_usm import UsmError, UsmUser, localize, report_reason
+
+
+@pytest.mark.parametrize(
+    ("value", "encoded"),
+    [(0, "020100"), (127, "02017f"), (128, "02020080"), (-1, "0201ff"), (-129, "0202ff7f"),
+     (2**31, "02050080000000")],
+)  # fmt: skip
+def test_integer(value: int, encoded: str) -> None:
+    assert ber.integer(value).hex() == encoded
+    assert ber.decode_value(ber.INTEGER, bytes.fromhex(encoded)[2:]) == value
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["1.3.6.1.2.1.1.5.0", "1.0.8802.1.1.2.1.4.1.1.9.0.3.1", "1.3.6.1.4.1.2011.5.25.42",
+     "1.3.6.1.2.1.17.7.1.2.2.1.2.4094.0.30.88.163.47.205", "2.999.1"],
+)  # fmt: skip
+def test_oid_round_trip(text: str) -> None:
+    oid = ber.parse_oid(text)
+    encoded = ber.encode_oid(oid)
+    assert ber.decode_oid(encoded[2:]) == oid
+    assert ber.oid_text(oid) == text
+
+
+def test_response_with_every_value_type() -> None:
+    """A response as agents send them: long lengths, application types, exceptions."""
+    values = [
+        ((1, 3, 6, 1, 2, 1, 1, 1, 0), ber.octets(b"x" * 300)),  # two-octet length
+        ((1, 3, 6, 1, 2, 1, 1, 3, 0), bytes.fromhex("4304") + (123456).to_bytes(4, "big")),
+        ((1, 3, 6, 1, 2, 1, 4, 20, 1, 1), bytes.fromhex("4004c6120a01")),  # IpAddress
+        ((1, 3, 6, 1, 2, 1, 31, 1, 1, 1, 6, 1), b"\x46\x09" + (2**64 - 1).to_bytes(9, "big")),
+        ((1, 3, 6, 1, 2, 1, 1, 2, 0), ber.encode_oid((1, 3, 6, 1, 4, 1, 9, 1, 516))),
+        ((1, 3, 6, 1, 2, 1, 99), b"\x82\x00"),  # endOfMibView
+    ]  # fmt: skip
+    body = b"".join(ber.sequence(ber.encode_oid(oid), value) for oid, value in values)
+    pdu = ber.tlv(
+        ber.RESPONSE, ber.integer(42) + ber.integer(0) + ber.integer(0) + ber.sequence(body)
+    )
+    version, community, response = ber.decode_community_message(
+        ber.community_message(1, b"public", pdu)
+    )
+    assert (version, community, response.request_id) == (1, b"public", 42)
+    decoded = dict(response.varbinds)
+    assert decoded[(1, 3, 6, 1, 2, 1, 1, 1, 0)] == b"x" * 300
+    assert decoded[(1, 3, 6, 1, 2, 1, 1, 3, 0)] == 123456
+    assert decoded[(1, 3, 6, 1, 2, 1, 4, 20, 1, 1)] == bytes((198, 18, 10, 1))
+    assert decoded[(1, 3, 6, 1, 2, 1, 31, 1, 1, 1, 6, 1)] == 2**64 - 1
+    assert decoded[(1, 3, 6, 1, 2, 1, 1, 2, 0)] == (1, 3, 6, 1, 4, 1, 9, 1, 516)
+    assert decoded[(1, 3, 6, 1, 2, 1, 99)].end_of_view
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [b"", b"\x30", b"\x30\x05\x02\x01", b"\x04\x00", b"\x30\x84\xff\xff\xff\xff"],
+    ids=["empty", "no length", "short", "not a sequence", "huge length"],
+)
+def test_garbage_is_refused(garbage: bytes) -> None:
+    with pytest.raises(ber.BerError):
+        ber.decode_community_message(garbage)
+
+
+ENGINE = bytes.fromhex("000000000000000000000002")
+
+
+@pytest.mark.parametrize(
+    ("hash_name", "localized"),
+    [
+        ("md5", "526f5eed9fcce26f8964c2930787d82b"),  # RFC 3414 A.3.1
+        ("sha1", "6695febc9288e36282235fc7151f128497b38f3f"),  # RFC 3414 A.3.2
+    ],
+)
+def test_key_localization_matches_rfc_3414(hash_name: str, localized: str) -> None:
+    assert localize(b"maplesyrup", ENGINE, hash_name).hex() == localized
+
+
+def _user(**changes: object) -> UsmUser:
+    values: dict[str, object] = {
+        "name": b"ipguard",
+        "auth_protocol": "sha256",
+        "auth_password": b"auth-secret-1",
+        "priv_protocol": "aes",
+        "priv_password": b"priv-secret-1",
+        "engine_id": ENGINE,
+        "boots": 3,
+        "time": 1000,
+    }
+    values.update(changes)
+    return UsmUser(**values)  # type: ignore[arg-type]
+
+
+def test_authpriv_round_trip_and_tampering() -> None:
+    sender, receiver = _user(), _user()
+    body = ber.pdu(ber.GETBULK, 7, [(1, 3, 6, 1, 2, 1, 17)], 0, 25)
+    message = sender.encode(99, b"vlan-20", body)
+    assert b"\x2b\x06\x01\x02\x01\x11" not in message  # the OID travels encrypted
+    message_id, pdu = receiver.decode(message)
+    assert (message_id, pdu.tag, pdu.request_id) == (99, ber.GETBULK, 7)
+    assert pdu.varbinds == [((1, 3, 6, 1, 2, 1, 17), None)]
+    tampered = bytearray(message)
+    tampered[-1] ^= 1
+    with pytest.raises(UsmError, match="authentication"):
+        receiver.decode(bytes(tampered))
+    with pytest.raises(UsmError, match="authentication"):
+        _user(auth_password=b"another-key").decode(message)
+
+
+def test_wrong_privacy_key_is_named() -> None:
+    message = _user().encode(5, b"", ber.pdu(ber.GET, 1, [(1, 3, 6, 1, 2, 1, 1, 5, 0)]))
+    with pytest.raises((UsmError, ber.BerError)):
+        _user(priv_password=b"wrong-priv-key").decode(message)
+
+
+def test_report_reason() -> None:
+    report = ber.Response(ber.REPORT, 1, 0, 0, [((1, 3, 6, 1, 6, 3, 15, 1, 1, 3, 0), 1)])
+    assert report_reason(report) == "unknown user name"
+    assert report_reason(ber.Response(ber.RESPONSE, 1, 0, 0, [])) is None
