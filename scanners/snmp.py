@@ -18,7 +18,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ipguard.errors import ConfigError
-from ipguard.model import FdbEntry, Observation, ScanRequest, SnmpDevice, SnmpPoll
+from ipguard.model import (
+    FdbEntry,
+    Observation,
+    ObservationSource,
+    ScanRequest,
+    SnmpDevice,
+    SnmpPoll,
+)
 from ipguard.scanners import snmp_tables as tables
 from ipguard.scanners.snmp_client import Credentials, SnmpError, SnmpSession, Varbind, WalkStopped
 from ipguard.scanners.snmp_usm import AUTH_PROTOCOLS, PRIV_PROTOCOLS
@@ -247,7 +254,12 @@ def collect(
     now = datetime.now(UTC)
     observations = [
         Observation(
-            entry.ip, entry.mac, now, "snmp-arp", device=poll.device, interface=entry.if_name
+            entry.ip,
+            entry.mac,
+            now,
+            ObservationSource.SNMP_ARP,
+            device=poll.device,
+            interface=entry.if_name,
         )
         for poll in polls
         if poll.answered and "router" in poll.roles

@@ -18,7 +18,14 @@ from sqlmodel import Session, col, select
 from ipguard.errors import Conflict, NotFound
 from ipguard.ledger import audit
 from ipguard.ledger.scan_tables import FindingRow
-from ipguard.model import Finding, FindingKind, FindingState, Phase, Severity
+from ipguard.model import (
+    Finding,
+    FindingKind,
+    FindingState,
+    ObservationSource,
+    Phase,
+    Severity,
+)
 
 REPORT_WITHIN = timedelta(hours=24)
 # The phase whose absence of a sighting proves a finding is gone.
@@ -32,7 +39,7 @@ DETECTED_BY: Mapping[FindingKind, Phase] = {
     FindingKind.WRONG_PORT: Phase.SNMP,
     FindingKind.UNMANAGED_SWITCH: Phase.SNMP,
 }
-SNMP_SOURCE = "snmp-arp"  # observations read from a router's ARP table
+SNMP_SOURCE = ObservationSource.SNMP_ARP.value  # read from a router's ARP table
 
 
 @dataclass

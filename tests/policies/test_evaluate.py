@@ -16,11 +16,13 @@ from ipguard.config import PolicySettings
 from ipguard.model import (
     DhcpOffer,
     Evidence,
+    FdbEntry,
     FindingKind,
     NameObservation,
     ProxyVerdict,
     ServiceObservation,
     Severity,
+    SnmpPoll,
 )
 from ipguard.policies import evaluate
 from ipguard.policies.base import DEFAULT_SEVERITY, PolicySettingsLike, PoolRange
@@ -107,6 +109,20 @@ ONE_OF_EACH: dict[str, dict[str, Any]] = {
         "ledger": [device(IP1, A, isolated=True)],
         "observations": [arp(IP1, A)],
     },
+    "wrong-port": {
+        "ledger": [device(IP1, A, switch_port="sw-1:Gi1/0/1")],
+        "snmp": (SnmpPoll("sw-1", "10.20.0.2", True, fdb=(FdbEntry(A, 1, 2, 2, "Gi1/0/2"),)),),
+    },
+    "unmanaged-switch": {
+        "snmp": (
+            SnmpPoll(
+                "sw-1",
+                "10.20.0.2",
+                True,
+                fdb=(FdbEntry(X, 1, 3, 3, "Gi1/0/3"), FdbEntry(Y, 1, 3, 3, "Gi1/0/3")),
+            ),
+        ),
+    },
 }
 
 DESIGN_DEFAULTS = {
@@ -125,6 +141,8 @@ DESIGN_DEFAULTS = {
     "guest-expired": "medium",
     "suspended-device-online": "medium",
     "isolated-device-online": "critical",
+    "wrong-port": "medium",
+    "unmanaged-switch": "high",
 }
 
 
