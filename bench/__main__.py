@@ -7,8 +7,9 @@
 
 Sections: sweep (ARP sweep /24, /20, /16 vs arp-scan and nmap), loss (the /16 with 2 % loss),
 ledger (100,000 devices: import, policies, export), scan (a full `ipguard scan` phase by phase),
-startup (`ipguard --help`, `ledger list`), dhcp (each lab DHCP server over 20 scans). Needs root
-for the lab sections; every lab namespace is created here and torn down whatever happens.
+startup (`ipguard --help`, `ledger list`), dhcp (each lab DHCP server over 20 scans), snmp
+(polling vs snmpbulkwalk, 51 devices at once). Needs root for the lab sections; every lab namespace
+is created here and torn down whatever happens.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ def _sections() -> dict[str, SectionRunner]:
     from bench.dhcp import dhcp_section
     from bench.ledger_scale import ledger_section
     from bench.scan_phases import scan_section
+    from bench.snmp import snmp_section
     from bench.startup import startup_section
     from bench.sweep import loss_section, sweep_section
 
@@ -57,10 +59,11 @@ def _sections() -> dict[str, SectionRunner]:
         "scan": scan_section,
         "startup": startup_section,
         "dhcp": dhcp_section,
+        "snmp": snmp_section,
     }
 
 
-NAMES = ("sweep", "loss", "ledger", "scan", "startup", "dhcp")
+NAMES = ("sweep", "loss", "ledger", "scan", "startup", "dhcp", "snmp")
 
 
 def run_section(name: str, runner: SectionRunner, runs: int, context: dict[str, Any]) -> Section:

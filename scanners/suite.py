@@ -27,7 +27,6 @@ from ipguard.model import (
     ScanResult,
     ServiceMode,
     ServiceObservation,
-    SnmpPoll,
 )
 from ipguard.scanners import rawsock
 from ipguard.scanners.scope import Scope
@@ -111,17 +110,6 @@ class NetworkScanner:
         ignored.update(looking.ignored)
         phases.add(Phase.EVIDENCE)
 
-        polls: tuple[SnmpPoll, ...] = ()
-        if request.snmp_devices:
-            from ipguard.scanners import snmp
-
-            with _timed(timings, "snmp"):
-                routed, polls = snmp.collect(
-                    request, scope, own_ip=interface.ipv4 or "", own_mac=interface.mac
-                )
-            observations = snmp.merge_routed(observations, routed)
-            phases.add(Phase.SNMP)
-
         return ScanResult(
             observations=tuple(observations),
             services=tuple(services),
@@ -136,7 +124,6 @@ class NetworkScanner:
             partial_hosts=frozenset(partial),
             ignored=dict(ignored),
             replies_dropped=dict(+dropped),  # the nonzero ones
-            snmp=polls,
         )
 
     def _services(

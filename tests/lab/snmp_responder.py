@@ -2,8 +2,8 @@
 
     python -m tests.lab.snmp_responder --listen 198.18.10.1:1161 --community C --mode loop
 
-It serves system scalars and an ifName column of `--rows` interfaces, answering GET, GETNEXT
-and GETBULK. `--mode`:
+It serves system scalars, an ifName column of `--rows` interfaces (bridge ports 1:1) and, with
+`--fdb N`, a Q-BRIDGE forwarding table of N MACs, answering GET, GETNEXT and GETBULK. `--mode`:
 
     ordered    a well-behaved agent
     unordered  GETNEXT answers jump backwards inside the column now and then (old Cisco, some
@@ -23,6 +23,9 @@ import socket
 from ipguard.scanners import snmp_ber as ber
 
 IF_NAME = (1, 3, 6, 1, 2, 1, 31, 1, 1, 1, 1)
+BASE_PORT_IF_INDEX = (1, 3, 6, 1, 2, 1, 17, 1, 4, 1, 2)
+FDB_PORT = (1, 3, 6, 1, 2, 1, 17, 7, 1, 2, 2, 1, 2)
+FDB_STATUS = (1, 3, 6, 1, 2, 1, 17, 7, 1, 2, 2, 1, 3)
 SYSTEM = {
     (1, 3, 6, 1, 2, 1, 1, 1, 0): ("s", b"odd agent"),
     (1, 3, 6, 1, 2, 1, 1, 2, 0): ("o", (1, 3, 6, 1, 4, 1, 99999)),
@@ -46,11 +49,16 @@ def _value(kind: str, value: object) -> bytes:
 class Responder:
     """The agent's data and the answer to each request."""
 
-    def __init__(self, rows: int, mode: str) -> None:
+    def __init__(self, rows: int, mode: str, fdb: int = 0) -> None:
         self.mode = mode
         self.values: dict[ber.Oid, tuple[str, object]] = dict(SYSTEM)
         for index in range(1, rows + 1):
             self.values[(*IF_NAME, index)] = ("s", f"port{index}".encode())
+            self.values[(*BASE_PORT_IF_INDEX, index)] = ("i", index)
+        for entry in range(fdb):  # a switch's forwarding table: `fdb` MACs over the ports
+            mac = (2, 0, entry >> 16 & 255, entry >> 8 & 255, entry & 255, 1)
+            self.values[(*FDB_PORT, 1, *mac)] = ("i", entry % rows + 1)
+            self.values[(*FDB_STATUS, 1, *mac)] = ("i", 3)
         self.order = sorted(self.values)
         self.first_row = (*IF_NAME, 1)
         rows_of = [oid for oid in self.order if oid[: len(IF_NAME)] == IF_NAME]
@@ -105,12 +113,12 @@ class Responder:
         return out
 
 
-def serve(listen: str, community: bytes, rows: int, mode: str) -> None:
+def serve(listen: str, community: bytes, rows: int, mode: str, fdb: int = 0) -> None:
     """Answer requests until killed."""
     host, port = listen.rsplit(":", 1)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind((host, int(port)))
-    agent = Responder(rows, mode)
+    agent = Responder(rows, mode, fdb)
     while True:
         data, peer = sock.recvfrom(65535)
         try:
@@ -135,8 +143,9 @@ def main() -> None:
     parser.add_argument("--community", required=True)
     parser.add_argument("--rows", type=int, default=48)
     parser.add_argument("--mode", choices=("ordered", "unordered", "loop", "endless"))
+    parser.add_argument("--fdb", type=int, default=0, help="forwarding-table entries to serve")
     args = parser.parse_args()
-    serve(args.listen, args.community.encode(), args.rows, args.mode or "ordered")
+    serve(args.listen, args.community.encode(), args.rows, args.mode or "ordered", args.fdb)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,211 @@
+"""Section snmp: ipguard's SNMP polling side by side with net-snmp's `snmpbulkwalk`, and at scale.
+
+    python -m bench --only snmp
+
+In one lab namespace (loopback only):
+- a router: net-snmp's snmpd serving the namespace's real kernel ARP table, 25,000 entries;
+- 50 switches: tests/lab/snmp_responder.py agents, each with a 1,000-MAC Q-BRIDGE table.
+
+Side by side (issue 15: within 1.5x): `ipguard snmp walk` of the router, and of one switch,
+against `snmpbulkwalk -Cr50` of the same columns one after the other (what a script would do).
+At scale (< 10 s, < 200 MB): one process polls the router and the 50 switches at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from bench.common import Log, Section, Target, ipguard_argv, run_child, table
+from tests.lab import netns
+
+ROUTER_ARP = 25_000
+SWITCHES, SWITCH_FDB = 50, 1_000
+FIRST_SWITCH_PORT = 2001
+WITHIN = 1.5
+SCALE_SECONDS, SCALE_MB = 10.0, 200.0
+# The columns `ipguard snmp walk` reads (scanners.snmp, roles router and switch).
+COLUMNS = (
+    "1.3.6.1.2.1.31.1.1.1.1",
+    "1.3.6.1.2.1.2.2.1.2",
+    "1.3.6.1.2.1.4.35.1.4",
+    "1.3.6.1.2.1.4.35.1.6",
+    "1.3.6.1.2.1.4.35.1.7",
+    "1.3.6.1.2.1.17.1.4.1.2",
+    "1.3.6.1.2.1.17.7.1.4.2.1.3",
+    "1.3.6.1.2.1.17.7.1.2.2.1.2",
+    "1.3.6.1.2.1.17.7.1.2.2.1.3",
+    "1.0.8802.1.1.2.1.3.7.1",
+    "1.0.8802.1.1.2.1.4.1.1",
+)
+_POLL = """
+import json, sys, time
+from ipguard.model import SnmpDevice
+from ipguard.scanners.snmp import SnmpPoller
+devices = [SnmpDevice(**d) for d in json.load(open(sys.argv[1]))]
+started = time.perf_counter()
+polls = SnmpPoller(devices, timeout=5.0, retries=1).poll()
+print(json.dumps({"seconds": time.perf_counter() - started,
+                  "answered": sum(p.answered for p in polls),
+                  "arp": sum(len(p.arp) for p in polls), "fdb": sum(len(p.fdb) for p in polls),
+                  "warnings": [p.warning for p in polls if p.warning]}))
+"""
+
+
+@contextlib.contextmanager
+def _agents(workdir: Path, community: str) -> Iterator[str]:
+    """The namespace with the router's snmpd and the switches' responders; always torn down."""
+    ns = f"ipg-{secrets.token_hex(3)}-snmpbench"
+    netns.batch_netns([f"netns add {ns}"])
+    try:
+        lines = ["link set lo up", "link add d0 type veth peer name d1", "link set d0 up"]
+        lines += ["link set d1 up", "addr add 198.18.128.1/17 dev d0"]
+        for n in range(ROUTER_ARP):
+            value = (198 << 24 | 18 << 16 | 128 << 8) + n + 2
+            ip = ".".join(str(value >> shift & 255) for shift in (24, 16, 8, 0))
+            lladdr = f"02:01:{n >> 16 & 255:02x}:{n >> 8 & 255:02x}:{n & 255:02x}:01"
+            lines.append(f"neigh add {ip} lladdr {lladdr} dev d0 nud permanent")
+        netns.run_many([(netns.ip_batch_argv(ns), "\n".join(lines) + "\n")], timeout=120)
+        conf = workdir / "snmpd.conf"
+        conf.write_text(f"agentAddress udp:127.0.0.1:161\nrocommunity {community} 127.0.0.1\n")
+        snmpd = shutil.which("snmpd") or "/usr/sbin/snmpd"
+        argv = ["env", f"SNMP_PERSISTENT_DIR={workdir}", "MIBS=", snmpd, "-f", "-C", "-c"]
+        argv += [str(conf), "-Lf", str(workdir / "snmpd.log")]
+        _spawn(ns, argv)
+        for port in range(FIRST_SWITCH_PORT, FIRST_SWITCH_PORT + SWITCHES):
+            _spawn(ns, [sys.executable, "-m", "tests.lab.snmp_responder", "--listen",
+                        f"127.0.0.1:{port}", "--community", community, "--rows", "28",
+                        "--fdb", str(SWITCH_FDB)])  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            bound = netns.run(ns, ["ss", "-Hlun"], check=False).stdout
+            if bound.count("127.0.0.1:") >= SWITCHES + 1:
+                break
+            time.sleep(0.2)
+        else:
+            raise RuntimeError("the bench's SNMP agents did not start")
+        yield ns
+    finally:
+        netns.destroy([ns])
+
+
+def _spawn(ns: str, argv: list[str]) -> None:
+    subprocess.Popen(
+        netns.exec_argv(ns, argv),
+        cwd=Path(__file__).resolve().parents[1],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def _side_by_side(ns: str, port: int, env: dict[str, str], runs: int) -> tuple[float, float, int]:
+    """Median wall seconds of `ipguard snmp walk` and of snmpbulkwalk over the same columns."""
+    ours, theirs, rows = [], [], 0
+    walk = ipguard_argv("snmp", "walk", "127.0.0.1", "--port", str(port), "--community-env")
+    for _ in range(runs):
+        child = run_child(netns.exec_argv(ns, [*walk, "C", "--format", "json"]), env=env)
+        if child.returncode != 0:
+            raise RuntimeError(f"ipguard snmp walk failed: {child.stderr[-300:]}")
+        document = json.loads(child.stdout)
+        rows = len(document["arp"]) + len(document["fdb"])
+        ours.append(child.wall)
+        started = time.perf_counter()
+        for column in COLUMNS:
+            subprocess.run(
+                netns.exec_argv(ns, ["snmpbulkwalk", "-m", "", "-v2c", "-c", env["C"], "-On",
+                                     "-Cr50", f"127.0.0.1:{port}", column]),
+                capture_output=True, check=True, env=env,
+            )  # fmt: skip
+        theirs.append(time.perf_counter() - started)
+    return statistics.median(ours), statistics.median(theirs), rows
+
+
+def snmp_section(runs: int, context: dict[str, Any], log: Log) -> Section:
+    """Section snmp."""
+    community = "bench-" + secrets.token_hex(6)
+    env = {**os.environ, "C": community, "MIBS": ""}
+    with (
+        tempfile.TemporaryDirectory(prefix="ipg-bench-") as tmp,
+        _agents(Path(tmp), community) as ns,
+    ):
+        router = _side_by_side(ns, 161, env, runs)
+        log(f"router: ipguard {router[0]:.2f} s, snmpbulkwalk {router[1]:.2f} s ({router[2]} rows)")
+        switch = _side_by_side(ns, FIRST_SWITCH_PORT, env, runs)
+        log(f"switch: ipguard {switch[0]:.2f} s, snmpbulkwalk {switch[1]:.2f} s ({switch[2]} rows)")
+        devices = [
+            {"host": "127.0.0.1", "name": "router", "community_env": "C", "roles": ["router"]}
+        ]
+        devices += [
+            {"host": "127.0.0.1", "port": port, "name": f"sw{port}", "community_env": "C",
+             "roles": ["switch"]}
+            for port in range(FIRST_SWITCH_PORT, FIRST_SWITCH_PORT + SWITCHES)
+        ]  # fmt: skip
+        (Path(tmp) / "devices.json").write_text(json.dumps(devices))
+        scale = run_child(
+            netns.exec_argv(ns, [sys.executable, "-c", _POLL, str(Path(tmp) / "devices.json")]),
+            env=env,
+        )
+        if scale.returncode != 0:
+            raise RuntimeError(f"the scale poll failed: {scale.stderr[-500:]}")
+        polled = json.loads(scale.stdout)
+        log(f"scale: {scale.wall:.2f} s, {scale.maxrss_mb:.0f} MB, {polled}")
+    rows = [
+        ("router, 25,000 ARP entries", f"{router[0]:.2f} s", f"{router[1]:.2f} s",
+         f"{router[0] / router[1]:.2f}x"),
+        ("switch, 1,000 FDB entries", f"{switch[0]:.2f} s", f"{switch[1]:.2f} s",
+         f"{switch[0] / switch[1]:.2f}x"),
+    ]  # fmt: skip
+    markdown = table(
+        ("device", "`ipguard snmp walk`", "`snmpbulkwalk` (same columns)", "ratio"), rows
+    )
+    markdown += (
+        f"\n\nAt scale: 1 router ({ROUTER_ARP:,} ARP) + {SWITCHES} switches ({SWITCH_FDB:,} FDB "
+        f"each) polled by one process in {scale.wall:.2f} s wall, peak {scale.maxrss_mb:.0f} MB; "
+        f"{polled['answered']} devices answered, {polled['arp']:,} ARP and {polled['fdb']:,} FDB "
+        "rows (the switches are tests/lab/snmp_responder.py agents on the same 2 cores)."
+    )
+    return Section(
+        name="snmp",
+        title="SNMP polling (issue 15)",
+        markdown=markdown,
+        targets=[
+            Target(
+                "router walk vs snmpbulkwalk",
+                f"<= {WITHIN}x",
+                rows[0][3],
+                router[0] <= WITHIN * router[1],
+            ),
+            Target(
+                "switch walk vs snmpbulkwalk",
+                f"<= {WITHIN}x",
+                rows[1][3],
+                switch[0] <= WITHIN * switch[1],
+            ),
+            Target(
+                "51 devices polled",
+                f"< {SCALE_SECONDS:.0f} s, < {SCALE_MB:.0f} MB",
+                f"{scale.wall:.2f} s, {scale.maxrss_mb:.0f} MB",
+                scale.wall < SCALE_SECONDS and scale.maxrss_mb < SCALE_MB,
+            ),
+        ],
+        data={
+            "router": router,
+            "switch": switch,
+            "scale": polled,
+            "scale_wall": scale.wall,
+            "scale_mb": scale.maxrss_mb,
+        },
+    )
