@@ -21,8 +21,8 @@ from ipguard.cli import (
     prune,
     report,
     scan,
-    watch,
     snmp,
+    watch,
 )
 from ipguard.cli.context import AppState, state
 from ipguard.cli.output import error_line
