@@ -76,8 +76,6 @@ def scan(
 
     shared = state(ctx)
     settings = shared.settings()
-    if metrics_file is None and settings.scan.metrics_file:
-        metrics_file = Path(settings.scan.metrics_file).expanduser()
     policy = settings.policy
     if fail_on:
         try:
@@ -151,9 +149,10 @@ def _after_scan(
             problems = [f"alerts not sent: {error}"]
         for line in problems:
             typer.echo(f"warning: {safe(line)}", err=True)
-    if metrics_file is not None:
-        from ipguard.cli.metrics import write_metrics
+    from ipguard.cli.metrics import configured_file, write_metrics
 
+    metrics_file = metrics_file or configured_file(shared)
+    if metrics_file is not None:
         try:
             write_metrics(shared, site, metrics_file, succeeded=outcome is not None)
         except OSError as error:

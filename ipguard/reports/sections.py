@@ -132,9 +132,9 @@ def build(summary: Summary) -> Report:
                 (
                     cell(count.kind, "nowrap"),
                     cell(count.severity, "severity"),
-                    cell(count.opened),
-                    cell(count.resolved),
-                    cell(count.overdue, "overdue" if count.overdue else ""),
+                    cell(count.opened, "num"),
+                    cell(count.resolved, "num"),
+                    cell(count.overdue, "num overdue" if count.overdue else "num"),
                 )
                 for count in summary.counts
             ),
