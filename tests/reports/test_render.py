@@ -11,7 +11,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from ipguard.reports import export, html, markdown
+from ipguard.reports import export, html, markdown, sections
 from ipguard.reports.summary import RunPoint, Summary
 from tests.reports.samples import FORMULA, PIPE, hostile_summary
 
@@ -179,3 +179,25 @@ def test_json_is_complete_and_plain() -> None:
         "before": "B2-301",
         "after": PIPE,
     }
+
+
+def test_html_and_markdown_show_the_same_findings_detail_and_evidence() -> None:
+    """Built once, rendered twice: what one format says about a finding, the other says too."""
+    from html import unescape
+
+    from tests.reports.demo import demo_summary
+
+    summary = demo_summary()
+    page, text = unescape(html.render(summary)), markdown.render(summary)
+    report = sections.build(summary)
+    shown = 0
+    for item in report.findings:
+        lines = [item.summary, *item.detail, *(line for g in item.evidence for line in g.lines)]
+        for line in lines:
+            assert line in page, line
+            assert markdown.md(line) in text, line
+            shown += 1
+    assert shown > 60  # 15 findings, each with its detail and several pieces of evidence
+    # Detail reads in words, not as key=value pairs, in both.
+    assert "offered IPs: 198.18.0.162" in page and "offered IPs: 198.18.0.162" in text
+    assert "observations:" not in page and "rtt_ms" not in text
