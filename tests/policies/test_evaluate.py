@@ -241,9 +241,10 @@ def test_output_is_plain_json_with_a_summary():
     found = findings(**busy_run())
     assert len(found) >= 12
     for finding in found:
-        json.dumps(finding.detail)
+        assert json.loads(json.dumps(finding.detail)) == finding.detail  # plain JSON values only
         assert finding.summary and "\n" not in finding.summary
-        assert finding.subject == f"{finding.ip or ''}|{finding.mac or ''}|{finding.port or ''}"
+    # A finding is stored under (site, kind, subject): no two of one run may share that key.
+    assert len({(finding.kind, finding.subject) for finding in found}) == len(found)
 
 
 def test_any_object_with_the_policy_attributes_will_do():

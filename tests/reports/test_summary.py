@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
@@ -147,4 +147,7 @@ def test_an_empty_ledger_gives_an_empty_report(db_url: str) -> None:
     summary = read(store)
     store.close()
     assert summary.runs == () and summary.counts == () and summary.days == []
-    assert summary.since + timedelta(days=30) == summary.until
+    assert summary.open_findings == () and summary.unregistered == ()
+    assert summary.ledger_changes == ()
+    assert summary.totals and set(summary.totals.values()) == {0}  # every total there, all zero
+    assert summary.last_day.isoformat() == "2026-11-30"
