@@ -27,7 +27,14 @@ from ipguard.model import (
     SnmpPoll,
 )
 from ipguard.scanners import snmp_tables as tables
-from ipguard.scanners.snmp_client import Credentials, SnmpError, SnmpSession, Varbind, WalkStopped
+from ipguard.scanners.snmp_client import (
+    DEFAULT_LIMIT,
+    Credentials,
+    SnmpError,
+    SnmpSession,
+    Varbind,
+    WalkStopped,
+)
 from ipguard.scanners.snmp_usm import AUTH_PROTOCOLS, PRIV_PROTOCOLS
 
 ROUTER_COLUMNS = ("ipNetToPhysicalPhysAddress", "ipNetToPhysicalType", "ipNetToPhysicalState")
@@ -106,6 +113,7 @@ class SnmpPoller:
     retries: int = 2
     deadline: float = 120.0  # seconds one device may take in all
     max_repetitions: int = 50
+    max_rows: int = DEFAULT_LIMIT  # rows of one column before the table counts as endless
 
     def poll(self) -> list[SnmpPoll]:
         """Every device's poll, in configuration order."""
@@ -181,7 +189,7 @@ class SnmpPoller:
     ) -> None:
         for name in names:
             try:
-                walked[name] = await session.walk(tables.COLUMNS[name])
+                walked[name] = await session.walk(tables.COLUMNS[name], limit=self.max_rows)
             except WalkStopped as stop:
                 walked[name] = stop.rows
                 raise

@@ -19,7 +19,7 @@ from ipguard.scanners import snmp_ber as ber
 from ipguard.scanners.snmp_usm import UsmError, UsmUser, report_reason
 
 Varbind = tuple[ber.Oid, Any]
-DEFAULT_LIMIT = 2_000_000  # varbinds in one table walk: more than any real switch or router holds
+DEFAULT_LIMIT = 1_000_000  # rows of one column: more than any real switch or router holds
 
 
 class SnmpError(Exception):

@@ -53,6 +53,9 @@ def walk(
     priv_key_env: Annotated[str | None, typer.Option(help="Variable holding the priv key.")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds per request.", min=0.1)] = 2.0,
     retries: Annotated[int, typer.Option(help="Retries per request.", min=0, max=10)] = 2,
+    max_rows: Annotated[
+        int, typer.Option(help="Rows of one column before it counts as endless.", min=1)
+    ] = 1_000_000,
     fmt: Annotated[WalkFormat, typer.Option("--format", help="Output format.")] = WalkFormat.table,
 ) -> None:
     """Read one device's system group, ARP table, forwarding table and LLDP neighbours.
@@ -85,7 +88,7 @@ def walk(
         if device.version != "3" and not device.community_env:
             raise InvalidValue("snmp walk: give --community-env VAR (or --community C)")
     device = replace(device, port=port if port != 161 else device.port, roles=("router", "switch"))
-    poller = SnmpPoller([device], timeout=timeout, retries=retries)
+    poller = SnmpPoller([device], timeout=timeout, retries=retries, max_rows=max_rows)
     credentials(device)  # a missing variable or file is an input error, before any packet
     poll = poller.poll()[0]
     if not poll.answered and not (poll.arp or poll.fdb or poll.system.sys_name):

@@ -105,8 +105,9 @@ def test_walk_of_odd_agents(lab: topo.SnmpLab, mode: str, code: int, warning: st
     """An agent answering out of order is walked to the end; a loop or an endless table stops
     the walk with a warning and what came so far."""
     port = topo.ODD_PORTS[mode]
-    done = run(lab, "snmp", "walk", topo.ROUTER_IP, "--port", str(port), "--community-env", "C",
-               "--format", "json", "--timeout", "0.5", "--retries", "0")  # fmt: skip
+    args = ["--port", str(port), "--community-env", "C", "--format", "json", "--timeout", "0.5"]
+    args += ["--retries", "0", "--max-rows", "5000"]
+    done = run(lab, "snmp", "walk", topo.ROUTER_IP, *args)
     assert done.returncode == code, done.stderr
     assert json.loads(done.stdout)["device"]["sys_name"] == "odd-agent"
     if warning is None:
