@@ -191,20 +191,49 @@ def decode_pdu(data: bytes | memoryview, pos: int = 0) -> Response:
     kind, pos, stop = _header(data, pos)
     if kind != SEQUENCE or stop > end:
         raise BerError("PDU without a varbind list")
+    return Response(tag, fields[0], fields[1], fields[2], _varbinds(data, pos, stop))
+
+
+def _varbinds(data: bytes | memoryview, pos: int, stop: int) -> list[tuple[Oid, Any]]:
+    """The varbind list between `pos` and `stop`.
+
+    The hot loop of a walk (one pass per row): short-form lengths, the common case, are read
+    inline; anything else goes through `_header`.
+    """
     varbinds: list[tuple[Oid, Any]] = []
-    while pos < stop:
+    append = varbinds.append
+    try:
+        while pos < stop:
+            pos = _one_varbind(data, pos, stop, append)
+    except IndexError:
+        raise BerError("message ends inside a varbind") from None
+    return varbinds
+
+
+def _one_varbind(data: bytes | memoryview, pos: int, stop: int, append: Any) -> int:
+    """Decode the varbind at `pos`, hand it to `append`; where the next one starts."""
+    size = data[pos + 1]
+    if size & 0x80:
         _kind, inner, pos = _header(data, pos)
-        oid_tag, oid_start, oid_end = _header(data, inner)
-        if oid_tag != OBJECT_ID:
-            raise BerError("varbind without an OID")
-        value_tag, value_start, value_end = _header(data, oid_end)
-        varbinds.append(
-            (
-                decode_oid(data[oid_start:oid_end]),
-                decode_value(value_tag, data[value_start:value_end]),
-            )
+    else:
+        inner, pos = pos + 2, pos + 2 + size
+    if data[inner] != OBJECT_ID:
+        raise BerError("varbind without an OID")
+    size = data[inner + 1]
+    if size & 0x80:
+        _tag, oid_start, oid_end = _header(data, inner)
+    else:
+        oid_start, oid_end = inner + 2, inner + 2 + size
+    value_tag, value_start, value_end = _header(data, oid_end)
+    if value_end > pos or pos > stop:
+        raise BerError("varbind runs past its end")
+    append(
+        (
+            decode_oid(data[oid_start:oid_end]),
+            decode_value(value_tag, data[value_start:value_end]),
         )
-    return Response(tag, fields[0], fields[1], fields[2], varbinds)
+    )
+    return pos
 
 
 def split(data: bytes | memoryview, pos: int, end: int) -> list[tuple[int, int, int, int]]:

@@ -52,14 +52,36 @@ class Credentials:
 
 
 class _Protocol(asyncio.DatagramProtocol):
+    """Hands each datagram to the request waiting for one (a plain future: a walk makes
+    thousands of requests, and a queue read under `wait_for` costs a task each)."""
+
     def __init__(self) -> None:
-        self.waiting: asyncio.Queue[bytes] = asyncio.Queue()
+        self.waiter: asyncio.Future[bytes] | None = None
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.waiting.put_nowait(data)
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(data)
+        # else: nobody asked (a late answer to an earlier try): dropped
 
     def error_received(self, exc: Exception) -> None:
         pass  # ICMP port unreachable: the request times out like any unanswered one
+
+    async def receive(self, timeout: float) -> bytes:
+        """The next datagram, or TimeoutError."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bytes] = loop.create_future()
+        self.waiter = waiter
+        timer = loop.call_later(timeout, _expire, waiter)
+        try:
+            return await waiter
+        finally:
+            timer.cancel()
+            self.waiter = None
+
+
+def _expire(waiter: asyncio.Future[bytes]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
 
 
 class SnmpSession:
@@ -148,7 +170,7 @@ class SnmpSession:
             deadline = asyncio.get_running_loop().time() + self.timeout
             while (left := deadline - asyncio.get_running_loop().time()) > 0:
                 try:
-                    data = await asyncio.wait_for(self._protocol.waiting.get(), left)
+                    data = await self._protocol.receive(left)
                 except TimeoutError:
                     break
                 try:
