@@ -101,15 +101,19 @@ class Responder:
                 out.append((oid, _value(*found) if found else b"\x80\x00"))
             return out
         repeats = request.error_index if request.tag == ber.GETBULK else 1
-        for oid, _ in request.varbinds:
-            current = oid
-            for _ in range(max(1, repeats)):
-                step = self.next_of(current)
+        current = [oid for oid, _ in request.varbinds]
+        ended = [False] * len(current)
+        for _ in range(max(1, repeats)):  # GETBULK interleaves: row 1 of each, then row 2, …
+            for column, oid in enumerate(current):
+                step = None if ended[column] else self.next_of(oid)
                 if step is None:
-                    out.append((current, b"\x82\x00"))
-                    break
-                current, value = step
-                out.append((current, _value(*value)))
+                    ended[column] = True
+                    out.append((oid, b"\x82\x00"))  # endOfMibView
+                    continue
+                current[column], value = step
+                out.append((current[column], _value(*value)))
+            if all(ended):
+                break
         return out
 
 
