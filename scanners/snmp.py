@@ -114,7 +114,7 @@ class SnmpPoller:
     timeout: float = 2.0
     retries: int = 2
     deadline: float = 120.0  # seconds one device may take in all
-    max_repetitions: int = 50
+    max_repetitions: int = 100
     max_rows: int = DEFAULT_LIMIT  # rows of one column before the table counts as endless
 
     def poll(self) -> list[SnmpPoll]:
@@ -122,10 +122,15 @@ class SnmpPoller:
         if not self.devices:
             return []
         secrets = [credentials(device) for device in self.devices]  # config errors first
-        return asyncio.run(self._poll_all(secrets))
+        polls: list[SnmpPoll] = []
+        # The polls are handed back through a list, not as the coroutine's result: asyncio.run
+        # (3.11) formats its main task's repr, result included, when it restores SIGINT, which
+        # costs a second for a router's 25,000 ARP entries.
+        asyncio.run(self._poll_all(secrets, polls))
+        return polls
 
-    async def _poll_all(self, secrets: list[Credentials]) -> list[SnmpPoll]:
-        return list(
+    async def _poll_all(self, secrets: list[Credentials], polls: list[SnmpPoll]) -> None:
+        polls.extend(
             await asyncio.gather(
                 *(
                     self.poll_one(device, creds)

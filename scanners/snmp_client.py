@@ -96,7 +96,7 @@ class SnmpSession:
         *,
         timeout: float = 2.0,
         retries: int = 2,
-        max_repetitions: int = 50,
+        max_repetitions: int = 100,
         context: str = "",
     ) -> None:
         self.host, self.port, self.credentials = host, port, credentials
@@ -230,7 +230,9 @@ class SnmpSession:
             if self.credentials.version == "1":
                 response = await self._exchange(ber.GETNEXT, oids)
             else:
-                repeat = max(1, self.max_repetitions // len(active))
+                # Each column of a request costs the agent one lookup of where to go on: rows
+                # per column stay at max_repetitions, up to ~200 varbinds (6 KB) per answer.
+                repeat = max(10, min(self.max_repetitions, 200 // len(active)))
                 response = await self._exchange(ber.GETBULK, oids, 0, repeat)
             if response.error_status == 2 and self.credentials.version == "1":
                 break  # v1 says noSuchName past the end of the MIB

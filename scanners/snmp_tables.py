@@ -91,7 +91,7 @@ def mac(value: Any) -> str | None:
     if isinstance(value, bytes) and len(value) == 6:
         if value == b"\x00" * 6:
             return None
-        return ":".join(f"{octet:02x}" for octet in value)
+        return value.hex(":")
     if isinstance(value, bytes):
         from ipguard.addresses import AddressError, parse_mac
 
@@ -159,8 +159,10 @@ def _inet_address(index: Oid) -> str | None:
         return None
     if len(rest) == size + 1 and rest[0] == size:
         rest = rest[1:]
-    if len(rest) != size or any(octet > 255 for octet in rest):
+    if len(rest) != size or max(rest) > 255:
         return None
+    if size == 4:
+        return ".".join(map(str, rest))  # the canonical dotted quad, without ipaddress per row
     import ipaddress
 
     return str(ipaddress.ip_address(bytes(rest)))
