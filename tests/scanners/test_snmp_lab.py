@@ -33,14 +33,20 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[topo.SnmpLab]:
 
 
 def run(
-    lab: topo.SnmpLab, *args: str, env: dict[str, str] | None = None, files: Path | None = None
+    lab: topo.SnmpLab,
+    *args: str,
+    env: dict[str, str] | None = None,
+    files: Path | None = None,
+    user: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """`ipguard …` inside the sensor namespace, with the lab's secrets in its environment."""
+    """`ipguard …` inside the sensor namespace (as `user`, else root), with the lab's secrets
+    in its environment."""
     secrets = {"C": lab.community, "AK": lab.auth_key, "PK": lab.priv_key}
     where = (
         ["--db", str(files / "ledger.db"), "--config", str(files / "ipguard.toml")] if files else []
     )
-    argv = exec_argv(lab.ns("sensor"), [IPGUARD, *where, *args])
+    drop = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"] if user else []
+    argv = exec_argv(lab.ns("sensor"), [*drop, IPGUARD, *where, *args])
     done = subprocess.run(
         argv,
         capture_output=True,
