@@ -39,7 +39,7 @@ HOSTS = {
 HUB_HOSTS = {f"hb{n}": f"198.18.10.{20 + n}" for n in range(1, 5)}
 ROUTED_HOSTS = {"r20": "198.18.20.10", "r21": "198.18.20.11"}
 # Agents with a real device's bad habits (tests/lab/snmp_responder.py), on the router's address.
-ODD_PORTS = {"unordered": 1161, "loop": 1162, "endless": 1163}
+ODD_PORTS = {"unordered": 1161, "loop": 1162, "endless": 1163, "cisco": 1164}
 _HELLO = (
     "import socket,time\n"
     "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"

@@ -10,6 +10,7 @@ It serves system scalars, an ifName column of `--rows` interfaces (bridge ports 
                D-Link firmware), yet every row comes exactly once: a walk must finish
     loop       after the last row the agent answers with the first row again, forever
     endless    a column that never ends: every answer is a new, larger OID
+    cisco      a Catalyst: one BRIDGE-MIB instance per VLAN, read with community@VLAN
 
 Runs inside a lab namespace (tests/lab/snmp_lab.py starts it); it stops on SIGTERM.
 """
@@ -26,6 +27,9 @@ IF_NAME = (1, 3, 6, 1, 2, 1, 31, 1, 1, 1, 1)
 BASE_PORT_IF_INDEX = (1, 3, 6, 1, 2, 1, 17, 1, 4, 1, 2)
 FDB_PORT = (1, 3, 6, 1, 2, 1, 17, 7, 1, 2, 2, 1, 2)
 FDB_STATUS = (1, 3, 6, 1, 2, 1, 17, 7, 1, 2, 2, 1, 3)
+DOT1D_FDB_PORT = (1, 3, 6, 1, 2, 1, 17, 4, 3, 1, 2)
+DOT1D_FDB_STATUS = (1, 3, 6, 1, 2, 1, 17, 4, 3, 1, 3)
+VTP_VLAN_STATE = (1, 3, 6, 1, 4, 1, 9, 9, 46, 1, 3, 1, 1, 2)
 SYSTEM = {
     (1, 3, 6, 1, 2, 1, 1, 1, 0): ("s", b"odd agent"),
     (1, 3, 6, 1, 2, 1, 1, 2, 0): ("o", (1, 3, 6, 1, 4, 1, 99999)),
@@ -49,10 +53,16 @@ def _value(kind: str, value: object) -> bytes:
 class Responder:
     """The agent's data and the answer to each request."""
 
-    def __init__(self, rows: int, mode: str, fdb: int = 0) -> None:
+    def __init__(
+        self,
+        rows: int,
+        mode: str,
+        fdb: int = 0,
+        values: dict[ber.Oid, tuple[str, object]] | None = None,
+    ) -> None:
         self.mode = mode
-        self.values: dict[ber.Oid, tuple[str, object]] = dict(SYSTEM)
-        for index in range(1, rows + 1):
+        self.values: dict[ber.Oid, tuple[str, object]] = dict(SYSTEM if values is None else values)
+        for index in range(1, rows + 1 if values is None else 1):
             self.values[(*IF_NAME, index)] = ("s", f"port{index}".encode())
             self.values[(*BASE_PORT_IF_INDEX, index)] = ("i", index)
         for entry in range(fdb):  # a switch's forwarding table: `fdb` MACs over the ports
@@ -117,19 +127,45 @@ class Responder:
         return out
 
 
+def cisco_views(community: bytes) -> dict[bytes, Responder]:
+    """A Catalyst's agent: VLANs in vtpVlanState, one BRIDGE-MIB instance per VLAN, each read
+    with `community@VLAN` (VLAN 10: two hosts on Gi0/1-2, VLAN 20: one on Gi0/3; the uplink
+    Gi0/24 in both), an empty Q-BRIDGE table under the plain community."""
+    base: dict[ber.Oid, tuple[str, object]] = {
+        **SYSTEM,
+        (1, 3, 6, 1, 2, 1, 1, 2, 0): ("o", (1, 3, 6, 1, 4, 1, 9, 1, 716)),
+        (1, 3, 6, 1, 2, 1, 1, 5, 0): ("s", b"lab-catalyst"),
+    }
+    for vlan in (1, 10, 20, 1002):
+        base[(*VTP_VLAN_STATE, 1, vlan)] = ("i", 1)
+    for port in (1, 2, 3, 24):
+        base[(*IF_NAME, 10100 + port)] = ("s", f"Gi0/{port}".encode())
+    views = {community: Responder(0, "ordered", values=base)}
+    for vlan, ports in ((1, {}), (10, {1: 0x21, 2: 0x22, 24: 0x01}), (20, {3: 0x23, 24: 0x01})):
+        table: dict[ber.Oid, tuple[str, object]] = dict(SYSTEM)
+        for port, host in ports.items():
+            mac = (0x3C, 0x52, 0x82, 0xAA, vlan, host)
+            table[(*BASE_PORT_IF_INDEX, port)] = ("i", 10100 + port)
+            table[(*DOT1D_FDB_PORT, *mac)] = ("i", port)
+            table[(*DOT1D_FDB_STATUS, *mac)] = ("i", 3)
+        views[community + f"@{vlan}".encode()] = Responder(0, "ordered", values=table)
+    return views
+
+
 def serve(listen: str, community: bytes, rows: int, mode: str, fdb: int = 0) -> None:
     """Answer requests until killed."""
     host, port = listen.rsplit(":", 1)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind((host, int(port)))
-    agent = Responder(rows, mode, fdb)
+    views = cisco_views(community) if mode == "cisco" else {community: Responder(rows, mode, fdb)}
     while True:
         data, peer = sock.recvfrom(65535)
         try:
             version, given, request = ber.decode_community_message(data)
         except ber.BerError:
             continue
-        if given != community:
+        agent = views.get(given)
+        if agent is None:
             continue  # like a real agent: silence for a wrong community
         varbinds = agent.answer(request)
         body = b"".join(ber.sequence(ber.encode_oid(oid), value) for oid, value in varbinds)
@@ -137,7 +173,7 @@ def serve(listen: str, community: bytes, rows: int, mode: str, fdb: int = 0) -> 
             ber.RESPONSE,
             ber.integer(request.request_id) + ber.integer(0) + ber.integer(0) + ber.sequence(body),
         )
-        sock.sendto(ber.community_message(version, community, pdu), peer)
+        sock.sendto(ber.community_message(version, given, pdu), peer)
 
 
 def main() -> None:
@@ -146,7 +182,7 @@ def main() -> None:
     parser.add_argument("--listen", required=True)
     parser.add_argument("--community", required=True)
     parser.add_argument("--rows", type=int, default=48)
-    parser.add_argument("--mode", choices=("ordered", "unordered", "loop", "endless"))
+    parser.add_argument("--mode", choices=("ordered", "unordered", "loop", "endless", "cisco"))
     parser.add_argument("--fdb", type=int, default=0, help="forwarding-table entries to serve")
     args = parser.parse_args()
     serve(args.listen, args.community.encode(), args.rows, args.mode or "ordered", args.fdb)

@@ -120,3 +120,18 @@ def test_walk_of_odd_agents(lab: topo.SnmpLab, mode: str, code: int, warning: st
         assert done.stderr == ""
     else:
         assert warning in done.stderr and f"{topo.ROUTER_IP}:{port}" in done.stderr
+
+
+def test_walk_cisco_per_vlan_fdb(lab: topo.SnmpLab) -> None:
+    """A Catalyst keeps one forwarding table per VLAN: each is read with community@VLAN."""
+    args = ["--port", str(topo.ODD_PORTS["cisco"]), "--community-env", "C", "--format", "json"]
+    done = run(lab, "snmp", "walk", topo.ROUTER_IP, *args)
+    assert done.returncode == 0, done.stderr
+    fdb = {(row["mac"], row["vlan"], row["if_name"]) for row in json.loads(done.stdout)["fdb"]}
+    assert fdb == {
+        ("3c:52:82:aa:0a:21", 10, "Gi0/1"),
+        ("3c:52:82:aa:0a:22", 10, "Gi0/2"),
+        ("3c:52:82:aa:0a:01", 10, "Gi0/24"),
+        ("3c:52:82:aa:14:23", 20, "Gi0/3"),
+        ("3c:52:82:aa:14:01", 20, "Gi0/24"),
+    }
