@@ -1,0 +1,140 @@
+"""`ipguard watch` keeps working: ledger edits, SIGHUP, a lost interface, a ledger that goes down.
+
+The ledger is a PostgreSQL cluster of the test's own, on a Unix socket the lab's namespaces reach,
+so that it can really go down and come back while the watcher runs.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.hardening.helpers import Cluster, env, own_cluster
+from tests.lab import netns
+from tests.lab.builder import Lab
+from tests.lab.fixtures import LabFactory, requires_lab
+from tests.watch.lab import IPGUARD, WATCH_CONFIG, watch_scenario
+
+needs_lab = requires_lab("arping")
+NEWCOMER_MAC = "00:16:3e:00:00:91"
+DEADLINE = 30.0  # the watcher polls every 5 s and must notice within 10 s; the rest is load
+
+
+class Sensor:
+    """A watcher in the scanner namespace writing to a PostgreSQL ledger that may go away."""
+
+    def __init__(self, lab: Lab, files: Path, cluster: Cluster) -> None:
+        self.lab, self.files, self.cluster = lab, files, cluster
+        self.process: subprocess.Popen[str] | None = None
+
+    def argv(self, *args: str) -> list[str]:
+        config = str(self.files / "ipguard.toml")
+        return [IPGUARD, "--db", self.cluster.url(), "--config", config, *args]
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self.argv(*args), capture_output=True, text=True, timeout=120, env=env(self.files)
+        )
+
+    def findings(self) -> list[dict]:
+        done = self.cli("findings", "list", "--format", "json")
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)["findings"]
+
+    def claim(self, ip: str) -> None:
+        """The newcomer announces `ip` with one gratuitous ARP."""
+        argv = ["arping", "-U", "-c", "1", "-i", "eth0", "-S", ip, ip]
+        self.lab.run("newcomer", argv, check=False)
+
+    def until_found(self, kind: str, ip: str, *, claim: bool = True) -> dict:
+        """Claim `ip` once a second until the finding is visible (DEADLINE)."""
+        end = time.monotonic() + DEADLINE
+        while time.monotonic() < end:
+            if claim:
+                self.claim(ip)
+            found = [f for f in self.findings() if f["kind"] == kind and f["ip"] == ip]
+            if found:
+                return found[0]
+            time.sleep(1.0)
+        raise AssertionError(f"no {kind} for {ip} within {DEADLINE} s")
+
+
+@pytest.fixture
+def sensor(lab_factory: LabFactory, tmp_path: Path) -> Iterator[Sensor]:
+    lab = lab_factory(watch_scenario())
+    lab.write_ledger_csv(tmp_path / "ledger.csv")
+    (tmp_path / "ipguard.toml").write_text(WATCH_CONFIG.format(subnet=lab.subnet))
+    with own_cluster(5447) as cluster:
+        sensor = Sensor(lab, tmp_path, cluster)
+        done = sensor.cli("ledger", "import", str(tmp_path / "ledger.csv"))
+        assert done.returncode == 0, done.stderr
+        sensor.process = subprocess.Popen(
+            netns.exec_argv(lab.scanner_ns, sensor.argv("watch")),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env(tmp_path),
+        )
+        try:
+            yield sensor
+        finally:
+            if sensor.process.poll() is None:
+                sensor.process.kill()
+                sensor.process.wait(timeout=30)
+
+
+@needs_lab
+def test_watch_follows_the_ledger_its_config_a_lost_interface_and_a_ledger_outage(
+    sensor: Sensor,
+) -> None:
+    lab, process = sensor.lab, sensor.process
+    assert process is not None
+    sensor.until_found("unregistered-host", "198.18.0.91")
+
+    # A ledger edit, made while it runs, is what the next frames are judged against.
+    added = sensor.cli("ledger", "add", "198.18.0.92", "00:16:3e:00:00:99", "--owner", "赵敏")
+    assert added.returncode == 0, added.stderr
+    mismatch = sensor.until_found("ip-mac-mismatch", "198.18.0.92")
+    assert (mismatch["mac"], mismatch["severity"]) == (NEWCOMER_MAC, "high")
+
+    # SIGHUP: the configuration is read again (a severity override here).
+    config = sensor.files / "ipguard.toml"
+    config.write_text(config.read_text() + '[policy.severity]\n"ip-mac-mismatch" = "medium"\n')
+    process.send_signal(signal.SIGHUP)
+    assert sensor.cli("ledger", "add", "198.18.0.93", "00:16:3e:00:00:98").returncode == 0
+    assert sensor.until_found("ip-mac-mismatch", "198.18.0.93")["severity"] == "medium"
+
+    # The interface goes down, then disappears (renamed away) and comes back.
+    lab.run("scanner", ["ip", "link", "set", "eth0", "down"])
+    time.sleep(7)
+    lab.run("scanner", ["ip", "link", "set", "eth0", "name", "gone0"])
+    time.sleep(7)
+    lab.run("scanner", ["ip", "link", "set", "gone0", "name", "eth0"])
+    lab.run("scanner", ["ip", "link", "set", "eth0", "up"])
+    sensor.until_found("unregistered-host", "198.18.0.94")
+    assert process.poll() is None, "the watcher exited when its interface went away"
+
+    # The ledger goes down: what is seen meanwhile is stored when it comes back.
+    sensor.cluster.stop()
+    for _ in range(3):
+        sensor.claim("198.18.0.95")
+        time.sleep(1.0)
+    assert process.poll() is None, "the watcher exited when the ledger went down"
+    sensor.cluster.start()
+    sensor.until_found("unregistered-host", "198.18.0.95", claim=False)
+
+    process.send_signal(signal.SIGTERM)
+    _out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert "is down; watching waits for it" in err
+    assert "listening on eth0 again" in err
+    assert "unavailable" in err and "the ledger answers again" in err
+    run = json.loads(sensor.cli("runs", "show", "1", "--format", "json").stdout)
+    assert run["run"]["status"] == "complete"
+    assert run["counts"]["interface_lost"] >= 1
