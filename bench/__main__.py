@@ -8,7 +8,8 @@
 Sections: sweep (ARP sweep /24, /20, /16 vs arp-scan and nmap), loss (the /16 with 2 % loss),
 ledger (100,000 devices: import, policies, export), scan (a full `ipguard scan` phase by phase),
 startup (`ipguard --help`, `ledger list`), dhcp (each lab DHCP server over 20 scans), snmp
-(polling vs snmpbulkwalk, 51 devices at once). Needs root for the lab sections; every lab namespace
+(polling vs snmpbulkwalk, 51 devices at once), watch (`ipguard watch`: detection latency, an ARP
+flood, arpwatch beside it). Needs root for the lab sections; every lab namespace
 is created here and torn down whatever happens.
 """
 
@@ -51,6 +52,7 @@ def _sections() -> dict[str, SectionRunner]:
     from bench.snmp import snmp_section
     from bench.startup import startup_section
     from bench.sweep import loss_section, sweep_section
+    from bench.watch import watch_section
 
     return {
         "sweep": sweep_section,
@@ -60,10 +62,11 @@ def _sections() -> dict[str, SectionRunner]:
         "startup": startup_section,
         "dhcp": dhcp_section,
         "snmp": snmp_section,
+        "watch": watch_section,
     }
 
 
-NAMES = ("sweep", "loss", "ledger", "scan", "startup", "dhcp", "snmp")
+NAMES = ("sweep", "loss", "ledger", "scan", "startup", "dhcp", "snmp", "watch")
 
 
 def run_section(name: str, runner: SectionRunner, runs: int, context: dict[str, Any]) -> Section:

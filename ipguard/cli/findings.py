@@ -85,12 +85,23 @@ def show(
     from ipguard.ledger import findings
     from ipguard.reports.runview import finding_document, finding_sections
 
+    from ipguard.ledger.watching import fingerprint_json
+
     with state(ctx).store().session(write=False) as session:
-        document = finding_document(findings.get(session, finding_id))
+        row = findings.get(session, finding_id)
+        document = finding_document(row)
+        # What `ipguard watch` heard the device's DHCP client ask for (options 55 and 60).
+        prints = fingerprint_json(session, row.mac) if row.mac else []
+    if prints:
+        document["dhcp_fingerprint"] = prints
     if fmt == Format.json:
         emit_json(document)
-    else:
-        sections(finding_sections(document))
+        return
+    shown = finding_sections(document)
+    for item in prints:
+        lines = [(key.replace("_", " "), str(value)) for key, value in item.items() if value]
+        shown.append((f"DHCP fingerprint at site {item['site']}", lines))
+    sections(shown)
 
 
 @app.command()

@@ -75,14 +75,14 @@ def sync(
     device's data alone is resolved only by a run that polled that device.
     """
     outcome = SyncOutcome()
-    live = {
-        (row.kind, row.subject): row
-        for row in session.exec(
-            select(FindingRow).where(
-                FindingRow.site == site, FindingRow.state != FindingState.RESOLVED.value
-            )
-        )
-    }
+    query = select(FindingRow).where(
+        FindingRow.site == site, FindingRow.state != FindingState.RESOLVED.value
+    )
+    if not phases:
+        # Nothing can be resolved without a phase (a watcher's batch): only the rows this batch
+        # touches are needed, not every live finding of the site.
+        query = query.where(col(FindingRow.subject).in_({f.subject for f in findings}))
+    live = {(row.kind, row.subject): row for row in session.exec(query)}
     for finding in findings:
         row = live.pop((finding.kind.value, finding.subject), None)
         proof = {"run_id": run_id, **evidence(finding)}

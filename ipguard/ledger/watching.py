@@ -132,3 +132,18 @@ def fingerprints(session: Session, mac: str) -> list[DhcpFingerprintRow]:
     """The DHCP fingerprints watchers recorded for a MAC, one per site."""
     query = select(DhcpFingerprintRow).where(DhcpFingerprintRow.mac == mac)
     return list(session.exec(query.order_by(DhcpFingerprintRow.site)))
+
+
+def fingerprint_json(session: Session, mac: str) -> list[dict[str, Any]]:
+    """A MAC's DHCP fingerprints as plain values, for `findings show`."""
+    return [
+        {
+            "site": row.site,
+            "ip": row.ip,
+            "hostname": row.hostname,
+            "parameter_request_list": row.parameters,
+            "vendor_class": row.vendor_class,
+            "last_seen": row.last_seen_at.isoformat().replace("+00:00", "Z"),
+        }
+        for row in fingerprints(session, mac)
+    ]

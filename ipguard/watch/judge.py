@@ -12,7 +12,11 @@ judged by exactly the rules (and severities) a scan applies:
   hostname-policy.
 
 Memory is bounded: at most MAX_MACS_PER_ADDRESS MACs per IP and MAX_ADDRESSES IPs in the window,
-MAX_JUDGED remembered judgements. What does not fit is counted in `ignored`, never kept.
+MAX_JUDGED remembered judgements. So is the work a flood of made-up stations causes: claims of
+which neither the IP nor the MAC is in the ledger (each would be one more unregistered-host) are
+judged at most NEW_HOSTS_PER_SECOND (with a burst of NEW_HOSTS_BURST); a claim on a registered
+address or by a registered MAC (a spoof, a move) is always judged. What does not fit is counted in
+`ignored`, never kept; a station refused once is judged when it speaks again.
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ MAX_MACS_PER_ADDRESS = 8
 MAX_ADDRESSES = 65_536
 MAX_JUDGED = 262_144
 MAX_OPS = 4  # kinds of ARP frame remembered per pair in a batch, for the evidence
+NEW_HOSTS_PER_SECOND = 200.0
+NEW_HOSTS_BURST = 2_000.0
 
 # What a single claim can show, as the scan's policies name it.
 PAIR_KINDS = frozenset({
@@ -103,7 +109,9 @@ class Judge:
         self.ignored: Counter[str] = Counter()
         self._records: tuple[Binding, ...] = ()
         self._index = LedgerIndex((), site)
-        self._first_seen: Mapping[tuple[str, str], datetime] = {}
+        self._first_seen: dict[tuple[str, str], datetime] = {}
+        self._budget, self._budget_at = NEW_HOSTS_BURST, 0.0
+        self._scoped: dict[str, bool] = {}
         self._window: dict[str, dict[str, float]] = {}  # IP -> MAC -> when last claimed
         self._judged: dict[tuple[str, str], float] = {}  # a pair, or (kind, key) -> when
         self._pruned = 0.0
@@ -114,12 +122,12 @@ class Judge:
         """Take a new ledger snapshot; everything is judged afresh against it."""
         self._records = tuple(ledger)
         self._index = LedgerIndex(self._records, self.site)
-        self._first_seen = first_seen
+        self._first_seen = dict(first_seen)
         self._judged.clear()
 
     def note_first_seen(self, first_seen: Mapping[tuple[str, str], datetime]) -> None:
-        """When the site's live findings were first seen (for the unregistered grace period)."""
-        self._first_seen = first_seen
+        """When findings just opened were first seen (for the unregistered grace period)."""
+        self._first_seen.update(first_seen)
 
     def judge(self, items: Sequence[tuple[float, Parsed]], now: datetime) -> Verdicts:
         """Judge a batch of parsed frames, stamped with their arrival (monotonic seconds)."""
@@ -152,7 +160,7 @@ class Judge:
         self, claim: ArpClaim, moment: float, verdicts: Verdicts, pairs: dict[str, list[str]]
     ) -> bool:
         """Remember one claim; True when it is in scope and kept."""
-        if claim.ip not in self.scope:
+        if not self._in_scope(claim.ip):
             self.ignored["out_of_scope"] += 1
             return False
         macs = self._window.get(claim.ip)
@@ -171,9 +179,43 @@ class Judge:
         ops = verdicts.ops.setdefault(key, [])
         if claim.op not in ops and len(ops) < MAX_OPS:
             ops.append(claim.op)
-        if self._due(key, moment):
-            pairs.setdefault(claim.ip, []).append(claim.mac)
-            verdicts.evaluated += 1
+        if not self._due(key, moment):
+            return True
+        if not self._known(claim) and not self._spend(moment):
+            del self._judged[key]
+            self.ignored["over_new_host_budget"] += 1
+            return True
+        pairs.setdefault(claim.ip, []).append(claim.mac)
+        verdicts.evaluated += 1
+        return True
+
+    def _in_scope(self, ip: str) -> bool:
+        """`ip in self.scope`, remembered: a flood repeats the same few hundred addresses."""
+        inside = self._scoped.get(ip)
+        if inside is None:
+            if len(self._scoped) >= MAX_ADDRESSES:
+                self._scoped.clear()
+            inside = self._scoped[ip] = ip in self.scope
+        return inside
+
+    def _known(self, claim: ArpClaim) -> bool:
+        """True when the ledger knows the claim's IP or MAC, whatever its status or site."""
+        index = self._index
+        return (
+            claim.ip in index.active_by_ip
+            or claim.ip in index.inactive_by_ip
+            or claim.ip in index.isolated_by_ip
+            or bool(index.records_of(claim.mac))
+        )
+
+    def _spend(self, moment: float) -> bool:
+        """Take one judgement of a made-up station from the budget; False when it is spent."""
+        refill = (moment - self._budget_at) * NEW_HOSTS_PER_SECOND
+        self._budget = min(NEW_HOSTS_BURST, self._budget + max(0.0, refill))
+        self._budget_at = moment
+        if self._budget < 1.0:
+            return False
+        self._budget -= 1.0
         return True
 
     def _due(self, key: tuple[str, str], moment: float) -> bool:
@@ -247,7 +289,7 @@ class Judge:
         """A client's hostname, judged at the address it asks for, as that address's name."""
         seen, names = [], []
         for client in clients:
-            if not client.hostname or client.ip is None or client.ip not in self.scope:
+            if not client.hostname or client.ip is None or not self._in_scope(client.ip):
                 continue
             if self._due(("hostname", f"{client.mac}|{client.ip}|{client.hostname}"), latest):
                 # The pair the request stands for, so that only a registered pair is held to the

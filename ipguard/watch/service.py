@@ -263,7 +263,9 @@ class Watcher:
                     phases=frozenset(),  # no phase: a watcher never resolves a finding
                     evidence=verdicts.evidence,
                 )
-                self.judge.note_first_seen(findings.first_seen(session, site))
+                self.judge.note_first_seen(
+                    {(row.kind, row.subject): row.first_seen_at for row in synced.new}
+                )
         if self._ledger_down:
             self._ledger_down = False
             self.warn(f"the ledger answers again; watch run {self.run_id} stored what it held")

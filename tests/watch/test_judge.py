@@ -10,6 +10,7 @@ import pytest
 from ipguard.config import PolicySettings
 from ipguard.model import Binding, DeviceStatus, DhcpOffer, FindingKind, Role, Severity
 from ipguard.scanners.passive import ArpClaim, DhcpClient
+from ipguard.watch import judge as judge_module
 from ipguard.watch.judge import MAX_MACS_PER_ADDRESS, REJUDGE_SECONDS, Judge
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -26,10 +27,12 @@ LEDGER = (
 )
 
 
-def judge(policy: PolicySettings | None = None, window: float = 10.0) -> Judge:
+def judge(
+    policy: PolicySettings | None = None, window: float = 10.0, subnet: str = "198.18.0.0/24"
+) -> Judge:
     made = Judge(
         site="lab",
-        subnets=["198.18.0.0/24"],
+        subnets=[subnet],
         policy=policy or PolicySettings(hostname_rule="^{department}-{asset_tag}$"),
         duplicate_window=window,
     )
@@ -157,3 +160,27 @@ def test_a_new_ledger_snapshot_is_judged_afresh() -> None:
     watcher.load([replace(b, status=DeviceStatus.RETIRED) for b in LEDGER], {})
     found = watcher.judge([(2.0, ArpClaim(PC, PC_MAC, "reply"))], NOW).findings
     assert kinds(found) == {("suspended-device-online", PC, PC_MAC, "medium")}
+
+
+def test_a_flood_of_made_up_stations_costs_a_bounded_budget_and_hides_no_spoof() -> None:
+    watcher = judge(subnet="198.18.0.0/16")
+    burst, rate = judge_module.NEW_HOSTS_BURST, judge_module.NEW_HOSTS_PER_SECOND
+    stations = [
+        ArpClaim(
+            f"198.18.{1 + n // 200}.{n % 200 + 10}",
+            f"00:16:3e:02:{n // 256:02x}:{n % 256:02x}",
+            "reply",
+        )
+        for n in range(int(burst) + 500)
+    ]
+    spoof = ArpClaim(GW, EVIL, "reply")
+    items = [(0.0, claim) for claim in stations[: len(stations) // 2]]
+    items += [(0.0, spoof), *((0.0, claim) for claim in stations[len(stations) // 2 :])]
+    verdicts = watcher.judge(items, NOW)
+    assert verdicts.evaluated == int(burst) + 1  # the spoof is judged whatever the budget
+    assert ("ip-mac-mismatch", GW, EVIL, "critical") in kinds(verdicts.findings)
+    assert watcher.ignored["over_new_host_budget"] == 500
+    # A second later the budget has refilled by NEW_HOSTS_PER_SECOND: refused stations that speak
+    # again are judged then.
+    again = watcher.judge([(1.0, claim) for claim in stations[-500:]], NOW)
+    assert again.evaluated == int(rate)

@@ -174,6 +174,18 @@ def test_watch_sees_spoofing_newcomers_moves_and_rogue_dhcp_as_they_happen(
         assert leased.returncode == 0, leased.stderr
         rogue = watching.finding("rogue-dhcp", ROGUE, "02:66:00:00:00:77")
         assert rogue["severity"] == "critical"
+        # The laptop's DHCP fingerprint is shown with any finding about its MAC.
+        lab.run("laptop", ["arping", "-U", "-c", "1", "-i", "eth0", LAPTOP], check=False)
+        laptop = watching.finding("unregistered-host", LAPTOP, "00:16:3e:00:00:95")
+        shown = json.loads(
+            watching.cli("findings", "show", str(laptop["id"]), "--format", "json").stdout
+        )
+        (fingerprint,) = shown["dhcp_fingerprint"]
+        assert fingerprint["hostname"] == "laptop-95"
+        assert fingerprint["vendor_class"].startswith("udhcp")
+        assert fingerprint["parameter_request_list"]  # udhcpc's own list, e.g. "1,3,6,12,15,28,42"
+        table = watching.cli("findings", "show", str(laptop["id"])).stdout
+        assert "DHCP fingerprint at site lab" in table and "laptop-95" in table
         beside.terminate()  # arpwatch -d prints its reports on standard output, flushed at exit
         report, _err = beside.communicate(timeout=30)
     events = arpwatch_events(report)
