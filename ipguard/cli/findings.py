@@ -83,9 +83,8 @@ def show(
 ) -> None:
     """One finding: its lifecycle and the evidence that raised it, as sentences (JSON: raw)."""
     from ipguard.ledger import findings
-    from ipguard.reports.runview import finding_document, finding_sections
-
     from ipguard.ledger.watching import fingerprint_json
+    from ipguard.reports.runview import finding_document, finding_sections
 
     with state(ctx).store().session(write=False) as session:
         row = findings.get(session, finding_id)
