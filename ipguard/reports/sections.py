@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import groupby
 
 from ipguard import __version__
 from ipguard.reports.evidence import EvidenceGroup, detail_lines, groups
@@ -28,6 +29,7 @@ OVERVIEW = (
     ("ledger_changes", "ledger changes"),
 )
 BATCH = 4  # this many audit entries of one actor and action in one minute: one row (an import)
+BATCH_KEYS = 40  # records named in such a row; the JSON and CSV reports name them all
 FOOTER = (
     "Times are UTC. A finding is overdue when it was neither acknowledged nor resolved within "
     "24 hours of being first seen (high and critical). The audit trail is never pruned; scan "
@@ -179,24 +181,13 @@ def _table(
 
 
 def _batches(changes: Sequence[LedgerChange]) -> list[list[LedgerChange]]:
-    """Audit entries grouped: a bulk change (one actor and action, the same minute) is one batch."""
+    """Audit entries grouped: a bulk change (one actor and action, the same minute) is one batch;
+    fewer than BATCH entries read better one by one."""
     batches: list[list[LedgerChange]] = []
-    for change in changes:
-        last = batches[-1][-1] if batches else None
-        if last and (last.actor, last.action, utc(last.at)) == (
-            change.actor,
-            change.action,
-            utc(change.at),
-        ):
-            batches[-1].append(change)
-        else:
-            batches.append([change])
-    # Small batches read better entry by entry.
-    return [
-        part
-        for batch in batches
-        for part in ([batch] if len(batch) >= BATCH else [[c] for c in batch])
-    ]
+    for _, group in groupby(changes, key=lambda c: (c.actor, c.action, utc(c.at))):
+        batch = list(group)
+        batches += [batch] if len(batch) >= BATCH else [[change] for change in batch]
+    return batches
 
 
 def _change_row(batch: list[LedgerChange]) -> tuple[Cell, ...]:
@@ -209,10 +200,10 @@ def _change_row(batch: list[LedgerChange]) -> tuple[Cell, ...]:
     else:
         record = f"{len(batch)} records"
         fields = dict.fromkeys(item.field for change in batch for item in change.changes)
-        lines = (
-            "records: " + ", ".join(change.key for change in batch),
-            "fields: " + ", ".join(fields),
-        )
+        keys = [change.key for change in batch[:BATCH_KEYS]]
+        if len(batch) > BATCH_KEYS:
+            keys.append(f"… {len(batch) - BATCH_KEYS} more")
+        lines = ("records: " + ", ".join(keys), "fields: " + ", ".join(fields))
     return (
         cell(utc(first.at), "nowrap"),
         cell(first.actor),

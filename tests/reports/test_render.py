@@ -201,3 +201,31 @@ def test_html_and_markdown_show_the_same_findings_detail_and_evidence() -> None:
     # Detail reads in words, not as key=value pairs, in both.
     assert "offered IPs: 198.18.0.162" in page and "offered IPs: 198.18.0.162" in text
     assert "observations:" not in page and "rtt_ms" not in text
+
+
+def test_bulk_ledger_changes_are_one_row_and_single_edits_their_own() -> None:
+    summary = hostile_summary()
+    edit = summary.ledger_changes[0]
+    imported = tuple(
+        type(edit)(
+            edit.at,
+            "admin",
+            "device.import.add",
+            "device",
+            f"198.18.1.{index}",
+            (type(edit.changes[0])("ip", "", f"198.18.1.{index}"),),
+        )
+        for index in range(50)
+    )
+    changed = type(summary)(**{**summary.__dict__, "ledger_changes": (*imported, edit, edit)})
+    rows = sections.build(changed).changes.rows
+    assert len(rows) == 3  # the import, then the two edits one by one
+    assert rows[0][3].text == "50 records"
+    assert rows[0][4].lines == (
+        "records: " + ", ".join(f"198.18.1.{i}" for i in range(40)) + ", … 10 more",
+        "fields: ip",
+    )
+    assert rows[1][4].lines == ("owner: 李伟 → " + FORMULA, "location: B2-301 → " + PIPE)
+    # The JSON report still lists every record.
+    document = json.loads(export.render_json(changed))
+    assert len(document["ledger_changes"]) == 52
