@@ -39,11 +39,11 @@ def _findings(items: tuple[FindingItem, ...]) -> list[str]:
         f"|{'|'.join(' --- ' for _ in range(9))}|",
     ]
     for item in items:
-        address = dict(zip(("ip", "mac", "port"), item.address, strict=False))
-        cells = (item.id, item.severity, item.kind, address.get("ip"), address.get("mac"))
+        cells = (item.id, item.severity, item.kind, item.ip, item.mac, item.port, item.state)
         due = md(item.report_due) + (" **overdue**" if item.overdue else "")
-        rest = (address.get("port"), item.state, item.first_seen)
-        out.append(f"| {' | '.join(md(value) for value in (*cells, *rest))} | {due} |")
+        out.append(
+            f"| {' | '.join(md(value) for value in cells)} | {md(item.first_seen)} | {due} |"
+        )
     out.append("")
     for item in items:
         out.append(f"- **#{item.id}** {md(item.summary)}")

@@ -78,7 +78,9 @@ class FindingItem:
     severity: str
     kind: str
     site: str
-    address: tuple[str, ...]  # IP, MAC, port: those it has
+    ip: str
+    mac: str
+    port: str
     state: str
     first_seen: str
     report_due: str
@@ -87,6 +89,11 @@ class FindingItem:
     ack_note: str
     detail: tuple[str, ...]
     evidence: tuple[EvidenceGroup, ...]
+
+    @property
+    def address(self) -> tuple[str, ...]:
+        """IP, MAC and port: those the finding has."""
+        return tuple(part for part in (self.ip, self.mac, self.port) if part)
 
 
 @dataclass(frozen=True)
@@ -219,7 +226,9 @@ def _finding(item: OpenFinding) -> FindingItem:
         severity=item.severity,
         kind=item.kind,
         site=item.site,
-        address=tuple(part for part in (item.ip, item.mac, item.port) if part),
+        ip=item.ip or "",
+        mac=item.mac or "",
+        port=item.port or "",
         state=item.state,
         first_seen=utc(item.first_seen),
         report_due=utc(item.report_due_at),

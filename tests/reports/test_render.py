@@ -229,3 +229,12 @@ def test_bulk_ledger_changes_are_one_row_and_single_edits_their_own() -> None:
     # The JSON report still lists every record.
     document = json.loads(export.render_json(changed))
     assert len(document["ledger_changes"]) == 52
+
+
+def test_markdown_keeps_each_address_part_in_its_column() -> None:
+    summary = hostile_summary()
+    portless = summary.open_findings[1]
+    no_mac = type(portless)(**{**portless.__dict__, "id": 11, "mac": None, "port": "tcp/23"})
+    text = markdown.render(type(summary)(**{**summary.__dict__, "open_findings": (no_mac,)}))
+    (row,) = [line for line in text.splitlines() if line.startswith("| 11 |")]
+    assert row.split(" | ")[3:6] == ["198.18.0.20", "", "tcp/23"]
