@@ -357,7 +357,9 @@ class ScanResult:
     names: tuple[NameObservation, ...] = ()
     evidence: tuple[Evidence, ...] = ()
     phases: frozenset[Phase] = frozenset({Phase.SWEEP})
-    timings: Mapping[str, float] = field(default_factory=dict)
+    # When each phase ran, as {"start": s, "end": s} offsets in seconds from the run's start
+    # (phases overlap: a run's wall time is its critical path, not the sum of its phases).
+    timings: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     service_mode: ServiceMode | None = None  # None: the services phase did not run
     services_rescanned: int = 0  # hosts that got nmap's version probes this run
     # Hosts whose service scan did not finish (nmap's host timeout): their port lists are partial,
@@ -371,6 +373,17 @@ class ScanResult:
     replies_dropped: Mapping[str, int] = field(default_factory=dict)
     # What each configured switch and router said (phase snmp), answered or not.
     snmp: tuple[SnmpPoll, ...] = ()
+    # Parts of the subnets the scan could not reach, with why (e.g. no route): nothing there was
+    # swept, so nothing there may be resolved.
+    uncovered: tuple[Uncovered, ...] = ()
+
+
+@dataclass(frozen=True)
+class Uncovered:
+    """A range of the requested subnets that a scan could not sweep, and why."""
+
+    range: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -398,6 +411,8 @@ class ScanRequest:
     dhcp_wait: float = 6.0  # seconds the DHCP probe listens ([scan] dhcp_wait)
     full: bool = False
     full_rescan_hours: int = 24
+    # The phases to run (Phase values); services run only when `services` is true as well.
+    phases: tuple[str, ...] = tuple(phase.value for phase in Phase)
     # Services of the last service scan by IP; None asks for a full service scan.
     known_services: Mapping[str, KnownHost] | None = None
     # Switches and routers the snmp phase polls ([[snmp.devices]]; no secrets, only where they are)

@@ -16,12 +16,12 @@ complete run it was, by the next scan of the site.
 
 from __future__ import annotations
 
+import ipaddress
 import signal
 import socket
 import threading
 import time
-from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timedelta
@@ -29,18 +29,18 @@ from functools import partial
 from types import FrameType
 from typing import Any, Protocol
 
-from ipguard import __version__, spool
+from ipguard import __version__, runfacts, spool
 from ipguard.config import PolicySettings
 from ipguard.errors import IpguardError, LedgerUnavailable, ScanAborted
-from ipguard.ledger import devices, findings, locks, runs
-from ipguard.ledger.pools import list_pools
+from ipguard.ledger import findings, locks, runs
 from ipguard.ledger.scan_tables import FindingRow, ScanRun
 from ipguard.ledger.store import Store
 from ipguard.ledger.tables import utcnow
-from ipguard.model import Finding, RunStatus, ScanRequest, ScanResult
+from ipguard.model import RunStatus, ScanRequest, ScanResult
 
 # phase name, done, total
 Progress = Callable[[str, int, int], None]
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 __all__ = ["Progress", "RunOutcome", "ScanRequest", "Scanner", "run_scan"]
 
@@ -152,6 +152,10 @@ def _complete(
 ) -> RunOutcome:
     started = time.monotonic()
     result = runs.storable(scanner.collect(request, progress))
+    # The phases' offsets count from the collection's start, which may precede this call (the
+    # scanner may have begun before the run was recorded): the last phase ended just now.
+    ends = [span["end"] for span in result.timings.values() if isinstance(span, Mapping)]
+    started = min(started, time.monotonic() - max(ends, default=0.0))
     assert run.id is not None
     try:
         return _record(store, run.id, request, result, policy, clock, started)
@@ -168,38 +172,47 @@ def _record(
     clock: Callable[[], datetime],
     started: float,
 ) -> RunOutcome:
-    """Transactions 2 and 3: store what a run saw, judge it, complete the run."""
-    timings = dict(result.timings)
+    """Transactions 2 and 3: store what a run saw, judge it, complete the run.
+
+    Timings are {"start": s, "end": s} offsets from `started` (the run's start), and "total".
+    """
+    timings: dict[str, Any] = dict(result.timings)
+
+    def span(mark: float) -> dict[str, float]:
+        return {
+            "start": round(mark - started, 3),
+            "end": round(time.monotonic() - started, 3),
+        }
 
     mark = time.monotonic()
     with store.session() as session:
         counts: dict[str, Any] = runs.store_results(session, run_id, result)
-    timings["storage"] = time.monotonic() - mark
+    timings["storage"] = span(mark)
 
     mark = time.monotonic()
     with store.session() as session:
         now = clock()
-        facts = _facts(session, request, result, now)
-        found = evaluate_policies(facts, policy)
-        timings["policies"] = time.monotonic() - mark
+        facts = runfacts.facts(session, request, result, now)
+        found = runfacts.evaluate_policies(facts, policy)
+        timings["policies"] = span(mark)
         synced = findings.sync(
             session,
             site=request.site,
             run_id=run_id,
             now=now,
             findings=found,
-            subnets=request.subnets,
+            subnets=runfacts.covered_subnets(request.subnets, result.uncovered),
             phases=result.phases,
-            evidence=evidence_of(result),
+            evidence=runfacts.evidence_of(result),
             partial_hosts=result.partial_hosts,
             snmp_polled=frozenset(poll.device for poll in result.snmp if poll.answered),
         )
-        timings["total"] = time.monotonic() - started
+        timings["total"] = round(time.monotonic() - started, 3)
         counts.update(
             findings_new=len(synced.new),
             findings_resolved=len(synced.resolved),
             findings_seen=len(synced.new) + len(synced.seen_again),
-            timings={name: round(seconds, 3) for name, seconds in timings.items()},
+            timings=timings,
         )
         if result.snmp:  # which devices answered: coverage of their findings depends on it
             counts["snmp"] = {
@@ -212,6 +225,8 @@ def _record(
                 }
                 for poll in result.snmp
             }
+        if result.uncovered:
+            counts["uncovered"] = [asdict(item) for item in result.uncovered]
         run = runs.get(session, run_id)
         run.settings = {**run.settings, "phases": sorted(phase.value for phase in result.phases)}
         run = runs.finish(session, run_id, RunStatus.COMPLETE, counts=counts, now=clock())
@@ -308,73 +323,6 @@ def _store_spooled(store: Store, site: str, policy: PolicySettings) -> list[int]
 
 def _fixed(moment: datetime) -> datetime:
     return moment
-
-
-def _facts(session: Any, request: ScanRequest, result: ScanResult, now: datetime) -> Any:
-    from ipguard.policies.base import PoolRange, RunFacts
-
-    records = devices.stored(session)
-    seen = runs.last_seen(session)
-    # A record never seen yet counts from its registration: a fresh import is not stale at once.
-    for record in records:
-        seen.setdefault((record.binding.ip, record.binding.mac), record.created_at)
-    return RunFacts(
-        now=now,
-        subnets=request.subnets,
-        observations=result.observations,
-        services=result.services,
-        dhcp_offers=result.dhcp_offers,
-        proxies=result.proxies,
-        names=result.names,
-        evidence=result.evidence,
-        snmp=result.snmp,
-        ledger=tuple(record.binding for record in records),
-        pools=tuple(PoolRange(pool.department, pool.cidr) for pool in list_pools(session)),
-        last_seen=seen,
-        first_seen=findings.first_seen(session, request.site),
-        site=request.site,  # the whole ledger is judged; records of other sites authorise nothing
-    )
-
-
-def evaluate_policies(facts: Any, policy: PolicySettings) -> list[Finding]:
-    """Every policy over the run's facts."""
-    from ipguard import policies
-
-    return list(policies.evaluate(facts, policy))
-
-
-def evidence_of(result: ScanResult) -> Callable[[Finding], dict[str, Any]]:
-    """For a finding, the sightings of this run about its address (capped per kind)."""
-    by_ip: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
-    groups: list[tuple[str, str, tuple[Any, ...]]] = [
-        ("observations", "ip", result.observations),
-        ("services", "ip", result.services),
-        ("proxies", "ip", result.proxies),
-        ("names", "ip", result.names),
-        ("evidence", "ip", result.evidence),
-        ("dhcp_offers", "server_ip", result.dhcp_offers),
-    ]
-    for name, key, items in groups:
-        for item in items:
-            bucket = by_ip[getattr(item, key)][name]
-            if len(bucket) < 20:
-                bucket.append(_plain(item))
-
-    def evidence(finding: Finding) -> dict[str, Any]:
-        found = by_ip.get(finding.ip or "", {})
-        return {name: items for name, items in found.items() if items}
-
-    return evidence
-
-
-def _plain(item: Any) -> dict[str, Any]:
-    values = asdict(item)
-    for key, value in values.items():
-        if isinstance(value, datetime):
-            values[key] = value.isoformat()
-        elif isinstance(value, tuple):
-            values[key] = list(value)
-    return values
 
 
 def _close(

@@ -43,6 +43,7 @@ from ipguard.model import (
     ServiceObservation,
     SnmpPoll,
     SnmpSystem,
+    Uncovered,
 )
 
 FORMAT = 1
@@ -53,6 +54,7 @@ _GROUPS: Mapping[str, type] = {
     "proxies": ProxyVerdict,
     "names": NameObservation,
     "evidence": Evidence,
+    "uncovered": Uncovered,
 }
 
 

@@ -1,262 +1,336 @@
-"""The real scanner behind `ipguard scan`: every phase, in order, over the request's subnets.
+"""The real scanner behind `ipguard scan`: the request's phases over its subnets, overlapping.
 
-    sweep     ARP on the local link, ICMP echo for routed subnets
-    services  nmap -sV on the live hosts
-    proxy     canary relay checks on proxy-looking and HTTP ports
-    dhcp      DISCOVERs for [scan] dhcp_wait seconds, every offer collected
-    names     reverse DNS, NetBIOS, mDNS for the live hosts
-    evidence  routing / access-point signs
+    phase     starts after   what
+    dhcp      -              DISCOVERs for [scan] dhcp_wait s, every offer kept (link in scope)
+    sweep     -              ARP on the local link, ICMP echo for routed subnets
+    services  sweep          nmap: the open ports of the live hosts (a fast pass)
+     versions services       nmap: the software behind each open port, within a per-port budget
+    names     sweep          reverse DNS, NetBIOS, mDNS for the live hosts
+    proxy     services       canary relay checks on proxy-looking and HTTP ports
+    evidence  services       routing / access-point signs
+    snmp      -              the configured switches' and routers' tables (scanners.snmp)
 
-Each phase reports progress as (phase, done, total) and its duration in `ScanResult.timings`.
+Phases run as a dependency graph (scanners.graph): independent ones at the same time, so a run
+lasts as long as its critical path. Every sender draws from one pacing budget of `rate` probes
+a second (scanners.pacing.shared), nmap included (its share via `--max-rate`). A phase counts as
+done, and so may resolve the findings it looks for, only when the phases it needs ran too (`needs`).
+A new phase is one entry in PHASES (and its name in ipguard.model.Phase).
+
+Each phase reports progress as (phase, done, total) and its start and end, in seconds from the
+run's start, in `ScanResult.timings`.
 """
 
 from __future__ import annotations
 
-import ipaddress
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from ipguard.addresses import ip_sort_key
 from ipguard.model import (
+    DhcpOffer,
+    Evidence,
     IgnoredReply,
+    NameObservation,
     Observation,
     Phase,
+    ProxyVerdict,
     ScanRequest,
     ScanResult,
     ServiceMode,
     ServiceObservation,
+    SnmpPoll,
+    Uncovered,
 )
-from ipguard.scanners import rawsock
+from ipguard.scanners import graph, pacing, rawsock, reach
 from ipguard.scanners.scope import Scope
+
+if TYPE_CHECKING:
+    from ipguard.scanners.servicephase import OpenPorts
 
 PhaseProgress = Callable[[str, int, int], None]
 
 
-class NetworkScanner:
-    """Sweeps, scans services and probes the request's subnets from its interface."""
+class _Collection:
+    """One run's phases and what they found so far (each phase writes only its own fields)."""
 
-    def collect(self, request: ScanRequest, progress: PhaseProgress | None) -> ScanResult:
-        """Carry out every phase the request asks for."""
-        scope = Scope(request.subnets)
-        interface = rawsock.usable_interface(request.interface, "the scan")
-        timings: dict[str, float] = {}
-        phases = {Phase.SWEEP}
-        ignored: Counter[IgnoredReply] = Counter()  # replies read and not kept: floods, spoofers
-        dropped: Counter[str] = Counter()  # replies the kernel dropped (receive buffer full)
+    def __init__(self, request: ScanRequest, progress: PhaseProgress | None) -> None:
+        self.request = request
+        self.progress = progress
+        self.scope = Scope(request.subnets)
+        self.interface = rawsock.usable_interface(request.interface, "the scan")
+        self.observations: list[Observation] = []
+        self.live: list[str] = []
+        self.services: list[ServiceObservation] = []
+        self.service_mode: ServiceMode | None = None  # None: the services phase did not run
+        self.rescanned = 0
+        self.found: OpenPorts | None = None
+        self.partial: set[str] = set()
+        self.offers: list[DhcpOffer] = []
+        self.proxies: list[ProxyVerdict] = []
+        self.names: list[NameObservation] = []
+        self.evidence: list[Evidence] = []
+        self.uncovered: list[Uncovered] = []
+        self.polls: tuple[SnmpPoll, ...] = ()
+        self.routed: list[Observation] = []  # routers' ARP entries (snmp)
+        self.ignored: Counter[IgnoredReply] = Counter()  # replies read and not kept: floods
+        self.dropped: Counter[str] = Counter()  # replies the kernel dropped (receive buffer full)
+        self.ran: set[Phase] = set()
+        # The service baseline comes from the ledger, which may still be opening: the services
+        # phase waits for it (see NetworkScanner.begin).
+        self.baseline_ready = threading.Event()
+        self.stop = threading.Event()
 
-        def phase_progress(name: str) -> Callable[[int, int], None] | None:
-            if progress is None:
-                return None
-            return lambda done, total: progress(name, done, total)
+    def phase_progress(self, name: str) -> Callable[[int, int], None] | None:
+        progress = self.progress
+        if progress is None:
+            return None
+        return lambda done, total: progress(name, done, total)
 
-        with _timed(timings, "sweep"):
-            observations = self._sweep(
-                request, scope, interface, phase_progress("sweep"), ignored, dropped
-            )
-        live = sorted({seen.ip for seen in observations}, key=ip_sort_key)
+    # -- the phases -------------------------------------------------------------------------
 
-        services: list[ServiceObservation] = []
-        service_mode, rescanned, partial = None, 0, set[str]()
-        if request.services and live:
-            with _timed(timings, "services"):
-                services, service_mode, rescanned = self._services(
-                    request, scope, observations, live, phase_progress("services"), partial
-                )
-            phases.add(Phase.SERVICES)
-
-        proxies = []
-        if Phase.SERVICES in phases:
-            from ipguard.scanners.proxy import ProxyProbe, proxy_candidates
-
-            candidates = sorted(
-                proxy_candidates(services), key=lambda pair: (ip_sort_key(pair[0]), pair[1])
-            )
-            assert interface.ipv4 is not None
-            with _timed(timings, "proxy"):
-                proxies = ProxyProbe(
-                    scope, canary_ip=interface.ipv4, timeout=max(2.0, request.timeout * 2)
-                ).probe_many(candidates)
-            phases.add(Phase.PROXY)
-
-        offers = []
+    def run_dhcp(self) -> None:
         # A DISCOVER reaches every server on the interface's link: only when that link is in scope.
-        if interface.ipv4 is not None and interface.ipv4 in scope:
-            from ipguard.scanners.dhcp import DhcpProbe
+        if self.interface.ipv4 is None or self.interface.ipv4 not in self.scope:
+            return
+        from ipguard.scanners.dhcp import DhcpProbe
 
-            with _timed(timings, "dhcp"):
-                dhcp = DhcpProbe(request.interface, scope, wait=request.dhcp_wait)
-                offers = dhcp.probe()
-            if dhcp.ignored:
-                ignored[IgnoredReply.DHCP_IGNORED] += dhcp.ignored
-            phases.add(Phase.DHCP)
+        request = self.request
+        probe = DhcpProbe(request.interface, self.scope, wait=request.dhcp_wait)
+        self.offers = probe.probe()
+        if probe.ignored:
+            self.ignored[IgnoredReply.DHCP_IGNORED] += probe.ignored
+        self.ran.add(Phase.DHCP)
 
-        names = []
-        if live:
+    def run_sweep(self) -> None:
+        observations, self.uncovered = reach.sweep(
+            self.request,
+            self.scope,
+            self.interface,
+            self.phase_progress("sweep"),
+            self.ignored,
+            self.dropped,
+        )
+        self.observations = observations
+        self.live = sorted({seen.ip for seen in observations}, key=ip_sort_key)
+        self.ran.add(Phase.SWEEP)
+
+    def run_services(self) -> None:
+        if not self.request.services:
+            return
+        from ipguard.scanners.servicephase import open_ports
+
+        while not self.baseline_ready.wait(0.05):
+            if self.stop.is_set():
+                return
+        if self.live:
+            self.found = open_ports(
+                self.request,
+                self.scope,
+                self.observations,
+                self.live,
+                self.phase_progress("services"),
+            )
+            self.services = self.found.services
+            self.service_mode, self.rescanned = self.found.mode, self.found.rescanned
+            self.partial = set(self.found.partial)
+        self.ran.add(Phase.SERVICES)
+
+    def run_versions(self) -> None:
+        """Version probes on the ports found (proxy and evidence need only ports and names)."""
+        if self.found is not None and self.found.unnamed:
+            from ipguard.scanners.servicephase import name_ports
+
+            self.services = name_ports(self.request, self.scope, self.found)
+
+    def run_names(self) -> None:
+        if self.live:
             from ipguard.scanners.names import NameProbe
 
-            with _timed(timings, "names"):
-                names = NameProbe(
-                    scope, dns_servers=request.dns_servers, timeout=request.name_timeout
-                ).lookup(live)
-        phases.add(Phase.NAMES)
+            request = self.request
+            self.names = NameProbe(
+                self.scope, dns_servers=request.dns_servers, timeout=request.name_timeout
+            ).lookup(self.live)
+        self.ran.add(Phase.NAMES)
 
+    def run_proxy(self) -> None:
+        from ipguard.scanners.proxy import ProxyProbe, proxy_candidates
+
+        candidates = sorted(
+            proxy_candidates(self.services), key=lambda pair: (ip_sort_key(pair[0]), pair[1])
+        )
+        assert self.interface.ipv4 is not None
+        if candidates:
+            self.proxies = ProxyProbe(
+                self.scope,
+                canary_ip=self.interface.ipv4,
+                timeout=max(2.0, self.request.timeout * 2),
+            ).probe_many(candidates)
+        self.ran.add(Phase.PROXY)
+
+    def run_evidence(self) -> None:
         from ipguard.scanners.evidence import RouterApEvidence
 
-        with _timed(timings, "evidence"):
-            looking = RouterApEvidence(request.interface, scope, timeout=max(1.0, request.timeout))
-            evidence = looking.collect(observations, services)
-        ignored.update(looking.ignored)
-        phases.add(Phase.EVIDENCE)
+        looking = RouterApEvidence(
+            self.request.interface, self.scope, timeout=max(1.0, self.request.timeout)
+        )
+        self.evidence = looking.collect(self.observations, self.services)
+        self.ignored.update(looking.ignored)
+        self.ran.add(Phase.EVIDENCE)
 
+    def run_snmp(self) -> None:
+        if not self.request.snmp_devices:
+            return
+        from ipguard.scanners import snmp
+
+        self.routed, self.polls = snmp.collect(
+            self.request,
+            self.scope,
+            own_ip=self.interface.ipv4 or "",
+            own_mac=self.interface.mac,
+        )
+        self.ran.add(Phase.SNMP)
+
+    def result(self, timings: dict[str, dict[str, float]]) -> ScanResult:
+        """What the run saw; `phases` holds only the phases that could see all they look for."""
+        done = set(self.ran)
+        changed = True
+        while changed:  # a phase whose needs did not run is blind to part of what it looks for
+            changed = False
+            for spec in PHASES:
+                if spec.phase in done and not set(spec.needs) <= done:
+                    done.discard(spec.phase)
+                    changed = True
+        observations = self.observations
+        if self.polls:
+            from ipguard.scanners import snmp
+
+            observations = snmp.merge_routed(observations, self.routed)
         return ScanResult(
             observations=tuple(observations),
-            services=tuple(services),
-            dhcp_offers=tuple(offers),
-            proxies=tuple(proxies),
-            names=tuple(names),
-            evidence=tuple(evidence),
-            phases=frozenset(phases),
+            services=tuple(self.services),
+            dhcp_offers=tuple(self.offers),
+            proxies=tuple(self.proxies),
+            names=tuple(self.names),
+            evidence=tuple(self.evidence),
+            phases=frozenset(done),
             timings=timings,
-            service_mode=service_mode,
-            services_rescanned=rescanned,
-            partial_hosts=frozenset(partial),
-            ignored=dict(ignored),
-            replies_dropped=dict(+dropped),  # the nonzero ones
+            service_mode=self.service_mode,
+            services_rescanned=self.rescanned,
+            partial_hosts=frozenset(self.partial),
+            ignored=dict(self.ignored),
+            replies_dropped=dict(+self.dropped),  # the nonzero ones
+            uncovered=tuple(self.uncovered),
+            snmp=self.polls,
         )
 
-    def _services(
-        self,
-        request: ScanRequest,
-        scope: Scope,
-        observations: list[Observation],
-        live: list[str],
-        progress: Callable[[int, int], None] | None,
-        partial: set[str],
-    ) -> tuple[list[ServiceObservation], ServiceMode, int]:
-        """Services of the live hosts: nmap -sV on all of them, or only on those that changed.
 
-        With a baseline from the last scan, a quick open-port scan (no version probes) finds
-        which hosts changed MAC or open ports; only those get version probes, the others keep
-        what the baseline knew. Returns (services, "full" | "incremental", hosts probed); hosts
-        nmap gave up on are added to `partial`.
-        """
-        from ipguard.scanners.services import ServiceScan
+@dataclass(frozen=True)
+class PhaseSpec:
+    """One phase: what it follows (when those run), what it needs to see everything, its work."""
 
-        def scanner(versions: bool) -> ServiceScan:
-            # Light version probes and parallel nmap processes: the phase mostly waits on ports
-            # that accept and stay silent.
-            return ServiceScan(
-                scope,
-                ports=request.ports,
-                host_timeout=max(120.0, request.timeout * 60),
-                intensity=0,
-                workers=4,
-                versions=versions,
-                progress=progress,
+    phase: Phase
+    after: tuple[Phase, ...]
+    needs: tuple[Phase, ...]
+    work: Callable[[_Collection], None]
+
+
+# DHCP first (its wait is the longest), then the sweep; the rest once the sweep found hosts.
+PHASES: tuple[PhaseSpec, ...] = (
+    PhaseSpec(Phase.DHCP, (), (), _Collection.run_dhcp),
+    PhaseSpec(Phase.SWEEP, (), (), _Collection.run_sweep),
+    PhaseSpec(Phase.SERVICES, (Phase.SWEEP,), (Phase.SWEEP,), _Collection.run_services),
+    PhaseSpec(Phase.NAMES, (Phase.SWEEP,), (Phase.SWEEP,), _Collection.run_names),
+    PhaseSpec(Phase.PROXY, (Phase.SERVICES,), (Phase.SERVICES,), _Collection.run_proxy),
+    # Evidence reads web pages the service scan found: without it, it cannot see them all.
+    PhaseSpec(
+        Phase.EVIDENCE,
+        (Phase.SERVICES,),
+        (Phase.SWEEP, Phase.SERVICES),
+        _Collection.run_evidence,
+    ),
+    PhaseSpec(Phase.SNMP, (), (), _Collection.run_snmp),
+)
+
+
+# Steps that are part of a phase (they run when it does) without being one: the services phase
+# finds open ports, then names their software while proxy and evidence already use the ports.
+PARTS: tuple[tuple[str, Phase, Callable[[_Collection], None]], ...] = (
+    ("versions", Phase.SERVICES, _Collection.run_versions),
+)
+
+
+class NetworkScanner:
+    """Sweeps, scans services and probes the request's subnets from its interface.
+
+    `begin` starts the phases at once, before the ledger is even open (a scan's first probe goes
+    out within a quarter of a second of its start); `collect` hands over the service baseline the
+    ledger knows and waits for the result. `collect` alone does both.
+    """
+
+    def __init__(self) -> None:
+        self._collection: _Collection | None = None
+        self._thread: threading.Thread | None = None
+        self._outcome: dict[str, Any] = {}
+
+    def begin(self, request: ScanRequest, progress: PhaseProgress | None) -> None:
+        """Start the request's phases in the background; errors surface from `collect`."""
+        origin = time.monotonic()
+        try:
+            collection = _Collection(request, progress)
+        except Exception as error:  # raised by collect, inside the recorded run
+            self._outcome["error"] = error
+            return
+        self._collection = collection
+        wanted = set(request.phases)
+        steps = [
+            graph.Step(
+                spec.phase.value, tuple(p.value for p in spec.after), _bound(spec.work, collection)
             )
-
-        def scan(versions: bool, hosts: list[str]) -> list[ServiceObservation]:
-            service_scan = scanner(versions)
-            found = service_scan.scan(hosts)
-            partial.update(service_scan.timed_out)
-            return found
-
-        known = request.known_services
-        if known is None:
-            return scan(True, live), ServiceMode.FULL, len(live)
-        open_ports: dict[str, set[tuple[str, int]]] = {}
-        for item in scan(False, live):
-            open_ports.setdefault(item.ip, set()).add((item.proto, item.port))
-        macs = {seen.ip: seen.mac for seen in observations}
-        changed = [
-            ip
-            for ip in live
-            if ip not in known
-            or known[ip].mac != macs.get(ip)
-            or {(s.proto, s.port) for s in known[ip].services} != open_ports.get(ip, set())
+            for spec in PHASES
+            if spec.phase.value in wanted
+        ] + [
+            graph.Step(name, (phase.value,), _bound(work, collection))
+            for name, phase, work in PARTS
+            if phase.value in wanted
         ]
-        detailed = scan(True, changed) if changed else []
-        unchanged = [ip for ip in live if ip not in set(changed)]
-        kept = [item for ip in unchanged for item in known[ip].services]
-        return detailed + kept, ServiceMode.INCREMENTAL, len(changed)
 
-    def _sweep(
-        self,
-        request: ScanRequest,
-        scope: Scope,
-        interface: rawsock.InterfaceInfo,
-        progress: Callable[[int, int], None] | None,
-        ignored: Counter[IgnoredReply],
-        dropped: Counter[str],
-    ) -> list[Observation]:
-        """ARP for the part of each subnet on the interface's link, ICMP for the rest.
+        def run() -> None:
+            try:
+                with pacing.shared(request.rate):
+                    self._outcome["timings"] = graph.run_steps(
+                        steps, origin=origin, stop=collection.stop
+                    )
+            except BaseException as error:  # handed to collect
+                self._outcome["error"] = error
 
-        What each sweep ignored (a flood) and what the kernel dropped is added to the counters.
-        """
-        from ipguard.scanners.arp import ArpSweep
-        from ipguard.scanners.icmp import IcmpSweep
+        self._thread = threading.Thread(target=run, name="ipguard-scan", daemon=True)
+        self._thread.start()
 
-        assert interface.ipv4 is not None and interface.prefixlen is not None
-        link = ipaddress.ip_network(f"{interface.ipv4}/{interface.prefixlen}", strict=False)
-        on_link: list[str] = []
-        routed: list[str] = []
-        for text in request.subnets:
-            network = ipaddress.ip_network(text)
-            if network.version != 4:
-                continue  # IPv6 neighbour discovery is not swept yet
-            if network.overlaps(link):
-                inner = network if network.subnet_of(link) else link  # type: ignore[arg-type]
-                on_link.append(str(inner))
-                routed.extend(str(rest) for rest in _minus(network, inner))
-            else:
-                routed.append(text)
-        own = {interface.ipv4}
-        observations: list[Observation] = []
-        if on_link:
-            targets = [ip for ip in scope.targets(on_link) if ip not in own]
-            sweep = ArpSweep(
-                request.interface,
-                scope,
-                rate=request.rate,
-                retries=request.retries,
-                timeout=request.timeout,
-                progress=progress,
-            )
-            swept = sweep.sweep(targets)
-            observations.extend(swept.observations)
-            ignored.update(swept.replies_ignored)
-            dropped["arp"] += swept.replies_dropped
-        if routed:
-            targets = [ip for ip in scope.targets(routed) if ip not in own]
-            icmp = IcmpSweep(
-                scope,
-                rate=request.rate,
-                retries=request.retries,
-                timeout=request.timeout,
-                progress=progress,
-            )
-            pinged = icmp.sweep(targets)
-            observations.extend(pinged.observations)
-            ignored.update(pinged.replies_ignored)
-            dropped["icmp"] += pinged.replies_dropped
-        return observations
+    def collect(self, request: ScanRequest, progress: PhaseProgress | None) -> ScanResult:
+        """Carry out every phase the request asks for (started by `begin`, or now)."""
+        if self._collection is None and "error" not in self._outcome:
+            self.begin(request, progress)
+        if "error" in self._outcome and self._thread is None:
+            raise self._outcome["error"]
+        collection, thread = self._collection, self._thread
+        assert collection is not None and thread is not None
+        collection.request = replace(collection.request, known_services=request.known_services)
+        collection.baseline_ready.set()
+        while thread.is_alive():
+            thread.join(0.1)  # short waits: SIGTERM and Ctrl-C are handled meanwhile
+        if "error" in self._outcome:
+            raise self._outcome["error"]
+        return collection.result(self._outcome["timings"])
+
+    def cancel(self) -> None:
+        """Start no further phase (the run was not recorded: another scan holds the lock)."""
+        if self._collection is not None:
+            self._collection.stop.set()
 
 
-def _minus(
-    network: ipaddress.IPv4Network | ipaddress.IPv6Network,
-    inner: ipaddress.IPv4Network | ipaddress.IPv6Network,
-) -> Iterator[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    if inner == network or not inner.subnet_of(network):  # type: ignore[arg-type]
-        return iter(())
-    return network.address_exclude(inner)  # type: ignore[arg-type]
-
-
-@contextmanager
-def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
-    started = time.monotonic()
-    try:
-        yield
-    finally:
-        timings[name] = time.monotonic() - started
+def _bound(work: Callable[[_Collection], None], collection: _Collection) -> Callable[[], None]:
+    return lambda: work(collection)

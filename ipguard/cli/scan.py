@@ -13,7 +13,11 @@ from ipguard.cli.context import AppState, state
 from ipguard.cli.output import emit_json, info, progress_bars, safe, table
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ipguard.runner import RunOutcome, Scanner
+
+    Progress = Callable[[str, int, int], None]
 
 
 class ScanFormat(StrEnum):
@@ -43,6 +47,15 @@ def scan(
     no_services: Annotated[
         bool, typer.Option("--no-services", help="Skip the nmap service scan.")
     ] = False,
+    phases: Annotated[
+        str | None,
+        typer.Option(
+            "--phases",
+            help="Comma-separated phases to run (default: all): "
+            "sweep,services,proxy,dhcp,names,evidence,snmp.",
+            metavar="LIST",
+        ),
+    ] = None,
     full: Annotated[
         bool, typer.Option("--full", help="Service-scan every live host, changed or not.")
     ] = False,
@@ -66,13 +79,16 @@ def scan(
         ),
     ] = None,
 ) -> None:
-    """Sweep the subnets, compare with the ledger, record and print the findings."""
+    """Sweep the subnets, compare with the ledger, record and print the findings.
+
+    The scanner starts before the ledger is opened (importing and opening it takes longer than
+    a small sweep): the first probe goes out at once, and the run is recorded meanwhile.
+    """
     from dataclasses import replace
 
     from ipguard.config import parse_port_spec
     from ipguard.errors import ConfigError, InvalidValue
-    from ipguard.model import Severity
-    from ipguard.runner import ScanRequest, run_scan
+    from ipguard.model import ScanRequest, Severity
 
     shared = state(ctx)
     settings = shared.settings()
@@ -95,6 +111,7 @@ def scan(
         retries=settings.scan.retries,
         timeout=settings.scan.timeout,
         services=settings.scan.services and not no_services,
+        phases=_phases(phases, no_services=no_services or not settings.scan.services),
         ports=ports,
         dns_servers=settings.names.dns_servers,
         name_timeout=settings.names.timeout,
@@ -105,19 +122,37 @@ def scan(
         snmp_timeout=settings.snmp.timeout,
         snmp_retries=settings.snmp.retries,
     )
+    request = replace(request, services="services" in request.phases)
+    scanner = (shared.scanner_factory or make_scanner)()
+    begin, cancel = getattr(scanner, "begin", None), getattr(scanner, "cancel", None)
+    bars: list[Progress] = []  # drawn once rich is loaded, after the first probes are out
+
+    def relay(name: str, done: int, total: int) -> None:
+        for update in bars:
+            update(name, done, total)
+
     try:
+        if begin is not None:  # scanners.suite.NetworkScanner: see the docstring
+            begin(request, relay)
         with progress_bars(enabled=not quiet and fmt == ScanFormat.table) as progress:
+            if progress is not None:
+                bars.append(progress)
+            from ipguard.runner import run_scan
+
             outcome = run_scan(
                 shared.store(),
                 request,
-                (shared.scanner_factory or make_scanner)(),
+                scanner,
                 policy=policy,
                 actor=shared.actor,
                 wait=wait,
-                progress=progress,
+                progress=relay,
             )
-    except Exception:
-        _after_scan(shared, request.site, None, metrics_file)
+    except BaseException as error:
+        if cancel is not None:
+            cancel()
+        if isinstance(error, Exception):
+            _after_scan(shared, request.site, None, metrics_file)
         raise
     _after_scan(shared, request.site, outcome, metrics_file)
     _warn(outcome, quiet=quiet)
@@ -193,9 +228,38 @@ def _warn(outcome: RunOutcome, *, quiet: bool) -> None:
                 f"warning: snmp: {safe(polled['warning'])}; its findings stay as they were",
                 err=True,
             )
+    uncovered = outcome.run.counts.get("uncovered") or []
+    if uncovered:
+        parts = "; ".join(f"{item['range']} ({item['reason']})" for item in uncovered)
+        typer.echo(
+            f"warning: run {outcome.run.id} could not sweep {safe(parts)}: nothing there was "
+            "checked or resolved",
+            err=True,
+        )
     if outcome.spooled and not quiet:
         ids = ", ".join(str(run_id) for run_id in outcome.spooled)
         info(f"run {ids} could not be stored when it ran; stored now from the spool")
+
+
+def _phases(given: str | None, *, no_services: bool) -> tuple[str, ...]:
+    """The phases to run: those named (checked against the known ones), else all of them."""
+    from ipguard.errors import InvalidValue
+    from ipguard.model import Phase
+
+    known = [phase.value for phase in Phase]
+    if given is None:
+        chosen = known
+    else:
+        chosen = [name.strip().lower() for name in given.split(",") if name.strip()]
+        unknown = [name for name in chosen if name not in known]
+        if unknown or not chosen:
+            raise InvalidValue(
+                f"--phases {given!r}: {', '.join(unknown) or 'no phase given'}; "
+                f"use some of {','.join(known)}"
+            )
+    return tuple(
+        name for name in known if name in chosen and not (no_services and name == "services")
+    )
 
 
 def _subnets(given: list[str], configured: tuple[str, ...]) -> tuple[str, ...]:

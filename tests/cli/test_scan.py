@@ -9,12 +9,13 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from ipguard.model import DhcpOffer, Evidence, NameObservation, Phase, ProxyVerdict
+from ipguard.model import DhcpOffer, Evidence, NameObservation, Phase, ProxyVerdict, Uncovered
 from tests.conftest import Cli
 from tests.fakes import FakeScanner, result
 
@@ -381,3 +382,71 @@ def test_a_host_whose_service_scan_timed_out_keeps_its_service_findings(
     assert kinds(second) == kinds(first)
     _, third = scan_json(cli, config)
     assert kinds(third) == set()
+
+
+def test_phases_option_chooses_the_phases_and_no_services_is_its_shorthand(
+    cli: Cli, config: Path, fake: FakeScanner
+) -> None:
+    scan_json(cli, config, "--phases", "sweep, dhcp,names")
+    scan_json(cli, config, "--no-services")
+    scan_json(cli, config)
+    chosen = [request.phases for request in fake.requests]
+    assert chosen[0] == ("sweep", "dhcp", "names")
+    assert "services" not in chosen[1] and {"sweep", "proxy", "dhcp", "evidence"} <= set(chosen[1])
+    assert set(chosen[2]) == {phase.value for phase in Phase}
+    assert [request.services for request in fake.requests] == [False, False, True]
+    outcome = cli("--config", str(config), "scan", "--phases", "sweep,portscan")
+    assert outcome.exit_code == 2 and "portscan" in outcome.stderr and "evidence" in outcome.stderr
+    assert len(fake.requests) == 3  # refused before anything ran
+
+
+def test_a_run_of_chosen_phases_resolves_only_what_those_phases_see(
+    cli: Cli, config: Path, fake: FakeScanner
+) -> None:
+    fake.results = [
+        result(REGISTERED, STRANGER, services=[(REGISTERED[0], "tcp/8080")]),
+        result(REGISTERED, phases=frozenset({Phase.SWEEP})),
+    ]
+    cli("ledger", "add", *REGISTERED, "--owner", "li")
+    scan_json(cli, config)
+    # The stranger left, and a sweep-only run sees that; the port found open is not looked at.
+    _code, document = scan_json(cli, config, "--phases", "sweep")
+    assert {f["kind"] for f in document["findings"]} == {"unexpected-service"}
+    resolved = json.loads(
+        cli("findings", "list", "--state", "resolved", "--format", "json").stdout
+    )["findings"]
+    assert {f["kind"] for f in resolved} == {"unregistered-host"}
+
+
+def test_uncovered_ranges_are_recorded_warned_about_even_quietly_and_resolve_nothing(
+    cli: Cli, config: Path, fake: FakeScanner
+) -> None:
+    far = ("198.18.1.77", "02:00:00:00:01:77")
+    config.write_text(CONFIG.replace('["198.18.0.0/24"]', '["198.18.0.0/23"]'))
+    fake.results = [
+        result(STRANGER, far),
+        replace(
+            result(REGISTERED),
+            uncovered=(Uncovered(range="198.18.1.0/24", reason="no route to 198.18.1.1"),),
+        ),
+    ]
+    scan_json(cli, config)
+    outcome = cli("--config", str(config), "scan", "--quiet")
+    assert outcome.exit_code == 1 and outcome.stdout == ""
+    warnings = [line for line in outcome.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1
+    assert "198.18.1.0/24 (no route to 198.18.1.1)" in warnings[0]
+    # The stranger in the swept part is resolved; the host in the unreachable part is not.
+    resolved = json.loads(
+        cli("findings", "list", "--state", "resolved", "--format", "json").stdout
+    )["findings"]
+    assert [(f["kind"], f["ip"]) for f in resolved] == [("unregistered-host", STRANGER[0])]
+    live = json.loads(cli("findings", "list", "--format", "json").stdout)["findings"]
+    assert ("unregistered-host", far[0]) in {(f["kind"], f["ip"]) for f in live}
+    shown = json.loads(cli("runs", "show", "2", "--format", "json").stdout)
+    assert shown["status"] == "complete"
+    assert shown["counts"]["uncovered"] == [
+        {"range": "198.18.1.0/24", "reason": "no route to 198.18.1.1"}
+    ]
+    table = cli("runs", "show", "2").stdout
+    assert "198.18.1.0/24" in table and "no route to 198.18.1.1" in table

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ipguard.scanners.pacing import Pacer
+from ipguard.scanners.pacing import Budget, Pacer, current, shared
 from tests.scanners.fakeclock import FakeClock
 
 
@@ -53,3 +53,36 @@ def test_never_more_than_asked_and_refund_returns_tokens() -> None:
 def test_rate_must_be_positive(rate: float) -> None:
     with pytest.raises(ValueError, match="rate"):
         Pacer(rate)
+
+
+def test_pacers_drawing_from_one_budget_share_its_rate() -> None:
+    # Two senders at 1,000 a second each, one budget of 1,000: together they send 1,000 a second.
+    clock = FakeClock()
+    budget = Budget(1_000, clock=clock, sleep=clock.sleep)
+    first = Pacer(1_000, clock=clock, sleep=clock.sleep, budget=budget)
+    second = Pacer(1_000, clock=clock, sleep=clock.sleep, budget=budget)
+    start, sent = clock(), 0
+    while sent < 3_000:
+        sent += first.acquire(10) + second.acquire(10)
+    assert clock() - start == pytest.approx(3.0, rel=0.02)
+
+
+def test_a_reservation_leaves_the_pacers_the_rest() -> None:
+    clock = FakeClock()
+    budget = Budget(1_000, clock=clock, sleep=clock.sleep)
+    pacer = Pacer(1_000, clock=clock, sleep=clock.sleep, budget=budget)
+    with budget.reserve(900, keep=100) as granted:
+        assert granted == 900
+        start, sent = clock(), 0
+        while sent < 300:
+            sent += pacer.acquire(300 - sent)
+        assert clock() - start == pytest.approx(3.0, rel=0.02)  # 100 a second left to it
+    with budget.reserve(5_000, keep=250) as granted:
+        assert granted == 750  # never more than the budget minus what the others keep
+
+
+def test_pacers_made_inside_shared_draw_from_it_and_not_after() -> None:
+    with shared(500) as budget:
+        assert current() is budget
+        assert Pacer(100_000).budget is budget
+    assert current() is None and Pacer(100_000).budget is None

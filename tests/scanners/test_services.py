@@ -30,9 +30,9 @@ Scanned = tuple[list[ServiceObservation], ServiceScan, list[tuple[int, int]]]
 def scanned(demo_lab: Lab) -> Scanned:
     """One scan of every LAN and routed host, with the scenario's own port list.
 
-    Version intensity 0 keeps the scan to about half a minute: the silent listeners of the demo
-    (printer tcp/515, web tcp/443) hold nmap's probes for their whole wait otherwise. The LAN
-    and the routed hosts are two batches, scanned side by side.
+    Version intensity 0 and a generous per-port budget: this checks what nmap can name (tinyproxy
+    needs about 20 s of probes); a scan's own budget is shorter (scanners.services.VERSION_BUDGET).
+    The LAN and the routed hosts are two batches, scanned side by side.
     """
     calls: list[tuple[int, int]] = []
     scope = Scope([demo_lab.subnet, *demo_lab.routed_subnets])
@@ -45,6 +45,7 @@ def scanned(demo_lab: Lab) -> Scanned:
         batch=len(set(lan)),
         workers=2,
         intensity=0,
+        version_budget=60,
         progress=lambda done, total: calls.append((done, total)),
     )
     targets = lan + routed
@@ -168,3 +169,16 @@ def test_missing_nmap_is_tool_missing() -> None:
         check=True,
     ).stdout
     assert json.loads(out) == ["ToolMissing", "nmap is not installed: apt-get install nmap"]
+
+
+def test_fast_pass_and_version_probes_share_the_rate_and_the_budget() -> None:
+    scan = ServiceScan(
+        Scope(["198.18.0.0/24"]), ports="tcp/1-1024", host_timeout=60, rate=1000, version_budget=3
+    )
+    fast = scan.arguments(30, versions=False, processes=4)
+    assert "-sV" not in fast and "-p T:1-1024" in fast
+    assert "--min-rate 125" in fast and "--max-rate 250" in fast  # a quarter of 1,000 each
+    assert "--host-timeout 60000ms" in fast
+    one = scan.arguments(1, versions=True, processes=2, port=("tcp", 8080))
+    assert "-sV" in one and "-p T:8080" in one and "--max-rate 500" in one
+    assert "--host-timeout 3000ms" in one

@@ -1,0 +1,102 @@
+"""What a run saw, made ready for judging: the facts the policies read, the evidence findings keep,
+and the subnets the run covered (findings are resolved only there)."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from ipguard.config import PolicySettings
+from ipguard.ledger import devices, findings, runs
+from ipguard.ledger.pools import list_pools
+from ipguard.model import Finding, ScanRequest, ScanResult, Uncovered
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def covered_subnets(subnets: Sequence[str], uncovered: Sequence[Uncovered]) -> list[str]:
+    """The subnets without the ranges the run could not reach (where nothing may be resolved)."""
+    left = [ipaddress.ip_network(text) for text in subnets]
+    for item in uncovered:
+        gone = ipaddress.ip_network(item.range)
+        kept: list[IPNetwork] = []
+        for network in left:
+            if network.version == gone.version and gone.subnet_of(network):  # type: ignore[arg-type]
+                kept.extend(network.address_exclude(gone))  # type: ignore[arg-type]
+            elif network.version == gone.version and network.subnet_of(gone):  # type: ignore[arg-type]
+                continue
+            else:
+                kept.append(network)
+        left = kept
+    return [str(network) for network in left]
+
+
+def facts(session: Any, request: ScanRequest, result: ScanResult, now: datetime) -> Any:
+    from ipguard.policies.base import PoolRange, RunFacts
+
+    records = devices.stored(session)
+    seen = runs.last_seen(session)
+    # A record never seen yet counts from its registration: a fresh import is not stale at once.
+    for record in records:
+        seen.setdefault((record.binding.ip, record.binding.mac), record.created_at)
+    return RunFacts(
+        now=now,
+        subnets=request.subnets,
+        observations=result.observations,
+        services=result.services,
+        dhcp_offers=result.dhcp_offers,
+        proxies=result.proxies,
+        names=result.names,
+        evidence=result.evidence,
+        snmp=result.snmp,
+        ledger=tuple(record.binding for record in records),
+        pools=tuple(PoolRange(pool.department, pool.cidr) for pool in list_pools(session)),
+        last_seen=seen,
+        first_seen=findings.first_seen(session, request.site),
+        site=request.site,  # the whole ledger is judged; records of other sites authorise nothing
+    )
+
+
+def evaluate_policies(facts: Any, policy: PolicySettings) -> list[Finding]:
+    """Every policy over the run's facts."""
+    from ipguard import policies
+
+    return list(policies.evaluate(facts, policy))
+
+
+def evidence_of(result: ScanResult) -> Callable[[Finding], dict[str, Any]]:
+    """For a finding, the sightings of this run about its address (capped per kind)."""
+    by_ip: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    groups: list[tuple[str, str, tuple[Any, ...]]] = [
+        ("observations", "ip", result.observations),
+        ("services", "ip", result.services),
+        ("proxies", "ip", result.proxies),
+        ("names", "ip", result.names),
+        ("evidence", "ip", result.evidence),
+        ("dhcp_offers", "server_ip", result.dhcp_offers),
+    ]
+    for name, key, items in groups:
+        for item in items:
+            bucket = by_ip[getattr(item, key)][name]
+            if len(bucket) < 20:
+                bucket.append(_plain(item))
+
+    def evidence(finding: Finding) -> dict[str, Any]:
+        found = by_ip.get(finding.ip or "", {})
+        return {name: items for name, items in found.items() if items}
+
+    return evidence
+
+
+def _plain(item: Any) -> dict[str, Any]:
+    values = asdict(item)
+    for key, value in values.items():
+        if isinstance(value, datetime):
+            values[key] = value.isoformat()
+        elif isinstance(value, tuple):
+            values[key] = list(value)
+    return values

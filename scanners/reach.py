@@ -1,0 +1,157 @@
+"""The sweep phase: ARP for the part of each subnet on the interface's link, ICMP for the rest.
+
+A subnet may reach beyond what the scanner can get to: `--subnet 10.20.0.0/20` on an interface
+whose address is a /24, with no route for the rest. The parts without a route are not swept and
+are returned as uncovered (with why), so that the run sweeps what it can, says what it could not,
+and resolves nothing there; only when nothing at all can be swept is that an error.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import socket
+from collections import Counter
+from collections.abc import Callable, Iterator
+
+from ipguard.errors import ScanError
+from ipguard.model import IgnoredReply, Observation, ScanRequest, Uncovered
+from ipguard.scanners import rawsock
+from ipguard.scanners.scope import Scope
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+# What connect() on a UDP socket says when the routing table has nothing for an address.
+NO_ROUTE = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL})
+ROUTE_GRAIN = 24
+
+
+def sweep(
+    request: ScanRequest,
+    scope: Scope,
+    interface: rawsock.InterfaceInfo,
+    progress: Callable[[int, int], None] | None,
+    ignored: Counter[IgnoredReply],
+    dropped: Counter[str],
+) -> tuple[list[Observation], list[Uncovered]]:
+    """Sweep what can be reached: (observations, uncovered ranges).
+
+    What each sweep ignored (a flood) and what the kernel dropped is added to the counters.
+    ScanError when no part of the subnets can be swept at all.
+    """
+    from ipguard.scanners.arp import ArpSweep
+    from ipguard.scanners.icmp import IcmpSweep
+
+    assert interface.ipv4 is not None and interface.prefixlen is not None
+    on_link, routed, uncovered = split(request.subnets, interface.ipv4, interface.prefixlen)
+    ipv4 = [text for text in request.subnets if ipaddress.ip_network(text).version == 4]
+    if ipv4 and not on_link and not routed:
+        reasons = "; ".join(f"{item.range}: {item.reason}" for item in uncovered)
+        raise ScanError(f"the sweep can reach no part of the subnets ({reasons})")
+    own = {interface.ipv4}
+    observations: list[Observation] = []
+    if on_link:
+        targets = [ip for ip in scope.targets(on_link) if ip not in own]
+        swept = ArpSweep(
+            request.interface,
+            scope,
+            rate=request.rate,
+            retries=request.retries,
+            timeout=request.timeout,
+            progress=progress,
+        ).sweep(targets)
+        observations.extend(swept.observations)
+        ignored.update(swept.replies_ignored)
+        dropped["arp"] += swept.replies_dropped
+    if routed:
+        targets = [ip for ip in scope.targets(routed) if ip not in own]
+        pinged = IcmpSweep(
+            scope,
+            rate=request.rate,
+            retries=request.retries,
+            timeout=request.timeout,
+            progress=progress,
+        ).sweep(targets)
+        observations.extend(pinged.observations)
+        ignored.update(pinged.replies_ignored)
+        dropped["icmp"] += pinged.replies_dropped
+    return observations, uncovered
+
+
+def split(
+    subnets: tuple[str, ...], ipv4: str, prefixlen: int
+) -> tuple[list[str], list[str], list[Uncovered]]:
+    """The IPv4 subnets as (on the link, routed, uncovered): what ARP, ICMP and nobody sweeps."""
+    link = ipaddress.ip_network(f"{ipv4}/{prefixlen}", strict=False)
+    on_link: list[str] = []
+    routed: list[Network] = []
+    for text in subnets:
+        network = ipaddress.ip_network(text)
+        if network.version != 4:
+            continue  # IPv6 neighbour discovery is not swept yet
+        if network.overlaps(link):
+            inner = network if network.subnet_of(link) else link  # type: ignore[arg-type]
+            on_link.append(str(inner))
+            routed.extend(_minus(network, inner))
+        else:
+            routed.append(network)
+    reachable: list[str] = []
+    unreachable: dict[tuple[str, bool], list[Network]] = {}
+    for network in routed:
+        # Routes are looked up per /24 (at most): a route may cover part of a larger block.
+        parts = network.subnets(new_prefix=max(network.prefixlen, ROUTE_GRAIN))
+        reachable_parts: list[Network] = []
+        for part in parts:
+            problem = route_problem(part)
+            if problem is None:
+                reachable_parts.append(part)
+            else:
+                unreachable.setdefault(_reason(problem), []).append(part)
+        reachable.extend(str(block) for block in _collapsed(reachable_parts))
+    uncovered = [
+        Uncovered(range=str(block), reason=f"{reason} {_first(block)}" if to else reason)
+        for (reason, to), blocks in unreachable.items()
+        for block in _collapsed(blocks)
+    ]
+    return on_link, reachable, sorted(uncovered, key=lambda item: _network_key(item.range))
+
+
+def route_problem(network: Network) -> str | None:
+    """Why `network` cannot be reached from here (no route to its first address), or None.
+
+    connect() on a UDP socket asks the kernel's routing table and sends nothing.
+    """
+    first = _first(network)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect((first, 9))
+        except OSError as error:
+            if error.errno in NO_ROUTE:
+                return f"no route to {first}"
+            raise
+    return None
+
+
+def _reason(problem: str) -> tuple[str, bool]:
+    """One reason per kind of problem, so that neighbouring blocks merge into one range."""
+    if problem.startswith("no route to "):
+        return "no route to", True
+    return problem, False
+
+
+def _first(network: Network) -> str:
+    return str(next(iter(network.hosts()), network.network_address))
+
+
+def _collapsed(blocks: list[Network]) -> list[Network]:
+    return list(ipaddress.collapse_addresses(blocks))  # type: ignore[type-var]
+
+
+def _minus(network: Network, inner: Network) -> Iterator[Network]:
+    if inner == network or not inner.subnet_of(network):  # type: ignore[arg-type]
+        return iter(())
+    return network.address_exclude(inner)  # type: ignore[arg-type]
+
+
+def _network_key(text: str) -> tuple[int, int]:
+    network = ipaddress.ip_network(text)
+    return int(network.network_address), network.prefixlen

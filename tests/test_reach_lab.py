@@ -1,0 +1,117 @@
+"""Partial reachability on the lab: a scan sweeps what it can reach and resolves nothing elsewhere.
+
+The scanner's interface is a /24 on the lab's LAN, with a route to the routed segment through the
+gateway and no route anywhere else. Asked for a /20 around its /24, a scan sweeps the /24, warns
+once (even with --quiet) about the rest, and leaves the findings there as they were.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.lab.builder import Lab
+from tests.lab.fixtures import LabFactory, requires_lab
+from tests.lab.scenario import Scenario
+from tests.lab.scenarios import (
+    LAN,
+    ROUTED,
+    SSH,
+    _infrastructure,
+    _scanner,
+    device,
+    lan_ip,
+    stranger,
+)
+
+IPGUARD = str(Path(sys.executable).with_name("ipguard"))
+FAR = "198.19.0.77"
+
+
+def scenario() -> Scenario:
+    """The gateway, one registered host and one stranger on the LAN, one stranger routed."""
+    unregistered = (("unregistered-host", None),)
+    return Scenario(
+        name="reach",
+        segments=(LAN, ROUTED),
+        scanner=_scanner(),
+        hosts=(
+            _infrastructure()[0],  # the gateway, routing to 198.19.0.0/24
+            device("math-pc01", lan_ip(20), "李伟", services=(SSH,)),
+            stranger("visitor", lan_ip(90), "02:66:00:00:00:90", expect=unregistered),
+            stranger(
+                "far-visitor",
+                FAR,
+                "02:66:00:00:01:77",
+                segment="routed",
+                gateway="198.19.0.1",
+                expect=unregistered,
+            ),
+        ),
+    )
+
+
+def ipguard(lab: Lab, work: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    argv = [IPGUARD, "--db", str(work / "ledger.db"), "--config", str(work / "ipguard.toml")]
+    return subprocess.run(
+        ["ip", "netns", "exec", lab.scanner_ns, *argv, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def kinds(document: dict) -> set[tuple[str, str]]:
+    return {(f["kind"], f["ip"]) for f in document["findings"]}
+
+
+@requires_lab("nmap")
+@pytest.mark.lab
+def test_a_20_on_a_24_interface_sweeps_the_24_warns_and_resolves_nothing_beyond(
+    lab_factory: LabFactory, tmp_path: Path
+) -> None:
+    lab = lab_factory(scenario())
+    lab.write_ledger_csv(tmp_path / "ledger.csv")
+    lab.write_config(tmp_path / "ipguard.toml")
+    config = tmp_path / "ipguard.toml"
+    wider = 'subnets = ["198.18.0.0/20", "198.19.0.0/24"]'
+    config.write_text(re.sub(r"(?m)^subnets = .*$", wider, config.read_text()))
+    assert ipguard(lab, tmp_path, "ledger", "import", str(tmp_path / "ledger.csv")).returncode == 0
+    phases = ("--phases", "sweep,names,dhcp")
+
+    # Everything reachable: both strangers are found, the unreachable part of the /20 is named.
+    first = ipguard(lab, tmp_path, "scan", "--format", "json", *phases)
+    assert first.returncode in (0, 1), first.stderr
+    planted = {(kind, ip) for kind, ip, _mac, _port in lab.expected_findings()}
+    assert kinds(json.loads(first.stdout)) == planted
+    assert ("unregistered-host", FAR) in planted
+    assert "198.18.1.0/24" in first.stderr and "no route" in first.stderr
+
+    # The routed segment loses its route: only the LAN's /24 can be swept now.
+    lab.run("scanner", ["ip", "route", "del", ROUTED.cidr])
+    second = ipguard(lab, tmp_path, "scan", "--quiet", *phases)
+    assert second.returncode in (0, 1), second.stderr
+    assert second.stdout == ""
+    warnings = [line for line in second.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1, second.stderr
+    for part in ("198.18.1.0/24", "198.18.8.0/21", "198.19.0.0/24 (no route to 198.19.0.1)"):
+        assert part in warnings[0]
+    listed = ipguard(lab, tmp_path, "findings", "list", "--format", "json")
+    assert kinds(json.loads(listed.stdout)) == planted  # the far stranger's finding stays open
+    resolved = ipguard(lab, tmp_path, "findings", "list", "--state", "resolved", "--format", "json")
+    assert json.loads(resolved.stdout)["findings"] == []
+    runs = json.loads(ipguard(lab, tmp_path, "runs", "list", "--format", "json").stdout)
+    shown = ipguard(lab, tmp_path, "runs", "show", str(runs[0]["id"]), "--format", "json")
+    uncovered = json.loads(shown.stdout)["counts"]["uncovered"]
+    assert {"range": "198.19.0.0/24", "reason": "no route to 198.19.0.1"} in uncovered
+
+    # Nothing reachable at all: an operational failure.
+    third = ipguard(lab, tmp_path, "scan", "--subnet", ROUTED.cidr, *phases)
+    assert third.returncode == 3
+    assert "no route to 198.19.0.1" in third.stderr
