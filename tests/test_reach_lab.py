@@ -108,7 +108,7 @@ def test_a_20_on_a_24_interface_sweeps_the_24_warns_and_resolves_nothing_beyond(
     assert json.loads(resolved.stdout)["findings"] == []
     runs = json.loads(ipguard(lab, tmp_path, "runs", "list", "--format", "json").stdout)
     shown = ipguard(lab, tmp_path, "runs", "show", str(runs[0]["id"]), "--format", "json")
-    uncovered = json.loads(shown.stdout)["counts"]["uncovered"]
+    uncovered = json.loads(shown.stdout)["uncovered"]
     assert {"range": "198.19.0.0/24", "reason": "no route to 198.19.0.1"} in uncovered
 
     # Nothing reachable at all: an operational failure.

@@ -444,8 +444,8 @@ def test_uncovered_ranges_are_recorded_warned_about_even_quietly_and_resolve_not
     live = json.loads(cli("findings", "list", "--format", "json").stdout)["findings"]
     assert ("unregistered-host", far[0]) in {(f["kind"], f["ip"]) for f in live}
     shown = json.loads(cli("runs", "show", "2", "--format", "json").stdout)
-    assert shown["status"] == "complete"
-    assert shown["counts"]["uncovered"] == [
+    assert shown["run"]["status"] == "complete"
+    assert shown["uncovered"] == [
         {"range": "198.18.1.0/24", "reason": "no route to 198.18.1.1"}
     ]
     table = cli("runs", "show", "2").stdout
