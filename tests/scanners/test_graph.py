@@ -26,7 +26,8 @@ def test_independent_steps_run_at_the_same_time() -> None:
         origin=time.monotonic(),
     )
     assert set(spans) == {"a", "b"}
-    assert spans["a"]["start"] < spans["b"]["end"] and spans["b"]["start"] < spans["a"]["end"]
+    # Offsets are rounded to the millisecond: overlapping spans may touch.
+    assert spans["a"]["start"] <= spans["b"]["end"] and spans["b"]["start"] <= spans["a"]["end"]
 
 
 def test_a_step_starts_only_after_the_steps_it_follows() -> None:
