@@ -445,8 +445,6 @@ def test_uncovered_ranges_are_recorded_warned_about_even_quietly_and_resolve_not
     assert ("unregistered-host", far[0]) in {(f["kind"], f["ip"]) for f in live}
     shown = json.loads(cli("runs", "show", "2", "--format", "json").stdout)
     assert shown["run"]["status"] == "complete"
-    assert shown["uncovered"] == [
-        {"range": "198.18.1.0/24", "reason": "no route to 198.18.1.1"}
-    ]
+    assert shown["uncovered"] == [{"range": "198.18.1.0/24", "reason": "no route to 198.18.1.1"}]
     table = cli("runs", "show", "2").stdout
     assert "198.18.1.0/24" in table and "no route to 198.18.1.1" in table
