@@ -71,6 +71,17 @@ def test_walk_router_equals_kernel_arp_table(lab: topo.SnmpLab) -> None:
     assert {row["if_name"] for row in walked["arp"]} == {"eth0", "vl20"}
 
 
+def test_walk_v1_getnext_equals_v2c_getbulk(lab: topo.SnmpLab) -> None:
+    lab.refresh()
+    tables = []
+    for version in ("1", "2c"):
+        done = run(lab, "snmp", "walk", topo.ROUTER_IP, "--version", version,
+                   "--community-env", "C", "--format", "json")  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        tables.append({(row["ip"], row["mac"]) for row in json.loads(done.stdout)["arp"]})
+    assert tables[0] == tables[1] and tables[0]
+
+
 def test_walk_switch_v3_authpriv_equals_bridge_fdb(lab: topo.SnmpLab) -> None:
     lab.refresh()
     done = run(
