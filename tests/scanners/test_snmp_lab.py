@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -45,7 +46,10 @@ def run(
     where = (
         ["--db", str(files / "ledger.db"), "--config", str(files / "ipguard.toml")] if files else []
     )
-    drop = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"] if user else []
+    drop = []
+    if user:
+        entry = pwd.getpwnam(user)
+        drop = ["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--clear-groups"]
     argv = exec_argv(lab.ns("sensor"), [*drop, IPGUARD, *where, *args])
     done = subprocess.run(
         argv,
