@@ -107,6 +107,8 @@ class Budget:
         self._cap = max(2.0, self.rate * BURST_SECONDS)
         self._tokens = 1.0
         self._last = clock()
+        # Set at the first grant: the first probe of the run is about to leave.
+        self.first_grant = threading.Event()
 
     def _refill(self) -> float:
         """Tokens accrued since the last look, at the rate left after reservations (lock held)."""
@@ -126,6 +128,7 @@ class Budget:
                 if self._tokens + TOKEN_SLACK >= 1.0:
                     taken = min(want, int(self._tokens + TOKEN_SLACK))
                     self._tokens -= taken
+                    self.first_grant.set()
                     return taken
                 wait = (1.0 - self._tokens) / free if free > 0 else BATCH_SECONDS
             self._sleep(max(wait, BATCH_SECONDS / 10))
@@ -163,10 +166,10 @@ def current() -> Budget | None:
 
 
 @contextmanager
-def shared(rate: float) -> Iterator[Budget]:
-    """While inside, every new Pacer also draws from one Budget of `rate` packets a second."""
+def shared(rate: float | Budget) -> Iterator[Budget]:
+    """While inside, every new Pacer also draws from one Budget (of `rate` packets a second)."""
     global _current
-    outer, _current = _current, Budget(rate)
+    outer, _current = _current, rate if isinstance(rate, Budget) else Budget(rate)
     try:
         yield _current
     finally:

@@ -275,6 +275,7 @@ class NetworkScanner:
         self._collection: _Collection | None = None
         self._thread: threading.Thread | None = None
         self._outcome: dict[str, Any] = {}
+        self._budget: pacing.Budget | None = None
 
     def begin(self, request: ScanRequest, progress: PhaseProgress | None) -> None:
         """Start the request's phases in the background; errors surface from `collect`."""
@@ -298,9 +299,11 @@ class NetworkScanner:
             if phase.value in wanted
         ]
 
+        budget = self._budget = pacing.Budget(request.rate)
+
         def run() -> None:
             try:
-                with pacing.shared(request.rate):
+                with pacing.shared(budget):
                     self._outcome["timings"] = graph.run_steps(
                         steps, origin=origin, stop=collection.stop
                     )
@@ -309,6 +312,15 @@ class NetworkScanner:
 
         self._thread = threading.Thread(target=run, name="ipguard-scan", daemon=True)
         self._thread.start()
+
+    def wait_first_probe(self, timeout: float) -> None:
+        """Wait (at most `timeout` s) until the sweep's first probe is on its way.
+
+        The caller then imports and opens the ledger; started first, that would hold the
+        interpreter for half a second before the sweep got to send anything.
+        """
+        if self._budget is not None and self._budget.first_grant.wait(timeout):
+            time.sleep(0.001)  # the sender sends its first batch meanwhile
 
     def collect(self, request: ScanRequest, progress: PhaseProgress | None) -> ScanResult:
         """Carry out every phase the request asks for (started by `begin`, or now)."""

@@ -27,6 +27,10 @@ class ScanFormat(StrEnum):
     json = "json"
 
 
+# Seconds the scan waits for the sweep's first probe before it opens the ledger (see scan()).
+FIRST_PROBE_WAIT = 0.25
+
+
 def make_scanner() -> Scanner:
     """The network scanner, unless the invocation's state injects another (AppState)."""
     from ipguard.scanners.suite import NetworkScanner
@@ -134,6 +138,7 @@ def scan(
     try:
         if begin is not None:  # scanners.suite.NetworkScanner: see the docstring
             begin(request, relay)
+            scanner.wait_first_probe(FIRST_PROBE_WAIT)  # type: ignore[attr-defined]
         with progress_bars(enabled=not quiet and fmt == ScanFormat.table) as progress:
             if progress is not None:
                 bars.append(progress)

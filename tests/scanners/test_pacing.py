@@ -86,3 +86,11 @@ def test_pacers_made_inside_shared_draw_from_it_and_not_after() -> None:
         assert current() is budget
         assert Pacer(100_000).budget is budget
     assert current() is None and Pacer(100_000).budget is None
+
+
+def test_the_budget_tells_when_its_first_probe_is_granted() -> None:
+    clock = FakeClock()
+    budget = Budget(1_000, clock=clock, sleep=clock.sleep)
+    assert not budget.first_grant.is_set()
+    assert budget.acquire(0) == 0 and not budget.first_grant.is_set()
+    assert budget.acquire(1) == 1 and budget.first_grant.is_set()
