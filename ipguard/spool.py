@@ -107,9 +107,18 @@ def ledger_key(url: str) -> str:
 
 def keep(url: str, run: SpooledRun) -> Path:
     """Write `run` to the first spool directory that takes it (atomically); SpoolError if none."""
-    data = json.dumps(_run_json(run), ensure_ascii=False).encode("utf-8", "surrogatepass")
     stamp = run.started_at.strftime("%Y%m%dT%H%M%S")
     name = f"run-{stamp}-{run.run_id or 0}-{secrets.token_hex(4)}.json"
+    return write(url, name, _run_json(run))
+
+
+def write(url: str, name: str, document: Mapping[str, Any]) -> Path:
+    """Write a JSON document as `name` in the first spool directory of the ledger that takes it.
+
+    Atomic (a reader never sees half a file) and synced; SpoolError when no directory takes it.
+    `run-*.json` are scans' (see `pending`); other names belong to whoever wrote them.
+    """
+    data = json.dumps(document, ensure_ascii=False).encode("utf-8", "surrogatepass")
     problems = []
     for directory in directories(url):
         try:

@@ -11,37 +11,37 @@
         SIGHUP: read the configuration and the ledger again
     store what is pending, close the run (complete), exit 0
 
-The ledger unavailable: judged batches wait in memory (bounded, MAX_BACKLOG) and are stored, in
-order, once it answers again. Nothing here prints: the caller gets each new or escalated finding
-and each warning through callbacks (the CLI writes them to standard error, the journal).
+The ledger unavailable: judged batches are spooled to disk (ipguard.watch.spooling) and wait in
+memory (bounded, MAX_BACKLOG); they are stored, in order, once it answers again, or by the next
+watcher of the site if this one is killed meanwhile. Nothing here prints: the caller gets each
+new or escalated finding and each warning through callbacks (the CLI writes them to standard
+error, the journal).
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from types import FrameType
+from pathlib import Path
 from typing import Any
 
-from ipguard import __version__
+from ipguard import __version__, spool
 from ipguard.alerts import send_digest
 from ipguard.config import Settings
 from ipguard.errors import InterfaceError, IpguardError, LedgerUnavailable
 from ipguard.ledger import findings, watching
-from ipguard.ledger.scan_tables import FindingRow, ScanRun
+from ipguard.ledger.scan_tables import FindingRow
 from ipguard.ledger.store import Store
 from ipguard.ledger.tables import utcnow
 from ipguard.scanners import rawsock
 from ipguard.scanners.passive import Capture, parse_frame
-from ipguard.watch import systemd
+from ipguard.watch import process, spooling, systemd
 from ipguard.watch.judge import Judge, Verdicts
 
 FLUSH_SECONDS = 0.2  # frames wait at most this long to be judged and stored
@@ -90,7 +90,7 @@ class Watcher:
         self._stopping = threading.Event()
         self._reload = False
         self._pending: list[tuple[float, Any]] = []
-        self._backlog: list[tuple[datetime, Verdicts]] = []
+        self._backlog: list[tuple[datetime, Verdicts, Path | None]] = []
         self._capture: Capture | None = None
         self._ledger_version: tuple[int, str] | None = None
         self._ledger_down = False
@@ -110,7 +110,7 @@ class Watcher:
         self._capture = Capture(self.request.interface)
         try:
             self._start()
-            with _signals(self):
+            with process.signals(self.stop, self.reload):
                 self._loop()
         finally:
             if self._capture is not None:
@@ -143,10 +143,14 @@ class Watcher:
                 sensor=socket.gethostname(),
                 version=__version__,
                 now=now,
-                dead=_gone,
+                dead=process.gone,
             )
             self.run_id = run.id
         self._load_ledger()
+        # Batches an earlier watcher could not store (the ledger was down, then it was killed).
+        for path, at, verdicts in spooling.pending(self.store.url, self.request.site):
+            self._store(at, verdicts)
+            path.unlink(missing_ok=True)
         systemd.notify(f"READY=1\nSTATUS=watching {self.request.interface}")
 
     def _finish(self) -> None:
@@ -219,31 +223,43 @@ class Watcher:
         verdicts = self.judge.judge(items, now)
         self.counts["frames_judged"] += verdicts.judged
         self.counts["frames_evaluated"] += verdicts.evaluated
-        if self._backlog:
-            self._queue(now, verdicts)
-            self._drain_backlog()
-            return
-        try:
-            self._store(now, verdicts)
-        except LedgerUnavailable as error:
-            self._ledger_unavailable(error)
-            self._queue(now, verdicts)
+        if not self._backlog:
+            try:
+                self._store(now, verdicts)
+                return
+            except LedgerUnavailable as error:
+                self._ledger_unavailable(error)
+        self._queue(now, verdicts)
+        self._drain_backlog()
 
     def _queue(self, now: datetime, verdicts: Verdicts) -> None:
+        """Keep a batch the ledger did not take: on disk (a kill loses nothing) and in memory."""
+        assert self.run_id is not None
+        path = None
+        if verdicts.findings or verdicts.sightings or verdicts.offers or verdicts.clients:
+            try:
+                path = spooling.keep(self.store.url, self.request.site, self.run_id, now, verdicts)
+            except spool.SpoolError as error:
+                self.counts["spool_failures"] += 1
+                if self.counts["spool_failures"] == 1:
+                    self.warn(f"sightings could not be spooled either ({error}); kept in memory")
         if len(self._backlog) >= MAX_BACKLOG:
-            self.counts["ignored_ledger_down"] += len(verdicts.sightings) + len(verdicts.offers)
-            return
-        self._backlog.append((now, verdicts))
+            if path is None:
+                self.counts["ignored_ledger_down"] += len(verdicts.sightings) + len(verdicts.offers)
+            return  # a spooled batch is stored at the next start
+        self._backlog.append((now, verdicts, path))
 
     def _drain_backlog(self) -> None:
         while self._backlog:
-            now, verdicts = self._backlog[0]
+            now, verdicts, path = self._backlog[0]
             try:
                 self._store(now, verdicts)
             except LedgerUnavailable as error:
                 self._ledger_unavailable(error)
                 return
             self._backlog.pop(0)
+            if path is not None:
+                path.unlink(missing_ok=True)
 
     def _store(self, now: datetime, verdicts: Verdicts) -> None:
         assert self.run_id is not None
@@ -385,39 +401,3 @@ class Watcher:
             "findings_escalated": self.counts["findings_escalated"],
             "interface_lost": self.counts["interface_lost"],
         }
-
-
-def _gone(run: ScanRun) -> bool:
-    """True for a watch run of this machine whose process no longer exists (killed)."""
-    pid = run.settings.get("pid")
-    if run.sensor != socket.gethostname() or not isinstance(pid, int) or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False  # alive, as another user
-    return False
-
-
-@contextmanager
-def _signals(watcher: Watcher) -> Iterator[None]:
-    """SIGTERM and SIGINT stop the watcher; SIGHUP reloads it (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(_signum: int, _frame: FrameType | None) -> None:
-        watcher.stop()
-
-    def reload(_signum: int, _frame: FrameType | None) -> None:
-        watcher.reload()
-
-    handlers = {signal.SIGTERM: stop, signal.SIGINT: stop, signal.SIGHUP: reload}
-    previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

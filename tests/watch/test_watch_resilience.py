@@ -42,6 +42,18 @@ class Sensor:
             self.argv(*args), capture_output=True, text=True, timeout=120, env=env(self.files)
         )
 
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            netns.exec_argv(self.lab.scanner_ns, self.argv("watch")),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env(self.files),
+        )
+
+    def spooled(self) -> list[Path]:
+        return sorted((self.files / "state").glob("ipguard/spool/*/watch-*.json"))
+
     def findings(self) -> list[dict]:
         done = self.cli("findings", "list", "--format", "json")
         assert done.returncode == 0, done.stderr
@@ -74,13 +86,7 @@ def sensor(lab_factory: LabFactory, tmp_path: Path) -> Iterator[Sensor]:
         sensor = Sensor(lab, tmp_path, cluster)
         done = sensor.cli("ledger", "import", str(tmp_path / "ledger.csv"))
         assert done.returncode == 0, done.stderr
-        sensor.process = subprocess.Popen(
-            netns.exec_argv(lab.scanner_ns, sensor.argv("watch")),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env(tmp_path),
-        )
+        sensor.start()
         try:
             yield sensor
         finally:
@@ -138,3 +144,25 @@ def test_watch_follows_the_ledger_its_config_a_lost_interface_and_a_ledger_outag
     run = json.loads(sensor.cli("runs", "show", "1", "--format", "json").stdout)
     assert run["run"]["status"] == "complete"
     assert run["counts"]["interface_lost"] >= 1
+
+
+@needs_lab
+def test_what_a_watcher_saw_while_the_ledger_was_down_survives_its_kill(sensor: Sensor) -> None:
+    process = sensor.process
+    assert process is not None
+    sensor.until_found("unregistered-host", "198.18.0.91")
+    sensor.cluster.stop()
+    for _ in range(3):
+        sensor.claim("198.18.0.96")
+        time.sleep(1.0)
+    assert sensor.spooled(), "nothing was spooled while the ledger was down"
+    process.kill()
+    process.wait(timeout=30)
+    sensor.cluster.start()
+    sensor.start()  # the next watcher stores the spooled batches before anything else
+    sensor.until_found("unregistered-host", "198.18.0.96", claim=False)
+    assert sensor.spooled() == []
+    assert sensor.process is not None
+    sensor.process.send_signal(signal.SIGTERM)
+    _out, err = sensor.process.communicate(timeout=60)
+    assert sensor.process.returncode == 0, err
