@@ -335,6 +335,14 @@ def export(
     changed_since: Annotated[
         str | None, typer.Option(help="XLSX: paint records changed on or after this date red.")
     ] = None,
+    dhcp_fingerprint: Annotated[
+        bool,
+        typer.Option(
+            "--dhcp-fingerprint",
+            help="Append what `ipguard watch` heard each device's DHCP client ask for to its "
+            "notes (for reading: an import would keep it as notes).",
+        ),
+    ] = False,
     quiet: QuietOption = False,
 ) -> None:
     """Export the whole ledger (every status), losslessly and safe for spreadsheets."""
@@ -357,6 +365,10 @@ def export(
                 files.ExportRow(binding_to_fields(record.binding), record.updated_at)
                 for record in devices.stored(session)
             ]
+            if dhcp_fingerprint:
+                from ipguard.ledger.watching import fingerprint_notes
+
+                fingerprint_notes(session, [row.values for row in rows])
         try:
             count = files.write(
                 file, form, counted(rows, f"writing {form}", bar), changed_since=since

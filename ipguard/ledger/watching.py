@@ -147,3 +147,19 @@ def fingerprint_json(session: Session, mac: str) -> list[dict[str, Any]]:
         }
         for row in fingerprints(session, mac)
     ]
+
+
+def fingerprint_notes(session: Session, records: Sequence[dict[str, str]]) -> None:
+    """Append each record's DHCP fingerprint to its `notes` (`ledger export --dhcp-fingerprint`)."""
+    by_mac: dict[str, list[DhcpFingerprintRow]] = {}
+    for row in session.exec(select(DhcpFingerprintRow).order_by(DhcpFingerprintRow.site)):
+        by_mac.setdefault(row.mac, []).append(row)
+    for record in records:
+        prints = by_mac.get(record["mac"], [])
+        heard = [
+            f"[DHCP at {row.site}: options {row.parameters or '-'}; vendor "
+            f"{row.vendor_class or '-'}; hostname {row.hostname or '-'}]"
+            for row in prints
+        ]
+        if heard:
+            record["notes"] = " ".join([record["notes"], *heard]).strip()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -152,3 +153,23 @@ def test_existing_runs_are_scans_after_the_migration(db_url: str) -> None:
         assert run.kind == "scan"
         assert runs.last_complete(session) == [run]
     store.close()
+
+
+def test_ledger_export_adds_dhcp_fingerprints_to_notes_only_on_request(
+    cli: Cli, db_url: str
+) -> None:
+    from ipguard.scanners.passive import DhcpClient
+
+    mac = "00:16:3e:00:00:95"
+    assert cli("ledger", "add", "198.18.0.95", mac, "--notes", "laptop").exit_code == 0
+    store = Store(db_url)
+    with store.session() as session:
+        client = DhcpClient(mac, "198.18.0.95", "request", "laptop-95", (1, 3, 6), "MSFT 5.0")
+        watching.store_fingerprints(session, "lab", [client], NOW)
+    store.close()
+    plain = cli("ledger", "export", "-", "--format", "json")
+    assert json.loads(plain.stdout)[0]["notes"] == "laptop"
+    heard = cli("ledger", "export", "-", "--format", "json", "--dhcp-fingerprint")
+    assert json.loads(heard.stdout)[0]["notes"] == (
+        "laptop [DHCP at lab: options 1,3,6; vendor MSFT 5.0; hostname laptop-95]"
+    )
