@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from ipguard.ledger import audit, findings
+from ipguard.ledger.runs import SCAN
 from ipguard.ledger.scan_tables import FindingRow, ScanRun
 from ipguard.ledger.tables import AuditEntry
 from ipguard.model import FindingState, RunStatus
@@ -32,7 +33,10 @@ def period_records(
     session: Session, since: datetime, until: datetime, site: str | None = None
 ) -> PeriodRecords:
     """Runs, findings and audit entries for a report of the period."""
-    runs = select(ScanRun).where(col(ScanRun.started_at) >= since, col(ScanRun.started_at) < until)
+    # Scans only: a watcher's lifetime is no sweep (its findings are reported all the same).
+    runs = select(ScanRun).where(
+        col(ScanRun.started_at) >= since, col(ScanRun.started_at) < until, ScanRun.kind == SCAN
+    )
     rows = select(FindingRow)
     if site:
         runs = runs.where(ScanRun.site == site)
@@ -56,7 +60,11 @@ class SiteState:
 
 def site_state(session: Session, site: str, now: datetime) -> SiteState:
     """Read a site's newest runs and its open, unacknowledged findings."""
-    newest = select(ScanRun).where(ScanRun.site == site).order_by(col(ScanRun.id).desc())
+    newest = (
+        select(ScanRun)
+        .where(ScanRun.site == site, ScanRun.kind == SCAN)
+        .order_by(col(ScanRun.id).desc())
+    )
     finished = newest.where(col(ScanRun.finished_at).is_not(None))
     complete = newest.where(ScanRun.status == RunStatus.COMPLETE.value)
     counted: Counter[tuple[str, str]] = Counter(

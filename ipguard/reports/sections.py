@@ -158,7 +158,7 @@ def build(summary: Summary) -> Report:
                     utc(host.last_seen),
                     host.ip,
                     host.mac,
-                    host.vendor,
+                    host.vendor or ("randomized MAC" if host.randomized else ""),
                     host.finding_id,
                     host.state,
                 )

@@ -117,6 +117,7 @@ class UnregisteredHost:
     first_seen: datetime
     last_seen: datetime
     state: str
+    randomized: bool = False  # a locally administered MAC (a phone's per-network address)
 
 
 @dataclass(frozen=True)
@@ -182,7 +183,8 @@ def build(
         and row.first_seen_at < until
         and row.last_seen_at >= since
     ]
-    unregistered.sort(key=lambda host: (host.first_seen, host.finding_id))
+    # Real network cards first, then the randomized MACs of phones and laptops, grouped.
+    unregistered.sort(key=lambda host: (host.randomized, host.first_seen, host.finding_id))
     totals = {
         "runs": len(runs),
         "runs_complete": sum(1 for run in runs if run.status == RunStatus.COMPLETE.value),
@@ -352,4 +354,5 @@ def _unregistered(row: FindingRow) -> UnregisteredHost:
         first_seen=row.first_seen_at,
         last_seen=row.last_seen_at,
         state=row.state,
+        randomized=(row.detail or {}).get("randomized") is True,
     )
