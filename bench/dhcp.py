@@ -90,7 +90,7 @@ def dhcp_section(runs: int, context: dict[str, Any], log: Log) -> Section:
             ),
             f"{len(found)} consecutive `ipguard scan --no-services` runs of the DHCP lab "
             "(tests.lab.dhcp_lab), back to back, default `dhcp_wait` (6 s); the number of runs "
-            "per measurement does not apply. The authorised server ({authorised}) must never be "
+            f"per measurement does not apply. The authorised server ({authorised}) must never be "
             "reported. Latency: seconds from the probe's first DISCOVER to the server's first "
             "OFFER, from the findings' `seconds_to_offer`.",
         ]
