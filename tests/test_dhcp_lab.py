@@ -8,8 +8,6 @@ server that unicasts its OFFER to the client's MAC. One lab serves the module.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,10 +18,10 @@ from ipguard.scanners.scope import Scope
 from tests.lab.builder import Lab
 from tests.lab.dhcp_lab import VARIANTS, dhcp_servers
 from tests.lab.fixtures import lab_unavailable
-from tests.lab.netns import exec_argv, inside
+from tests.lab.netns import inside
+from tests.test_scan_lab import ipguard
 
 pytestmark = pytest.mark.lab
-IPGUARD = str(Path(sys.executable).with_name("ipguard"))
 SLOW = "physics-pc43"  # --dhcp-reply-delay=4
 UNICAST = "chem-pc44"
 
@@ -61,30 +59,11 @@ def test_the_probe_hears_every_server_and_how_long_each_took(lab: Lab) -> None:
 def test_three_consecutive_scans_each_report_every_rogue_server(lab: Lab, tmp_path: Path) -> None:
     lab.write_ledger_csv(tmp_path / "ledger.csv")
     lab.write_config(tmp_path / "ipguard.toml")
-    base = [
-        IPGUARD,
-        "--db",
-        str(tmp_path / "ledger.db"),
-        "--config",
-        str(tmp_path / "ipguard.toml"),
-    ]
-    imported = subprocess.run(
-        [*base, "ledger", "import", str(tmp_path / "ledger.csv")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    imported = ipguard(lab, tmp_path, "ledger", "import", str(tmp_path / "ledger.csv"))
     assert imported.returncode == 0, imported.stderr
     rogues = {lab.host(name).ip for name in VARIANTS}
     for scan in range(3):
-        done = subprocess.run(
-            exec_argv(lab.scanner_ns, [*base, "scan", "--no-services", "--format", "json"]),
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        done = ipguard(lab, tmp_path, "scan", "--no-services", "--format", "json", in_lab=True)
         assert done.returncode == 1, done.stderr
         findings = json.loads(done.stdout)["findings"]
         dhcp = {f["ip"]: f for f in findings if f["kind"] == "rogue-dhcp"}
