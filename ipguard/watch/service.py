@@ -135,6 +135,7 @@ class Watcher:
                 interface=self.request.interface,
                 subnets=self.request.subnets,
                 settings={
+                    "kind": "watch",  # shown by `runs show`, whose JSON shape has no kind key
                     "duplicate_window": self.settings.watch.duplicate_window,
                     "alert_interval": self.settings.watch.alert_interval,
                     "pid": os.getpid(),

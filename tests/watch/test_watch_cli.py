@@ -173,3 +173,17 @@ def test_ledger_export_adds_dhcp_fingerprints_to_notes_only_on_request(
     assert json.loads(heard.stdout)[0]["notes"] == (
         "laptop [DHCP at lab: options 1,3,6; vendor MSFT 5.0; hostname laptop-95]"
     )
+
+
+def test_watch_on_a_missing_interface_fails_at_once_and_records_nothing(
+    cli: Cli, tmp_path: Path
+) -> None:
+    config = tmp_path / "ipguard.toml"
+    config.write_text('[scan]\nsubnets = ["198.18.0.0/24"]\n')
+    done = cli("--config", str(config), "watch", "--interface", "nosuch0", "--quiet")
+    assert done.exit_code == 3
+    assert done.stderr == (
+        "error: interface nosuch0 does not exist: pick one listed by `ip link` with "
+        "--interface or [scan] interface\n"
+    )
+    assert json.loads(cli("runs", "list", "--format", "json").stdout) == []
