@@ -187,3 +187,41 @@ def test_watch_on_a_missing_interface_fails_at_once_and_records_nothing(
         "--interface or [scan] interface\n"
     )
     assert json.loads(cli("runs", "list", "--format", "json").stdout) == []
+
+
+def test_a_watcher_s_batch_updates_findings_and_never_resolves_one(db_url: str) -> None:
+    from ipguard.ledger import findings
+    from ipguard.model import Finding, FindingKind, Phase
+
+    def finding(ip: str) -> Finding:
+        return Finding(
+            FindingKind.UNREGISTERED_HOST, Severity.HIGH, ip, "00:16:3e:00:00:01", None, ip
+        )
+
+    store = Store(db_url)
+    with store.session() as session:
+        scanned = findings.sync(
+            session, site="lab", run_id=1, now=NOW, findings=[finding("198.18.0.7")],
+            subnets=["198.18.0.0/24"], phases=frozenset({Phase.SWEEP}), evidence=lambda f: {},
+        )  # fmt: skip
+        later = NOW + timedelta(minutes=1)
+        watched = findings.sync(
+            session, site="lab", run_id=2, now=later,
+            findings=[finding("198.18.0.8"), finding("198.18.0.7")],
+            subnets=(), phases=frozenset(), evidence=lambda f: {},
+        )  # fmt: skip
+        assert [row.ip for row in watched.new] == ["198.18.0.8"]
+        assert watched.seen_again == scanned.new and watched.resolved == []
+        alone = findings.sync(
+            session, site="lab", run_id=2, now=later, findings=[finding("198.18.0.9")],
+            subnets=(), phases=frozenset(), evidence=lambda f: {},
+        )  # fmt: skip
+        assert alone.resolved == []
+        rows = findings.list_findings(session, site="lab")
+        assert sorted((row.ip, row.state) for row in rows) == [
+            ("198.18.0.7", "open"),
+            ("198.18.0.8", "open"),
+            ("198.18.0.9", "open"),
+        ]
+        assert scanned.new[0].last_seen_at == later
+    store.close()

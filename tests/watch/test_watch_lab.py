@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -236,3 +237,53 @@ def test_watch_killed_and_restarted_reports_each_finding_once(watching: Watching
     assert [f["id"] for f in same] == [first["id"]]
     runs = json.loads(watching.cli("runs", "list", "--format", "json").stdout)
     assert sorted(run["status"] for run in runs) == ["aborted", "complete"]
+
+
+@needs_lab
+def test_watch_alerts_in_digests_at_most_every_interval_never_twice(watching: Watching) -> None:
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[tuple[float, str]] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            body = json.loads(self.rfile.read(length) or b"null")
+            received.append((time.monotonic(), str(body.get("message", ""))))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    lab = watching.lab
+    with netns.inside(lab.scanner_ns):  # the watcher posts to 127.0.0.1 of its own namespace
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    port = server.server_address[1]
+    config = watching.files / "ipguard.toml"
+    text = config.read_text().replace("alert_interval = 30", "alert_interval = 4")
+    config.write_text(text + f'[alerts]\nurls = ["json://127.0.0.1:{port}/"]\n')
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        watching.start()
+        started = time.monotonic()
+        lab.run("newcomer", ["arping", "-U", "-c", "1", "-i", "eth0", NEWCOMER], check=False)
+        watching.finding("unregistered-host", NEWCOMER)
+        wait_for(lambda: len(received) >= 1, "the first digest", deadline=DEADLINE)
+        spoof = ["arping", "-U", "-c", "1", "-i", "eth0", "-S", GATEWAY, GATEWAY]
+        lab.run("attacker", spoof, check=False)
+        watching.finding("ip-mac-mismatch", GATEWAY)
+        wait_for(lambda: len(received) >= 2, "the second digest", deadline=DEADLINE)
+        time.sleep(9)  # two more intervals: nothing new, so nothing is sent
+        code, err = watching.stop()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert code == 0, err
+    assert len(received) == 2, [message for _at, message in received]
+    (first_at, first), (second_at, second) = received
+    assert NEWCOMER in first and GATEWAY not in first
+    assert GATEWAY in second and NEWCOMER not in second  # never twice for one finding
+    assert second_at - first_at >= 4 - 0.5 and first_at - started < DEADLINE
