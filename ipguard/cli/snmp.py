@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import asdict, replace
 from enum import StrEnum
 from typing import Annotated, Any
@@ -10,8 +11,9 @@ from typing import Annotated, Any
 import typer
 
 from ipguard.cli.context import state
-from ipguard.cli.output import emit_json, info, table
+from ipguard.cli.output import info, table
 from ipguard.errors import InvalidValue, ScanError
+from ipguard.escape import json_text
 from ipguard.model import SnmpDevice, SnmpPoll
 
 app = typer.Typer(help="Switches and routers over SNMP.", no_args_is_help=True)
@@ -94,7 +96,9 @@ def walk(
     if not poll.answered and not (poll.arp or poll.fdb or poll.system.sys_name):
         raise ScanError(f"snmp walk: {poll.warning}")
     if fmt == WalkFormat.json:
-        emit_json(walk_json(poll))
+        # One line: a router's table is tens of thousands of rows, and the indented form costs
+        # seconds to print (hidden characters are escaped all the same).
+        sys.stdout.write(json_text(walk_json(poll), indent=None) + "\n")
     else:
         _print_tables(poll)
     if poll.warning:
@@ -113,13 +117,22 @@ def walk_json(poll: SnmpPoll) -> dict[str, Any]:
     """The `snmp walk --format json` document (README, "snmp walk")."""
     from ipguard.addresses import ip_sort_key
 
+    # Rows built field by field: dataclasses.asdict deep-copies, seconds for a router's table.
     return {
         "device": asdict(poll.system),
         "arp": [
-            asdict(entry) for entry in sorted(poll.arp, key=lambda e: (ip_sort_key(e.ip), e.mac))
+            {"ip": e.ip, "mac": e.mac, "if_index": e.if_index, "if_name": e.if_name}
+            for e in sorted(poll.arp, key=lambda e: (ip_sort_key(e.ip), e.mac))
         ],
         "fdb": [
-            asdict(entry) for entry in sorted(poll.fdb, key=lambda e: (e.vlan or 0, e.port, e.mac))
+            {
+                "mac": e.mac,
+                "vlan": e.vlan,
+                "port": e.port,
+                "if_index": e.if_index,
+                "if_name": e.if_name,
+            }
+            for e in sorted(poll.fdb, key=lambda e: (e.vlan or 0, e.port, e.mac))
         ],
         "lldp": [asdict(entry) for entry in poll.lldp],
     }
