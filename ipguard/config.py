@@ -105,16 +105,10 @@ class Settings:
 
 def find_config(given: str | None) -> Path | None:
     """The configuration file to read, or None for the defaults."""
-    if given:
-        path = Path(given).expanduser()
-        if not path.is_file():
-            raise ConfigError(f"configuration file {path} does not exist")
-        return path
-    if env := os.environ.get("IPGUARD_CONFIG"):
-        path = Path(env).expanduser()
-        if not path.is_file():
-            raise ConfigError(f"IPGUARD_CONFIG names {path}, which does not exist")
-        return path
+    if given is not None:
+        return _named(given, "--config")
+    if "IPGUARD_CONFIG" in os.environ:
+        return _named(os.environ["IPGUARD_CONFIG"], "IPGUARD_CONFIG")
     local = Path("ipguard.toml")
     if local.is_file():
         return local
@@ -122,6 +116,21 @@ def find_config(given: str | None) -> Path | None:
 
     user = Path(user_config_dir("ipguard")) / "ipguard.toml"
     return user if user.is_file() else None
+
+
+def _named(given: str, where: str) -> Path:
+    """The file `--config` or IPGUARD_CONFIG names; an empty value is an error, not the default."""
+    if not given.strip():
+        raise ConfigError(
+            f"{where} is empty; give the configuration file, or leave {where} out "
+            "to use ./ipguard.toml or the user configuration"
+        )
+    path = Path(given).expanduser()
+    if path.is_dir():
+        raise ConfigError(f"{where} {path} is a directory; give the ipguard.toml file inside it")
+    if not path.is_file():
+        raise ConfigError(f"{where} names {path}, which does not exist")
+    return path
 
 
 def load_settings(given: str | None = None) -> Settings:
@@ -135,6 +144,8 @@ def load_settings(given: str | None = None) -> Settings:
         raise ConfigError(f"{path}: cannot read: {error}") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be an ipguard configuration") from None
     return parse_settings(data, str(path))
 
 
@@ -217,7 +228,8 @@ def _scan(table: Mapping[str, Any], source: str) -> ScanSettings:
         elif key == "services":
             result = replace(result, services=_typed(table, key, bool, where))
         elif key == "ports":
-            result = replace(result, ports=parse_port_spec(_typed(table, key, str, where), where))
+            ports = parse_port_spec(_typed(table, key, str, where), f"{where}.ports")
+            result = replace(result, ports=ports)
         else:
             value = _typed(table, key, str, where)
             if not value.strip():
@@ -311,16 +323,22 @@ def _policy(table: Mapping[str, Any], source: str) -> PolicySettings:
 HOSTNAME_FIELDS = ("owner", "department", "location", "asset_tag", "switch_port", "ip", "mac")
 
 
+# A placeholder is a name in braces; `{3}` and `{2,4}` stay regular-expression quantifiers, and
+# `\{owner\}` is the literal text (the same pattern as ipguard.policies.naming).
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")
+
+
 def check_hostname_rule(rule: str, where: str) -> None:
     """A hostname rule is a regular expression with `{field}` placeholders for ledger fields."""
     if not rule:
         return
-    for name in re.findall(r"\{(\w+)\}", rule):
+    for name in _PLACEHOLDER.findall(rule):
         if name not in HOSTNAME_FIELDS:
             raise ConfigError(
-                f"{where}: unknown placeholder {{{name}}} (use {', '.join(HOSTNAME_FIELDS)})"
+                f"{where}: unknown placeholder {{{name}}} (use {', '.join(HOSTNAME_FIELDS)}; "
+                "write \\{ for a literal brace)"
             )
-    sample = re.sub(r"\{\w+\}", "x", rule)
+    sample = _PLACEHOLDER.sub("x", rule)
     try:
         re.compile(sample)
     except re.error as error:

@@ -32,6 +32,11 @@ class IpguardError(Exception):
 
     exit_code = 3
 
+    @property
+    def details(self) -> list[str]:
+        """Lines shown under the error's one line (such as every bad row of a file)."""
+        return []
+
 
 class InputError(IpguardError):
     """The user gave something ipguard cannot use."""
@@ -65,17 +70,30 @@ class LineProblem:
 class LedgerFileError(InputError):
     """An import file that cannot be imported; nothing was changed."""
 
+    SHOWN = 50  # bad rows listed under the error line; `ledger import --errors FILE` has them all
+
     def __init__(self, path: str, problems: Sequence[LineProblem] = (), message: str = "") -> None:
         self.path = path
         self.problems = list(problems)
         if not message:
-            first = self.problems[0] if self.problems else "unreadable"
-            more = len(self.problems) - 1
-            message = f"{path}: {first}"
-            if more > 0:
-                message += f" (and {more} more bad row{'s' if more > 1 else ''})"
-            message += "; nothing was imported"
+            if len(self.problems) == 1:
+                message = f"{path}: {self.problems[0]}; nothing was imported"
+            else:
+                message = (
+                    f"{path}: {len(self.problems)} bad rows, listed below; nothing was imported"
+                )
         super().__init__(message)
+
+    @property
+    def details(self) -> list[str]:
+        """Every bad row when there are several, up to SHOWN of them."""
+        if len(self.problems) < 2:
+            return []
+        lines = [str(problem) for problem in self.problems[: self.SHOWN]]
+        hidden = len(self.problems) - self.SHOWN
+        if hidden > 0:
+            lines.append(f"… and {hidden} more; ledger import --errors FILE writes every one")
+        return lines
 
 
 class InvalidValue(InputError):

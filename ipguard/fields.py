@@ -30,7 +30,11 @@ _BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 # Longest text a free field may hold: generous for notes, small enough to keep the ledger sane.
 MAX_TEXT = 4096
+_MIDNIGHT = ("00:00", "00:00:00", "00:00:00Z", "00:00:00+00:00")
 MAX_SITE = 64
+# The audit trail's free text: who acted, and why a finding was acknowledged.
+MAX_ACTOR = 200
+MAX_NOTE = 4000
 
 
 class FieldError(ValueError):
@@ -122,8 +126,12 @@ def parse_date(text: str, field: str) -> date | None:
     value = text.strip()
     if not value:
         return None
+    if len(value) > 10 and value[10] in "T " and value[11:] in _MIDNIGHT:
+        value = value[:10]  # a spreadsheet's date cell written as a datetime
     try:
-        return date.fromisoformat(value[:10] if len(value) > 10 and value[10] in "T " else value)
+        if len(value) != 10:
+            raise ValueError(value)
+        return date.fromisoformat(value)
     except ValueError:
         raise FieldError(field, text, "not a date (use YYYY-MM-DD)") from None
 
@@ -143,6 +151,17 @@ def parse_text(text: str, field: str) -> str:
         raise FieldError(field, text, "contains bidirectional override characters")
     if _SURROGATE.search(value):
         raise FieldError(field, text, "is not valid Unicode text (a lone surrogate)")
+    return value
+
+
+def parse_audit_text(text: str, field: str, limit: int) -> str:
+    """Text for the audit trail (an actor, a note): a ledger field's rules, at most `limit` long.
+
+    Audit rows can never be corrected, so what cannot be shown safely never gets in.
+    """
+    value = parse_text(text, field)
+    if len(value) > limit:
+        raise FieldError(field, text[:40] + "…", f"longer than {limit} characters")
     return value
 
 

@@ -158,6 +158,13 @@ def _crontab(args: Sequence[str], user: str | None, *, text: str | None = None) 
             "crontab is not installed: apt-get install cron, "
             "or use `ipguard cron install --systemd`"
         )
+    if user:
+        import pwd
+
+        try:
+            pwd.getpwnam(user)
+        except KeyError:  # a typo is bad input, not a failing crontab
+            raise InvalidValue(f"--user {user!r}: there is no such user on this machine") from None
     argv = [binary, *(["-u", user] if user else []), *args]
     try:
         done = subprocess.run(argv, input=text, capture_output=True, text=True, timeout=30)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
@@ -24,6 +25,7 @@ class AppState:
     debug: bool = False
     # The scanner seam: None scans the network; tests pass a factory of their fake scanner.
     scanner_factory: Callable[[], Scanner] | None = field(default=None, repr=False)
+    wait: float | None = None  # seconds to wait for another process's write lock (SQLite)
     _store: Store | None = field(default=None, repr=False)
     _settings: Settings | None = field(default=None, repr=False)
 
@@ -32,7 +34,7 @@ class AppState:
         if self._store is None:
             from ipguard.ledger.store import Store, resolve_url
 
-            self._store = Store(resolve_url(self.db))
+            self._store = Store(resolve_url(self.db), wait=self.wait)
         return self._store
 
     def settings(self) -> Settings:
@@ -45,15 +47,60 @@ class AppState:
 
     @property
     def actor(self) -> str:
-        """Who the audit trail names for changes made by this invocation."""
+        """Who the audit trail names for changes made by this invocation.
+
+        Audit rows can never be corrected, so the name follows the ledger's text rules.
+        """
+        from ipguard.errors import InvalidValue
+        from ipguard.fields import MAX_ACTOR, FieldError, parse_audit_text
         from ipguard.ledger.audit import current_actor
 
-        return current_actor(self.actor_name)
+        actor = current_actor(self.actor_name)
+        try:
+            actor = parse_audit_text(actor, "--actor", MAX_ACTOR)
+        except FieldError as error:
+            raise InvalidValue(f"--actor {error.value!r}: {error.reason}") from None
+        if "\n" in actor or "\t" in actor:
+            raise InvalidValue(f"--actor {actor!r}: a name is one line of text")
+        return actor
+
+    def refuse_own_file(self, path: str, option: str) -> None:
+        """Refuse to write `path` when it is the ledger, its WAL/SHM/journal or its spool."""
+        from ipguard import spool
+        from ipguard.errors import InvalidValue
+        from ipguard.ledger.store import resolve_url
+
+        if path == "-":
+            return
+        url = resolve_url(self.db)
+        target = Path(path).expanduser().resolve()
+        owned: list[Path] = []
+        if url.startswith("sqlite:///"):
+            ledger = Path(url.removeprefix("sqlite:///")).resolve()
+            owned = [ledger.with_name(ledger.name + suffix) for suffix in _SQLITE_FILES]
+        hit = any(target == own or _same_file(target, own) for own in owned) or any(
+            target.is_relative_to(directory.resolve()) for directory in spool.directories(url)
+        )
+        if hit:
+            raise InvalidValue(
+                f"{option} {path}: that is the ledger's own file; writing there would destroy "
+                "the ledger. Give another path"
+            )
 
     def close(self) -> None:
         """Release the ledger."""
         if self._store is not None:
             self._store.close()
+
+
+_SQLITE_FILES = ("", "-wal", "-shm", "-journal")
+
+
+def _same_file(one: Path, other: Path) -> bool:
+    try:
+        return one.exists() and other.exists() and one.samefile(other)
+    except OSError:
+        return False
 
 
 def state(ctx: typer.Context) -> AppState:

@@ -118,17 +118,23 @@ def ack(
     The metrics file named by `[scan] metrics_file` is rewritten at once.
     """
     from ipguard.errors import InvalidValue
-    from ipguard.fields import FieldError, parse_date
+    from ipguard.fields import MAX_NOTE, FieldError, parse_audit_text, parse_date
     from ipguard.ledger import findings
 
     if not note.strip():
         raise InvalidValue("--note must say why the finding is acknowledged")
+    try:  # audit rows are never corrected: what goes in must be clean
+        note = parse_audit_text(note, "--note", MAX_NOTE)
+    except FieldError as error:
+        raise InvalidValue(f"--note {error.value!r}: {error.reason}") from None
     until_at = None
     if until:
         try:
             day = parse_date(until, "--until")
         except FieldError as error:
             raise InvalidValue(f"--until {until!r}: {error.reason}") from None
+        if day is not None and day <= datetime.now(UTC).date():
+            raise InvalidValue(f"--until {until}: give a day after today")
         assert day is not None
         until_at = datetime(day.year, day.month, day.day, tzinfo=UTC)
     shared = state(ctx)

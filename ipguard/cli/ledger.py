@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 import typer
 
 from ipguard.cli.context import state
-from ipguard.cli.output import Format, counted, emit, info, progress_bars
+from ipguard.cli.output import Format, emit, info
 from ipguard.model import LEDGER_FIELDS
 
 app = typer.Typer(
@@ -60,9 +59,6 @@ Site = Annotated[
     typer.Option(help="Site whose scans the record is for (as `scan --site`); '' for every site."),
 ]
 FormatOption = Annotated[Format, typer.Option("--format", help="Output format.")]
-QuietOption = Annotated[
-    bool, typer.Option("--quiet", "-q", help="No progress bar and no summary line (cron).")
-]
 
 
 def _fields(**given: Any) -> dict[str, str]:
@@ -249,136 +245,6 @@ def list_(
         rows = [_device_row(device) for device in found]
     columns = LIST_COLUMNS if fmt == Format.table else (*LEDGER_FIELDS, "updated_at")
     emit(fmt, columns, rows, title=f"{len(rows)} registered devices")
-
-
-@app.command("import")
-def import_(
-    ctx: typer.Context,
-    file: Annotated[str, typer.Argument(help="CSV, XLSX or JSON file ('-' for CSV on stdin).")],
-    fmt: Annotated[
-        str | None, typer.Option("--format", help="csv, xlsx or json (default: by extension).")
-    ] = None,
-    mode: Annotated[
-        str, typer.Option(help="merge: add and update; replace: the file becomes the ledger.")
-    ] = "merge",
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Show what would change; change nothing.")
-    ] = False,
-    quiet: QuietOption = False,
-) -> None:
-    """Import a ledger file, all or nothing: any bad row and nothing changes."""
-    from dataclasses import replace
-
-    from ipguard.ledger import files, importer
-
-    shared = state(ctx)
-    rows = files.read_rows(file, files.detect_format(file, fmt))
-    with progress_bars(enabled=not quiet) as bar, shared.store().session() as session:
-        plan = importer.plan_import(session, file, counted(rows, "checking rows", bar), mode)
-        if not dry_run:
-            # apply only iterates and counts the additions: counted rows stand in for the list.
-            adds = cast(list[Any], counted(plan.adds, "adding", bar))
-            importer.apply(session, replace(plan, adds=adds), actor=shared.actor)
-    counts = ", ".join(f"{count} {what}" for what, count in plan.counts().items())
-    if dry_run:
-        if plan.changes:
-            _show_plan(plan)
-        info(f"dry run, nothing changed: would be {counts}", quiet=quiet)
-    else:
-        info(f"imported {file} ({plan.mode}): {counts}", quiet=quiet)
-
-
-def _show_plan(plan: Any) -> None:
-    from ipguard.fields import binding_to_fields
-
-    rows = []
-    for line, binding in plan.adds:
-        rows.append(
-            {"line": line, "change": "add", "ip": binding.ip, "mac": binding.mac, "fields": ""}
-        )
-    for update in plan.updates:
-        after = binding_to_fields(update.after)
-        changed = [
-            f"{k}: {update.before[k]!r} → {after[k]!r}"
-            for k in after
-            if after[k] != update.before[k]
-        ]
-        rows.append(
-            {
-                "line": update.line,
-                "change": "update",
-                "ip": after["ip"],
-                "mac": after["mac"],
-                "fields": "; ".join(changed),
-            }
-        )
-    for item in plan.retirements:
-        rows.append(
-            {
-                "line": "",
-                "change": "retire",
-                "ip": item.before["ip"],
-                "mac": item.before["mac"],
-                "fields": "",
-            }
-        )
-    emit(Format.table, ("line", "change", "ip", "mac", "fields"), rows)
-
-
-@app.command()
-def export(
-    ctx: typer.Context,
-    file: Annotated[str, typer.Argument(help="Output file, or '-' for standard output.")],
-    fmt: Annotated[
-        str | None, typer.Option("--format", help="csv, xlsx or json (default: by extension).")
-    ] = None,
-    changed_since: Annotated[
-        str | None, typer.Option(help="XLSX: paint records changed on or after this date red.")
-    ] = None,
-    dhcp_fingerprint: Annotated[
-        bool,
-        typer.Option(
-            "--dhcp-fingerprint",
-            help="Append what `ipguard watch` heard each device's DHCP client ask for to its "
-            "notes (for reading: an import would keep it as notes).",
-        ),
-    ] = False,
-    quiet: QuietOption = False,
-) -> None:
-    """Export the whole ledger (every status), losslessly and safe for spreadsheets."""
-    from ipguard.errors import InvalidValue
-    from ipguard.fields import FieldError, binding_to_fields, parse_date
-    from ipguard.ledger import devices, files
-
-    since = None
-    if changed_since:
-        try:
-            day = parse_date(changed_since, "--changed-since")
-        except FieldError as error:
-            raise InvalidValue(f"--changed-since {changed_since!r}: {error.reason}") from None
-        assert day is not None
-        since = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    form = files.detect_format(file, fmt)
-    with progress_bars(enabled=not quiet) as bar:
-        with state(ctx).store().session(write=False) as session:
-            rows = [
-                files.ExportRow(binding_to_fields(record.binding), record.updated_at)
-                for record in devices.stored(session)
-            ]
-            if dhcp_fingerprint:
-                from ipguard.ledger.watching import fingerprint_notes
-
-                fingerprint_notes(session, [row.values for row in rows])
-        try:
-            count = files.write(
-                file, form, counted(rows, f"writing {form}", bar), changed_since=since
-            )
-        except OSError as error:
-            from ipguard.errors import OperationalError
-
-            raise OperationalError(f"cannot write {file}: {error.strerror}") from None
-    if file != "-":
-        info(f"exported {count} records to {file}", quiet=quiet)
 
 
 @app.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import traceback
 from typing import Annotated, Any
@@ -15,6 +16,7 @@ from ipguard.cli import (
     findings,
     history,
     ledger,
+    ledger_files,
     metrics,
     migrate,
     pools,
@@ -25,7 +27,7 @@ from ipguard.cli import (
     watch,
 )
 from ipguard.cli.context import AppState, state
-from ipguard.cli.output import error_line
+from ipguard.cli.output import error_line, safe
 from ipguard.errors import IpguardError
 
 
@@ -40,6 +42,8 @@ class IpguardGroup(TyperGroup):
             if debug:
                 traceback.print_exc()
             error_line(str(error))
+            for line in error.details:
+                typer.echo(f"  {safe(line)}", err=True)
             ctx.exit(error.exit_code)
         finally:
             if isinstance(ctx.obj, AppState):
@@ -58,6 +62,8 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 ledger.app.command("migrate")(migrate.migrate)
+ledger.app.command("import")(ledger_files.import_)
+ledger.app.command("export")(ledger_files.export)
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(pools.app, name="pools")
 app.command("scan")(scan.scan)
@@ -93,6 +99,16 @@ def main(
         str | None,
         typer.Option("--actor", help="Name recorded in the audit trail (default: the OS user)."),
     ] = None,
+    wait: Annotated[
+        float | None,
+        typer.Option(
+            "--wait",
+            min=0,
+            max=86_400,
+            help="Seconds to wait for another process's write lock on a SQLite ledger "
+            "(default 30).",
+        ),
+    ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
     version: Annotated[
         bool,
@@ -102,6 +118,9 @@ def main(
     """Global options, shared by every command."""
     shared = state(ctx)
     shared.db, shared.config, shared.actor_name, shared.debug = db, config, actor, debug
+    if wait is not None and not math.isfinite(wait):
+        raise typer.BadParameter("give a number of seconds", param_hint="--wait")
+    shared.wait = wait
 
 
 def run(shared: AppState | None = None) -> None:

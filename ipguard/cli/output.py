@@ -49,6 +49,19 @@ def error_line(message: str) -> None:
     typer.echo(f"error: {safe(message)}", err=True)
 
 
+def quiet_broken_pipe() -> None:
+    """The reader of standard output went away (`| head`): stop writing there, say nothing."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())  # so that the flush at exit fails no more
+    except (OSError, ValueError):  # standard output is not a file (captured)
+        pass
+    finally:
+        os.close(devnull)
+
+
 def info(message: str, *, quiet: bool = False) -> None:
     """A line for the person at the terminal (standard error, so scripts read clean stdout)."""
     if not quiet:

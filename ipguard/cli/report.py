@@ -70,8 +70,13 @@ def _month(text: str) -> tuple[datetime, datetime]:
         first = datetime.strptime(text.strip(), "%Y-%m").replace(tzinfo=UTC)
     except ValueError:
         raise InvalidValue(f"--month {text!r}: not a month (use YYYY-MM)") from None
+    if first.year > _LAST_YEAR:
+        raise InvalidValue(f"--month {text!r}: give a month before {_LAST_YEAR + 1}")
     following = first.replace(year=first.year + first.month // 12, month=first.month % 12 + 1)
     return first, following
+
+
+_LAST_YEAR = 9998
 
 
 def _day(text: str | None, option: str) -> date | None:
@@ -80,9 +85,12 @@ def _day(text: str | None, option: str) -> date | None:
     if text is None:
         return None
     try:
-        return date.fromisoformat(text.strip())
+        day = date.fromisoformat(text.strip())
     except ValueError:
         raise InvalidValue(f"{option} {text!r}: not a date (use YYYY-MM-DD)") from None
+    if day.year > _LAST_YEAR:  # the day after 9999-12-31 cannot be computed
+        raise InvalidValue(f"{option} {text!r}: give a date before {_LAST_YEAR + 1}")
+    return day
 
 
 def report(
@@ -123,6 +131,8 @@ def report(
         fmt = ReportFormat(guessed)
     now = datetime.now(UTC)
     start, end = period(_day(since, "--since"), _day(until, "--until"), now, month)
+    if output is not None:
+        state(ctx).refuse_own_file(str(output), "-o")
 
     from ipguard.ledger.reporting import period_records
     from ipguard.reports.summary import build

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, col, or_, select
+from sqlmodel import Session, col, func, or_, select
 
 from ipguard.ledger import bulk
 from ipguard.ledger.tables import AuditEntry, utcnow
@@ -76,3 +76,9 @@ def since(session: Session, start: datetime, end: datetime | None = None) -> lis
     if end is not None:
         query = query.where(col(AuditEntry.at) < end)
     return list(session.exec(query.order_by(col(AuditEntry.id))))
+
+
+def count_action(session: Session, action: str) -> int:
+    """How many audit rows record this action (e.g. `ledger.import`): did one just commit?"""
+    query = select(func.count()).select_from(AuditEntry).where(AuditEntry.action == action)
+    return int(session.exec(query).one())

@@ -23,6 +23,7 @@ from ipguard.fields import (
     binding_to_fields,
     parse_ip,
     parse_mac,
+    parse_status,
 )
 from ipguard.ledger import audit
 from ipguard.ledger.tables import Device, device_values, utcnow
@@ -85,8 +86,12 @@ def list_devices(
     `site` keeps the records valid at that site: those scoped to it and those for every site.
     """
     query = select(Device)
-    if status:
-        query = query.where(Device.status == status)
+    if status is not None:
+        try:
+            wanted = parse_status(status)
+        except FieldError as error:
+            raise InvalidValue(f"--status {status!r}: {error.reason}") from None
+        query = query.where(Device.status == wanted.value)
     if department:
         query = query.where(Device.department == department)
     if site is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ipguard.errors import InvalidValue, LedgerFileError, LineProblem
+from ipguard.ledger.textfile import decode
 from ipguard.model import LEDGER_FIELDS
 
 FORMATS = ("csv", "xlsx", "json")
@@ -25,25 +27,42 @@ REQUIRED = ("ip", "mac")
 # Spreadsheets run cells that start with these as formulas; a leading ' makes them text.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _ESCAPED_START = (*_FORMULA_START, "'")
+# Excel 97-2003 workbooks and password-protected XLSX files are both OLE2 compound files.
+_OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_ENCRYPTED = "EncryptedPackage".encode("utf-16-le")
+_SAVE_AS = 'save it as "Excel Workbook (.xlsx)" or "CSV UTF-8"'
+_SEPARATORS = {";": "';'", "\t": "tabs", "|": "'|'"}
+# JSON numbers longer than this are not ledger values; refusing them early also keeps Python's
+# int() from raising on 5,000-digit numbers.
+_MAX_DIGITS = 40
 
 
 @dataclass(frozen=True)
 class FileRow:
-    """One data row of a ledger file: where it stands and its text by column."""
+    """One data row of a ledger file: where it stands, its text by column, what is wrong with it.
+
+    `problems` are found while reading (a cell right of the last column, a nested JSON object);
+    the importer reports them with the field errors of every other row.
+    """
 
     line: int
     values: dict[str, str]
     unit: str = "line"
+    problems: tuple[LineProblem, ...] = ()
 
 
 def detect_format(path: str, given: str | None) -> str:
     """The format from `--format` or the file's extension."""
     if given:
         fmt = given.lower()
-    elif path == "-":
-        fmt = "csv"
-    else:
-        fmt = Path(path).suffix.lower().lstrip(".")
+        if fmt not in FORMATS:
+            raise InvalidValue(f"--format {given!r} is not supported; use csv, xlsx or json")
+        return fmt
+    if path == "-":
+        return "csv"
+    fmt = Path(path).suffix.lower().lstrip(".")
+    if fmt == "xls":
+        raise InvalidValue(f"{path}: Excel 97-2003 (.xls) workbooks are not supported; {_SAVE_AS}")
     if fmt not in FORMATS:
         raise InvalidValue(
             f"{path}: cannot tell the format from the name; use --format csv, xlsx or json"
@@ -51,64 +70,75 @@ def detect_format(path: str, given: str | None) -> str:
     return fmt
 
 
-def read_rows(path: str, fmt: str) -> list[FileRow]:
-    """Every data row of a ledger file, or LedgerFileError when the file itself is unusable."""
+def read_rows(
+    path: str, fmt: str, *, encoding: str | None = None, sheet: str | None = None
+) -> list[FileRow]:
+    """Every data row of a ledger file, or LedgerFileError when the file itself is unusable.
+
+    `encoding` names a CSV file's text encoding (default: UTF-8, or GB18030 when the whole file
+    reads as that and not as UTF-8); `sheet` picks an XLSX sheet (default: the active one).
+    """
     try:
         data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    except IsADirectoryError:
+        raise LedgerFileError(path, message=f"{path}: is a directory, not a ledger file") from None
     except OSError as error:
         raise LedgerFileError(path, message=f"{path}: cannot read: {error.strerror}") from None
     if not data.strip():
         raise LedgerFileError(path, message=f"{path}: the file is empty; nothing was imported")
+    if data.startswith(_OLE2):
+        if _ENCRYPTED in data:
+            raise file_error(
+                path, "a password-protected workbook is not supported; save a copy without one"
+            )
+        raise file_error(path, f"an Excel 97-2003 (.xls) workbook is not supported; {_SAVE_AS}")
     if fmt == "csv":
-        return _read_csv(path, data)
+        return _read_csv(path, decode(path, data, encoding))
     if fmt == "xlsx":
-        return _read_xlsx(path, data)
+        from ipguard.ledger.workbook import read_xlsx
+
+        return read_xlsx(path, data, sheet)
     return _read_json(path, data)
 
 
-def _file_error(path: str, reason: str) -> LedgerFileError:
+def file_error(path: str, reason: str) -> LedgerFileError:
+    """The whole file is unusable: one line, and nothing was imported."""
     return LedgerFileError(path, message=f"{path}: {reason}; nothing was imported")
 
 
-def _decode(path: str, data: bytes) -> str:
-    if b"\x00" in data:
-        raise _file_error(path, "not a text file (binary data); expected CSV")
-    if data.startswith(b"\xef\xbb\xbf"):
-        try:
-            return data[3:].decode("utf-8", errors="strict")
-        except UnicodeDecodeError as error:
-            raise _file_error(
-                path, f"starts with a UTF-8 BOM but byte {error.start + 4} is not UTF-8"
-            ) from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("gb18030")
-    except UnicodeDecodeError:
-        raise _file_error(path, "text is neither UTF-8 nor GB18030") from None
-
-
-def _header(path: str, names: Sequence[Any], where: str) -> list[str]:
-    header = [
+def header(path: str, names: Sequence[Any], where: str) -> list[str]:
+    """The column names of a header row, or LedgerFileError saying what is wrong with them."""
+    columns = [
         str(name).strip().lower().lstrip("\ufeff") if name is not None else "" for name in names
     ]
-    while header and not header[-1]:
-        header.pop()
-    unknown = [name for name in header if name not in LEDGER_FIELDS]
-    if unknown:
-        raise _file_error(
-            path,
-            f"{where}: unknown column {unknown[0]!r} (columns are {', '.join(LEDGER_FIELDS)})",
-        )
-    missing = [name for name in REQUIRED if name not in header]
+    while columns and not columns[-1]:
+        columns.pop()
+    if len(columns) == 1:
+        for separator, name in _SEPARATORS.items():
+            if separator in columns[0]:
+                raise file_error(
+                    path,
+                    f"{where}: the columns are separated by {name}, not commas; "
+                    'save the file as "CSV UTF-8 (comma delimited)"',
+                )
+    for position, name in enumerate(columns, start=1):
+        if not name:
+            raise file_error(
+                path, f"{where}: column {position} has an empty header; name it or delete it"
+            )
+        if name not in LEDGER_FIELDS:
+            raise file_error(
+                path,
+                f"{where}: unknown column {name!r} in column {position} "
+                f"(columns are {', '.join(LEDGER_FIELDS)})",
+            )
+    missing = [name for name in REQUIRED if name not in columns]
     if missing:
-        raise _file_error(path, f"{where}: missing required column {missing[0]!r}")
-    duplicated = {name for name in header if header.count(name) > 1}
+        raise file_error(path, f"{where}: missing required column {missing[0]!r}")
+    duplicated = {name for name in columns if columns.count(name) > 1}
     if duplicated:
-        raise _file_error(path, f"{where}: column {sorted(duplicated)[0]!r} appears twice")
-    return header
+        raise file_error(path, f"{where}: column {sorted(duplicated)[0]!r} appears twice")
+    return columns
 
 
 def unescape_cell(value: str) -> str:
@@ -123,41 +153,140 @@ def escape_cell(value: str) -> str:
     return "'" + value if value.startswith(_ESCAPED_START) else value
 
 
-def _read_csv(path: str, data: bytes) -> list[FileRow]:
-    text = _decode(path, data)
+def _read_csv(path: str, text: str) -> list[FileRow]:
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     rows: list[FileRow] = []
+    line = 1  # where the record being read starts: a quote left open is reported there
     try:
         first = next(reader, None)
         if first is None:
-            raise _file_error(path, "the file holds no header row")
-        header = _header(path, first, "line 1")
+            raise file_error(path, "the file holds no header row")
+        columns = header(path, first, "line 1")
         line = reader.line_num + 1
         for cells in reader:
             if any(cell.strip() for cell in cells):
-                if len(cells) > len(header):
-                    extra = cells[len(header) :]
-                    if any(cell.strip() for cell in extra):
-                        raise LedgerFileError(
-                            path,
-                            [
-                                LineProblem(
-                                    line, "", "", f"{len(cells)} cells but {len(header)} columns"
-                                )
-                            ],
-                        )
+                problems: tuple[LineProblem, ...] = ()
+                if len(cells) > len(columns) and any(c.strip() for c in cells[len(columns) :]):
+                    reason = f"{len(cells)} cells but {len(columns)} columns"
+                    problems = (LineProblem(line, "", "", reason),)
                 values = {  # only a cell starting with ' can need unescaping
                     name: unescape_cell(cell) if cell[:1] == "'" else cell
-                    for name, cell in zip(header, cells, strict=False)
+                    for name, cell in zip(columns, cells, strict=False)
                 }
-                rows.append(FileRow(line, values))
+                rows.append(FileRow(line, values, problems=problems))
             line = reader.line_num + 1
     except csv.Error as error:
-        raise _file_error(path, f"line {reader.line_num}: malformed CSV ({error})") from None
+        if "unexpected end of data" in str(error) or "EOF" in str(error):
+            raise file_error(
+                path, f"line {line}: a quoted cell opens here and is never closed"
+            ) from None
+        raise file_error(path, f"line {reader.line_num}: malformed CSV ({error})") from None
     return rows
 
 
-def _cell_text(value: Any) -> str:
+class _Refused:
+    """A JSON value no ledger field can hold (NaN, a huge number); reported with its item."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+class _Object(dict[str, Any]):
+    """A JSON object that remembers the keys it held twice (plain dicts keep the last)."""
+
+    twice: tuple[str, ...] = ()
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> _Object:
+    item = _Object(pairs)
+    if len(item) < len(pairs):
+        keys = [key for key, _ in pairs]
+        item.twice = tuple(sorted({key for key in keys if keys.count(key) > 1}))
+    return item
+
+
+def _json_int(text: str) -> int | _Refused:
+    if len(text.lstrip("-")) > _MAX_DIGITS:
+        return _Refused(f"a {len(text.lstrip('-'))}-digit number")
+    return int(text)
+
+
+def _json_float(text: str) -> float | _Refused:
+    value = float(text)
+    return value if math.isfinite(value) else _Refused(f"{text} is too large a number")
+
+
+def _read_json(path: str, data: bytes) -> list[FileRow]:
+    try:
+        items = json.loads(
+            data.decode("utf-8-sig"),
+            object_pairs_hook=_json_object,
+            parse_int=_json_int,
+            parse_float=_json_float,
+            parse_constant=lambda name: _Refused(f"{name} is not a number a ledger holds"),
+        )
+    except UnicodeDecodeError as error:
+        raise file_error(path, f"not UTF-8 text (byte offset {error.start})") from None
+    except json.JSONDecodeError as error:
+        raise file_error(path, f"not valid JSON ({error})") from None
+    except RecursionError:
+        raise file_error(
+            path, "nested too deeply; a ledger file is a list of flat objects"
+        ) from None
+    if not isinstance(items, list):
+        raise file_error(path, f"expected a JSON list of objects, got {_json_type(items)}")
+    return [_json_row(path, number, item) for number, item in enumerate(items, start=1)]
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, dict):
+        return "an object"
+    names: dict[type, str] = {list: "a list", str: "text"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _json_row(path: str, number: int, item: Any) -> FileRow:
+    def problem(key: str, value: str, reason: str) -> LineProblem:
+        return LineProblem(number, key, value, reason, "item")
+
+    if not isinstance(item, dict):
+        return FileRow(
+            number, {}, "item", (problem("", "", f"is {_json_type(item)}, not an object"),)
+        )
+    problems = [problem(key, "", "the key appears twice") for key in getattr(item, "twice", ())]
+    values: dict[str, str] = {}
+    for key, value in item.items():
+        name = key.strip().lower()
+        if name not in LEDGER_FIELDS:
+            problems.append(problem(key, "", f"unknown key (keys are {', '.join(LEDGER_FIELDS)})"))
+            continue
+        text, reason = _json_text(name, value)
+        if reason:
+            problems.append(problem(name, "", reason))
+        values[name] = text
+    problems += [problem(name, "", "is required") for name in REQUIRED if name not in values]
+    return FileRow(number, values, "item", tuple(problems))
+
+
+def _json_text(name: str, value: Any) -> tuple[str, str]:
+    """A JSON value as field text, or the reason it cannot be one."""
+    if isinstance(value, _Refused):
+        return "", value.reason
+    if isinstance(value, dict):
+        return "", "a nested object; give text"
+    if isinstance(value, list):
+        parts = [_json_text(name, part) for part in value]
+        if any(isinstance(part, dict | list) for part in value):
+            return "", "a list may hold only text, numbers and true/false"
+        reasons = [reason for _, reason in parts if reason]
+        return ";".join(text for text, _ in parts), reasons[0] if reasons else ""
+    if name in REQUIRED and isinstance(value, int | float) and not isinstance(value, bool):
+        return "", f"the number {value}; write {name} as text in quotes"
+    return cell_text(value), ""
+
+
+def cell_text(value: Any) -> str:
+    """A cell or JSON scalar as field text."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -171,53 +300,6 @@ def _cell_text(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
-
-
-def _read_xlsx(path: str, data: bytes) -> list[FileRow]:
-    from openpyxl import load_workbook
-
-    try:
-        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-        sheet = workbook.worksheets[0]
-        table = list(sheet.iter_rows(values_only=True))
-        workbook.close()
-    except Exception as error:  # zipfile, XML and openpyxl errors all mean "not a usable workbook"
-        raise _file_error(
-            path, f"not a readable XLSX workbook ({type(error).__name__}); is it truncated?"
-        ) from None
-    if not table:
-        raise _file_error(path, "the workbook's first sheet is empty")
-    header = _header(path, table[0], "row 1")
-    rows = []
-    for number, cells in enumerate(table[1:], start=2):
-        texts = [_cell_text(cell) for cell in cells]
-        if any(text.strip() for text in texts):
-            rows.append(FileRow(number, dict(zip(header, texts, strict=False))))
-    return rows
-
-
-def _read_json(path: str, data: bytes) -> list[FileRow]:
-    try:
-        items = json.loads(data.decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise _file_error(path, f"not valid JSON ({error})") from None
-    if not isinstance(items, list):
-        raise _file_error(path, f"expected a JSON list of objects, got {type(items).__name__}")
-    rows = []
-    for number, item in enumerate(items, start=1):
-        if not isinstance(item, dict):
-            raise LedgerFileError(
-                path,
-                [LineProblem(number, "", "", f"is {type(item).__name__}, not an object", "item")],
-            )
-        _header(path, list(item), f"item {number}")
-        values = {}
-        for key, value in item.items():
-            if isinstance(value, list):
-                value = ";".join(str(part) for part in value)
-            values[key.strip().lower()] = _cell_text(value)
-        rows.append(FileRow(number, values, unit="item"))
-    return rows
 
 
 # --------------------------------------------------------------------------- writing
@@ -240,7 +322,9 @@ def write(
     if fmt == "xlsx":
         if path == "-":
             raise InvalidValue("XLSX cannot go to standard output; give a file name")
-        _write_xlsx(Path(path), rows, changed_since)
+        from ipguard.ledger.workbook import write_xlsx
+
+        write_xlsx(Path(path), rows, changed_since)
         return len(rows)
     if path == "-":
         _write_text(sys.stdout, fmt, rows)
@@ -268,34 +352,3 @@ def _json_item(values: dict[str, str]) -> dict[str, Any]:
     item: dict[str, Any] = dict(values)
     item["isolated"] = values["isolated"] == "true"
     return item
-
-
-def _write_xlsx(path: Path, rows: Sequence[ExportRow], changed_since: datetime | None) -> None:
-    from openpyxl import Workbook
-    from openpyxl.styles import Font
-
-    workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet("ledger")
-    bold = Font(bold=True)
-    red = Font(color="FFFF0000")
-    sheet.append([_text_cell(sheet, name, bold) for name in LEDGER_FIELDS])
-    for row in rows:
-        changed = (
-            changed_since is not None
-            and row.updated_at is not None
-            and row.updated_at >= changed_since
-        )
-        font = red if changed else None
-        sheet.append([_text_cell(sheet, row.values[name], font) for name in LEDGER_FIELDS])
-    workbook.save(path)
-
-
-def _text_cell(sheet: Any, value: str, font: Any) -> Any:
-    """A cell Excel stores and shows as text, never as a formula."""
-    from openpyxl.cell import WriteOnlyCell
-
-    cell = WriteOnlyCell(sheet, value=value)
-    cell.data_type = "s"
-    if font is not None:
-        cell.font = font
-    return cell

@@ -227,7 +227,8 @@ def list_findings(
 
 def get(session: Session, finding_id: int) -> FindingRow:
     """One finding by id."""
-    row = session.get(FindingRow, finding_id)
+    # An id past the database's 64-bit integers names nothing (and the driver would overflow).
+    row = session.get(FindingRow, finding_id) if 0 < finding_id < 2**63 else None
     if row is None:
         raise NotFound(f"no finding {finding_id}; `ipguard findings list` shows them")
     return row

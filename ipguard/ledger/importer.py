@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from ipguard.errors import InvalidValue, LedgerFileError, LineProblem
+from ipguard.errors import Conflict, InvalidValue, LedgerFileError, LineProblem
 from ipguard.fields import FieldError, binding_from_fields, binding_to_fields
 from ipguard.ledger import audit, bulk, devices
 from ipguard.ledger.files import FileRow
@@ -79,6 +79,9 @@ def validate_rows(path: str, rows: Sequence[FileRow]) -> list[tuple[int, Binding
     bindings: list[tuple[int, Binding]] = []
     first_active: dict[str, int] = {}
     for row in rows:
+        if row.problems:  # the row could not be read as it stands: its fields are not judged
+            problems.extend(row.problems)
+            continue
         try:
             binding = binding_from_fields(row.values)
         except FieldError as error:
@@ -99,8 +102,33 @@ def validate_rows(path: str, rows: Sequence[FileRow]) -> list[tuple[int, Binding
                 continue
         bindings.append((row.line, binding))
     if problems:
-        raise LedgerFileError(path, problems)
+        raise LedgerFileError(path, sorted(problems, key=lambda problem: problem.line))
     return bindings
+
+
+def check_retirements(
+    session: Session, plan: ImportPlan, *, max_retire: int | None, force: bool
+) -> None:
+    """Refuse a replace that would retire more than `max_retire` records, unless forced.
+
+    The default limit is a tenth of the active records (at least one): a header-only file or
+    `[]` is far more often a mistake than the wish to empty the ledger.
+    """
+    if force or not plan.retirements:
+        return
+    table = Device.__table__  # type: ignore[attr-defined]
+    active = session.execute(
+        sa.select(sa.func.count())
+        .select_from(table)
+        .where(table.c.status == DeviceStatus.ACTIVE.value)
+    ).scalar_one()
+    limit = max(1, active // 10) if max_retire is None else max_retire
+    if len(plan.retirements) > limit:
+        raise Conflict(
+            f"{plan.source}: --mode replace would retire {len(plan.retirements)} of the "
+            f"ledger's {active} active records, more than --max-retire {limit}; nothing was "
+            "imported. Check the file, then raise --max-retire or pass --force"
+        )
 
 
 def plan_import(session: Session, path: str, rows: Sequence[FileRow], mode: str) -> ImportPlan:

@@ -76,7 +76,10 @@ def cutoff_for(days: int, now: datetime) -> datetime:
             f"refusing to prune records younger than {MIN_DAYS} days (asked for {days}): "
             f"the rules require keeping at least {MIN_DAYS} days"
         )
-    return now - timedelta(days=days)
+    try:
+        return now - timedelta(days=days)
+    except OverflowError:  # older than any date a clock can give: nothing is that old
+        return datetime.min.replace(tzinfo=now.tzinfo)
 
 
 def prune(

@@ -139,7 +139,8 @@ def clear_results(session: Session, run: ScanRun) -> None:
 
 def get(session: Session, run_id: int) -> ScanRun:
     """One run by id."""
-    run = session.get(ScanRun, run_id)
+    # An id past the database's 64-bit integers names nothing (and the driver would overflow).
+    run = session.get(ScanRun, run_id) if 0 < run_id < 2**63 else None
     if run is None:
         raise NotFound(f"no scan run {run_id}; `ipguard runs list` shows the runs")
     return run
@@ -147,7 +148,7 @@ def get(session: Session, run_id: int) -> ScanRun:
 
 def list_runs(session: Session, *, site: str | None = None, limit: int = 50) -> list[ScanRun]:
     """Newest runs first."""
-    query = select(ScanRun).order_by(col(ScanRun.id).desc()).limit(limit)
+    query = select(ScanRun).order_by(col(ScanRun.id).desc()).limit(min(limit, 2**31))
     if site:
         query = query.where(ScanRun.site == site)
     return list(session.exec(query))

@@ -35,10 +35,29 @@ def default_url() -> str:
 
 
 def resolve_url(given: str | None) -> str:
-    """The database URL from `--db`, `IPGUARD_DB` or the default; a bare path means SQLite."""
-    url = given or os.environ.get("IPGUARD_DB") or default_url()
+    """The database URL from `--db`, `IPGUARD_DB` or the default; a bare path means SQLite.
+
+    An empty value is an error, never the default: a script whose variable is unset must not
+    change the real ledger.
+    """
+    if given is not None:
+        url, where = given, "--db"
+    elif "IPGUARD_DB" in os.environ:
+        url, where = os.environ["IPGUARD_DB"], "IPGUARD_DB"
+    else:
+        return default_url()
+    if not url.strip():
+        raise InputError(
+            f"{where} is empty; give the ledger's path or URL, or leave {where} out "
+            "for the default ledger"
+        )
+    if url != url.strip():
+        raise InputError(f"{where} {url!r} starts or ends with spaces; give the path without them")
     if "://" not in url:
-        url = f"sqlite:///{Path(url).expanduser().resolve()}"
+        path = Path(url).expanduser().resolve()
+        if path.is_dir():
+            raise InputError(f"{where} {url!r} is a directory; give the ledger file inside it")
+        url = f"sqlite:///{path}"
     return url
 
 
@@ -59,7 +78,15 @@ _SECRET_PARAMETERS = frozenset({"password", "passfile", "sslpassword", "sslkey",
 
 
 def display_url(url: str) -> str:
-    """The URL safe to show: the password is masked, wherever in the URL it was given."""
+    """The URL safe to show: the password is masked, wherever in the URL it was given.
+
+    A user name is shown only when the user information is unambiguous: with a raw `@` in the
+    password nobody can tell where the name ends, so none of it is shown.
+    """
+    scheme, _, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    if authority.count("@") > 1:
+        url = f"{scheme}://***@{authority.rpartition('@')[2]}{slash}{path}"
     try:
         parsed = make_url(url)
         hidden = {
@@ -68,7 +95,7 @@ def display_url(url: str) -> str:
             if name.lower() in _SECRET_PARAMETERS or "pass" in name.lower()
         }
         shown = parsed.update_query_dict(hidden).render_as_string(hide_password=True)
-        return shown.replace("=%2A%2A%2A", "=***")
+        return shown.replace("=%2A%2A%2A", "=***").replace("://%2A%2A%2A@", "://***@")
     except Exception:  # a URL too broken to parse still must not leak what it holds
         return "<unparseable database URL>"
 
@@ -76,7 +103,7 @@ def display_url(url: str) -> str:
 class Store:
     """An open ledger database, migrated to the current schema."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, wait: float | None = None) -> None:
         self.url = url
         self.shown_url = display_url(url)
         try:
@@ -84,12 +111,24 @@ class Store:
         except Exception:
             raise InputError(f"database URL {self.shown_url} is not valid") from None
         self.dialect = parsed.get_backend_name()
+        if url.partition("://")[2].partition("/")[0].count("@") > 1:
+            raise InputError(
+                f"database URL {self.shown_url}: the user name or password holds a raw '@'; "
+                "write it as %40"
+            )
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise InputError(
+                f"database URL {self.shown_url}: {self.dialect!r} is not supported; "
+                "use a SQLite file (sqlite:///PATH or a path) or postgresql://"
+            )
+        _check_query(parsed.query, self.shown_url)
         if self.dialect == "sqlite":
             self._prepare_sqlite_path(parsed.database)
+            busy = SQLITE_BUSY_MS / 1000 if wait is None else wait
             self.engine = sa.create_engine(
-                parsed, connect_args={"timeout": SQLITE_BUSY_MS / 1000}, poolclass=sa.NullPool
+                parsed, connect_args={"timeout": busy}, poolclass=sa.NullPool
             )
-            _tune_sqlite(self.engine)
+            _tune_sqlite(self.engine, busy)
         else:
             try:
                 self.engine = sa.create_engine(parsed, pool_pre_ping=True)
@@ -102,6 +141,8 @@ class Store:
     def _prepare_sqlite_path(self, database: str | None) -> None:
         if not database or database == ":memory:":
             raise InputError("the ledger must be a file: give --db PATH or a sqlite:/// URL")
+        if Path(database).is_dir():
+            raise InputError(f"the ledger {database} is a directory; give a file inside it")
         try:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -181,6 +222,11 @@ def _hint(reason: str) -> str:
     lowered = reason.lower()
     if "full" in lowered or "disk i/o" in lowered or "no space" in lowered:
         return "free space on the ledger's file system, then scan again"
+    if "locked" in lowered:
+        return (
+            "another process (an import, a scan) holds the ledger's write lock; "
+            "retry when it is done, or wait longer with --wait SECONDS"
+        )
     if "readonly" in lowered or "read-only" in lowered:
         return "make the ledger file, its directory and file system writable"
     return "check the path or server and its permissions"
@@ -197,6 +243,19 @@ def _without_secrets(text: str, url: str) -> str:
     return text.replace(url, display_url(url))
 
 
+# libpq's sslmode values: another is a typo in the URL (bad input), not an unreachable server.
+_SSLMODES = frozenset({"disable", "allow", "prefer", "require", "verify-ca", "verify-full"})
+
+
+def _check_query(query: Any, shown: str) -> None:
+    sslmode = query.get("sslmode")
+    if sslmode is not None and sslmode not in _SSLMODES:
+        raise InputError(
+            f"database URL {shown}: sslmode={sslmode!r} is not one of "
+            + ", ".join(sorted(_SSLMODES))
+        )
+
+
 def _current_revision(connection: sa.Connection) -> str | None:
     if not sa.inspect(connection).has_table("alembic_version"):
         return None
@@ -204,7 +263,7 @@ def _current_revision(connection: sa.Connection) -> str | None:
     return str(value) if value is not None else None
 
 
-def _switch_to_wal(cursor: Any) -> None:
+def _switch_to_wal(cursor: Any, busy: float) -> None:
     """`PRAGMA journal_mode=WAL`, waiting (as the busy timeout would) while another opens the file.
 
     Switching a new ledger file to WAL needs it alone for a moment, and SQLite refuses at once,
@@ -213,7 +272,7 @@ def _switch_to_wal(cursor: Any) -> None:
     """
     import sqlite3
 
-    deadline = time.monotonic() + SQLITE_BUSY_MS / 1000
+    deadline = time.monotonic() + busy
     while True:
         try:
             cursor.execute("PRAGMA journal_mode=WAL")
@@ -224,7 +283,7 @@ def _switch_to_wal(cursor: Any) -> None:
             time.sleep(0.005)
 
 
-def _tune_sqlite(engine: sa.Engine) -> None:
+def _tune_sqlite(engine: sa.Engine, busy: float) -> None:
     """WAL for concurrent readers, a busy timeout for concurrent writers, real transactions."""
 
     @event.listens_for(engine, "connect")
@@ -232,8 +291,8 @@ def _tune_sqlite(engine: sa.Engine) -> None:
         # Let SQLAlchemy, not the driver, decide where transactions begin (transactional DDL).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
-        _switch_to_wal(cursor)
+        cursor.execute(f"PRAGMA busy_timeout={int(busy * 1000)}")
+        _switch_to_wal(cursor, busy)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()

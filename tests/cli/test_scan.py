@@ -10,6 +10,7 @@ import sys
 import textwrap
 import time
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -132,11 +133,21 @@ def test_lifecycle_seen_again_acknowledged_and_auto_resolved(
     assert [f["id"] for f in listed["findings"]] == [finding["id"]]
 
 
-def test_expired_acknowledgement_fails_again(cli: Cli, config: Path, fake: FakeScanner) -> None:
+def test_expired_acknowledgement_fails_again(
+    cli: Cli, config: Path, fake: FakeScanner, db_url: str
+) -> None:
     fake.results = [result(STRANGER)]
     _, first = scan_json(cli, config)
     finding_id = str(first["findings"][0]["id"])
-    assert cli("findings", "ack", finding_id, "--note", "n", "--until", "2000-01-01").exit_code == 0
+    assert cli("findings", "ack", finding_id, "--note", "n", "--until", "2999-01-01").exit_code == 0
+    # Time passes (an --until in the past is refused): the acknowledgement's last day is over.
+    engine = sa.create_engine(db_url)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text("UPDATE finding SET ack_until = :day WHERE id = :id"),
+            {"day": datetime(2000, 1, 1, tzinfo=UTC), "id": int(finding_id)},
+        )
+    engine.dispose()
     code, document = scan_json(cli, config)
     assert code == 1 and document["findings"][0]["state"] == "open"
 

@@ -1,0 +1,187 @@
+"""XLSX ledger files: read the cells a sheet really holds, refuse what would be misread; write text.
+
+openpyxl's row iterator pads every row to the sheet's declared size, so a 5 KB file declaring
+`A1:XFD1048576` means 17 billion empty cells. Reading goes through openpyxl's sheet parser instead,
+which yields only the cells present in the file, and stops with an error past `MAX_CELLS`.
+
+Each cell that would be misread is an error naming it: a value right of the last column, a formula
+without a saved result, an error value (`#DIV/0!`), merged cells (their value belongs to the first
+row only), and a number where the MAC belongs (the spreadsheet dropped its leading zeros).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ipguard.errors import LineProblem
+from ipguard.ledger.files import ExportRow, FileRow, cell_text, file_error, header
+from ipguard.model import LEDGER_FIELDS
+
+if TYPE_CHECKING:
+    from openpyxl.worksheet._read_only import ReadOnlyWorksheet
+
+# Far above a 100,000-device ledger (1.6 million cells), far below what exhausts memory.
+MAX_CELLS = 5_000_000
+_FORMULA_WITHOUT_VALUE = "formula"
+
+
+def read_xlsx(path: str, data: bytes, sheet_name: str | None) -> list[FileRow]:
+    """The data rows of the active sheet (or `sheet_name`), each cell checked."""
+    from openpyxl import load_workbook
+
+    try:
+        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception as error:  # zipfile, XML and openpyxl errors all mean "not a usable workbook"
+        raise file_error(
+            path, f"not a readable XLSX workbook ({type(error).__name__}); is it truncated?"
+        ) from None
+    try:
+        sheet = _sheet(path, workbook, sheet_name)
+        return _rows(path, sheet)
+    finally:
+        workbook.close()
+
+
+def _sheet(path: str, workbook: Any, name: str | None) -> ReadOnlyWorksheet:
+    if name is None:
+        sheet: ReadOnlyWorksheet = workbook.active
+        return sheet
+    if name not in workbook.sheetnames:
+        names = ", ".join(repr(title) for title in workbook.sheetnames)
+        raise file_error(path, f"--sheet {name!r}: the workbook has no such sheet (it has {names})")
+    chosen: ReadOnlyWorksheet = workbook[name]
+    return chosen
+
+
+def _rows(path: str, sheet: ReadOnlyWorksheet) -> list[FileRow]:
+    parser = _parser(sheet)
+    cells = _cells(path, sheet, parser)
+    first = next(cells, None)
+    if first is None or first[0] != 1:
+        raise file_error(path, f"sheet {sheet.title!r}: row 1 must hold the column names")
+    by_column = {cell["column"]: cell["value"] for cell in first[1]}
+    columns = header(path, [by_column.get(n) for n in range(1, max(by_column) + 1)], "row 1")
+    rows = [_row(number, found, columns) for number, found in cells]
+    rows = [row for row in rows if row.problems or any(v.strip() for v in row.values.values())]
+    merged = parser.merged_cells.mergeCell if parser.merged_cells else []
+    for ranged in merged:
+        low = int("".join(filter(str.isdigit, ranged.ref.split(":")[0])))
+        problem = LineProblem(
+            low, "", "", f"cells {ranged.ref} are merged; unmerge them and fill in every row", "row"
+        )
+        rows.append(FileRow(low, {}, "row", (problem,)))
+    rows.sort(key=lambda row: row.line)
+    return rows
+
+
+def _row(number: int, found: list[dict[str, Any]], columns: list[str]) -> FileRow:
+    from openpyxl.utils import get_column_letter
+
+    values: dict[str, str] = {}
+    problems: list[LineProblem] = []
+    for cell in found:
+        value, column = cell["value"], cell["column"]
+        where = f"cell {get_column_letter(column)}{number}"
+        name = columns[column - 1] if column <= len(columns) else ""
+        reason = ""
+        if cell["data_type"] == _FORMULA_WITHOUT_VALUE:
+            reason = f"{where} holds a formula without a saved result; enter the value itself"
+        elif value is None:
+            continue
+        elif not name:
+            last = get_column_letter(len(columns))
+            reason = f"{where} is right of the last column ({last}); give it a header or clear it"
+        elif cell["data_type"] == "e":
+            reason = f"{where} holds the error {value}"
+        elif name == "mac" and isinstance(value, int | float) and not isinstance(value, bool):
+            reason = (
+                f"{where} is the number {cell_text(value)}, not text: the spreadsheet dropped "
+                "the MAC's leading zeros or separators; format the column as Text and retype it"
+            )
+        if reason:
+            problems.append(LineProblem(number, name, "", reason, "row"))
+        elif name:
+            values[name] = cell_text(value)
+    return FileRow(number, values, "row", tuple(problems))
+
+
+def _parser(sheet: ReadOnlyWorksheet) -> Any:
+    from openpyxl.worksheet._reader import FORMULA_TAG, WorkSheetParser
+
+    class Parser(WorkSheetParser):  # type: ignore[misc]
+        """openpyxl's parser, also marking formulas whose result was never saved."""
+
+        def parse_cell(self, element: Any) -> dict[str, Any]:
+            cell: dict[str, Any] = super().parse_cell(element)
+            if cell["value"] is None and element.find(FORMULA_TAG) is not None:
+                cell["data_type"] = _FORMULA_WITHOUT_VALUE
+            return cell
+
+    workbook = sheet.parent
+    # The read-only sheet's own parts (source, shared strings, date styles): what its padding
+    # iterator hands the same parser.
+    return Parser(
+        sheet._get_source(),
+        sheet._shared_strings,
+        data_only=True,
+        epoch=workbook.epoch,
+        date_formats=workbook._date_formats,
+        timedelta_formats=workbook._timedelta_formats,
+    )
+
+
+def _cells(
+    path: str, sheet: ReadOnlyWorksheet, parser: Any
+) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    """(row number, cells present) for each row the sheet's XML holds, bounded by MAX_CELLS."""
+    seen = 0
+    try:
+        for number, found in parser.parse():
+            seen += len(found)
+            if seen > MAX_CELLS:
+                raise file_error(
+                    path,
+                    f"sheet {sheet.title!r} holds more than {MAX_CELLS:,} cells; "
+                    "delete the unused rows and columns or split the ledger",
+                )
+            yield number, found
+    except ValueError as error:  # a cell reference or value openpyxl cannot read
+        raise file_error(path, f"sheet {sheet.title!r} is not readable ({error})") from None
+    finally:
+        parser.source.close()
+
+
+def write_xlsx(path: Path, rows: Sequence[ExportRow], changed_since: datetime | None) -> None:
+    """The ledger as one sheet of text cells, rows changed since `changed_since` in red."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet("ledger")
+    bold = Font(bold=True)
+    red = Font(color="FFFF0000")
+    sheet.append([_text_cell(sheet, name, bold) for name in LEDGER_FIELDS])
+    for row in rows:
+        changed = (
+            changed_since is not None
+            and row.updated_at is not None
+            and row.updated_at >= changed_since
+        )
+        font = red if changed else None
+        sheet.append([_text_cell(sheet, row.values[name], font) for name in LEDGER_FIELDS])
+    workbook.save(path)
+
+
+def _text_cell(sheet: Any, value: str, font: Any) -> Any:
+    """A cell Excel stores and shows as text, never as a formula."""
+    from openpyxl.cell import WriteOnlyCell
+
+    cell = WriteOnlyCell(sheet, value=value)
+    cell.data_type = "s"
+    if font is not None:
+        cell.font = font
+    return cell
