@@ -96,7 +96,7 @@ def parse_mac(text: str) -> str:
     lowered = value.lower()
     if not _CANONICAL_MAC.match(lowered):  # files exported by ipguard skip netaddr
         if not _TEXTUAL_MAC.match(lowered):
-            raise AddressError("not a MAC address")
+            raise AddressError("not a MAC address (like aa:bb:cc:dd:ee:ff)")
         from netaddr import EUI, mac_unix_expanded
 
         lowered = str(EUI(lowered, dialect=mac_unix_expanded))

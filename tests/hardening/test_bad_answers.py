@@ -143,10 +143,12 @@ def test_every_bad_row_is_listed_and_all_go_to_the_errors_file(cli: Cli, tmp_pat
     )
     refused(outcome, "60 bad rows, listed below; nothing was imported")
     lines = outcome.stderr.splitlines()
-    assert lines[1] == "  line 2, mac 'bad': not a MAC address"
+    assert lines[1] == "  line 2, mac 'bad': not a MAC address (like aa:bb:cc:dd:ee:ff)"
     assert len(lines) == 1 + 50 + 1 and "10 more" in lines[-1]
     written = errors.read_text().splitlines()
-    assert written == [f"line {n}, mac 'bad': not a MAC address" for n in range(2, 62)]
+    assert written == [
+        f"line {n}, mac 'bad': not a MAC address (like aa:bb:cc:dd:ee:ff)" for n in range(2, 62)
+    ]
     assert ledger_json(cli) == []
 
 

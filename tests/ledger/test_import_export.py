@@ -265,7 +265,7 @@ def test_every_bad_row_is_counted(cli: Cli, tmp_path: Path) -> None:
     lines = result.stderr.splitlines()
     assert lines[0].endswith("2 bad rows, listed below; nothing was imported")
     assert lines[1:] == [
-        "  line 2, mac 'bad': not a MAC address",
+        "  line 2, mac 'bad': not a MAC address (like aa:bb:cc:dd:ee:ff)",
         "  line 4, ip 'x': not an IP address",
     ]
 
