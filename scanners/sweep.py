@@ -142,10 +142,14 @@ class Sweep(abc.ABC):
         packed = self.pack(targets)
         index = {ip: i for i, ip in enumerate(packed)}
         link = self.open(packed)
-        budget = ReplyBudget(index, link)
-        receiver = rawsock.Receiver(
-            link.receiver, link.snaplen, name=f"ipguard-{link.name}-receiver", admit=budget
-        )
+        try:
+            budget = ReplyBudget(index, link)
+            receiver = rawsock.Receiver(
+                link.receiver, link.snaplen, name=f"ipguard-{link.name}-receiver", admit=budget
+            )
+        except BaseException:
+            link.close()
+            raise
         started_at = datetime.now(UTC)
         started = time.monotonic()
         receiver.start()
