@@ -38,7 +38,12 @@ def _number(value: Any) -> float | None:
 
 def uncovered(run: ScanRun) -> list[dict[str, str]]:
     """The ranges a run could not cover, with why (`[{"range", "reason"}]`), wherever recorded."""
-    found = getattr(run, "uncovered", None) or run.counts.get("uncovered") or []
+    found = (
+        getattr(run, "uncovered", None)
+        or run.counts.get("uncovered")
+        or run.settings.get("uncovered")
+        or []
+    )
     return [
         {"range": str(item.get("range", "")), "reason": str(item.get("reason", ""))}
         for item in found
@@ -51,7 +56,7 @@ def run_document(run: ScanRun) -> dict[str, Any]:
     counts = {key: value for key, value in run.counts.items() if key not in _SUMMARY_COUNTS}
     return {
         "run": {**run_json(run), "actor": run.actor, "sensor": run.sensor, "version": run.version},
-        "settings": dict(run.settings),
+        "settings": {key: value for key, value in run.settings.items() if key != "uncovered"},
         "timings": timings(run.counts.get("timings")),
         "counts": counts,
         "ignored_replies": dict(run.counts.get("ignored_replies") or {}),
