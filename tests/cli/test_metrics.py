@@ -138,6 +138,7 @@ def test_site_labels_are_escaped(cli: Cli, config: Path, fake: FakeScanner, tmp_
     text = target.read_text()
     assert 'site="b\\"ld\\\\7\\nx"' in text
     assert value(parse(text), "ipguard_hosts_seen", site=site) == 2
+    reference_check(target)  # and Prometheus's parser reads the same site back
 
 
 def test_an_unwritable_metrics_file_is_a_warning(
@@ -181,17 +182,28 @@ def test_the_file_is_replaced_atomically(tmp_path: Path) -> None:
     assert sorted(path.name for path in tmp_path.iterdir()) == ["ipguard.prom"]
 
 
-def promtool_check(path: Path) -> None:
-    """`promtool check metrics`, Prometheus's own linter of the textfile format, when installed."""
+def reference_check(path: Path) -> None:
+    """The file as Prometheus's own tools read it: the Python client's parser of the text format
+    (the same samples as ours), and `promtool check metrics` when it is installed."""
     import shutil
     import subprocess
 
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = path.read_text()
+    families = list(text_string_to_metric_families(text))
+    assert families and all(family.type == "gauge" for family in families)
+    theirs = {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in families
+        for sample in family.samples
+    }
+    assert theirs == parse(text)
     promtool = shutil.which("promtool")
-    if promtool is None:
-        return  # the strict parser above has checked the format already
-    with path.open("rb") as text:
-        done = subprocess.run([promtool, "check", "metrics"], stdin=text, capture_output=True)
-    assert done.returncode == 0, done.stdout + done.stderr
+    if promtool is not None:
+        with path.open("rb") as handle:
+            done = subprocess.run([promtool, "check", "metrics"], stdin=handle, capture_output=True)
+        assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_metrics_write_reads_the_ledger_without_scanning(
@@ -207,7 +219,7 @@ def test_metrics_write_reads_the_ledger_without_scanning(
     assert len(fake.requests) == scans  # no scan
     assert written.stderr == f"metrics of site lab written to {target}\n"
     samples = parse(target.read_text())
-    promtool_check(target)
+    reference_check(target)
     assert value(samples, "ipguard_scan_success", site="lab") == 1
     assert value(samples, "ipguard_run_id", site="lab") == 1
     assert value(samples, "ipguard_hosts_seen", site="lab") == 2
@@ -262,4 +274,5 @@ def test_ack_and_resolve_refresh_the_configured_metrics_file(cli: Cli, tmp_path:
     resolved = cli("--config", str(config), "findings", "resolve", "2")
     assert resolved.exit_code == 0, resolved.stderr
     assert open_high() == 0
+    reference_check(target)
     assert len(scanner.requests) == 1
