@@ -18,23 +18,26 @@ class PruneFormat(StrEnum):
     json = "json"
 
 
+_OlderThan = Annotated[
+    int | None,
+    typer.Option(
+        "--older-than",
+        help="Remove runs that started more than DAYS days ago (default: [retention] days; "
+        "at least 60).",
+        metavar="DAYS",
+    ),
+]
+_DryRun = Annotated[
+    bool, typer.Option("--dry-run", help="Count what would be removed; change nothing.")
+]
+_Format = Annotated[PruneFormat, typer.Option("--format", help="table or json.")]
+
+
 def prune(
     ctx: typer.Context,
-    older_than: Annotated[
-        int | None,
-        typer.Option(
-            "--older-than",
-            help="Remove runs that started more than DAYS days ago (default: [retention] days; "
-            "at least 60).",
-            metavar="DAYS",
-        ),
-    ] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Count what would be removed; change nothing.")
-    ] = False,
-    fmt: Annotated[
-        PruneFormat, typer.Option("--format", help="table or json.")
-    ] = PruneFormat.table,
+    older_than: _OlderThan = None,
+    dry_run: _DryRun = False,
+    fmt: _Format = PruneFormat.table,
 ) -> None:
     """Remove scan runs (and what they saw) and resolved findings older than the retention.
 

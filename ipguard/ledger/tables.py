@@ -11,7 +11,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from ipguard.fields import format_roles, format_services, parse_roles, parse_services
+from ipguard.fields import (
+    binding_to_fields,
+    parse_roles,
+    parse_services,
+)
 from ipguard.model import Binding, DeviceStatus
 
 
@@ -85,25 +89,13 @@ class Device(SQLModel, table=True):
 
 
 def device_values(binding: Binding) -> dict[str, Any]:
-    """Column values for a binding (without id and timestamps)."""
-    return {
-        "ip": binding.ip,
-        "mac": binding.mac,
-        "hostname": binding.hostname,
-        "owner": binding.owner,
-        "department": binding.department,
-        "location": binding.location,
-        "switch_port": binding.switch_port,
-        "asset_tag": binding.asset_tag,
-        "roles": format_roles(binding.roles),
-        "allowed_services": format_services(binding.allowed_services),
-        "status": binding.status.value,
-        "isolated": binding.isolated,
-        "guest_until": binding.guest_until,
-        "approval_ref": binding.approval_ref,
-        "notes": binding.notes,
-        "site": binding.site,
-    }
+    """Column values for a binding (without id and timestamps).
+
+    The columns are the ledger file's fields, but for the flag and the date, kept as their types.
+    """
+    values: dict[str, Any] = binding_to_fields(binding)
+    values.update(isolated=binding.isolated, guest_until=binding.guest_until)
+    return values
 
 
 class Pool(SQLModel, table=True):
