@@ -1,4 +1,5 @@
-"""Section 5: start-up: `ipguard --help` and `ipguard ledger list` on an empty ledger.
+"""Section 5: start-up: `ipguard --help`, `ipguard ledger list` on an empty ledger, and how soon
+`ipguard scan` sends its first probe (bench.first_probe, in the small lab).
 
     python -m bench --only startup
 
@@ -46,6 +47,19 @@ def _imports(argv: list[str]) -> list[tuple[str, float]]:
     return sorted(totals.items(), key=lambda item: -item[1])[:8]
 
 
+def _first_probe(log: Log) -> tuple[list[float], list[str], Target | None]:
+    """bench.first_probe in the small lab, or nothing when the lab cannot be built here."""
+    from tests.lab.fixtures import lab_unavailable
+
+    reason = lab_unavailable()
+    if reason is not None:
+        log(f"first probe: not measured ({reason})")
+        return [], [], None
+    from bench.first_probe import first_probe
+
+    return first_probe(log)
+
+
 def startup_section(runs: int, context: dict[str, Any], log: Log) -> Section:
     """Section 5."""
     with tempfile.TemporaryDirectory(prefix="ipg-bench-") as tmp:
@@ -60,6 +74,7 @@ def startup_section(runs: int, context: dict[str, Any], log: Log) -> Section:
             ),
         }
         imports = _imports(ipguard_argv("--help"))
+    probe_seconds, probe_heavy, probe_target = _first_probe(log)
     rows = []
     for what, measured in cases.items():
         walls = [r.wall for r in measured]
@@ -73,6 +88,17 @@ def startup_section(runs: int, context: dict[str, Any], log: Log) -> Section:
                 f"{max(r.maxrss_mb for r in measured):.0f}",
             ]
         )
+    if probe_seconds:
+        rows.append(
+            [
+                "`ipguard scan --phases sweep`: process start → first probe",
+                f"{statistics.median(probe_seconds):.3f}",
+                f"{min(probe_seconds):.3f}",
+                f"{max(probe_seconds):.3f}",
+                "",
+                "",
+            ]
+        )
     help_median = statistics.median(r.wall for r in cases["`ipguard --help`"])
     targets = [
         Target(
@@ -80,7 +106,8 @@ def startup_section(runs: int, context: dict[str, Any], log: Log) -> Section:
             f"< {HELP_TARGET} s",
             f"{help_median:.3f} s (median of {REPEAT})",
             help_median < HELP_TARGET,
-        )
+        ),
+        *([probe_target] if probe_target is not None else []),
     ]
     text = "\n\n".join(
         [
@@ -100,5 +127,5 @@ def startup_section(runs: int, context: dict[str, Any], log: Log) -> Section:
         title="5. Start-up",
         markdown=text,
         targets=targets,
-        data={"rows": rows, "imports": imports},
+        data={"rows": rows, "imports": imports, "first_probe": probe_seconds, "heavy": probe_heavy},
     )

@@ -13,6 +13,7 @@ import ipaddress
 import socket
 from collections import Counter
 from collections.abc import Callable, Iterator
+from functools import partial
 
 from ipguard.errors import ScanError
 from ipguard.model import IgnoredReply, Observation, ScanRequest, Uncovered
@@ -49,10 +50,14 @@ def sweep(
         raise ScanError(f"the sweep can reach no part of the subnets ({reasons})")
     own = {interface.ipv4}
     observations: list[Observation] = []
+    sweeps: list[tuple[str, list[str], Callable[..., ArpSweep | IcmpSweep]]] = []
     if on_link:
-        targets = [ip for ip in scope.targets(on_link) if ip not in own]
-        swept = ArpSweep(
-            request.interface,
+        sweeps.append(("arp", on_link, partial(ArpSweep, request.interface)))
+    if routed:
+        sweeps.append(("icmp", routed, IcmpSweep))
+    for name, parts, sweeper in sweeps:
+        targets = [ip for ip in scope.targets(parts) if ip not in own]
+        swept = sweeper(
             scope,
             rate=request.rate,
             retries=request.retries,
@@ -61,19 +66,7 @@ def sweep(
         ).sweep(targets)
         observations.extend(swept.observations)
         ignored.update(swept.replies_ignored)
-        dropped["arp"] += swept.replies_dropped
-    if routed:
-        targets = [ip for ip in scope.targets(routed) if ip not in own]
-        pinged = IcmpSweep(
-            scope,
-            rate=request.rate,
-            retries=request.retries,
-            timeout=request.timeout,
-            progress=progress,
-        ).sweep(targets)
-        observations.extend(pinged.observations)
-        ignored.update(pinged.replies_ignored)
-        dropped["icmp"] += pinged.replies_dropped
+        dropped[name] += swept.replies_dropped
     return observations, uncovered
 
 

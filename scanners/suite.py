@@ -1,14 +1,14 @@
 """The real scanner behind `ipguard scan`: the request's phases over its subnets, overlapping.
 
-    phase     starts after   what
-    dhcp      -              DISCOVERs for [scan] dhcp_wait s, every offer kept (link in scope)
-    sweep     -              ARP on the local link, ICMP echo for routed subnets
-    services  sweep          nmap: the open ports of the live hosts (a fast pass)
-     versions services       nmap: the software behind each open port, within a per-port budget
-    names     sweep          reverse DNS, NetBIOS, mDNS for the live hosts
-    proxy     services       canary relay checks on proxy-looking and HTTP ports
-    evidence  services       routing / access-point signs
-    snmp      -              the configured switches' and routers' tables (scanners.snmp)
+    phase      starts after      what
+    dhcp       -                 DISCOVERs for [scan] dhcp_wait s, every offer kept (link in scope)
+    sweep      -                 ARP on the local link, ICMP echo for routed subnets
+    services   sweep             nmap: the open ports of the live hosts (a fast pass)
+     versions  services          nmap: the software behind each open port, within a port budget
+    names      sweep             reverse DNS, NetBIOS, mDNS for the live hosts
+    proxy      sweep, services   canary relay checks on proxy-looking and HTTP ports
+    evidence   sweep, services   routing / access-point signs
+    snmp       -                 the configured switches' and routers' tables (scanners.snmp)
 
 Phases run as a dependency graph (scanners.graph): independent ones at the same time, so a run
 lasts as long as its critical path. Every sender draws from one pacing budget of `rate` probes
@@ -244,11 +244,12 @@ PHASES: tuple[PhaseSpec, ...] = (
     PhaseSpec(Phase.SWEEP, (), (), _Collection.run_sweep),
     PhaseSpec(Phase.SERVICES, (Phase.SWEEP,), (Phase.SWEEP,), _Collection.run_services),
     PhaseSpec(Phase.NAMES, (Phase.SWEEP,), (Phase.SWEEP,), _Collection.run_names),
-    PhaseSpec(Phase.PROXY, (Phase.SERVICES,), (Phase.SERVICES,), _Collection.run_proxy),
+    # Both after the sweep as well: without services in the run they still need its hosts.
+    PhaseSpec(Phase.PROXY, (Phase.SWEEP, Phase.SERVICES), (Phase.SERVICES,), _Collection.run_proxy),
     # Evidence reads web pages the service scan found: without it, it cannot see them all.
     PhaseSpec(
         Phase.EVIDENCE,
-        (Phase.SERVICES,),
+        (Phase.SWEEP, Phase.SERVICES),
         (Phase.SWEEP, Phase.SERVICES),
         _Collection.run_evidence,
     ),
@@ -314,13 +315,22 @@ class NetworkScanner:
         self._thread.start()
 
     def wait_first_probe(self, timeout: float) -> None:
-        """Wait (at most `timeout` s) until the sweep's first probe is on its way.
+        """Wait until the sweep's first probe is on its way (or the sweep is over, or `timeout`).
 
         The caller then imports and opens the ledger; started first, that would hold the
-        interpreter for half a second before the sweep got to send anything.
+        interpreter for half a second before the sweep got to send anything. A run without a
+        sweep does not wait.
         """
-        if self._budget is not None and self._budget.first_grant.wait(timeout):
-            time.sleep(0.001)  # the sender sends its first batch meanwhile
+        budget, thread, collection = self._budget, self._thread, self._collection
+        if budget is None or thread is None or collection is None:
+            return
+        if Phase.SWEEP.value not in collection.request.phases:
+            return
+        deadline = time.monotonic() + timeout
+        while thread.is_alive() and time.monotonic() < deadline:
+            if budget.first_grant.wait(0.01):
+                time.sleep(0.001)  # the sender sends its first batch meanwhile
+                return
 
     def collect(self, request: ScanRequest, progress: PhaseProgress | None) -> ScanResult:
         """Carry out every phase the request asks for (started by `begin`, or now)."""

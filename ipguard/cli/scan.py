@@ -27,8 +27,9 @@ class ScanFormat(StrEnum):
     json = "json"
 
 
-# Seconds the scan waits for the sweep's first probe before it opens the ledger (see scan()).
-FIRST_PROBE_WAIT = 0.25
+# Seconds the scan waits at most for the sweep's first probe before it opens the ledger (see
+# scan()); the probe leaves within milliseconds, this bound is for a machine under heavy load.
+FIRST_PROBE_WAIT = 3.0
 
 
 def make_scanner() -> Scanner:

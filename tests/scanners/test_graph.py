@@ -94,3 +94,16 @@ def test_a_cycle_is_refused() -> None:
             [Step("a", ("b",), lambda: None), Step("b", ("a",), lambda: None)],
             origin=time.monotonic(),
         )
+
+
+def test_every_phase_that_reads_the_hosts_starts_after_the_sweep() -> None:
+    # Whatever phases a run leaves out (--no-services, --phases), none may start on an empty
+    # host list: the graph ignores absent predecessors, so each must name the sweep itself.
+    from ipguard.model import Phase
+    from ipguard.scanners.suite import PHASES
+
+    independent = {Phase.DHCP, Phase.SWEEP, Phase.SNMP}
+    assert {spec.phase for spec in PHASES} == set(Phase)
+    for spec in PHASES:
+        if spec.phase not in independent:
+            assert Phase.SWEEP in spec.after, spec.phase
