@@ -25,11 +25,19 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from ipguard.config import PolicySettings
-from ipguard.model import Binding, NameObservation, Observation, ServiceObservation
+from ipguard.model import (
+    Binding,
+    NameObservation,
+    NameSource,
+    Observation,
+    ObservationSource,
+    ServiceObservation,
+)
 from ipguard.policies import evaluate
 from ipguard.policies.base import PoolRange, RunFacts
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
+ARP = ObservationSource.ARP
 ANSWERING = 60_000
 STRANGERS = 5_000
 
@@ -75,14 +83,14 @@ def facts_for(ledger: Sequence[Binding]) -> RunFacts:
     observations: list[Observation] = []
     for k, binding in enumerate(answering):
         answer_from = mac(500_000 + k) if k % 100 == 1 else binding.mac
-        observations.append(Observation(binding.ip, answer_from, NOW, "arp", rtt_ms=0.4))
+        observations.append(Observation(binding.ip, answer_from, NOW, ARP, rtt_ms=0.4))
         if k % 10 == 0:
-            observations.append(Observation(binding.ip, answer_from, NOW, "arp", rtt_ms=0.5))
+            observations.append(Observation(binding.ip, answer_from, NOW, ARP, rtt_ms=0.5))
         if k % 1000 == 2:
-            observations.append(Observation(binding.ip, mac(700_000 + k), NOW, "arp"))
+            observations.append(Observation(binding.ip, mac(700_000 + k), NOW, ARP))
     strangers = (i for i in range(2 * len(records) + STRANGERS) if ip(i) not in taken)
     for _, i in zip(range(STRANGERS), strangers, strict=False):
-        observations.append(Observation(ip(i), mac(300_000 + i), NOW, "arp", rtt_ms=0.4))
+        observations.append(Observation(ip(i), mac(300_000 + i), NOW, ARP, rtt_ms=0.4))
     blocks = sorted({b.ip.rsplit(".", 1)[0] for b in records})
     departments = {b.ip.rsplit(".", 1)[0]: b.department for b in reversed(records)}
     return RunFacts(
@@ -95,7 +103,7 @@ def facts_for(ledger: Sequence[Binding]) -> RunFacts:
             if k % 7 == 0
         ),
         names=tuple(
-            NameObservation(b.ip, b.hostname if k % 100 else "DESKTOP-1234", "dns")
+            NameObservation(b.ip, b.hostname if k % 100 else "DESKTOP-1234", NameSource.DNS)
             for k, b in enumerate(answering)
             if k % 3 == 0
         ),

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from ipguard.ledger import files, importer, runs
 from ipguard.ledger.store import Store
-from ipguard.model import LEDGER_FIELDS, Observation, ScanResult
+from ipguard.model import LEDGER_FIELDS, Observation, ObservationSource, ScanResult
 
 
 def ledger_csv(path: Path, devices: int) -> Path:
@@ -72,7 +72,7 @@ def sweep_of_a_slash_16(count: int) -> ScanResult:
                 f"10.30.{n >> 8 & 255}.{n & 255}",
                 f"02:30:00:00:{n >> 8 & 255:02x}:{n & 255:02x}",
                 now,
-                "arp",
+                ObservationSource.ARP,
                 rtt_ms=0.4,
             )
             for n in range(count)
