@@ -5,7 +5,8 @@ VENV      ?= .venv
 PY        := $(VENV)/bin/python
 STAMP     := $(VENV)/.installed
 APT_PKGS  := nmap arp-scan tinyproxy dnsmasq-base nftables iproute2 socat curl postgresql chromium cron \
-             kea-dhcp4-server snmpd snmp fonts-noto-cjk poppler-utils dsniff arping arpwatch udhcpc
+             kea-dhcp4-server snmpd snmp fonts-noto-cjk poppler-utils dsniff arping arpwatch udhcpc \
+             radvd thc-ipv6
 PYTEST_ARGS ?= -n 2
 BENCH_ARGS ?=
 

@@ -39,6 +39,7 @@ class ScanSettings:
     full_rescan_hours: int = 24  # incremental service scans in between; 0: always full
     metrics_file: str = ""  # Prometheus textfile kept current by scans and finding changes
     dhcp_wait: float = 6.0  # seconds the DHCP probe listens: servers ping-check before offering
+    ra_wait: float = 3.0  # seconds the ipv6 phase collects router advertisements and ADVERTISEs
 
 
 @dataclass(frozen=True)
@@ -220,11 +221,12 @@ def _scan(table: Mapping[str, Any], source: str) -> ScanSettings:
             if not 0 < value <= 60:
                 raise ConfigError(f"{where}.timeout = {value}: must be above 0 and at most 60")
             result = replace(result, timeout=value)
-        elif key == "dhcp_wait":
+        elif key in ("dhcp_wait", "ra_wait"):
             value = float(_typed(table, key, (int, float), where))
             if not 1 <= value <= 60:
-                raise ConfigError(f"{where}.dhcp_wait = {value}: must be between 1 and 60")
-            result = replace(result, dhcp_wait=value)
+                raise ConfigError(f"{where}.{key} = {value}: must be between 1 and 60")
+            waits: dict[str, Any] = {key: value}
+            result = replace(result, **waits)
         elif key == "services":
             result = replace(result, services=_typed(table, key, bool, where))
         elif key == "ports":

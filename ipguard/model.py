@@ -71,6 +71,7 @@ class FindingKind(enum.StrEnum):
     ISOLATED_DEVICE_ONLINE = "isolated-device-online"
     WRONG_PORT = "wrong-port"
     UNMANAGED_SWITCH = "unmanaged-switch"
+    ROGUE_RA = "rogue-ra"
 
 
 class Role(enum.StrEnum):
@@ -229,6 +230,31 @@ class DhcpOffer:
     latency: float | None = None
 
 
+@dataclass(frozen=True)
+class RouterAdvert:
+    """An IPv6 router advertisement heard on the scan's link (phase ipv6)."""
+
+    source_ip: str  # the router's link-local address
+    source_mac: str  # the source link-layer option, else the frame's source
+    router_lifetime: int  # seconds; 0: not a default router
+    managed: bool  # M flag: addresses from DHCPv6
+    other: bool  # O flag: other configuration from DHCPv6
+    prefixes: tuple[str, ...] = ()  # prefix information options, canonical CIDR text
+    frame_mac: str = ""  # the Ethernet source, when it differs from source_mac
+    seen_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Dhcp6Advert:
+    """A DHCPv6 ADVERTISE some server sent in answer to our SOLICIT (phase ipv6)."""
+
+    server_ip: str  # the server's (link-local) address
+    server_mac: str
+    addresses: tuple[str, ...] = ()  # IA_NA addresses offered
+    server_duid: str = ""  # hex
+    seen_at: datetime | None = None
+
+
 class ProxyMethod(enum.StrEnum):
     """The ways the proxy probe asks a suspect to relay to the canary."""
 
@@ -326,6 +352,7 @@ class Phase(enum.StrEnum):
     NAMES = "names"
     EVIDENCE = "evidence"
     SNMP = "snmp"
+    IPV6 = "ipv6"
 
 
 class ServiceMode(enum.StrEnum):
@@ -344,6 +371,7 @@ class IgnoredReply(enum.StrEnum):
     ICMP_OVER_LIMIT = "icmp_over_limit"
     DHCP_IGNORED = "dhcp_ignored"
     SSDP_IGNORED = "ssdp_ignored"
+    IPV6_IGNORED = "ipv6_ignored"
 
 
 @dataclass(frozen=True)
@@ -373,6 +401,9 @@ class ScanResult:
     replies_dropped: Mapping[str, int] = field(default_factory=dict)
     # What each configured switch and router said (phase snmp), answered or not.
     snmp: tuple[SnmpPoll, ...] = ()
+    # Router advertisements and DHCPv6 ADVERTISEs heard on the link (phase ipv6).
+    router_adverts: tuple[RouterAdvert, ...] = ()
+    dhcp6_adverts: tuple[Dhcp6Advert, ...] = ()
     # Parts of the subnets the scan could not reach, with why (e.g. no route): nothing there was
     # swept, so nothing there may be resolved.
     uncovered: tuple[Uncovered, ...] = ()
@@ -409,6 +440,7 @@ class ScanRequest:
     dns_servers: tuple[str, ...] = ()
     name_timeout: float = 1.0
     dhcp_wait: float = 6.0  # seconds the DHCP probe listens ([scan] dhcp_wait)
+    ra_wait: float = 3.0  # seconds the ipv6 phase collects RAs and ADVERTISEs ([scan] ra_wait)
     full: bool = False
     full_rescan_hours: int = 24
     # The phases to run (Phase values); services run only when `services` is true as well.

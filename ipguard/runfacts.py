@@ -53,6 +53,8 @@ def facts(session: Any, request: ScanRequest, result: ScanResult, now: datetime)
         names=result.names,
         evidence=result.evidence,
         snmp=result.snmp,
+        router_adverts=result.router_adverts,
+        dhcp6_adverts=result.dhcp6_adverts,
         ledger=tuple(record.binding for record in records),
         pools=tuple(PoolRange(pool.department, pool.cidr) for pool in list_pools(session)),
         last_seen=seen,
@@ -78,6 +80,8 @@ def evidence_of(result: ScanResult) -> Callable[[Finding], dict[str, Any]]:
         ("names", "ip", result.names),
         ("evidence", "ip", result.evidence),
         ("dhcp_offers", "server_ip", result.dhcp_offers),
+        ("router_adverts", "source_ip", result.router_adverts),
+        ("dhcp6_adverts", "server_ip", result.dhcp6_adverts),
     ]
     for name, key, items in groups:
         for item in items:

@@ -12,6 +12,7 @@ family once over shared indexes:
     naming      hostname-policy
     lifecycle   isolated-device-online, suspended-device-online, guest-expired, stale-registration
     switchports wrong-port, unmanaged-switch (SNMP forwarding tables)
+    ipv6        rogue-ra, rogue-dhcp for DHCPv6 (router advertisements, DHCPv6 ADVERTISEs)
 
 Example:
 
@@ -29,6 +30,7 @@ from ipguard.model import Finding, FindingKind, Severity
 from ipguard.policies import (
     bindings,
     devices,
+    ipv6,
     lifecycle,
     naming,
     pools,
@@ -49,6 +51,7 @@ FAMILIES: tuple[Family, ...] = (
     naming.check,
     lifecycle.check,
     switchports.check,
+    ipv6.check,
 )
 
 

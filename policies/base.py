@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from ipguard.model import (
     Binding,
+    Dhcp6Advert,
     DhcpOffer,
     Evidence,
     FindingKind,
@@ -26,6 +27,7 @@ from ipguard.model import (
     Observation,
     ProxyVerdict,
     Role,
+    RouterAdvert,
     Service,
     ServiceObservation,
     Severity,
@@ -64,6 +66,9 @@ class RunFacts:
     site: str = ""
     # What each configured switch and router said (phase snmp): FDB and LLDP for switchports.
     snmp: tuple[SnmpPoll, ...] = ()
+    # What the ipv6 phase heard: router advertisements and DHCPv6 ADVERTISEs.
+    router_adverts: tuple[RouterAdvert, ...] = ()
+    dhcp6_adverts: tuple[Dhcp6Advert, ...] = ()
 
 
 class PolicySettingsLike(Protocol):
@@ -129,6 +134,7 @@ DEFAULT_SEVERITY: Mapping[FindingKind, Severity] = {
     FindingKind.ISOLATED_DEVICE_ONLINE: Severity.CRITICAL,
     FindingKind.WRONG_PORT: Severity.MEDIUM,
     FindingKind.UNMANAGED_SWITCH: Severity.HIGH,
+    FindingKind.ROGUE_RA: Severity.CRITICAL,
 }
 KIND_ORDER: Mapping[FindingKind, int] = {kind: rank for rank, kind in enumerate(DEFAULT_SEVERITY)}
 

@@ -9,6 +9,8 @@
     proxy      sweep, services   canary relay checks on proxy-looking and HTTP ports
     evidence   sweep, services   routing / access-point signs
     snmp       -                 the configured switches' and routers' tables (scanners.snmp)
+    ipv6       -                 an RS and a DHCPv6 SOLICIT, every RA and ADVERTISE for [scan]
+                                 ra_wait s (only with a link-local address; link in scope)
 
 Phases run as a dependency graph (scanners.graph): independent ones at the same time, so a run
 lasts as long as its critical path. Every sender draws from one pacing budget of `rate` probes
@@ -31,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from ipguard.addresses import ip_sort_key
 from ipguard.model import (
+    Dhcp6Advert,
     DhcpOffer,
     Evidence,
     IgnoredReply,
@@ -38,6 +41,7 @@ from ipguard.model import (
     Observation,
     Phase,
     ProxyVerdict,
+    RouterAdvert,
     ScanRequest,
     ScanResult,
     ServiceMode,
@@ -70,6 +74,8 @@ class _Collection:
         self.found: OpenPorts | None = None
         self.partial: set[str] = set()
         self.offers: list[DhcpOffer] = []
+        self.router_adverts: list[RouterAdvert] = []
+        self.dhcp6_adverts: list[Dhcp6Advert] = []
         self.proxies: list[ProxyVerdict] = []
         self.names: list[NameObservation] = []
         self.evidence: list[Evidence] = []
@@ -104,6 +110,21 @@ class _Collection:
         if probe.ignored:
             self.ignored[IgnoredReply.DHCP_IGNORED] += probe.ignored
         self.ran.add(Phase.DHCP)
+
+    def run_ipv6(self) -> None:
+        # Like DHCP: the solicitations reach the whole link, so only when that link is in scope;
+        # and only on an interface with IPv6 (a link-local address to send from).
+        if self.interface.ipv4 is None or self.interface.ipv4 not in self.scope:
+            return
+        from ipguard.scanners.ipv6 import Ipv6Probe, link_local
+
+        if link_local(self.interface.name) is None:
+            return
+        probe = Ipv6Probe(self.request.interface, wait=self.request.ra_wait)
+        self.router_adverts, self.dhcp6_adverts = probe.probe()
+        if probe.ignored:
+            self.ignored[IgnoredReply.IPV6_IGNORED] += probe.ignored
+        self.ran.add(Phase.IPV6)
 
     def run_sweep(self) -> None:
         observations, self.uncovered = reach.sweep(
@@ -225,6 +246,8 @@ class _Collection:
             replies_dropped=dict(+self.dropped),  # the nonzero ones
             uncovered=tuple(self.uncovered),
             snmp=self.polls,
+            router_adverts=tuple(self.router_adverts),
+            dhcp6_adverts=tuple(self.dhcp6_adverts),
         )
 
 
@@ -254,6 +277,7 @@ PHASES: tuple[PhaseSpec, ...] = (
         _Collection.run_evidence,
     ),
     PhaseSpec(Phase.SNMP, (), (), _Collection.run_snmp),
+    PhaseSpec(Phase.IPV6, (), (), _Collection.run_ipv6),
 )
 
 

@@ -18,6 +18,7 @@ def test_defaults_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     settings = load_settings()
     assert settings.scan.rate == 2000 and settings.scan.subnets == ()
     assert settings.scan.dhcp_wait == 6.0  # longer than dnsmasq's 3 s ping check before offering
+    assert settings.scan.ra_wait == 3.0
     assert settings.policy.default_allowed_services == (Service("tcp", 22),)
     assert settings.policy.fail_on == Severity.HIGH and settings.retention.days == 365
 
@@ -32,6 +33,7 @@ subnets = ["10.20.0.0/16", "198.18.0.0/24"]
 rate = 500
 timeout = 2
 dhcp_wait = 10
+ra_wait = 5
 ports = "tcp/22;tcp/8000-8100"
 site = "north"
 [policy]
@@ -52,7 +54,7 @@ dns_servers = ["198.18.0.2"]
     settings = load_settings(str(path))
     assert settings.scan.subnets == ("10.20.0.0/16", "198.18.0.0/24")
     assert settings.scan.timeout == 2.0 and settings.scan.site == "north"
-    assert settings.scan.dhcp_wait == 10.0
+    assert settings.scan.dhcp_wait == 10.0 and settings.scan.ra_wait == 5.0
     assert settings.policy.severity == {FindingKind.HOSTNAME_POLICY: Severity.MEDIUM}
     assert settings.policy.default_allowed_services == (Service("tcp", 22), Service("udp", 161))
     assert settings.retention.days == 90 and settings.alerts.min_severity == Severity.MEDIUM
@@ -70,6 +72,7 @@ dns_servers = ["198.18.0.2"]
         ({"scan": {"subnets": ["10.0.0.1/24"]}}, "scan.subnets: '10.0.0.1/24' is not a network"),
         ({"scan": {"ports": "tcp/0-22"}}, "'tcp/0-22' is not proto/port"),
         ({"scan": {"dhcp_wait": 0.5}}, "scan.dhcp_wait = 0.5: must be between 1 and 60"),
+        ({"scan": {"ra_wait": 61}}, "scan.ra_wait = 61.0: must be between 1 and 60"),
         (
             {"scan": {"dhcp_wait": "long"}},
             "scan.dhcp_wait = 'long': expected a whole number or a number",

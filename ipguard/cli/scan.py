@@ -121,6 +121,7 @@ def scan(
         dns_servers=settings.names.dns_servers,
         name_timeout=settings.names.timeout,
         dhcp_wait=settings.scan.dhcp_wait,
+        ra_wait=settings.scan.ra_wait,
         full=full,
         full_rescan_hours=settings.scan.full_rescan_hours,
         snmp_devices=settings.snmp.devices,

@@ -38,6 +38,7 @@ DETECTED_BY: Mapping[FindingKind, Phase] = {
     FindingKind.ROGUE_AP: Phase.EVIDENCE,
     FindingKind.WRONG_PORT: Phase.SNMP,
     FindingKind.UNMANAGED_SWITCH: Phase.SNMP,
+    FindingKind.ROGUE_RA: Phase.IPV6,
 }
 SNMP_SOURCE = ObservationSource.SNMP_ARP.value  # read from a router's ARP table
 
@@ -148,8 +149,12 @@ def _covered(
             or _in(row.ip, networks)
         )
     needed = DETECTED_BY.get(FindingKind(row.kind), Phase.SWEEP)
+    if (row.detail or {}).get("family") == 6:  # a DHCPv6 server: heard by the ipv6 phase
+        needed = Phase.IPV6
     if needed not in phases:
         return False
+    if needed is Phase.IPV6:  # link-local senders: the run listened to the whole link
+        return True
     if needed in (Phase.SERVICES, Phase.PROXY) and row.ip in partial_hosts:
         return False
     if row.ip is None:

@@ -332,7 +332,7 @@ def _bound(pid: int, ns_ident: tuple[int, int], proto: str, port: int) -> bool:
     for line in table.splitlines()[1:]:
         fields = line.split()
         local_port = int(fields[1].rsplit(":", 1)[1], 16)
-        if local_port == port and (proto == "udp" or fields[3] == TCP_LISTEN):
+        if local_port == port and (proto.startswith("udp") or fields[3] == TCP_LISTEN):
             inodes.add(f"socket:[{fields[9]}]")
     if not inodes:
         return False

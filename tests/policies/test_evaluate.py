@@ -20,6 +20,7 @@ from ipguard.model import (
     FindingKind,
     NameObservation,
     ProxyVerdict,
+    RouterAdvert,
     ServiceObservation,
     Severity,
     SnmpPoll,
@@ -123,6 +124,9 @@ ONE_OF_EACH: dict[str, dict[str, Any]] = {
             ),
         ),
     },
+    "rogue-ra": {
+        "router_adverts": (RouterAdvert("fe80::1", X, 1800, False, False, ("fd00:1::/64",)),),
+    },
 }
 
 DESIGN_DEFAULTS = {
@@ -143,6 +147,7 @@ DESIGN_DEFAULTS = {
     "isolated-device-online": "critical",
     "wrong-port": "medium",
     "unmanaged-switch": "high",
+    "rogue-ra": "critical",
 }
 
 

@@ -1,0 +1,197 @@
+"""IPv6 on the wire, with the standard library only: the Router Solicitation and DHCPv6 SOLICIT we
+send, the Router Advertisements and ADVERTISEs we read.
+
+Layouts: RFC 8200 (IPv6 header), RFC 4443 (ICMPv6 checksum), RFC 4861 (RS section 4.1, RA 4.2,
+options 4.6), RFC 8415 (DHCPv6 messages, DUID-LL, IA_NA). Importing this costs nothing. Everything
+read comes from whoever is on the link, so the parsers never raise and refuse any frame whose
+lengths do not add up.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import struct
+from datetime import datetime
+from pathlib import Path
+
+from ipguard.model import Dhcp6Advert, RouterAdvert
+
+ETH_P_IPV6 = 0x86DD
+ETH_HEADER = 14
+IPV6_HEADER = 40
+UDP_HEADER = 8
+NH_ICMPV6, NH_UDP = 58, 17
+ICMPV6_RS, ICMPV6_RA = 133, 134
+OPT_SOURCE_LL, OPT_PREFIX = 1, 3  # RFC 4861 section 4.6
+DHCP6_CLIENT_PORT, DHCP6_SERVER_PORT = 546, 547
+DHCP6_SOLICIT, DHCP6_ADVERTISE = 1, 2
+OPT_CLIENTID, OPT_SERVERID, OPT_IA_NA, OPT_IAADDR, OPT_ELAPSED = 1, 2, 3, 5, 8
+OPT_ORO, OPT_DNS = 6, 23
+ALL_ROUTERS = "ff02::2"
+ALL_DHCP_AGENTS = "ff02::1:2"
+IF_INET6 = Path("/proc/thread-self/net/if_inet6")  # this thread's namespace
+SCOPE_LINK = 0x20
+
+
+def link_local(interface: str, table: Path = IF_INET6) -> str | None:
+    """The interface's link-local IPv6 address (the kernel's list), or None without IPv6."""
+    try:
+        lines = table.read_text().splitlines()
+    except OSError:  # no IPv6 in this kernel or namespace
+        return None
+    for line in lines:
+        fields = line.split()
+        if len(fields) == 6 and fields[5] == interface and int(fields[3], 16) == SCOPE_LINK:
+            return str(ipaddress.IPv6Address(bytes.fromhex(fields[0])))
+    return None
+
+
+def multicast_mac(address: str) -> bytes:
+    """The Ethernet group address of an IPv6 multicast address (RFC 2464 section 7)."""
+    return b"\x33\x33" + ipaddress.IPv6Address(address).packed[-4:]
+
+
+def build_solicitation(mac: str, source: str) -> bytes:
+    """A Router Solicitation to ff02::2 from ``source`` with our link-layer address option."""
+    own = _mac(mac)
+    body = bytes([ICMPV6_RS, 0, 0, 0]) + bytes(4) + bytes([OPT_SOURCE_LL, 1]) + own
+    return _frame(own, source, ALL_ROUTERS, NH_ICMPV6, body, hop_limit=255)
+
+
+def build_dhcp6_solicit(mac: str, source: str, client_mac: str, transaction: int) -> bytes:
+    """A DHCPv6 SOLICIT to ff02::1:2 (UDP 546 → 547), DUID-LL of ``client_mac``, one IA_NA."""
+    own = _mac(mac)
+    duid = struct.pack("!HH", 3, 1) + _mac(client_mac)  # DUID-LL, hardware type Ethernet
+    options = (
+        _option(OPT_CLIENTID, duid)
+        + _option(OPT_ELAPSED, b"\x00\x00")
+        + _option(OPT_IA_NA, struct.pack("!III", 1, 0, 0))
+        + _option(OPT_ORO, struct.pack("!H", OPT_DNS))
+    )
+    message = struct.pack("!I", (DHCP6_SOLICIT << 24) | (transaction & 0xFFFFFF)) + options
+    udp = struct.pack("!HHHH", DHCP6_CLIENT_PORT, DHCP6_SERVER_PORT, UDP_HEADER + len(message), 0)
+    return _frame(own, source, ALL_DHCP_AGENTS, NH_UDP, udp + message, hop_limit=1)
+
+
+def _option(code: int, data: bytes) -> bytes:
+    return struct.pack("!HH", code, len(data)) + data
+
+
+def _frame(
+    own: bytes, source: str, dest: str, next_header: int, body: bytes, hop_limit: int
+) -> bytes:
+    src, dst = socket.inet_pton(socket.AF_INET6, source), socket.inet_pton(socket.AF_INET6, dest)
+    pseudo = src + dst + struct.pack("!I3xB", len(body), next_header)
+    checksum = _checksum(pseudo + body)
+    offset = 2 if next_header == NH_ICMPV6 else 6  # ICMPv6 checksum at 2, UDP's at 6
+    body = body[:offset] + struct.pack("!H", checksum or 0xFFFF) + body[offset + 2 :]
+    header = struct.pack("!IHBB", 6 << 28, len(body), next_header, hop_limit) + src + dst
+    return multicast_mac(dest) + own + struct.pack("!H", ETH_P_IPV6) + header + body
+
+
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\x00"
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total > 0xFFFF:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def _mac(text: str) -> bytes:
+    return bytes.fromhex(text.replace(":", ""))
+
+
+def _ipv6_payload(frame: bytes, next_header: int) -> tuple[str, bytes] | None:
+    """(source address, payload) of an IPv6 frame carrying ``next_header`` directly."""
+    if len(frame) < ETH_HEADER + IPV6_HEADER or frame[12:14] != b"\x86\xdd":
+        return None
+    ip = frame[ETH_HEADER:]
+    length = struct.unpack_from("!H", ip, 4)[0]
+    if ip[0] >> 4 != 6 or ip[6] != next_header or len(ip) < IPV6_HEADER + length:
+        return None
+    source = str(ipaddress.IPv6Address(ip[8:24]))
+    return source, ip[IPV6_HEADER : IPV6_HEADER + length]
+
+
+def parse_ra(frame: bytes, seen_at: datetime | None = None) -> RouterAdvert | None:
+    """The Router Advertisement in an Ethernet frame, or None for anything else."""
+    found = _ipv6_payload(frame, NH_ICMPV6)
+    if found is None:
+        return None
+    source, icmp = found
+    if len(icmp) < 16 or icmp[0] != ICMPV6_RA or icmp[1] != 0:
+        return None
+    flags, lifetime = icmp[5], struct.unpack_from("!H", icmp, 6)[0]
+    frame_mac = frame[6:12].hex(":")
+    option_mac, prefixes = "", []
+    at = 16
+    while at + 2 <= len(icmp):
+        kind, units = icmp[at], icmp[at + 1]
+        if units == 0 or at + 8 * units > len(icmp):
+            return None  # RFC 4861 section 4.6: a zero-length option invalidates the message
+        data = icmp[at + 2 : at + 8 * units]
+        if kind == OPT_SOURCE_LL and len(data) >= 6:
+            option_mac = data[:6].hex(":")
+        elif kind == OPT_PREFIX and units == 4:
+            length, prefix = data[0], ipaddress.IPv6Address(data[14:30])
+            if length <= 128:
+                prefixes.append(str(ipaddress.IPv6Network((prefix, length), strict=False)))
+        at += 8 * units
+    mac = option_mac or frame_mac
+    return RouterAdvert(
+        source_ip=source,
+        source_mac=mac,
+        router_lifetime=lifetime,
+        managed=bool(flags & 0x80),
+        other=bool(flags & 0x40),
+        prefixes=tuple(dict.fromkeys(prefixes)),
+        frame_mac=frame_mac if frame_mac != mac else "",
+        seen_at=seen_at,
+    )
+
+
+def parse_advertise(
+    frame: bytes, transaction: int, seen_at: datetime | None = None
+) -> Dhcp6Advert | None:
+    """The DHCPv6 ADVERTISE for ``transaction`` in an Ethernet frame, or None for anything else."""
+    found = _ipv6_payload(frame, NH_UDP)
+    if found is None:
+        return None
+    source, udp = found
+    if len(udp) < UDP_HEADER + 4 or struct.unpack_from("!H", udp, 2)[0] != DHCP6_CLIENT_PORT:
+        return None
+    message = udp[UDP_HEADER:]
+    head = struct.unpack_from("!I", message)[0]
+    if head >> 24 != DHCP6_ADVERTISE or head & 0xFFFFFF != transaction & 0xFFFFFF:
+        return None
+    options = _options(message[4:])
+    if options is None:
+        return None
+    addresses = []
+    for code, data in options:
+        if code == OPT_IA_NA and len(data) >= 12:
+            for inner, value in _options(data[12:]) or []:
+                if inner == OPT_IAADDR and len(value) >= 24:
+                    addresses.append(str(ipaddress.IPv6Address(value[:16])))
+    duid = next((data.hex() for code, data in options if code == OPT_SERVERID), "")
+    return Dhcp6Advert(
+        server_ip=source,
+        server_mac=frame[6:12].hex(":"),
+        addresses=tuple(dict.fromkeys(addresses)),
+        server_duid=duid,
+        seen_at=seen_at,
+    )
+
+
+def _options(data: bytes) -> list[tuple[int, bytes]] | None:
+    """DHCPv6 options (code, data); None when one runs past the end."""
+    found, at = [], 0
+    while at + 4 <= len(data):
+        code, length = struct.unpack_from("!HH", data, at)
+        if at + 4 + length > len(data):
+            return None
+        found.append((code, data[at + 4 : at + 4 + length]))
+        at += 4 + length
+    return found

@@ -1,0 +1,129 @@
+"""The IPv6 lab: who may configure hosts over IPv6 on one link, with real daemons at their defaults.
+
+The lab switches IPv6 off everywhere; :func:`enable_ipv6` turns it back on for the scanner and the
+hosts of this scenario only (their ``eth0``, link-local addresses from their MACs), and starts:
+
+- ``office-gw01``: Debian's ``radvd`` with the least config it runs with (interface, one prefix
+  inside ``[scan] subnets``), registered with role router (no finding: the control);
+- ``math-pc60``: a second ``radvd`` on a registered PC without role router, announcing a ULA
+  prefix (a laptop sharing its connection): ``rogue-ra``;
+- ``physics-pc61``: THC-IPv6's ``fake_router6``, a real attack tool: ``rogue-ra``;
+- ``chem-pc62``: ``dnsmasq`` as a DHCPv6 server on a PC without role dhcp-server: ``rogue-dhcp``
+  with family 6.
+
+Lab IPv6 addresses come only from 2001:db8::/32 and fd00::/8, inside the lab's namespaces.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+from tests.lab import daemons, netns
+from tests.lab.builder import Lab
+from tests.lab.scenario import Scenario
+from tests.lab.scenarios import LAN, _scanner, device, lan_ip
+
+PREFIX = "2001:db8:20::/64"  # the registered router's, inside [scan] subnets
+ROGUE_PREFIX = "fd00:60::/64"
+ATTACK_PREFIX = "2001:db8:61::/64"
+DHCP6_NET, DHCP6_FIRST, DHCP6_LAST = "fd00:62::62/64", "fd00:62::100", "fd00:62::1ff"
+ROUTER, RADVD_ROGUE, ATTACKER, DHCP6_ROGUE = "office-gw01", "math-pc60", "physics-pc61", "chem-pc62"
+SYSCTLS = (
+    "net.ipv6.conf.eth0.disable_ipv6=0",
+    "net.ipv6.conf.all.forwarding=1",  # routers forward; radvd warns without it
+)
+
+
+def ipv6_routers() -> Scenario:
+    """The registered router and the three rogues, each a registered IPv4 host of the LAN."""
+    hosts = (
+        device(ROUTER, lan_ip(1), "王芳", roles=("router", "gateway"), gateway=None),
+        device(RADVD_ROGUE, lan_ip(60), f"owner of {RADVD_ROGUE}", gateway=None),
+        device(ATTACKER, lan_ip(61), f"owner of {ATTACKER}", gateway=None),
+        device(DHCP6_ROGUE, lan_ip(62), f"owner of {DHCP6_ROGUE}", gateway=None),
+    )
+    return Scenario(name="ipv6", segments=(LAN,), scanner=_scanner(), hosts=hosts)
+
+
+def eui64_link_local(mac: str) -> str:
+    """The link-local address the kernel derives from ``mac`` (RFC 4291 appendix A)."""
+    octets = [int(part, 16) for part in mac.split(":")]
+    octets[0] ^= 0x02
+    words = [octets[0] << 8 | octets[1], octets[2] << 8 | 0xFF, 0xFE << 8 | octets[3]]
+    words.append(octets[4] << 8 | octets[5])
+    return "fe80::" + ":".join(f"{word:x}" for word in words)
+
+
+def enable_ipv6(lab: Lab) -> None:
+    """IPv6 on for the scanner and this scenario's hosts; start radvd, fake_router6, dnsmasq.
+
+    The daemons join ``lab.daemons``, so the lab's teardown stops them.
+    """
+    wanted = {ROUTER, RADVD_ROGUE, ATTACKER, DHCP6_ROGUE}
+    for ns in [lab.scanner_ns, *(lab.host(name).ns for name in sorted(wanted))]:
+        netns.run(ns, ["sysctl", "-qw", *SYSCTLS])
+    netns.run(lab.host(DHCP6_ROGUE).ns, ["ip", "-6", "addr", "add", DHCP6_NET, "dev", "eth0"])
+    _wait_for_addresses(lab, [lab.scanner_ns, *(lab.host(name).ns for name in sorted(wanted))])
+    work = lab.workdir
+    plans = [
+        _radvd(ROUTER, PREFIX, work),
+        _radvd(RADVD_ROGUE, ROGUE_PREFIX, work),
+        daemons.DaemonPlan(
+            ATTACKER, "fake_router6", (_fake_router6(), "eth0", ATTACK_PREFIX), ready=()
+        ),
+        daemons.DaemonPlan(
+            DHCP6_ROGUE,
+            "dnsmasq dhcpv6",
+            (
+                "dnsmasq",
+                "--keep-in-foreground",
+                "--conf-file=/dev/null",
+                "--no-hosts",
+                "--no-resolv",
+                "--pid-file=",
+                "--user=root",
+                "--log-facility=-",
+                "--interface=eth0",
+                "--port=0",
+                f"--dhcp-range={DHCP6_FIRST},{DHCP6_LAST}",
+                f"--dhcp-leasefile={work / (DHCP6_ROGUE + '.leases')}",
+            ),
+            ready=(("udp6", 547),),
+        ),
+    ]
+    started = [daemons.start(plan, lab.host(plan.host).ns, work) for plan in plans]
+    lab.daemons.extend(started)
+    daemons.wait_ready(started)
+    time.sleep(1.0)  # radvd and fake_router6 have no socket to wait for: give them a second
+    for daemon in started:
+        if daemon.popen.poll() is not None:
+            raise netns.LabError(f"{daemon.describe()} exited:\n{daemon.log_tail()}")
+
+
+def _radvd(host: str, prefix: str, work: Path) -> daemons.DaemonPlan:
+    """radvd with Debian's defaults: the least config it runs with (interface and a prefix)."""
+    conf = work / f"{host}-radvd.conf"
+    text = f"interface eth0 {{\n    AdvSendAdvert on;\n    prefix {prefix} {{\n    }};\n}};\n"
+    argv = ("radvd", "--nodaemon", "-C", str(conf), "-p", str(work / f"{host}-radvd.pid"), "-m",
+            "stderr")  # fmt: skip
+    return daemons.DaemonPlan(host, "radvd", argv, ready=(), files={str(conf): text})
+
+
+def _fake_router6() -> str:
+    """Debian names THC-IPv6's tools atk6-*; upstream builds name them plainly."""
+    return shutil.which("atk6-fake_router6") or "fake_router6"
+
+
+def _wait_for_addresses(lab: Lab, namespaces: list[str], timeout: float = 10.0) -> None:
+    """Until duplicate address detection is over: a tentative address neither sends nor answers."""
+    deadline = time.monotonic() + timeout
+    for ns in namespaces:
+        while True:
+            shown = netns.run(ns, ["ip", "-6", "addr", "show", "dev", "eth0"]).stdout
+            if "inet6 fe80::" in shown and "tentative" not in shown:
+                break
+            if time.monotonic() > deadline:
+                raise netns.LabError(f"{ns}: IPv6 addresses still tentative:\n{shown}")
+            time.sleep(0.1)

@@ -1,0 +1,57 @@
+"""rogue-ra and DHCPv6 rogue-dhcp findings are resolved only by a run that ran the ipv6 phase."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from ipguard.ledger import findings, runs
+from ipguard.ledger.store import Store
+from ipguard.model import Finding, FindingKind, Phase, Severity
+
+T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+SUBNETS = ("198.18.0.0/15", "2001:db8:20::/64")
+ROGUE_RA = Finding(
+    FindingKind.ROGUE_RA, Severity.CRITICAL, "fe80::1", "02:00:00:00:00:60", None, "rogue RA",
+    {"prefixes": ["fd00:60::/64"]},
+)  # fmt: skip
+DHCP6 = Finding(
+    FindingKind.ROGUE_DHCP, Severity.CRITICAL, "fe80::2", "02:00:00:00:00:62", None, "DHCPv6",
+    {"family": 6},
+)  # fmt: skip
+DHCP4 = Finding(
+    FindingKind.ROGUE_DHCP, Severity.CRITICAL, "198.18.0.40", "02:00:00:00:00:40", None, "DHCP",
+    {"offered_ips": ["198.18.0.120"]},
+)  # fmt: skip
+
+
+def _run(store: Store, at: datetime, found: list[Finding], phases: set[Phase]) -> set[str]:
+    """One run; the subjects it resolved."""
+    with store.session() as session:
+        run = runs.start(
+            session, site="main", interface="eth0", subnets=SUBNETS, settings={}, actor="t",
+            sensor="s", version="0", now=at,
+        )  # fmt: skip
+        assert run.id is not None
+        outcome = findings.sync(
+            session, site="main", run_id=run.id, now=at, findings=found, subnets=SUBNETS,
+            phases=frozenset(phases), evidence=lambda _finding: {},
+        )  # fmt: skip
+        return {row.subject for row in outcome.resolved}
+
+
+@pytest.mark.parametrize(
+    ("phases", "resolved"),
+    [
+        ({Phase.SWEEP, Phase.DHCP}, {DHCP4.subject}),  # DHCP alone says nothing about IPv6
+        ({Phase.SWEEP, Phase.IPV6}, {ROGUE_RA.subject, DHCP6.subject}),  # link-local: resolved
+        ({Phase.SWEEP, Phase.DHCP, Phase.IPV6}, {ROGUE_RA.subject, DHCP6.subject, DHCP4.subject}),
+    ],
+)
+def test_resolved_only_by_a_run_that_ran_the_ipv6_phase(
+    db_url: str, phases: set[Phase], resolved: set[str]
+) -> None:
+    store = Store(db_url)
+    _run(store, T0, [ROGUE_RA, DHCP6, DHCP4], {Phase.SWEEP, Phase.DHCP, Phase.IPV6})
+    assert _run(store, T0 + timedelta(minutes=15), [], phases) == resolved

@@ -1,0 +1,144 @@
+"""rogue-ra and DHCPv6 rogue-dhcp: who may advertise routes and addresses on the link."""
+
+from __future__ import annotations
+
+import pytest
+
+from ipguard.model import Dhcp6Advert, RouterAdvert
+from tests.policies.helpers import (
+    IP1,
+    IP2,
+    SUBNET,
+    A,
+    B,
+    X,
+    Y,
+    device,
+    findings,
+    judge,
+    only,
+    settings,
+)
+
+LL_A, LL_X, LL_Y = "fe80::211:22ff:fe33:440a", "fe80::a8bb:ccff:fedd:ee01", "fe80::2"
+V6 = "2001:db8:20::/48"
+
+
+def ra(ip: str, mac: str, *prefixes: str, lifetime: int = 1800, **flags: bool) -> RouterAdvert:
+    return RouterAdvert(ip, mac, lifetime, flags.get("managed", False), flags.get("other", False),
+                        tuple(prefixes))  # fmt: skip
+
+
+RA_CASES = [
+    pytest.param(
+        [device(IP1, A, "router")], [ra(LL_A, A, "2001:db8:20:1::/64")], set(), id="the router"
+    ),
+    pytest.param(
+        [device(IP1, A, "gateway")], [ra(LL_A, A, "2001:db8:20:1::/64")], set(), id="gateway"
+    ),
+    pytest.param(
+        [device(IP1, A, "router")],
+        [ra(LL_X, X, "2001:db8:20:1::/64")],
+        {("rogue-ra", LL_X, X, None, "critical")},
+        id="unregistered MAC",
+    ),
+    pytest.param(
+        [device(IP1, A, "router"), device(IP2, B)],
+        [ra(LL_A, A, "2001:db8:20:1::/64"), ra("fe80::b", B, "fd00:1::/64")],
+        {("rogue-ra", "fe80::b", B, None, "critical")},
+        id="registered PC without the role",
+    ),
+    pytest.param(
+        [device(IP1, A, "router", status="suspended")],
+        [ra(LL_A, A, "2001:db8:20:1::/64")],
+        {("rogue-ra", LL_A, A, None, "critical")},
+        id="suspended router",
+    ),
+    pytest.param(
+        [device(IP1, A, "router")],
+        [ra(LL_A, A, "2001:db8:20:1::/64", "fd00:99::/64")],
+        {("rogue-ra", LL_A, A, None, "high")},
+        id="registered router announcing a foreign prefix",
+    ),
+    pytest.param(
+        [device(IP1, A, "router")],
+        [ra(LL_A, A, lifetime=0)],
+        set(),
+        id="registered router without prefixes",
+    ),
+    pytest.param(
+        [],
+        [ra(LL_X, X, "fd00:1::/64"), ra(LL_X, X, "fd00:1::/64"), ra(LL_Y, Y)],
+        {("rogue-ra", LL_X, X, None, "critical"), ("rogue-ra", LL_Y, Y, None, "critical")},
+        id="one finding per router, several routers",
+    ),
+]
+
+
+@pytest.mark.parametrize(("ledger", "adverts", "expected"), RA_CASES)
+def test_rogue_ra(ledger, adverts, expected):
+    assert judge(ledger, [], subnets=(SUBNET, V6), router_adverts=tuple(adverts)) == expected
+
+
+def test_foreign_prefix_needs_ipv6_subnets_to_compare_with():
+    # No IPv6 prefix in [scan] subnets: every prefix a registered router announces is foreign.
+    found = judge([device(IP1, A, "router")], [], router_adverts=(ra(LL_A, A, "2001:db8::/64"),))
+    assert found == {("rogue-ra", LL_A, A, None, "high")}
+
+
+def test_rogue_ra_detail_and_override():
+    adverts = (
+        ra(LL_X, X, "fd00:1::/64", managed=True, lifetime=1800),
+        ra(LL_X, X, "fd00:2::/64", other=True, lifetime=600),
+    )
+    found = findings([], [], settings(severity={"rogue-ra": "medium"}), router_adverts=adverts)
+    finding = only(found, "rogue-ra")
+    assert finding.severity.value == "medium"
+    detail = finding.detail
+    assert detail["prefixes"] == ["fd00:1::/64", "fd00:2::/64"]
+    assert (detail["managed"], detail["other"], detail["router_lifetime"]) == (True, True, 600)
+    assert (detail["source_ip"], detail["source_mac"], detail["adverts"]) == (LL_X, X, 2)
+    assert "lacks role router or gateway" in finding.summary and LL_X in finding.summary
+
+
+def test_a_lowered_override_also_caps_the_foreign_prefix_case():
+    policy = settings(severity={"rogue-ra": "low"})
+    found = findings(
+        [device(IP1, A, "router")], [], policy, router_adverts=(ra(LL_A, A, "fd00::/64"),)
+    )
+    assert only(found, "rogue-ra").severity.value == "low"
+
+
+def adv(ip: str, mac: str, *addresses: str) -> Dhcp6Advert:
+    return Dhcp6Advert(ip, mac, tuple(addresses), server_duid="000300010211")
+
+
+DHCP6_CASES = [
+    pytest.param([device(IP1, A, "dhcp-server")], [adv(LL_A, A)], set(), id="the server"),
+    pytest.param(
+        [device(IP1, A, "dhcp-server")],
+        [adv(LL_X, X, "fd00::100")],
+        {("rogue-dhcp", LL_X, X, None, "critical")},
+        id="unregistered server",
+    ),
+    pytest.param(
+        [device(IP1, A, "router")],
+        [adv(LL_A, A, "fd00::100")],
+        {("rogue-dhcp", LL_A, A, None, "critical")},
+        id="registered router without the role",
+    ),
+]
+
+
+@pytest.mark.parametrize(("ledger", "adverts", "expected"), DHCP6_CASES)
+def test_rogue_dhcp6(ledger, adverts, expected):
+    assert judge(ledger, [], dhcp6_adverts=tuple(adverts)) == expected
+
+
+def test_rogue_dhcp6_detail_says_family_6():
+    adverts = (adv(LL_X, X, "fd00::101"), adv(LL_X, X, "fd00::100"))
+    finding = only(findings([], [], dhcp6_adverts=adverts), "rogue-dhcp")
+    assert finding.detail["family"] == 6
+    assert finding.detail["offered_ips"] == ["fd00::100", "fd00::101"]
+    assert finding.detail["reason"] == "is not registered"
+    assert finding.detail["server_duids"] == ["000300010211"]
