@@ -15,6 +15,8 @@ from ipguard.cli.output import emit_json, info, progress_bars, safe, table
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ipguard.config import PolicySettings, Settings
+    from ipguard.model import ScanRequest
     from ipguard.runner import RunOutcome, Scanner
 
     Progress = Callable[[str, int, int], None]
@@ -89,34 +91,77 @@ def scan(
     The scanner starts before the ledger is opened (importing and opening it takes longer than
     a small sweep): the first probe goes out at once, and the run is recorded meanwhile.
     """
-    from dataclasses import replace
-
-    from ipguard.config import parse_port_spec
-    from ipguard.errors import ConfigError, InvalidValue
-    from ipguard.model import ScanRequest, Severity
-
     shared = state(ctx)
     settings = shared.settings()
-    policy = settings.policy
-    if fail_on:
-        try:
-            policy = replace(policy, fail_on=Severity(fail_on.lower()))
-        except ValueError:
-            levels = ", ".join(level.value for level in Severity)
-            raise InvalidValue(f"--fail-on {fail_on!r}: use one of {levels}") from None
+    policy = _policy(settings.policy, fail_on)
+    request = _request(
+        settings,
+        interface=interface,
+        subnets=subnet or [],
+        rate=rate,
+        phases=phases,
+        no_services=no_services,
+        full=full,
+        site=site,
+    )
+    bars = not quiet and fmt == ScanFormat.table
+    outcome = _run(shared, request, policy, wait=wait, metrics_file=metrics_file, bars=bars)
+    _warn(outcome, quiet=quiet)
+    if fmt == ScanFormat.json:
+        from ipguard.reports.serialize import scan_json
+
+        emit_json(scan_json(outcome.run, outcome.live))
+    elif not quiet:
+        _print_outcome(outcome)
+    raise typer.Exit(1 if outcome.failing else 0)
+
+
+def _policy(policy: PolicySettings, fail_on: str | None) -> PolicySettings:
+    """The configured policy, with `--fail-on` applied."""
+    from dataclasses import replace
+
+    from ipguard.errors import InvalidValue
+    from ipguard.model import Severity
+
+    if not fail_on:
+        return policy
+    try:
+        return replace(policy, fail_on=Severity(fail_on.lower()))
+    except ValueError:
+        levels = ", ".join(level.value for level in Severity)
+        raise InvalidValue(f"--fail-on {fail_on!r}: use one of {levels}") from None
+
+
+def _request(
+    settings: Settings,
+    *,
+    interface: str | None,
+    subnets: list[str],
+    rate: int | None,
+    phases: str | None,
+    no_services: bool,
+    full: bool,
+    site: str | None,
+) -> ScanRequest:
+    """What to scan: the command's options over the configuration's [scan] settings."""
+    from ipguard.config import parse_port_spec
+    from ipguard.errors import ConfigError, InvalidValue
+    from ipguard.model import ScanRequest
+
     try:
         ports = parse_port_spec(settings.scan.ports, "scan.ports")
     except ConfigError as error:
         raise InvalidValue(str(error)) from None
-    request = ScanRequest(
+    chosen = _phases(phases, no_services=no_services or not settings.scan.services)
+    return ScanRequest(
         site=site or settings.scan.site,
         interface=interface or settings.scan.interface,
-        subnets=_subnets(subnet or [], settings.scan.subnets),
+        subnets=_subnets(subnets, settings.scan.subnets),
         rate=rate or settings.scan.rate,
         retries=settings.scan.retries,
         timeout=settings.scan.timeout,
-        services=settings.scan.services and not no_services,
-        phases=_phases(phases, no_services=no_services or not settings.scan.services),
+        services="services" in chosen,
+        phases=chosen,
         ports=ports,
         dns_servers=settings.names.dns_servers,
         name_timeout=settings.names.timeout,
@@ -128,22 +173,36 @@ def scan(
         snmp_timeout=settings.snmp.timeout,
         snmp_retries=settings.snmp.retries,
     )
-    request = replace(request, services="services" in request.phases)
+
+
+def _run(
+    shared: AppState,
+    request: ScanRequest,
+    policy: PolicySettings,
+    *,
+    wait: float,
+    metrics_file: Path | None,
+    bars: bool,
+) -> RunOutcome:
+    """Start the scanner, then record the run meanwhile (see `scan`); alerts and metrics after.
+
+    A scan that fails still refreshes alerts and metrics; one interrupted cancels the scanner.
+    """
     scanner = (shared.scanner_factory or make_scanner)()
     begin, cancel = getattr(scanner, "begin", None), getattr(scanner, "cancel", None)
-    bars: list[Progress] = []  # drawn once rich is loaded, after the first probes are out
+    updates: list[Progress] = []  # drawn once rich is loaded, after the first probes are out
 
     def relay(name: str, done: int, total: int) -> None:
-        for update in bars:
+        for update in updates:
             update(name, done, total)
 
     try:
-        if begin is not None:  # scanners.suite.NetworkScanner: see the docstring
+        if begin is not None:  # scanners.suite.NetworkScanner: see `scan`
             begin(request, relay)
             scanner.wait_first_probe(FIRST_PROBE_WAIT)  # type: ignore[attr-defined]
-        with progress_bars(enabled=not quiet and fmt == ScanFormat.table) as progress:
+        with progress_bars(enabled=bars) as progress:
             if progress is not None:
-                bars.append(progress)
+                updates.append(progress)
             from ipguard.runner import run_scan
 
             outcome = run_scan(
@@ -162,14 +221,7 @@ def scan(
             _after_scan(shared, request.site, None, metrics_file)
         raise
     _after_scan(shared, request.site, outcome, metrics_file)
-    _warn(outcome, quiet=quiet)
-    if fmt == ScanFormat.json:
-        from ipguard.reports.serialize import scan_json
-
-        emit_json(scan_json(outcome.run, outcome.live))
-    elif not quiet:
-        _print_outcome(outcome)
-    raise typer.Exit(1 if outcome.failing else 0)
+    return outcome
 
 
 def _after_scan(
