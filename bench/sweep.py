@@ -371,6 +371,41 @@ def sweep_section(runs: int, context: dict[str, Any], log: Log) -> Section:
             rows += [measure(tool, case, runs, 0.0, log) for tool in tools]
     startup = startup_cost()
 
+    targets, small_big = _sweep_targets(rows)
+    big, scan_max = small_big
+    text = "\n\n".join(
+        [
+            _comparison(rows),
+            f"Recall is hosts found / hosts present (median of the runs; extra answers, such as "
+            f"nmap listing the scanner itself, are not counted). ipguard's times are the sweep's "
+            f"own, in this process; starting Python and importing the sweep adds "
+            f"{startup:.2f} s to a command-line scan: counted in, the /16 would take "
+            f"{big.wall + startup:.2f} s, {scan_max.wall / (big.wall + startup):.1f}× faster than "
+            f"arp-scan at its maximum bandwidth (whose own start-up is a few milliseconds).",
+            "### ipguard's rate on the scale lab (/16, 10,000 live, retries 2, timeout 1 s)",
+            _steps(steps, best),
+            "### Scale responder",
+            _responder(responder),
+        ]
+    )
+    return Section(
+        name="sweep",
+        title="1. ARP sweep: ipguard vs arp-scan vs nmap",
+        markdown=text,
+        targets=targets,
+        data={
+            "rows": [r.__dict__ for r in rows],
+            "best_rate": best,
+            "steps": steps,
+            "responder": responder,
+            "startup": startup,
+        },
+    )
+
+
+def _sweep_targets(rows: list[Row]) -> tuple[list[Target], tuple[Row, Row]]:
+    """Section 1's targets, and the /16 rows (ipguard, arp-scan at max bandwidth) its text cites."""
+
     def pick(case_prefix: str, key: str) -> Row:
         return next(r for r in rows if r.case.startswith(case_prefix) and r.key == key)
 
@@ -418,34 +453,7 @@ def sweep_section(runs: int, context: dict[str, Any], log: Log) -> Section:
             big.worst_recall == 1.0,
         ),
     ]
-    text = "\n\n".join(
-        [
-            _comparison(rows),
-            f"Recall is hosts found / hosts present (median of the runs; extra answers, such as "
-            f"nmap listing the scanner itself, are not counted). ipguard's times are the sweep's "
-            f"own, in this process; starting Python and importing the sweep adds "
-            f"{startup:.2f} s to a command-line scan: counted in, the /16 would take "
-            f"{big.wall + startup:.2f} s, {scan_max.wall / (big.wall + startup):.1f}× faster than "
-            f"arp-scan at its maximum bandwidth (whose own start-up is a few milliseconds).",
-            "### ipguard's rate on the scale lab (/16, 10,000 live, retries 2, timeout 1 s)",
-            _steps(steps, best),
-            "### Scale responder",
-            _responder(responder),
-        ]
-    )
-    return Section(
-        name="sweep",
-        title="1. ARP sweep: ipguard vs arp-scan vs nmap",
-        markdown=text,
-        targets=targets,
-        data={
-            "rows": [r.__dict__ for r in rows],
-            "best_rate": best,
-            "steps": steps,
-            "responder": responder,
-            "startup": startup,
-        },
-    )
+    return targets, (big, scan_max)
 
 
 def loss_section(runs: int, context: dict[str, Any], log: Log) -> Section:

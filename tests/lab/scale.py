@@ -137,19 +137,7 @@ def scale_lab(
     if not net.subnet_of(LAB_NETWORK) or net.num_addresses > MAX_ADDRESSES:
         raise ValueError(f"{subnet}: the scale lab uses at most a /16 inside {LAB_NETWORK}")
     rng = random.Random(seed)
-    if routed:
-        link = next(
-            ipaddress.IPv4Network(c)
-            for c in ROUTED_LINKS
-            if not ipaddress.IPv4Network(c).overlaps(net)
-        )
-        scanner_ip, gateway = str(link[1]), str(link[2])
-        scanner_cidr = f"{scanner_ip}/{link.prefixlen}"
-        hosts = range(1, net.num_addresses - 1)
-    else:
-        scanner_ip, gateway = str(net[-2]), None
-        scanner_cidr = f"{scanner_ip}/{net.prefixlen}"
-        hosts = range(1, net.num_addresses - 2)  # the scanner holds the last host address
+    scanner_ip, scanner_cidr, gateway, hosts = _addressing(net, routed)
     live_offsets = _pick(net, hosts, live, rng)
     second_offsets = _pick(net, live_offsets, second_mac, rng)
     repeat_offsets = _pick(net, live_offsets, repeat, rng)
@@ -251,6 +239,26 @@ def scale_lab_factory() -> Iterator[Callable[..., ScaleLab]]:
             return stack.enter_context(scale_lab(**kwargs))
 
         yield build
+
+
+def _addressing(net: ipaddress.IPv4Network, routed: bool) -> tuple[str, str, str | None, range]:
+    """The scanner's address (and CIDR), its gateway when routed, and the offsets hosts may use."""
+    if routed:
+        link = next(
+            ipaddress.IPv4Network(c)
+            for c in ROUTED_LINKS
+            if not ipaddress.IPv4Network(c).overlaps(net)
+        )
+        scanner_ip = str(link[1])
+        return (
+            scanner_ip,
+            f"{scanner_ip}/{link.prefixlen}",
+            str(link[2]),
+            range(1, net.num_addresses - 1),
+        )
+    scanner_ip = str(net[-2])
+    # The scanner holds the last host address.
+    return scanner_ip, f"{scanner_ip}/{net.prefixlen}", None, range(1, net.num_addresses - 2)
 
 
 def _pick(

@@ -34,49 +34,7 @@ def hostile_summary(runs: int = 90) -> Summary:
         )
         for index in range(runs)
     )
-    finding = OpenFinding(
-        id=7,
-        site=f"lab{SCRIPT}",
-        kind="unregistered-host",
-        severity="high",
-        state="open",
-        ip="198.18.0.66",
-        mac="02:66:00:00:00:66",
-        port=None,
-        summary=f"198.18.0.66 answered as {IMG} and {PIPE}",
-        first_seen=SINCE + timedelta(days=3),
-        last_seen=SINCE + timedelta(days=29),
-        report_due_at=SINCE + timedelta(days=4),
-        overdue=True,
-        ack_note="",
-        detail={"hostname": SCRIPT},
-        evidence={
-            "first": {
-                "run_id": 4,
-                "observations": [{"ip": "198.18.0.66", "mac": "02:66:00:00:00:66", "vendor": IMG}],
-                "names": [{"ip": "198.18.0.66", "name": PIPE, "source": "dns"}],
-            },
-            "last": {"run_id": 80, "services": [{"port": 8080, "banner": SCRIPT}]},
-        },
-    )
-    quiet = OpenFinding(
-        id=9,
-        site="lab",
-        kind="hostname-policy",
-        severity="low",
-        state="acknowledged",
-        ip="198.18.0.20",
-        mac="02:00:00:00:00:20",
-        port=None,
-        summary="hostname math-pc02 does not match ^{department}-{owner}$",
-        first_seen=SINCE + timedelta(days=10),
-        last_seen=SINCE + timedelta(days=29),
-        report_due_at=None,
-        overdue=False,
-        ack_note=f"renaming it {PIPE}",
-        detail={},
-        evidence={},
-    )
+    finding, quiet = _hostile_findings()
     return Summary(
         since=SINCE,
         until=SINCE + timedelta(days=30),
@@ -127,3 +85,51 @@ def hostile_summary(runs: int = 90) -> Summary:
             "unregistered_hosts": 1,
         },
     )
+
+
+def _hostile_findings() -> tuple[OpenFinding, OpenFinding]:
+    """An open finding whose every text tries to break out, and a quiet acknowledged one."""
+    finding = OpenFinding(
+        id=7,
+        site=f"lab{SCRIPT}",
+        kind="unregistered-host",
+        severity="high",
+        state="open",
+        ip="198.18.0.66",
+        mac="02:66:00:00:00:66",
+        port=None,
+        summary=f"198.18.0.66 answered as {IMG} and {PIPE}",
+        first_seen=SINCE + timedelta(days=3),
+        last_seen=SINCE + timedelta(days=29),
+        report_due_at=SINCE + timedelta(days=4),
+        overdue=True,
+        ack_note="",
+        detail={"hostname": SCRIPT},
+        evidence={
+            "first": {
+                "run_id": 4,
+                "observations": [{"ip": "198.18.0.66", "mac": "02:66:00:00:00:66", "vendor": IMG}],
+                "names": [{"ip": "198.18.0.66", "name": PIPE, "source": "dns"}],
+            },
+            "last": {"run_id": 80, "services": [{"port": 8080, "banner": SCRIPT}]},
+        },
+    )
+    quiet = OpenFinding(
+        id=9,
+        site="lab",
+        kind="hostname-policy",
+        severity="low",
+        state="acknowledged",
+        ip="198.18.0.20",
+        mac="02:00:00:00:00:20",
+        port=None,
+        summary="hostname math-pc02 does not match ^{department}-{owner}$",
+        first_seen=SINCE + timedelta(days=10),
+        last_seen=SINCE + timedelta(days=29),
+        report_due_at=None,
+        overdue=False,
+        ack_note=f"renaming it {PIPE}",
+        detail={},
+        evidence={},
+    )
+    return finding, quiet
