@@ -61,11 +61,36 @@ Site = Annotated[
 FormatOption = Annotated[Format, typer.Option("--format", help="Output format.")]
 
 
-def _fields(**given: Any) -> dict[str, str]:
-    """The ledger fields the user gave, as text (None means not given)."""
+# The options of `add` and `edit` that are ledger fields, by parameter name.
+FIELD_OPTIONS = (
+    "ip",
+    "mac",
+    "hostname",
+    "owner",
+    "department",
+    "location",
+    "switch_port",
+    "asset_tag",
+    "roles",
+    "services",
+    "status",
+    "isolated",
+    "guest_until",
+    "approval_ref",
+    "notes",
+    "site",
+)
+
+
+def _fields(arguments: dict[str, Any]) -> dict[str, str]:
+    """The ledger fields the user gave to `add` or `edit` (their `locals()`), as text.
+
+    A parameter that is None was not given.
+    """
     renamed = {"services": "allowed_services"}
     values = {}
-    for name, value in given.items():
+    for name in FIELD_OPTIONS:
+        value = arguments[name]
         if value is None:
             continue
         if isinstance(value, bool):
@@ -108,24 +133,7 @@ def add(
     from ipguard.ledger import devices
 
     shared = state(ctx)
-    values = _fields(
-        ip=ip,
-        mac=mac,
-        hostname=hostname,
-        owner=owner,
-        department=department,
-        location=location,
-        switch_port=switch_port,
-        asset_tag=asset_tag,
-        roles=roles,
-        services=services,
-        status=status,
-        isolated=isolated,
-        guest_until=guest_until,
-        approval_ref=approval_ref,
-        notes=notes,
-        site=site,
-    )
+    values = _fields(locals())
     try:
         binding = binding_from_fields(values)
     except FieldError as error:
@@ -160,24 +168,7 @@ def edit(
     from ipguard.ledger import devices
 
     shared = state(ctx)
-    changes = _fields(
-        ip=ip,
-        mac=mac,
-        hostname=hostname,
-        owner=owner,
-        department=department,
-        location=location,
-        switch_port=switch_port,
-        asset_tag=asset_tag,
-        roles=roles,
-        services=services,
-        status=status,
-        isolated=isolated,
-        guest_until=guest_until,
-        approval_ref=approval_ref,
-        notes=notes,
-        site=site,
-    )
+    changes = _fields(locals())
     if not changes:
         from ipguard.errors import InvalidValue
 
