@@ -38,6 +38,7 @@ FINDING_KINDS = frozenset({
     "unregistered-host", "ip-mac-mismatch", "mac-moved", "duplicate-ip", "unexpected-service",
     "open-proxy", "rogue-dhcp", "rogue-router", "rogue-ap", "out-of-pool", "hostname-policy",
     "stale-registration", "guest-expired", "suspended-device-online", "isolated-device-online",
+    "wrong-port", "unmanaged-switch", "rogue-ra",
 })  # fmt: skip
 IP_SUBJECT_KINDS = frozenset({"duplicate-ip"})
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
