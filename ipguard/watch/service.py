@@ -185,8 +185,10 @@ class Watcher:
                 last_tick = moment
                 self._tick()
             if moment - last_alert >= self.settings.watch.alert_interval:
-                last_alert = moment
                 self._alert()
+                # Counted from when a digest has gone out: the first one also loads apprise and
+                # may take seconds, and the next must still reach the receiver an interval later.
+                last_alert = time.monotonic()
             if watchdog is not None and moment - last_dog >= watchdog:
                 last_dog = moment
                 systemd.notify("WATCHDOG=1")

@@ -102,7 +102,11 @@ def test_reports_progress_per_batch(scanned: Scanned, demo_lab: Lab) -> None:
 def test_scans_udp_ports_when_asked(demo_lab: Lab) -> None:
     server = demo_lab.host("office-srv01").ip
     scan = ServiceScan(
-        Scope([demo_lab.subnet]), ports="udp/53;udp/67", host_timeout=30, intensity=0
+        Scope([demo_lab.subnet]),
+        ports="udp/53;udp/67",
+        host_timeout=30,
+        intensity=0,
+        version_budget=60,
     )
     assert "-sU" in scan.arguments(1) and "U:53,67" in scan.arguments(1)
     with inside(demo_lab.scanner_ns):
