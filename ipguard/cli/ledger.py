@@ -61,25 +61,8 @@ Site = Annotated[
 FormatOption = Annotated[Format, typer.Option("--format", help="Output format.")]
 
 
-# The options of `add` and `edit` that are ledger fields, by parameter name.
-FIELD_OPTIONS = (
-    "ip",
-    "mac",
-    "hostname",
-    "owner",
-    "department",
-    "location",
-    "switch_port",
-    "asset_tag",
-    "roles",
-    "services",
-    "status",
-    "isolated",
-    "guest_until",
-    "approval_ref",
-    "notes",
-    "site",
-)
+# `add` and `edit` take every ledger field as an option of the same name, but for this one.
+OPTION_OF = {"allowed_services": "services"}
 
 
 def _fields(arguments: dict[str, Any]) -> dict[str, str]:
@@ -87,15 +70,14 @@ def _fields(arguments: dict[str, Any]) -> dict[str, str]:
 
     A parameter that is None was not given.
     """
-    renamed = {"services": "allowed_services"}
     values = {}
-    for name in FIELD_OPTIONS:
-        value = arguments[name]
+    for name in LEDGER_FIELDS:
+        value = arguments[OPTION_OF.get(name, name)]
         if value is None:
             continue
         if isinstance(value, bool):
             value = "true" if value else "false"
-        values[renamed.get(name, name)] = str(value)
+        values[name] = str(value)
     return values
 
 

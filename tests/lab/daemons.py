@@ -168,7 +168,8 @@ def _service_plan(host: Host, service: Service, workdir: Path) -> DaemonPlan:
 
 
 def _dnsmasq_plan(host: Host, scenario: Scenario, workdir: Path) -> DaemonPlan:
-    """One dnsmasq per host for its DNS names and/or DHCP, at its defaults (no --no-ping)."""
+    """One dnsmasq per host for its DNS names and/or DHCP, at its defaults (it pings
+    an address before offering it)."""
     argv = [
         "dnsmasq",
         "--keep-in-foreground",  # the lab runs and stops it (otherwise as a daemon would run)
