@@ -378,7 +378,9 @@ def test_interrupted_import_says_what_happened(tmp_path: Path) -> None:
     for index, fraction in enumerate((0.6, 0.8, 0.9, 0.97, 1.0)):
         code, stderr, count = run(f"l{index}.db", took * fraction)
         assert "Traceback" not in stderr
-        if code == 0:  # finished before the signal
+        # Finished before the signal, or the signal came while the interpreter was exiting after
+        # the import had said "imported …" (the process then dies of it): all rows are in.
+        if code in (0, -signal.SIGINT):
             assert count == 30_000
             continue
         assert code == 130, stderr
