@@ -71,6 +71,55 @@ def _refuse(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> None:
         raise AddressError("not a host address (reserved or broadcast range)")
 
 
+def parse_static_ipv6(text: str) -> str:
+    """Canonical text of one static IPv6 address a device can be registered with, or AddressError.
+
+    Only global and unique-local (ULA) unicast addresses are a device's own: the others either
+    belong to no single device (multicast, unspecified, loopback), are an IPv4 address in disguise
+    (IPv4-mapped), or are scoped to one link and differ per interface (link-local, zone indexes).
+    """
+    value = text.strip()
+    if not value:
+        raise AddressError("IPv6 address is required")
+    if "%" in value:
+        raise AddressError(
+            "a scoped address (zone index after %) names a link, not a device; "
+            "give the address without %…"
+        )
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        raise AddressError("not an IPv6 address") from None
+    if isinstance(address, ipaddress.IPv4Address):
+        raise AddressError("an IPv4 address; it belongs in the ip column")
+    reason = _static_ipv6_refusal(address)
+    if reason:
+        raise AddressError(reason)
+    return str(address)
+
+
+def _static_ipv6_refusal(address: ipaddress.IPv6Address) -> str:
+    """Why an IPv6 address cannot be registered as a device's static address ("" if it can)."""
+    if address.ipv4_mapped is not None:
+        return f"an IPv4 address written as IPv6; register it as {address.ipv4_mapped} in ip"
+    if address.is_unspecified:
+        return "the unspecified address :: belongs to no device"
+    if address.is_loopback:
+        return "the loopback address ::1 never leaves its host"
+    if address.is_multicast:
+        return "a multicast address (ff00::/8) names a group, not a device"
+    if address.is_link_local:
+        return (
+            "a link-local address (fe80::/10) is scoped to one link and differs per interface; "
+            "register the device's global or unique-local (fd00::/8) address"
+        )
+    if address.is_site_local:
+        return "a site-local address (fec0::/10) is deprecated (RFC 3879); use a unique-local one"
+    if address.is_reserved:
+        return "not a unicast address in use (reserved range); give a global or unique-local one"
+    return ""
+
+
 def check_network(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> None:
     """The same refusals for a range (a pool) as `parse_ip` makes for one address."""
     first = network.network_address

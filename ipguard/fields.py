@@ -63,6 +63,37 @@ def parse_mac(text: str, field: str = "mac") -> str:
         raise FieldError(field, text, str(error)) from None
 
 
+# More static IPv6 addresses than any one device interface carries is a pasting mistake.
+MAX_IPV6 = 32
+
+
+def parse_ipv6_list(text: str, field: str = "ipv6") -> tuple[str, ...]:
+    """Static IPv6 addresses from `2001:db8::1;fd00::1`, canonical, in the order given.
+
+    Empty means none (the device may use any address its MAC is given). The same address twice,
+    however spelt, is refused: it is a typo, and the record would export differently.
+    """
+    found: list[str] = []
+    for part in text.split(";"):
+        if not part.strip():
+            continue
+        try:
+            address = addresses.parse_static_ipv6(part)
+        except addresses.AddressError as error:
+            raise FieldError(field, part.strip(), str(error)) from None
+        if address in found:
+            raise FieldError(field, part.strip(), f"{address} is listed twice")
+        found.append(address)
+    if len(found) > MAX_IPV6:
+        raise FieldError(field, text[:40] + "…", f"more than {MAX_IPV6} addresses")
+    return tuple(found)
+
+
+def format_ipv6(values: Iterable[str]) -> str:
+    """Static IPv6 addresses as `;`-separated text, in ledger order."""
+    return ";".join(values)
+
+
 @functools.lru_cache(maxsize=4096)  # a ledger holds few distinct values
 def parse_roles(text: str) -> frozenset[Role]:
     """Roles from `host;server;…`; empty means host."""

@@ -167,6 +167,9 @@ class Binding:
     notes: str = ""
     # The site (sensor) whose scans this registration is for; empty: valid at every site.
     site: str = ""
+    # Static IPv6 addresses registered to the device (canonical `ipaddress` text, in ledger
+    # order). Empty: the device may use any IPv6 address its MAC is given (SLAAC, privacy, DHCPv6).
+    ipv6: tuple[str, ...] = ()
 
     def has_role(self, *roles: Role) -> bool:
         """True when the device holds any of the given roles."""

@@ -13,6 +13,7 @@ from sqlmodel import Field, SQLModel
 
 from ipguard.fields import (
     binding_to_fields,
+    format_ipv6,
     parse_roles,
     parse_services,
 )
@@ -63,6 +64,7 @@ class Device(SQLModel, table=True):
     approval_ref: str = ""
     notes: str = ""
     site: str = Field(default="", index=True)  # empty: valid at every site
+    ipv6: str = ""  # static IPv6 addresses, canonical, `;`-separated in ledger order
     created_at: datetime = Field(sa_type=UTCDateTime)
     updated_at: datetime = Field(sa_type=UTCDateTime)
 
@@ -85,6 +87,7 @@ class Device(SQLModel, table=True):
             approval_ref=self.approval_ref,
             notes=self.notes,
             site=self.site,
+            ipv6=tuple(self.ipv6.split(";")) if self.ipv6 else (),
         )
 
 
@@ -94,7 +97,11 @@ def device_values(binding: Binding) -> dict[str, Any]:
     The columns are the ledger file's fields, but for the flag and the date, kept as their types.
     """
     values: dict[str, Any] = binding_to_fields(binding)
-    values.update(isolated=binding.isolated, guest_until=binding.guest_until)
+    values.update(
+        isolated=binding.isolated,
+        guest_until=binding.guest_until,
+        ipv6=format_ipv6(binding.ipv6),
+    )
     return values
 
 
