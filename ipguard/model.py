@@ -178,11 +178,13 @@ class Binding:
 
 class ObservationSource(enum.StrEnum):
     """How a host proved it is present: it answered an ARP request, or an ICMP echo request
-    (ttl then set, mac None), or a router's ARP table holds it (device and interface then set)."""
+    (ttl then set, mac None), or a router's ARP table holds it (device and interface then set),
+    or an IPv6 address answered a multicast echo or a Neighbor Solicitation ("ndp")."""
 
     ARP = "arp"
     ICMP = "icmp"
     SNMP_ARP = "snmp-arp"  # an entry of a router's ARP table, read over SNMP
+    NDP = "ndp"  # an IPv6 echo reply or Neighbor Advertisement on the link (phase ipv6)
 
 
 @dataclass(frozen=True)
@@ -375,6 +377,8 @@ class IgnoredReply(enum.StrEnum):
     DHCP_IGNORED = "dhcp_ignored"
     SSDP_IGNORED = "ssdp_ignored"
     IPV6_IGNORED = "ipv6_ignored"
+    NDP_UNSOLICITED = "ndp_unsolicited"
+    NDP_OVER_LIMIT = "ndp_over_limit"
 
 
 @dataclass(frozen=True)
@@ -454,6 +458,9 @@ class ScanRequest:
     snmp_devices: tuple[SnmpDevice, ...] = ()
     snmp_timeout: float = 2.0
     snmp_retries: int = 2
+    # Every registered static IPv6 address (Binding.ipv6): the ipv6 phase solicits those inside
+    # the scan's IPv6 prefixes. Handed over with the service baseline, once the ledger is open.
+    static_ipv6: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -32,11 +32,11 @@ from typing import Any, Protocol
 from ipguard import __version__, runfacts, spool
 from ipguard.config import PolicySettings
 from ipguard.errors import IpguardError, LedgerUnavailable, ScanAborted
-from ipguard.ledger import findings, locks, runs
+from ipguard.ledger import devices, findings, locks, runs
 from ipguard.ledger.scan_tables import FindingRow, ScanRun
 from ipguard.ledger.store import Store
 from ipguard.ledger.tables import utcnow
-from ipguard.model import RunStatus, ScanRequest, ScanResult
+from ipguard.model import Phase, RunStatus, ScanRequest, ScanResult
 
 # phase name, done, total
 Progress = Callable[[str, int, int], None]
@@ -88,6 +88,7 @@ def run_scan(
         with store.session() as session:
             aborted_before = runs.abort_dead(session, request.site, now=clock())
             request = _with_service_baseline(session, request, clock())
+            request = _with_static_ipv6(session, request)
             run = runs.start(
                 session,
                 site=request.site,
@@ -125,7 +126,7 @@ def _recorded(request: ScanRequest) -> dict[str, Any]:
     recorded = {
         item.name: getattr(request, item.name)
         for item in fields(request)
-        if item.name not in ("known_services", "snmp_devices")
+        if item.name not in ("known_services", "snmp_devices", "static_ipv6")
     }
     # Devices by name and address only: a spooled run is re-judged, never re-polled.
     recorded["snmp"] = [f"{device.name} {device.host}" for device in request.snmp_devices]
@@ -139,6 +140,15 @@ def _with_service_baseline(session: Any, request: ScanRequest, now: datetime) ->
     since = now - timedelta(hours=request.full_rescan_hours)
     known = runs.service_baseline(session, request.site, full_since=since)
     return replace(request, known_services=known)
+
+
+def _with_static_ipv6(session: Any, request: ScanRequest) -> ScanRequest:
+    """The registered static IPv6 addresses, which the ipv6 phase solicits (when it runs)."""
+    # Only statics inside the IPv6 prefixes are solicited: without prefixes, nothing to load.
+    if Phase.IPV6.value not in request.phases or not any(":" in s for s in request.subnets):
+        return request
+    statics = {ip for binding in devices.snapshot(session) for ip in binding.ipv6}
+    return replace(request, static_ipv6=tuple(sorted(statics)))
 
 
 def _complete(

@@ -15,6 +15,9 @@ Each answer at an IP raises at most one of these (see `policies.sightings` for t
   more severe once it has been open longer than `unregistered_grace_days`. A randomized MAC (the
   locally administered bit: phones and laptops make one up per network) is said so in the summary
   and the detail (`"randomized": true`), at `randomized_mac_severity` when a site set it.
+  IPv6 addresses are one finding per MAC, not per address (a privacy address changes daily, a
+  host holds several): with an unregistered IPv4 address when the MAC has one, else at its
+  link-local address (stable), the other addresses listed in the detail (`"ipv6"`).
 
 Ports found open on a host with one of these findings go into its detail, not into
 unexpected-service findings; so do the names the host goes by.
@@ -45,14 +48,42 @@ from ipguard.policies.sightings import Sighting, Sightings, Verdict
 def check(facts: RunFacts, settings: PolicySettingsLike, seen: Sightings) -> list[Finding]:
     """Every binding finding of the run."""
     found = [_duplicate(ip, macs, settings, seen) for ip, macs in seen.duplicates.items()]
+    unregistered = []
     for sighting in seen:
         if sighting.verdict is Verdict.MISMATCH:
             found.append(_mismatch(sighting, settings, seen))
         elif sighting.verdict is Verdict.MOVED:
             found.append(_moved(sighting, settings, seen))
         elif sighting.verdict is Verdict.UNREGISTERED:
-            found.append(_unregistered(sighting, facts, settings, seen))
+            unregistered.append(sighting)
+    for sighting, ipv6 in _one_per_mac(unregistered):
+        found.append(_unregistered(sighting, facts, settings, seen, ipv6))
     return found
+
+
+def _one_per_mac(sightings: list[Sighting]) -> list[tuple[Sighting, list[str]]]:
+    """Each sighting to report, with the IPv6 addresses of its MAC folded into it."""
+    ipv6: dict[str, list[Sighting]] = {}
+    kept: list[Sighting] = []
+    carrier: dict[str, Sighting] = {}  # MAC -> its first IPv4 sighting
+    for sighting in sightings:
+        if sighting.mac is not None and ":" in sighting.ip:
+            ipv6.setdefault(sighting.mac, []).append(sighting)
+        else:
+            kept.append(sighting)
+            if sighting.mac is not None:
+                carrier.setdefault(sighting.mac, sighting)
+    folded: dict[int, list[str]] = {}  # id of the carrying sighting -> the addresses
+    for mac, group in ipv6.items():
+        addresses = [sighting.ip for sighting in group]
+        lead = carrier.get(mac)
+        if lead is None:
+            # The link-local address is the stable one (from the MAC, or RFC 7217's secret).
+            lead = next((s for s in group if s.ip.startswith("fe80:")), group[0])
+            kept.append(lead)
+            addresses.remove(lead.ip)
+        folded[id(lead)] = addresses
+    return [(sighting, folded.get(id(sighting), [])) for sighting in kept]
 
 
 def _host_detail(ip: str, seen: Sightings) -> dict[str, Any]:
@@ -147,7 +178,11 @@ def _moved(sighting: Sighting, settings: PolicySettingsLike, seen: Sightings) ->
 
 
 def _unregistered(
-    sighting: Sighting, facts: RunFacts, settings: PolicySettingsLike, seen: Sightings
+    sighting: Sighting,
+    facts: RunFacts,
+    settings: PolicySettingsLike,
+    seen: Sightings,
+    ipv6: list[str],
 ) -> Finding:
     kind = FindingKind.UNREGISTERED_HOST
     finding = Finding(kind, severity_of(kind, settings), sighting.ip, sighting.mac, None, "")
@@ -168,6 +203,8 @@ def _unregistered(
         "randomized": randomized,
         **_host_detail(sighting.ip, seen),
     }
+    if ipv6:
+        detail["ipv6"] = ipv6
     if overdue:
         detail["escalation"] = PAST_GRACE
     severity = severity_of(kind, settings, PAST_GRACE if overdue else None)

@@ -115,7 +115,8 @@ def _guests_expired(
     found = []
     for record in expired:
         ips = [record.ip] if seen.authorised.get(record.ip) is record else []
-        ips += stray.get(record.mac, [])
+        ips += [ip for ip in record.ipv6 if seen.authorised.get(ip) is record]
+        ips += seen.ipv6_by_mac.get(record.mac, []) + stray.get(record.mac, [])
         if not ips:
             continue
         assert record.guest_until is not None

@@ -23,6 +23,13 @@ Each MAC that answered at an IP (or the IP alone, for an ICMP reply without a MA
 
 Only active records authorise. The roles of a device are those of every active record of its MAC.
 
+IPv6 (observations of the ipv6 phase): a record's static IPv6 addresses (`Binding.ipv6`) are its
+IPs as well, so the same order applies: the registered MAC is `AUTHORISED`, another MAC is
+`MISMATCH`, two MACs a duplicate. At an IPv6 address no record holds, an active MAC of this site
+is `AUTHORISED` by its record: a device may use any address the network gives it (SLAAC, EUI-64,
+privacy, DHCPv6, its link-local one), so that is no move. Isolated, suspended, other-site and
+unregistered MACs are judged as at an IPv4 address.
+
 Sites: a record scoped to a site (`Binding.site`) is valid in that site's runs only; an unscoped
 record is valid everywhere. In another site's run, an active scoped record authorises nothing: it
 holds no address there, grants no roles and no services. It still identifies its device, so that a
@@ -142,8 +149,9 @@ class LedgerIndex:
                 self.elsewhere_by_mac.setdefault(record.mac, []).append(record)
             elif record.status is active:
                 # An active IP is unique in the ledger; should it not be, the first record wins.
-                if record.ip not in by_ip:
-                    by_ip[record.ip] = record
+                for ip in (record.ip, *record.ipv6):
+                    if ip not in by_ip:
+                        by_ip[ip] = record
                 same_mac = by_mac.get(record.mac)
                 if same_mac is None:
                     by_mac[record.mac] = [record]
@@ -152,10 +160,12 @@ class LedgerIndex:
                 if not record.roles.isdisjoint(ROUTING_ROLES):
                     self.router_macs.add(record.mac)
             else:
-                self.inactive_by_ip.setdefault(record.ip, []).append(record)
+                for ip in (record.ip, *record.ipv6):
+                    self.inactive_by_ip.setdefault(ip, []).append(record)
                 self.inactive_by_mac.setdefault(record.mac, []).append(record)
             if record.isolated:
-                self.isolated_by_ip.setdefault(record.ip, []).append(record)
+                for ip in (record.ip, *record.ipv6):
+                    self.isolated_by_ip.setdefault(ip, []).append(record)
                 self.isolated_by_mac.setdefault(record.mac, []).append(record)
         self._roles: dict[str, frozenset[Role]] = {}
 
@@ -207,6 +217,8 @@ class Sightings:
         self.authorised: dict[str, Binding] = {}
         self.by_ip: dict[str, list[Sighting]] = {}
         self.duplicates: dict[str, tuple[str, ...]] = {}  # IP -> every MAC that answered it
+        # MAC -> the IPv6 addresses no record holds where its record authorised it (see above)
+        self.ipv6_by_mac: dict[str, list[str]] = {}
         owners, isolated = self.ledger.active_by_ip, self.ledger.isolated_by_mac
         for ip, group in self.observations.items():
             if len(group) == 1:
@@ -340,6 +352,9 @@ class Sightings:
         same_pair = [r for r in ledger.inactive_by_ip.get(ip, ()) if r.mac == mac]
         if same_pair:
             self._add(ip, mac, Verdict.SUSPENDED, pick(same_pair, ip))
+        elif mac in ledger.active_by_mac and ":" in ip:  # any IPv6 address the link gave it
+            self.authorised[ip] = ledger.active_by_mac[mac][0]
+            self.ipv6_by_mac.setdefault(mac, []).append(ip)
         elif mac in ledger.active_by_mac:
             self._add(ip, mac, Verdict.MOVED, ledger.active_by_mac[mac][0])
         elif mac in ledger.elsewhere_by_mac:

@@ -1,10 +1,11 @@
-"""IPv6 on the wire, with the standard library only: the Router Solicitation and DHCPv6 SOLICIT we
-send, the Router Advertisements and ADVERTISEs we read.
+"""IPv6 on the wire, with the standard library only: the Router Solicitation, DHCPv6 SOLICIT,
+echo requests and Neighbor Solicitations we send, the Router Advertisements and ADVERTISEs we read.
 
-Layouts: RFC 8200 (IPv6 header), RFC 4443 (ICMPv6 checksum), RFC 4861 (RS section 4.1, RA 4.2,
-options 4.6), RFC 8415 (DHCPv6 messages, DUID-LL, IA_NA). Importing this costs nothing. Everything
-read comes from whoever is on the link, so the parsers never raise and refuse any frame whose
-lengths do not add up.
+Layouts: RFC 8200 (IPv6 header), RFC 4443 (ICMPv6 checksum, echo section 4.1), RFC 4861 (RS
+section 4.1, RA 4.2, NS 4.3, NA 4.4, options 4.6), RFC 4291 section 2.7.1 (solicited-node groups),
+RFC 8415 (DHCPv6 messages, DUID-LL, IA_NA). Importing this costs nothing. Everything read comes
+from whoever is on the link, so the parsers never raise and refuse any frame whose lengths do not
+add up.
 """
 
 from __future__ import annotations
@@ -22,16 +23,20 @@ ETH_HEADER = 14
 IPV6_HEADER = 40
 UDP_HEADER = 8
 NH_ICMPV6, NH_UDP = 58, 17
-ICMPV6_RS, ICMPV6_RA = 133, 134
-OPT_SOURCE_LL, OPT_PREFIX = 1, 3  # RFC 4861 section 4.6
+ICMPV6_ECHO_REQUEST, ICMPV6_ECHO_REPLY = 128, 129
+ICMPV6_RS, ICMPV6_RA, ICMPV6_NS, ICMPV6_NA = 133, 134, 135, 136
+OPT_SOURCE_LL, OPT_TARGET_LL, OPT_PREFIX = 1, 2, 3  # RFC 4861 section 4.6
 DHCP6_CLIENT_PORT, DHCP6_SERVER_PORT = 546, 547
 DHCP6_SOLICIT, DHCP6_ADVERTISE = 1, 2
 OPT_CLIENTID, OPT_SERVERID, OPT_IA_NA, OPT_IAADDR, OPT_ELAPSED = 1, 2, 3, 5, 8
 OPT_ORO, OPT_DNS = 6, 23
+ALL_NODES = "ff02::1"
 ALL_ROUTERS = "ff02::2"
 ALL_DHCP_AGENTS = "ff02::1:2"
 IF_INET6 = Path("/proc/thread-self/net/if_inet6")  # this thread's namespace
 SCOPE_LINK = 0x20
+# if_inet6 flags of addresses that cannot be used as a source (yet): RFC 4862 DAD pending or failed.
+IFA_F_DADFAILED, IFA_F_TENTATIVE = 0x08, 0x40
 
 
 def link_local(interface: str, table: Path = IF_INET6) -> str | None:
@@ -44,6 +49,59 @@ def link_local(interface: str, table: Path = IF_INET6) -> str | None:
         fields = line.split()
         if len(fields) == 6 and fields[5] == interface and int(fields[3], 16) == SCOPE_LINK:
             return str(ipaddress.IPv6Address(bytes.fromhex(fields[0])))
+    return None
+
+
+def addresses(interface: str, table: Path = IF_INET6) -> list[str]:
+    """The interface's usable IPv6 addresses (link-local first), from the kernel's list."""
+    try:
+        lines = table.read_text().splitlines()
+    except OSError:
+        return []
+    found = []
+    for line in lines:
+        fields = line.split()
+        if len(fields) == 6 and fields[5] == interface:
+            if int(fields[4], 16) & (IFA_F_DADFAILED | IFA_F_TENTATIVE):
+                continue
+            address = ipaddress.IPv6Address(bytes.fromhex(fields[0]))
+            found.append((not address.is_link_local, str(address)))
+    return [text for _, text in sorted(found)]
+
+
+def solicited_node(target: str) -> str:
+    """The solicited-node multicast group of ``target``: ff02::1:ffXX:XXXX (RFC 4291 2.7.1)."""
+    low = ipaddress.IPv6Address(target).packed[-3:]
+    return str(ipaddress.IPv6Address(bytes.fromhex("ff0200000000000000000001ff") + low))
+
+
+def build_echo(mac: str, source: str, ident: int, sequence: int) -> bytes:
+    """An ICMPv6 echo request to ff02::1 (all nodes) from ``source``."""
+    body = struct.pack("!BBHHH", ICMPV6_ECHO_REQUEST, 0, 0, ident, sequence) + b"ipguard ndp\0"
+    return _frame(_mac(mac), source, ALL_NODES, NH_ICMPV6, body, hop_limit=255)
+
+
+def build_neighbor_solicitation(mac: str, source: str, target: str) -> bytes:
+    """A Neighbor Solicitation for ``target`` to its solicited-node group, our link-layer option."""
+    own = _mac(mac)
+    packed = ipaddress.IPv6Address(target).packed
+    body = bytes([ICMPV6_NS, 0, 0, 0]) + bytes(4) + packed + bytes([OPT_SOURCE_LL, 1]) + own
+    return _frame(own, source, solicited_node(target), NH_ICMPV6, body, hop_limit=255)
+
+
+def target_link_layer(icmp: bytes) -> bytes | None:
+    """The MAC in a Neighbor Advertisement's target link-layer option (None: no such option).
+
+    ``icmp`` is the ICMPv6 message; its options follow the 24-byte NA header.
+    """
+    at = 24
+    while at + 8 <= len(icmp):
+        kind, units = icmp[at], icmp[at + 1]
+        if units == 0:
+            return None
+        if kind == OPT_TARGET_LL:
+            return icmp[at + 2 : at + 8]
+        at += 8 * units
     return None
 
 

@@ -10,7 +10,8 @@
     evidence   sweep, services   routing / access-point signs
     snmp       -                 the configured switches' and routers' tables (scanners.snmp)
     ipv6       -                 an RS and a DHCPv6 SOLICIT, every RA and ADVERTISE for [scan]
-                                 ra_wait s (only with a link-local address; link in scope)
+                                 ra_wait s; meanwhile echo to ff02::1 and NS for the static
+                                 IPv6 addresses (scanners.ipv6disc; link in scope)
 
 Phases run as a dependency graph (scanners.graph): independent ones at the same time, so a run
 lasts as long as its critical path. Every sender draws from one pacing budget of `rate` probes
@@ -76,6 +77,8 @@ class _Collection:
         self.offers: list[DhcpOffer] = []
         self.router_adverts: list[RouterAdvert] = []
         self.dhcp6_adverts: list[Dhcp6Advert] = []
+        self.ndp: list[Observation] = []  # IPv6 addresses seen on the link (phase ipv6)
+        self.ipv6_uncovered: list[Uncovered] = []  # the interface has no IPv6
         self.proxies: list[ProxyVerdict] = []
         self.names: list[NameObservation] = []
         self.evidence: list[Evidence] = []
@@ -112,19 +115,30 @@ class _Collection:
         self.ran.add(Phase.DHCP)
 
     def run_ipv6(self) -> None:
-        # Like DHCP: the solicitations reach the whole link, so only when that link is in scope;
-        # and only on an interface with IPv6 (a link-local address to send from).
+        # Like DHCP: the solicitations reach the whole link, so only when that link is in scope.
         if self.interface.ipv4 is None or self.interface.ipv4 not in self.scope:
             return
-        from ipguard.scanners.ipv6 import Ipv6Probe, link_local
+        from ipguard.scanners import ipv6disc
 
-        if link_local(self.interface.name) is None:
-            return
-        probe = Ipv6Probe(self.request.interface, wait=self.request.ra_wait)
-        self.router_adverts, self.dhcp6_adverts = probe.probe()
-        if probe.ignored:
-            self.ignored[IgnoredReply.IPV6_IGNORED] += probe.ignored
-        self.ran.add(Phase.IPV6)
+        # Without IPv6 on the interface the phase says so when it was asked for: by name
+        # (--phases), or by IPv6 prefixes in the subnets; a default run on IPv4 says nothing.
+        every = {phase.value for phase in Phase} - {Phase.SERVICES.value}
+        asked = bool(every - set(self.request.phases)) or any(":" in s for s in self.scope.subnets)
+        seen = ipv6disc.collect(
+            self.request,
+            self.scope,
+            self.baseline_ready,
+            self.stop,
+            self.phase_progress("ipv6"),
+            warn=asked,
+        )
+        self.router_adverts, self.dhcp6_adverts = seen.adverts, seen.servers
+        self.ndp = seen.observations
+        self.ignored.update(seen.ignored)
+        self.dropped["ndp"] += seen.dropped
+        self.ipv6_uncovered = seen.uncovered
+        if seen.ran and not self.stop.is_set():
+            self.ran.add(Phase.IPV6)
 
     def run_sweep(self) -> None:
         observations, self.uncovered = reach.sweep(
@@ -225,7 +239,7 @@ class _Collection:
                 if spec.phase in done and not set(spec.needs) <= done:
                     done.discard(spec.phase)
                     changed = True
-        observations = self.observations
+        observations = [*self.observations, *self.ndp]
         if self.polls:
             from ipguard.scanners import snmp
 
@@ -244,7 +258,7 @@ class _Collection:
             partial_hosts=frozenset(self.partial),
             ignored=dict(self.ignored),
             replies_dropped=dict(+self.dropped),  # the nonzero ones
-            uncovered=tuple(self.uncovered),
+            uncovered=(*self.uncovered, *self.ipv6_uncovered),
             snmp=self.polls,
             router_adverts=tuple(self.router_adverts),
             dhcp6_adverts=tuple(self.dhcp6_adverts),
@@ -364,7 +378,11 @@ class NetworkScanner:
             raise self._outcome["error"]
         collection, thread = self._collection, self._thread
         assert collection is not None and thread is not None
-        collection.request = replace(collection.request, known_services=request.known_services)
+        collection.request = replace(
+            collection.request,
+            known_services=request.known_services,
+            static_ipv6=request.static_ipv6,
+        )
         collection.baseline_ready.set()
         while thread.is_alive():
             thread.join(0.1)  # short waits: SIGTERM and Ctrl-C are handled meanwhile

@@ -262,6 +262,9 @@ _IGNORED = {
     "icmp_unsolicited": "echo replies nobody asked for",
     "icmp_over_limit": "echo replies beyond the per-address limits",
     "dhcp_ignored": "malformed or excess DHCP answers",
+    "ipv6_ignored": "malformed or excess router advertisements and DHCPv6 answers",
+    "ndp_unsolicited": "IPv6 echo replies and neighbour advertisements nobody asked for",
+    "ndp_over_limit": "IPv6 neighbour advertisements beyond the per-address limits",
     "ssdp_ignored": "SSDP answers from addresses the sweep did not see, or beyond the limits",
 }
 

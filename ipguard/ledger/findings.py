@@ -151,6 +151,11 @@ def _covered(
     needed = DETECTED_BY.get(FindingKind(row.kind), Phase.SWEEP)
     if (row.detail or {}).get("family") == 6:  # a DHCPv6 server: heard by the ipv6 phase
         needed = Phase.IPV6
+    if needed is Phase.SWEEP and row.ip is not None and ":" in row.ip:
+        # An IPv6 address is found by the ipv6 phase's discovery, a link-local one on the link.
+        if Phase.IPV6 not in phases:
+            return False
+        return ipaddress.ip_address(row.ip).is_link_local or _in(row.ip, networks)
     if needed not in phases:
         return False
     if needed is Phase.IPV6:  # link-local senders: the run listened to the whole link

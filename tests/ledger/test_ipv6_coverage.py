@@ -1,4 +1,5 @@
-"""rogue-ra and DHCPv6 rogue-dhcp findings are resolved only by a run that ran the ipv6 phase."""
+"""rogue-ra, DHCPv6 rogue-dhcp and binding findings at IPv6 addresses are resolved only by a run
+that ran the ipv6 phase."""
 
 from __future__ import annotations
 
@@ -54,4 +55,34 @@ def test_resolved_only_by_a_run_that_ran_the_ipv6_phase(
 ) -> None:
     store = Store(db_url)
     _run(store, T0, [ROGUE_RA, DHCP6, DHCP4], {Phase.SWEEP, Phase.DHCP, Phase.IPV6})
+    assert _run(store, T0 + timedelta(minutes=15), [], phases) == resolved
+
+
+UNREGISTERED_LL = Finding(
+    FindingKind.UNREGISTERED_HOST, Severity.HIGH, "fe80::66:ff:fe00:69", "02:66:00:00:00:69", None,
+    "unregistered",
+)  # fmt: skip
+MISMATCH_V6 = Finding(
+    FindingKind.IP_MAC_MISMATCH, Severity.HIGH, "2001:db8:20::68", "02:18:00:00:00:67", None,
+    "mismatch",
+)  # fmt: skip
+OUTSIDE_V6 = Finding(
+    FindingKind.IP_MAC_MISMATCH, Severity.HIGH, "2001:db8:99::68", "02:18:00:00:00:67", None,
+    "outside the prefixes",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("phases", "resolved"),
+    [
+        ({Phase.SWEEP, Phase.DHCP}, set()),  # the IPv4 sweep sees no IPv6 address
+        ({Phase.IPV6}, {UNREGISTERED_LL.subject, MISMATCH_V6.subject}),
+    ],
+)
+def test_ipv6_binding_findings_resolved_only_by_discovery(
+    db_url: str, phases: set[Phase], resolved: set[str]
+) -> None:
+    store = Store(db_url)
+    found = [UNREGISTERED_LL, MISMATCH_V6, OUTSIDE_V6]
+    _run(store, T0, found, {Phase.SWEEP, Phase.IPV6})
     assert _run(store, T0 + timedelta(minutes=15), [], phases) == resolved

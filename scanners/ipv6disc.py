@@ -1,0 +1,314 @@
+"""IPv6 discovery on the link: who answers an echo to ff02::1, and who holds each static address.
+
+Nobody can sweep a /64, so IPv6 hosts are found the way the link itself finds them:
+
+- one ICMPv6 echo request to ff02::1 (all nodes) from the interface's link-local address, and one
+  from each of its addresses inside the scan's IPv6 prefixes: a host answers a multicast echo from
+  an address of the matching scope (Linux answers by default), so the link-local echo finds every
+  host and the others find each host's address in the prefix (its privacy address, when it
+  prefers one);
+- one Neighbor Solicitation (to the target's solicited-node group, with our link-layer option)
+  for each registered static IPv6 address inside the prefixes: whoever holds it must answer.
+
+The sweep template (scanners.sweep) runs it like the ARP sweep: probes paced from the run's one
+budget, a filtered receiver started first, a retry for each silent target (an echo nobody
+answered, an address nobody claimed), a bounded wait for late replies, every reply kept within the
+reply budget. A reply counts only from an address inside the prefixes or a link-local one (the
+guard: addresses the scan is not about are not recorded). Each address seen is an `Observation`
+with source "ndp": the NA's target and its target link-layer option (else the frame's source
+MAC), or an echo reply's source address and frame source MAC.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+import socket
+import threading
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from ipguard.errors import InterfaceError
+from ipguard.model import (
+    Dhcp6Advert,
+    IgnoredReply,
+    Observation,
+    ObservationSource,
+    RouterAdvert,
+    ScanRequest,
+    Uncovered,
+)
+from ipguard.scanners import rawsock
+from ipguard.scanners.arp import lookup_vendors
+from ipguard.scanners.base import Progress, SweepResult
+from ipguard.scanners.ipv6wire import (
+    ETH_P_IPV6,
+    ICMPV6_ECHO_REPLY,
+    ICMPV6_NA,
+    NH_ICMPV6,
+    addresses,
+    build_echo,
+    build_neighbor_solicitation,
+    link_local,
+    target_link_layer,
+)
+from ipguard.scanners.scope import Scope
+from ipguard.scanners.sweep import MAX_EXTRA_RESPONDERS, MAX_RESPONDERS_PER_TARGET, Link, Sweep
+
+WHAT = "IPv6 discovery"
+SNAPLEN = 128  # headers, an NA's target and its link-layer option
+AT_TYPE = 54  # Ethernet 14 + IPv6 40: the ICMPv6 type
+AT_SOURCE, AT_DEST = slice(22, 38), slice(38, 54)
+AT_IDENT = slice(58, 60)  # echo identifier
+AT_TARGET = slice(62, 78)  # NA target address
+HOP_LIMIT = 21  # IPv6 header byte 7
+
+
+class NdpSweep(Sweep):
+    """Finds the IPv6 hosts of the local link: multicast echo plus NS for static addresses.
+
+    Example (needs CAP_NET_RAW and IPv6 on the interface)::
+
+        sweep = NdpSweep("eth0", Scope(["198.18.0.0/24", "2001:db8:20::/64"]), rate=2000)
+        result = sweep.discover(["2001:db8:20::100"])
+        sorted(result.live)   # ['2001:db8:20::100', '2001:db8:20::5e3d:…', 'fe80::…', …]
+    """
+
+    what = WHAT
+
+    def __init__(self, interface: str, scope: Scope, **options: Any) -> None:
+        """`options`: the template's rate, retries, timeout and progress."""
+        super().__init__(scope, **options)
+        self.interface = interface
+        self.prefixes = [
+            network
+            for network in map(ipaddress.ip_network, scope.subnets)
+            if isinstance(network, ipaddress.IPv6Network)
+        ]
+        self.sources: list[str] = []  # where the echoes leave from: link-local first
+
+    def discover(self, statics: Iterable[str] = ()) -> SweepResult:
+        """Echo to ff02::1 from each source, NS for each static address inside the prefixes.
+
+        InterfaceError when the interface has no link-local address (no IPv6 on it).
+        """
+        own = addresses(self.interface)
+        if not own or not ipaddress.IPv6Address(own[0]).is_link_local:
+            raise InterfaceError(f"interface {self.interface} has no IPv6 link-local address")
+        self.sources = [own[0], *(ip for ip in own[1:] if self._in_prefixes(ip))]
+        wanted = {str(ipaddress.IPv6Address(ip)) for ip in statics}
+        targets = sorted(ip for ip in wanted if self._in_prefixes(ip) and ip not in own)
+        return self.sweep([*self.sources, *targets])
+
+    def pack(self, targets: Iterable[str]) -> list[bytes]:
+        """Packed addresses: our own sources, and targets inside the scope (else ScopeError)."""
+        packed: dict[bytes, None] = {}
+        for ip in targets:
+            if ip not in self.sources:
+                self.scope.check(ip)
+            packed[ipaddress.IPv6Address(ip).packed] = None
+        return list(packed)
+
+    def open(self, targets: list[bytes]) -> Link:
+        """A packet socket for the probes, a filtered one for echo replies and NAs."""
+        iface = rawsock.interface_info(self.interface)
+        receiver = rawsock.receiving_socket(iface, ETH_P_IPV6, _reply_filter(), WHAT)
+        try:
+            sender = rawsock.sending_socket(iface, WHAT)
+        except BaseException:
+            receiver.close()
+            raise
+        ident = secrets.randbits(16)
+        link_local, echoes = self.sources[0], len(self.sources)
+        frames = [
+            build_echo(iface.mac, str(ipaddress.IPv6Address(target)), ident, i)
+            if i < echoes
+            else build_neighbor_solicitation(
+                iface.mac, link_local, str(ipaddress.IPv6Address(target))
+            )
+            for i, target in enumerate(targets)
+        ]
+        return _NdpLink(receiver, sender, frames, iface, ident, self.prefixes)
+
+    def _in_prefixes(self, ip: str) -> bool:
+        address = ipaddress.IPv6Address(ip)
+        return any(address in network for network in self.prefixes)
+
+
+class _NdpLink(Link):
+    """One discovery's sockets: the prebuilt probes, and which replies count."""
+
+    name = "ndp"
+    unsolicited = IgnoredReply.NDP_UNSOLICITED
+    over_limit = IgnoredReply.NDP_OVER_LIMIT
+    snaplen = SNAPLEN
+    # A multicast echo is one target that every host of the link answers: the budget's overall
+    # bound (MAX_EXTRA_RESPONDERS) is the limit. A NS target keeps the usual few (see `admit`).
+    responders_per_target = MAX_EXTRA_RESPONDERS
+
+    def __init__(
+        self,
+        receiver: socket.socket,
+        sender: socket.socket,
+        frames: list[bytes],
+        iface: rawsock.InterfaceInfo,
+        ident: int,
+        prefixes: Sequence[ipaddress.IPv6Network],
+    ) -> None:
+        super().__init__(receiver)
+        self._sender = sender
+        self._frames = frames
+        self._ident = ident.to_bytes(2, "big")
+        self._prefixes = [(int(n.network_address), int(n.netmask)) for n in prefixes]
+        self._claimants: dict[bytes, set[bytes]] = {}  # NS target → MACs that answered for it
+        self._by_oui: dict[str, str | None] = {}
+        self.interface = iface.name
+        self.source_mac = iface.mac
+
+    def send(self, batch: Sequence[int]) -> None:
+        """The prebuilt echo or NS of each target."""
+        send, frames = self._sender.send, self._frames
+        for i in batch:
+            try:
+                send(frames[i])
+            except OSError as exc:
+                rawsock.send_when_room(partial(send, frames[i]), exc, WHAT)
+
+    def source(self, reply: bytes) -> bytes:
+        """An echo reply answers the source it was sent to; an NA, the address it claims."""
+        return reply[AT_DEST] if reply[AT_TYPE] == ICMPV6_ECHO_REPLY else reply[AT_TARGET]
+
+    def admit(self, reply: bytes) -> bytes | None:
+        """The responder (echo: its address and MAC; NA: the MAC claiming the target), or None."""
+        if reply[AT_TYPE] == ICMPV6_ECHO_REPLY:
+            if reply[AT_IDENT] != self._ident or not self._allowed(reply[AT_SOURCE]):
+                return None
+            return reply[AT_SOURCE] + reply[6:12]
+        if len(reply) < AT_TARGET.stop or reply[HOP_LIMIT] != 255 or reply[AT_TYPE + 1] != 0:
+            return None  # RFC 4861 7.1.2: an NA from off the link, or malformed
+        mac = target_link_layer(reply[AT_TYPE:]) or reply[6:12]
+        claimants = self._claimants.setdefault(reply[AT_TARGET], set())
+        if mac not in claimants:
+            if len(claimants) >= MAX_RESPONDERS_PER_TARGET:
+                return None
+            claimants.add(mac)
+        return mac
+
+    def observation(
+        self, target: bytes, reply: bytes, seen_at: datetime, rtt_ms: float | None
+    ) -> Observation:
+        """An IPv6 address answering from a MAC (and the MAC's vendor)."""
+        if reply[AT_TYPE] == ICMPV6_ECHO_REPLY:
+            ip, raw_mac = reply[AT_SOURCE], reply[6:12]
+        else:
+            ip, raw_mac = reply[AT_TARGET], target_link_layer(reply[AT_TYPE:]) or reply[6:12]
+        mac = raw_mac.hex(":")
+        vendor = lookup_vendors((mac,), self._by_oui)[mac]
+        text = str(ipaddress.IPv6Address(ip))
+        return Observation(text, mac, seen_at, ObservationSource.NDP, None, rtt_ms, vendor)
+
+    def close(self) -> None:
+        """Close both sockets on a background thread."""
+        rawsock.close_soon(self._sender.close, self.receiver.close)
+
+    def _allowed(self, address: bytes) -> bool:
+        """Link-local (fe80::/10), or inside one of the scan's IPv6 prefixes."""
+        if address[0] == 0xFE and address[1] & 0xC0 == 0x80:
+            return True
+        value = int.from_bytes(address, "big")
+        return any(value & mask == network for network, mask in self._prefixes)
+
+
+def _reply_filter() -> list[rawsock.Insn]:
+    """Kernel filter: ICMPv6 echo replies and Neighbor Advertisements, nothing else."""
+    jeq, ret = rawsock.JEQ_K, rawsock.RET_K
+    return [
+        rawsock.Insn(rawsock.LDH_ABS, k=12),
+        rawsock.Insn(jeq, 0, 6, ETH_P_IPV6),  # else to the final `ret #0`
+        rawsock.Insn(rawsock.LDB_ABS, k=20),  # next header: ICMPv6, no extension header
+        rawsock.Insn(jeq, 0, 4, NH_ICMPV6),
+        rawsock.Insn(rawsock.LDB_ABS, k=AT_TYPE),
+        rawsock.Insn(jeq, 1, 0, ICMPV6_ECHO_REPLY),  # to `ret #snaplen`
+        rawsock.Insn(jeq, 0, 1, ICMPV6_NA),
+        rawsock.Insn(ret, k=SNAPLEN),
+        rawsock.Insn(ret, k=0),
+    ]
+
+
+@dataclass
+class Ipv6Seen:
+    """What the ipv6 phase saw: routers, DHCPv6 servers, addresses; or why it could not look."""
+
+    adverts: list[RouterAdvert] = field(default_factory=list)
+    servers: list[Dhcp6Advert] = field(default_factory=list)
+    observations: list[Observation] = field(default_factory=list)
+    ignored: Counter[IgnoredReply] = field(default_factory=Counter)
+    dropped: int = 0
+    uncovered: list[Uncovered] = field(default_factory=list)  # no IPv6 on the interface
+    ran: bool = False  # the phase could look (the interface has IPv6)
+
+
+def collect(
+    request: ScanRequest,
+    scope: Scope,
+    ledger_ready: threading.Event,
+    stop: threading.Event,
+    progress: Progress | None = None,
+    *,
+    warn: bool = True,
+) -> Ipv6Seen:
+    """The ipv6 phase: RAs and ADVERTISEs for ``ra_wait`` s, discovery meanwhile.
+
+    The solicitations go out at once; discovery waits for the ledger (the static addresses to
+    solicit arrive with it, `ledger_ready`), well inside the RA window. An interface without a
+    link-local address is reported as uncovered (one warning line of the run) when `warn`, and
+    does not count as having run.
+    """
+    from ipguard.scanners.ipv6 import Ipv6Probe
+
+    seen = Ipv6Seen()
+    if link_local(request.interface) is None:
+        if not warn:
+            return seen
+        reason = f"interface {request.interface} has no IPv6 link-local address; ipv6 phase skipped"
+        prefixes = [text for text in scope.subnets if ":" in text] or ["fe80::/10"]
+        seen.uncovered = [Uncovered(range=text, reason=reason) for text in prefixes]
+        return seen
+    probe = Ipv6Probe(request.interface, wait=request.ra_wait)
+    failure: list[BaseException] = []
+
+    def solicit() -> None:
+        try:
+            seen.adverts, seen.servers = probe.probe()
+        except BaseException as error:  # raised below, in the phase's thread
+            failure.append(error)
+
+    thread = threading.Thread(target=solicit, name="ipguard-ra-probe", daemon=True)
+    thread.start()
+    try:
+        while not ledger_ready.wait(0.05):
+            if stop.is_set():
+                return seen  # not run
+        found = NdpSweep(
+            request.interface,
+            scope,
+            rate=request.rate,
+            retries=request.retries,
+            timeout=request.timeout,
+            progress=progress,
+        ).discover(request.static_ipv6)
+        seen.observations = found.observations
+        seen.ignored.update(found.replies_ignored)
+        seen.dropped = found.replies_dropped
+    finally:
+        thread.join()
+    if failure:
+        raise failure[0]
+    if probe.ignored:
+        seen.ignored[IgnoredReply.IPV6_IGNORED] += probe.ignored
+    seen.ran = True
+    return seen

@@ -1,0 +1,139 @@
+"""IPv6 discovery's frames against scapy's, and which replies it keeps (no network needed)."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from scapy.layers.inet6 import (
+    ICMPv6EchoReply,
+    ICMPv6EchoRequest,
+    ICMPv6ND_NA,
+    ICMPv6ND_NS,
+    ICMPv6NDOptDstLLAddr,
+    ICMPv6NDOptSrcLLAddr,
+    IPv6,
+)
+from scapy.layers.l2 import Ether
+
+from ipguard.model import ScanRequest
+from ipguard.scanners.ipv6disc import _NdpLink, collect
+from ipguard.scanners.ipv6wire import (
+    addresses,
+    build_echo,
+    build_neighbor_solicitation,
+    solicited_node,
+)
+from ipguard.scanners.rawsock import InterfaceInfo
+from ipguard.scanners.scope import Scope
+
+MAC, HOST, OTHER = "02:00:00:00:00:01", "02:00:00:00:00:aa", "02:00:00:00:00:bb"
+LL, GLOBAL = "fe80::1", "2001:db8:20::1"
+PREFIX = ipaddress.IPv6Network("2001:db8:20::/64")
+IDENT = 0x4242
+
+
+def test_neighbor_solicitation_goes_to_the_solicited_node_group_with_our_address():
+    frame = Ether(build_neighbor_solicitation(MAC, LL, "2001:db8:20::abcd:1234"))
+    assert solicited_node("2001:db8:20::abcd:1234") == "ff02::1:ffcd:1234"
+    assert frame.dst == "33:33:ff:cd:12:34" and frame.src == MAC
+    assert (frame[IPv6].src, frame[IPv6].dst, frame[IPv6].hlim) == (LL, "ff02::1:ffcd:1234", 255)
+    assert frame[ICMPv6ND_NS].tgt == "2001:db8:20::abcd:1234"
+    assert frame[ICMPv6NDOptSrcLLAddr].lladdr == MAC
+    sent = frame[ICMPv6ND_NS].cksum
+    del frame[ICMPv6ND_NS].cksum
+    assert Ether(bytes(frame))[ICMPv6ND_NS].cksum == sent
+
+
+def test_echo_goes_to_all_nodes_from_the_given_source():
+    frame = Ether(build_echo(MAC, GLOBAL, IDENT, 1))
+    assert frame.dst == "33:33:00:00:00:01"
+    assert (frame[IPv6].src, frame[IPv6].dst) == (GLOBAL, "ff02::1")
+    echo = frame[ICMPv6EchoRequest]
+    assert (echo.id, echo.seq) == (IDENT, 1)
+    sent = echo.cksum
+    del frame[ICMPv6EchoRequest].cksum
+    assert Ether(bytes(frame))[ICMPv6EchoRequest].cksum == sent
+
+
+def test_addresses_link_local_first_and_none_still_tentative(tmp_path: Path):
+    table = tmp_path / "if_inet6"
+    table.write_text(
+        "20010db8002000000000000000000001 02 40 00 80     eth0\n"
+        "20010db8002000000000000000000002 02 40 00 c0     eth0\n"  # tentative
+        "20010db8002000000000000000000003 02 40 00 88     eth0\n"  # DAD failed
+        "fe800000000000000000000000000001 02 40 20 80     eth0\n"
+        "fe800000000000000000000000000002 03 40 20 80     eth1\n"
+    )
+    assert addresses("eth0", table) == ["fe80::1", "2001:db8:20::1"]
+    assert addresses("eth0", tmp_path / "absent") == []
+
+
+@pytest.fixture
+def link() -> Iterator[_NdpLink]:
+    ends = socket.socketpair()
+    iface = InterfaceInfo("eth0", 1, MAC, None, None, True, True)
+    yield _NdpLink(ends[0], ends[1], [], iface, IDENT, [PREFIX])
+    for end in ends:
+        end.close()
+
+
+def echo_reply(source: str, dest: str = LL, ident: int = IDENT, mac: str = HOST) -> bytes:
+    return bytes(Ether(src=mac, dst=MAC) / IPv6(src=source, dst=dest) / ICMPv6EchoReply(id=ident))
+
+
+def na(target: str, mac: str = HOST, option: str | None = None, hlim: int = 255) -> bytes:
+    reply = (
+        Ether(src=mac, dst=MAC) / IPv6(src="fe80::9", dst=LL, hlim=hlim) / ICMPv6ND_NA(tgt=target)
+    )
+    if option is not None:
+        reply = reply / ICMPv6NDOptDstLLAddr(lladdr=option)
+    return bytes(reply)
+
+
+def test_echo_replies_count_for_the_source_they_answer(link: _NdpLink):
+    reply = echo_reply("fe80::aa")
+    assert link.source(reply) == ipaddress.IPv6Address(LL).packed
+    who = link.admit(reply)
+    assert who == ipaddress.IPv6Address("fe80::aa").packed + bytes.fromhex("0200000000aa")
+    seen = link.observation(link.source(reply), reply, datetime.now(UTC), 0.5)
+    assert (seen.ip, seen.mac, seen.source) == ("fe80::aa", HOST, "ndp")
+    assert link.admit(echo_reply("2001:db8:20::aa", GLOBAL)) is not None  # inside the prefix
+
+
+def test_replies_from_outside_the_prefixes_or_not_ours_are_refused(link: _NdpLink):
+    assert link.admit(echo_reply("2001:db8:99::aa", GLOBAL)) is None  # the guard
+    assert link.admit(echo_reply("fe80::aa", ident=IDENT + 1)) is None  # someone else's ping
+
+
+def test_a_neighbor_advertisement_names_the_mac_of_its_option(link: _NdpLink):
+    reply = na("2001:db8:20::66", option=OTHER)
+    assert link.source(reply) == ipaddress.IPv6Address("2001:db8:20::66").packed
+    assert link.admit(reply) == bytes.fromhex("0200000000bb")
+    seen = link.observation(link.source(reply), reply, datetime.now(UTC), None)
+    assert (seen.ip, seen.mac) == ("2001:db8:20::66", OTHER)
+    assert link.admit(na("2001:db8:20::67")) == bytes.fromhex("0200000000aa")  # no option: frame
+    assert link.admit(na("2001:db8:20::67", hlim=64)) is None  # routed: not from the link
+
+
+def test_a_flood_of_claimants_for_one_address_is_bounded(link: _NdpLink):
+    macs = [f"02:00:00:00:01:{n:02x}" for n in range(20)]
+    kept = [link.admit(na("2001:db8:20::66", option=mac)) for mac in macs]
+    assert sum(who is not None for who in kept) == 8
+    assert link.admit(na("2001:db8:20::66", option=macs[0])) is not None  # a repeat still counts
+
+
+def test_an_interface_without_ipv6_is_uncovered_when_asked_and_silent_otherwise():
+    # "lo" has no link-local address: nothing is sent, the phase reads only the kernel's list.
+    request = ScanRequest(site="s", interface="lo", subnets=("198.18.0.0/24", "2001:db8:20::/64"))
+    scope, ready, stop = Scope(request.subnets), threading.Event(), threading.Event()
+    seen = collect(request, scope, ready, stop, warn=True)
+    assert not seen.ran and [item.range for item in seen.uncovered] == ["2001:db8:20::/64"]
+    assert "lo has no IPv6 link-local address" in seen.uncovered[0].reason
+    quiet = collect(request, scope, ready, stop, warn=False)
+    assert not quiet.ran and quiet.uncovered == []
