@@ -34,6 +34,7 @@ from ipguard.scanners.snmp_client import (
     SnmpSession,
     Varbind,
     WalkStopped,
+    together,
 )
 from ipguard.scanners.snmp_usm import AUTH_PROTOCOLS, PRIV_PROTOCOLS
 
@@ -176,20 +177,29 @@ class SnmpPoller:
         if not values:
             raise SnmpError("the agent has no system group (SNMPv2-MIB) in its view")
         system.update(values)
-        await self._walk(session, walked, ("ifName", "ifDescr"))
+        sys_object_id = values.get(tables.SYSTEM["sys_object_id"])
+        cisco = isinstance(sys_object_id, tuple) and sys_object_id[:7] == CISCO
+        # Interfaces, ARP and FDB side by side: each waits on the agent, not on the others.
+        branches = [self._walk(session, walked, ("ifName", "ifDescr"))]
         if "router" in device.roles:
-            # the two ARP tables are read in turn: net-snmp serves the old one 150 times slower
-            await self._walk(session, walked, ROUTER_COLUMNS)
-            if not walked.get("ipNetToPhysicalPhysAddress"):
-                await self._walk(session, walked, MEDIA_COLUMNS)
+            branches.append(self._arp(session, walked))
         if "switch" in device.roles:
-            await self._walk(session, walked, PORT_COLUMNS)
-            if not walked.get("dot1qTpFdbPort"):
-                await self._walk(session, walked, BRIDGE_COLUMNS)
-            await self._walk(session, walked, LLDP_COLUMNS)
-            sys_object_id = values.get(tables.SYSTEM["sys_object_id"])
-            cisco = isinstance(sys_object_id, tuple) and sys_object_id[:7] == CISCO
-            if cisco and not walked.get("dot1qTpFdbPort"):
+            branches.append(self._fdb(session, walked, cisco))
+        await together(branches)
+
+    async def _arp(self, session: SnmpSession, walked: dict[str, list[Varbind]]) -> None:
+        # the two ARP tables are read in turn: net-snmp serves the old one 150 times slower
+        await self._walk(session, walked, ROUTER_COLUMNS)
+        if not walked.get("ipNetToPhysicalPhysAddress"):
+            await self._walk(session, walked, MEDIA_COLUMNS)
+
+    async def _fdb(
+        self, session: SnmpSession, walked: dict[str, list[Varbind]], cisco: bool
+    ) -> None:
+        await self._walk(session, walked, (*PORT_COLUMNS, *LLDP_COLUMNS))
+        if not walked.get("dot1qTpFdbPort"):
+            await self._walk(session, walked, BRIDGE_COLUMNS)
+            if cisco:
                 await self._per_vlan(session, walked)
 
     async def _walk(

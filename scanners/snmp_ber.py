@@ -12,6 +12,7 @@ exceptions noSuchObject / noSuchInstance / endOfMibView → `EXCEPTION` markers.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,15 +130,33 @@ def _header(data: bytes | memoryview, pos: int) -> tuple[int, int, int]:
     return tag, pos, end
 
 
+_HIGH_OCTET = re.compile(rb"[\x80-\xff]")
+
+
 def decode_oid(body: bytes | memoryview) -> Oid:
     """An OBJECT IDENTIFIER's content octets as a tuple of ints."""
     if not body:
         raise BerError("empty OID")
-    first = body[0]
-    if bytes(body).isascii():  # every subidentifier below 128: one octet each (most OIDs)
-        top = min(first // 40, 2)
-        return (top, first - 40 * top, *body[1:])
-    subids = []
+    data = bytes(body)
+    first = data[0]
+    top = min(first // 40, 2)
+    # Subidentifiers below 128 are one octet each: up to the first octet of a longer one (a
+    # table index holding an IP address or a MAC) they are taken as they are, at C speed.
+    high = _HIGH_OCTET.search(data)
+    if high is None:
+        return (top, first - 40 * top, *data[1:])
+    if high.start() > 0:
+        cut = high.start()
+        subids = [top, first - 40 * top, *data[1:cut]]
+        value = 0
+        for byte in data[cut:]:
+            if byte & 0x80:
+                value = (value | byte & 0x7F) << 7
+            else:
+                subids.append(value | byte)
+                value = 0
+        return tuple(subids)
+    subids = []  # the first subidentifier is itself long (2.999.…): the general case
     value = 0
     for byte in body:
         value = (value << 7) | (byte & 0x7F)

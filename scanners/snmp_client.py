@@ -9,9 +9,10 @@ longer than any real one (`limit`), or silence; each is a `WalkStopped` naming t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,8 @@ from ipguard.scanners.snmp_usm import UsmError, UsmUser, report_reason
 
 Varbind = tuple[ber.Oid, Any]
 DEFAULT_LIMIT = 1_000_000  # rows of one column: more than any real switch or router holds
+TOO_BIG, NO_SUCH_NAME = 1, 2  # error-status values (RFC 3416)
+FIRST_REPETITIONS = 10  # max-repetitions of a column's first GETBULK (net-snmp's default)
 
 
 class SnmpError(Exception):
@@ -120,16 +123,20 @@ class SnmpSession:
         creds = self.credentials
         if creds.version != "3":
             creds = Credentials(creds.version, creds.community + community_suffix.encode())
+        return self._sibling(creds, context if creds.version == "3" else "")
+
+    def _sibling(self, credentials: Credentials, context: str) -> SnmpSession:
+        """Another socket to the same agent (the engine ID and keys learnt already still hold)."""
         session = SnmpSession(
             self.host,
             self.port,
-            creds,
+            credentials,
             timeout=self.timeout,
             retries=self.retries,
             max_repetitions=self.max_repetitions,
-            context=context if creds.version == "3" else "",
+            context=context,
         )
-        session._user = self._user  # the engine ID and keys learnt already still hold
+        session._user = self._user
         return session
 
     async def __aenter__(self) -> SnmpSession:
@@ -197,7 +204,7 @@ class SnmpSession:
         """The values of scalar OIDs (missing ones are left out)."""
         response = await self._exchange(ber.GET, oids)
         if response.error_status:
-            if response.error_status == 2:  # v1 noSuchName: ask one by one
+            if response.error_status == NO_SUCH_NAME:  # v1: ask one by one
                 found: dict[ber.Oid, Any] = {}
                 for oid in oids:
                     one = await self._exchange(ber.GET, [oid])
@@ -218,38 +225,75 @@ class SnmpSession:
     ) -> list[list[Varbind]]:
         """Several columns at once, each as `walk` gives it.
 
-        Each GETBULK asks for the next rows of every column still going, so c columns of a
-        table take 1/c of the round trips of walking them one by one (what `snmpbulkwalk` does).
-        SNMPv1 walks them one by one: a v1 agent's noSuchName ends the whole request.
+        Each column is its own stream of requests on its own socket, all outstanding together:
+        the agent works on one column while the answer for another is on the wire or being
+        decoded here, and the round trips overlap (what several `snmpbulkwalk` would do, run
+        side by side). Asking for every column in one GETBULK instead would put them in series.
         """
-        if self.credentials.version == "1" and len(roots) > 1:
-            return [await self.walk(root, limit=limit) for root in roots]
         columns = [_Column(root, limit) for root in roots]
-        while active := [column for column in columns if not column.done]:
-            oids = [column.current for column in active]
-            if self.credentials.version == "1":
-                response = await self._exchange(ber.GETNEXT, oids)
-            else:
-                # Each column of a request costs the agent one lookup of where to go on: rows
-                # per column stay at max_repetitions, up to ~200 varbinds (6 KB) per answer.
-                repeat = max(10, min(self.max_repetitions, 200 // len(active)))
-                response = await self._exchange(ber.GETBULK, oids, 0, repeat)
-            if response.error_status == 2 and self.credentials.version == "1":
-                break  # v1 says noSuchName past the end of the MIB
-            if response.error_status:
-                raise SnmpError(
-                    f"walk of {ber.oid_text(active[0].root)} failed: "
-                    f"error-status {response.error_status}"
-                )
-            if not response.varbinds:
-                break
+        # Fresh sockets even for one column: other walks may be using this session's socket.
+        streams = [self._sibling(self.credentials, self.context.decode()) for _ in columns]
+        async with contextlib.AsyncExitStack() as opened:
+            for stream in streams:
+                await opened.enter_async_context(stream)
             try:
-                for index, (oid, value) in enumerate(response.varbinds):
-                    active[index % len(active)].take(oid, value)
+                await together(
+                    [
+                        stream._walk_column(column)
+                        for stream, column in zip(streams, columns, strict=True)
+                    ]
+                )
             except WalkStopped as stop:
                 stop.columns = [column.rows for column in columns]
                 raise
         return [column.rows for column in columns]
+
+    async def _walk_column(self, column: _Column) -> None:
+        """Walk one column to its end: GETBULK (v2c, v3) or GETNEXT (v1).
+
+        Max-repetitions starts small and doubles while the column goes on: the rows asked for
+        past a column's end are whatever follows it in the agent's MIB, which the agent must
+        still compute (after ifDescr come the ifTable's other columns, then net-snmp's atTable,
+        one slow lookup per row), so a short or empty column must not ask for a hundred.
+        """
+        most = self.max_repetitions
+        repeat = min(FIRST_REPETITIONS, most)
+        while not column.done:
+            if self.credentials.version == "1":
+                response = await self._exchange(ber.GETNEXT, [column.current])
+            else:
+                response = await self._exchange(ber.GETBULK, [column.current], 0, repeat)
+            if response.error_status == TOO_BIG and repeat > 1:
+                # an agent that answers tooBig rather than sending fewer rows: ask for fewer
+                most = repeat = repeat // 2
+                continue
+            repeat = min(2 * repeat, most)
+            if response.error_status == NO_SUCH_NAME and self.credentials.version == "1":
+                return  # v1 says noSuchName past the end of the MIB
+            if response.error_status:
+                raise SnmpError(
+                    f"walk of {ber.oid_text(column.root)} failed: "
+                    f"error-status {response.error_status}"
+                )
+            if not response.varbinds:
+                return
+            for oid, value in response.varbinds:
+                column.take(oid, value)
+
+
+async def together(coroutines: Sequence[Coroutine[Any, Any, None]]) -> None:
+    """Run the coroutines concurrently; the first error cancels the others and is raised."""
+    tasks = [asyncio.ensure_future(coroutine) for coroutine in coroutines]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    finally:  # an error, or the caller cancelled (the poll's deadline): stop the rest
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for task in tasks:
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            raise error
 
 
 class _Column:

@@ -72,7 +72,6 @@ def walk(
         ipaddress.ip_address(host)
     except ValueError:
         raise InvalidValue(f"snmp walk: {host!r} is not an IP address") from None
-    device = _configured(ctx, host)
     given: dict[str, Any] = {
         "user": user,
         "auth_proto": auth_proto,
@@ -84,7 +83,10 @@ def walk(
     if community is not None:
         os.environ[WALK_COMMUNITY_ENV] = community  # read back by this process only
         given["community_env"] = WALK_COMMUNITY_ENV
-    if device is None or any(given.values()) or version != Version.v2c:
+    # The configuration is read only when no credentials were given (they replace the entry).
+    explicit = any(given.values()) or version != Version.v2c
+    device = None if explicit else _configured(ctx, host)
+    if device is None:
         device = SnmpDevice(host=host, name=host, port=port, version=version.value)
         device = replace(device, **{key: value for key, value in given.items() if value})
         if device.version != "3" and not device.community_env:
