@@ -46,6 +46,7 @@ PORT_COLUMNS = ("dot1dBasePortIfIndex", "dot1qVlanFdbId", "dot1qTpFdbPort", "dot
 BRIDGE_COLUMNS = ("dot1dTpFdbPort", "dot1dTpFdbStatus")
 LLDP_COLUMNS = tuple(name for name in tables.COLUMNS if name.startswith("lldp"))
 CISCO = (1, 3, 6, 1, 4, 1, 9)
+VLANS_AT_ONCE = 8  # Cisco per-VLAN instances read concurrently
 
 
 def _secret(device: SnmpDevice, what: str, env: str, path: str) -> bytes:
@@ -145,6 +146,7 @@ class SnmpPoller:
         walked: dict[str, list[Varbind]] = {}
         where = f"{device.name} ({device.host}:{device.port})"
         system: dict[tuple[int, ...], object] = {}
+        notes: list[str] = []  # what went wrong without stopping the poll
         warning = ""
         try:
             async with SnmpSession(
@@ -156,7 +158,7 @@ class SnmpPoller:
                 max_repetitions=self.max_repetitions,
             ) as session:
                 await asyncio.wait_for(
-                    self._collect(session, device, walked, system), timeout=self.deadline
+                    self._collect(session, device, walked, system, notes), timeout=self.deadline
                 )
         except WalkStopped as stop:
             warning = f"{where}: {stop}"
@@ -164,6 +166,8 @@ class SnmpPoller:
             warning = f"{where}: poll took longer than {self.deadline:g} s"
         except (SnmpError, OSError) as error:
             warning = f"{where}: {error}"
+        if notes:
+            warning = "; ".join([warning, *notes]) if warning else f"{where}: " + "; ".join(notes)
         return self._result(device, walked, system, warning)
 
     async def _collect(
@@ -172,6 +176,7 @@ class SnmpPoller:
         device: SnmpDevice,
         walked: dict[str, list[Varbind]],
         system: dict[tuple[int, ...], object],
+        notes: list[str],
     ) -> None:
         values = await session.get(list(tables.SYSTEM.values()))
         if not values:
@@ -184,7 +189,7 @@ class SnmpPoller:
         if "router" in device.roles:
             branches.append(self._arp(session, walked))
         if "switch" in device.roles:
-            branches.append(self._fdb(session, walked, cisco))
+            branches.append(self._fdb(session, walked, cisco, notes))
         await together(branches)
 
     async def _arp(self, session: SnmpSession, walked: dict[str, list[Varbind]]) -> None:
@@ -194,13 +199,13 @@ class SnmpPoller:
             await self._walk(session, walked, MEDIA_COLUMNS)
 
     async def _fdb(
-        self, session: SnmpSession, walked: dict[str, list[Varbind]], cisco: bool
+        self, session: SnmpSession, walked: dict[str, list[Varbind]], cisco: bool, notes: list[str]
     ) -> None:
         await self._walk(session, walked, (*PORT_COLUMNS, *LLDP_COLUMNS))
         if not walked.get("dot1qTpFdbPort"):
             await self._walk(session, walked, BRIDGE_COLUMNS)
             if cisco:
-                await self._per_vlan(session, walked)
+                await self._per_vlan(session, walked, notes)
 
     async def _walk(
         self, session: SnmpSession, walked: dict[str, list[Varbind]], names: Sequence[str]
@@ -214,17 +219,38 @@ class SnmpPoller:
             raise
         walked.update(zip(names, found, strict=True))
 
-    async def _per_vlan(self, session: SnmpSession, walked: dict[str, list[Varbind]]) -> None:
-        """Cisco keeps one BRIDGE-MIB instance per VLAN: community@VLAN, or v3 context vlan-N."""
+    async def _per_vlan(
+        self, session: SnmpSession, walked: dict[str, list[Varbind]], notes: list[str]
+    ) -> None:
+        """Cisco keeps one BRIDGE-MIB instance per VLAN: community@VLAN, or v3 context vlan-N.
+
+        VLANs are read a few at a time. One the agent will not serve (net-snmp drops a request
+        for a context it does not know; a Catalyst stays silent for a VLAN without an instance)
+        is a note in the poll's warning; the others are read all the same.
+        """
         await self._walk(session, walked, ("vtpVlanState",))
-        for vlan in tables.cisco_vlans(walked):
+        at_once = asyncio.Semaphore(VLANS_AT_ONCE)
+
+        async def one(vlan: int) -> None:
             per_vlan: dict[str, list[Varbind]] = {}
             vlan_session = session.with_context(f"@{vlan}", f"vlan-{vlan}")
-            async with vlan_session:
-                await self._walk(vlan_session, per_vlan, ("dot1dBasePortIfIndex", *BRIDGE_COLUMNS))
+            async with at_once, vlan_session:
+                try:
+                    await self._walk(
+                        vlan_session, per_vlan, ("dot1dBasePortIfIndex", *BRIDGE_COLUMNS)
+                    )
+                except SnmpError as error:
+                    if isinstance(error, WalkStopped):
+                        raise
+                    v3 = session.credentials.version == "3"
+                    where = f"context vlan-{vlan}" if v3 else f"VLAN {vlan}"
+                    notes.append(f"{where}: {error}")
+                    return
             walked[f"vlan {vlan}"] = []  # a marker: this VLAN was walked
             for name, rows in per_vlan.items():
                 walked.setdefault(f"{name}@{vlan}", []).extend(rows)
+
+        await together([one(vlan) for vlan in tables.cisco_vlans(walked)])
 
     def _result(
         self,

@@ -40,6 +40,8 @@ HUB_HOSTS = {f"hb{n}": f"198.18.10.{20 + n}" for n in range(1, 5)}
 ROUTED_HOSTS = {"r20": "198.18.20.10", "r21": "198.18.20.11"}
 # Agents with a real device's bad habits (tests/lab/snmp_responder.py), on the router's address.
 ODD_PORTS = {"unordered": 1161, "loop": 1162, "endless": 1163, "cisco": 1164}
+# The SNMPv3 Catalyst (snmpd proxying contexts to the "cisco" responder) and its VLAN contexts.
+CISCO_V3_PORT, CISCO_V3_CONTEXTS = 1165, (10, 20)
 _HELLO = (
     "import socket,time\n"
     "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
@@ -154,9 +156,9 @@ def _addresses(lab: SnmpLab) -> list[tuple[str, list[str]]]:
     return batches
 
 
-def _snmpd(lab: SnmpLab, node: str, config: str) -> None:
+def _snmpd(lab: SnmpLab, node: str, config: str, port: int = 161) -> None:
     """Start net-snmp's snmpd in a node's namespace with `config`; wait for its UDP socket."""
-    home = lab.workdir / node
+    home = lab.workdir / f"{node}-{port}"
     home.mkdir(parents=True, exist_ok=True)
     (home / "snmpd.conf").write_text(config)
     argv = [
@@ -182,8 +184,8 @@ def _snmpd(lab: SnmpLab, node: str, config: str) -> None:
     )
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        listening = netns.run(lab.ns(node), ["ss", "-Hlun", "sport = :161"], check=False).stdout
-        if listening.strip():
+        listening = netns.run(lab.ns(node), ["ss", "-Hlun", f"sport = :{port}"], check=False)
+        if listening.stdout.strip():
             return
         time.sleep(0.1)
     log = (home / "snmpd.log").read_text(errors="replace") if (home / "snmpd.log").exists() else ""
@@ -210,6 +212,30 @@ def start_agents(lab: SnmpLab) -> None:
         f"pass_persist .1.3.6.1.2.1.17 {helper} bridge\n"
         f"pass_persist .1.3.6.1.2.1.31.1.1.1.1 {helper} ifname\n",
     )
+
+
+def _start_cisco_v3(lab: SnmpLab) -> None:
+    """A Catalyst read over SNMPv3: net-snmp's snmpd (authPriv, one VACM entry for every
+    context) serving context vlan-10 and vlan-20 by proxying each to the v2c Catalyst responder's
+    community@VLAN instance. vtpVlanState also lists VLAN 1, for which no context exists: the
+    agent answers that context's requests with a report of snmpUnknownContexts."""
+    catalyst = f"{ROUTER_IP}:{ODD_PORTS['cisco']}"
+    lines = [
+        f"agentAddress udp:{ROUTER_IP}:{CISCO_V3_PORT}",
+        f"createUser {lab.v3_user} SHA {lab.auth_key} AES {lab.priv_key}",
+        f"group catalyst usm {lab.v3_user}",
+        "view everything included .1",
+        'access catalyst "" usm priv prefix everything none none',
+        "sysName lab-catalyst-v3",
+        "sysObjectID .1.3.6.1.4.1.9.1.716",
+        f"proxy -v 2c -c {lab.community} {catalyst} .1.3.6.1.4.1.9.9.46",
+        f"proxy -v 2c -c {lab.community} {catalyst} .1.3.6.1.2.1.31.1.1.1.1",
+    ]
+    lines += [
+        f"proxy -Cn vlan-{vlan} -v 2c -c {lab.community}@{vlan} {catalyst} .1.3.6.1.2.1.17"
+        for vlan in CISCO_V3_CONTEXTS
+    ]
+    _snmpd(lab, "router", "\n".join(lines) + "\n", port=CISCO_V3_PORT)
 
 
 def _start_odd_agents(lab: SnmpLab) -> None:
@@ -252,6 +278,7 @@ def snmp_lab(workdir: Path) -> Iterator[SnmpLab]:
         lab.router_mac = out.strip()
         start_agents(lab)
         _start_odd_agents(lab)
+        _start_cisco_v3(lab)
         lab.refresh()
         yield lab
     finally:

@@ -24,6 +24,14 @@ from tests.lab.netns import exec_argv
 
 pytestmark = [requires_lab("snmpd"), pytest.mark.lab]
 IPGUARD = str(Path(sys.executable).with_name("ipguard"))
+# What tests/lab/snmp_responder.py's Catalyst holds: (MAC, VLAN, port) of each VLAN's instance.
+CATALYST_FDB = {
+    ("3c:52:82:aa:0a:21", 10, "Gi0/1"),
+    ("3c:52:82:aa:0a:22", 10, "Gi0/2"),
+    ("3c:52:82:aa:0a:01", 10, "Gi0/24"),
+    ("3c:52:82:aa:14:23", 20, "Gi0/3"),
+    ("3c:52:82:aa:14:01", 20, "Gi0/24"),
+}
 V3 = ("--version", "3", "--user", "ipguard", "--auth-proto", "sha", "--auth-key-env", "AK")
 
 
@@ -143,10 +151,20 @@ def test_walk_cisco_per_vlan_fdb(lab: topo.SnmpLab) -> None:
     done = run(lab, "snmp", "walk", topo.ROUTER_IP, *args)
     assert done.returncode == 0, done.stderr
     fdb = {(row["mac"], row["vlan"], row["if_name"]) for row in json.loads(done.stdout)["fdb"]}
-    assert fdb == {
-        ("3c:52:82:aa:0a:21", 10, "Gi0/1"),
-        ("3c:52:82:aa:0a:22", 10, "Gi0/2"),
-        ("3c:52:82:aa:0a:01", 10, "Gi0/24"),
-        ("3c:52:82:aa:14:23", 20, "Gi0/3"),
-        ("3c:52:82:aa:14:01", 20, "Gi0/24"),
-    }
+    assert fdb == CATALYST_FDB
+
+
+def test_walk_cisco_v3_reads_each_vlan_through_its_context(lab: topo.SnmpLab) -> None:
+    """Over SNMPv3 a Catalyst's VLAN instances are contexts vlan-N (net-snmp's snmpd serving
+    vlan-10 and vlan-20 by proxy): each VLAN's table is read through its context. VLAN 1 is
+    listed in vtpVlanState but has no context, and snmpd drops requests for it: a warning
+    naming that context, exit 3, the other VLANs' tables all the same."""
+    args = ["--port", str(topo.CISCO_V3_PORT), *V3, "--priv-proto", "aes", "--priv-key-env", "PK"]
+    args += ["--format", "json", "--timeout", "0.5", "--retries", "0"]
+    done = run(lab, "snmp", "walk", topo.ROUTER_IP, *args)
+    assert done.returncode == 3, done.stderr
+    walked = json.loads(done.stdout)
+    assert walked["device"]["sys_name"] == "lab-catalyst-v3"
+    assert {(row["mac"], row["vlan"], row["if_name"]) for row in walked["fdb"]} == CATALYST_FDB
+    assert "context vlan-1: no answer" in done.stderr
+    assert "vlan-10" not in done.stderr and "vlan-20" not in done.stderr
