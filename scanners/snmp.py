@@ -206,6 +206,8 @@ class SnmpPoller:
             await self._walk(session, walked, BRIDGE_COLUMNS)
             if cisco:
                 await self._per_vlan(session, walked, notes)
+            elif not walked.get("dot1dTpFdbPort"):
+                await self._walk(session, walked, ("hwDynFdbPort",))  # Huawei's own table
 
     async def _walk(
         self, session: SnmpSession, walked: dict[str, list[Varbind]], names: Sequence[str]

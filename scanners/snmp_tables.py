@@ -8,6 +8,7 @@ recorded walks (tests/scanners/snmp_walks/). Vendors fill these MIBs differently
 - FDB: Q-BRIDGE-MIB dot1qTpFdbTable indexed by FID (VLAN-aware switches: HPE, Huawei, H3C,
   Ruijie), or only BRIDGE-MIB dot1dTpFdbTable (older D-Link; Cisco per VLAN through
   community@VLAN). A FID is mapped to its VLAN through dot1qVlanFdbId where the agent fills it.
+  Some Huawei firmware fills neither: its learnt MACs are in HUAWEI-L2MAM-MIB hwDynFdbTable.
 - Ports: a bridge port is mapped to an ifIndex by dot1dBasePortIfIndex; agents that leave that
   empty (some Huawei and H3C firmware) number bridge ports by ifIndex. Names come from IF-MIB
   ifName, or ifDescr where ifName is missing.
@@ -55,6 +56,7 @@ COLUMNS: dict[str, Oid] = {
         "lldpRemPortId": "1.0.8802.1.1.2.1.4.1.1.7",
         "lldpRemSysName": "1.0.8802.1.1.2.1.4.1.1.9",
         "vtpVlanState": "1.3.6.1.4.1.9.9.46.1.3.1.1.2",
+        "hwDynFdbPort": "1.3.6.1.4.1.2011.5.25.42.2.1.3.1.4",
     }.items()
 }
 ARP_INVALID_TYPE = 2  # ipNetToPhysicalType / ipNetToMediaType invalid(2)
@@ -221,6 +223,28 @@ def fdb_entries(walked: Walked, interfaces: Interfaces, vlan: int | None = None)
         entry = _fdb_entry(index, port, vlan, interfaces)
         if entry is not None:
             found.append(entry)
+    return found or huawei_fdb_entries(walked, interfaces)
+
+
+def huawei_fdb_entries(walked: Walked, interfaces: Interfaces) -> list[FdbEntry]:
+    """The learnt MACs of a Huawei switch that fills neither forwarding table of the BRIDGE-MIBs,
+    from HUAWEI-L2MAM-MIB hwDynFdbTable.
+
+    Its index is hwDynFdbMac (six octets), hwDynFdbVlanId (0 for a MAC learnt in a VPLS VSI rather
+    than a VLAN) and hwDynFdbVsiName (length, then the name's octets; length 0 in a VLAN); the
+    value of hwDynFdbPort is the ifIndex of the port, not a bridge port (0: not on a port).
+    """
+    bridge_ports = {if_index: port for port, if_index in interfaces.base_ports.items()}
+    found: list[FdbEntry] = []
+    for index, if_index in column(walked, "hwDynFdbPort").items():
+        vsi = index[7:]
+        if len(index) < 7 or (vsi and vsi[0] != len(vsi) - 1):
+            continue  # not MAC.VLAN.VSI: a layout this parser does not know
+        address = mac(index[:6]) if all(octet < 256 for octet in index[:6]) else None
+        if address is None or not isinstance(if_index, int) or if_index <= 0:
+            continue
+        port = bridge_ports.get(if_index, if_index)  # bridge port where the agent maps one
+        found.append(FdbEntry(address, index[6] or None, port, if_index, interfaces.name(if_index)))
     return found
 
 

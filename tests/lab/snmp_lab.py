@@ -40,6 +40,9 @@ HUB_HOSTS = {f"hb{n}": f"198.18.10.{20 + n}" for n in range(1, 5)}
 ROUTED_HOSTS = {"r20": "198.18.20.10", "r21": "198.18.20.11"}
 # Agents with a real device's bad habits (tests/lab/snmp_responder.py), on the router's address.
 ODD_PORTS = {"unordered": 1161, "loop": 1162, "endless": 1163, "cisco": 1164}
+# Recorded walks served by the same responder: name -> port (tests/scanners/snmp_walks/NAME).
+RECORDED_PORTS = {"huawei_s5735_l2mam": 1166}
+WALKS = Path(__file__).resolve().parents[1] / "scanners" / "snmp_walks"
 # The SNMPv3 Catalyst (snmpd proxying contexts to the "cisco" responder) and its VLAN contexts.
 CISCO_V3_PORT, CISCO_V3_CONTEXTS = 1165, (10, 20)
 _HELLO = (
@@ -239,9 +242,11 @@ def _start_cisco_v3(lab: SnmpLab) -> None:
 
 
 def _start_odd_agents(lab: SnmpLab) -> None:
-    for mode, port in ODD_PORTS.items():
+    agents = [(["--mode", mode], port) for mode, port in ODD_PORTS.items()]
+    agents += [(["--snmprec", str(WALKS / f"{n}.snmprec")], p) for n, p in RECORDED_PORTS.items()]
+    for how, port in agents:
         argv = [sys.executable, "-m", "tests.lab.snmp_responder", "--listen", f"{ROUTER_IP}:{port}"]
-        argv += ["--community", lab.community, "--mode", mode]
+        argv += ["--community", lab.community, *how]
         subprocess.Popen(
             netns.exec_argv(lab.ns("router"), argv),
             cwd=Path(__file__).resolve().parents[2],
@@ -253,7 +258,7 @@ def _start_odd_agents(lab: SnmpLab) -> None:
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         out = netns.run(lab.ns("router"), ["ss", "-Hlun"], check=False).stdout
-        if all(f":{port} " in out for port in ODD_PORTS.values()):
+        if all(f":{port} " in out for _how, port in agents):
             return
         time.sleep(0.1)
     raise netns.LabError("the odd SNMP agents did not start")

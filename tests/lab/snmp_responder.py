@@ -12,6 +12,8 @@ It serves system scalars, an ifName column of `--rows` interfaces (bridge ports 
     endless    a column that never ends: every answer is a new, larger OID
     cisco      a Catalyst: one BRIDGE-MIB instance per VLAN, read with community@VLAN
 
+With `--snmprec FILE` it serves a recorded walk instead (tests/scanners/snmp_walks/), in order.
+
 Runs inside a lab namespace (tests/lab/snmp_lab.py starts it); it stops on SIGTERM.
 """
 
@@ -152,12 +154,40 @@ def cisco_views(community: bytes) -> dict[bytes, Responder]:
     return views
 
 
-def serve(listen: str, community: bytes, rows: int, mode: str, fdb: int = 0) -> None:
+def read_snmprec(path: str) -> dict[ber.Oid, tuple[str, object]]:
+    """A recorded walk's values (`OID|TYPE|VALUE`: 2 integer, 4 string, 4x hex string, 6 OID,
+    66 Gauge32, 67 TimeTicks) as this agent keeps them."""
+    values: dict[ber.Oid, tuple[str, object]] = {}
+    with open(path) as lines:
+        for line in lines:
+            if not line.strip() or line.startswith("#"):
+                continue
+            oid, kind, raw = line.rstrip("\n").split("|", 2)
+            value: tuple[str, object]
+            if kind == "4":
+                value = ("s", raw.encode())
+            elif kind == "4x":
+                value = ("s", bytes.fromhex(raw))
+            elif kind == "6":
+                value = ("o", ber.parse_oid(raw))
+            elif kind == "67":
+                value = ("t", int(raw))
+            else:
+                value = ("i", int(raw))  # integers and gauges (sent as INTEGER: enough here)
+            values[ber.parse_oid(oid)] = value
+    return values
+
+
+def serve(
+    listen: str, community: bytes, rows: int, mode: str, fdb: int = 0, snmprec: str = ""
+) -> None:
     """Answer requests until killed."""
     host, port = listen.rsplit(":", 1)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind((host, int(port)))
     views = cisco_views(community) if mode == "cisco" else {community: Responder(rows, mode, fdb)}
+    if snmprec:
+        views = {community: Responder(0, "ordered", values=read_snmprec(snmprec))}
     while True:
         data, peer = sock.recvfrom(65535)
         try:
@@ -184,8 +214,10 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=48)
     parser.add_argument("--mode", choices=("ordered", "unordered", "loop", "endless", "cisco"))
     parser.add_argument("--fdb", type=int, default=0, help="forwarding-table entries to serve")
+    parser.add_argument("--snmprec", default="", help="a recorded walk to serve instead")
     args = parser.parse_args()
-    serve(args.listen, args.community.encode(), args.rows, args.mode or "ordered", args.fdb)
+    mode = args.mode or "ordered"
+    serve(args.listen, args.community.encode(), args.rows, mode, args.fdb, args.snmprec)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import pytest
 from tests.lab import snmp_lab as topo
 from tests.lab.fixtures import requires_lab
 from tests.lab.netns import exec_argv
+from tests.scanners.test_snmp_tables import CASES
 
 pytestmark = [requires_lab("snmpd"), pytest.mark.lab]
 IPGUARD = str(Path(sys.executable).with_name("ipguard"))
@@ -168,3 +169,14 @@ def test_walk_cisco_v3_reads_each_vlan_through_its_context(lab: topo.SnmpLab) ->
     assert {(row["mac"], row["vlan"], row["if_name"]) for row in walked["fdb"]} == CATALYST_FDB
     assert "context vlan-1: no answer" in done.stderr
     assert "vlan-10" not in done.stderr and "vlan-20" not in done.stderr
+
+
+def test_walk_huawei_with_only_hwdynfdbtable(lab: topo.SnmpLab) -> None:
+    """A Huawei agent whose BRIDGE-MIB and Q-BRIDGE-MIB forwarding tables are empty (the
+    recorded walk huawei_s5735_l2mam served as it is): the FDB comes from HUAWEI-L2MAM-MIB."""
+    port = topo.RECORDED_PORTS["huawei_s5735_l2mam"]
+    args = ["--port", str(port), "--community-env", "C", "--format", "json"]
+    done = run(lab, "snmp", "walk", topo.ROUTER_IP, *args)
+    assert done.returncode == 0, done.stderr
+    fdb = {(row["mac"], row["vlan"], row["if_name"]) for row in json.loads(done.stdout)["fdb"]}
+    assert fdb == CASES["huawei_s5735_l2mam"]["fdb"]

@@ -62,6 +62,17 @@ CASES: dict[str, dict[str, set[tuple[Any, ...]]]] = {
         },
         "lldp": set(),
     },
+    "huawei_s5735_l2mam": {  # BRIDGE-MIB and Q-BRIDGE-MIB empty: HUAWEI-L2MAM-MIB
+        "arp": {("198.18.30.1", "28:6e:d4:01:00:0a", "Vlanif30")},
+        "fdb": {
+            ("28:6e:d4:01:00:0a", 30, "GigabitEthernet0/0/1"),
+            ("28:6e:d4:01:00:0b", 30, "GigabitEthernet0/0/2"),
+            ("28:6e:d4:01:00:0c", 30, "Eth-Trunk1"),
+            ("28:6e:d4:01:00:0c", 40, "Eth-Trunk1"),
+            ("28:6e:d4:01:00:0d", None, "XGigabitEthernet0/0/1"),  # learnt in VSI "vsi-a"
+        },  # 02:00:00:00:00:99 is on port 0 (not on a port): left out
+        "lldp": set(),
+    },
     "h3c_s5130": {
         "arp": {
             ("198.18.50.7", "7c:1e:06:aa:bb:07", "Vlan100"),
@@ -102,6 +113,18 @@ def test_vendor_layouts(vendor: str) -> None:
         for n in found["lldp"]
     }
     assert lldp == expected["lldp"]
+
+
+def test_huawei_l2mam_read_only_when_the_bridge_tables_are_empty() -> None:
+    """hwDynFdbPort is an ifIndex: with dot1dBasePortIfIndex filled, the entry names the bridge
+    port that maps to it; a device that fills Q-BRIDGE-MIB is read from Q-BRIDGE-MIB alone."""
+    device = walked("huawei_s5735_l2mam")
+    device["dot1dBasePortIfIndex"] = [((*tables.COLUMNS["dot1dBasePortIfIndex"], 3), 54)]
+    trunk = [e for e in parse(device)["fdb"] if e.if_name == "Eth-Trunk1"]  # type: ignore[attr-defined]
+    assert {(e.port, e.if_index, e.vlan) for e in trunk} == {(3, 54, 30), (3, 54, 40)}  # type: ignore[attr-defined]
+    both = walked("huawei_s5720")
+    both.update({k: v for k, v in device.items() if k == "hwDynFdbPort"})
+    assert {e.mac for e in parse(both)["fdb"]} == {m for m, _v, _n in CASES["huawei_s5720"]["fdb"]}  # type: ignore[attr-defined]
 
 
 def test_cisco_vlans_leave_out_the_reserved_ones() -> None:
