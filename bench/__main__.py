@@ -5,7 +5,8 @@
     python -m bench --only ledger     # one section (or several, comma-separated); the others are
                                       # kept from the last run (bench/results.json)
 
-Sections: sweep (ARP sweep /24, /20, /16 vs arp-scan and nmap), loss (the /16 with 2 % loss),
+Sections: sweep (ARP sweep /24, /20, /16 vs arp-scan and nmap), command (the whole `ipguard scan
+--phases sweep` command on the /20 vs arp-scan -B100M, on its own), loss (the /16 with 2 % loss),
 ledger (100,000 devices: import, policies, export), scan (a full `ipguard scan` phase by phase),
 startup (`ipguard --help`, `ledger list`), dhcp (each lab DHCP server over 20 scans), snmp
 (polling vs snmpbulkwalk, 51 devices at once), watch (`ipguard watch`: detection latency, an ARP
@@ -28,6 +29,7 @@ from typing import Any
 from bench.common import (
     Log,
     Section,
+    compile_sources,
     load1,
     log,
     machine,
@@ -52,10 +54,12 @@ def _sections() -> dict[str, SectionRunner]:
     from bench.snmp import snmp_section
     from bench.startup import startup_section
     from bench.sweep import loss_section, sweep_section
+    from bench.sweep_command import command_section
     from bench.watch import watch_section
 
     return {
         "sweep": sweep_section,
+        "command": command_section,
         "loss": loss_section,
         "ledger": ledger_section,
         "scan": scan_section,
@@ -66,7 +70,7 @@ def _sections() -> dict[str, SectionRunner]:
     }
 
 
-NAMES = ("sweep", "loss", "ledger", "scan", "startup", "dhcp", "snmp", "watch")
+NAMES = ("sweep", "command", "loss", "ledger", "scan", "startup", "dhcp", "snmp", "watch")
 
 
 def run_section(name: str, runner: SectionRunner, runs: int, context: dict[str, Any]) -> Section:
@@ -171,6 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGTERM ends the run like Ctrl-C: through every `finally`, so no lab is left behind.
     signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
+    compile_sources()
     runners = _sections()
     header = {"machine": machine(), "versions": versions()}
     for name in NAMES:

@@ -9,9 +9,10 @@ service phase). Then `ipguard scan --no-services`. Phases overlap, so each phase
 start and end in seconds from the run's start (`ipguard runs show ID --format json`), and the run's
 wall time is its critical path.
 
-The scans run at SCAN_RATE probes a second: one pacing budget covers every phase, nmap included,
-and the first service scan's open-port pass alone is some 35,000 SYNs (34 live hosts x 1,028
-ports), which at the lab configuration's 2,000 a second would take 18 s by itself.
+The scans run as `make demo` runs them, at the demo lab configuration's rate (tests.lab.scenarios
+DEMO_RATE, 20,000 a second): one pacing budget covers every phase, nmap included, and the first
+service scan's open-port pass alone is some 35,000 SYNs (34 live hosts x 1,028 ports), which at
+ipguard's default 2,000 a second would take 18 s by itself.
 """
 
 from __future__ import annotations
@@ -24,11 +25,11 @@ from typing import Any
 
 from bench.common import ChildRun, Log, Section, Target, ipguard_argv, run_child, table
 from tests.lab import netns
+from tests.lab.scenarios import DEMO_RATE
 
 PHASES = ("dhcp", "sweep", "names", "services", "versions", "proxy", "evidence")
 AFTER = ("storage", "policies")
 SCAN_LIMIT = 900.0
-SCAN_RATE = "20000"
 FIRST_TARGET = 15.0
 NO_SERVICES_SLACK = 0.5
 
@@ -44,7 +45,7 @@ def _ipguard(work: Path, *args: str, ns: str | None = None) -> ChildRun:
 
 
 def _scan(work: Path, ns: str, *extra: str) -> dict[str, Any]:
-    scan = _ipguard(work, "scan", "--format", "json", "--rate", SCAN_RATE, *extra, ns=ns)
+    scan = _ipguard(work, "scan", "--format", "json", *extra, ns=ns)
     document = json.loads(scan.stdout)
     run_id = document["run"]["id"]
     shown = json.loads(_ipguard(work, "runs", "show", str(run_id), "--format", "json").stdout)
@@ -173,7 +174,8 @@ def _section(rounds: list[list[dict[str, Any]]]) -> Section:
                 body,
                 "lrrr",
             ),
-            f"{len(rounds)} round(s), each on a fresh ledger, at `--rate {SCAN_RATE}` (one budget "
+            f"{len(rounds)} round(s), each on a fresh ledger, at the demo configuration's "
+            f"`rate = {DEMO_RATE}` (a lab of virtual links; ipguard's default is 2,000; one budget "
             "for every phase, nmap included). Service phase: "
             f"{first['service_mode'] or 'n/a'} on the first scan, "
             f"{second['service_mode'] or 'n/a'} on the second ({second['rescanned']} host(s) "

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipaddress
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -35,14 +35,45 @@ def covered_subnets(subnets: Sequence[str], uncovered: Sequence[Uncovered]) -> l
     return [str(network) for network in left]
 
 
-def facts(session: Any, request: ScanRequest, result: ScanResult, now: datetime) -> Any:
-    from ipguard.policies.base import PoolRange, RunFacts
+@dataclass(frozen=True)
+class LedgerView:
+    """The ledger as a run judges it: every record, when each pair was last seen, the pools.
+
+    A scan reads it while its phases still run (the DHCP window is seconds of waiting), so that
+    once they end only what they saw is left to store and judge: the run is judged against the
+    ledger as it was when the run looked, not as it is a few seconds later.
+    """
+
+    records: list[devices.Stored]
+    last_seen: dict[tuple[str, str], datetime]
+    pools: tuple[Any, ...]
+
+
+def ledger_view(session: Any) -> LedgerView:
+    """Read the ledger side of a run's facts (and load the policies that will judge them)."""
+    import ipguard.policies  # noqa: F401  (loaded now rather than once the phases are over)
+    from ipguard.policies.base import PoolRange
 
     records = devices.stored(session)
     seen = runs.last_seen(session)
     # A record never seen yet counts from its registration: a fresh import is not stale at once.
     for record in records:
         seen.setdefault((record.binding.ip, record.binding.mac), record.created_at)
+    pools = tuple(PoolRange(pool.department, pool.cidr) for pool in list_pools(session))
+    return LedgerView(records, seen, pools)
+
+
+def facts(
+    session: Any,
+    request: ScanRequest,
+    result: ScanResult,
+    now: datetime,
+    view: LedgerView | None = None,
+) -> Any:
+    """What the policies read: the run's sightings, the ledger (`view`, else read now)."""
+    from ipguard.policies.base import RunFacts
+
+    view = view or ledger_view(session)
     return RunFacts(
         now=now,
         subnets=request.subnets,
@@ -55,9 +86,9 @@ def facts(session: Any, request: ScanRequest, result: ScanResult, now: datetime)
         snmp=result.snmp,
         router_adverts=result.router_adverts,
         dhcp6_adverts=result.dhcp6_adverts,
-        ledger=tuple(record.binding for record in records),
-        pools=tuple(PoolRange(pool.department, pool.cidr) for pool in list_pools(session)),
-        last_seen=seen,
+        ledger=tuple(record.binding for record in view.records),
+        pools=view.pools,
+        last_seen=view.last_seen,
         first_seen=findings.first_seen(session, request.site),
         site=request.site,  # the whole ledger is judged; records of other sites authorise nothing
     )
@@ -71,8 +102,12 @@ def evaluate_policies(facts: Any, policy: PolicySettings) -> list[Finding]:
 
 
 def evidence_of(result: ScanResult) -> Callable[[Finding], dict[str, Any]]:
-    """For a finding, the sightings of this run about its address (capped per kind)."""
-    by_ip: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    """For a finding, the sightings of this run about its address (capped per kind).
+
+    Made plain only for the addresses a finding names: a sweep of 1,000 hosts in order has
+    no finding, and turning each sighting into a dict took longer than judging them all.
+    """
+    by_ip: dict[str, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
     groups: list[tuple[str, str, tuple[Any, ...]]] = [
         ("observations", "ip", result.observations),
         ("services", "ip", result.services),
@@ -87,11 +122,11 @@ def evidence_of(result: ScanResult) -> Callable[[Finding], dict[str, Any]]:
         for item in items:
             bucket = by_ip[getattr(item, key)][name]
             if len(bucket) < 20:
-                bucket.append(_plain(item))
+                bucket.append(item)
 
     def evidence(finding: Finding) -> dict[str, Any]:
         found = by_ip.get(finding.ip or "", {})
-        return {name: items for name, items in found.items() if items}
+        return {name: [_plain(item) for item in items] for name, items in found.items() if items}
 
     return evidence
 

@@ -4,6 +4,7 @@
         store runs the ledger could not take earlier (spool)       (transactions 2 and 3 each)
         mark dead runs aborted, record the run as running          (transaction 1)
         scanner.collect(request)                                   (the network part)
+            meanwhile read the ledger the run is judged against      (runfacts.LedgerView)
         store what was seen                                        (transaction 2)
         policies over the ledger snapshot, sync findings, complete (transaction 3)
 
@@ -161,6 +162,7 @@ def _complete(
     clock: Callable[[], datetime],
 ) -> RunOutcome:
     started = time.monotonic()
+    view = _ledger_view(store)  # while the phases run: see runfacts.LedgerView
     result = runs.storable(scanner.collect(request, progress))
     # The phases' offsets count from the collection's start, which may precede this call (the
     # scanner may have begun before the run was recorded): the last phase ended just now.
@@ -168,9 +170,18 @@ def _complete(
     started = min(started, time.monotonic() - max(ends, default=0.0))
     assert run.id is not None
     try:
-        return _record(store, run.id, request, result, policy, clock, started)
+        return _record(store, run.id, request, result, policy, clock, started, view)
     except LedgerUnavailable as error:
         raise _spool(store, run, result, error, clock) from None
+
+
+def _ledger_view(store: Store) -> runfacts.LedgerView | None:
+    """The ledger as the run judges it; None when it cannot be read now (read again later)."""
+    try:
+        with store.session() as session:
+            return runfacts.ledger_view(session)
+    except LedgerUnavailable:  # the run's results are still to come: they will be spooled
+        return None
 
 
 def _record(
@@ -181,10 +192,12 @@ def _record(
     policy: PolicySettings,
     clock: Callable[[], datetime],
     started: float,
+    view: runfacts.LedgerView | None = None,
 ) -> RunOutcome:
     """Transactions 2 and 3: store what a run saw, judge it, complete the run.
 
     Timings are {"start": s, "end": s} offsets from `started` (the run's start), and "total".
+    `view` is the ledger read while the phases ran (else it is read here).
     """
     timings: dict[str, Any] = dict(result.timings)
 
@@ -202,7 +215,7 @@ def _record(
     mark = time.monotonic()
     with store.session() as session:
         now = clock()
-        facts = runfacts.facts(session, request, result, now)
+        facts = runfacts.facts(session, request, result, now, view)
         found = runfacts.evaluate_policies(facts, policy)
         timings["policies"] = span(mark)
         synced = findings.sync(

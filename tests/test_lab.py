@@ -120,6 +120,10 @@ def test_ledger_and_config_files(tmp_path: Path) -> None:
     assert config["scan"]["subnets"] == ["198.18.0.0/24", "198.19.0.0/24"]
     assert config["names"]["dns_servers"] == ["198.18.0.3"]
     assert config["policy"]["hostname_rule"] == "^{department}-{asset_tag}$"
+    # The demo's rate is its own (virtual links: see DEMO_RATE); other labs keep the default.
+    assert config["scan"]["rate"] == 20_000
+    small_config = write_config(small(), tmp_path / "small.toml").read_text()
+    assert tomllib.loads(small_config)["scan"]["rate"] == 2000
 
 
 def test_lab_tests_skip_with_a_reason_without_root_or_tools(

@@ -107,3 +107,56 @@ def test_installed_entry_point_runs(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert done.stderr == "error: mac 'zz': not a MAC address (like aa:bb:cc:dd:ee:ff)\n"
+
+
+def test_help_lists_every_command_in_order_and_a_typo_gets_a_suggestion(cli: Cli) -> None:
+    # The commands are built only when used (ipguard.cli.main.COMMANDS); --help shows them all.
+    out = cli("--help").stdout
+    listed = [line.split()[0] for line in out.split("Commands:\n", 1)[1].splitlines() if line]
+    assert listed == [
+        *("scan", "watch", "diff", "report", "prune", "ledger", "pools", "runs"),
+        *("findings", "cron", "metrics", "snmp"),
+    ]
+    typo = cli("scna")
+    assert typo.exit_code == 2 and "Did you mean 'scan'?" in typo.stderr
+
+
+def test_a_command_loads_only_its_own_module_and_exit_handlers_still_run() -> None:
+    # The process ends without the interpreter's teardown (ipguard.cli.main._exit_now), after
+    # the exit handlers: this one reports which command modules were imported.
+    code = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print(sorted(m for m in sys.modules "
+        "if m.startswith('ipguard.cli.')), file=sys.stderr))\n"
+        "from ipguard.cli.main import run\n"
+        "sys.argv = ['ipguard', 'runs', '--help']\n"
+        "run()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0 and "Scan runs" in done.stdout
+    loaded = done.stderr.strip()
+    assert loaded == str(
+        ["ipguard.cli.context", "ipguard.cli.history", "ipguard.cli.main", "ipguard.cli.output"]
+    )
+
+
+def test_output_larger_than_a_pipe_arrives_whole_and_the_exit_code_with_it(tmp_path: Path) -> None:
+    # The process ends with os._exit once the command is done: what it wrote must be flushed.
+    exe = str(Path(sys.executable).with_name("ipguard"))
+    env = {**os.environ, "IPGUARD_DB": str(tmp_path / "l.db")}
+    ledger = tmp_path / "ledger.csv"
+    rows = [
+        f"10.1.{n // 250}.{n % 250 + 1},02:00:00:00:{n // 256:02x}:{n % 256:02x}"
+        for n in range(3000)
+    ]
+    ledger.write_text("ip,mac\n" + "\n".join(rows) + "\n")
+    subprocess.run([exe, "ledger", "import", str(ledger)], env=env, check=True, capture_output=True)
+    listed = subprocess.run(
+        [exe, "ledger", "list", "--format", "csv"], env=env, capture_output=True, text=True
+    )
+    assert listed.returncode == 0
+    assert len(listed.stdout) > 65_536  # more than a pipe holds: written while the reader reads
+    assert len(listed.stdout.splitlines()) == 3001
+    assert listed.stdout.splitlines()[-1].startswith("10.1.11.250,")
+    failed = subprocess.run([exe, "ledger", "show", "10.9.9.9"], env=env, capture_output=True)
+    assert failed.returncode != 0 and failed.stderr.startswith(b"error: ")

@@ -81,7 +81,12 @@ def config_text(scenario: Scenario, *, interface: str = "eth0") -> str:
             "[scan]",
             f"interface = {json.dumps(interface)}",
             f"subnets = {json.dumps(subnets)}",
-            "rate = 2000",
+            *(
+                ["# a lab of virtual links in one machine: faster than a real network (README)"]
+                if scenario.rate != 2000
+                else []
+            ),
+            f"rate = {scenario.rate}",
             "retries = 1",
             "timeout = 1.0",
             "services = true",

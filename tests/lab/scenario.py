@@ -200,6 +200,8 @@ class Scenario:
     absent: tuple[Registration, ...] = ()
     ports: str = SCAN_PORTS
     sensors: tuple[Scanner, ...] = ()
+    # [scan] rate of the lab's ipguard.toml: ipguard's default unless the scenario says why not.
+    rate: int = 2000
 
     def __post_init__(self) -> None:
         _validate(self)
