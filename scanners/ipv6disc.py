@@ -26,7 +26,7 @@ import secrets
 import socket
 import threading
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -259,12 +259,14 @@ def collect(
     stop: threading.Event,
     progress: Progress | None = None,
     *,
+    statics: Callable[[], Iterable[str]] | None = None,
     warn: bool = True,
 ) -> Ipv6Seen:
     """The ipv6 phase: RAs and ADVERTISEs for ``ra_wait`` s, discovery meanwhile.
 
     The solicitations go out at once; discovery waits for the ledger (the static addresses to
-    solicit arrive with it, `ledger_ready`), well inside the RA window. An interface without a
+    solicit arrive with it, `ledger_ready`; `statics` reads them then, default the request's),
+    well inside the RA window. An interface without a
     link-local address is reported as uncovered (one warning line of the run) when `warn`, and
     does not count as having run.
     """
@@ -300,7 +302,7 @@ def collect(
             retries=request.retries,
             timeout=request.timeout,
             progress=progress,
-        ).discover(request.static_ipv6)
+        ).discover(request.static_ipv6 if statics is None else statics())
         seen.observations = found.observations
         seen.ignored.update(found.replies_ignored)
         seen.dropped = found.replies_dropped

@@ -130,6 +130,7 @@ class _Collection:
             self.baseline_ready,
             self.stop,
             self.phase_progress("ipv6"),
+            statics=lambda: self.request.static_ipv6,  # handed over once the ledger is open
             warn=asked,
         )
         self.router_adverts, self.dhcp6_adverts = seen.adverts, seen.servers
