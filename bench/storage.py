@@ -43,6 +43,7 @@ def ledger_csv(path: Path, devices: int) -> Path:
             writer.writerow(
                 [
                     f"10.{a}.{b}.{c}",
+                    "",  # no static IPv6
                     f"02:00:00:{a:02x}:{b:02x}:{c:02x}",
                     f"dept{n % 40}-pc{n}",
                     f"用户{n}",

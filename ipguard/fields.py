@@ -222,8 +222,13 @@ def binding_from_fields(values: Mapping[str, Any]) -> Binding:
             return raw.isoformat()
         return str(raw)
 
+    ip = parse_ip(get("ip"))
+    ipv6 = parse_ipv6_list(get("ipv6"))
+    if ip in ipv6:
+        raise FieldError("ipv6", ip, "is the record's ip already; list it once")
     return Binding(
-        ip=parse_ip(get("ip")),
+        ip=ip,
+        ipv6=ipv6,
         mac=parse_mac(get("mac")),
         hostname=parse_text(get("hostname"), "hostname"),
         owner=parse_text(get("owner"), "owner"),
@@ -246,6 +251,7 @@ def binding_to_fields(binding: Binding) -> dict[str, str]:
     """The binding as text fields in file order: the exact inverse of `binding_from_fields`."""
     values = {
         "ip": binding.ip,
+        "ipv6": format_ipv6(binding.ipv6),
         "mac": binding.mac,
         "hostname": binding.hostname,
         "owner": binding.owner,

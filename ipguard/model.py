@@ -125,9 +125,10 @@ class Service:
 
 
 # The ledger's columns, in file order (DESIGN.md, "Ledger file format"); `site` came later, so it
-# is last and optional in files.
+# is last and optional in files; `ipv6` (static IPv6 addresses) stands after `ip`, also optional.
 LEDGER_FIELDS: tuple[str, ...] = (
     "ip",
+    "ipv6",
     "mac",
     "hostname",
     "owner",

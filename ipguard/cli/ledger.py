@@ -16,6 +16,7 @@ app = typer.Typer(
 
 LIST_COLUMNS = (
     "ip",
+    "ipv6",
     "mac",
     "owner",
     "department",
@@ -28,6 +29,13 @@ LIST_COLUMNS = (
 HISTORY_COLUMNS = ("at", "actor", "action", "key", "alt_key", "changes")
 
 # Options shared by `add` and `edit`: every ledger field but ip and mac.
+Ipv6 = Annotated[
+    str | None,
+    typer.Option(
+        "--ipv6",
+        help="';'-separated static IPv6 addresses (global or unique-local); '' for none.",
+    ),
+]
 Hostname = Annotated[str | None, typer.Option(help="Hostname the device should have.")]
 Owner = Annotated[str | None, typer.Option(help="Real name of the user.")]
 Department = Annotated[str | None, typer.Option(help="Department or unit.")]
@@ -94,6 +102,7 @@ def add(
     ctx: typer.Context,
     ip: Annotated[str, typer.Argument(help="IP address.")],
     mac: Annotated[str, typer.Argument(help="MAC address (any common notation).")],
+    ipv6: Ipv6 = None,
     hostname: Hostname = None,
     owner: Owner = None,
     department: Department = None,
@@ -128,9 +137,10 @@ def add(
 @app.command()
 def edit(
     ctx: typer.Context,
-    key: Annotated[str, typer.Argument(help="IP, or MAC holding one active record.")],
+    key: Annotated[str, typer.Argument(help="IP, static IPv6, or MAC holding one active record.")],
     ip: Annotated[str | None, typer.Option(help="New IP address.")] = None,
     mac: Annotated[str | None, typer.Option(help="New MAC address.")] = None,
+    ipv6: Ipv6 = None,
     hostname: Hostname = None,
     owner: Owner = None,
     department: Department = None,
@@ -180,10 +190,10 @@ def remove(
 @app.command()
 def show(
     ctx: typer.Context,
-    key: Annotated[str, typer.Argument(help="IP or MAC.")],
+    key: Annotated[str, typer.Argument(help="IP, static IPv6 or MAC.")],
     fmt: FormatOption = Format.table,
 ) -> None:
-    """Every record (any status) with that IP or MAC."""
+    """Every record (any status) with that IP, static IPv6 address or MAC."""
     from ipguard.errors import NotFound
     from ipguard.ledger import devices
 

@@ -43,16 +43,35 @@ def parse_key(key: str) -> tuple[str, str]:
 
 
 def find(session: Session, key: str, *, lock: bool = False) -> list[Device]:
-    """Every record (any status) with that IP or MAC, active ones first.
+    """Every record (any status) with that IP, static IPv6 or MAC, active ones first.
 
     `lock` holds the records until the transaction ends (PostgreSQL; SQLite ignores it).
     """
     kind, value = parse_key(key)
-    column = Device.ip if kind == "ip" else Device.mac
-    query = select(Device).where(column == value).order_by(col(Device.id))
+    if kind == "ip":
+        return _holding(session, value, lock=lock)
+    query = select(Device).where(Device.mac == value).order_by(col(Device.id))
     if lock:
         query = query.with_for_update()
     return sorted(session.exec(query), key=lambda device: device.status != DeviceStatus.ACTIVE)
+
+
+def _holding(
+    session: Session, ip: str, *, lock: bool = False, active: bool = False
+) -> list[Device]:
+    """The records whose IP, or one of whose static IPv6 addresses, is `ip` (canonical)."""
+    where = col(Device.ip) == ip
+    if ":" in ip:  # the list column is searched as text, then each match checked exactly
+        where = sa.or_(where, col(Device.ipv6).contains(ip, autoescape=True))
+    query = select(Device).where(where).order_by(col(Device.id))
+    if active:
+        query = query.where(Device.status == DeviceStatus.ACTIVE.value)
+    if lock:
+        query = query.with_for_update()
+    found = [
+        device for device in session.exec(query) if device.ip == ip or ip in device.ipv6.split(";")
+    ]
+    return sorted(found, key=lambda device: device.status != DeviceStatus.ACTIVE)
 
 
 def get_active(session: Session, key: str, *, lock: bool = False) -> Device:
@@ -136,6 +155,7 @@ def add(session: Session, binding: Binding, *, actor: str) -> Device:
     """Register a new binding; an active IP may be registered only once."""
     if binding.status == DeviceStatus.ACTIVE:
         _refuse_taken_ip(session, binding.ip, keep=None)
+        _refuse_taken_ipv6(session, binding, keep=None)
     now = utcnow()
     device = Device(**device_values(binding), created_at=now, updated_at=now)
     session.add(device)
@@ -167,6 +187,8 @@ def edit(session: Session, key: str, changes: Mapping[str, str], *, actor: str) 
         return device
     if updated.status == DeviceStatus.ACTIVE and updated.ip != device.ip:
         _refuse_taken_ip(session, updated.ip, keep=device.id)
+    if updated.status == DeviceStatus.ACTIVE:
+        _refuse_taken_ipv6(session, updated, keep=device.id)
     now = utcnow()
     for name, value in device_values(updated).items():
         setattr(device, name, value)
@@ -235,6 +257,30 @@ def _refuse_taken_ip(session: Session, ip: str, *, keep: int | None) -> None:
         raise Conflict(
             f"IP {ip} is already registered to {holder.mac}{who}; edit or remove that record first"
         )
+
+
+def _refuse_taken_ipv6(session: Session, binding: Binding, *, keep: int | None) -> None:
+    """Each static IPv6 address is active in one record only, like an IP.
+
+    No index can enforce it on a list column: the check runs under the write lock (SQLite) or
+    after the record's row lock (PostgreSQL), as `_refuse_taken_ip` does.
+    """
+    for address in binding.ipv6:
+        holders = [d for d in _holding(session, address, active=True) if d.id != keep]
+        if holders:
+            holder = holders[0]
+            who = f" ({holder.owner})" if holder.owner else ""
+            raise Conflict(
+                f"IPv6 {address} is already registered to {holder.mac}{who} at {holder.ip}; "
+                "edit or remove that record first"
+            )
+    if ":" in binding.ip:  # an IPv6 record IP must not be another record's static IPv6
+        holders = [d for d in _holding(session, binding.ip, active=True) if d.id != keep]
+        if holders and holders[0].ip != binding.ip:
+            raise Conflict(
+                f"IP {binding.ip} is a static IPv6 address of {holders[0].mac} at "
+                f"{holders[0].ip}; edit or remove that record first"
+            )
 
 
 def _flush(session: Session, ip: str) -> None:

@@ -351,4 +351,6 @@ def _write_text(handle: IO[str], fmt: str, rows: Sequence[ExportRow]) -> None:
 def _json_item(values: dict[str, str]) -> dict[str, Any]:
     item: dict[str, Any] = dict(values)
     item["isolated"] = values["isolated"] == "true"
+    # Addresses are a list of strings in JSON, as a run's `subnets` are (DESIGN.md JSON shapes).
+    item["ipv6"] = values["ipv6"].split(";") if values["ipv6"] else []
     return item

@@ -3,8 +3,11 @@
 A row matches the ledger record with the same IP *and* MAC. In `merge` mode unmatched rows are
 added and matched ones updated; a row that would give an active IP to a second MAC is refused, since
 silently rebinding an address is exactly what IP theft looks like. In `replace` mode the file is the
-truth: records it does not hold are retired, never deleted. A file without the `site` column (older
-exports) leaves the site of the records it matches as it is.
+truth: records it does not hold are retired, never deleted. A file without the `site` or `ipv6`
+column (older exports) leaves the site or static IPv6 addresses of the records it matches as
+they are.
+
+A static IPv6 address is claimed like the IP: by one active record only.
 """
 
 from __future__ import annotations
@@ -88,22 +91,34 @@ def validate_rows(path: str, rows: Sequence[FileRow]) -> list[tuple[int, Binding
             problems.append(LineProblem(row.line, error.field, error.value, error.reason, row.unit))
             continue
         if binding.status == DeviceStatus.ACTIVE:
-            earlier = first_active.setdefault(binding.ip, row.line)
-            if earlier != row.line:
-                problems.append(
-                    LineProblem(
-                        row.line,
-                        "ip",
-                        binding.ip,
-                        f"IP is already active on {row.unit} {earlier}",
-                        row.unit,
-                    )
+            clashes = [
+                LineProblem(
+                    row.line,
+                    name,
+                    address,
+                    _taken(name, address, f"active on {row.unit} {earlier}"),
+                    row.unit,
                 )
+                for name, address in _claims(binding.ip, binding.ipv6)
+                if (earlier := first_active.setdefault(address, row.line)) != row.line
+            ]
+            if clashes:
+                problems.extend(clashes)
                 continue
         bindings.append((row.line, binding))
     if problems:
         raise LedgerFileError(path, sorted(problems, key=lambda problem: problem.line))
     return bindings
+
+
+def _claims(ip: str, ipv6: Sequence[str]) -> list[tuple[str, str]]:
+    """The addresses an active record holds alone, each with the field that names it."""
+    return [("ip", ip), *(("ipv6", address) for address in ipv6)]
+
+
+def _taken(name: str, address: str, where: str) -> str:
+    """The reason an address cannot be claimed: it is already `where`."""
+    return f"IP is already {where}" if name == "ip" else f"IPv6 {address} is already {where}"
 
 
 def check_retirements(
@@ -140,6 +155,7 @@ def plan_import(session: Session, path: str, rows: Sequence[FileRow], mode: str)
     # Files written before records had a site lack the column: they keep a record's site rather
     # than moving every record to "any site".
     siteless = {row.line for row in rows if "site" not in row.values}
+    ipv6less = {row.line for row in rows if "ipv6" not in row.values}
 
     table = Device.__table__  # type: ignore[attr-defined]
     records: dict[tuple[str, str], list[sa.Row[Any]]] = defaultdict(list)
@@ -169,6 +185,8 @@ def plan_import(session: Session, path: str, rows: Sequence[FileRow], mode: str)
             current = devices.stored_binding(device)
             if line in siteless and binding.site != current.site:
                 binding = replace(binding, site=current.site)
+            if line in ipv6less and binding.ipv6 != current.ipv6:
+                binding = replace(binding, ipv6=current.ipv6)
             if binding == current:  # every field equal, exactly as their file forms would be
                 plan.unchanged += 1
             else:
@@ -191,33 +209,36 @@ def plan_import(session: Session, path: str, rows: Sequence[FileRow], mode: str)
 def _refuse_rebinding(
     path: str, plan: ImportPlan, records: dict[tuple[str, str], list[sa.Row[Any]]]
 ) -> None:
-    """After the plan, each IP may still be active in one record only."""
-    final_active: dict[str, str] = {}  # ip -> who holds it, for the message
+    """After the plan, each IP and static IPv6 may still be active in one record only."""
+    final_active: dict[str, str] = {}  # address -> who holds it, for the message
     changed = {update.device_id for update in plan.updates}
     changed |= {retirement.device_id for retirement in plan.retirements}
     for group in records.values():
         for device in group:
             if device.id not in changed and device.status == DeviceStatus.ACTIVE:
                 who = f" ({device.owner})" if device.owner else ""
-                final_active[device.ip] = f"{device.mac}{who} in the ledger"
+                held = device.ipv6.split(";") if device.ipv6 else ()
+                for _, address in _claims(device.ip, held):
+                    final_active[address] = f"{device.mac}{who} in the ledger"
     problems = []
     incoming = [(update.line, update.after) for update in plan.updates] + plan.adds
     for line, binding in sorted(incoming, key=lambda item: item[0]):
         if binding.status != DeviceStatus.ACTIVE:
             continue
-        holder = final_active.get(binding.ip)
-        if holder is not None:
-            problems.append(
-                LineProblem(
-                    line,
-                    "ip",
-                    binding.ip,
-                    f"IP is already registered to {holder}; "
-                    "retire that record first or import with --mode replace",
+        for name, address in _claims(binding.ip, binding.ipv6):
+            holder = final_active.get(address)
+            if holder is None:
+                final_active[address] = f"{binding.mac} on line {line}"
+            else:
+                problems.append(
+                    LineProblem(
+                        line,
+                        name,
+                        address,
+                        _taken(name, address, f"registered to {holder}")
+                        + "; retire that record first or import with --mode replace",
+                    )
                 )
-            )
-        else:
-            final_active[binding.ip] = f"{binding.mac} on line {line}"
     if problems:
         raise LedgerFileError(path, problems)
 

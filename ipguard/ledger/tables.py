@@ -13,7 +13,6 @@ from sqlmodel import Field, SQLModel
 
 from ipguard.fields import (
     binding_to_fields,
-    format_ipv6,
     parse_roles,
     parse_services,
 )
@@ -97,11 +96,7 @@ def device_values(binding: Binding) -> dict[str, Any]:
     The columns are the ledger file's fields, but for the flag and the date, kept as their types.
     """
     values: dict[str, Any] = binding_to_fields(binding)
-    values.update(
-        isolated=binding.isolated,
-        guest_until=binding.guest_until,
-        ipv6=format_ipv6(binding.ipv6),
-    )
+    values.update(isolated=binding.isolated, guest_until=binding.guest_until)
     return values
 
 

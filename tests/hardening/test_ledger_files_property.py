@@ -26,7 +26,17 @@ from typer.testing import CliRunner
 
 from ipguard.cli.main import app
 
-FIELDS = ("ip", "mac", "owner", "notes", "roles", "allowed_services", "status", "guest_until")
+FIELDS = (
+    "ip",
+    "ipv6",
+    "mac",
+    "owner",
+    "notes",
+    "roles",
+    "allowed_services",
+    "status",
+    "guest_until",
+)
 GOOD_TEXT = [
     "<script>alert(1)</script>",
     '=HYPERLINK("http://198.19.200.9","x")',
@@ -45,6 +55,12 @@ BAD_VALUES = [
     ("ip", "::ffff:10.0.0.1", "csv xlsx json"),
     ("ip", "fe80::1%eth0", "csv xlsx json"),
     ("ip", "255.255.255.255", "csv xlsx json"),
+    ("ipv6", "fe80::1", "csv xlsx json"),
+    ("ipv6", "2001:db8::1%eth0", "csv xlsx json"),
+    ("ipv6", "ff02::1", "csv xlsx json"),
+    ("ipv6", "::ffff:10.0.0.1", "csv xlsx json"),
+    ("ipv6", "10.0.0.1", "csv xlsx json"),
+    ("ipv6", "2001:db8:9::1;2001:DB8:9:0::1", "csv xlsx json"),
     ("mac", "12345", "csv xlsx json"),
     ("mac", "01:00:5e:00:00:01", "csv xlsx json"),
     ("status", "nope", "csv xlsx json"),
@@ -73,6 +89,15 @@ def ledger_rows(draw: Any, fmt: str) -> list[tuple[dict[str, str], bool]]:
     for index in range(count):
         values = {
             "ip": f"10.1.{index // 200}.{index % 200 + 1}",
+            "ipv6": draw(
+                st.sampled_from(
+                    [
+                        "",
+                        f"2001:db8:1::{index + 1:x}",
+                        f"2001:DB8:1:0::{index + 1:x};fd00:1::1:{index}",
+                    ]
+                )
+            ),
             "mac": f"02:00:00:00:{index // 256:02x}:{index % 256:02x}",
             "owner": draw(st.sampled_from(GOOD_TEXT)),
             "notes": draw(
@@ -100,7 +125,9 @@ def write(path: Path, fmt: str, rows: list[dict[str, str]]) -> None:
         writer.writerows([[values[name] for name in FIELDS] for values in rows])
         path.write_bytes(buffer.getvalue().encode("utf-8"))
     elif fmt == "json":
-        path.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+        # Static IPv6 addresses as the list of strings an export writes.
+        items = [{**values, "ipv6": [a for a in values["ipv6"].split(";") if a]} for values in rows]
+        path.write_text(json.dumps(items, ensure_ascii=False), encoding="utf-8")
     else:
         from openpyxl import Workbook
 
@@ -156,7 +183,17 @@ def test_import_is_whole_or_nothing_and_round_trips(
     rows = data.draw(ledger_rows(fmt))
     where = tmp_path_factory.mktemp(fmt)
     db, file, errors = where / "a.db", where / f"in.{fmt}", where / "errors.txt"
-    run(db, "ledger", "add", "10.9.9.9", "02:99:99:99:99:99", "--owner", "existing")
+    run(
+        db,
+        "ledger",
+        "add",
+        "10.9.9.9",
+        "02:99:99:99:99:99",
+        "--owner",
+        "existing",
+        "--ipv6",
+        "fd00:9::9",
+    )
     before = ledger(db)
     write(file, fmt, [values for values, _ in rows])
 

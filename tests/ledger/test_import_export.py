@@ -14,10 +14,12 @@ from tests.conftest import Cli
 
 HEADER = ",".join(LEDGER_FIELDS)
 
-# Every field filled, Chinese owners, formula-looking text, a retired duplicate of an active IP.
+# Every field filled, Chinese owners, formula-looking text, a retired duplicate of an active IP
+# (and of its static IPv6, spelt differently), IPv6 lists of two, one and none.
 FULL_ROWS = [
     [
         "10.20.1.1",
+        "2001:db8:20::1;fd00:20::1",
         "00:11:22:33:44:01",
         "gw-core",
         "网络中心",
@@ -35,6 +37,7 @@ FULL_ROWS = [
     ],
     [
         "10.20.1.7",
+        "2001:DB8:20:0:0::7",
         "00:11:22:33:44:07",
         "math-pc07",
         "李伟",
@@ -52,6 +55,7 @@ FULL_ROWS = [
     ],
     [
         "10.20.1.8",
+        "",
         "00:11:22:33:44:08",
         "phys-pc08",
         "王芳",
@@ -69,6 +73,7 @@ FULL_ROWS = [
     ],
     [
         "10.20.1.7",
+        "2001:db8:20::7",
         "00:11:22:33:44:99",
         "old-pc",
         "张三",
@@ -154,7 +159,8 @@ def test_xlsx_export_stores_formula_text_as_text_and_paints_changed_rows_red(
     out = tmp_path / "out.xlsx"
     assert cli("ledger", "export", str(out), "--changed-since", "2000-01-01").exit_code == 0
     sheet = load_workbook(out).active
-    notes = {row[1].value: row[14] for row in sheet.iter_rows(min_row=2)}
+    mac, note = LEDGER_FIELDS.index("mac"), LEDGER_FIELDS.index("notes")
+    notes = {row[mac].value: row[note] for row in sheet.iter_rows(min_row=2)}
     cell = notes["00:11:22:33:44:07"]
     assert cell.value == "=1+2 looks like a formula" and cell.data_type == "s"
     assert all(row[0].font.color.rgb == "FFFF0000" for row in sheet.iter_rows(min_row=2))
@@ -359,6 +365,9 @@ def test_export_to_stdout_and_json_types(cli: Cli, tmp_path: Path) -> None:
     items = json.loads(result.stdout)
     assert [item["isolated"] for item in items if item["mac"] == "00:11:22:33:44:07"] == [True]
     assert list(items[0]) == list(LEDGER_FIELDS)
+    addresses = {item["mac"]: item["ipv6"] for item in items}
+    assert addresses["00:11:22:33:44:01"] == ["2001:db8:20::1", "fd00:20::1"]
+    assert addresses["00:11:22:33:44:08"] == []
     result = cli("ledger", "export", "-")
     assert result.stdout.splitlines()[0] == HEADER
 

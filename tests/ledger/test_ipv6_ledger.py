@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
 
 from ipguard.fields import FieldError, parse_ipv6_list
 from ipguard.ledger import devices
 from ipguard.ledger.store import SCHEMA_HEAD, Store
+from tests.conftest import Cli
+from tests.ledger.test_import_export import FULL_ROWS, ledger_json, row, write_csv
 from tests.ledger.test_sites import upgrade
 
 
@@ -64,3 +69,91 @@ def test_what_cannot_be_a_static_address_is_refused_with_the_reason(
         parse_ipv6_list(text)
     assert (raised.value.field, raised.value.value) == ("ipv6", value)
     assert reason in raised.value.reason
+
+
+def test_import_export_carries_static_ipv6_canonical_and_in_order(cli: Cli, tmp_path: Path) -> None:
+    """The round trip itself is test_import_export_import_is_lossless (its rows hold IPv6)."""
+    assert cli("ledger", "import", str(write_csv(tmp_path / "in.csv", FULL_ROWS))).exit_code == 0
+    held = {(row["mac"], row["status"]): row["ipv6"] for row in ledger_json(cli)}
+    assert held == {
+        ("00:11:22:33:44:01", "active"): "2001:db8:20::1;fd00:20::1",
+        ("00:11:22:33:44:07", "active"): "2001:db8:20::7",
+        ("00:11:22:33:44:08", "suspended"): "",
+        ("00:11:22:33:44:99", "retired"): "2001:db8:20::7",  # retired history may repeat it
+    }
+    result = cli("ledger", "export", "-", "--format", "json")
+    items = {item["mac"]: item["ipv6"] for item in json.loads(result.stdout)}
+    assert items["00:11:22:33:44:01"] == ["2001:db8:20::1", "fd00:20::1"]
+    assert items["00:11:22:33:44:08"] == []
+
+
+def test_bad_or_taken_static_ipv6_names_line_field_and_value_and_changes_nothing(
+    cli: Cli, tmp_path: Path
+) -> None:
+    cli("ledger", "add", "10.0.0.9", "02:00:00:00:00:09", "--ipv6", "fd00:9::9", "--owner", "李伟")
+    before = ledger_json(cli)
+    bad = write_csv(
+        tmp_path / "bad.csv",
+        [
+            row("10.0.0.1", "02:00:00:00:00:01", ipv6="fe80::1"),
+            row("10.0.0.2", "02:00:00:00:00:02", ipv6="2001:db8::2"),
+            row("10.0.0.3", "02:00:00:00:00:03", ipv6="2001:DB8::2"),
+        ],
+    )
+    result = cli("ledger", "import", str(bad))
+    assert result.exit_code == 2
+    assert f"{bad}: 2 bad rows" in result.stderr
+    assert "line 2, ipv6 'fe80::1': a link-local address (fe80::/10)" in result.stderr
+    assert "line 4, ipv6 '2001:db8::2': IPv6 2001:db8::2 is already active on line 3" in (
+        result.stderr
+    )
+    taken = tmp_path / "taken.json"
+    taken.write_text(json.dumps([{"ip": "10.0.0.5", "mac": "02:00:00:00:00:05", "ipv6": [
+        "2001:db8::5", "FD00:9:0::9"]}]))  # fmt: skip
+    result = cli("ledger", "import", str(taken))
+    assert result.exit_code == 2
+    assert "IPv6 fd00:9::9 is already registered to 02:00:00:00:00:09 (李伟) in the ledger" in (
+        result.stderr
+    )
+    assert ledger_json(cli) == before
+
+
+def test_files_without_the_ipv6_column_import_as_before_and_keep_the_addresses(
+    cli: Cli, tmp_path: Path
+) -> None:
+    cli("ledger", "add", "10.0.0.9", "02:00:00:00:00:09", "--ipv6", "2001:db8::9;fd00::9")
+    old = write_csv(
+        tmp_path / "old.csv",
+        [["10.0.0.9", "02:00:00:00:00:09", "王芳"], ["10.0.0.8", "02:00:00:00:00:08", "张三"]],
+        header="ip,mac,owner",
+    )
+    result = cli("ledger", "import", str(old))
+    assert result.exit_code == 0, result.stderr
+    held = {row["ip"]: (row["owner"], row["ipv6"]) for row in ledger_json(cli)}
+    assert held == {"10.0.0.8": ("张三", ""), "10.0.0.9": ("王芳", "2001:db8::9;fd00::9")}
+
+
+def test_add_show_edit_list_and_history_by_static_ipv6(cli: Cli) -> None:
+    added = cli("ledger", "add", "10.0.0.7", "02:00:00:00:00:07", "--ipv6", "2001:DB8:0:0::7")
+    assert added.exit_code == 0, added.stderr
+    shown = cli("ledger", "show", "2001:db8::0:7", "--format", "json")
+    assert shown.exit_code == 0, shown.stderr
+    assert [(r["ip"], r["ipv6"]) for r in json.loads(shown.stdout)] == [("10.0.0.7", "2001:db8::7")]
+
+    taken = cli("ledger", "add", "10.0.0.8", "02:00:00:00:00:08", "--ipv6", "fd00::8;2001:db8::7")
+    assert taken.exit_code != 0
+    assert "IPv6 2001:db8::7 is already registered to 02:00:00:00:00:07 at 10.0.0.7" in (
+        taken.stderr
+    )
+    refused = cli("ledger", "edit", "10.0.0.7", "--ipv6", "fe80::7")
+    assert refused.exit_code == 2
+    assert "ipv6 'fe80::7': a link-local address" in refused.stderr
+
+    edited = cli("ledger", "edit", "2001:db8::7", "--ipv6", "fd00::7;2001:db8::70")
+    assert edited.exit_code == 0, edited.stderr
+    assert cli("ledger", "show", "2001:db8::7").exit_code != 0  # no record holds it any more
+    listed = cli("ledger", "list").stdout
+    assert "│ 10.0.0.7 │ fd00::7;2001:db8::70 │ 02:00:00:00:00:07 │" in listed
+    history = json.loads(cli("ledger", "history", "10.0.0.7", "--format", "json").stdout)
+    assert [(e["before"] or {}).get("ipv6") for e in history] == [None, "2001:db8::7"]
+    assert history[-1]["changes"] == "ipv6: '2001:db8::7' → 'fd00::7;2001:db8::70'"
