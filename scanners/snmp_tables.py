@@ -17,6 +17,8 @@ Rows whose status says invalid (or, for an ARP entry, incomplete) are left out.
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,6 +62,7 @@ COLUMNS: dict[str, Oid] = {
     }.items()
 }
 ARP_INVALID_TYPE = 2  # ipNetToPhysicalType / ipNetToMediaType invalid(2)
+_ADDRESS_SIZES = {1: 4, 2: 16}  # InetAddressType ipv4(1), ipv6(2): octets
 ARP_DEAD_STATES = frozenset({5, 7})  # ipNetToPhysicalState invalid(5), incomplete(7)
 FDB_SKIPPED_STATUS = frozenset({2, 4})  # invalid(2), self(4): the switch's own addresses
 LLDP_MAC_SUBTYPES = {"chassis": 4, "port": 3}  # macAddress(4) for chassis IDs, (3) for port IDs
@@ -153,21 +156,19 @@ class Interfaces:
 
 def _inet_address(index: Oid) -> str | None:
     """ipNetToPhysicalNetAddress from an index tail `type.len.octets` (or `type.octets`)."""
-    if not index:
-        return None
-    kind, rest = index[0], index[1:]
-    size = {1: 4, 2: 16}.get(kind)
+    size = _ADDRESS_SIZES.get(index[0]) if index else None
     if size is None:
         return None
-    if len(rest) == size + 1 and rest[0] == size:
-        rest = rest[1:]
-    if len(rest) != size or max(rest) > 255:
+    rest = index[2:] if len(index) == size + 2 and index[1] == size else index[1:]
+    try:
+        packed = bytes(rest)  # ValueError for a subidentifier above 255
+    except ValueError:
+        return None
+    if len(packed) != size:
         return None
     if size == 4:
-        return ".".join(map(str, rest))  # the canonical dotted quad, without ipaddress per row
-    import ipaddress
-
-    return str(ipaddress.ip_address(bytes(rest)))
+        return socket.inet_ntoa(packed)  # the dotted quad, without ipaddress for every row
+    return str(ipaddress.IPv6Address(packed))  # ipaddress's text, as everywhere in ipguard
 
 
 def arp_entries(walked: Walked, interfaces: Interfaces) -> list[ArpEntry]:
@@ -175,14 +176,17 @@ def arp_entries(walked: Walked, interfaces: Interfaces) -> list[ArpEntry]:
     entries: dict[tuple[str, str, int], ArpEntry] = {}
     kinds = column(walked, "ipNetToPhysicalType")
     states = column(walked, "ipNetToPhysicalState")
+    names: dict[int, str] = {}  # a router has tens of thousands of rows on a few interfaces
     for index, value in column(walked, "ipNetToPhysicalPhysAddress").items():
         if kinds.get(index) == ARP_INVALID_TYPE or states.get(index) in ARP_DEAD_STATES:
             continue
         ip, found = _inet_address(index[1:]), mac(value)
-        if ip is not None and found is not None and index:
-            entries[(ip, found, index[0])] = ArpEntry(
-                ip, found, index[0], interfaces.name(index[0])
-            )
+        if ip is not None and found is not None:
+            if_index = index[0]
+            name = names.get(if_index)
+            if name is None:
+                name = names[if_index] = interfaces.name(if_index)
+            entries[(ip, found, if_index)] = ArpEntry(ip, found, if_index, name)
     if entries:
         return list(entries.values())
     media_kinds = column(walked, "ipNetToMediaType")
