@@ -9,7 +9,6 @@ longer than any real one (`limit`), or silence; each is a `WalkStopped` naming t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import os
 from collections.abc import Coroutine, Sequence
@@ -22,6 +21,7 @@ from ipguard.scanners.snmp_usm import UsmError, UsmUser, report_reason
 Varbind = tuple[ber.Oid, Any]
 DEFAULT_LIMIT = 1_000_000  # rows of one column: more than any real switch or router holds
 TOO_BIG, NO_SUCH_NAME = 1, 2  # error-status values (RFC 3416)
+STREAMS = 256  # sockets open at once for the column walks of one poll (open files: 1024)
 FIRST_REPETITIONS = 10  # max-repetitions of a column's first GETBULK (net-snmp's default)
 
 
@@ -101,8 +101,12 @@ class SnmpSession:
         retries: int = 2,
         max_repetitions: int = 100,
         context: str = "",
+        streams: asyncio.Semaphore | None = None,
     ) -> None:
         self.host, self.port, self.credentials = host, port, credentials
+        # Sockets a walk of several columns may hold open at once (shared by every session of
+        # a poll, so that polling a hundred switches stays far below the open-files limit).
+        self.streams = streams or asyncio.Semaphore(STREAMS)
         self.timeout, self.retries, self.max_repetitions = timeout, retries, max_repetitions
         self.context = context.encode()
         self._ids = itertools.count(int.from_bytes(os.urandom(3), "big"))
@@ -135,6 +139,7 @@ class SnmpSession:
             retries=self.retries,
             max_repetitions=self.max_repetitions,
             context=context,
+            streams=self.streams,
         )
         session._user = self._user
         return session
@@ -231,22 +236,17 @@ class SnmpSession:
         side by side). Asking for every column in one GETBULK instead would put them in series.
         """
         columns = [_Column(root, limit) for root in roots]
-        # Fresh sockets even for one column: other walks may be using this session's socket.
-        streams = [self._sibling(self.credentials, self.context.decode()) for _ in columns]
-        async with contextlib.AsyncExitStack() as opened:
-            for stream in streams:
-                await opened.enter_async_context(stream)
-            try:
-                await together(
-                    [
-                        stream._walk_column(column)
-                        for stream, column in zip(streams, columns, strict=True)
-                    ]
-                )
-            except WalkStopped as stop:
-                stop.columns = [column.rows for column in columns]
-                raise
+        try:
+            await together([self._stream(column) for column in columns])
+        except WalkStopped as stop:
+            stop.columns = [column.rows for column in columns]
+            raise
         return [column.rows for column in columns]
+
+    async def _stream(self, column: _Column) -> None:
+        """One column on a socket of its own (other walks may be using this session's)."""
+        async with self.streams, self._sibling(self.credentials, self.context.decode()) as stream:
+            await stream._walk_column(column)
 
     async def _walk_column(self, column: _Column) -> None:
         """Walk one column to its end: GETBULK (v2c, v3) or GETNEXT (v1).

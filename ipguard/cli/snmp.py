@@ -66,7 +66,7 @@ def walk(
     """
     import ipaddress
 
-    from ipguard.scanners.snmp import SnmpPoller, credentials
+    from ipguard.scanners.snmp import SnmpPoller, credentials, paused_gc
 
     try:
         ipaddress.ip_address(host)
@@ -97,12 +97,13 @@ def walk(
     poll = poller.poll()[0]
     if not poll.answered and not (poll.arp or poll.fdb or poll.system.sys_name):
         raise ScanError(f"snmp walk: {poll.warning}")
-    if fmt == WalkFormat.json:
-        # One line: a router's table is tens of thousands of rows, and the indented form costs
-        # seconds to print (hidden characters are escaped all the same).
-        sys.stdout.write(json_text(walk_json(poll), indent=None) + "\n")
-    else:
-        _print_tables(poll)
+    with paused_gc():  # a router's table is tens of thousands of rows, none in a cycle
+        if fmt == WalkFormat.json:
+            # One line: the indented form costs seconds to print for a router's table (hidden
+            # characters are escaped all the same).
+            sys.stdout.write(json_text(walk_json(poll), indent=None) + "\n")
+        else:
+            _print_tables(poll)
     if poll.warning:
         info(f"warning: {poll.warning}")
         raise typer.Exit(3)

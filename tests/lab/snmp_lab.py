@@ -39,7 +39,8 @@ HOSTS = {
 HUB_HOSTS = {f"hb{n}": f"198.18.10.{20 + n}" for n in range(1, 5)}
 ROUTED_HOSTS = {"r20": "198.18.20.10", "r21": "198.18.20.11"}
 # Agents with a real device's bad habits (tests/lab/snmp_responder.py), on the router's address.
-ODD_PORTS = {"unordered": 1161, "loop": 1162, "endless": 1163, "cisco": 1164}
+ODD_PORTS = {"unordered": 1161, "loop": 1162, "endless": 1163, "cisco": 1164, "toobig": 1167}
+ODD_EXTRA = {"toobig": ["--fdb", "150"]}  # a forwarding table that takes many requests
 # Recorded walks served by the same responder: name -> port (tests/scanners/snmp_walks/NAME).
 RECORDED_PORTS = {"huawei_s5735_l2mam": 1166}
 WALKS = Path(__file__).resolve().parents[1] / "scanners" / "snmp_walks"
@@ -242,7 +243,9 @@ def _start_cisco_v3(lab: SnmpLab) -> None:
 
 
 def _start_odd_agents(lab: SnmpLab) -> None:
-    agents = [(["--mode", mode], port) for mode, port in ODD_PORTS.items()]
+    agents = [
+        (["--mode", mode, *ODD_EXTRA.get(mode, [])], port) for mode, port in ODD_PORTS.items()
+    ]
     agents += [(["--snmprec", str(WALKS / f"{n}.snmprec")], p) for n, p in RECORDED_PORTS.items()]
     for how, port in agents:
         argv = [sys.executable, "-m", "tests.lab.snmp_responder", "--listen", f"{ROUTER_IP}:{port}"]

@@ -11,6 +11,8 @@ It serves system scalars, an ifName column of `--rows` interfaces (bridge ports 
     loop       after the last row the agent answers with the first row again, forever
     endless    a column that never ends: every answer is a new, larger OID
     cisco      a Catalyst: one BRIDGE-MIB instance per VLAN, read with community@VLAN
+    toobig     answers tooBig to a GETBULK asking for more than 15 rows of each column, as an
+               agent does whose answer would not fit its message size, rather than send fewer
 
 With `--snmprec FILE` it serves a recorded walk instead (tests/scanners/snmp_walks/), in order.
 
@@ -31,6 +33,7 @@ FDB_PORT = (1, 3, 6, 1, 2, 1, 17, 7, 1, 2, 2, 1, 2)
 FDB_STATUS = (1, 3, 6, 1, 2, 1, 17, 7, 1, 2, 2, 1, 3)
 DOT1D_FDB_PORT = (1, 3, 6, 1, 2, 1, 17, 4, 3, 1, 2)
 DOT1D_FDB_STATUS = (1, 3, 6, 1, 2, 1, 17, 4, 3, 1, 3)
+TOO_BIG_ABOVE = 15  # max-repetitions above which mode toobig answers tooBig
 VTP_VLAN_STATE = (1, 3, 6, 1, 4, 1, 9, 9, 46, 1, 3, 1, 1, 2)
 SYSTEM = {
     (1, 3, 6, 1, 2, 1, 1, 1, 0): ("s", b"odd agent"),
@@ -197,11 +200,16 @@ def serve(
         agent = views.get(given)
         if agent is None:
             continue  # like a real agent: silence for a wrong community
-        varbinds = agent.answer(request)
+        status, varbinds = 0, agent.answer(request)
+        if mode == "toobig" and request.tag == ber.GETBULK and request.error_index > TOO_BIG_ABOVE:
+            status, varbinds = 1, []  # RFC 3416 4.2.1: tooBig, an empty varbind list
         body = b"".join(ber.sequence(ber.encode_oid(oid), value) for oid, value in varbinds)
         pdu = ber.tlv(
             ber.RESPONSE,
-            ber.integer(request.request_id) + ber.integer(0) + ber.integer(0) + ber.sequence(body),
+            ber.integer(request.request_id)
+            + ber.integer(status)
+            + ber.integer(0)
+            + ber.sequence(body),
         )
         sock.sendto(ber.community_message(version, given, pdu), peer)
 
@@ -212,7 +220,8 @@ def main() -> None:
     parser.add_argument("--listen", required=True)
     parser.add_argument("--community", required=True)
     parser.add_argument("--rows", type=int, default=48)
-    parser.add_argument("--mode", choices=("ordered", "unordered", "loop", "endless", "cisco"))
+    modes = ("ordered", "unordered", "loop", "endless", "cisco", "toobig")
+    parser.add_argument("--mode", choices=modes)
     parser.add_argument("--fdb", type=int, default=0, help="forwarding-table entries to serve")
     parser.add_argument("--snmprec", default="", help="a recorded walk to serve instead")
     args = parser.parse_args()

@@ -129,17 +129,25 @@ def test_walk_with_wrong_secret_fails_naming_the_host(
 
 @pytest.mark.parametrize(
     ("mode", "code", "warning"),
-    [("unordered", 0, None), ("loop", 3, "loops"), ("endless", 3, "never ends")],
+    [
+        ("unordered", 0, None),
+        ("toobig", 0, None),  # walked on with fewer rows per request
+        ("loop", 3, "loops"),
+        ("endless", 3, "never ends"),
+    ],
 )
 def test_walk_of_odd_agents(lab: topo.SnmpLab, mode: str, code: int, warning: str | None) -> None:
-    """An agent answering out of order is walked to the end; a loop or an endless table stops
-    the walk with a warning and what came so far."""
+    """An agent answering out of order, or tooBig to a GETBULK asking for many rows, is walked
+    to the end; a loop or an endless table stops the walk with a warning and what came so far."""
     port = topo.ODD_PORTS[mode]
     args = ["--port", str(port), "--community-env", "C", "--format", "json", "--timeout", "0.5"]
     args += ["--retries", "0", "--max-rows", "5000"]
     done = run(lab, "snmp", "walk", topo.ROUTER_IP, *args)
     assert done.returncode == code, done.stderr
-    assert json.loads(done.stdout)["device"]["sys_name"] == "odd-agent"
+    walked = json.loads(done.stdout)
+    assert walked["device"]["sys_name"] == "odd-agent"
+    if mode == "toobig":
+        assert len({row["mac"] for row in walked["fdb"]}) == 150
     if warning is None:
         assert done.stderr == ""
     else:
