@@ -1,18 +1,27 @@
-"""The ipv6 phase on a real link: radvd, a rogue radvd, fake_router6 and a DHCPv6 dnsmasq.
+"""The ipv6 phase on a real link: radvd, a rogue radvd, fake_router6, a DHCPv6 dnsmasq, and hosts
+with the kernel's SLAAC, privacy addresses and static addresses.
 
-One lab (:mod:`tests.lab.ipv6_lab`) serves the module: the registered router's radvd gives nothing,
-both rogue RA sources give rogue-ra, the rogue DHCPv6 server rogue-dhcp with family 6.
+One lab (:mod:`tests.lab.ipv6_lab`) serves the module. The phase hears every router and the DHCPv6
+server and finds every IPv6 host (compared with the hosts' own addresses, the scanner's neighbour
+table and THC-IPv6's alive6); a scan reports exactly both rogue RA sources, the DHCPv6 server,
+the static address taken by another MAC and the unregistered host.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import re
+import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from ipguard.scanners.ipv6 import Ipv6Probe
+from ipguard.model import ScanRequest
+from ipguard.scanners.ipv6disc import Ipv6Seen, collect
+from ipguard.scanners.scope import Scope
 from tests.lab.builder import Lab
 from tests.lab.fixtures import lab_unavailable
 from tests.lab.ipv6_lab import (
@@ -20,14 +29,21 @@ from tests.lab.ipv6_lab import (
     ATTACKER,
     DHCP6_ROGUE,
     PREFIX,
+    PRIVACY,
     RADVD_ROGUE,
     ROGUE_PREFIX,
     ROUTER,
+    STATIC,
+    STATIC_IP,
+    STRANGER,
+    TAKEN_IP,
+    TAKER,
+    address_hosts,
     enable_ipv6,
     eui64_link_local,
     ipv6_routers,
 )
-from tests.lab.netns import inside
+from tests.lab.netns import inside, run
 from tests.test_scan_lab import ipguard
 
 pytestmark = pytest.mark.lab
@@ -43,10 +59,25 @@ def lab() -> Iterator[Lab]:
         yield built
 
 
-def test_the_probe_hears_every_router_and_the_dhcpv6_server(lab: Lab) -> None:
-    probe = Ipv6Probe("eth0", wait=6.0)
+@pytest.fixture(scope="module")
+def seen(lab: Lab) -> Ipv6Seen:
+    """One ipv6 phase from the scanner: RAs for 6 s (fake_router6 advertises every 5 s)."""
+    subnets = ("198.18.0.0/24", PREFIX)
+    request = ScanRequest(
+        site="lab",
+        interface="eth0",
+        subnets=subnets,
+        ra_wait=6.0,
+        static_ipv6=(STATIC_IP, TAKEN_IP),
+    )
+    ready = threading.Event()
+    ready.set()
     with inside(lab.scanner_ns):
-        adverts, servers = probe.probe()
+        return collect(request, Scope(subnets), ready, threading.Event())
+
+
+def test_the_phase_hears_every_router_and_the_dhcpv6_server(lab: Lab, seen: Ipv6Seen) -> None:
+    adverts, servers = seen.adverts, seen.servers
     by_mac = {advert.source_mac: advert for advert in adverts}
     router, rogue, attacker = (lab.host(name).mac for name in (ROUTER, RADVD_ROGUE, ATTACKER))
     assert {router, rogue, attacker} <= set(by_mac), adverts
@@ -59,7 +90,39 @@ def test_the_probe_hears_every_router_and_the_dhcpv6_server(lab: Lab) -> None:
     assert servers[0].addresses and servers[0].addresses[0].startswith("fd00:62::")
 
 
-def test_a_scan_reports_both_rogue_ra_sources_and_the_dhcpv6_server(
+def _in_scope(ip: str) -> bool:
+    address = ipaddress.IPv6Address(ip.split("%")[0])
+    return address.is_link_local or address in ipaddress.IPv6Network(PREFIX)
+
+
+def test_discovery_finds_every_ipv6_host(lab: Lab, seen: Ipv6Seen) -> None:
+    found = {(o.ip, o.mac) for o in seen.observations}
+    assert {o.source for o in seen.observations} == {"ndp"}
+    assert all(_in_scope(ip) for ip, _ in found), found  # the guard: nothing outside the scope
+    for host in lab.hosts:  # every host by its link-local address, routers included
+        assert (eui64_link_local(host.mac), host.mac) in found, host.name
+    for name in address_hosts():  # every SLAAC host at an address of its own in the prefix
+        shown = run(lab.host(name).ns, ["ip", "-6", "addr", "show", "dev", "eth0"]).stdout
+        own = set(re.findall(r"inet6 (2001:db8:20:\S+)/64", shown))
+        assert own & {ip for ip, mac in found if mac == lab.host(name).mac}, name
+    for name in PRIVACY:  # answering from its temporary (privacy) address
+        shown = run(lab.host(name).ns, ["ip", "-6", "addr", "show", "dev", "eth0", "temporary"])
+        temporary = set(re.findall(r"inet6 (\S+)/64", shown.stdout))
+        assert any((ip, lab.host(name).mac) in found for ip in temporary if _in_scope(ip)), name
+    # the Neighbor Solicitations: the static address, and the one another host took
+    assert (STATIC_IP, lab.host(STATIC).mac) in found and (TAKEN_IP, lab.host(TAKER).mac) in found
+    # The scanner's neighbour table: everyone who talked to it over IPv6 was found.
+    neigh = run(lab.scanner_ns, ["ip", "-6", "neigh", "show", "dev", "eth0"]).stdout
+    table = set(re.findall(r"^(\S+) lladdr (\S+)", neigh, re.MULTILINE))
+    assert {pair for pair in table if _in_scope(pair[0])} <= found
+    # THC-IPv6's alive6 (echo to ff02::1 from the global address) finds nothing we did not.
+    alive6 = shutil.which("atk6-alive6") or "alive6"
+    shown = run(lab.scanner_ns, [alive6, "eth0"], check=False).stdout
+    alive = {ip for ip in re.findall(r"Alive: (\S+)", shown) if _in_scope(ip)}
+    assert alive and alive <= {ip for ip, _ in found}, shown
+
+
+def test_a_scan_reports_the_rogues_the_taken_static_and_the_stranger_and_nothing_else(
     lab: Lab, tmp_path: Path
 ) -> None:
     lab.write_ledger_csv(tmp_path / "ledger.csv")
@@ -75,11 +138,24 @@ def test_a_scan_reports_both_rogue_ra_sources_and_the_dhcpv6_server(
     document = json.loads(done.stdout)
     found = {(f["kind"], f["mac"]) for f in document["findings"]}
     rogue, attacker, server = (lab.host(name).mac for name in (RADVD_ROGUE, ATTACKER, DHCP6_ROGUE))
-    assert found == {("rogue-ra", rogue), ("rogue-ra", attacker), ("rogue-dhcp", server)}
+    taker, stranger = lab.host(TAKER).mac, lab.host(STRANGER).mac
+    assert found == {
+        ("rogue-ra", rogue),
+        ("rogue-ra", attacker),
+        ("rogue-dhcp", server),
+        ("ip-mac-mismatch", taker),
+        ("unregistered-host", stranger),
+    }
+    assert len(document["findings"]) == len(found)  # one finding each, privacy hosts none
     by_kind = {(f["kind"], f["mac"]): f for f in document["findings"]}
+    assert by_kind["ip-mac-mismatch", taker]["ip"] == TAKEN_IP
+    unregistered = by_kind["unregistered-host", stranger]
+    assert unregistered["ip"] == lab.host(STRANGER).ip  # IPv4 carries the IPv6 addresses
+    assert eui64_link_local(stranger) in unregistered["detail"]["ipv6"]
     assert by_kind["rogue-ra", rogue]["ip"] == eui64_link_local(rogue)
     assert by_kind["rogue-ra", rogue]["detail"]["prefixes"] == [ROGUE_PREFIX]
     assert by_kind["rogue-ra", rogue]["severity"] == "critical"
     dhcp6 = by_kind["rogue-dhcp", server]
     assert dhcp6["detail"]["family"] == 6 and dhcp6["ip"].startswith("fe80::")
     assert document["run"]["status"] == "complete"
+    assert "ipv6" in document["run"]["settings"]["phases"]

@@ -54,16 +54,22 @@ def ledger_row(reg: Registration) -> dict[str, str]:
         "approval_ref": reg.approval_ref,
         "notes": reg.notes,
         "site": reg.site,
+        "ipv6": ";".join(reg.ipv6),
     }
 
 
 def write_ledger_csv(scenario: Scenario, path: str | Path) -> Path:
     """Write the scenario's ledger as UTF-8 CSV with the header row ipguard expects."""
     path = Path(path)
+    registrations = scenario.registrations()
+    # The ipv6 column only in labs that register static IPv6 addresses (the IPv6 lab).
+    columns = list(LEDGER_COLUMNS)
+    if any(reg.ipv6 for reg in registrations):
+        columns.insert(1, "ipv6")
     with path.open("w", newline="", encoding="utf-8") as out:
-        writer = csv.DictWriter(out, fieldnames=LEDGER_COLUMNS, lineterminator="\n")
+        writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
         writer.writeheader()
-        for reg in scenario.registrations():
+        for reg in registrations:
             writer.writerow(ledger_row(reg))
     return path
 

@@ -11,6 +11,19 @@ hosts of this scenario only (their ``eth0``, link-local addresses from their MAC
 - ``chem-pc62``: ``dnsmasq`` as a DHCPv6 server on a PC without role dhcp-server: ``rogue-dhcp``
   with family 6.
 
+And hosts that take addresses from them, for neighbour discovery (all registered but one):
+
+- ``math-pc63``: the kernel's SLAAC (EUI-64) from the routers' advertisements;
+- ``physics-pc64`` and ``chem-pc65``: SLAAC with privacy extensions (``use_tempaddr=2``): they
+  answer from a temporary address;
+- ``office-pc66``: the registered static ``2001:db8:20::66`` (and SLAAC): nothing to say;
+- ``math-pc67``: SLAAC, plus ``2001:db8:20::68``, the registered static IPv6 of ``math-pc68``
+  (absent): ``ip-mac-mismatch``;
+- ``stranger-69``: unregistered, SLAAC: ``unregistered-host``.
+
+The scanner holds ``2001:db8:20::2`` (a monitoring box has a static address), so that discovery
+echoes from a global source too.
+
 Lab IPv6 addresses come only from 2001:db8::/32 and fd00::/8, inside the lab's namespaces.
 """
 
@@ -22,18 +35,25 @@ from pathlib import Path
 
 from tests.lab import daemons, netns
 from tests.lab.builder import Lab
-from tests.lab.scenario import Scenario
-from tests.lab.scenarios import LAN, _scanner, device, lan_ip
+from tests.lab.scenario import Registration, Scenario
+from tests.lab.scenarios import LAN, _scanner, device, lan_ip, mac_for, stranger
 
 PREFIX = "2001:db8:20::/64"  # the registered router's, inside [scan] subnets
 ROGUE_PREFIX = "fd00:60::/64"
 ATTACK_PREFIX = "2001:db8:61::/64"
 DHCP6_NET, DHCP6_FIRST, DHCP6_LAST = "fd00:62::62/64", "fd00:62::100", "fd00:62::1ff"
 ROUTER, RADVD_ROGUE, ATTACKER, DHCP6_ROGUE = "office-gw01", "math-pc60", "physics-pc61", "chem-pc62"
+SLAAC, PRIVACY = ("math-pc63",), ("physics-pc64", "chem-pc65")
+STATIC, STATIC_IP = "office-pc66", "2001:db8:20::66"
+TAKER, OWNER, TAKEN_IP = "math-pc67", "math-pc68", "2001:db8:20::68"
+STRANGER = "stranger-69"
+SCANNER_IP = "2001:db8:20::2/64"
 SYSCTLS = (
     "net.ipv6.conf.eth0.disable_ipv6=0",
     "net.ipv6.conf.all.forwarding=1",  # routers forward; radvd warns without it
 )
+HOST_SYSCTLS = ("net.ipv6.conf.eth0.disable_ipv6=0",)  # a host: SLAAC from what it hears
+PRIVACY_SYSCTLS = ("net.ipv6.conf.eth0.use_tempaddr=2", *HOST_SYSCTLS)  # before IPv6 is on
 
 
 def ipv6_routers() -> Scenario:
@@ -43,8 +63,21 @@ def ipv6_routers() -> Scenario:
         device(RADVD_ROGUE, lan_ip(60), f"owner of {RADVD_ROGUE}", gateway=None),
         device(ATTACKER, lan_ip(61), f"owner of {ATTACKER}", gateway=None),
         device(DHCP6_ROGUE, lan_ip(62), f"owner of {DHCP6_ROGUE}", gateway=None),
+        *(device(name, lan_ip(int(name[-2:])), f"owner of {name}") for name in SLAAC + PRIVACY),
+        device(STATIC, lan_ip(66), f"owner of {STATIC}", ipv6=(STATIC_IP,)),
+        device(TAKER, lan_ip(67), f"owner of {TAKER}"),
+        stranger(STRANGER, lan_ip(69), "02:66:00:00:00:69"),
     )
-    return Scenario(name="ipv6", segments=(LAN,), scanner=_scanner(), hosts=hosts)
+    owner = Registration(
+        ip=lan_ip(68), mac=mac_for(lan_ip(68)), hostname=OWNER, owner=f"owner of {OWNER}",
+        department="math", asset_tag="pc68", ipv6=(TAKEN_IP,),
+    )  # fmt: skip
+    return Scenario(name="ipv6", segments=(LAN,), scanner=_scanner(), hosts=hosts, absent=(owner,))
+
+
+def address_hosts() -> tuple[str, ...]:
+    """The hosts that configure addresses from the advertisements they hear (not routers)."""
+    return (*SLAAC, *PRIVACY, STATIC, TAKER, STRANGER)
 
 
 def eui64_link_local(mac: str) -> str:
@@ -64,8 +97,15 @@ def enable_ipv6(lab: Lab) -> None:
     wanted = {ROUTER, RADVD_ROGUE, ATTACKER, DHCP6_ROGUE}
     for ns in [lab.scanner_ns, *(lab.host(name).ns for name in sorted(wanted))]:
         netns.run(ns, ["sysctl", "-qw", *SYSCTLS])
-    netns.run(lab.host(DHCP6_ROGUE).ns, ["ip", "-6", "addr", "add", DHCP6_NET, "dev", "eth0"])
-    _wait_for_addresses(lab, [lab.scanner_ns, *(lab.host(name).ns for name in sorted(wanted))])
+    for name in address_hosts():  # on before the routers start: their first RAs configure them
+        sysctls = PRIVACY_SYSCTLS if name in PRIVACY else HOST_SYSCTLS
+        netns.run(lab.host(name).ns, ["sysctl", "-qw", *sysctls])
+    for name, address in ((DHCP6_ROGUE, DHCP6_NET), (STATIC, f"{STATIC_IP}/64"),
+                          (TAKER, f"{TAKEN_IP}/64"), ("", SCANNER_IP)):  # fmt: skip
+        ns = lab.host(name).ns if name else lab.scanner_ns
+        netns.run(ns, ["ip", "-6", "addr", "add", address, "dev", "eth0"])
+    every = [*sorted(wanted), *address_hosts()]
+    _wait_for_addresses(lab, [lab.scanner_ns, *(lab.host(name).ns for name in every)])
     work = lab.workdir
     plans = [
         _radvd(ROUTER, PREFIX, work),
@@ -100,6 +140,12 @@ def enable_ipv6(lab: Lab) -> None:
     for daemon in started:
         if daemon.popen.poll() is not None:
             raise netns.LabError(f"{daemon.describe()} exited:\n{daemon.log_tail()}")
+    # SLAAC from the registered radvd (and a temporary address where privacy is on), past DAD.
+    _wait_for_addresses(
+        lab, [lab.host(name).ns for name in address_hosts()], wanted=PREFIX.split("::")[0] + ":"
+    )
+    for name in PRIVACY:
+        _wait_for_addresses(lab, [lab.host(name).ns], wanted="temporary")
 
 
 def _radvd(host: str, prefix: str, work: Path) -> daemons.DaemonPlan:
@@ -116,13 +162,16 @@ def _fake_router6() -> str:
     return shutil.which("atk6-fake_router6") or "fake_router6"
 
 
-def _wait_for_addresses(lab: Lab, namespaces: list[str], timeout: float = 10.0) -> None:
-    """Until duplicate address detection is over: a tentative address neither sends nor answers."""
+def _wait_for_addresses(
+    lab: Lab, namespaces: list[str], timeout: float = 10.0, wanted: str = "inet6 fe80::"
+) -> None:
+    """Until ``wanted`` shows and duplicate address detection is over: a tentative address
+    neither sends nor answers."""
     deadline = time.monotonic() + timeout
     for ns in namespaces:
         while True:
             shown = netns.run(ns, ["ip", "-6", "addr", "show", "dev", "eth0"]).stdout
-            if "inet6 fe80::" in shown and "tentative" not in shown:
+            if "inet6 fe80::" in shown and wanted in shown and "tentative" not in shown:
                 break
             if time.monotonic() > deadline:
                 raise netns.LabError(f"{ns}: IPv6 addresses still tentative:\n{shown}")

@@ -88,6 +88,7 @@ class Registration:
     approval_ref: str = ""
     notes: str = ""
     site: str = ""
+    ipv6: tuple[str, ...] = ()  # static IPv6 addresses (the ledger's ipv6 column)
 
 
 @dataclass(frozen=True)
