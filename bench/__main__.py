@@ -10,8 +10,8 @@ Sections: sweep (ARP sweep /24, /20, /16 vs arp-scan and nmap), command (the who
 ledger (100,000 devices: import, policies, export), scan (a full `ipguard scan` phase by phase),
 startup (`ipguard --help`, `ledger list`), dhcp (each lab DHCP server over 20 scans), snmp
 (polling vs snmpbulkwalk, 51 devices at once), watch (`ipguard watch`: detection latency, an ARP
-flood, arpwatch beside it). Needs root for the lab sections; every lab namespace
-is created here and torn down whatever happens.
+flood, arpwatch beside it), ipv6 (1,000 IPv6 hosts: discovery vs alive6 and nmap). Needs root for
+the lab sections; every lab namespace is created here and torn down whatever happens.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ SectionRunner = Callable[[int, dict[str, Any], Log], Section]
 
 def _sections() -> dict[str, SectionRunner]:
     from bench.dhcp import dhcp_section
+    from bench.ipv6 import ipv6_section
     from bench.ledger_scale import ledger_section
     from bench.scan_phases import scan_section
     from bench.snmp import snmp_section
@@ -67,10 +68,11 @@ def _sections() -> dict[str, SectionRunner]:
         "dhcp": dhcp_section,
         "snmp": snmp_section,
         "watch": watch_section,
+        "ipv6": ipv6_section,
     }
 
 
-NAMES = ("sweep", "command", "loss", "ledger", "scan", "startup", "dhcp", "snmp", "watch")
+NAMES = ("sweep", "command", "loss", "ledger", "scan", "startup", "dhcp", "snmp", "watch", "ipv6")
 
 
 def run_section(name: str, runner: SectionRunner, runs: int, context: dict[str, Any]) -> Section:

@@ -29,8 +29,13 @@ Lab IPv6 addresses come only from 2001:db8::/32 and fd00::/8, inside the lab's n
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
 import shutil
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.lab import daemons, netns
@@ -176,3 +181,74 @@ def _wait_for_addresses(
             if time.monotonic() > deadline:
                 raise netns.LabError(f"{ns}: IPv6 addresses still tentative:\n{shown}")
             time.sleep(0.1)
+
+
+@dataclass(frozen=True)
+class ManyHosts:
+    """A link with ``count`` IPv6 hosts: a scanner namespace and one namespace of macvlans."""
+
+    scanner_ns: str
+    hosts_ns: str
+    macs: tuple[str, ...]  # one per host; each host's only address is its link-local one
+
+    @property
+    def link_locals(self) -> set[str]:
+        """Every host's address (EUI-64 link-local from its MAC)."""
+        return {eui64_link_local(mac) for mac in self.macs}
+
+
+@contextlib.contextmanager
+def many_hosts(count: int = 1000, *, scanner_ip: str = "198.18.0.2/24") -> Iterator[ManyHosts]:
+    """Build ``count`` real IPv6 hosts cheaply, yield them, always tear everything down.
+
+    One veth pair joins the scanner's ``eth0`` to the hosts' namespace, where each host is a
+    macvlan of the peer with its own MAC and the kernel's link-local address (DAD at its
+    defaults): every host answers echo and Neighbor Solicitations from the kernel, as a PC does.
+    The peer itself has IPv6 off (it is the wire, not a host).
+
+    Each host knows the scanner's MAC beforehand (a permanent neighbour entry): the kernel's
+    neighbour table is shared by every namespace and holds 1,024 resolvable entries (gc_thresh3,
+    a root-namespace setting the lab must not change), so a thousand hosts resolving the scanner
+    at once would overflow it, which real hosts, each with a table of its own, never do.
+    """
+    if not 1 <= count <= 4000:
+        raise ValueError(f"count must be 1..4000, not {count}")
+    tag = f"{os.getpid() % 0xFFFF:04x}{secrets.token_hex(2)}"
+    scan_ns, hosts_ns = f"ipg-{tag}-v6scan", f"ipg-{tag}-v6hosts"
+    macs = tuple(f"02:6b:00:00:{n >> 8:02x}:{n & 0xFF:02x}" for n in range(1, count + 1))
+    scanner_mac = "02:6b:ff:00:00:02"
+    scanner_ll = eui64_link_local(scanner_mac)
+    try:
+        netns.batch_netns([f"netns add {scan_ns}", f"netns add {hosts_ns}"])
+        scanner = [
+            f"link add eth0 address {scanner_mac} type veth peer name eth0 netns {hosts_ns}",
+            f"addr add {scanner_ip} dev eth0",
+            "link set eth0 up",
+            "link set lo up",
+        ]
+        netns.run_many([(netns.ip_batch_argv(scan_ns), "\n".join(scanner) + "\n")])
+        netns.run(hosts_ns, ["sysctl", "-qw", "net.ipv6.conf.eth0.disable_ipv6=1"])
+        lines = ["link set eth0 up"]
+        for k, mac in enumerate(macs):
+            lines.append(f"link add link eth0 name h{k} address {mac} type macvlan mode bridge")
+            lines.append(f"link set h{k} up")
+            lines.append(f"neigh replace {scanner_ll} lladdr {scanner_mac} dev h{k} nud permanent")
+        netns.run_many([(netns.ip_batch_argv(hosts_ns), "\n".join(lines) + "\n")], timeout=120)
+        _wait_for_addresses_of([scan_ns, hosts_ns], count)
+        yield ManyHosts(scan_ns, hosts_ns, macs)
+    finally:
+        netns.destroy([scan_ns, hosts_ns])
+
+
+def _wait_for_addresses_of(namespaces: list[str], count: int, timeout: float = 60.0) -> None:
+    """Until every link-local address is past DAD (``count`` of them among the hosts)."""
+    deadline = time.monotonic() + timeout
+    for ns in namespaces:
+        while True:
+            shown = netns.run(ns, ["ip", "-6", "-o", "addr", "show", "scope", "link"]).stdout
+            ready = shown.count("inet6 fe80::") - shown.count("tentative")
+            if "tentative" not in shown and ready >= (1 if "scan" in ns else count):
+                break
+            if time.monotonic() > deadline:
+                raise netns.LabError(f"{ns}: {ready} link-local addresses ready, not {count}")
+            time.sleep(0.2)
