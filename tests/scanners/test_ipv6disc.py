@@ -27,10 +27,12 @@ from ipguard.scanners.ipv6wire import (
     addresses,
     build_echo,
     build_neighbor_solicitation,
+    link_local,
     solicited_node,
 )
 from ipguard.scanners.rawsock import InterfaceInfo
 from ipguard.scanners.scope import Scope
+from ipguard.scanners.suite import _Collection
 
 MAC, HOST, OTHER = "02:00:00:00:00:01", "02:00:00:00:00:aa", "02:00:00:00:00:bb"
 LL, GLOBAL = "fe80::1", "2001:db8:20::1"
@@ -137,3 +139,26 @@ def test_an_interface_without_ipv6_is_uncovered_when_asked_and_silent_otherwise(
     assert "lo has no IPv6 link-local address" in seen.uncovered[0].reason
     quiet = collect(request, scope, ready, stop, warn=False)
     assert not quiet.ran and quiet.uncovered == []
+
+
+ALL_BUT_SERVICES = ("sweep", "dhcp", "proxy", "names", "evidence", "snmp", "ipv6")
+
+
+@pytest.mark.parametrize(
+    ("phases", "subnets", "warned"),
+    [
+        (("ipv6",), ("127.0.0.0/8",), ["fe80::/10"]),  # asked for by name
+        (("ipv6",), ("127.0.0.0/8", "2001:db8:20::/64"), ["2001:db8:20::/64"]),
+        (ALL_BUT_SERVICES, ("127.0.0.0/8",), []),  # a default run on IPv4 only: silent
+        (ALL_BUT_SERVICES, ("127.0.0.0/8", "2001:db8:20::/64"), ["2001:db8:20::/64"]),
+    ],
+)
+def test_the_phase_says_when_it_cannot_look(phases, subnets, warned):
+    if link_local("lo") is not None:
+        pytest.skip("lo has a link-local address here")
+    collection = _Collection(
+        ScanRequest(site="s", interface="lo", subnets=subnets, phases=phases), None
+    )
+    collection.run_ipv6()  # reads the kernel's address list, sends nothing
+    assert [item.range for item in collection.ipv6_uncovered] == warned
+    assert collection.ran == set()  # did not run: resolves nothing
