@@ -23,9 +23,13 @@ def list_findings(
     ] = None,
     kind: Annotated[str | None, typer.Option(help="Only this finding kind.")] = None,
     site: Annotated[str | None, typer.Option(help="Only this site.")] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(help="Only the findings of this IP (IPv4 or IPv6, any spelling) or MAC."),
+    ] = None,
     fmt: Annotated[Format, typer.Option("--format", help="table or json.")] = Format.table,
 ) -> None:
-    """List findings, most severe first."""
+    """List findings, most severe first, then by address (IPv4 before IPv6)."""
     from ipguard.errors import InvalidValue
     from ipguard.ledger import findings
     from ipguard.model import FindingKind, FindingState
@@ -35,8 +39,15 @@ def list_findings(
         raise InvalidValue(f"--state {state_!r}: use open, acknowledged or resolved")
     if kind is not None and kind not in {k.value for k in FindingKind}:
         raise InvalidValue(f"--kind {kind!r} is not a finding kind")
+    if address is not None:
+        from ipguard.ledger.devices import parse_key
+
+        try:
+            address = parse_key(address)[1]
+        except InvalidValue as error:
+            raise InvalidValue(f"--address {error}") from None
     with state(ctx).store().session(write=False) as session:
-        rows = findings.list_findings(session, site=site, state=state_, kind=kind)
+        rows = findings.list_findings(session, site=site, state=state_, kind=kind, address=address)
     if state_ is None:
         rows = [row for row in rows if row.state != FindingState.RESOLVED.value]
     if fmt == Format.json:

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from ipguard.addresses import ip_sort_key
 from ipguard.errors import Conflict, NotFound
 from ipguard.ledger import audit
 from ipguard.ledger.scan_tables import FindingRow
@@ -220,8 +222,10 @@ def list_findings(
     state: str | None = None,
     kind: str | None = None,
     live_only: bool = False,
+    address: str | None = None,
 ) -> list[FindingRow]:
-    """Findings, most severe first, then oldest first; `live_only` leaves out resolved ones."""
+    """Findings, most severe first, then by address (IPv4 before IPv6, numerically), then oldest
+    first; `live_only` leaves out resolved ones, `address` keeps those of one IP or MAC."""
     query = select(FindingRow)
     if live_only:
         query = query.where(FindingRow.state != FindingState.RESOLVED.value)
@@ -231,8 +235,13 @@ def list_findings(
         query = query.where(FindingRow.state == state)
     if kind:
         query = query.where(FindingRow.kind == kind)
+    if address:
+        query = query.where(sa.or_(col(FindingRow.ip) == address, col(FindingRow.mac) == address))
     rows = list(session.exec(query.order_by(col(FindingRow.id))))
-    return sorted(rows, key=lambda row: -Severity(row.severity).rank)
+    return sorted(
+        rows,
+        key=lambda row: (-Severity(row.severity).rank, ip_sort_key(row.ip), row.mac or ""),
+    )
 
 
 def get(session: Session, finding_id: int) -> FindingRow:

@@ -6,6 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from ipguard.addresses import ip_sort_key
 from ipguard.model import Phase, ScanResult
 
 
@@ -59,6 +60,17 @@ def _names(result: ScanResult) -> dict[str, set[str]]:
     return names
 
 
+def _by_address(pair: tuple[str, str]) -> tuple[tuple[int, int, str], str]:
+    """IPv4 before IPv6, numerically within each, then by MAC."""
+    return ip_sort_key(pair[0]), pair[1] or ""
+
+
+def _by_port(pair: tuple[str, str]) -> tuple[tuple[int, int, str], str, int]:
+    """By address, then protocol, then port number (tcp/22 before tcp/1080)."""
+    proto, _, port = pair[1].partition("/")
+    return ip_sort_key(pair[0]), proto, int(port) if port.isdigit() else 0
+
+
 def diff_results(older: ScanResult, newer: ScanResult) -> RunDiff:
     """Compare two runs' sightings.
 
@@ -69,31 +81,33 @@ def diff_results(older: ScanResult, newer: ScanResult) -> RunDiff:
     diff = RunDiff()
     before, after = _pairs(older), _pairs(newer)
     gone, new = before - after, after - before
-    ips_by_mac_before: dict[str, set[str]] = defaultdict(set)
-    ips_by_mac_after: dict[str, set[str]] = defaultdict(set)
+    # A move stays within one address family: a dual-stack host that gains an IPv6 address kept
+    # its IPv4 one, and a privacy address replacing another is the IPv6 move.
+    ips_by_mac_before: dict[tuple[str, bool], set[str]] = defaultdict(set)
+    ips_by_mac_after: dict[tuple[str, bool], set[str]] = defaultdict(set)
     for ip, mac in gone:
-        ips_by_mac_before[mac].add(ip)
+        ips_by_mac_before[(mac, ":" in ip)].add(ip)
     for ip, mac in new:
-        ips_by_mac_after[mac].add(ip)
-    moved = {mac for mac in ips_by_mac_before if mac and mac in ips_by_mac_after}
-    for mac in sorted(moved):
+        ips_by_mac_after[(mac, ":" in ip)].add(ip)
+    moved = {key for key in ips_by_mac_before if key[0] and key in ips_by_mac_after}
+    for key in sorted(moved):
         diff.ip_changed.append(
             {
-                "mac": mac,
-                "from": sorted(ips_by_mac_before[mac]),
-                "to": sorted(ips_by_mac_after[mac]),
+                "mac": key[0],
+                "from": sorted(ips_by_mac_before[key], key=ip_sort_key),
+                "to": sorted(ips_by_mac_after[key], key=ip_sort_key),
             }
         )
-    gone = {(ip, mac) for ip, mac in gone if mac not in moved}
-    new = {(ip, mac) for ip, mac in new if mac not in moved}
+    gone = {(ip, mac) for ip, mac in gone if (mac, ":" in ip) not in moved}
+    new = {(ip, mac) for ip, mac in new if (mac, ":" in ip) not in moved}
     macs_by_ip_before = {ip: mac for ip, mac in gone}
     rebound = {ip for ip, _ in new if ip in macs_by_ip_before}
-    for ip, mac in sorted(new):
+    for ip, mac in sorted(new, key=_by_address):
         if ip in rebound:
             diff.mac_changed.append({"ip": ip, "from": macs_by_ip_before[ip], "to": mac})
         else:
             diff.appeared.append({"ip": ip, "mac": mac or None})
-    for ip, mac in sorted(gone):
+    for ip, mac in sorted(gone, key=_by_address):
         if ip not in rebound:
             diff.disappeared.append({"ip": ip, "mac": mac or None})
 
@@ -107,12 +121,12 @@ def diff_results(older: ScanResult, newer: ScanResult) -> RunDiff:
 
 def _compare_services(diff: RunDiff, older: ScanResult, newer: ScanResult, both: set[str]) -> None:
     old_services, new_services = _services(older), _services(newer)
-    for ip, port in sorted(set(new_services) - set(old_services)):
+    for ip, port in sorted(set(new_services) - set(old_services), key=_by_port):
         if ip in both:
             diff.services_opened.append(
                 {"ip": ip, "port": port, "service": new_services[(ip, port)]}
             )
-    for ip, port in sorted(set(old_services) - set(new_services)):
+    for ip, port in sorted(set(old_services) - set(new_services), key=_by_port):
         if ip in both:
             diff.services_closed.append(
                 {"ip": ip, "port": port, "service": old_services[(ip, port)]}
@@ -121,7 +135,7 @@ def _compare_services(diff: RunDiff, older: ScanResult, newer: ScanResult, both:
 
 def _compare_names(diff: RunDiff, older: ScanResult, newer: ScanResult, both: set[str]) -> None:
     old_names, new_names = _names(older), _names(newer)
-    for ip in sorted(both):
+    for ip in sorted(both, key=ip_sort_key):
         if ip in old_names and ip in new_names and old_names[ip] != new_names[ip]:
             diff.names_changed.append(
                 {"ip": ip, "from": sorted(old_names[ip]), "to": sorted(new_names[ip])}

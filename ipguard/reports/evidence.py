@@ -18,7 +18,14 @@ from typing import Any
 EVIDENCE_ITEMS = 5  # per group of evidence in a report; the JSON export carries all of it
 
 _WORDS = {"ip": "IP", "ips": "IPs", "mac": "MAC", "macs": "MACs", "ttl": "TTL", "dns": "DNS"}
-_SOURCES = {"arp": "ARP", "icmp": "ping (ICMP)", "dns": "DNS", "mdns": "mDNS", "netbios": "NetBIOS"}
+_SOURCES = {
+    "arp": "ARP",
+    "icmp": "ping (ICMP)",
+    "ndp": "IPv6 neighbour discovery",
+    "dns": "DNS",
+    "mdns": "mDNS",
+    "netbios": "NetBIOS",
+}
 _METHODS = {
     "http-connect": "HTTP CONNECT",
     "http-get": "HTTP GET",
