@@ -284,6 +284,8 @@ class SnmpSession:
 async def together(coroutines: Sequence[Coroutine[Any, Any, None]]) -> None:
     """Run the coroutines concurrently; the first error cancels the others and is raised."""
     tasks = [asyncio.ensure_future(coroutine) for coroutine in coroutines]
+    if not tasks:
+        return  # (a Catalyst with no operational VLAN: asyncio.wait refuses an empty set)
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
     finally:  # an error, or the caller cancelled (the poll's deadline): stop the rest

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from ipguard.scanners import snmp_ber as ber
+from ipguard.scanners.snmp_client import SnmpError, together
 from ipguard.scanners.snmp_usm import UsmError, UsmUser, localize, report_reason
 
 
@@ -122,3 +125,24 @@ def test_report_reason() -> None:
     report = ber.Response(ber.REPORT, 1, 0, 0, [((1, 3, 6, 1, 6, 3, 15, 1, 1, 3, 0), 1)])
     assert report_reason(report) == "unknown user name"
     assert report_reason(ber.Response(ber.RESPONSE, 1, 0, 0, [])) is None
+
+
+def test_together_runs_all_and_stops_the_rest_at_the_first_error() -> None:
+    """The walks of a poll run side by side: nothing to run is no error; the first failure
+    cancels the others and is what the caller sees."""
+    finished: list[str] = []
+
+    async def ok(name: str, delay: float) -> None:
+        await asyncio.sleep(delay)
+        finished.append(name)
+
+    async def fail() -> None:
+        await asyncio.sleep(0.01)
+        raise SnmpError("silent agent")
+
+    asyncio.run(together([]))
+    asyncio.run(together([ok("a", 0.01), ok("b", 0)]))
+    assert sorted(finished) == ["a", "b"]
+    with pytest.raises(SnmpError, match="silent agent"):
+        asyncio.run(together([ok("slow", 5), fail()]))
+    assert "slow" not in finished
