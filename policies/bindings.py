@@ -17,7 +17,8 @@ Each answer at an IP raises at most one of these (see `policies.sightings` for t
   and the detail (`"randomized": true`), at `randomized_mac_severity` when a site set it.
   IPv6 addresses are one finding per MAC, not per address (a privacy address changes daily, a
   host holds several): with an unregistered IPv4 address when the MAC has one, else at its
-  link-local address (stable), the other addresses listed in the detail (`"ipv6"`).
+  link-local address (stable), the other addresses listed in the detail (`"ipv6"`). So is
+  mac-moved for a device of another site seen at IPv6 addresses.
 
 Ports found open on a host with one of these findings go into its detail, not into
 unexpected-service findings; so do the names the host goes by.
@@ -48,14 +49,16 @@ from ipguard.policies.sightings import Sighting, Sightings, Verdict
 def check(facts: RunFacts, settings: PolicySettingsLike, seen: Sightings) -> list[Finding]:
     """Every binding finding of the run."""
     found = [_duplicate(ip, macs, settings, seen) for ip, macs in seen.duplicates.items()]
-    unregistered = []
+    unregistered, moved = [], []
     for sighting in seen:
         if sighting.verdict is Verdict.MISMATCH:
             found.append(_mismatch(sighting, settings, seen))
         elif sighting.verdict is Verdict.MOVED:
-            found.append(_moved(sighting, settings, seen))
+            moved.append(sighting)
         elif sighting.verdict is Verdict.UNREGISTERED:
             unregistered.append(sighting)
+    for sighting, ipv6 in _one_per_mac(moved):
+        found.append(_moved(sighting, settings, seen, ipv6))
     for sighting, ipv6 in _one_per_mac(unregistered):
         found.append(_unregistered(sighting, facts, settings, seen, ipv6))
     return found
@@ -153,7 +156,9 @@ def _mismatch(sighting: Sighting, settings: PolicySettingsLike, seen: Sightings)
     return Finding(kind, severity, sighting.ip, sighting.mac, None, summary, detail)
 
 
-def _moved(sighting: Sighting, settings: PolicySettingsLike, seen: Sightings) -> Finding:
+def _moved(
+    sighting: Sighting, settings: PolicySettingsLike, seen: Sightings, ipv6: list[str]
+) -> Finding:
     assert sighting.mac is not None
     ledger = seen.ledger
     here = ledger.active_by_mac.get(sighting.mac, [])
@@ -172,6 +177,8 @@ def _moved(sighting: Sighting, settings: PolicySettingsLike, seen: Sightings) ->
         "registered_sites": sorted({record.site for record in records}),
         **_host_detail(sighting.ip, seen),
     }
+    if ipv6:
+        detail["ipv6"] = ipv6
     return Finding(
         kind, severity_of(kind, settings), sighting.ip, sighting.mac, None, summary, detail
     )

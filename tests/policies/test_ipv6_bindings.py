@@ -137,3 +137,13 @@ def test_unregistered_detail_lists_the_other_addresses():
         findings([], [arp(IP2, X), ndp(LL_X, X)], subnets=(SUBNET, V6)), "unregistered-host"
     )
     assert with_v4.ip == IP2 and with_v4.detail["ipv6"] == [LL_X]
+
+
+def test_a_device_of_another_site_is_one_mac_moved_however_many_addresses():
+    ledger = [device(IP1, A, site="north")]
+    observations = [ndp(LL_A, A), ndp(PRIVACY, A), ndp(SLAAC_A, A)]
+    found = findings(ledger, observations, subnets=(SUBNET, V6), site="south")
+    moved = only(found, "mac-moved")
+    assert (moved.ip, moved.mac) == (LL_A, A) and moved.detail["ipv6"] == [PRIVACY, SLAAC_A]
+    with_v4 = findings(ledger, [arp(IP2, A), *observations], subnets=(SUBNET, V6), site="south")
+    assert only(with_v4, "mac-moved").ip == IP2
