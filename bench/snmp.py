@@ -53,9 +53,11 @@ COLUMNS = (
     *(f"1.0.8802.1.1.2.1.4.1.1.{n}" for n in (4, 5, 6, 7, 9)),
 )
 # … and the fallbacks it walks when the first table is empty: ipNetToMediaTable when
-# ipNetToPhysicalTable is (the switch), dot1dTpFdbTable when dot1qTpFdbTable is (the router).
+# ipNetToPhysicalTable is (the switch), dot1dTpFdbTable when dot1qTpFdbTable is, and Huawei's
+# hwDynFdbTable when both are (the router).
 MEDIA_COLUMNS = ("1.3.6.1.2.1.4.22.1.2", "1.3.6.1.2.1.4.22.1.4")
 BRIDGE_COLUMNS = ("1.3.6.1.2.1.17.4.3.1.2", "1.3.6.1.2.1.17.4.3.1.3")
+HUAWEI_COLUMNS = ("1.3.6.1.4.1.2011.5.25.42.2.1.3.1.4",)  # hwDynFdbPort, when both are empty
 # ipguard asks for 10 rows of a column, then twice as many each request up to 100; snmpbulkwalk
 # asks for the same number every time, and which number is fastest depends on the agent (past the
 # end of a short column it must compute rows nobody reads: after ifDescr, net-snmp's slow
@@ -178,7 +180,7 @@ def _columns(document: dict[str, Any]) -> tuple[str, ...]:
     return (
         COLUMNS
         + (() if document["arp"] else MEDIA_COLUMNS)
-        + (() if document["fdb"] else BRIDGE_COLUMNS)
+        + (() if document["fdb"] else BRIDGE_COLUMNS + HUAWEI_COLUMNS)
     )
 
 
