@@ -116,7 +116,7 @@ class NdpSweep(Sweep):
     def open(self, targets: list[bytes]) -> Link:
         """A packet socket for the probes, a filtered one for echo replies and NAs."""
         iface = rawsock.interface_info(self.interface)
-        receiver = rawsock.receiving_socket(iface, ETH_P_IPV6, _reply_filter(), WHAT)
+        receiver = rawsock.receiving_socket(iface, ETH_P_IPV6, _reply_filter(iface.mac), WHAT)
         try:
             sender = rawsock.sending_socket(iface, WHAT)
         except BaseException:
@@ -223,19 +223,31 @@ class _NdpLink(Link):
         return any(value & mask == network for network, mask in self._prefixes)
 
 
-def _reply_filter() -> list[rawsock.Insn]:
-    """Kernel filter: ICMPv6 echo replies and Neighbor Advertisements, nothing else."""
-    jeq, ret = rawsock.JEQ_K, rawsock.RET_K
+def _reply_filter(mac: str) -> list[rawsock.Insn]:
+    """Kernel filter: ICMPv6 echo replies and Neighbor Advertisements sent to our MAC.
+
+    Unicast to us only: hosts announce address changes with unsolicited NAs to ff02::1, and
+    those are neither answers nor a flood worth a warning.
+    """
+    own = bytes.fromhex(mac.replace(":", ""))
+    checks = [
+        (rawsock.Insn(rawsock.LDW_ABS, k=0), int.from_bytes(own[:4], "big")),
+        (rawsock.Insn(rawsock.LDH_ABS, k=4), int.from_bytes(own[4:], "big")),
+        (rawsock.Insn(rawsock.LDH_ABS, k=12), ETH_P_IPV6),
+        (rawsock.Insn(rawsock.LDB_ABS, k=20), NH_ICMPV6),  # no extension header
+    ]
+    program: list[rawsock.Insn] = []
+    reject = 2 * len(checks) + 4  # index of the final `ret #0`
+    for load, value in checks:
+        program.append(load)
+        program.append(rawsock.Insn(rawsock.JEQ_K, 0, reject - len(program) - 1, value))
     return [
-        rawsock.Insn(rawsock.LDH_ABS, k=12),
-        rawsock.Insn(jeq, 0, 6, ETH_P_IPV6),  # else to the final `ret #0`
-        rawsock.Insn(rawsock.LDB_ABS, k=20),  # next header: ICMPv6, no extension header
-        rawsock.Insn(jeq, 0, 4, NH_ICMPV6),
+        *program,
         rawsock.Insn(rawsock.LDB_ABS, k=AT_TYPE),
-        rawsock.Insn(jeq, 1, 0, ICMPV6_ECHO_REPLY),  # to `ret #snaplen`
-        rawsock.Insn(jeq, 0, 1, ICMPV6_NA),
-        rawsock.Insn(ret, k=SNAPLEN),
-        rawsock.Insn(ret, k=0),
+        rawsock.Insn(rawsock.JEQ_K, 1, 0, ICMPV6_ECHO_REPLY),  # to `ret #snaplen`
+        rawsock.Insn(rawsock.JEQ_K, 0, 1, ICMPV6_NA),
+        rawsock.Insn(rawsock.RET_K, k=SNAPLEN),
+        rawsock.Insn(rawsock.RET_K, k=0),
     ]
 
 

@@ -22,7 +22,7 @@ from scapy.layers.inet6 import (
 from scapy.layers.l2 import Ether
 
 from ipguard.model import ScanRequest
-from ipguard.scanners.ipv6disc import _NdpLink, collect
+from ipguard.scanners.ipv6disc import SNAPLEN, _NdpLink, _reply_filter, collect
 from ipguard.scanners.ipv6wire import (
     addresses,
     build_echo,
@@ -30,7 +30,15 @@ from ipguard.scanners.ipv6wire import (
     link_local,
     solicited_node,
 )
-from ipguard.scanners.rawsock import InterfaceInfo
+from ipguard.scanners.rawsock import (
+    JEQ_K,
+    LDB_ABS,
+    LDH_ABS,
+    LDW_ABS,
+    RET_K,
+    Insn,
+    InterfaceInfo,
+)
 from ipguard.scanners.scope import Scope
 from ipguard.scanners.suite import _Collection
 
@@ -162,3 +170,34 @@ def test_the_phase_says_when_it_cannot_look(phases, subnets, warned):
     collection.run_ipv6()  # reads the kernel's address list, sends nothing
     assert [item.range for item in collection.ipv6_uncovered] == warned
     assert collection.ran == set()  # did not run: resolves nothing
+
+
+def run_filter(program: list[Insn], frame: bytes) -> int:
+    """Classic BPF, the instructions the filter uses: how many bytes the kernel would keep."""
+    pc, acc = 0, 0
+    while True:
+        insn = program[pc]
+        if insn.code == RET_K:
+            return insn.k
+        if insn.code in (LDW_ABS, LDH_ABS, LDB_ABS):
+            size = {LDW_ABS: 4, LDH_ABS: 2, LDB_ABS: 1}[insn.code]
+            if insn.k + size > len(frame):
+                return 0  # the kernel drops a frame a load runs past
+            acc = int.from_bytes(frame[insn.k : insn.k + size], "big")
+            pc += 1
+        else:
+            assert insn.code == JEQ_K
+            pc += 1 + (insn.jt if acc == insn.k else insn.jf)
+
+
+def test_the_kernel_filter_keeps_echo_replies_and_nas_to_our_mac_only():
+    program = _reply_filter(MAC)
+    assert run_filter(program, echo_reply("fe80::aa")) == SNAPLEN
+    assert run_filter(program, na("2001:db8:20::66")) == SNAPLEN
+    to_all = bytes(Ether(src=HOST, dst="33:33:00:00:00:01") / IPv6(src="fe80::aa", dst="ff02::1")
+                   / ICMPv6ND_NA(tgt="fe80::aa"))  # fmt: skip
+    assert run_filter(program, to_all) == 0  # an unsolicited NA: no answer, no flood
+    other = bytes(Ether(src=HOST, dst=OTHER) / IPv6(src="fe80::aa", dst=LL) / ICMPv6EchoReply())
+    assert run_filter(program, other) == 0  # someone else's ping
+    request = bytes(Ether(src=HOST, dst=MAC) / IPv6(src="fe80::aa", dst=LL) / ICMPv6EchoRequest())
+    assert run_filter(program, request) == 0
