@@ -231,7 +231,8 @@ def _after_scan(
     from ipguard.errors import IpguardError
 
     now = datetime.now(UTC)
-    if outcome is not None:
+    # Without [alerts] urls there is nothing to send: not even the module is loaded then.
+    if outcome is not None and shared.settings().alerts.urls:
         from ipguard.alerts import send_digest
 
         try:

@@ -459,3 +459,38 @@ def test_uncovered_ranges_are_recorded_warned_about_even_quietly_and_resolve_not
     assert shown["uncovered"] == [{"range": "198.18.1.0/24", "reason": "no route to 198.18.1.1"}]
     table = cli("runs", "show", "2").stdout
     assert "198.18.1.0/24" in table and "no route to 198.18.1.1" in table
+
+
+class RegistersDuringTheRun:
+    """A scanner during whose collection someone registers the stranger it is about to see."""
+
+    def __init__(self, db_url: str) -> None:
+        self.db_url = db_url
+
+    def collect(self, request: object, progress: object) -> object:
+        from ipguard.ledger import devices
+        from ipguard.ledger.store import Store
+        from ipguard.model import Binding
+
+        store = Store(self.db_url)
+        try:
+            with store.session() as session:
+                devices.add(session, Binding(ip=STRANGER[0], mac=STRANGER[1]), actor="admin")
+        finally:
+            store.close()
+        return result(REGISTERED, STRANGER)
+
+
+def test_a_run_is_judged_against_the_ledger_as_it_was_while_the_run_looked(
+    cli: Cli, config: Path, db_url: str
+) -> None:
+    # The runner reads the ledger while the phases run (runfacts.LedgerView), so that once
+    # they end only what they saw is left to judge: a record added meanwhile counts from the
+    # next run on.
+    cli("ledger", "add", *REGISTERED)
+    cli.scanner = RegistersDuringTheRun(db_url)  # type: ignore[assignment]
+    _, first = scan_json(cli, config)
+    assert {(f["kind"], f["ip"]) for f in first["findings"]} == {("unregistered-host", STRANGER[0])}
+    cli.scanner = FakeScanner([result(REGISTERED, STRANGER)])
+    code, second = scan_json(cli, config)
+    assert code == 0 and second["findings"] == []
