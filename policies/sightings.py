@@ -149,9 +149,10 @@ class LedgerIndex:
                 self.elsewhere_by_mac.setdefault(record.mac, []).append(record)
             elif record.status is active:
                 # An active IP is unique in the ledger; should it not be, the first record wins.
-                for ip in (record.ip, *record.ipv6):
-                    if ip not in by_ip:
-                        by_ip[ip] = record
+                if record.ip not in by_ip:
+                    by_ip[record.ip] = record
+                for ip in record.ipv6:  # its static IPv6 addresses (few records have any)
+                    by_ip.setdefault(ip, record)
                 same_mac = by_mac.get(record.mac)
                 if same_mac is None:
                     by_mac[record.mac] = [record]
@@ -160,7 +161,7 @@ class LedgerIndex:
                 if not record.roles.isdisjoint(ROUTING_ROLES):
                     self.router_macs.add(record.mac)
             else:
-                for ip in (record.ip, *record.ipv6):
+                for ip in (record.ip, *record.ipv6) if record.ipv6 else (record.ip,):
                     self.inactive_by_ip.setdefault(ip, []).append(record)
                 self.inactive_by_mac.setdefault(record.mac, []).append(record)
             if record.isolated:
