@@ -3,8 +3,8 @@
     python -m tests.firstprobe OUT.json ipguard-args...
 
 Every send on a socket (the sweep's, the DHCP probe's) passes through a wrapper that, the first
-time, writes {"seconds": since the process started, "modules": heavy modules already imported}
-to OUT.json. The process start is the kernel's (/proc/self/stat), on the clock it uses.
+time, writes {"seconds": since the process started, "modules": heavy modules already imported,
+"commands": the ipguard.cli modules already imported} to OUT.json. The process start is the kernel's (/proc/self/stat), on the clock it uses.
 """
 
 from __future__ import annotations
@@ -36,6 +36,10 @@ def main() -> None:
         if not seen:
             seen["seconds"] = time.clock_gettime(time.CLOCK_BOOTTIME) - start
             seen["modules"] = sorted(name for name in HEAVY if name in sys.modules)
+            # The command modules loaded by then (ipguard.cli.main builds only the one run).
+            seen["commands"] = sorted(
+                name for name in sys.modules if name.startswith("ipguard.cli.")
+            )
             with open(out, "w") as handle:
                 json.dump(seen, handle)
 
