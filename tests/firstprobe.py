@@ -4,7 +4,8 @@
 
 Every send on a socket (the sweep's, the DHCP probe's) passes through a wrapper that, the first
 time, writes {"seconds": since the process started, "modules": heavy modules already imported,
-"commands": the ipguard.cli modules already imported} to OUT.json. The process start is the kernel's (/proc/self/stat), on the clock it uses.
+"commands": the ipguard.cli modules already imported} to OUT.json. The process start is the
+kernel's (/proc/self/stat), on the clock it uses.
 """
 
 from __future__ import annotations
