@@ -146,11 +146,12 @@ def enable_ipv6(lab: Lab) -> None:
         if daemon.popen.poll() is not None:
             raise netns.LabError(f"{daemon.describe()} exited:\n{daemon.log_tail()}")
     # SLAAC from the registered radvd (and a temporary address where privacy is on), past DAD.
+    slaac = "inet6 " + PREFIX.split("::")[0] + ":0:"  # 2001:db8:20:0:<interface id>
+    hosts = [lab.host(name).ns for name in address_hosts()]
+    _wait_for_addresses(lab, hosts, timeout=20.0, wanted=slaac)
     _wait_for_addresses(
-        lab, [lab.host(name).ns for name in address_hosts()], wanted=PREFIX.split("::")[0] + ":"
+        lab, [lab.host(name).ns for name in PRIVACY], timeout=20.0, wanted="temporary"
     )
-    for name in PRIVACY:
-        _wait_for_addresses(lab, [lab.host(name).ns], wanted="temporary")
 
 
 def _radvd(host: str, prefix: str, work: Path) -> daemons.DaemonPlan:
