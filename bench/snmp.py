@@ -53,11 +53,11 @@ COLUMNS = (
     *(f"1.0.8802.1.1.2.1.4.1.1.{n}" for n in (4, 5, 6, 7, 9)),
 )
 # … and the fallbacks it walks when the first table is empty: ipNetToMediaTable when
-# ipNetToPhysicalTable is (the switch), dot1dTpFdbTable when dot1qTpFdbTable is, and Huawei's
-# hwDynFdbTable when both are (the router).
+# ipNetToPhysicalTable is (the switch), dot1dTpFdbTable when dot1qTpFdbTable is (the router),
+# and on a Huawei (neither bench agent is one) hwDynFdbTable when both are.
 MEDIA_COLUMNS = ("1.3.6.1.2.1.4.22.1.2", "1.3.6.1.2.1.4.22.1.4")
 BRIDGE_COLUMNS = ("1.3.6.1.2.1.17.4.3.1.2", "1.3.6.1.2.1.17.4.3.1.3")
-HUAWEI_COLUMNS = ("1.3.6.1.4.1.2011.5.25.42.2.1.3.1.4",)  # hwDynFdbPort, when both are empty
+HUAWEI_COLUMNS = ("1.3.6.1.4.1.2011.5.25.42.2.1.3.1.4",)  # hwDynFdbPort: Huawei, both empty
 # ipguard asks for 10 rows of a column, then twice as many each request up to 100; snmpbulkwalk
 # asks for the same number every time, and which number is fastest depends on the agent (past the
 # end of a short column it must compute rows nobody reads: after ifDescr, net-snmp's slow
@@ -177,10 +177,12 @@ def _columns(document: dict[str, Any]) -> tuple[str, ...]:
     only when the first one came back empty)."""
     # Both bench agents fill the first table whenever they have rows (snmpd's ARP table is
     # ipNetToPhysicalTable, the responders' FDB is Q-BRIDGE).
+    huawei = document["device"]["sys_object_id"].startswith("1.3.6.1.4.1.2011.")
     return (
         COLUMNS
         + (() if document["arp"] else MEDIA_COLUMNS)
-        + (() if document["fdb"] else BRIDGE_COLUMNS + HUAWEI_COLUMNS)
+        + (() if document["fdb"] else BRIDGE_COLUMNS)
+        + (HUAWEI_COLUMNS if huawei and not document["fdb"] else ())
     )
 
 

@@ -48,7 +48,7 @@ MEDIA_COLUMNS = ("ipNetToMediaPhysAddress", "ipNetToMediaType")
 PORT_COLUMNS = ("dot1dBasePortIfIndex", "dot1qVlanFdbId", "dot1qTpFdbPort", "dot1qTpFdbStatus")
 BRIDGE_COLUMNS = ("dot1dTpFdbPort", "dot1dTpFdbStatus")
 LLDP_COLUMNS = tuple(name for name in tables.COLUMNS if name.startswith("lldp"))
-CISCO = (1, 3, 6, 1, 4, 1, 9)
+CISCO, HUAWEI = (1, 3, 6, 1, 4, 1, 9), (1, 3, 6, 1, 4, 1, 2011)  # sysObjectID enterprises
 VLANS_AT_ONCE = 8  # Cisco per-VLAN instances read concurrently
 
 
@@ -204,13 +204,13 @@ class SnmpPoller:
             raise SnmpError("the agent has no system group (SNMPv2-MIB) in its view")
         system.update(values)
         sys_object_id = values.get(tables.SYSTEM["sys_object_id"])
-        cisco = isinstance(sys_object_id, tuple) and sys_object_id[:7] == CISCO
+        vendor = sys_object_id[:7] if isinstance(sys_object_id, tuple) else ()
         # Interfaces, ARP and FDB side by side: each waits on the agent, not on the others.
         branches = [self._walk(session, walked, ("ifName", "ifDescr"))]
         if "router" in device.roles:
             branches.append(self._arp(session, walked))
         if "switch" in device.roles:
-            branches.append(self._fdb(session, walked, cisco, notes))
+            branches.append(self._fdb(session, walked, vendor, notes))
         await together(branches)
 
     async def _arp(self, session: SnmpSession, walked: dict[str, list[Varbind]]) -> None:
@@ -220,15 +220,20 @@ class SnmpPoller:
             await self._walk(session, walked, MEDIA_COLUMNS)
 
     async def _fdb(
-        self, session: SnmpSession, walked: dict[str, list[Varbind]], cisco: bool, notes: list[str]
+        self,
+        session: SnmpSession,
+        walked: dict[str, list[Varbind]],
+        vendor: tuple[int, ...],
+        notes: list[str],
     ) -> None:
+        """The forwarding table and LLDP, with the fallbacks a vendor (sysObjectID) needs."""
         await self._walk(session, walked, (*PORT_COLUMNS, *LLDP_COLUMNS))
         if not walked.get("dot1qTpFdbPort"):
             await self._walk(session, walked, BRIDGE_COLUMNS)
-            if cisco:
+            if vendor == CISCO:
                 await self._per_vlan(session, walked, notes)
-            elif not walked.get("dot1dTpFdbPort"):
-                await self._walk(session, walked, ("hwDynFdbPort",))  # Huawei's own table
+            elif vendor == HUAWEI and not walked.get("dot1dTpFdbPort"):
+                await self._walk(session, walked, ("hwDynFdbPort",))  # HUAWEI-L2MAM-MIB
 
     async def _walk(
         self, session: SnmpSession, walked: dict[str, list[Varbind]], names: Sequence[str]
