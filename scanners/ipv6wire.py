@@ -210,6 +210,25 @@ def parse_ra(frame: bytes, seen_at: datetime | None = None) -> RouterAdvert | No
     )
 
 
+def parse_na(frame: bytes) -> tuple[str, str] | None:
+    """(target address, MAC) of a Neighbor Advertisement in an Ethernet frame, or None.
+
+    The MAC is the target link-layer option's, else the frame's source. RFC 4861 section 7.1.2:
+    an NA that is not from the link (hop limit below 255), has a code, is short or names a
+    multicast target is invalid.
+    """
+    found = _ipv6_payload(frame, NH_ICMPV6)
+    if found is None or frame[ETH_HEADER + 7] != 255:
+        return None
+    _source, icmp = found
+    if len(icmp) < 24 or icmp[0] != ICMPV6_NA or icmp[1] != 0 or icmp[8] == 0xFF:
+        return None
+    mac = target_link_layer(icmp) or frame[6:12]
+    if len(mac) != 6 or mac[0] & 0x01 or mac == bytes(6):  # a group or zero MAC is no device
+        return None
+    return str(ipaddress.IPv6Address(icmp[8:24])), mac.hex(":")
+
+
 def parse_advertise(
     frame: bytes, transaction: int, seen_at: datetime | None = None
 ) -> Dhcp6Advert | None:

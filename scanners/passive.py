@@ -1,7 +1,9 @@
-"""Passive capture for `ipguard watch`: ARP and DHCP frames read off the link, never a frame sent.
+"""Passive capture for `ipguard watch`: ARP, DHCP and IPv6 neighbour discovery frames read off the
+link, never a frame sent.
 
-A packet socket on the interface, with a kernel filter that admits only ARP and IPv4 UDP to or
-from ports 67/68 (DHCP), in promiscuous mode so that a mirror port shows the frames of others too.
+A packet socket on the interface, with a kernel filter that admits only ARP, IPv4 UDP to or from
+ports 67/68 (DHCP) and ICMPv6 Router and Neighbor Advertisements, in promiscuous mode so that a
+mirror port shows the frames of others too.
 Frames are parsed at fixed offsets with `struct`: a flood of 100,000 frames a second leaves no time
 for a scapy object per frame.
 
@@ -12,6 +14,9 @@ What each frame says:
 - DHCP from a server (OFFER, ACK): a `DhcpOffer`, as the active probe records it.
 - DHCP from a client (DISCOVER, REQUEST, INFORM): its MAC, the address it asks for or holds, its
   hostname (option 12) and its fingerprint: the parameter-request list (55) and vendor class (60).
+- An IPv6 Neighbor Advertisement: a claim of its target address by the MAC of its target
+  link-layer option (op "advert"); a Router Advertisement: a `RouterAdvert`, as the ipv6 phase
+  records it. Both are parsed by `scanners.ipv6wire`, the phase's own parsers.
 """
 
 from __future__ import annotations
@@ -25,8 +30,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ipguard.errors import InterfaceError, ScanError
-from ipguard.model import DhcpOffer
-from ipguard.scanners import rawsock
+from ipguard.model import DhcpOffer, RouterAdvert
+from ipguard.scanners import ipv6wire, rawsock
 
 WHAT = "watch"
 SNAPLEN = 1536  # a whole DHCP message; an ARP frame is 42 bytes and padding
@@ -46,11 +51,12 @@ MAX_TEXT = 255  # a hostname or vendor class longer than a DHCP option allows is
 
 @dataclass(frozen=True, slots=True)
 class ArpClaim:
-    """An address claimed on the link: `ip` is at `mac`, said by an ARP frame of kind `op`."""
+    """An address claimed on the link: `ip` is at `mac`, said by an ARP frame of kind `op` (or by
+    an IPv6 Neighbor Advertisement, op "advert")."""
 
     ip: str
     mac: str
-    op: str  # "request", "reply", "gratuitous", "probe"
+    op: str  # "request", "reply", "gratuitous", "probe", "advert"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,31 +71,38 @@ class DhcpClient:
     vendor_class: str = ""  # option 60
 
 
-Parsed = ArpClaim | DhcpOffer | DhcpClient
+Parsed = ArpClaim | DhcpOffer | DhcpClient | RouterAdvert
 
 
 def capture_filter(snaplen: int = SNAPLEN) -> list[rawsock.Insn]:
-    """Kernel filter: ARP, or unfragmented IPv4 UDP with source or destination port 67 or 68."""
+    """Kernel filter: ARP; unfragmented IPv4 UDP with source or destination port 67 or 68; ICMPv6
+    (no extension header: neighbour discovery uses none) Router or Neighbor Advertisements."""
     insn, ldh, ldb = rawsock.Insn, rawsock.LDH_ABS, rawsock.LDB_ABS
     jeq = rawsock.JEQ_K
-    # Jump offsets count from the next instruction: 14 is accept, 15 is reject.
+    # Jump offsets count from the next instruction: 20 is accept, 21 is reject.
     return [
         insn(ldh, k=12),  # 0: EtherType
-        insn(jeq, 12, 0, ETH_P_ARP),  # 1
-        insn(jeq, 0, 12, ETH_P_IP),  # 2
+        insn(jeq, 18, 0, ETH_P_ARP),  # 1
+        insn(jeq, 0, 11, ETH_P_IP),  # 2: else to 14, IPv6
         insn(ldb, k=23),  # 3: IP protocol
-        insn(jeq, 0, 10, socket.IPPROTO_UDP),  # 4
+        insn(jeq, 0, 16, socket.IPPROTO_UDP),  # 4
         insn(ldh, k=20),  # 5: flags and fragment offset
-        insn(JSET_K, 8, 0, 0x1FFF),  # 6: a later fragment has no UDP header
+        insn(JSET_K, 14, 0, 0x1FFF),  # 6: a later fragment has no UDP header
         insn(rawsock.LDX_MSH, k=14),  # 7: X = IP header length
         insn(rawsock.LDH_IND, k=14),  # 8: UDP source port
-        insn(jeq, 4, 0, 67),  # 9
-        insn(jeq, 3, 0, 68),  # 10
+        insn(jeq, 10, 0, 67),  # 9
+        insn(jeq, 9, 0, 68),  # 10
         insn(rawsock.LDH_IND, k=16),  # 11: UDP destination port
-        insn(jeq, 1, 0, 67),  # 12
-        insn(jeq, 0, 1, 68),  # 13
-        insn(rawsock.RET_K, k=snaplen),  # 14: accept
-        insn(rawsock.RET_K, k=0),  # 15: reject
+        insn(jeq, 7, 0, 67),  # 12
+        insn(jeq, 6, 7, 68),  # 13
+        insn(jeq, 0, 6, ipv6wire.ETH_P_IPV6),  # 14
+        insn(ldb, k=20),  # 15: IPv6 next header
+        insn(jeq, 0, 4, ipv6wire.NH_ICMPV6),  # 16
+        insn(ldb, k=ipv6wire.ETH_HEADER + ipv6wire.IPV6_HEADER),  # 17: ICMPv6 type
+        insn(jeq, 1, 0, ipv6wire.ICMPV6_RA),  # 18
+        insn(jeq, 0, 1, ipv6wire.ICMPV6_NA),  # 19
+        insn(rawsock.RET_K, k=snaplen),  # 20: accept
+        insn(rawsock.RET_K, k=0),  # 21: reject
     ]
 
 
@@ -192,7 +205,19 @@ def parse_frame(frame: bytes, seen_at: datetime | None = None) -> Parsed | None:
     """What one captured frame says (see the module docstring), or None when it says nothing."""
     if frame[12:14] == b"\x08\x06":
         return parse_arp(frame)
+    if frame[12:14] == b"\x86\xdd":
+        return parse_ndp(frame, seen_at)
     return parse_dhcp(frame, seen_at)
+
+
+def parse_ndp(frame: bytes, seen_at: datetime | None = None) -> ArpClaim | RouterAdvert | None:
+    """A Neighbor Advertisement's claim or a Router Advertisement, or None for anything else."""
+    if len(frame) <= ipv6wire.ETH_HEADER + ipv6wire.IPV6_HEADER:
+        return None
+    if frame[ipv6wire.ETH_HEADER + ipv6wire.IPV6_HEADER] == ipv6wire.ICMPV6_RA:
+        return ipv6wire.parse_ra(frame, seen_at)
+    claimed = ipv6wire.parse_na(frame)
+    return ArpClaim(claimed[0], claimed[1], "advert") if claimed else None
 
 
 class Capture:

@@ -9,7 +9,11 @@ judged by exactly the rules (and severities) a scan applies:
 - the MACs that claimed one IP within `[watch] duplicate_window` seconds are judged together:
   duplicate-ip (arpwatch's "flip flop");
 - DHCP OFFERs and ACKs are offers: rogue-dhcp; a client's hostname at the address it asks for:
-  hostname-policy.
+  hostname-policy;
+- an IPv6 Neighbor Advertisement is a claim of its target address, judged as an ARP claim is (a
+  registered static IPv6 claimed by another MAC: ip-mac-mismatch); a Router Advertisement is judged
+  as the ipv6 phase's are: rogue-ra (from a MAC without role router or gateway, or announcing a
+  prefix outside the subnets).
 
 Memory is bounded: at most MAX_MACS_PER_ADDRESS MACs per IP and MAX_ADDRESSES IPs in the window,
 MAX_JUDGED remembered judgements. So is the work a flood of made-up stations causes: claims of
@@ -37,12 +41,14 @@ from ipguard.model import (
     NameSource,
     Observation,
     ObservationSource,
+    RouterAdvert,
 )
 from ipguard.policies import LedgerIndex, RunFacts, evaluate
 from ipguard.policies.base import AddressRanges
 from ipguard.scanners.passive import ArpClaim, DhcpClient, Parsed
 
 ARP = ObservationSource.ARP
+NDP = ObservationSource.NDP
 REJUDGE_SECONDS = 60.0
 MAX_MACS_PER_ADDRESS = 8
 MAX_ADDRESSES = 65_536
@@ -61,6 +67,7 @@ WATCH_KINDS = PAIR_KINDS | {
     FindingKind.DUPLICATE_IP,
     FindingKind.ROGUE_DHCP,
     FindingKind.HOSTNAME_POLICY,
+    FindingKind.ROGUE_RA,
 }
 
 
@@ -71,6 +78,7 @@ class Verdicts:
     findings: list[Finding] = field(default_factory=list)
     sightings: list[Observation] = field(default_factory=list)  # to store in the watch run
     offers: list[DhcpOffer] = field(default_factory=list)
+    adverts: list[RouterAdvert] = field(default_factory=list)  # router advertisements
     clients: dict[str, DhcpClient] = field(default_factory=dict)  # by MAC: the latest message
     judged: int = 0  # frames kept and set against what is known (the rest were ignored)
     evaluated: int = 0  # of those, the ones that went through the policies (new or due again)
@@ -88,7 +96,18 @@ class Verdicts:
             for offer in self.offers
             if offer.server_ip == finding.ip
         ]
-        return {"watch": {"frames": frames[:MAX_MACS_PER_ADDRESS], "dhcp_offers": offers[:8]}}
+        adverts = [
+            {"source_mac": advert.source_mac, "prefixes": list(advert.prefixes)}
+            for advert in self.adverts
+            if advert.source_ip == finding.ip
+        ]
+        watched: dict[str, Any] = {
+            "frames": frames[:MAX_MACS_PER_ADDRESS],
+            "dhcp_offers": offers[:8],
+        }
+        if adverts:
+            watched["router_adverts"] = adverts[:8]
+        return {"watch": watched}
 
 
 class Judge:
@@ -103,6 +122,7 @@ class Judge:
         duplicate_window: float,
     ) -> None:
         self.site = site
+        self.subnets = tuple(subnets)
         self.scope = AddressRanges(subnets)
         self.policy = policy
         self.duplicate_window = duplicate_window
@@ -143,6 +163,11 @@ class Judge:
                 if self._due(("offer", f"{item.server_ip}|{item.server_mac}"), moment):
                     verdicts.offers.append(item)
                     verdicts.evaluated += 1
+            elif isinstance(item, RouterAdvert):
+                said = f"{item.source_ip}|{item.source_mac}|{','.join(item.prefixes)}"
+                if self._due(("advert", said), moment):
+                    verdicts.adverts.append(item)
+                    verdicts.evaluated += 1
             else:
                 verdicts.clients[item.mac] = item
             verdicts.judged += 1
@@ -153,6 +178,12 @@ class Judge:
         if verdicts.offers:
             found = self._evaluate(now, dhcp_offers=tuple(verdicts.offers))
             verdicts.findings += [f for f in found if f.kind is FindingKind.ROGUE_DHCP]
+        if verdicts.adverts:
+            # The subnets, for once: a registered router's prefix outside them is rogue-ra too.
+            found = self._evaluate(
+                now, router_adverts=tuple(verdicts.adverts), subnets=self.subnets
+            )
+            verdicts.findings += [f for f in found if f.kind is FindingKind.ROGUE_RA]
         verdicts.findings += self._hostnames(verdicts.clients.values(), latest, now)
         return verdicts
 
@@ -260,7 +291,10 @@ class Judge:
         found: list[Finding] = []
         pending = {ip: list(macs) for ip, macs in pairs.items()}
         while pending:
-            round_ = tuple(Observation(ip, macs.pop(0), now, ARP) for ip, macs in pending.items())
+            round_ = tuple(
+                Observation(ip, macs.pop(0), now, NDP if ":" in ip else ARP)
+                for ip, macs in pending.items()
+            )
             pending = {ip: macs for ip, macs in pending.items() if macs}
             verdicts.sightings.extend(round_)
             found += [
@@ -277,7 +311,8 @@ class Judge:
         for ip in touched:
             macs = sorted(mac for mac, when in self._window.get(ip, {}).items() if when >= oldest)
             if len(macs) > 1 and self._due(("duplicate", f"{ip}|{','.join(macs)}"), latest):
-                together += [Observation(ip, mac, now, ARP) for mac in macs]
+                source = NDP if ":" in ip else ARP
+                together += [Observation(ip, mac, now, source) for mac in macs]
         if not together:
             return []
         found = self._evaluate(now, observations=tuple(together))

@@ -57,6 +57,9 @@ class Watching:
         )
 
     def start(self) -> None:
+        # A watcher killed with SIGKILL leaves its run "running" until the next one marks it
+        # aborted: only a run that was not there before is this watcher's.
+        before = self.run_ids()
         argv = [IPGUARD, "--db", str(self.files / "ledger.db")]
         argv += ["--config", str(self.files / "ipguard.toml"), "watch"]
         self.process = subprocess.Popen(
@@ -66,14 +69,24 @@ class Watching:
             text=True,
             env=env(self.files),
         )
-        # Listening once its run is recorded: `runs list` shows it running.
-        wait_for(lambda: self.running_run() is not None, "the watch run to be recorded")
+        # Listening once its run is recorded (the capture opens first): `runs list` shows it.
+        wait_for(
+            lambda: self.running_run(besides=before) is not None, "the watch run to be recorded"
+        )
 
-    def running_run(self) -> dict | None:
+    def run_ids(self) -> set[int]:
+        done = self.cli("runs", "list", "--format", "json")
+        return {run["id"] for run in json.loads(done.stdout)} if done.returncode == 0 else set()
+
+    def running_run(self, besides: frozenset[int] | set[int] = frozenset()) -> dict | None:
         done = self.cli("runs", "list", "--format", "json")
         if done.returncode != 0:
             return None
-        runs = [run for run in json.loads(done.stdout) if run.get("status") == "running"]
+        runs = [
+            run
+            for run in json.loads(done.stdout)
+            if run.get("status") == "running" and run["id"] not in besides
+        ]
         return runs[0] if runs else None
 
     def findings(self) -> list[dict]:

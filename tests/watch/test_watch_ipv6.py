@@ -1,0 +1,120 @@
+"""IPv6 frames the watcher reads: Neighbor Advertisements as claims, Router Advertisements judged.
+
+The frames are built with scapy, as a host or an attack tool would send them; parsing is the ipv6
+phase's own (scanners.ipv6wire), judging the scan's policies. The kernel filter that admits them
+is tested by the lab test (test_watch_ipv6_lab.py), on a real socket.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from scapy.layers.inet6 import (
+    ICMPv6ND_NA,
+    ICMPv6ND_RA,
+    ICMPv6NDOptDstLLAddr,
+    ICMPv6NDOptPrefixInfo,
+    ICMPv6NDOptSrcLLAddr,
+    IPv6,
+)
+from scapy.layers.l2 import Ether
+
+from ipguard.config import PolicySettings
+from ipguard.model import Binding, Role, RouterAdvert
+from ipguard.scanners.passive import ArpClaim, parse_frame
+from ipguard.watch.judge import Judge
+
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+GW_MAC, PC_MAC, EVIL = "02:18:00:00:00:01", "02:18:00:00:00:20", "00:16:3e:00:00:66"
+STATIC = "2001:db8:20::20"
+LEDGER = (
+    Binding("198.18.0.1", GW_MAC, roles=frozenset({Role.GATEWAY, Role.ROUTER})),
+    Binding("198.18.0.20", PC_MAC, owner="李伟", ipv6=(STATIC,)),
+)
+
+
+def na(
+    target: str, mac: str, *, option: str | None = None, hlim: int = 255, code: int = 0
+) -> bytes:
+    """An unsolicited NA to all nodes, as `fake_advertise6` or a host's NA sends it."""
+    packet = Ether(src=mac, dst="33:33:00:00:00:01") / IPv6(
+        src="fe80::1", dst="ff02::1", hlim=hlim
+    ) / ICMPv6ND_NA(tgt=target, R=0, S=0, O=1, code=code)  # fmt: skip
+    if option is not None:
+        packet = packet / ICMPv6NDOptDstLLAddr(lladdr=option)
+    return bytes(packet)
+
+
+def ra(mac: str, prefix: str, *, source: str = "fe80::1") -> bytes:
+    """A Router Advertisement with a source link-layer option and one prefix."""
+    return bytes(
+        Ether(src=mac, dst="33:33:00:00:00:01")
+        / IPv6(src=source, dst="ff02::1", hlim=255)
+        / ICMPv6ND_RA(M=1, routerlifetime=1800)
+        / ICMPv6NDOptSrcLLAddr(lladdr=mac)
+        / ICMPv6NDOptPrefixInfo(prefix=prefix.split("/")[0], prefixlen=int(prefix.split("/")[1]))
+    )
+
+
+@pytest.mark.parametrize(
+    ("frame", "claim"),
+    [
+        (na(STATIC, EVIL, option=EVIL), ArpClaim(STATIC, EVIL, "advert")),
+        # The target link-layer option names the claimant, whoever put the frame on the wire.
+        (na(STATIC, PC_MAC, option=EVIL), ArpClaim(STATIC, EVIL, "advert")),
+        (na("2001:DB8:20:0::9", EVIL), ArpClaim("2001:db8:20::9", EVIL, "advert")),
+        # RFC 4861 7.1.2: routed from elsewhere, a code, a multicast target: not an NA.
+        (na(STATIC, EVIL, option=EVIL, hlim=64), None),
+        (na(STATIC, EVIL, option=EVIL, code=1), None),
+        (na("ff02::1", EVIL, option=EVIL), None),
+        (na(STATIC, EVIL, option="01:00:5e:00:00:01"), None),  # a group MAC is no device
+        (na(STATIC, EVIL, option=EVIL)[:70], None),  # cut short
+    ],
+)
+def test_neighbor_advertisements_become_claims(frame: bytes, claim: ArpClaim | None) -> None:
+    assert parse_frame(frame) == claim
+
+
+def test_router_advertisements_are_read_as_the_ipv6_phase_reads_them() -> None:
+    advert = parse_frame(ra(EVIL, "2001:db8:61::/64"), NOW)
+    assert isinstance(advert, RouterAdvert)
+    assert (advert.source_ip, advert.source_mac, advert.prefixes) == (
+        "fe80::1",
+        EVIL,
+        ("2001:db8:61::/64",),
+    )
+    assert (advert.managed, advert.router_lifetime) == (True, 1800)
+
+
+def judge() -> Judge:
+    made = Judge(
+        site="lab",
+        subnets=["198.18.0.0/24", "2001:db8:20::/64"],
+        policy=PolicySettings(hostname_rule=""),
+        duplicate_window=10.0,
+    )
+    made.load(LEDGER, {})
+    return made
+
+
+def found(frames: list[bytes]) -> set[tuple[str, str | None, str | None, str]]:
+    items = [(float(n), parsed) for n, frame in enumerate(frames) if (parsed := parse_frame(frame))]
+    return {
+        (f.kind.value, f.ip, f.mac, f.severity.value) for f in judge().judge(items, NOW).findings
+    }
+
+
+def test_an_advertisement_claiming_a_static_ipv6_from_another_mac_is_a_mismatch() -> None:
+    assert found([na(STATIC, PC_MAC, option=PC_MAC)]) == set()
+    assert found([na(STATIC, EVIL, option=EVIL)]) == {("ip-mac-mismatch", STATIC, EVIL, "high")}
+    # Out of the subnets (a link-local target, another prefix): not the watcher's to judge.
+    assert found([na("fe80::66", EVIL, option=EVIL), na("2001:db8:99::1", EVIL)]) == set()
+
+
+def test_router_advertisements_from_a_non_router_or_of_a_foreign_prefix_are_rogue() -> None:
+    assert found([ra(GW_MAC, "2001:db8:20::/64")]) == set()
+    assert found([ra(EVIL, "2001:db8:20::/64", source="fe80::66")]) == {
+        ("rogue-ra", "fe80::66", EVIL, "critical")
+    }
+    assert found([ra(GW_MAC, "fd00:60::/64")]) == {("rogue-ra", "fe80::1", GW_MAC, "high")}

@@ -1,0 +1,94 @@
+"""`ipguard watch` reads IPv6 neighbour discovery on a real link: the IPv6 lab's radvd, a rogue
+radvd and THC-IPv6's fake_router6 answer a Router Solicitation from THC-IPv6's dump_router6, and
+THC-IPv6's fake_advertise6 advertises a registered static IPv6 address from another MAC.
+
+The watcher runs in the scanner's namespace with its real kernel filter; the lab's bridge floods
+every frame (a mirror port), so that RAs answered to another host reach it too.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.lab import netns
+from tests.lab.builder import Lab
+from tests.lab.fixtures import lab_unavailable
+from tests.lab.ipv6_lab import (
+    ATTACKER,
+    PREFIX,
+    RADVD_ROGUE,
+    ROUTER,
+    STRANGER,
+    TAKEN_IP,
+    TAKER,
+    enable_ipv6,
+    eui64_link_local,
+    ipv6_routers,
+)
+from tests.watch.lab import WATCH_CONFIG, as_hub, background
+from tests.watch.test_watch_lab import DEADLINE, Watching, wait_for
+
+pytestmark = pytest.mark.lab
+TOOLS = ("radvd", "atk6-fake_router6", "atk6-fake_advertise6", "atk6-dump_router6")
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    reason = lab_unavailable(*TOOLS)
+    if reason:
+        pytest.skip(reason)
+    with Lab.build(ipv6_routers()) as built:
+        as_hub(built)
+        enable_ipv6(built)
+        yield built
+
+
+@pytest.fixture
+def watching(lab: Lab, tmp_path: Path) -> Iterator[Watching]:
+    lab.write_ledger_csv(tmp_path / "ledger.csv")
+    config = WATCH_CONFIG.format(subnet=lab.subnet)
+    config = config.replace(
+        f'subnets = ["{lab.subnet}"]', f'subnets = ["{lab.subnet}", "{PREFIX}"]'
+    )
+    (tmp_path / "ipguard.toml").write_text(config)
+    watching = Watching(lab, tmp_path)
+    imported = watching.cli("ledger", "import", str(tmp_path / "ledger.csv"))
+    assert imported.returncode == 0, imported.stderr
+    try:
+        yield watching
+    finally:
+        if watching.process is not None and watching.process.poll() is None:
+            watching.process.kill()
+            watching.process.wait(timeout=30)
+
+
+def test_watch_reports_rogue_router_advertisements_and_a_taken_static_ipv6(
+    lab: Lab, watching: Watching
+) -> None:
+    rogue, attacker, router = (lab.host(name).mac for name in (RADVD_ROGUE, ATTACKER, ROUTER))
+    taker = lab.host(TAKER).mac
+    watching.start()
+
+    def macs_of(kind: str) -> set[str]:
+        return {f["mac"] for f in watching.findings() if f["kind"] == kind}
+
+    # A host asks for routers: all three answer (fake_router6 also advertises every 5 s).
+    with background(lab, STRANGER, ["atk6-dump_router6", "eth0"]):
+        wait_for(lambda: macs_of("rogue-ra") >= {rogue, attacker}, "both rogue RAs", DEADLINE)
+    # The attack tool claims math-pc68's registered static IPv6 with math-pc67's MAC.
+    netns.run(lab.host(TAKER).ns, ["atk6-fake_advertise6", "-n", "2", "-w", "1", "eth0", TAKEN_IP])
+    mismatch = watching.finding("ip-mac-mismatch", TAKEN_IP, taker)
+    assert mismatch["severity"] == "high"
+
+    found = watching.findings()
+    rogue_ra = {f["mac"]: f for f in found if f["kind"] == "rogue-ra"}
+    assert set(rogue_ra) == {rogue, attacker}  # the registered radvd (role router): nothing
+    assert router not in {f["mac"] for f in found}
+    assert rogue_ra[rogue]["ip"] == eui64_link_local(rogue)
+    assert rogue_ra[rogue]["severity"] == "critical"
+    code, err = watching.stop(signal.SIGTERM)
+    assert code == 0, err
