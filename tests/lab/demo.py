@@ -47,7 +47,12 @@ def main() -> int:
         lab.write_config(OUT / "ipguard.toml")
         ipguard("ledger", "import", str(OUT / "ledger.csv"))
         ipguard("ledger", "list")
+        scanning = time.monotonic()
         code = ipguard("scan", ns=lab.scanner_ns)
+        print(
+            f"\nthe scan took {time.monotonic() - scanning:.1f} s, at rate = "
+            f"{lab.scenario.rate:,} probes a second (the demo's ipguard.toml: see README)"
+        )
         ipguard("runs", "show", "1")
     print(f"\nlab torn down; ledger and scan history: {OUT}/ledger.db (scan exit code {code})")
     return 0
