@@ -233,20 +233,25 @@ def list_(
 @app.command()
 def history(
     ctx: typer.Context,
-    key: Annotated[str, typer.Argument(help="IP or MAC (or a pool's CIDR).")],
+    key: Annotated[str, typer.Argument(help="IP, static IPv6 or MAC (or a pool's CIDR).")],
     fmt: FormatOption = Format.table,
 ) -> None:
-    """Every recorded change to the records with that IP or MAC, oldest first."""
+    """Every recorded change to the records with that IP, static IPv6 or MAC, oldest first."""
     from ipguard.errors import InvalidValue
     from ipguard.ledger import audit, devices
     from ipguard.ledger.pools import parse_cidr
 
     try:
-        _, value = devices.parse_key(key)
+        kind, value = devices.parse_key(key)
     except InvalidValue:
-        value = parse_cidr(key)
+        kind, value = "cidr", parse_cidr(key)
     with state(ctx).store().session(write=False) as session:
-        entries = audit.history(session, value)
+        keys = {value}
+        if kind == "ip" and ":" in value:
+            # A static IPv6 address is no audit key: the records holding it carry its history.
+            keys |= {device.ip for device in devices.find(session, value)}
+        found = {entry.id: entry for name in keys for entry in audit.history(session, name)}
+        entries = sorted(found.values(), key=lambda entry: entry.id or 0)
     rows = []
     for entry in entries:
         rows.append(

@@ -259,12 +259,26 @@ def _refuse_taken_ip(session: Session, ip: str, *, keep: int | None) -> None:
         )
 
 
-def _refuse_taken_ipv6(session: Session, binding: Binding, *, keep: int | None) -> None:
-    """Each static IPv6 address is active in one record only, like an IP.
+# PostgreSQL advisory lock taken by every writer of static IPv6 addresses (see claim_ipv6_lock).
+_IPV6_CLAIMS_LOCK = 7262738
 
-    No index can enforce it on a list column: the check runs under the write lock (SQLite) or
-    after the record's row lock (PostgreSQL), as `_refuse_taken_ip` does.
+
+def claim_ipv6_lock(session: Session) -> None:
+    """Serialise the writers that give records static IPv6 addresses, until the transaction ends.
+
+    No unique index can hold a list column, so the check that an address is free and the write
+    must not interleave with another's. SQLite needs nothing: `Store.session` holds the database's
+    write lock already; on PostgreSQL, this advisory lock (held by `ledger add`, `ledger edit` and
+    imports of addresses) makes the second writer wait, then see what the first committed.
     """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _IPV6_CLAIMS_LOCK})
+
+
+def _refuse_taken_ipv6(session: Session, binding: Binding, *, keep: int | None) -> None:
+    """Each static IPv6 address is active in one record only, like an IP (see claim_ipv6_lock)."""
+    if binding.ipv6 or ":" in binding.ip:
+        claim_ipv6_lock(session)
     for address in binding.ipv6:
         holders = [d for d in _holding(session, address, active=True) if d.id != keep]
         if holders:

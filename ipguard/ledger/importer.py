@@ -157,6 +157,8 @@ def plan_import(session: Session, path: str, rows: Sequence[FileRow], mode: str)
     siteless = {row.line for row in rows if "site" not in row.values}
     ipv6less = {row.line for row in rows if "ipv6" not in row.values}
 
+    if any(binding.ipv6 for _, binding in bindings):
+        devices.claim_ipv6_lock(session)  # before the ledger is read: see claim_ipv6_lock
     table = Device.__table__  # type: ignore[attr-defined]
     records: dict[tuple[str, str], list[sa.Row[Any]]] = defaultdict(list)
     # Plain rows rather than ORM objects: a 100,000-record ledger loads in a fraction of the time

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+from ipguard.errors import Conflict
 from ipguard.fields import FieldError, parse_ipv6_list
 from ipguard.ledger import devices
 from ipguard.ledger.store import SCHEMA_HEAD, Store
+from ipguard.model import Binding
 from tests.conftest import Cli
 from tests.ledger.test_import_export import FULL_ROWS, ledger_json, row, write_csv
 from tests.ledger.test_sites import upgrade
+
+SHARED = "2001:db8::98"
 
 
 def test_migration_0005_gives_existing_records_no_static_ipv6(db_url: str) -> None:
@@ -157,3 +163,38 @@ def test_add_show_edit_list_and_history_by_static_ipv6(cli: Cli) -> None:
     history = json.loads(cli("ledger", "history", "10.0.0.7", "--format", "json").stdout)
     assert [(e["before"] or {}).get("ipv6") for e in history] == [None, "2001:db8::7"]
     assert history[-1]["changes"] == "ipv6: '2001:db8::7' → 'fd00::7;2001:db8::70'"
+    by_static = json.loads(cli("ledger", "history", "FD00::7", "--format", "json").stdout)
+    assert [entry["action"] for entry in by_static] == ["device.add", "device.edit"]
+
+
+def test_two_writers_at_once_cannot_both_claim_one_static_ipv6(db_url: str) -> None:
+    """No index holds a list column: each writer checks and writes while the other waits.
+
+    Each writer holds its transaction open after its check and insert, waiting (at most 2 s) for
+    the other to get that far: were the check not serialised, both would pass it and commit.
+    """
+    store = Store(db_url)
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def claim(index: int) -> None:
+        binding = Binding(f"198.18.0.{110 + index}", f"02:00:00:00:04:{index:02x}", ipv6=(SHARED,))
+        try:
+            with store.session() as session:
+                devices.add(session, binding, actor="tester")
+                with contextlib.suppress(threading.BrokenBarrierError):
+                    barrier.wait(timeout=2)
+            outcomes.append("added")
+        except Conflict as error:
+            outcomes.append(str(error))
+
+    writers = [threading.Thread(target=claim, args=(index,)) for index in range(2)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(timeout=60)
+    with store.session(write=False) as session:
+        holders = [b for b in devices.snapshot(session) if SHARED in b.ipv6]
+    store.close()
+    assert len(outcomes) == 2 and outcomes.count("added") == 1, outcomes
+    assert len(holders) == 1
