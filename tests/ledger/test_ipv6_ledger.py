@@ -170,7 +170,7 @@ def test_add_show_edit_list_and_history_by_static_ipv6(cli: Cli) -> None:
 def test_two_writers_at_once_cannot_both_claim_one_static_ipv6(db_url: str) -> None:
     """No index holds a list column: each writer checks and writes while the other waits.
 
-    Each writer holds its transaction open after its check and insert, waiting (at most 2 s) for
+    Each writer holds its transaction open after its check and insert, waiting (at most 1 s) for
     the other to get that far: were the check not serialised, both would pass it and commit.
     """
     store = Store(db_url)
@@ -183,7 +183,7 @@ def test_two_writers_at_once_cannot_both_claim_one_static_ipv6(db_url: str) -> N
             with store.session() as session:
                 devices.add(session, binding, actor="tester")
                 with contextlib.suppress(threading.BrokenBarrierError):
-                    barrier.wait(timeout=2)
+                    barrier.wait(timeout=1)
             outcomes.append("added")
         except Conflict as error:
             outcomes.append(str(error))

@@ -80,7 +80,7 @@ def test_watch_reports_rogue_router_advertisements_and_a_taken_static_ipv6(
     with background(lab, STRANGER, ["atk6-dump_router6", "eth0"]):
         wait_for(lambda: macs_of("rogue-ra") >= {rogue, attacker}, "both rogue RAs", DEADLINE)
     # The attack tool claims math-pc68's registered static IPv6 with math-pc67's MAC.
-    netns.run(lab.host(TAKER).ns, ["atk6-fake_advertise6", "-n", "2", "-w", "1", "eth0", TAKEN_IP])
+    netns.run(lab.host(TAKER).ns, ["atk6-fake_advertise6", "-n", "1", "eth0", TAKEN_IP])
     mismatch = watching.finding("ip-mac-mismatch", TAKEN_IP, taker)
     assert mismatch["severity"] == "high"
 
