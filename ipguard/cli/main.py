@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import gc
 import importlib
 import math
 import sys
@@ -16,7 +18,7 @@ from typer.core import TyperGroup
 from typer.models import CommandInfo, TyperInfo
 
 from ipguard import __version__
-from ipguard.cli.context import AppState, state
+from ipguard.cli.context import AppState, settle, state
 from ipguard.cli.output import error_line, safe
 from ipguard.errors import IpguardError
 
@@ -58,19 +60,38 @@ def _build(name: str) -> Any:  # typer vendors click; its Command type is privat
     found = getattr(importlib.import_module(module_name), attribute)
     short, markup = app.pretty_exceptions_short, app.rich_markup_mode
     if not options.get("group"):
-        return typer.main.get_command_from_info(
+        command = typer.main.get_command_from_info(
             CommandInfo(name=name, callback=found),
             pretty_exceptions_short=short,
             rich_markup_mode=markup,
         )
-    extra = {key: value for key, value in options.items() if key != "group"}
-    sub_app = found() if attribute == "ledger_app" else found
-    return typer.main.get_group_from_info(
-        TyperInfo(sub_app, name=name, **extra),
-        pretty_exceptions_short=short,
-        rich_markup_mode=markup,
-        suggest_commands=app.suggest_commands,
-    )
+    else:
+        extra = {key: value for key, value in options.items() if key != "group"}
+        sub_app = found() if attribute == "ledger_app" else found
+        command = typer.main.get_group_from_info(
+            TyperInfo(sub_app, name=name, **extra),
+            pretty_exceptions_short=short,
+            rich_markup_mode=markup,
+            suggest_commands=app.suggest_commands,
+        )
+    if name != "scan":  # scan settles once its ledger is imported, after its first probes
+        _settle_first(command)
+    return command
+
+
+def _settle_first(command: Any) -> None:
+    """Make each command of `command` settle start-up (context.settle) as its own work starts."""
+    for sub in getattr(command, "commands", {}).values():
+        _settle_first(sub)
+    work = command.callback
+    if work is None or hasattr(command, "commands"):
+        return  # a group's own callback runs before its command's options are even parsed
+
+    def settled(*args: Any, **kwargs: Any) -> Any:
+        settle()
+        return work(*args, **kwargs)
+
+    command.callback = functools.update_wrapper(settled, work)
 
 
 class _LazyCommands(MutableMapping[str, Any]):
@@ -187,6 +208,7 @@ def main(
 
 def run(shared: AppState | None = None) -> None:
     """Console entry point; `shared` is the state to start from (tests inject a scanner there)."""
+    gc.disable()  # until the command settles: see context.settle
     try:
         app(prog_name="ipguard", obj=shared)
     except KeyboardInterrupt:

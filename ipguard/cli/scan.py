@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ipguard.cli.context import AppState, state
+from ipguard.cli.context import AppState, settle, state
 from ipguard.cli.output import emit_json, info, progress_bars, safe, table
 
 if TYPE_CHECKING:
@@ -205,6 +205,7 @@ def _run(
                 updates.append(progress)
             from ipguard.runner import run_scan
 
+            settle()  # the last big import is done (see context.settle)
             outcome = run_scan(
                 shared.store(),
                 request,

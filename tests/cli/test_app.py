@@ -121,23 +121,27 @@ def test_help_lists_every_command_in_order_and_a_typo_gets_a_suggestion(cli: Cli
     assert typo.exit_code == 2 and "Did you mean 'scan'?" in typo.stderr
 
 
-def test_a_command_loads_only_its_own_module_and_exit_handlers_still_run() -> None:
+def test_a_command_loads_only_its_own_module_and_exit_handlers_still_run(tmp_path: Path) -> None:
     # The process ends without the interpreter's teardown (ipguard.cli.main._exit_now), after
-    # the exit handlers: this one reports which command modules were imported.
+    # the exit handlers: this one reports which command modules were imported, and whether the
+    # garbage collector, off during start-up, was back on once the command ran (context.settle).
     code = (
-        "import atexit, sys\n"
+        "import atexit, gc, sys\n"
         "atexit.register(lambda: print(sorted(m for m in sys.modules "
-        "if m.startswith('ipguard.cli.')), file=sys.stderr))\n"
+        "if m.startswith('ipguard.cli.')), gc.isenabled(), file=sys.stderr))\n"
         "from ipguard.cli.main import run\n"
-        "sys.argv = ['ipguard', 'runs', '--help']\n"
+        f"sys.argv = ['ipguard', '--db', {str(tmp_path / 'l.db')!r}, 'runs', 'list']\n"
         "run()\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0 and "Scan runs" in done.stdout
-    loaded = done.stderr.strip()
-    assert loaded == str(
-        ["ipguard.cli.context", "ipguard.cli.history", "ipguard.cli.main", "ipguard.cli.output"]
-    )
+    assert done.returncode == 0 and "scan runs" in done.stdout
+    modules = [
+        "ipguard.cli.context",
+        "ipguard.cli.history",
+        "ipguard.cli.main",
+        "ipguard.cli.output",
+    ]
+    assert done.stderr.strip() == f"{modules} True"
 
 
 def test_output_larger_than_a_pipe_arrives_whole_and_the_exit_code_with_it(tmp_path: Path) -> None:
