@@ -16,6 +16,27 @@ if TYPE_CHECKING:
 pytest_plugins = ["tests.lab.fixtures", "tests.lab.scale"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def scapy_never_resolves() -> Iterator[None]:
+    """Network safety: a frame a test builds with scapy must name its destination MAC.
+
+    Left out, scapy resolves it itself, sending ARP requests or Neighbor Solicitations from
+    whatever namespace the test process is in: this machine's own, outside the lab. Here that
+    is an error instead.
+    """
+    from scapy.layers.l2 import Neighbor
+
+    def refuse(self: object, l2inst: object, l3inst: object) -> None:
+        raise AssertionError(
+            "a test frame without a destination MAC: scapy would resolve it on the network"
+        )
+
+    saved = Neighbor.resolve
+    Neighbor.resolve = refuse  # type: ignore[method-assign,assignment]
+    yield
+    Neighbor.resolve = saved  # type: ignore[method-assign]
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
     """A real PostgreSQL server for the whole session (skips when PostgreSQL is not installed)."""
