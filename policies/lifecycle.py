@@ -15,12 +15,14 @@ the device answered; the addresses it answered at are in the detail.
   run's subnets and that are valid at the run's site are judged: a run that did not look, or looked
   at another site, proves nothing. A never-seen record is stale at once; to give new records
   time, pass their creation time as `last_seen`. An isolated record being unseen is what the rules
-  want, so it is never stale.
+  want, so it is never stale. A device seen over IPv6 only was seen: at a static IPv6 of the
+  record, or at any IPv6 address when the record is its MAC's only active one here (an IPv6 answer
+  cannot tell which of a MAC's several records the device still uses; their IPv4 answers can).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -140,21 +142,75 @@ def _stale(facts: RunFacts, settings: PolicySettingsLike, seen: Sightings) -> li
         return []
     now = utc(facts.now)
     limit = timedelta(days=settings.stale_after_days)
-    authorised = seen.authorised
     covered = AddressRanges(facts.subnets)
     found = []
+    by_mac: dict[str, datetime] | None = None
     for record in seen.ledger.records:
         if record.status is not DeviceStatus.ACTIVE or record.isolated:
             continue
-        if authorised.get(record.ip) is record or not seen.ledger.applies(record):
+        if not seen.ledger.applies(record) or _seen_now(record, seen):
             continue
         last = facts.last_seen.get((record.ip, record.mac))
         if last is not None and now - utc(last) <= limit:
             continue
         if record.ip not in covered:
             continue
+        if by_mac is None:  # read only when some record is a candidate
+            by_mac = _ipv6_last_seen(facts.last_seen)
+        last = _newest(last, _last_over_ipv6(record, facts.last_seen, by_mac, seen))
+        if last is not None and now - utc(last) <= limit:
+            continue
         found.append(_stale_finding(record, last, now, settings))
     return found
+
+
+def _sole(record: Binding, seen: Sightings) -> bool:
+    """True when the record is its MAC's only active one here: the MAC's presence is its own."""
+    return len(seen.ledger.active_by_mac.get(record.mac, ())) == 1
+
+
+def _seen_now(record: Binding, seen: Sightings) -> bool:
+    """The record's device answered in this run: at its IP or a static IPv6 of its own, or its
+    MAC at an IPv6 address the network gave it (SLAAC, privacy, DHCPv6, link-local). Of several
+    records of one MAC, only the one whose own address answered was seen: an IPv6 answer cannot
+    say which of them the device still uses."""
+    authorised = seen.authorised
+    if authorised.get(record.ip) is record:
+        return True
+    if any(authorised.get(ip) is record for ip in record.ipv6):
+        return True
+    return record.mac in seen.ipv6_by_mac and _sole(record, seen)
+
+
+def _ipv6_last_seen(last_seen: Mapping[tuple[str, str], datetime]) -> dict[str, datetime]:
+    """MAC -> when an earlier run last saw it at any IPv6 address."""
+    newest: dict[str, datetime] = {}
+    for (ip, mac), when in last_seen.items():
+        if ":" in ip:
+            known = newest.get(mac)
+            if known is None or utc(when) > utc(known):
+                newest[mac] = when
+    return newest
+
+
+def _last_over_ipv6(
+    record: Binding,
+    last_seen: Mapping[tuple[str, str], datetime],
+    by_mac: Mapping[str, datetime],
+    seen: Sightings,
+) -> datetime | None:
+    """When an earlier run last saw the record's device over IPv6 (the same rules as
+    `_seen_now`): at a static IPv6 of its own, or anywhere when it is its MAC's only record."""
+    last = by_mac.get(record.mac) if _sole(record, seen) else None
+    for ip in record.ipv6:
+        last = _newest(last, last_seen.get((ip, record.mac)))
+    return last
+
+
+def _newest(a: datetime | None, b: datetime | None) -> datetime | None:
+    if a is None or b is None:
+        return a or b
+    return a if utc(a) >= utc(b) else b
 
 
 def _stale_finding(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -248,7 +248,7 @@ def store_results(session: Session, run_id: int, result: ScanResult) -> dict[str
         if values:
             connection.execute(table.__table__.insert(), values)  # type: ignore[attr-defined]
     return {
-        "hosts_seen": len({seen.ip for seen in result.observations}),
+        **host_counts(result.observations),
         "replies": len(result.observations),
         "services": len(result.services),
         "dhcp_offers": len(result.dhcp_offers),
@@ -265,6 +265,31 @@ def store_results(session: Session, run_id: int, result: ScanResult) -> dict[str
         ),
         # Replies the kernel dropped (receive buffer full), by sweep; absent when there were none.
         **({"replies_dropped": dict(result.replies_dropped)} if result.replies_dropped else {}),
+    }
+
+
+def host_counts(observations: Iterable[Observation]) -> dict[str, int]:
+    """`hosts_seen`: the IPv4 addresses that answered, plus the devices (MACs) that answered over
+    IPv6 only, so a dual-stack host with a link-local, a SLAAC and a privacy address counts once.
+    With IPv6 replies, the addresses of each family as well (`ipv4_addresses`, `ipv6_addresses`).
+    """
+    ipv4: set[str] = set()
+    ipv6: set[str] = set()
+    macs4: set[str | None] = set()
+    hosts6: set[str] = set()  # by MAC; an IPv6 reply without one (none on a link) by address
+    for seen in observations:
+        if ":" in seen.ip:
+            ipv6.add(seen.ip)
+            hosts6.add(seen.mac or seen.ip)
+        else:
+            ipv4.add(seen.ip)
+            macs4.add(seen.mac)
+    if not ipv6:
+        return {"hosts_seen": len(ipv4)}
+    return {
+        "hosts_seen": len(ipv4) + len(hosts6 - macs4),
+        "ipv4_addresses": len(ipv4),
+        "ipv6_addresses": len(ipv6),
     }
 
 

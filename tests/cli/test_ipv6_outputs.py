@@ -79,6 +79,7 @@ def test_ipv6_findings_are_stored_and_listed_ipv4_first_numerically(
 ) -> None:
     cli, _, document = scanned
     assert document["run"]["subnets"] == ["198.18.0.0/24", "2001:db8:20::/64"]
+    # hosts: the 2 IPv4 addresses, and the 3 MACs that answered over IPv6 only (not per address)
     assert document["run"]["hosts_seen"] == 5
     found = [(f["ip"], f["kind"]) for f in document["findings"]]
     assert [ip for ip, _ in found] == ORDER  # all high: by address, not in the order first seen
@@ -116,7 +117,8 @@ def test_diff_runs_show_and_metrics_with_ipv6(
     target = tmp_path / "ipguard.prom"
     second = cli("--config", str(config), "scan", "--quiet", "--metrics-file", str(target))
     assert second.exit_code == 1, second.stderr
-    assert 'ipguard_hosts_seen{site="lab"} 4' in target.read_text()
+    # the registered host (IPv4 and its static), and two MACs over IPv6 only: 3, not 4 addresses
+    assert 'ipguard_hosts_seen{site="lab"} 3' in target.read_text()
     changes = json.loads(cli("diff", "--format", "json").stdout)
     assert changes["ip_changed"] == [
         {"mac": STRANGER6[1], "from": [STRANGER6[0]], "to": [PRIVACY[0]]}
@@ -132,6 +134,9 @@ def test_diff_runs_show_and_metrics_with_ipv6(
     shown = cli("runs", "show", "1").stdout
     assert "subnets    198.18.0.0/24, 2001:db8:20::/64" in shown
     assert "hosts seen          5" in shown
+    assert "ipv4 addresses" in shown and "ipv6 addresses" in shown
+    counts = json.loads(cli("runs", "show", "2", "--format", "json").stdout)["counts"]
+    assert (counts["ipv4_addresses"], counts["ipv6_addresses"]) == (1, 3)
 
 
 def test_reports_carry_ipv6_rows_and_escape_what_is_next_to_them(

@@ -6,7 +6,14 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from ipguard.model import DhcpOffer, Evidence, NameObservation, ProxyVerdict, ServiceObservation
+from ipguard.model import (
+    DhcpOffer,
+    Evidence,
+    NameObservation,
+    Observation,
+    ProxyVerdict,
+    ServiceObservation,
+)
 from ipguard.policies.base import PoolRange
 from tests.policies.helpers import (
     ELSEWHERE,
@@ -327,3 +334,81 @@ def test_stale_only_inside_the_runs_subnets():
     ledger = [device(IP1, A), device("10.21.0.5", B)]
     found = judge(ledger, [], last_seen={}, subnets=("10.20.1.0/24", "10.30.0.0/16"))
     assert found == {("stale-registration", IP1, A, None, "low")}
+
+
+# A device seen over IPv6 only (phase ipv6) was seen: its MAC at an address the network gave it.
+def ndp(ip: str, mac: str) -> Observation:
+    """An echo reply or Neighbor Advertisement of the ipv6 phase."""
+    return Observation(ip, mac, NOW, "ndp")
+
+
+SLAAC_A = "2001:db8:20:0:211:22ff:fe33:440a"
+STATIC_A = "2001:db8:20::a"
+LINK_LOCAL_A = "fe80::211:22ff:fe33:440a"
+STALE = ("stale-registration", IP1, A, None, "low")
+IPV6_PRESENCE_CASES = [
+    pytest.param([device(IP1, A)], [ndp(SLAAC_A, A)], {}, set(), id="now at its SLAAC address"),
+    pytest.param([device(IP1, A)], [ndp(LINK_LOCAL_A, A)], {}, set(), id="now link-local only"),
+    pytest.param(
+        [device(IP1, A, ipv6=(STATIC_A,))], [ndp(STATIC_A, A)], {}, set(), id="now at its static"
+    ),
+    pytest.param(
+        [device(IP1, A, ipv6=(STATIC_A,)), device(IP2, A)],
+        [ndp(STATIC_A, A)],
+        {},
+        {("stale-registration", IP2, A, None, "low")},
+        id="now at the static of one of two records of its MAC",
+    ),
+    pytest.param(
+        [device(IP1, A), device(IP2, A)],
+        [ndp(SLAAC_A, A), arp(IP2, A)],
+        {},
+        {STALE},
+        id="two records, IPv4 answer at one: the other stays stale",
+    ),
+    pytest.param(
+        [device(IP1, A), device(IP2, A)],
+        [ndp(SLAAC_A, A)],
+        {},
+        {STALE, ("stale-registration", IP2, A, None, "low")},
+        id="two records, IPv6 only: which one is unknown",
+    ),
+    pytest.param(
+        [device(IP1, A, ipv6=(STATIC_A,))],
+        [ndp(STATIC_A, B)],
+        {},
+        {STALE, ("ip-mac-mismatch", STATIC_A, B, None, "high")},
+        id="its static taken by another MAC: not its presence",
+    ),
+    pytest.param(
+        [device(IP1, A)], [], {(SLAAC_A, A): days_ago(2)}, set(), id="earlier run, IPv6 only"
+    ),
+    pytest.param(
+        [device(IP1, A)],
+        [],
+        {(IP1, A): days_ago(99), (SLAAC_A, A): days_ago(40), (LINK_LOCAL_A, A): days_ago(31)},
+        {STALE},
+        id="earlier runs over IPv6, too long ago",
+    ),
+    pytest.param(
+        [device(IP1, A), device(IP2, A, ipv6=(STATIC_A,))],
+        [],
+        {(SLAAC_A, A): days_ago(2), (STATIC_A, A): days_ago(3)},
+        {STALE},
+        id="earlier run: a MAC of two records at its SLAAC and one's static",
+    ),
+    pytest.param(
+        [device(IP1, A)], [], {(SLAAC_A, B): days_ago(2)}, {STALE}, id="earlier run, another MAC"
+    ),
+]
+
+
+@pytest.mark.parametrize(("ledger", "observations", "last_seen", "expected"), IPV6_PRESENCE_CASES)
+def test_stale_counts_the_device_seen_over_ipv6(ledger, observations, last_seen, expected):
+    assert judge(ledger, observations, last_seen=last_seen) == expected
+
+
+def test_stale_detail_names_the_last_ipv6_sighting():
+    last_seen = {(IP1, A): days_ago(99), (SLAAC_A, A): days_ago(45)}
+    (finding,) = findings([device(IP1, A)], [], last_seen=last_seen)
+    assert finding.detail["days_unseen"] == 45 and "45 days" in finding.summary
