@@ -4,7 +4,8 @@ with the kernel's SLAAC, privacy addresses and static addresses.
 One lab (:mod:`tests.lab.ipv6_lab`) serves the module. The phase hears every router and the DHCPv6
 server and finds every IPv6 host (compared with the hosts' own addresses, the scanner's neighbour
 table and THC-IPv6's alive6); a scan reports exactly both rogue RA sources, the DHCPv6 server,
-the static address taken by another MAC and the unregistered host.
+the static address taken by another MAC, the static address two MACs answer for (DAD off on one
+of them) and the unregistered host.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from tests.lab.ipv6_lab import (
     ATTACK_PREFIX,
     ATTACKER,
     DHCP6_ROGUE,
+    DOUBLE,
     PREFIX,
     PRIVACY,
     RADVD_ROGUE,
@@ -41,6 +43,7 @@ from tests.lab.ipv6_lab import (
     address_hosts,
     enable_ipv6,
     eui64_link_local,
+    hold_a_duplicate,
     ipv6_routers,
 )
 from tests.lab.netns import inside, run
@@ -56,6 +59,7 @@ def lab() -> Iterator[Lab]:
         pytest.skip(reason)
     with Lab.build(ipv6_routers()) as built:
         enable_ipv6(built)
+        hold_a_duplicate(built)
         yield built
 
 
@@ -111,6 +115,7 @@ def test_discovery_finds_every_ipv6_host(lab: Lab, seen: Ipv6Seen) -> None:
         assert any((ip, lab.host(name).mac) in found for ip in temporary if _in_scope(ip)), name
     # the Neighbor Solicitations: the static address, and the one another host took
     assert (STATIC_IP, lab.host(STATIC).mac) in found and (TAKEN_IP, lab.host(TAKER).mac) in found
+    assert (STATIC_IP, lab.host(DOUBLE).mac) in found  # the second holder (DAD off) answers too
     # The scanner's neighbour table: everyone who talked to it over IPv6 was found.
     neigh = run(lab.scanner_ns, ["ip", "-6", "neigh", "show", "dev", "eth0"]).stdout
     table = set(re.findall(r"^(\S+) lladdr (\S+)", neigh, re.MULTILINE))
@@ -122,7 +127,7 @@ def test_discovery_finds_every_ipv6_host(lab: Lab, seen: Ipv6Seen) -> None:
     assert alive and alive <= {ip for ip, _ in found}, shown
 
 
-def test_a_scan_reports_the_rogues_the_taken_static_and_the_stranger_and_nothing_else(
+def test_a_scan_reports_rogues_taken_and_doubled_statics_the_stranger_nothing_else(
     lab: Lab, tmp_path: Path
 ) -> None:
     lab.write_ledger_csv(tmp_path / "ledger.csv")
@@ -144,11 +149,15 @@ def test_a_scan_reports_the_rogues_the_taken_static_and_the_stranger_and_nothing
         ("rogue-ra", attacker),
         ("rogue-dhcp", server),
         ("ip-mac-mismatch", taker),
+        ("duplicate-ip", None),
         ("unregistered-host", stranger),
     }
     assert len(document["findings"]) == len(found)  # one finding each, privacy hosts none
     by_kind = {(f["kind"], f["mac"]): f for f in document["findings"]}
     assert by_kind["ip-mac-mismatch", taker]["ip"] == TAKEN_IP
+    duplicate = by_kind["duplicate-ip", None]
+    assert duplicate["ip"] == STATIC_IP and duplicate["severity"] == "high"
+    assert set(duplicate["detail"]["macs"]) == {lab.host(STATIC).mac, lab.host(DOUBLE).mac}
     unregistered = by_kind["unregistered-host", stranger]
     assert unregistered["ip"] == lab.host(STRANGER).ip  # IPv4 carries the IPv6 addresses
     assert eui64_link_local(stranger) in unregistered["detail"]["ipv6"]

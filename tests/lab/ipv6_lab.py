@@ -21,6 +21,10 @@ And hosts that take addresses from them, for neighbour discovery (all registered
   (absent): ``ip-mac-mismatch``;
 - ``stranger-69``: unregistered, SLAAC: ``unregistered-host``.
 
+:func:`hold_a_duplicate` (the scan's lab, not the watcher's) then gives ``physics-pc64`` the
+static address of ``office-pc66`` with duplicate address detection off: two MACs answer for one
+IPv6 address, ``duplicate-ip``.
+
 The scanner holds ``2001:db8:20::2`` (a monitoring box has a static address), so that discovery
 echoes from a global source too.
 
@@ -52,6 +56,7 @@ SLAAC, PRIVACY = ("math-pc63",), ("physics-pc64", "chem-pc65")
 STATIC, STATIC_IP = "office-pc66", "2001:db8:20::66"
 TAKER, OWNER, TAKEN_IP = "math-pc67", "math-pc68", "2001:db8:20::68"
 STRANGER = "stranger-69"
+DOUBLE = "physics-pc64"  # holds STATIC_IP too, DAD off (hold_a_duplicate)
 SCANNER_IP = "2001:db8:20::2/64"
 SYSCTLS = (
     "net.ipv6.conf.eth0.disable_ipv6=0",
@@ -152,6 +157,20 @@ def enable_ipv6(lab: Lab) -> None:
     _wait_for_addresses(
         lab, [lab.host(name).ns for name in PRIVACY], timeout=20.0, wanted="temporary"
     )
+
+
+def hold_a_duplicate(lab: Lab) -> None:
+    """``physics-pc64`` takes ``office-pc66``'s static address with DAD off (``nodad``).
+
+    The kernel's duplicate address detection keeps a second holder from using an address in use
+    (its NS from :: is answered, the address fails), so two MACs answer for one IPv6 address only
+    where DAD is off: a device that skips it, or a host whose address was set while the other was
+    away. Added once ``office-pc66`` holds the address (its own DAD is long over), so both keep it
+    and both answer a Neighbor Solicitation for it. A privacy host: it still answers the scanner's
+    echo from its temporary address (RFC 6724 rule 7), which the discovery test checks.
+    """
+    ns = lab.host(DOUBLE).ns
+    netns.run(ns, ["ip", "-6", "addr", "add", f"{STATIC_IP}/64", "dev", "eth0", "nodad"])
 
 
 def _radvd(host: str, prefix: str, work: Path) -> daemons.DaemonPlan:
