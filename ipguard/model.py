@@ -248,6 +248,8 @@ class RouterAdvert:
     prefixes: tuple[str, ...] = ()  # prefix information options, canonical CIDR text
     frame_mac: str = ""  # the Ethernet source, when it differs from source_mac
     seen_at: datetime | None = None
+    # IPv6 extension headers the RA came behind ("hop-by-hop", "fragment", …): RA Guard evasion.
+    evasion: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

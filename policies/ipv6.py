@@ -8,7 +8,8 @@ by MAC, the only identity a link-local sender has (its address is derived from t
   the frame's source) is no active record with role router or gateway, critical; an RA from such a
   registered router announcing a prefix outside `[scan] subnets` (the IPv6 prefixes there), high
   (a misconfigured router, not an intruder). Each router's RAs give one finding, with prefixes,
-  M/O flags, router lifetime and source in its detail.
+  M/O flags, router lifetime and source in its detail, and `evasion`: the IPv6 extension headers
+  its RAs came behind ("hop-by-hop", "fragment", …), the way past a switch's RA Guard (RFC 7113).
 - `rogue-dhcp` (server link-local address, MAC) with `"family": 6`: a DHCPv6 server answering our
   SOLICIT whose MAC is no active record with role dhcp-server.
 """
@@ -77,9 +78,11 @@ def rogue_ra(
             reason = f"announces {', '.join(foreign)}, outside [scan] subnets"
             severity = _at_most(severity_of(kind, settings), Severity.HIGH)
         last = heard[-1]
+        evasion = sorted({header for advert in heard for header in advert.evasion})
         summary = (
             f"IPv6 router advertisement from {ip} ({mac}) "
             f"announcing {', '.join(prefixes) or 'no prefix'} {reason}"
+            + (f", behind {', '.join(evasion)} headers (RA Guard evasion)" if evasion else "")
         )
         records = ledger.active_by_mac.get(mac, [])
         detail: dict[str, Any] = {
@@ -95,6 +98,8 @@ def rogue_ra(
             "registered": [registration(record) for record in records],
             "roles": sorted(role.value for role in roles),
         }
+        if evasion:
+            detail["evasion"] = evasion
         found.append(Finding(kind, severity, ip, mac, None, summary, detail))
     return found
 

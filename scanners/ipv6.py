@@ -3,9 +3,10 @@
 One Router Solicitation to ff02::2 and one DHCPv6 SOLICIT to ff02::1:2 leave from the interface's
 link-local address (the SOLICIT with a DUID-LL made from a random locally administered MAC, so no
 real device's lease is touched); two receivers, each behind a kernel filter (ICMPv6 type 134; UDP
-to port 546 carrying an ADVERTISE), started before the first send, keep every answer until ``wait``
-seconds (``[scan] ra_wait``, default 3) have passed. Routers also advertise unsolicited, so every
-RA heard in the window counts, from every router. Nothing is ever sent to a router or a server.
+to port 546 carrying an ADVERTISE; either also behind IPv6 extension headers, RA Guard's blind
+spot), started before the first send, keep every answer until ``wait`` seconds (``[scan] ra_wait``,
+default 3) have passed. Routers also advertise unsolicited, so every RA heard in the window
+counts, from every router. Nothing is ever sent to a router or a server.
 
 Cheap to import (standard-library wire format in :mod:`scanners.ipv6wire`).
 """
@@ -23,6 +24,7 @@ from ipguard.errors import InterfaceError, ScanError
 from ipguard.model import Dhcp6Advert, RouterAdvert
 from ipguard.scanners import rawsock
 from ipguard.scanners.dhcp import random_client_mac
+from ipguard.scanners.ipv6bpf import upper_layer_filter
 from ipguard.scanners.ipv6wire import (
     DHCP6_ADVERTISE,
     DHCP6_CLIENT_PORT,
@@ -142,25 +144,14 @@ def _send(sender: socket.socket, frame: bytes) -> None:
 
 
 def _ra_filter() -> list[rawsock.Insn]:
-    """Kernel filter: ICMPv6 type 134 (Router Advertisement) right after the IPv6 header."""
-    return rawsock.match_all(
-        [
-            (rawsock.Insn(rawsock.LDH_ABS, k=12), ETH_P_IPV6),
-            (rawsock.Insn(rawsock.LDB_ABS, k=20), NH_ICMPV6),  # next header
-            (rawsock.Insn(rawsock.LDB_ABS, k=54), ICMPV6_RA),  # 14 + 40: ICMPv6 type
-        ],
-        SNAPLEN,
-    )
+    """Kernel filter: ICMPv6 type 134 (Router Advertisement), after extension headers if any."""
+    return upper_layer_filter(NH_ICMPV6, [(rawsock.LDB_IND, 0, (ICMPV6_RA,))], SNAPLEN)
 
 
 def _advertise_filter() -> list[rawsock.Insn]:
-    """Kernel filter: UDP to port 546 carrying a DHCPv6 ADVERTISE."""
-    return rawsock.match_all(
-        [
-            (rawsock.Insn(rawsock.LDH_ABS, k=12), ETH_P_IPV6),
-            (rawsock.Insn(rawsock.LDB_ABS, k=20), NH_UDP),
-            (rawsock.Insn(rawsock.LDH_ABS, k=56), DHCP6_CLIENT_PORT),  # 14 + 40 + 2
-            (rawsock.Insn(rawsock.LDB_ABS, k=62), DHCP6_ADVERTISE),  # 14 + 40 + 8: msg-type
-        ],
-        SNAPLEN,
-    )
+    """Kernel filter: UDP to port 546 carrying a DHCPv6 ADVERTISE (extension headers allowed)."""
+    checks = [
+        (rawsock.LDH_IND, 2, (DHCP6_CLIENT_PORT,)),  # UDP destination port
+        (rawsock.LDB_IND, 8, (DHCP6_ADVERTISE,)),  # msg-type
+    ]
+    return upper_layer_filter(NH_UDP, checks, SNAPLEN)

@@ -45,6 +45,7 @@ from ipguard.model import (
 from ipguard.scanners import rawsock
 from ipguard.scanners.arp import lookup_vendors
 from ipguard.scanners.base import Progress, SweepResult
+from ipguard.scanners.ipv6bpf import upper_layer_filter
 from ipguard.scanners.ipv6wire import (
     ETH_P_IPV6,
     ICMPV6_ECHO_REPLY,
@@ -55,17 +56,19 @@ from ipguard.scanners.ipv6wire import (
     build_neighbor_solicitation,
     link_local,
     target_link_layer,
+    without_extensions,
 )
 from ipguard.scanners.scope import Scope
 from ipguard.scanners.sweep import MAX_EXTRA_RESPONDERS, MAX_RESPONDERS_PER_TARGET, Link, Sweep
 
 WHAT = "IPv6 discovery"
-SNAPLEN = 128  # headers, an NA's target and its link-layer option
+SNAPLEN = 256  # headers (extension headers too), an NA's target and its link-layer option
 AT_TYPE = 54  # Ethernet 14 + IPv6 40: the ICMPv6 type
 AT_SOURCE, AT_DEST = slice(22, 38), slice(38, 54)
 AT_IDENT = slice(58, 60)  # echo identifier
 AT_TARGET = slice(62, 78)  # NA target address
 HOP_LIMIT = 21  # IPv6 header byte 7
+_NOTHING = bytes(AT_TARGET.stop)  # what a frame without an ICMPv6 header reads as: no reply
 
 
 class NdpSweep(Sweep):
@@ -180,10 +183,12 @@ class _NdpLink(Link):
 
     def source(self, reply: bytes) -> bytes:
         """An echo reply answers the source it was sent to; an NA, the address it claims."""
+        reply = without_extensions(reply) or _NOTHING
         return reply[AT_DEST] if reply[AT_TYPE] == ICMPV6_ECHO_REPLY else reply[AT_TARGET]
 
     def admit(self, reply: bytes) -> bytes | None:
         """The responder (echo: its address and MAC; NA: the MAC claiming the target), or None."""
+        reply = without_extensions(reply) or _NOTHING
         if reply[AT_TYPE] == ICMPV6_ECHO_REPLY:
             if reply[AT_IDENT] != self._ident or not self._allowed(reply[AT_SOURCE]):
                 return None
@@ -202,6 +207,7 @@ class _NdpLink(Link):
         self, target: bytes, reply: bytes, seen_at: datetime, rtt_ms: float | None
     ) -> Observation:
         """An IPv6 address answering from a MAC (and the MAC's vendor)."""
+        reply = without_extensions(reply) or _NOTHING
         if reply[AT_TYPE] == ICMPV6_ECHO_REPLY:
             ip, raw_mac = reply[AT_SOURCE], reply[6:12]
         else:
@@ -227,28 +233,16 @@ def _reply_filter(mac: str) -> list[rawsock.Insn]:
     """Kernel filter: ICMPv6 echo replies and Neighbor Advertisements sent to our MAC.
 
     Unicast to us only: hosts announce address changes with unsolicited NAs to ff02::1, and
-    those are neither answers nor a flood worth a warning.
+    those are neither answers nor a flood worth a warning. Extension headers may come before
+    the ICMPv6 header (the frame is then read without them, see `_plain`).
     """
     own = bytes.fromhex(mac.replace(":", ""))
-    checks = [
-        (rawsock.Insn(rawsock.LDW_ABS, k=0), int.from_bytes(own[:4], "big")),
-        (rawsock.Insn(rawsock.LDH_ABS, k=4), int.from_bytes(own[4:], "big")),
-        (rawsock.Insn(rawsock.LDH_ABS, k=12), ETH_P_IPV6),
-        (rawsock.Insn(rawsock.LDB_ABS, k=20), NH_ICMPV6),  # no extension header
+    to_us = [
+        (rawsock.LDW_ABS, 0, (int.from_bytes(own[:4], "big"),)),
+        (rawsock.LDH_ABS, 4, (int.from_bytes(own[4:], "big"),)),
     ]
-    program: list[rawsock.Insn] = []
-    reject = 2 * len(checks) + 4  # index of the final `ret #0`
-    for load, value in checks:
-        program.append(load)
-        program.append(rawsock.Insn(rawsock.JEQ_K, 0, reject - len(program) - 1, value))
-    return [
-        *program,
-        rawsock.Insn(rawsock.LDB_ABS, k=AT_TYPE),
-        rawsock.Insn(rawsock.JEQ_K, 1, 0, ICMPV6_ECHO_REPLY),  # to `ret #snaplen`
-        rawsock.Insn(rawsock.JEQ_K, 0, 1, ICMPV6_NA),
-        rawsock.Insn(rawsock.RET_K, k=SNAPLEN),
-        rawsock.Insn(rawsock.RET_K, k=0),
-    ]
+    types = [(rawsock.LDB_IND, 0, (ICMPV6_ECHO_REPLY, ICMPV6_NA))]
+    return upper_layer_filter(NH_ICMPV6, types, SNAPLEN, to_us)
 
 
 @dataclass

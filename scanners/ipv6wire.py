@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -161,16 +162,14 @@ def _mac(text: str) -> bytes:
     return bytes.fromhex(text.replace(":", ""))
 
 
-def _ipv6_payload(frame: bytes, next_header: int) -> tuple[str, bytes] | None:
-    """(source address, payload) of an IPv6 frame carrying ``next_header`` directly."""
-    if len(frame) < ETH_HEADER + IPV6_HEADER or frame[12:14] != b"\x86\xdd":
+def _ipv6_payload(frame: bytes, protocol: int) -> tuple[str, bytes, tuple[str, ...]] | None:
+    """(source address, payload, extension headers walked) of an IPv6 frame carrying
+    ``protocol``, directly or behind extension headers (see `upper_layer`)."""
+    upper = upper_layer(frame)
+    if upper is None or upper.protocol != protocol or upper.later_fragment:
         return None
-    ip = frame[ETH_HEADER:]
-    length = struct.unpack_from("!H", ip, 4)[0]
-    if ip[0] >> 4 != 6 or ip[6] != next_header or len(ip) < IPV6_HEADER + length:
-        return None
-    source = str(ipaddress.IPv6Address(ip[8:24]))
-    return source, ip[IPV6_HEADER : IPV6_HEADER + length]
+    source = str(ipaddress.IPv6Address(frame[ETH_HEADER + 8 : ETH_HEADER + 24]))
+    return source, frame[upper.start : upper.end], upper.extensions
 
 
 def parse_ra(frame: bytes, seen_at: datetime | None = None) -> RouterAdvert | None:
@@ -178,7 +177,7 @@ def parse_ra(frame: bytes, seen_at: datetime | None = None) -> RouterAdvert | No
     found = _ipv6_payload(frame, NH_ICMPV6)
     if found is None:
         return None
-    source, icmp = found
+    source, icmp, extensions = found
     if len(icmp) < 16 or icmp[0] != ICMPV6_RA or icmp[1] != 0:
         return None
     flags, lifetime = icmp[5], struct.unpack_from("!H", icmp, 6)[0]
@@ -207,6 +206,7 @@ def parse_ra(frame: bytes, seen_at: datetime | None = None) -> RouterAdvert | No
         prefixes=tuple(dict.fromkeys(prefixes)),
         frame_mac=frame_mac if frame_mac != mac else "",
         seen_at=seen_at,
+        evasion=extensions,
     )
 
 
@@ -220,7 +220,7 @@ def parse_na(frame: bytes) -> tuple[str, str] | None:
     found = _ipv6_payload(frame, NH_ICMPV6)
     if found is None or frame[ETH_HEADER + 7] != 255:
         return None
-    _source, icmp = found
+    _source, icmp, _extensions = found
     if len(icmp) < 24 or icmp[0] != ICMPV6_NA or icmp[1] != 0 or icmp[8] == 0xFF:
         return None
     mac = target_link_layer(icmp) or frame[6:12]
@@ -236,7 +236,7 @@ def parse_advertise(
     found = _ipv6_payload(frame, NH_UDP)
     if found is None:
         return None
-    source, udp = found
+    source, udp, _extensions = found
     if len(udp) < UDP_HEADER + 4 or struct.unpack_from("!H", udp, 2)[0] != DHCP6_CLIENT_PORT:
         return None
     message = udp[UDP_HEADER:]
@@ -272,3 +272,85 @@ def _options(data: bytes) -> list[tuple[int, bytes]] | None:
         found.append((code, data[at + 4 : at + 4 + length]))
         at += 4 + length
     return found
+
+
+# --- extension headers ---------------------------------------------------------------------------
+# RFC 8200 section 4: hop-by-hop options, routing, fragment and destination options headers may sit
+# between the fixed header and ICMPv6 or UDP. Neighbour discovery never needs them, which is why an
+# attacker adds them: RA Guard on a switch that looks only at the first next header misses the RA
+# behind (RFC 7113; THC-IPv6's fake_router6 -H, -F, -D). The kernel filters and the parsers walk
+# at most MAX_EXTENSIONS of them, within the captured bytes.
+NH_HOP_BY_HOP, NH_ROUTING, NH_FRAGMENT, NH_DEST_OPTIONS = 0, 43, 44, 60
+EXTENSIONS = {
+    NH_HOP_BY_HOP: "hop-by-hop",
+    NH_ROUTING: "routing",
+    NH_FRAGMENT: "fragment",
+    NH_DEST_OPTIONS: "destination-options",
+}
+MAX_EXTENSIONS = 6
+
+
+@dataclass(frozen=True, slots=True)
+class Upper:
+    """Where an IPv6 frame's upper-layer header starts, and behind which extension headers.
+
+    ``protocol``: that header's type (58 ICMPv6, 17 UDP); ``start``, ``end``: offsets into the
+    frame of the upper-layer data (``end`` never past the captured bytes); ``extensions``: the
+    headers walked, in order; ``later_fragment``: a fragment other than the first, whose
+    upper-layer header travels in another frame (``protocol`` is the fragmented packet's).
+    """
+
+    protocol: int
+    start: int
+    end: int
+    extensions: tuple[str, ...] = ()
+    later_fragment: bool = False
+
+
+def upper_layer(frame: bytes) -> Upper | None:
+    """The upper-layer header of an Ethernet IPv6 frame, past any extension headers, or None.
+
+    None: not IPv6, a payload length past the captured bytes, more than MAX_EXTENSIONS extension
+    headers, or one running past the payload. A first fragment (offset 0) is walked like any
+    frame; a later one stops the walk at its fragment header (``later_fragment``).
+    """
+    if len(frame) < ETH_HEADER + IPV6_HEADER or frame[12:14] != b"\x86\xdd":
+        return None
+    end = ETH_HEADER + IPV6_HEADER + struct.unpack_from("!H", frame, ETH_HEADER + 4)[0]
+    if frame[ETH_HEADER] >> 4 != 6 or end > len(frame):
+        return None
+    protocol, at = frame[ETH_HEADER + 6], ETH_HEADER + IPV6_HEADER
+    walked: list[str] = []
+    while protocol in EXTENSIONS:
+        if len(walked) == MAX_EXTENSIONS or at + 8 > end:
+            return None
+        walked.append(EXTENSIONS[protocol])
+        if protocol != NH_FRAGMENT:
+            protocol, at = frame[at], at + 8 * (frame[at + 1] + 1)
+        elif struct.unpack_from("!H", frame, at + 2)[0] & 0xFFF8:  # offset, 8-byte units
+            return Upper(frame[at], at + 8, end, tuple(walked), later_fragment=True)
+        else:
+            protocol, at = frame[at], at + 8
+    if at > end:
+        return None
+    return Upper(protocol, at, end, tuple(walked))
+
+
+def without_extensions(frame: bytes) -> bytes | None:
+    """The frame with its extension headers cut out (payload length and next header adjusted),
+    for readers at fixed offsets; the frame itself when it has none; None without an upper-layer
+    header (see `upper_layer`; a later fragment has none)."""
+    if len(frame) > ETH_HEADER + 6 and frame[ETH_HEADER + 6] not in EXTENSIONS:
+        return frame
+    upper = upper_layer(frame)
+    if upper is None or upper.later_fragment:
+        return None
+    fixed = struct.pack("!HB", upper.end - upper.start, upper.protocol)
+    return b"".join(
+        (
+            frame[: ETH_HEADER + 4],
+            fixed,
+            frame[ETH_HEADER + 7 : ETH_HEADER + IPV6_HEADER],
+            frame[upper.start : upper.end],
+        )
+    )

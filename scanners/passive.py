@@ -16,7 +16,8 @@ What each frame says:
   hostname (option 12) and its fingerprint: the parameter-request list (55) and vendor class (60).
 - An IPv6 Neighbor Advertisement: a claim of its target address by the MAC of its target
   link-layer option (op "advert"); a Router Advertisement: a `RouterAdvert`, as the ipv6 phase
-  records it. Both are parsed by `scanners.ipv6wire`, the phase's own parsers.
+  records it. Both are parsed by `scanners.ipv6wire`, the phase's own parsers, behind any IPv6
+  extension headers too (the RA's `evasion` names them).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from datetime import datetime
 from ipguard.errors import InterfaceError, ScanError
 from ipguard.model import DhcpOffer, RouterAdvert
 from ipguard.scanners import ipv6wire, rawsock
+from ipguard.scanners.ipv6bpf import upper_layer_filter
 
 WHAT = "watch"
 SNAPLEN = 1536  # a whole DHCP message; an ARP frame is 42 bytes and padding
@@ -76,33 +78,33 @@ Parsed = ArpClaim | DhcpOffer | DhcpClient | RouterAdvert
 
 def capture_filter(snaplen: int = SNAPLEN) -> list[rawsock.Insn]:
     """Kernel filter: ARP; unfragmented IPv4 UDP with source or destination port 67 or 68; ICMPv6
-    (no extension header: neighbour discovery uses none) Router or Neighbor Advertisements."""
+    Router or Neighbor Advertisements, also behind IPv6 extension headers (neighbour discovery
+    needs none: they are how a rogue RA slips past RA Guard)."""
     insn, ldh, ldb = rawsock.Insn, rawsock.LDH_ABS, rawsock.LDB_ABS
     jeq = rawsock.JEQ_K
-    # Jump offsets count from the next instruction: 20 is accept, 21 is reject.
+    # Jump offsets count from the next instruction: 14 is accept, 15 reject, 16 the IPv6 part.
     return [
         insn(ldh, k=12),  # 0: EtherType
-        insn(jeq, 18, 0, ETH_P_ARP),  # 1
-        insn(jeq, 0, 11, ETH_P_IP),  # 2: else to 14, IPv6
+        insn(jeq, 12, 0, ETH_P_ARP),  # 1
+        insn(jeq, 0, 13, ETH_P_IP),  # 2: else to 16, IPv6
         insn(ldb, k=23),  # 3: IP protocol
-        insn(jeq, 0, 16, socket.IPPROTO_UDP),  # 4
+        insn(jeq, 0, 10, socket.IPPROTO_UDP),  # 4
         insn(ldh, k=20),  # 5: flags and fragment offset
-        insn(JSET_K, 14, 0, 0x1FFF),  # 6: a later fragment has no UDP header
+        insn(JSET_K, 8, 0, 0x1FFF),  # 6: a later fragment has no UDP header
         insn(rawsock.LDX_MSH, k=14),  # 7: X = IP header length
         insn(rawsock.LDH_IND, k=14),  # 8: UDP source port
-        insn(jeq, 10, 0, 67),  # 9
-        insn(jeq, 9, 0, 68),  # 10
+        insn(jeq, 4, 0, 67),  # 9
+        insn(jeq, 3, 0, 68),  # 10
         insn(rawsock.LDH_IND, k=16),  # 11: UDP destination port
-        insn(jeq, 7, 0, 67),  # 12
-        insn(jeq, 6, 7, 68),  # 13
-        insn(jeq, 0, 6, ipv6wire.ETH_P_IPV6),  # 14
-        insn(ldb, k=20),  # 15: IPv6 next header
-        insn(jeq, 0, 4, ipv6wire.NH_ICMPV6),  # 16
-        insn(ldb, k=ipv6wire.ETH_HEADER + ipv6wire.IPV6_HEADER),  # 17: ICMPv6 type
-        insn(jeq, 1, 0, ipv6wire.ICMPV6_RA),  # 18
-        insn(jeq, 0, 1, ipv6wire.ICMPV6_NA),  # 19
-        insn(rawsock.RET_K, k=snaplen),  # 20: accept
-        insn(rawsock.RET_K, k=0),  # 21: reject
+        insn(jeq, 1, 0, 67),  # 12
+        insn(jeq, 0, 1, 68),  # 13
+        insn(rawsock.RET_K, k=snaplen),  # 14: accept
+        insn(rawsock.RET_K, k=0),  # 15: reject
+        *upper_layer_filter(  # 16
+            ipv6wire.NH_ICMPV6,
+            [(rawsock.LDB_IND, 0, (ipv6wire.ICMPV6_RA, ipv6wire.ICMPV6_NA))],
+            snaplen,
+        ),
     ]
 
 
@@ -214,8 +216,11 @@ def parse_ndp(frame: bytes, seen_at: datetime | None = None) -> ArpClaim | Route
     """A Neighbor Advertisement's claim or a Router Advertisement, or None for anything else."""
     if len(frame) <= ipv6wire.ETH_HEADER + ipv6wire.IPV6_HEADER:
         return None
-    if frame[ipv6wire.ETH_HEADER + ipv6wire.IPV6_HEADER] == ipv6wire.ICMPV6_RA:
-        return ipv6wire.parse_ra(frame, seen_at)
+    plain = frame[ipv6wire.ETH_HEADER + 6] == ipv6wire.NH_ICMPV6  # the usual case, read at once
+    if not plain or frame[ipv6wire.ETH_HEADER + ipv6wire.IPV6_HEADER] == ipv6wire.ICMPV6_RA:
+        advert = ipv6wire.parse_ra(frame, seen_at)
+        if advert is not None or plain:
+            return advert
     claimed = ipv6wire.parse_na(frame)
     return ArpClaim(claimed[0], claimed[1], "advert") if claimed else None
 

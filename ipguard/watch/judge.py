@@ -165,6 +165,7 @@ class Judge:
                     verdicts.evaluated += 1
             elif isinstance(item, RouterAdvert):
                 said = f"{item.source_ip}|{item.source_mac}|{','.join(item.prefixes)}"
+                said += f"|{','.join(item.evasion)}"  # an RA Guard evasion is news of its own
                 if self._due(("advert", said), moment):
                     verdicts.adverts.append(item)
                     verdicts.evaluated += 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from ipguard.model import Dhcp6Advert, RouterAdvert
@@ -99,6 +101,24 @@ def test_rogue_ra_detail_and_override():
     assert (detail["managed"], detail["other"], detail["router_lifetime"]) == (True, True, 600)
     assert (detail["source_ip"], detail["source_mac"], detail["adverts"]) == (LL_X, X, 2)
     assert "lacks role router or gateway" in finding.summary and LL_X in finding.summary
+    assert "evasion" not in detail and "RA Guard" not in finding.summary  # plain RAs
+
+
+def test_an_ra_behind_extension_headers_names_the_evasion():
+    plain = ra(LL_X, X, "fd00:1::/64")
+    adverts = (
+        plain,
+        replace(plain, evasion=("hop-by-hop",)),
+        replace(plain, evasion=("fragment",)),
+    )
+    finding = only(findings([], [], settings(), router_adverts=adverts), "rogue-ra")
+    assert finding.detail["evasion"] == ["fragment", "hop-by-hop"]
+    assert "behind fragment, hop-by-hop headers (RA Guard evasion)" in finding.summary
+    # The registered router's own RAs stay silent, extension headers or not.
+    mine = replace(ra(LL_A, A, "2001:db8:20:1::/64"), evasion=("hop-by-hop",))
+    assert (
+        judge([device(IP1, A, "router")], [], subnets=(SUBNET, V6), router_adverts=(mine,)) == set()
+    )
 
 
 def test_a_lowered_override_also_caps_the_foreign_prefix_case():

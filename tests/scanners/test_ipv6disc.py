@@ -30,17 +30,10 @@ from ipguard.scanners.ipv6wire import (
     link_local,
     solicited_node,
 )
-from ipguard.scanners.rawsock import (
-    JEQ_K,
-    LDB_ABS,
-    LDH_ABS,
-    LDW_ABS,
-    RET_K,
-    Insn,
-    InterfaceInfo,
-)
+from ipguard.scanners.rawsock import InterfaceInfo
 from ipguard.scanners.scope import Scope
 from ipguard.scanners.suite import _Collection
+from tests.bpf import run_filter
 
 MAC, HOST, OTHER = "02:00:00:00:00:01", "02:00:00:00:00:aa", "02:00:00:00:00:bb"
 LL, GLOBAL = "fe80::1", "2001:db8:20::1"
@@ -170,24 +163,6 @@ def test_the_phase_says_when_it_cannot_look(phases, subnets, warned):
     collection.run_ipv6()  # reads the kernel's address list, sends nothing
     assert [item.range for item in collection.ipv6_uncovered] == warned
     assert collection.ran == set()  # did not run: resolves nothing
-
-
-def run_filter(program: list[Insn], frame: bytes) -> int:
-    """Classic BPF, the instructions the filter uses: how many bytes the kernel would keep."""
-    pc, acc = 0, 0
-    while True:
-        insn = program[pc]
-        if insn.code == RET_K:
-            return insn.k
-        if insn.code in (LDW_ABS, LDH_ABS, LDB_ABS):
-            size = {LDW_ABS: 4, LDH_ABS: 2, LDB_ABS: 1}[insn.code]
-            if insn.k + size > len(frame):
-                return 0  # the kernel drops a frame a load runs past
-            acc = int.from_bytes(frame[insn.k : insn.k + size], "big")
-            pc += 1
-        else:
-            assert insn.code == JEQ_K
-            pc += 1 + (insn.jt if acc == insn.k else insn.jf)
 
 
 def test_the_kernel_filter_keeps_echo_replies_and_nas_to_our_mac_only():
