@@ -148,7 +148,13 @@ def _with_static_ipv6(session: Any, request: ScanRequest) -> ScanRequest:
     # Only statics inside the IPv6 prefixes are solicited: without prefixes, nothing to load.
     if Phase.IPV6.value not in request.phases or not any(":" in s for s in request.subnets):
         return request
-    statics = {ip for binding in devices.snapshot(session) for ip in binding.ipv6}
+    # A record whose ip is IPv6 (an IPv6-only device) holds that address as a static one too.
+    statics = {
+        ip
+        for binding in devices.snapshot(session)
+        for ip in (binding.ip, *binding.ipv6)
+        if ":" in ip
+    }
     return replace(request, static_ipv6=tuple(sorted(statics)))
 
 

@@ -8,6 +8,7 @@ SQLite needs no row lock: `Store.session` takes the database's write lock before
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -31,15 +32,35 @@ from ipguard.model import Binding, DeviceStatus
 
 
 def parse_key(key: str) -> tuple[str, str]:
-    """('ip', canonical) or ('mac', canonical) for a record key given on the command line."""
+    """('ip', canonical) or ('mac', canonical) for a record key given on the command line.
+
+    A link-local address may carry its zone (`fe80::1%eth0`, as `ping` and `ip -6 neigh` give
+    it): a lookup drops it. An address that is no device's (`::`, `::ffff:10.0.0.1`, a zone on a
+    global address) is refused with its reason, not as "neither an IP nor a MAC".
+    """
     try:
-        return "ip", parse_ip(key)
-    except FieldError:
-        pass
+        return "ip", parse_ip(_unzoned(key))
+    except FieldError as error:
+        refused = error.reason
     try:
         return "mac", parse_mac(key)
     except FieldError:
+        pass
+    try:
+        ipaddress.ip_address(key.strip())  # an address, only not a device's: say why
+    except ValueError:
         raise InvalidValue(f"{key!r} is neither an IP nor a MAC address") from None
+    raise InvalidValue(f"{key!r}: {refused}")
+
+
+def _unzoned(key: str) -> str:
+    """A link-local IPv6 address without its zone index; anything else as it is."""
+    address, _, zone = key.strip().partition("%")
+    try:
+        bare = ipaddress.IPv6Address(address)
+    except ValueError:
+        return key
+    return address if zone and bare.is_link_local else key
 
 
 def find(session: Session, key: str, *, lock: bool = False) -> list[Device]:

@@ -1,0 +1,89 @@
+"""IPv6 as a new administrator types it: addresses pasted from `ping`, `ip -6 neigh` or a socket
+log, records registered by their IPv6 address in the ip column. Each is either understood or
+refused with one `error:` line saying why (exit 2); never a traceback, never a silent miss.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from ipguard.model import Observation
+from tests.conftest import Cli
+from tests.fakes import FakeScanner, result
+
+CONFIG = """
+[scan]
+interface = "eth0"
+subnets = ["198.18.0.0/24", "2001:db8:20::/64"]
+site = "lab"
+"""
+
+
+@pytest.fixture
+def cli(sqlite_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Cli:
+    """The CLI on a fresh SQLite ledger (parsing is the same on PostgreSQL)."""
+    monkeypatch.delenv("IPGUARD_CONFIG", raising=False)
+    monkeypatch.setenv("IPGUARD_ACTOR", "tester")
+    monkeypatch.chdir(tmp_path)
+    return Cli(sqlite_url)
+
+
+@pytest.mark.parametrize(
+    ("key", "reason"),
+    [
+        ("::ffff:198.18.0.11", "an IPv4 address written as IPv6; register it as 198.18.0.11"),
+        ("2001:db8::10%eth0", "a scoped address (zone index after %) names a link, not a device"),
+        ("::", "not a host address (unspecified or multicast)"),
+        ("ff02::1", "not a host address (unspecified or multicast)"),
+    ],
+)
+def test_an_address_that_is_no_devices_says_why_not_neither_ip_nor_mac(
+    cli: Cli, key: str, reason: str
+) -> None:
+    for command in (("ledger", "show", key), ("findings", "list", "--address", key)):
+        outcome = cli(*command)
+        assert (outcome.exit_code, outcome.stdout) == (2, ""), command
+        assert outcome.stderr.startswith("error: ") and outcome.stderr.count("\n") == 1
+        assert reason in outcome.stderr and "neither" not in outcome.stderr, outcome.stderr
+
+
+def test_a_link_local_address_with_its_zone_is_looked_up_without_it(
+    cli: Cli, tmp_path: Path
+) -> None:
+    # `ping fe80::…%eth0` and `ip -6 neigh` spell it with the interface; a finding holds it bare.
+    config = tmp_path / "ipguard.toml"
+    config.write_text(CONFIG)
+    stranger = Observation("fe80::2", "02:00:00:00:00:66", datetime.now(UTC), "ndp")
+    cli.scanner = FakeScanner([replace(result(), observations=(stranger,))])
+    done = cli("--config", str(config), "scan", "--phases", "ipv6", "--quiet")
+    assert done.exit_code == 1, done.stderr
+    outcome = cli("findings", "list", "--address", "FE80::2%eth0", "--format", "json")
+    assert outcome.exit_code == 0, outcome.stderr
+    listed = json.loads(outcome.stdout)["findings"]
+    assert [(f["kind"], f["ip"]) for f in listed] == [("unregistered-host", "fe80::2")]
+    shown = cli("ledger", "show", "fe80::2%eth0")
+    assert (shown.exit_code, shown.stderr) == (2, "error: no ledger record for fe80::2%eth0\n")
+
+
+def test_a_record_registered_by_ipv6_in_the_ip_column_is_solicited_like_a_static(
+    cli: Cli, tmp_path: Path
+) -> None:
+    config = tmp_path / "ipguard.toml"
+    config.write_text(CONFIG)
+    for args in (
+        ("2001:DB8:20::10", "02:00:00:00:00:10"),  # an IPv6-only device: its address in ip
+        ("198.18.0.11", "02:00:00:00:00:11", "--ipv6", "2001:db8:20::11"),
+        ("2001:db8:99::12", "02:00:00:00:00:12"),  # outside the prefixes: the phase filters
+    ):
+        added = cli("ledger", "add", *args)
+        assert added.exit_code == 0, added.stderr
+    cli.scanner = FakeScanner([result()])
+    done = cli("--config", str(config), "scan", "--phases", "ipv6", "--quiet")
+    assert done.exit_code == 0, done.stderr
+    (request,) = cli.scanner.requests
+    assert request.static_ipv6 == ("2001:db8:20::10", "2001:db8:20::11", "2001:db8:99::12")
