@@ -320,3 +320,26 @@ def collect(
         seen.ignored[IgnoredReply.IPV6_IGNORED] += probe.ignored
     seen.ran = True
     return seen
+
+
+def off_the_link(interface: str, ipv4: str | None, scope: Scope) -> list[Uncovered] | None:
+    """Why the scan's IPv6 prefixes are not the interface's link (one entry per prefix), or None.
+
+    Neighbour discovery reaches the interface's link and nothing else, so it runs when that link
+    is in scope: the interface's IPv4 address lies in the subnets, or one of its IPv6 addresses
+    does (an IPv6-only scan of a prefix the interface is on). A scan of IPv6 prefixes the
+    interface is not on would find the hosts of another link under them: it is skipped with one
+    warning, as is a link-local-only interface without its IPv4 subnet (`fe80::/10` in the
+    subnets says the link itself is meant). An interface without IPv6 is `collect`'s to report.
+    """
+    prefixes = [text for text in scope.subnets if ":" in text]
+    own = addresses(interface)
+    if (ipv4 is not None and ipv4 in scope) or not prefixes or not own:
+        return None
+    if any(ip in scope for ip in own):
+        return None
+    reason = (
+        f"not on interface {interface}: none of its addresses ({ipv4 or 'no IPv4'}, "
+        f"{', '.join(own)}) lies in the scan's subnets; ipv6 phase skipped"
+    )
+    return [Uncovered(range=text, reason=reason) for text in prefixes]

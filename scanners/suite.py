@@ -115,10 +115,17 @@ class _Collection:
         self.ran.add(Phase.DHCP)
 
     def run_ipv6(self) -> None:
-        # Like DHCP: the solicitations reach the whole link, so only when that link is in scope.
-        if self.interface.ipv4 is None or self.interface.ipv4 not in self.scope:
-            return
+        # Like DHCP: the solicitations reach the whole link, so only when that link is in scope
+        # (its IPv4 subnet or, for an IPv6-only scan, a prefix holding one of its addresses).
+        ipv4 = self.interface.ipv4
+        if (ipv4 is None or ipv4 not in self.scope) and ":" not in "".join(self.scope.subnets):
+            return  # a run of other IPv4 subnets: not about this link
         from ipguard.scanners import ipv6disc
+
+        outside = ipv6disc.off_the_link(self.request.interface, ipv4, self.scope)
+        if outside is not None:
+            self.ipv6_uncovered = outside
+            return
 
         # Without IPv6 on the interface the phase says so when it was asked for: by name
         # (--phases), or by IPv6 prefixes in the subnets; a default run on IPv4 says nothing.

@@ -167,3 +167,33 @@ def test_a_scan_reports_rogues_taken_and_doubled_statics_the_stranger_nothing_el
     dhcp6 = by_kind["rogue-dhcp", server]
     assert dhcp6["detail"]["family"] == 6 and dhcp6["ip"].startswith("fe80::")
     assert document["run"]["status"] == "complete"
+
+
+def test_an_ipv6_only_scan_looks_and_a_prefix_off_the_link_is_skipped_with_a_warning(
+    lab: Lab, tmp_path: Path
+) -> None:
+    lab.write_ledger_csv(tmp_path / "ledger.csv")
+    config = lab.write_config(tmp_path / "ipguard.toml")
+    elsewhere = "2001:db8:99::/64"  # allowed, but not this interface's link
+    text = config.read_text().replace(
+        'subnets = ["198.18.0.0/24"]', f'subnets = ["198.18.0.0/24", "{PREFIX}", "{elsewhere}"]'
+    )
+    config.write_text(text.replace("[scan]\n", "[scan]\nra_wait = 1\n", 1))
+    imported = ipguard(lab, tmp_path, "ledger", "import", str(tmp_path / "ledger.csv"))
+    assert imported.returncode == 0, imported.stderr
+    scan = ("scan", "--phases", "ipv6", "--format", "json", "--subnet")
+    # Only the link's prefix: the interface holds 2001:db8:20::2 in it, so the link is in scope.
+    done = ipguard(lab, tmp_path, *scan, PREFIX, in_lab=True)
+    assert done.returncode == 1, done.stderr
+    document = json.loads(done.stdout)
+    found = {(f["kind"], f["mac"]) for f in document["findings"]}
+    assert {("ip-mac-mismatch", lab.host(TAKER).mac), ("duplicate-ip", None)} <= found
+    assert document["run"]["subnets"] == [PREFIX] and "could not" not in done.stderr
+    # A prefix the interface is not on: nothing sent or judged there, one warning line.
+    off = ipguard(lab, tmp_path, *scan, elsewhere, in_lab=True)
+    assert off.returncode == 1, off.stderr  # the first scan's findings stay open: none resolved
+    skipped = json.loads(off.stdout)
+    assert skipped["run"]["hosts_seen"] == 0
+    assert {f["id"] for f in skipped["findings"]} == {f["id"] for f in document["findings"]}
+    (line,) = off.stderr.splitlines()
+    assert line.startswith("warning: ") and f"{elsewhere} (not on interface eth0" in line

@@ -47,7 +47,9 @@ def scan(
     subnet: Annotated[
         list[str] | None,
         typer.Option(
-            "--subnet", help="Subnet to scan (repeatable); must lie inside [scan] subnets."
+            "--subnet",
+            help="Subnet to scan (repeatable); must lie inside [scan] subnets. An IPv6 prefix: "
+            "neighbour discovery on the interface's link, never a sweep.",
         ),
     ] = None,
     rate: Annotated[int | None, typer.Option(help="Probes per second.", min=1)] = None,
