@@ -31,6 +31,7 @@ from types import FrameType
 from typing import Any, Protocol
 
 from ipguard import __version__, runfacts, spool
+from ipguard.addresses import ip_sort_key
 from ipguard.config import PolicySettings
 from ipguard.errors import IpguardError, LedgerUnavailable, ScanAborted
 from ipguard.ledger import devices, findings, locks, runs
@@ -155,7 +156,7 @@ def _with_static_ipv6(session: Any, request: ScanRequest) -> ScanRequest:
         for ip in (binding.ip, *binding.ipv6)
         if ":" in ip
     }
-    return replace(request, static_ipv6=tuple(sorted(statics)))
+    return replace(request, static_ipv6=tuple(sorted(statics, key=ip_sort_key)))
 
 
 def _complete(

@@ -228,6 +228,7 @@ def registration(record: Binding) -> dict[str, Any]:
     """A record as a finding's detail shows it to an administrator."""
     return {
         "ip": record.ip,
+        "ipv6": list(record.ipv6),
         "mac": record.mac,
         "hostname": record.hostname,
         "owner": record.owner,

@@ -3,9 +3,9 @@ with the kernel's SLAAC, privacy addresses and static addresses.
 
 One lab (:mod:`tests.lab.ipv6_lab`) serves the module. The phase hears every router and the DHCPv6
 server and finds every IPv6 host (compared with the hosts' own addresses, the scanner's neighbour
-table and THC-IPv6's alive6); a scan reports exactly both rogue RA sources, the DHCPv6 server,
-the static address taken by another MAC, the static address two MACs answer for (DAD off on one
-of them) and the unregistered host.
+table and THC-IPv6's alive6); a scan reports exactly both rogue RA sources (fake_router6's
+behind extension headers, which it names), the DHCPv6 server, the static address taken by another
+MAC, the static address two MACs answer for (DAD off on one of them) and the unregistered host.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from ipguard.scanners.scope import Scope
 from tests.lab.builder import Lab
 from tests.lab.fixtures import lab_unavailable
 from tests.lab.ipv6_lab import (
+    ATTACK_EVASION,
     ATTACK_PREFIX,
     ATTACKER,
     DHCP6_ROGUE,
@@ -90,6 +91,11 @@ def test_the_phase_hears_every_router_and_the_dhcpv6_server(lab: Lab, seen: Ipv6
     assert by_mac[rogue].prefixes == (ROGUE_PREFIX,)
     assert ATTACK_PREFIX in by_mac[attacker].prefixes
     assert all(advert.router_lifetime > 0 for advert in by_mac.values())
+    # fake_router6 -H and -F: read behind their extension headers, which are named (-F sends
+    # two fragment headers, both at offset 0).
+    evasions = {frozenset(advert.evasion) for advert in adverts if advert.source_mac == attacker}
+    assert evasions == {frozenset({"hop-by-hop"}), frozenset({"fragment"})}, adverts
+    assert all(not a.evasion for a in adverts if a.source_mac != attacker)
     assert [server.server_mac for server in servers] == [lab.host(DHCP6_ROGUE).mac]
     assert servers[0].addresses and servers[0].addresses[0].startswith("fd00:62::")
 
@@ -164,6 +170,9 @@ def test_a_scan_reports_rogues_taken_and_doubled_statics_the_stranger_nothing_el
     assert by_kind["rogue-ra", rogue]["ip"] == eui64_link_local(rogue)
     assert by_kind["rogue-ra", rogue]["detail"]["prefixes"] == [ROGUE_PREFIX]
     assert by_kind["rogue-ra", rogue]["severity"] == "critical"
+    assert "evasion" not in by_kind["rogue-ra", rogue]["detail"]  # radvd: plain RAs
+    assert by_kind["rogue-ra", attacker]["detail"]["evasion"] == ATTACK_EVASION
+    assert "RA Guard evasion" in by_kind["rogue-ra", attacker]["summary"]
     dhcp6 = by_kind["rogue-dhcp", server]
     assert dhcp6["detail"]["family"] == 6 and dhcp6["ip"].startswith("fe80::")
     assert document["run"]["status"] == "complete"

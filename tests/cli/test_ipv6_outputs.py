@@ -159,3 +159,19 @@ def test_reports_carry_ipv6_rows_and_escape_what_is_next_to_them(
     assert LONGEST[0] in written["html"] and "2001:db8:20::9" in written["html"]
     assert "&lt;script&gt;alert(1)" in written["html"] and "<script>alert" not in written["html"]
     assert "answered IPv6 neighbour discovery from 02:00:00:00:00:68" in written["md"]
+
+
+def test_the_phase_solicits_the_static_ipv6_in_numeric_order(cli: Cli, tmp_path: Path) -> None:
+    config = tmp_path / "ipguard.toml"
+    config.write_text(CONFIG)
+    for ip, mac, statics in [
+        (*REGISTERED, "2001:db8:20::10"),
+        (*STRANGER4, "2001:db8:20::a;2001:db8:20::9"),
+    ]:
+        added = cli("ledger", "add", ip, mac, "--ipv6", statics, "--owner", "x")
+        assert added.exit_code == 0, added.stderr
+    fake = cli.scanner = FakeScanner([result(REGISTERED)])
+    done = cli("--config", str(config), "scan", "--phases", "sweep,ipv6", "--quiet")
+    assert done.exit_code in (0, 1), done.stderr
+    # As text "2001:db8:20::10" would come first: numeric order, as every output has it.
+    assert fake.requests[-1].static_ipv6 == ("2001:db8:20::9", "2001:db8:20::a", "2001:db8:20::10")

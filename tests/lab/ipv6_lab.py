@@ -7,7 +7,9 @@ hosts of this scenario only (their ``eth0``, link-local addresses from their MAC
   inside ``[scan] subnets``), registered with role router (no finding: the control);
 - ``math-pc60``: a second ``radvd`` on a registered PC without role router, announcing a ULA
   prefix (a laptop sharing its connection): ``rogue-ra``;
-- ``physics-pc61``: THC-IPv6's ``fake_router6``, a real attack tool: ``rogue-ra``;
+- ``physics-pc61``: THC-IPv6's ``fake_router6``, a real attack tool, twice: behind a hop-by-hop
+  header (``-H``) and behind a one-shot fragment header (``-F``), the ways past a switch's RA
+  Guard: ``rogue-ra`` naming both (``"evasion"``);
 - ``chem-pc62``: ``dnsmasq`` as a DHCPv6 server on a PC without role dhcp-server: ``rogue-dhcp``
   with family 6.
 
@@ -56,6 +58,8 @@ SLAAC, PRIVACY = ("math-pc63",), ("physics-pc64", "chem-pc65")
 STATIC, STATIC_IP = "office-pc66", "2001:db8:20::66"
 TAKER, OWNER, TAKEN_IP = "math-pc67", "math-pc68", "2001:db8:20::68"
 STRANGER = "stranger-69"
+ATTACK_FLAGS = ("-H", "-F")  # fake_router6's extension headers: hop-by-hop, fragment
+ATTACK_EVASION = ["fragment", "hop-by-hop"]  # what the rogue-ra's detail names
 DOUBLE = "physics-pc64"  # holds STATIC_IP too, DAD off (hold_a_duplicate)
 SCANNER_IP = "2001:db8:20::2/64"
 SYSCTLS = (
@@ -120,8 +124,12 @@ def enable_ipv6(lab: Lab) -> None:
     plans = [
         _radvd(ROUTER, PREFIX, work),
         _radvd(RADVD_ROGUE, ROGUE_PREFIX, work),
-        daemons.DaemonPlan(
-            ATTACKER, "fake_router6", (_fake_router6(), "eth0", ATTACK_PREFIX), ready=()
+        # Behind a hop-by-hop header, and behind a one-shot fragment header: past RA Guard.
+        *(
+            daemons.DaemonPlan(
+                ATTACKER, f"fake_router6 {flag}", (_fake_router6(), flag, "eth0", ATTACK_PREFIX), ()
+            )
+            for flag in ATTACK_FLAGS
         ),
         daemons.DaemonPlan(
             DHCP6_ROGUE,

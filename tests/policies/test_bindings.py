@@ -230,7 +230,14 @@ def test_mismatch_detail_names_owner_and_offender():
     assert finding.detail["registered_mac"] == A
     assert finding.detail["observed_mac"] == B
     assert finding.detail["registered"]["owner"] == "Li Wei"
+    assert finding.detail["registered"]["ipv6"] == []
     assert [record["owner"] for record in finding.detail["offender_records"]] == ["Zhang"]
+
+
+def test_the_registered_record_in_a_detail_has_its_static_ipv6():
+    owner = device(IP1, A, ipv6=("2001:db8:20::9", "2001:db8:20::10"))
+    finding = only(findings([owner], [arp(IP1, B)]), "ip-mac-mismatch")
+    assert finding.detail["registered"]["ipv6"] == ["2001:db8:20::9", "2001:db8:20::10"]
 
 
 def test_duplicate_detail_lists_every_mac():

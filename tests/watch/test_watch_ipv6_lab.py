@@ -1,6 +1,7 @@
 """`ipguard watch` reads IPv6 neighbour discovery on a real link: the IPv6 lab's radvd, a rogue
-radvd and THC-IPv6's fake_router6 answer a Router Solicitation from THC-IPv6's dump_router6, and
-THC-IPv6's fake_advertise6 advertises a registered static IPv6 address from another MAC.
+radvd and THC-IPv6's fake_router6 (behind hop-by-hop and fragment headers, named in the finding)
+answer a Router Solicitation from THC-IPv6's dump_router6, and THC-IPv6's fake_advertise6
+advertises a registered static IPv6 address from another MAC.
 
 The watcher runs in the scanner's namespace with its real kernel filter; the lab's bridge floods
 every frame (a mirror port), so that RAs answered to another host reach it too.
@@ -90,5 +91,9 @@ def test_watch_reports_rogue_router_advertisements_and_a_taken_static_ipv6(
     assert router not in {f["mac"] for f in found}
     assert rogue_ra[rogue]["ip"] == eui64_link_local(rogue)
     assert rogue_ra[rogue]["severity"] == "critical"
+    # fake_router6 -H / -F: read past the extension headers (RA Guard's blind spot), named.
+    evasion = rogue_ra[attacker]["detail"]["evasion"]
+    assert evasion and set(evasion) <= {"hop-by-hop", "fragment"}, rogue_ra[attacker]
+    assert "evasion" not in rogue_ra[rogue]["detail"]
     code, err = watching.stop(signal.SIGTERM)
     assert code == 0, err
