@@ -48,6 +48,7 @@ class Watching:
     def __init__(self, lab: Lab, files: Path) -> None:
         self.lab, self.files = lab, files
         self.process: subprocess.Popen[str] | None = None
+        self.started = 0
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         argv = [IPGUARD, "--db", str(self.files / "ledger.db")]
@@ -62,21 +63,41 @@ class Watching:
         before = self.run_ids()
         argv = [IPGUARD, "--db", str(self.files / "ledger.db")]
         argv += ["--config", str(self.files / "ipguard.toml"), "watch"]
-        self.process = subprocess.Popen(
-            netns.exec_argv(self.lab.scanner_ns, argv),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env(self.files),
-        )
+        self.started += 1
+        # Its output goes to a file, read whenever a wait fails: a pipe nobody reads while it
+        # runs would also stop a talkative watcher once full.
+        with self.stderr_path.open("w") as stderr:
+            self.process = subprocess.Popen(
+                netns.exec_argv(self.lab.scanner_ns, argv),
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                text=True,
+                env=env(self.files),
+            )
         # Listening once its run is recorded (the capture opens first): `runs list` shows it.
-        wait_for(
+        self.wait(
             lambda: self.running_run(besides=before) is not None, "the watch run to be recorded"
         )
 
+    @property
+    def stderr_path(self) -> Path:
+        """Where the latest watcher writes its standard error (its start line, findings, stop)."""
+        return self.files / f"watch-{self.started}.stderr"
+
+    def stderr(self) -> str:
+        """What the latest watcher has written to standard error so far."""
+        return self.stderr_path.read_text() if self.started else ""
+
+    def wait(self, condition: Callable[[], bool], what: str, deadline: float = 60.0) -> None:
+        """`wait_for`, failing with what the watcher wrote to standard error."""
+        wait_for(condition, what, deadline, explain=self.stderr)
+
     def run_ids(self) -> set[int]:
+        # A failed listing must not pass for "no runs yet": a killed watcher's run, still
+        # "running", would then be taken for the new watcher's before it listens.
         done = self.cli("runs", "list", "--format", "json")
-        return {run["id"] for run in json.loads(done.stdout)} if done.returncode == 0 else set()
+        assert done.returncode == 0, done.stderr
+        return {run["id"] for run in json.loads(done.stdout)}
 
     def running_run(self, besides: frozenset[int] | set[int] = frozenset()) -> dict | None:
         done = self.cli("runs", "list", "--format", "json")
@@ -106,23 +127,30 @@ class Watching:
             ]
             return bool(found)
 
-        wait_for(visible, f"{kind} {ip} {mac or ''}", deadline=DEADLINE)
+        self.wait(visible, f"{kind} {ip} {mac or ''}", deadline=DEADLINE)
         return found[0]
 
     def stop(self, sig: signal.Signals = signal.SIGTERM) -> tuple[int, str]:
         assert self.process is not None
         self.process.send_signal(sig)
-        _out, err = self.process.communicate(timeout=60)
-        return self.process.returncode, err
+        self.process.wait(timeout=60)
+        return self.process.returncode, self.stderr()
 
 
-def wait_for(condition: Callable[[], bool], what: str, deadline: float = 60.0) -> None:
+def wait_for(
+    condition: Callable[[], bool],
+    what: str,
+    deadline: float = 60.0,
+    explain: Callable[[], str] | None = None,
+) -> None:
+    """Poll `condition` until it holds; fail after `deadline` s, with `explain()` when given."""
     end = time.monotonic() + deadline
     while time.monotonic() < end:
         if condition():
             return
         time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+    told = f"; the watcher's standard error:\n{explain()}" if explain is not None else ""
+    raise AssertionError(f"timed out waiting for {what}{told}")
 
 
 @pytest.fixture
@@ -239,7 +267,7 @@ def test_watch_killed_and_restarted_reports_each_finding_once(watching: Watching
 
     watching.start()
     lab.run("newcomer", ["arping", "-U", "-c", "1", "-i", "eth0", NEWCOMER], check=False)
-    wait_for(
+    watching.wait(
         lambda: watching.finding("unregistered-host", NEWCOMER)["last_seen"] != first["last_seen"],
         "the restarted watcher to see the newcomer again",
     )
@@ -284,11 +312,11 @@ def test_watch_alerts_in_digests_at_most_every_interval_never_twice(watching: Wa
         started = time.monotonic()
         lab.run("newcomer", ["arping", "-U", "-c", "1", "-i", "eth0", NEWCOMER], check=False)
         watching.finding("unregistered-host", NEWCOMER)
-        wait_for(lambda: len(received) >= 1, "the first digest", deadline=DEADLINE)
+        watching.wait(lambda: len(received) >= 1, "the first digest", deadline=DEADLINE)
         spoof = ["arping", "-U", "-c", "1", "-i", "eth0", "-S", GATEWAY, GATEWAY]
         lab.run("attacker", spoof, check=False)
         watching.finding("ip-mac-mismatch", GATEWAY)
-        wait_for(lambda: len(received) >= 2, "the second digest", deadline=DEADLINE)
+        watching.wait(lambda: len(received) >= 2, "the second digest", deadline=DEADLINE)
         time.sleep(9)  # two more intervals: nothing new, so nothing is sent
         code, err = watching.stop()
     finally:

@@ -32,6 +32,7 @@ class Sensor:
     def __init__(self, lab: Lab, files: Path, cluster: Cluster) -> None:
         self.lab, self.files, self.cluster = lab, files, cluster
         self.process: subprocess.Popen[str] | None = None
+        self.started = 0
 
     def argv(self, *args: str) -> list[str]:
         config = str(self.files / "ipguard.toml")
@@ -43,13 +44,40 @@ class Sensor:
         )
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
-            netns.exec_argv(self.lab.scanner_ns, self.argv("watch")),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env(self.files),
-        )
+        self.started += 1
+        # Standard error goes to a file the test reads while the watcher runs (what it noticed).
+        with self.stderr_path.open("w") as stderr:
+            self.process = subprocess.Popen(
+                netns.exec_argv(self.lab.scanner_ns, self.argv("watch")),
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                text=True,
+                env=env(self.files),
+            )
+
+    @property
+    def stderr_path(self) -> Path:
+        return self.files / f"watch-{self.started}.stderr"
+
+    def stderr(self) -> str:
+        """What the latest watcher has written to standard error so far."""
+        return self.stderr_path.read_text()
+
+    def stop(self) -> tuple[int, str]:
+        """SIGTERM; the exit code and the whole standard error."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=60)
+        return self.process.returncode, self.stderr()
+
+    def until_said(self, text: str) -> None:
+        """Wait until the watcher writes `text` to standard error (DEADLINE)."""
+        end = time.monotonic() + DEADLINE
+        while time.monotonic() < end:
+            if text in self.stderr():
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"the watcher did not say {text!r}; it said:\n{self.stderr()}")
 
     def spooled(self) -> list[Path]:
         return sorted((self.files / "state").glob("ipguard/spool/*/watch-*.json"))
@@ -74,7 +102,7 @@ class Sensor:
             if found:
                 return found[0]
             time.sleep(1.0)
-        raise AssertionError(f"no {kind} for {ip} within {DEADLINE} s")
+        raise AssertionError(f"no {kind} for {ip} within {DEADLINE} s; stderr:\n{self.stderr()}")
 
 
 @pytest.fixture
@@ -118,9 +146,10 @@ def test_watch_follows_the_ledger_its_config_a_lost_interface_and_a_ledger_outag
 
     # The interface goes down, then disappears (renamed away) and comes back.
     lab.run("scanner", ["ip", "link", "set", "eth0", "down"])
-    time.sleep(7)
+    # Noticed at its next check ("interface eth0 is down") or read ("… Network is down").
+    sensor.until_said("is down; watching waits for it")
     lab.run("scanner", ["ip", "link", "set", "eth0", "name", "gone0"])
-    time.sleep(7)
+    time.sleep(3)  # a few of its once-a-second attempts to listen again find no eth0 at all
     lab.run("scanner", ["ip", "link", "set", "gone0", "name", "eth0"])
     lab.run("scanner", ["ip", "link", "set", "eth0", "up"])
     sensor.until_found("unregistered-host", "198.18.0.94")
@@ -135,9 +164,8 @@ def test_watch_follows_the_ledger_its_config_a_lost_interface_and_a_ledger_outag
     sensor.cluster.start()
     sensor.until_found("unregistered-host", "198.18.0.95", claim=False)
 
-    process.send_signal(signal.SIGTERM)
-    _out, err = process.communicate(timeout=60)
-    assert process.returncode == 0, err
+    code, err = sensor.stop()
+    assert code == 0, err
     assert "is down; watching waits for it" in err
     assert "listening on eth0 again" in err
     assert "unavailable" in err and "the ledger answers again" in err
@@ -162,7 +190,5 @@ def test_what_a_watcher_saw_while_the_ledger_was_down_survives_its_kill(sensor: 
     sensor.start()  # the next watcher stores the spooled batches before anything else
     sensor.until_found("unregistered-host", "198.18.0.96", claim=False)
     assert sensor.spooled() == []
-    assert sensor.process is not None
-    sensor.process.send_signal(signal.SIGTERM)
-    _out, err = sensor.process.communicate(timeout=60)
-    assert sensor.process.returncode == 0, err
+    code, err = sensor.stop()
+    assert code == 0, err
