@@ -13,9 +13,9 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 from ipguard.model import Dhcp6Advert, RouterAdvert
 
@@ -162,14 +162,17 @@ def _mac(text: str) -> bytes:
     return bytes.fromhex(text.replace(":", ""))
 
 
-def _ipv6_payload(frame: bytes, protocol: int) -> tuple[str, bytes, tuple[str, ...]] | None:
-    """(source address, payload, extension headers walked) of an IPv6 frame carrying
-    ``protocol``, directly or behind extension headers (see `upper_layer`)."""
+def _ipv6_payload(frame: bytes, protocol: int) -> tuple[bytes, tuple[str, ...]] | None:
+    """(payload, extension headers walked) of an IPv6 frame carrying ``protocol``, directly or
+    behind extension headers (see `upper_layer`)."""
     upper = upper_layer(frame)
     if upper is None or upper.protocol != protocol or upper.later_fragment:
         return None
-    source = str(ipaddress.IPv6Address(frame[ETH_HEADER + 8 : ETH_HEADER + 24]))
-    return source, frame[upper.start : upper.end], upper.extensions
+    return frame[upper.start : upper.end], upper.extensions
+
+
+def _source(frame: bytes) -> str:
+    return str(ipaddress.IPv6Address(frame[ETH_HEADER + 8 : ETH_HEADER + 24]))
 
 
 def parse_ra(frame: bytes, seen_at: datetime | None = None) -> RouterAdvert | None:
@@ -177,7 +180,7 @@ def parse_ra(frame: bytes, seen_at: datetime | None = None) -> RouterAdvert | No
     found = _ipv6_payload(frame, NH_ICMPV6)
     if found is None:
         return None
-    source, icmp, extensions = found
+    icmp, extensions = found
     if len(icmp) < 16 or icmp[0] != ICMPV6_RA or icmp[1] != 0:
         return None
     flags, lifetime = icmp[5], struct.unpack_from("!H", icmp, 6)[0]
@@ -198,7 +201,7 @@ def parse_ra(frame: bytes, seen_at: datetime | None = None) -> RouterAdvert | No
         at += 8 * units
     mac = option_mac or frame_mac
     return RouterAdvert(
-        source_ip=source,
+        source_ip=_source(frame),
         source_mac=mac,
         router_lifetime=lifetime,
         managed=bool(flags & 0x80),
@@ -220,7 +223,7 @@ def parse_na(frame: bytes) -> tuple[str, str] | None:
     found = _ipv6_payload(frame, NH_ICMPV6)
     if found is None or frame[ETH_HEADER + 7] != 255:
         return None
-    _source, icmp, _extensions = found
+    icmp = found[0]
     if len(icmp) < 24 or icmp[0] != ICMPV6_NA or icmp[1] != 0 or icmp[8] == 0xFF:
         return None
     mac = target_link_layer(icmp) or frame[6:12]
@@ -236,7 +239,7 @@ def parse_advertise(
     found = _ipv6_payload(frame, NH_UDP)
     if found is None:
         return None
-    source, udp, _extensions = found
+    udp = found[0]
     if len(udp) < UDP_HEADER + 4 or struct.unpack_from("!H", udp, 2)[0] != DHCP6_CLIENT_PORT:
         return None
     message = udp[UDP_HEADER:]
@@ -254,7 +257,7 @@ def parse_advertise(
                     addresses.append(str(ipaddress.IPv6Address(value[:16])))
     duid = next((data.hex() for code, data in options if code == OPT_SERVERID), "")
     return Dhcp6Advert(
-        server_ip=source,
+        server_ip=_source(frame),
         server_mac=frame[6:12].hex(":"),
         addresses=tuple(dict.fromkeys(addresses)),
         server_duid=duid,
@@ -290,8 +293,7 @@ EXTENSIONS = {
 MAX_EXTENSIONS = 6
 
 
-@dataclass(frozen=True, slots=True)
-class Upper:
+class Upper(NamedTuple):  # made for every frame watch reads: a tuple is the cheapest to make
     """Where an IPv6 frame's upper-layer header starts, and behind which extension headers.
 
     ``protocol``: that header's type (58 ICMPv6, 17 UDP); ``start``, ``end``: offsets into the
