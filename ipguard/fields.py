@@ -223,6 +223,11 @@ def binding_from_fields(values: Mapping[str, Any]) -> Binding:
         return str(raw)
 
     ip = parse_ip(get("ip"))
+    if ":" in ip:  # an IPv6-only device's address: the rules of a static one (no link-local …)
+        try:
+            addresses.parse_static_ipv6(ip)
+        except addresses.AddressError as error:
+            raise FieldError("ip", get("ip").strip(), str(error)) from None
     ipv6 = parse_ipv6_list(get("ipv6"))
     if ip in ipv6:
         raise FieldError("ipv6", ip, "is the record's ip already; list it once")

@@ -87,3 +87,28 @@ def test_a_record_registered_by_ipv6_in_the_ip_column_is_solicited_like_a_static
     assert done.exit_code == 0, done.stderr
     (request,) = cli.scanner.requests
     assert request.static_ipv6 == ("2001:db8:20::10", "2001:db8:20::11", "2001:db8:99::12")
+
+
+@pytest.mark.parametrize(
+    ("ip", "reason"),
+    [
+        ("fe80::1", "a link-local address (fe80::/10) is scoped to one link"),
+        ("FEC0::1", "a site-local address (fec0::/10) is deprecated"),
+    ],
+)
+def test_the_ip_column_holds_an_ipv6_address_by_the_rules_of_a_static_one(
+    cli: Cli, tmp_path: Path, ip: str, reason: str
+) -> None:
+    # fe80::1 is every router's link-local address on every VLAN: it names no one device.
+    added = cli("ledger", "add", ip, "02:00:00:00:00:10")
+    assert (added.exit_code, added.stdout) == (2, "")
+    assert added.stderr.startswith(f"error: ip '{ip}': {reason}"), added.stderr
+    ledger = tmp_path / "ledger.csv"
+    ledger.write_text(f"ip,mac,owner\n198.18.0.9,02:00:00:00:00:09,a\n{ip},02:00:00:00:00:10,b\n")
+    imported = cli("ledger", "import", str(ledger))
+    assert imported.exit_code == 2 and f"line 3, ip '{ip}': {reason}" in imported.stderr
+    assert cli("ledger", "list", "--format", "json").stdout.count('"ip"') == 0
+    registered = cli("ledger", "add", "198.18.0.9", "02:00:00:00:00:09")
+    assert registered.exit_code == 0, registered.stderr
+    edited = cli("ledger", "edit", "198.18.0.9", "--ip", ip)
+    assert edited.exit_code == 2 and reason in edited.stderr
