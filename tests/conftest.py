@@ -112,3 +112,57 @@ def cli(db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Cli:
     monkeypatch.setenv("IPGUARD_ACTOR", "tester")
     monkeypatch.chdir(tmp_path)
     return Cli(db_url)
+
+
+# The modules that take longest (seconds of one worker, measured under load), longest first.
+# `make test` hands whole modules to its two workers (`--dist loadfile`, in pyproject's addopts:
+# a module's shared lab or data is built once, not once per worker), in collection order: the
+# long modules go first so that no worker starts a minute-long module when the other is done.
+# Modules that mostly compute (CPU) alternate with modules that mostly wait on a lab (lab), so
+# that the workers overlap computing with waiting rather than fight over the two cores.
+# A module not listed keeps its place after these; list one here once it takes over ~20 s.
+LONGEST_FIRST = (
+    "hardening/test_kills.py",  # 180 CPU
+    "watch/test_watch_resilience.py",  # 92 lab
+    "ledger/test_import_export.py",  # 128 CPU
+    "watch/test_watch_lab.py",  # 74 lab
+    "ledger/test_concurrency.py",  # 91 CPU
+    "test_scan_lab.py",  # 70 lab
+    "ledger/test_wrong_data.py",  # 59 CPU
+    "scanners/test_services.py",  # 50 lab
+    "cli/test_scan.py",  # 44 CPU
+    "hardening/test_hostile_lab.py",  # 37 lab
+    "hardening/test_bad_answers.py",  # 34 CPU
+    "scanners/test_snmp_lab.py",  # 34 lab
+    "hardening/test_cli_fuzz.py",  # 27 CPU
+    "scanners/test_arp.py",  # 31 lab
+    "cli/test_cron.py",  # 26 CPU
+    "test_ipv6_lab.py",  # 28 lab
+    "hardening/test_concurrency.py",  # 25 CPU
+    "test_dhcp_lab.py",  # 28 lab
+    "ledger/test_devices.py",  # 25 CPU
+    "scanners/test_snmp_scan_lab.py",  # 25 lab
+    "hardening/test_scope_and_privilege.py",  # 23 CPU
+    "reports/test_lab_report.py",  # 25 lab
+    "hardening/test_storage_faults.py",  # 22 CPU
+    "test_lab.py",  # 24 lab
+    "cli/test_progress.py",  # 22 CPU
+    "test_reach_lab.py",  # 21 lab
+    "hardening/test_ledger_files_property.py",  # 21 CPU
+    "reports/test_html_browser.py",  # 21 (a browser)
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the longest modules first (see LONGEST_FIRST); the rest keep their order."""
+    tests = Path(__file__).parent
+    rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
+
+    def place(item: pytest.Item) -> int:
+        try:
+            name = item.path.relative_to(tests).as_posix()
+        except ValueError:
+            return len(rank)
+        return rank.get(name, len(rank))
+
+    items.sort(key=place)  # stable: a module's own tests keep their order
