@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from ipguard.addresses import AddressError, check_network
 from ipguard.errors import ConfigError
 from ipguard.fields import FieldError, parse_service
 from ipguard.model import FindingKind, Service, Severity
@@ -247,6 +248,11 @@ def _subnet(item: Any, where: str) -> str:
         network = ipaddress.ip_network(item.strip(), strict=True)
     except ValueError as error:
         raise ConfigError(f"{where}.subnets: {item!r} is not a network ({error})") from None
+    if network.prefixlen:  # "everything" (::/0) is a scope; a range no device holds is not
+        try:
+            check_network(network)
+        except AddressError as error:
+            raise ConfigError(f"{where}.subnets: {item!r}: {error}") from None
     return str(network)
 
 

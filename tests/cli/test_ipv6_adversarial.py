@@ -112,3 +112,32 @@ def test_the_ip_column_holds_an_ipv6_address_by_the_rules_of_a_static_one(
     assert registered.exit_code == 0, registered.stderr
     edited = cli("ledger", "edit", "198.18.0.9", "--ip", ip)
     assert edited.exit_code == 2 and reason in edited.stderr
+
+
+@pytest.mark.parametrize(
+    ("subnet", "reason"),
+    [
+        ("::ffff:198.18.0.0/120", "an IPv4 range written as IPv6; give it as IPv4 (198.18.0.0/24)"),
+        ("ff02::/16", "a multicast range cannot hold devices"),
+    ],
+)
+def test_a_subnet_that_holds_no_devices_is_refused_in_the_configuration(
+    cli: Cli, tmp_path: Path, subnet: str, reason: str
+) -> None:
+    config = tmp_path / "ipguard.toml"
+    config.write_text(CONFIG.replace('"2001:db8:20::/64"', f'"{subnet}"'))
+    cli.scanner = FakeScanner([result()])
+    done = cli("--config", str(config), "scan", "--quiet")
+    assert (done.exit_code, done.stdout, cli.scanner.requests) == (2, "", [])
+    assert done.stderr == f"error: {config}: scan.subnets: {subnet!r}: {reason}\n"
+
+
+def test_the_whole_ipv6_space_is_a_scope_for_discovery_on_the_link(
+    cli: Cli, tmp_path: Path
+) -> None:
+    config = tmp_path / "ipguard.toml"
+    config.write_text(CONFIG.replace('"2001:db8:20::/64"', '"::/0"'))
+    cli.scanner = FakeScanner([result()])
+    done = cli("--config", str(config), "scan", "--quiet", "--subnet", "2001:db8::/32")
+    assert done.exit_code == 0, done.stderr
+    assert cli.scanner.requests[0].subnets == ("2001:db8::/32",)
