@@ -354,13 +354,25 @@ def test_interrupted_import_says_what_happened(tmp_path: Path) -> None:
     ]
     path = write_csv(tmp_path / "big.csv", rows)
 
-    def run(name: str, delay: float | None) -> tuple[int, str, int]:
+    def writing(name: str, process: subprocess.Popen[str]) -> None:
+        """Wait until the import writes its rows: its WAL holds over a megabyte (30,000 rows
+        make about 20 MB; the migrations before them far less)."""
+        wal, end = tmp_path / f"{name}-wal", time.monotonic() + 300
+        while process.poll() is None and time.monotonic() < end:
+            if wal.exists() and wal.stat().st_size > 1_000_000:
+                return
+            time.sleep(0.005)
+
+    def run(name: str, delay: float | str | None) -> tuple[int, str, int]:
         env = {**os.environ, "IPGUARD_DB": str(tmp_path / name), "IPGUARD_ACTOR": "tester"}
         started = time.monotonic()
         process = subprocess.Popen(
             [IPGUARD, "ledger", "import", str(path)], env=env, stderr=subprocess.PIPE, text=True
         )
-        if delay is not None:
+        if delay == "writing":
+            writing(name, process)
+            process.send_signal(signal.SIGINT)
+        elif isinstance(delay, float):
             time.sleep(delay)
             process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=300)
@@ -374,9 +386,10 @@ def test_interrupted_import_says_what_happened(tmp_path: Path) -> None:
     assert run("whole.db", None)[0] == 0
     took: float = run.took  # type: ignore[attr-defined]
     outcomes = []
-    # Signals from just after start-up to the end, wherever the import then is.
-    for index, fraction in enumerate((0.6, 0.8, 0.9, 0.97, 1.0)):
-        code, stderr, count = run(f"l{index}.db", took * fraction)
+    # Signals from just after start-up to the end, wherever the import then is, and one while it
+    # writes its rows (whatever the load, which may have changed since `took` was measured).
+    for index, when in enumerate((0.6, "writing", 0.9, 0.97, 1.0)):
+        code, stderr, count = run(f"l{index}.db", took * when if isinstance(when, float) else when)
         assert "Traceback" not in stderr
         # Finished before the signal, or the signal came while the interpreter was exiting after
         # the import had said "imported …" (the process then dies of it): all rows are in.
