@@ -65,6 +65,7 @@ def parse_mac(text: str, field: str = "mac") -> str:
 
 # More static IPv6 addresses than any one device interface carries is a pasting mistake.
 MAX_IPV6 = 32
+_OTHER_SEPARATOR = re.compile(r"[,\s]")
 
 
 def parse_ipv6_list(text: str, field: str = "ipv6") -> tuple[str, ...]:
@@ -80,7 +81,10 @@ def parse_ipv6_list(text: str, field: str = "ipv6") -> tuple[str, ...]:
         try:
             address = addresses.parse_static_ipv6(part)
         except addresses.AddressError as error:
-            raise FieldError(field, part.strip(), str(error)) from None
+            reason = str(error)
+            if _OTHER_SEPARATOR.search(part.strip()):  # pasted as a list, or Alt+Enter in a cell
+                reason += "; separate addresses with ';'"
+            raise FieldError(field, part.strip(), reason) from None
         if address in found:
             raise FieldError(field, part.strip(), f"{address} is listed twice")
         found.append(address)

@@ -141,3 +141,15 @@ def test_the_whole_ipv6_space_is_a_scope_for_discovery_on_the_link(
     done = cli("--config", str(config), "scan", "--quiet", "--subnet", "2001:db8::/32")
     assert done.exit_code == 0, done.stderr
     assert cli.scanner.requests[0].subnets == ("2001:db8::/32",)
+
+
+@pytest.mark.parametrize("cell", ["2001:db8::1,2001:db8::2", "2001:db8::1\n2001:db8::2", "a b"])
+def test_addresses_in_one_cell_separated_otherwise_than_by_semicolons_say_how(
+    cli: Cli, tmp_path: Path, cell: str
+) -> None:
+    ledger = tmp_path / "ledger.json"
+    ledger.write_text(json.dumps([{"ip": "198.18.0.9", "mac": "02:00:00:00:00:09", "ipv6": cell}]))
+    imported = cli("ledger", "import", str(ledger))
+    assert imported.exit_code == 2
+    assert imported.stderr.startswith("error: ") and imported.stderr.count("\n") == 1
+    assert "not an IPv6 address; separate addresses with ';'" in imported.stderr
