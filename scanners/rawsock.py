@@ -105,8 +105,9 @@ def interface_info(name: str) -> InterfaceInfo:
     )
 
 
-def usable_interface(name: str, what: str) -> InterfaceInfo:
-    """The interface's facts, or InterfaceError when it is down, has no link or no IPv4 address."""
+def usable_interface(name: str, what: str, *, need_ipv4: bool = True) -> InterfaceInfo:
+    """The interface's facts, or InterfaceError when it is down, has no link or (`need_ipv4`)
+    no IPv4 address."""
     info = interface_info(name)
     if not info.up:
         raise InterfaceError(
@@ -116,7 +117,7 @@ def usable_interface(name: str, what: str) -> InterfaceInfo:
         raise InterfaceError(
             f"interface {name} has no link (cable or peer missing): connect it or pick another"
         )
-    if info.ipv4 is None:
+    if info.ipv4 is None and need_ipv4:
         raise InterfaceError(
             f"interface {name} has no IPv4 address and {what} sends from it: "
             "assign one or pick another interface"

@@ -66,7 +66,11 @@ class _Collection:
         self.request = request
         self.progress = progress
         self.scope = Scope(request.subnets)
-        self.interface = rawsock.usable_interface(request.interface, "the scan")
+        # The ipv6 phase alone on IPv6 prefixes sends nothing from an IPv4 address (IPv6-only link).
+        v6_only = set(request.phases) == {Phase.IPV6} and ":" in "".join(request.subnets)
+        self.interface = rawsock.usable_interface(
+            request.interface, "the scan", need_ipv4=not v6_only
+        )
         self.observations: list[Observation] = []
         self.live: list[str] = []
         self.services: list[ServiceObservation] = []

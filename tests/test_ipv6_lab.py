@@ -14,6 +14,7 @@ import ipaddress
 import json
 import re
 import shutil
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,9 +47,10 @@ from tests.lab.ipv6_lab import (
     eui64_link_local,
     hold_a_duplicate,
     ipv6_routers,
+    many_hosts,
 )
 from tests.lab.netns import inside, run
-from tests.test_scan_lab import ipguard
+from tests.test_scan_lab import IPGUARD, ipguard
 
 pytestmark = pytest.mark.lab
 
@@ -206,3 +208,39 @@ def test_an_ipv6_only_scan_looks_and_a_prefix_off_the_link_is_skipped_with_a_war
     assert {f["id"] for f in skipped["findings"]} == {f["id"] for f in document["findings"]}
     (line,) = off.stderr.splitlines()
     assert line.startswith("warning: ") and f"{elsewhere} (not on interface eth0" in line
+
+
+def test_an_interface_without_ipv4_runs_the_ipv6_phase_alone_from_its_link_local_address(
+    tmp_path: Path,
+) -> None:
+    reason = lab_unavailable()
+    if reason:
+        pytest.skip(reason)
+    with many_hosts(3, scanner_ip="") as link:  # the scanner's eth0: a link-local address only
+
+        def scan(subnet: str) -> subprocess.CompletedProcess[str]:
+            config = tmp_path / "ipguard.toml"
+            config.write_text(
+                f'[scan]\ninterface = "eth0"\nsubnets = ["{subnet}"]\nra_wait = 1\nsite = "v6"\n'
+            )
+            argv = ["ip", "netns", "exec", link.scanner_ns, IPGUARD, "--db",
+                    str(tmp_path / "ledger.db"), "--config", str(config), "scan", "--phases",
+                    "ipv6", "--format", "json"]  # fmt: skip
+            return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+
+        # fe80::/10 says the interface's own link is meant: every host by its link-local address.
+        done = scan("fe80::/10")
+        assert done.returncode == 1, done.stderr
+        document = json.loads(done.stdout)
+        found = {(f["kind"], f["ip"]) for f in document["findings"]}
+        assert found == {("unregistered-host", ip) for ip in link.link_locals}
+        assert document["run"]["hosts_seen"] == 3
+        # A prefix it holds no address in: another link's; one warning, nothing looked at.
+        off = scan("2001:db8:30::/64")
+        assert off.returncode == 1, off.stderr  # the three stay open: nothing resolved
+        assert "2001:db8:30::/64 (not on interface eth0: none of its addresses (no IPv4" in (
+            off.stderr
+        )
+        # An IPv4 subnet on it: the other phases send from an IPv4 address it does not have.
+        ipv4 = scan("198.18.0.0/24")
+        assert ipv4.returncode == 3 and "has no IPv4 address" in ipv4.stderr

@@ -250,7 +250,7 @@ def many_hosts(count: int = 1000, *, scanner_ip: str = "198.18.0.2/24") -> Itera
         netns.batch_netns([f"netns add {scan_ns}", f"netns add {hosts_ns}"])
         scanner = [
             f"link add eth0 address {scanner_mac} type veth peer name eth0 netns {hosts_ns}",
-            f"addr add {scanner_ip} dev eth0",
+            *([f"addr add {scanner_ip} dev eth0"] if scanner_ip else []),  # "": IPv6 only
             "link set eth0 up",
             "link set lo up",
         ]
