@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from ipguard.fields import FieldError, parse_ipv6_list
 from ipguard.model import Observation
 from tests.conftest import Cli
 from tests.fakes import FakeScanner, result
@@ -153,3 +154,48 @@ def test_addresses_in_one_cell_separated_otherwise_than_by_semicolons_say_how(
     assert imported.exit_code == 2
     assert imported.stderr.startswith("error: ") and imported.stderr.count("\n") == 1
     assert "not an IPv6 address; separate addresses with ';'" in imported.stderr
+
+
+@pytest.mark.parametrize(
+    ("cell", "stored"),
+    [
+        ("2001:0DB8:0000:0000:0000:0000:0000:0001", ("2001:db8::1",)),  # leading zeros, upper
+        ("2001:db8::1;;fd00::2;", ("2001:db8::1", "fd00::2")),  # empty items are no address
+        ("2001:db8::198.18.0.1", ("2001:db8::c612:1",)),  # RFC 4291 2.2 embedded IPv4: valid
+    ],
+)
+def test_odd_but_valid_spellings_are_stored_canonical(cell: str, stored: tuple[str, ...]) -> None:
+    assert parse_ipv6_list(cell) == stored
+
+
+@pytest.mark.parametrize(
+    "cell",
+    ["2001:0db8:0000:0000:0000:0000:0000:00001", "2001:db8::00001", "[2001:db8::1]", "::/0"],
+)
+def test_forty_characters_and_more_or_decorated_are_no_address(cell: str) -> None:
+    with pytest.raises(FieldError, match="not an IPv6 address"):
+        parse_ipv6_list(cell)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (20010, "row 2, ipv6 '20010': not an IPv6 address"),
+        ('="2001:db8::"&"1"', "row 2, ipv6: cell B2 holds a formula without a saved result"),
+    ],
+)
+def test_an_xlsx_ipv6_cell_holding_a_number_or_a_formula_names_the_cell(
+    cli: Cli, tmp_path: Path, value: object, message: str
+) -> None:
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["ip", "ipv6", "mac", "owner"])
+    sheet.append(["198.18.0.9", value, "02:00:00:00:00:09", "a"])
+    book.save(tmp_path / "ledger.xlsx")
+    imported = cli("ledger", "import", str(tmp_path / "ledger.xlsx"))
+    assert (imported.exit_code, imported.stdout) == (2, "")
+    assert imported.stderr.startswith("error: ") and message in imported.stderr
+    assert imported.stderr.count("\n") == 1
