@@ -27,7 +27,7 @@ from ipguard.fields import (
     parse_status,
 )
 from ipguard.ledger import audit
-from ipguard.ledger.tables import Device, device_values, utcnow
+from ipguard.ledger.tables import Device, binding_of, device_values, utcnow
 from ipguard.model import Binding, DeviceStatus
 
 
@@ -148,8 +148,8 @@ class Stored(NamedTuple):
 
 
 def stored_binding(row: sa.Row[Any]) -> Binding:
-    """The binding a plain device row holds: `Device.to_binding` reads only its columns."""
-    return Device.to_binding(row)  # type: ignore[arg-type]
+    """The binding a plain device row holds (its columns read through the row's mapping)."""
+    return binding_of(row._mapping)
 
 
 def stored(session: Session) -> list[Stored]:
