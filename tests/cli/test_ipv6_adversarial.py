@@ -26,12 +26,9 @@ site = "lab"
 
 
 @pytest.fixture
-def cli(sqlite_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Cli:
-    """The CLI on a fresh SQLite ledger (parsing is the same on PostgreSQL)."""
-    monkeypatch.delenv("IPGUARD_CONFIG", raising=False)
-    monkeypatch.setenv("IPGUARD_ACTOR", "tester")
-    monkeypatch.chdir(tmp_path)
-    return Cli(sqlite_url)
+def db_url(sqlite_url: str) -> str:
+    """SQLite only for the shared `cli` fixture: parsing is the same on PostgreSQL."""
+    return sqlite_url
 
 
 @pytest.mark.parametrize(
