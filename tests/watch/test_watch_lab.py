@@ -167,6 +167,10 @@ def watching(lab_factory: LabFactory, tmp_path: Path) -> Iterator[Watching]:
         if watching.process is not None and watching.process.poll() is None:
             watching.process.kill()
             watching.process.wait(timeout=30)
+        # pytest shows what a test printed only when it fails: then, every watcher's stderr.
+        for started in range(1, watching.started + 1):
+            said = (tmp_path / f"watch-{started}.stderr").read_text()
+            print(f"--- standard error of watcher {started} ---\n{said}")
 
 
 @needs_lab

@@ -118,9 +118,13 @@ def sensor(lab_factory: LabFactory, tmp_path: Path) -> Iterator[Sensor]:
         try:
             yield sensor
         finally:
-            if sensor.process.poll() is None:
+            if sensor.process is not None and sensor.process.poll() is None:
                 sensor.process.kill()
                 sensor.process.wait(timeout=30)
+            # pytest shows what a test printed only when it fails: then, every watcher's stderr.
+            for started in range(1, sensor.started + 1):
+                said = (tmp_path / f"watch-{started}.stderr").read_text()
+                print(f"--- standard error of watcher {started} ---\n{said}")
 
 
 @needs_lab
