@@ -354,23 +354,23 @@ def test_interrupted_import_says_what_happened(tmp_path: Path) -> None:
     ]
     path = write_csv(tmp_path / "big.csv", rows)
 
-    def writing(name: str, process: subprocess.Popen[str]) -> None:
-        """Wait until the import writes its rows: its WAL holds over a megabyte (30,000 rows
+    def writing(name: str, process: subprocess.Popen[str], megabytes: int) -> None:
+        """Wait until the import writes its rows: its WAL holds over `megabytes` (30,000 rows
         make about 20 MB; the migrations before them far less)."""
         wal, end = tmp_path / f"{name}-wal", time.monotonic() + 300
         while process.poll() is None and time.monotonic() < end:
-            if wal.exists() and wal.stat().st_size > 1_000_000:
+            if wal.exists() and wal.stat().st_size > megabytes * 1_000_000:
                 return
             time.sleep(0.005)
 
-    def run(name: str, delay: float | str | None) -> tuple[int, str, int]:
+    def run(name: str, delay: float | int | None) -> tuple[int, str, int]:
         env = {**os.environ, "IPGUARD_DB": str(tmp_path / name), "IPGUARD_ACTOR": "tester"}
         started = time.monotonic()
         process = subprocess.Popen(
             [IPGUARD, "ledger", "import", str(path)], env=env, stderr=subprocess.PIPE, text=True
         )
-        if delay == "writing":
-            writing(name, process)
+        if isinstance(delay, int):  # megabytes of WAL written
+            writing(name, process, delay)
             process.send_signal(signal.SIGINT)
         elif isinstance(delay, float):
             time.sleep(delay)
@@ -386,9 +386,10 @@ def test_interrupted_import_says_what_happened(tmp_path: Path) -> None:
     assert run("whole.db", None)[0] == 0
     took: float = run.took  # type: ignore[attr-defined]
     outcomes, seen = [], []
-    # Signals from just after start-up to the end, wherever the import then is, and one while it
-    # writes its rows (whatever the load, which may have changed since `took` was measured).
-    for index, when in enumerate((0.6, "writing", 0.9, 0.97, 1.0)):
+    # Signals just after start-up and near the end, wherever the import then is, and two while
+    # it writes its rows, after 1 and 10 MB of its WAL (whatever the load, which may have changed
+    # since `took` was measured).
+    for index, when in enumerate((0.6, 1, 10, 0.97)):
         code, stderr, count = run(f"l{index}.db", took * when if isinstance(when, float) else when)
         seen.append((when, code, count, stderr))
         assert "Traceback" not in stderr
