@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from ipguard.errors import NotFound
+from ipguard.ledger import sightings
 from ipguard.ledger.scan_tables import (
     DhcpOfferRow,
     EvidenceRow,
@@ -109,8 +110,10 @@ def finish(
     error: str = "",
     now: datetime | None = None,
 ) -> ScanRun:
-    """Close a run with its outcome."""
+    """Close a run with its outcome; a scan run completing makes what it saw count as sighted."""
     run = get(session, run_id)
+    if status is RunStatus.COMPLETE and run.kind == SCAN and run.status != status.value:
+        sightings.record_run(session, run_id)
     run.status = status.value
     run.finished_at = now or utcnow()
     if counts is not None:
@@ -206,8 +209,14 @@ def storable(result: ScanResult) -> ScanResult:
     return replace(result, **cleaned)
 
 
-def store_results(session: Session, run_id: int, result: ScanResult) -> dict[str, Any]:
-    """Write what a run saw (one bulk insert per table); returns the counts stored."""
+def store_results(
+    session: Session, run_id: int, result: ScanResult, *, sighted: bool = False
+) -> dict[str, Any]:
+    """Write what a run saw (one bulk insert per table); returns the counts stored.
+
+    `sighted`: the observations count as sightings at once (a watcher's batch); a scan run's
+    count only when it completes (`finish`).
+    """
     replies: Counter[tuple[str, str | None, str]] = Counter()
     first: dict[tuple[str, str | None, str], Observation] = {}
     for seen in result.observations:
@@ -247,6 +256,8 @@ def store_results(session: Session, run_id: int, result: ScanResult) -> dict[str
     for table, values in rows.items():
         if values:
             connection.execute(table.__table__.insert(), values)  # type: ignore[attr-defined]
+    if sighted:
+        sightings.record_rows(session, rows[ObservationRow])
     return {
         **host_counts(result.observations),
         "replies": len(result.observations),
@@ -360,19 +371,7 @@ def load_results(session: Session, run: ScanRun) -> ScanResult:
 
 def last_seen(session: Session) -> dict[tuple[str, str], datetime]:
     """When each (ip, mac) pair was last seen by any complete run, or any watcher, of any site."""
-    seen = ObservationRow.__table__  # type: ignore[attr-defined]
-    run = ScanRun.__table__  # type: ignore[attr-defined]
-    query = (
-        sa.select(seen.c.ip, seen.c.mac, sa.func.max(seen.c.seen_at))
-        .join(run, run.c.id == seen.c.run_id)
-        .where(
-            sa.or_(run.c.status == RunStatus.COMPLETE.value, run.c.kind == WATCH),
-            seen.c.mac.is_not(None),
-        )
-        .group_by(seen.c.ip, seen.c.mac)
-    )
-    # max() keeps the column's type, so the times come back timezone-aware.
-    return {(ip, mac): when for ip, mac, when in session.execute(query)}
+    return sightings.last_seen(session)
 
 
 def service_baseline(

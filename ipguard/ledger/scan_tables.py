@@ -124,6 +124,22 @@ class EvidenceRow(SQLModel, table=True):
     detail: str = ""
 
 
+class SightingRow(SQLModel, table=True):
+    """When an (ip, mac) pair was last seen by a complete scan run or a watcher, of any site.
+
+    One row per pair, kept as runs complete and watchers store batches, so reading it costs the
+    number of pairs, not the length of the history. Pruning old runs leaves it alone.
+    """
+
+    __tablename__ = "sighting"
+    __table_args__ = (sa.UniqueConstraint("ip", "mac", name="uq_sighting_ip_mac"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    ip: str
+    mac: str
+    seen_at: datetime = Field(sa_type=UTCDateTime)
+
+
 class DhcpFingerprintRow(SQLModel, table=True):
     """What a device's DHCP client asks for (options 55 and 60), as a passive watcher saw it."""
 

@@ -107,7 +107,7 @@ def store_sightings(
         cleaned = runs.storable(
             ScanResult(observations=tuple(sightings), dhcp_offers=tuple(offers))
         )
-        runs.store_results(session, run_id, cleaned)
+        runs.store_results(session, run_id, cleaned, sighted=True)
 
 
 def store_fingerprints(session: Session, site: str, clients: Iterable[Any], now: datetime) -> None:

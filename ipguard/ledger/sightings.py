@@ -1,0 +1,76 @@
+"""Sightings: when each (ip, mac) pair was last seen by a complete scan run or by a watcher.
+
+A scan's facts need this for every pair ever seen (a registration unseen for long is stale). It is
+kept in one row per pair, updated where observations become final, so reading it costs the number
+of pairs, not the age of the ledger:
+- a scan run's observations count when the run completes, in the transaction that completes it
+  (an aborted or failed run's never do);
+- a watcher's count as each batch is stored (its run stays `running` for its whole life).
+Observations without a MAC do not count. Pruning old runs leaves sightings alone: a pair seen
+long ago is still known to have been seen then.
+
+Concurrent sensors writing to one PostgreSQL ledger upsert keeping the later time, in (ip, mac)
+order so that two transactions lock the rows they share in the same order (no deadlock).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
+
+from ipguard.ledger.scan_tables import ObservationRow, SightingRow
+
+_SIGHTING: sa.Table = SightingRow.__table__  # type: ignore[attr-defined]
+_OBSERVATION: sa.Table = ObservationRow.__table__  # type: ignore[attr-defined]
+
+
+def last_seen(session: Session) -> dict[tuple[str, str], datetime]:
+    """When each (ip, mac) pair was last seen by any complete run, or any watcher, of any site."""
+    query = sa.select(_SIGHTING.c.ip, _SIGHTING.c.mac, _SIGHTING.c.seen_at)
+    return {(ip, mac): when for ip, mac, when in session.execute(query)}
+
+
+def record_run(session: Session, run_id: int) -> None:
+    """Count what a completing scan run stored (call in the transaction that completes it)."""
+    seen = (
+        sa.select(_OBSERVATION.c.ip, _OBSERVATION.c.mac, sa.func.max(_OBSERVATION.c.seen_at))
+        .where(_OBSERVATION.c.run_id == run_id, _OBSERVATION.c.mac.is_not(None))
+        .group_by(_OBSERVATION.c.ip, _OBSERVATION.c.mac)
+    )
+    # Read back and written in Python's order, like a watcher's batch: the database's collation
+    # might order the pairs otherwise, and two orders of the same rows can deadlock.
+    _upsert(session, {(ip, mac): when for ip, mac, when in session.execute(seen)})
+
+
+def record_rows(session: Session, rows: Iterable[Mapping[str, Any]]) -> None:
+    """Count stored observation rows (ip, mac, seen_at) at once: a watcher's batch."""
+    latest: dict[tuple[str, str], datetime] = {}
+    for row in rows:
+        if row["mac"] is None:
+            continue
+        key = (row["ip"], row["mac"])
+        if key not in latest or latest[key] < row["seen_at"]:
+            latest[key] = row["seen_at"]
+    _upsert(session, latest)
+
+
+def _upsert(session: Session, latest: Mapping[tuple[str, str], datetime]) -> None:
+    """Insert each pair or move its time forward, in (ip, mac) order (see the module's text)."""
+    if not latest:
+        return
+    connection = session.connection()
+    insert = (postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert)(
+        _SIGHTING
+    )
+    statement = insert.on_conflict_do_update(
+        index_elements=[_SIGHTING.c.ip, _SIGHTING.c.mac],
+        set_={"seen_at": insert.excluded.seen_at},
+        where=_SIGHTING.c.seen_at < insert.excluded.seen_at,  # keep the later of the two
+    )
+    values = [{"ip": ip, "mac": mac, "seen_at": when} for (ip, mac), when in sorted(latest.items())]
+    connection.execute(statement, values)
