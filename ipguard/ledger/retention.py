@@ -6,7 +6,8 @@ What goes, for a cutoff `now - days`:
 - findings resolved strictly before the cutoff.
 
 What stays: the audit trail, every open or acknowledged finding (its evidence is stored on the
-finding row itself, so removing the runs that raised it loses nothing), and every newer run.
+finding row itself, so removing the runs that raised it loses nothing), every newer run, and the
+sightings (when each (ip, mac) pair was last seen: one row per pair, see `sightings`).
 """
 
 from __future__ import annotations

@@ -37,14 +37,18 @@ def last_seen(session: Session) -> dict[tuple[str, str], datetime]:
 
 def record_run(session: Session, run_id: int) -> None:
     """Count what a completing scan run stored (call in the transaction that completes it)."""
+    ip, mac, seen_at = _OBSERVATION.c.ip, _OBSERVATION.c.mac, _OBSERVATION.c.seen_at
+    if session.connection().dialect.name == "postgresql":
+        # Code-point order, as Python sorts a watcher's batch: two sensors meeting the same pairs
+        # lock them in the same order, whatever the database's collation (no deadlock).
+        ip, mac = ip.collate("C"), mac.collate("C")  # type: ignore[assignment]
     seen = (
-        sa.select(_OBSERVATION.c.ip, _OBSERVATION.c.mac, sa.func.max(_OBSERVATION.c.seen_at))
+        sa.select(_OBSERVATION.c.ip, _OBSERVATION.c.mac, sa.func.max(seen_at))
         .where(_OBSERVATION.c.run_id == run_id, _OBSERVATION.c.mac.is_not(None))
         .group_by(_OBSERVATION.c.ip, _OBSERVATION.c.mac)
+        .order_by(ip, mac)
     )
-    # Read back and written in Python's order, like a watcher's batch: the database's collation
-    # might order the pairs otherwise, and two orders of the same rows can deadlock.
-    _upsert(session, {(ip, mac): when for ip, mac, when in session.execute(seen)})
+    session.execute(_upsert(session).from_select(["ip", "mac", "seen_at"], seen))
 
 
 def record_rows(session: Session, rows: Iterable[Mapping[str, Any]]) -> None:
@@ -56,21 +60,19 @@ def record_rows(session: Session, rows: Iterable[Mapping[str, Any]]) -> None:
         key = (row["ip"], row["mac"])
         if key not in latest or latest[key] < row["seen_at"]:
             latest[key] = row["seen_at"]
-    _upsert(session, latest)
+    if latest:
+        values = [
+            {"ip": ip, "mac": mac, "seen_at": when} for (ip, mac), when in sorted(latest.items())
+        ]
+        session.connection().execute(_upsert(session), values)
 
 
-def _upsert(session: Session, latest: Mapping[tuple[str, str], datetime]) -> None:
-    """Insert each pair or move its time forward, in (ip, mac) order (see the module's text)."""
-    if not latest:
-        return
-    connection = session.connection()
-    insert = (postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert)(
-        _SIGHTING
-    )
-    statement = insert.on_conflict_do_update(
+def _upsert(session: Session) -> Any:
+    """An INSERT into sighting that, for a pair already known, keeps the later of the two times."""
+    dialect = session.connection().dialect.name
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_SIGHTING)
+    return insert.on_conflict_do_update(
         index_elements=[_SIGHTING.c.ip, _SIGHTING.c.mac],
         set_={"seen_at": insert.excluded.seen_at},
-        where=_SIGHTING.c.seen_at < insert.excluded.seen_at,  # keep the later of the two
+        where=_SIGHTING.c.seen_at < insert.excluded.seen_at,
     )
-    values = [{"ip": ip, "mac": mac, "seen_at": when} for (ip, mac), when in sorted(latest.items())]
-    connection.execute(statement, values)

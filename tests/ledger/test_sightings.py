@@ -204,7 +204,7 @@ def test_concurrent_sensors_on_postgresql_keep_the_later_time(postgres_server: s
                 at = NOW + timedelta(minutes=round_, seconds=number)
                 observations = tuple(Observation(ip, mac, at, "arp") for ip, mac in order)
                 gate.wait(timeout=60)
-                if number % 2:
+                if (number + round_) % 2:  # scans and watchers, meeting each other
                     scan(store, at, observations, site=f"site{number}")
                 else:
                     run_id = start(store, at, site=f"site{number}", kind=runs.WATCH)
