@@ -36,6 +36,17 @@ def facts(path: str) -> dict[str, object]:
             )
             if "observation" in tables
             else {},
+            # When each (ip, mac) was last seen, as kept, and as the complete runs' history says.
+            "sightings": rows("SELECT ip, mac, seen_at FROM sighting ORDER BY ip, mac")
+            if "sighting" in tables
+            else [],
+            "sightings_of_runs": rows(
+                "SELECT o.ip, o.mac, max(o.seen_at) FROM observation o JOIN scan_run r"
+                " ON r.id = o.run_id WHERE (r.status = 'complete' OR r.kind = 'watch')"
+                " AND o.mac IS NOT NULL GROUP BY o.ip, o.mac ORDER BY o.ip, o.mac"
+            )
+            if "sighting" in tables
+            else [],
         }
 
 

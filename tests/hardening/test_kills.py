@@ -109,6 +109,8 @@ def test_scans_killed_at_random_moments_leave_a_sound_ledger(tmp_path: Path, con
             assert stored in (0, SCAN_HOSTS), (run_id, status, stored)
             if status == "complete":
                 assert stored == SCAN_HOSTS
+        # Only complete runs count as sightings, and all of their pairs do.
+        assert facts["sightings"] == facts["sightings_of_runs"]
     # Most delays fall inside a scan; how many depends on the machine's load (3 of 20 once, when
     # the reference scan was the one that created the ledger), so only a quarter is required.
     assert killed >= KILLS // 4, f"only {killed} of {KILLS} runs were killed in flight"
@@ -119,6 +121,7 @@ def test_scans_killed_at_random_moments_leave_a_sound_ledger(tmp_path: Path, con
     sound(facts)
     statuses = [run[1] for run in facts["runs"]]
     assert statuses[-1] == "complete" and "running" not in statuses
+    assert facts["sightings"] and facts["sightings"] == facts["sightings_of_runs"]
     # A scan killed before it recorded its run (starting up) leaves no run to abort, one killed
     # after its last commit (exiting) a complete run.
     assert 0 < statuses.count("aborted") <= killed
