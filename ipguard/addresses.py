@@ -48,17 +48,22 @@ def parse_ip(text: str) -> str:
         if packed == _UNSPECIFIED_V4 or packed[0] >= 224:
             _refuse(ipaddress.IPv4Address(packed))
         return value
-    if "%" in value:
-        raise AddressError(
-            "a scoped address (zone index after %) names a link, not a device; "
-            "give the address without %…"
-        )
+    _refuse_zone(value)
     try:
         address = ipaddress.ip_address(value)
     except ValueError:
         raise AddressError("not an IP address") from None
     _refuse(address)
     return str(address)
+
+
+def _refuse_zone(value: str) -> None:
+    """Refuse a scoped address: its zone index names a link, not a device."""
+    if "%" in value:
+        raise AddressError(
+            "a scoped address (zone index after %) names a link, not a device; "
+            "give the address without %…"
+        )
 
 
 def _refuse(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> None:
@@ -81,11 +86,7 @@ def parse_static_ipv6(text: str) -> str:
     value = text.strip()
     if not value:
         raise AddressError("IPv6 address is required")
-    if "%" in value:
-        raise AddressError(
-            "a scoped address (zone index after %) names a link, not a device; "
-            "give the address without %…"
-        )
+    _refuse_zone(value)
     try:
         address = ipaddress.ip_address(value)
     except ValueError:

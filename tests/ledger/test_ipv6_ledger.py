@@ -17,22 +17,14 @@ from ipguard.ledger.store import SCHEMA_HEAD, Store
 from ipguard.model import Binding
 from tests.conftest import Cli
 from tests.ledger.test_import_export import FULL_ROWS, ledger_json, row, write_csv
-from tests.ledger.test_sites import upgrade
+from tests.ledger.test_sites import old_record, upgrade
 
 SHARED = "2001:db8::98"
 
 
 def test_migration_0005_gives_existing_records_no_static_ipv6(db_url: str) -> None:
     upgrade(db_url, "0004")
-    engine = sa.create_engine(db_url, poolclass=sa.NullPool)
-    with engine.begin() as connection:
-        connection.execute(
-            sa.text(
-                "INSERT INTO device (ip, mac, owner, created_at, updated_at) VALUES "
-                "('10.0.0.1', '02:00:00:00:00:01', '李伟', '2026-01-01', '2026-01-02')"
-            )
-        )
-    engine.dispose()
+    old_record(db_url)
     store = Store(db_url)
     with store.session() as session:
         version = session.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()

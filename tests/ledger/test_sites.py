@@ -45,8 +45,8 @@ def test_the_columns_are_the_readmes_with_site_last() -> None:
     assert LEDGER_FIELDS[-2:] == ("notes", "site")
 
 
-def test_migration_0003_keeps_existing_records_valid_at_every_site(db_url: str) -> None:
-    upgrade(db_url, "0002")
+def old_record(db_url: str) -> None:
+    """One record written before the migration under test, straight into its table."""
     engine = sa.create_engine(db_url, poolclass=sa.NullPool)
     with engine.begin() as connection:
         connection.execute(
@@ -56,6 +56,11 @@ def test_migration_0003_keeps_existing_records_valid_at_every_site(db_url: str) 
             )
         )
     engine.dispose()
+
+
+def test_migration_0003_keeps_existing_records_valid_at_every_site(db_url: str) -> None:
+    upgrade(db_url, "0002")
+    old_record(db_url)
     store = Store(db_url)
     with store.session(write=False) as session:
         row = session.execute(sa.text("SELECT ip, owner, site FROM device")).one()

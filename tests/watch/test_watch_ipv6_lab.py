@@ -31,7 +31,7 @@ from tests.lab.ipv6_lab import (
     ipv6_routers,
 )
 from tests.watch.lab import WATCH_CONFIG, as_hub, background
-from tests.watch.test_watch_lab import DEADLINE, Watching, wait_for
+from tests.watch.test_watch_lab import DEADLINE, Watching, wait_for, watched
 
 pytestmark = pytest.mark.lab
 TOOLS = ("radvd", "atk6-fake_router6", "atk6-fake_advertise6", "atk6-dump_router6")
@@ -50,21 +50,11 @@ def lab() -> Iterator[Lab]:
 
 @pytest.fixture
 def watching(lab: Lab, tmp_path: Path) -> Iterator[Watching]:
-    lab.write_ledger_csv(tmp_path / "ledger.csv")
     config = WATCH_CONFIG.format(subnet=lab.subnet)
     config = config.replace(
         f'subnets = ["{lab.subnet}"]', f'subnets = ["{lab.subnet}", "{PREFIX}"]'
     )
-    (tmp_path / "ipguard.toml").write_text(config)
-    watching = Watching(lab, tmp_path)
-    imported = watching.cli("ledger", "import", str(tmp_path / "ledger.csv"))
-    assert imported.returncode == 0, imported.stderr
-    try:
-        yield watching
-    finally:
-        if watching.process is not None and watching.process.poll() is None:
-            watching.process.kill()
-            watching.process.wait(timeout=30)
+    yield from watched(lab, tmp_path, config)
 
 
 def test_watch_reports_rogue_router_advertisements_and_a_taken_static_ipv6(

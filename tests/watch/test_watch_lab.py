@@ -156,8 +156,14 @@ def wait_for(
 @pytest.fixture
 def watching(lab_factory: LabFactory, tmp_path: Path) -> Iterator[Watching]:
     lab = lab_factory(watch_scenario())
+    yield from watched(lab, tmp_path, WATCH_CONFIG.format(subnet=lab.subnet))
+
+
+def watched(lab: Lab, tmp_path: Path, config: str) -> Iterator[Watching]:
+    """A watcher's files (the lab's ledger imported, `config`); on the way out, no watcher left
+    running and every watcher's standard error printed."""
     lab.write_ledger_csv(tmp_path / "ledger.csv")
-    (tmp_path / "ipguard.toml").write_text(WATCH_CONFIG.format(subnet=lab.subnet))
+    (tmp_path / "ipguard.toml").write_text(config)
     watching = Watching(lab, tmp_path)
     imported = watching.cli("ledger", "import", str(tmp_path / "ledger.csv"))
     assert imported.returncode == 0, imported.stderr
