@@ -18,7 +18,19 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-HEAVY = ("scapy", "sqlalchemy", "sqlmodel", "alembic", "nmap", "openpyxl", "apprise", "jinja2")
+# pydantic: typer 0.29 and later build a pydantic TypeAdapter per option before the command runs
+# (pyproject.toml pins typer below 0.29 for that reason; the ledger imports pydantic after the probe).
+HEAVY = (
+    "scapy",
+    "sqlalchemy",
+    "sqlmodel",
+    "pydantic",
+    "alembic",
+    "nmap",
+    "openpyxl",
+    "apprise",
+    "jinja2",
+)
 
 
 def started_at() -> float:

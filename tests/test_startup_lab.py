@@ -2,8 +2,8 @@
 lifecycle holds although the sweep starts before the ledger is opened.
 
 tests.firstprobe runs `ipguard` with every socket send wrapped: at the first frame it records
-which heavy modules were already imported (none may be: scapy, SQLAlchemy, nmap, openpyxl and the
-rest come after the first probe). How soon that is after the process started is a benchmark
+which heavy modules were already imported (none may be: scapy, SQLAlchemy, pydantic, nmap,
+openpyxl and the rest come after the first probe). How soon that is after the process started is a benchmark
 (bench/startup.py), not a test.
 """
 
