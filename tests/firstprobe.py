@@ -18,8 +18,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-# pydantic: typer 0.29 and later build a pydantic TypeAdapter per option before the command runs
-# (pyproject.toml pins typer below 0.29 for that reason; the ledger imports pydantic after the probe).
+# pydantic: typer 0.29 and later build a pydantic TypeAdapter per option before the command
+# runs (pyproject.toml pins typer below 0.29 for that reason; the ledger imports pydantic after
+# the probe).
 HEAVY = (
     "scapy",
     "sqlalchemy",

@@ -3,8 +3,8 @@ lifecycle holds although the sweep starts before the ledger is opened.
 
 tests.firstprobe runs `ipguard` with every socket send wrapped: at the first frame it records
 which heavy modules were already imported (none may be: scapy, SQLAlchemy, pydantic, nmap,
-openpyxl and the rest come after the first probe). How soon that is after the process started is a benchmark
-(bench/startup.py), not a test.
+openpyxl and the rest come after the first probe). How soon that is after the process started
+is a benchmark (bench/startup.py), not a test.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from tests.lab.scenarios import small
 
 REPO = Path(__file__).resolve().parents[1]
 IPGUARD = str(Path(sys.executable).with_name("ipguard"))
-SCAN_PATH = ("context", "main", "output", "scan")  # the command modules `ipguard scan` needs
+SCAN_PATH = ("context", "main", "output", "scan", "streams")  # what `ipguard scan` needs
 
 
 def argv(lab: Lab, work: Path, *args: str, first: Path | None = None) -> list[str]:

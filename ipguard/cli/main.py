@@ -208,15 +208,27 @@ def main(
 
 def run(shared: AppState | None = None) -> None:
     """Console entry point; `shared` is the state to start from (tests inject a scanner there)."""
+    from ipguard.cli import streams
+
     gc.disable()  # until the command settles: see context.settle
+    streams.guard()  # a failing standard output is an error line (see streams)
     try:
         app(prog_name="ipguard", obj=shared)
     except KeyboardInterrupt:
         error_line("interrupted")
         sys.exit(130)
+    except streams.OutputFailed as error:  # writing `--help` or `--version`, before any command
+        error_line(str(error))
+        sys.exit(error.exit_code)
     except SystemExit as done:  # how every command ends (click's standalone mode)
-        _exit_now(done)
-        raise
+        ending = done
+        try:
+            sys.stdout.flush()  # what is still buffered may fail too (a small output > /dev/full)
+        except streams.OutputFailed as error:
+            error_line(str(error))
+            ending = SystemExit(error.exit_code)
+        _exit_now(ending)
+        raise ending from None
 
 
 def _exit_now(done: SystemExit) -> None:

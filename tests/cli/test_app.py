@@ -140,6 +140,7 @@ def test_a_command_loads_only_its_own_module_and_exit_handlers_still_run(tmp_pat
         "ipguard.cli.history",
         "ipguard.cli.main",
         "ipguard.cli.output",
+        "ipguard.cli.streams",
     ]
     assert done.stderr.strip() == f"{modules} True"
 
