@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from ipguard.config import AlertSettings
-from ipguard.escape import visible
+from ipguard.escape import one_line
 from ipguard.ledger import findings
 from ipguard.ledger.scan_tables import FindingRow
 from ipguard.ledger.store import Store
@@ -53,6 +53,7 @@ def digest(rows: Sequence[FindingRow], *, site: str, run_id: int | None) -> tupl
     """Title and plain-text body of a digest."""
     worst = max((Severity(row.severity) for row in rows), default=Severity.INFO)
     count = len(rows)
+    site = one_line(site)  # a title is one header line: a newline there would start another
     title = (
         f"ipguard: {count} finding{'s' if count != 1 else ''} need attention at site {site} "
         f"({worst.value})"
@@ -62,10 +63,10 @@ def digest(rows: Sequence[FindingRow], *, site: str, run_id: int | None) -> tupl
         escalated = (
             f" (escalated from {row.alerted_severity})" if row.alerted_severity is not None else ""
         )
-        subject = _one_line(" ".join(part for part in (row.ip, row.mac, row.port) if part))
+        subject = one_line(" ".join(part for part in (row.ip, row.mac, row.port) if part))
         lines.append(
             f"[{row.severity.upper()}] #{row.id} {row.kind} {subject}{escalated}: "
-            f"{_one_line(row.summary)}"
+            f"{one_line(row.summary)}"
         )
         when = f"    first seen {_utc(row.first_seen_at)}"
         if row.report_due_at is not None:
@@ -75,10 +76,6 @@ def digest(rows: Sequence[FindingRow], *, site: str, run_id: int | None) -> tupl
         lines.append(f"… and {count - MAX_LINES} more: `ipguard findings list --site {site}`")
     lines += ["", "Acknowledge with `ipguard findings ack ID --note TEXT`."]
     return title, "\n".join(lines)
-
-
-def _one_line(text: str) -> str:
-    return visible(" ".join(text.split()))
 
 
 def _utc(value: datetime) -> str:

@@ -2,9 +2,13 @@
 
 Hostnames, banners, page titles and SSDP fields are stored as the host sent them; they may hold
 terminal escape sequences (ESC, and the 8-bit CSI 0x9b), NUL, bidirectional overrides that make
-text read backwards, or line separators. `visible` shows each such character as an escape
-(`\\x1b`, `\\u202e`) so that it can be read but never acts; `json_text` does the same inside
-JSON strings, which stays valid JSON that decodes to the stored text.
+text read backwards, line separators, or characters that draw nothing at all (zero-width and
+format characters, Unicode tag characters that smuggle invisible ASCII, Hangul fillers that make
+a name look empty). `visible` shows each such character as an escape (`\\x1b`, `\\u202e`,
+`\\U000e0041`) so that it can be read but never acts; `json_text` does the same inside JSON
+strings, which stays valid JSON that decodes to the stored text. This is the one rule: the
+terminal, HTML, Markdown, CSV and JSON outputs all use it. Letters of any script and the spaces
+people type between them (no-break, ideographic) are ordinary text and stay as they are.
 """
 
 from __future__ import annotations
@@ -13,18 +17,27 @@ import json
 import re
 from typing import Any
 
-# C0 controls, DEL, C1 controls (0x9b is a one-byte CSI on some terminals), zero-width and
-# bidirectional formatting characters, line/paragraph separators, BOM, lone surrogates.
+# C0 controls, DEL, C1 controls (0x9b is a one-byte CSI on some terminals), the format
+# characters that draw nothing (soft hyphen, zero-width and bidirectional marks, BOM,
+# interlinear annotation, musical beams, shorthand format controls, tags), the combining grapheme
+# joiner and the Hangul fillers (blank-looking letters), line/paragraph separators, lone
+# surrogates. Variation selectors are kept: emoji and CJK ideographic variants need them.
 _HIDDEN = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff"
-    "\ufff9-\ufffb\ud800-\udfff]"
+    "[\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e"
+    "\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164\ufeff\uffa0\ufff9-\ufffb\ud800-\udfff"
+    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e007f]"
 )
 _NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+# What breaks a line or spaces out text in ASCII, and the Unicode line separators; not the
+# no-break or ideographic spaces, which belong to the text they stand in (李\u3000伟).
+_BREAKS = re.compile("[\t\n\x0b\x0c\r\x1c-\x1f \x85\u2028\u2029]+")
 
 
 def _escape(char: str) -> str:
     code = ord(char)
-    return _NAMED.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+    if code < 0x100:
+        return _NAMED.get(char) or f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def visible(value: Any, *, keep: str = "") -> str:
@@ -38,6 +51,12 @@ def visible(value: Any, *, keep: str = "") -> str:
     return _HIDDEN.sub(lambda m: m.group() if m.group() in keep else _escape(m.group()), text)
 
 
+def one_line(value: Any) -> str:
+    """`visible` text on one line: each run of line breaks, tabs and spaces becomes one space."""
+    text = "" if value is None else str(value)
+    return visible(_BREAKS.sub(" ", text).strip(" "))
+
+
 def json_text(data: Any, *, indent: int | None = 2) -> str:
     """JSON with non-ASCII text kept readable but every hidden character escaped (`\\u001b`)."""
     text = json.dumps(data, ensure_ascii=False, indent=indent, default=str)
@@ -48,4 +67,11 @@ def json_text(data: Any, *, indent: int | None = 2) -> str:
 
 def _json_escape(match: re.Match[str]) -> str:
     char = match.group()
-    return char if char == "\n" else f"\\u{ord(char):04x}"
+    code = ord(char)
+    if char == "\n":
+        return char
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    # JSON spells a character beyond the BMP as its UTF-16 surrogate pair.
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"

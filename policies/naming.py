@@ -143,7 +143,9 @@ def check(facts: RunFacts, settings: PolicySettingsLike, seen: Sightings) -> lis
         if not failing:
             continue
         kind = FindingKind.HOSTNAME_POLICY
-        listed = ", ".join(repr(item["name"]) for item in failing)
+        # Quoted as sent: repr() would spell an ideographic space or a backslash as an escape,
+        # another name; each output shows control characters as escapes itself.
+        listed = ", ".join(f"'{item['name']}'" for item in failing)
         summary = (
             f"{ip} ({who(record)}) goes by {listed}, which fails the hostname rule "
             f"{settings.hostname_rule}"

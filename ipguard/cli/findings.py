@@ -9,7 +9,7 @@ import typer
 
 from ipguard.cli.context import state
 from ipguard.cli.metrics import refresh
-from ipguard.cli.output import Format, emit_json, info, sections, table
+from ipguard.cli.output import Shown, emit_json, info, sections, table
 
 app = typer.Typer(help="Findings: list, acknowledge, resolve.", no_args_is_help=True)
 
@@ -27,7 +27,7 @@ def list_findings(
         str | None,
         typer.Option(help="Only the findings of this IP (IPv4 or IPv6, any spelling) or MAC."),
     ] = None,
-    fmt: Annotated[Format, typer.Option("--format", help="table or json.")] = Format.table,
+    fmt: Annotated[Shown, typer.Option("--format", help="table or json.")] = Shown.table,
 ) -> None:
     """List findings, most severe first, then by address (IPv4 before IPv6)."""
     from ipguard.errors import InvalidValue
@@ -50,7 +50,7 @@ def list_findings(
         rows = findings.list_findings(session, site=site, state=state_, kind=kind, address=address)
     if state_ is None:
         rows = [row for row in rows if row.state != FindingState.RESOLVED.value]
-    if fmt == Format.json:
+    if fmt == Shown.json:
         emit_json({"findings": [finding_json(row) for row in rows], "summary": summary_json(rows)})
         return
     now = datetime.now(UTC)
@@ -90,7 +90,7 @@ def list_findings(
 def show(
     ctx: typer.Context,
     finding_id: Annotated[int, typer.Argument(help="Finding id.")],
-    fmt: Annotated[Format, typer.Option("--format", help="table or json.")] = Format.table,
+    fmt: Annotated[Shown, typer.Option("--format", help="table or json.")] = Shown.table,
 ) -> None:
     """One finding: its lifecycle and the evidence that raised it, as sentences (JSON: raw)."""
     from ipguard.ledger import findings
@@ -104,7 +104,7 @@ def show(
         prints = fingerprint_json(session, row.mac) if row.mac else []
     if prints:
         document["dhcp_fingerprint"] = prints
-    if fmt == Format.json:
+    if fmt == Shown.json:
         emit_json(document)
         return
     shown = finding_sections(document)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from ipguard.cli.context import state
-from ipguard.cli.output import Format, emit, emit_json, sections, table
+from ipguard.cli.output import Format, Shown, emit, emit_json, sections, table
 
 runs_app = typer.Typer(help="Scan runs: when, where, how they ended.", no_args_is_help=True)
 RUN_COLUMNS = (
@@ -52,7 +52,7 @@ def list_runs(
 def show(
     ctx: typer.Context,
     run_id: Annotated[int, typer.Argument(help="Run id.")],
-    fmt: Annotated[Format, typer.Option("--format", help="table or json.")] = Format.table,
+    fmt: Annotated[Shown, typer.Option("--format", help="table or json.")] = Shown.table,
 ) -> None:
     """One run in sections: settings, phase timings, counts, ignored replies, uncovered, error."""
     from ipguard.ledger import runs
@@ -60,7 +60,7 @@ def show(
 
     with state(ctx).store().session(write=False) as session:
         document = run_document(runs.get(session, run_id))
-    if fmt == Format.json:
+    if fmt == Shown.json:
         emit_json(document)
     else:
         sections(run_sections(document))
@@ -75,7 +75,7 @@ def diff(
         int | None, typer.Argument(help="Newer run (default: the last complete run).")
     ] = None,
     site: Annotated[str | None, typer.Option(help="Site whose runs to compare by default.")] = None,
-    fmt: Annotated[Format, typer.Option("--format", help="table or json.")] = Format.table,
+    fmt: Annotated[Shown, typer.Option("--format", help="table or json.")] = Shown.table,
 ) -> None:
     """What changed between two runs: hosts, IP and MAC changes, services, names."""
     from ipguard.errors import InvalidValue, NotFound
@@ -98,7 +98,7 @@ def diff(
         if older.id == newer.id:
             raise InvalidValue(f"both runs are {older.id}; name two different runs")
         changes = diff_results(runs.load_results(session, older), runs.load_results(session, newer))
-    if fmt == Format.json:
+    if fmt == Shown.json:
         emit_json({"from_run": older.id, "to_run": newer.id, **changes.as_json()})
         return
     rows = []

@@ -24,24 +24,18 @@ class Format(StrEnum):
     csv = "csv"
 
 
-_VISIBLE = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+class Shown(StrEnum):
+    """Output formats of commands that show one thing or a grouped view: no CSV of those."""
+
+    table = "table"
+    json = "json"
 
 
 def safe(value: Any) -> str:
-    """Text with control and bidi-override characters shown as escapes, safe for a terminal."""
-    text = "" if value is None else str(value)
-    if text.isprintable():
-        return text
-    out = []
-    for char in text:
-        if char.isprintable() or char == " ":
-            out.append(char)
-        elif char in _VISIBLE:
-            out.append(_VISIBLE[char])
-        else:
-            code = ord(char)
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-    return "".join(out)
+    """Text safe for a terminal: `ipguard.escape.visible`, the one rule every output follows."""
+    from ipguard.escape import visible
+
+    return visible(value)
 
 
 def error_line(message: str) -> None:
@@ -98,7 +92,8 @@ def table(
     from rich.table import Table
     from rich.text import Text
 
-    grid = Table(title=title, show_lines=False, header_style="bold")
+    # A title is text too (a site name, say): as a plain str rich would read "[…]" as markup.
+    grid = Table(title=None if title is None else Text(safe(title)), header_style="bold")
     for column in columns:
         grid.add_column(column, overflow="fold")
     for row in rows:

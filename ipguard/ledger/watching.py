@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
+from ipguard.escape import one_line
 from ipguard.ledger import devices, runs
 from ipguard.ledger.scan_tables import DhcpFingerprintRow, ScanRun
 from ipguard.ledger.tables import Device
@@ -156,9 +157,11 @@ def fingerprint_notes(session: Session, records: Sequence[dict[str, str]]) -> No
         by_mac.setdefault(row.mac, []).append(row)
     for record in records:
         prints = by_mac.get(record["mac"], [])
+        # The vendor class and hostname are what the client sent: shown as escapes, they can
+        # neither act on a terminal nor make openpyxl refuse the cell (and lose the export).
         heard = [
             f"[DHCP at {row.site}: options {row.parameters or '-'}; vendor "
-            f"{row.vendor_class or '-'}; hostname {row.hostname or '-'}]"
+            f"{one_line(row.vendor_class or '-')}; hostname {one_line(row.hostname or '-')}]"
             for row in prints
         ]
         if heard:

@@ -1,25 +1,26 @@
 """The report as Markdown (GitHub-flavoured tables), for wikis, tickets and e-mail.
 
 The sections come from `ipguard.reports.sections`, as for the HTML page. Values from the network or
-the ledger are escaped with `md`: table pipes, backticks, emphasis and link characters, and angle
-brackets (so no raw HTML reaches a renderer); line breaks become spaces, control and bidi
-characters visible escapes.
+the ledger are escaped with `md`: table pipes, backticks, emphasis and link characters, angle
+brackets (so no raw HTML reaches a renderer) and ampersands (so no entity such as `&rlm;` or
+`&ZeroWidthSpace;` turns into a character the text does not hold); line breaks become spaces,
+control and bidi characters visible escapes (`ipguard.escape.one_line`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ipguard.escape import visible
+from ipguard.escape import one_line
 from ipguard.reports.sections import FindingItem, Report, Table, build, cell
 from ipguard.reports.summary import Summary
 
-_SPECIAL = "\\`*_[]<>|#!~"
+_SPECIAL = "\\`*_[]<>|#!~&"
 
 
 def md(value: Any) -> str:
     """Text safe inside a Markdown table cell or paragraph."""
-    text = visible(" ".join(("" if value is None else str(value)).split()))
+    text = one_line(value)
     return "".join(f"\\{char}" if char in _SPECIAL else char for char in text)
 
 

@@ -345,3 +345,26 @@ def test_a_long_digest_is_cut() -> None:
     assert body.startswith("Scan run 4 at site lab found:")
     assert "… and 7 more: `ipguard findings list --site lab`" in body
     assert "host 1 with a line break" in body
+
+
+def test_hostile_names_and_a_careless_site_name_add_no_mail_header(
+    cli: Cli, mailbox: Inbox, tmp_path: Path
+) -> None:
+    """A device's name and the site's name reach the digest; neither becomes a header line."""
+    from ipguard.model import NameObservation
+
+    hostile = "pc\r\nBcc: thief@example.com\x1b]0;pwned\x07\U000e0041"
+    cli("ledger", "add", *REGISTERED)
+    names = [NameObservation(REGISTERED[0], hostile, "dns")]
+    cli.scanner = FakeScanner([result(REGISTERED, names=names)])
+    config = write_config(tmp_path / "ipguard.toml", [mail_url(mailbox.port)], "low")
+    text = config.read_text().replace('hostname_rule = ""', 'hostname_rule = "^x$"')
+    config.write_text(text.replace('site = "lab"', 'site = "lab\\nBcc: thief@example.com"'))
+    code, _, stderr = scan(cli, config)
+    assert code == 0, stderr  # hostname-policy is low: below fail_on
+    (mail,) = mailbox.messages
+    headers, _, body = mail.partition("\n\n")
+    assert not any(line.lower().startswith("bcc") for line in mail.splitlines()), mail
+    subject = next(line for line in headers.splitlines() if line.startswith("Subject:"))
+    assert subject.endswith("at site lab Bcc: thief@example.com (low)")
+    assert "hostname-policy" in body and "\x1b" not in mail and "\U000e0041" not in mail

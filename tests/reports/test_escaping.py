@@ -1,0 +1,95 @@
+"""One rule for hidden characters, the same in every output; ordinary letters and spaces untouched.
+
+`ipguard.escape.visible` decides what a reader must see as an escape (controls, bidi and other
+format characters, Unicode tag characters that carry invisible text, line separators, fillers
+that draw nothing); the terminal, HTML, Markdown, CSV and JSON all use it. Markdown output is
+checked through a real CommonMark renderer (markdown-it-py, which rich brings), so what a wiki
+shows is what the ledger holds.
+"""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+
+import pytest
+
+from ipguard.cli.output import safe
+from ipguard.escape import json_text, visible
+from ipguard.reports import markdown
+
+# Characters that draw nothing yet change what a reader sees or what a program gets.
+INVISIBLE = [
+    "\U000e0041",  # TAG LATIN CAPITAL LETTER A: "ASCII smuggling" of text no one sees
+    "\U000e007f",  # CANCEL TAG
+    "\u3164",  # HANGUL FILLER: an empty-looking name
+    "\u115f",  # HANGUL CHOSEONG FILLER
+    "\uffa0",  # HALFWIDTH HANGUL FILLER
+    "\u034f",  # COMBINING GRAPHEME JOINER
+    "\U0001d173",  # MUSICAL SYMBOL BEGIN BEAM (a format character)
+    "\u200b",  # ZERO WIDTH SPACE
+    "\u2066",  # LEFT-TO-RIGHT ISOLATE
+    "\x9b",  # 8-bit CSI
+]
+# Ordinary text: letters of any script, and the spaces people type between them.
+ORDINARY = ["Zoë-Laptop", "李的电脑", "李\u3000伟", "Café\u00a02", "Ünïcödé", "ok 👍", "Δ-ώ"]
+
+
+@pytest.mark.parametrize("char", INVISIBLE, ids=lambda c: f"U+{ord(c):04X}")
+def test_every_output_shows_a_hidden_character_as_an_escape(char: str) -> None:
+    text = f"admin{char}x"
+    for shown in (visible(text), safe(text), markdown.md(text)):
+        assert char not in shown and "admin" in shown and f"{ord(char):x}" in shown, repr(shown)
+    encoded = json_text({"name": text})
+    assert char not in encoded
+    assert json.loads(encoded) == {"name": text}  # lossless: decodes to the stored text
+
+
+@pytest.mark.parametrize("text", ORDINARY)
+def test_ordinary_names_show_as_themselves(text: str) -> None:
+    assert visible(text) == text
+    assert safe(text) == text
+    assert json.loads(json_text(text)) == text and json_text(text) == json.dumps(
+        text, ensure_ascii=False
+    )
+
+
+def test_a_lone_surrogate_in_json_stays_valid_and_lossless() -> None:
+    text = "x\udcffy\ud800"
+    encoded = json_text([text])
+    encoded.encode("utf-8")  # no lone surrogate reaches the bytes
+    assert json.loads(encoded) == [text]
+
+
+class _Text(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+
+def rendered_text(markdown_text: str) -> str:
+    """What a CommonMark renderer (with GFM tables) shows for `markdown_text`, as plain text."""
+    from markdown_it import MarkdownIt
+
+    parser = _Text()
+    parser.feed(MarkdownIt("commonmark").enable("table").render(markdown_text))
+    return "".join(part for part in parser.parts if part.strip())  # not the markup's newlines
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "admin&ZeroWidthSpace;",  # a named entity a renderer turns into an invisible character
+        "gnp&rlm;exe",  # a bidi mark by name
+        "&#x202e;gnp.exe",  # a bidi override by number
+        "&lt;b&gt; &amp; &copy;",  # entities that must show as typed, not as <b> & ©
+        "a|b [x](javascript:alert(1)) <http://e> `c` *d* _e_ # ~f~ !g",
+    ],
+)
+def test_markdown_shows_the_stored_text_in_a_real_renderer(text: str) -> None:
+    cell = f"| name |\n| --- |\n| {markdown.md(text)} |\n"
+    assert rendered_text(cell) == f"name{text}"
+    assert rendered_text(f"- {markdown.md(text)}\n") == text
