@@ -174,9 +174,39 @@ class Store:
                 if self.dialect == "postgresql":
                     # Two sensors starting at once on a fresh database: one migrates, one waits.
                     connection.execute(sa.text("SELECT pg_advisory_xact_lock(7262737)"))
+                self._refuse_foreign(connection, config)
                 config.attributes["connection"] = connection
                 command.upgrade(config, "head")
                 connection.commit()
+
+    def _refuse_foreign(self, connection: sa.Connection, config: Any) -> None:
+        """Migrate only an empty database or an ipguard ledger whose revision this ipguard knows.
+
+        Another program's database (a mistyped --db) must not get ipguard's tables added to it,
+        and a ledger that a newer ipguard migrated cannot be read by this one.
+        """
+        from alembic.script import ScriptDirectory
+
+        revision = _current_revision(connection)
+        if revision is None:
+            tables = sorted(set(sa.inspect(connection).get_table_names()) - {"alembic_version"})
+            if tables:
+                more = ", …" if len(tables) > 5 else ""
+                raise InputError(
+                    f"{self.shown_url} is not an ipguard ledger: it holds other tables "
+                    f"({', '.join(tables[:5])}{more}) and ipguard will not add its own; "
+                    "give the ledger's path, or a new file or an empty database"
+                )
+            return
+        known = {script.revision for script in ScriptDirectory.from_config(config).walk_revisions()}
+        if revision not in known:
+            from ipguard import __version__
+
+            raise LedgerUnavailable(
+                f"ledger {self.shown_url} has schema revision {revision!r}, which ipguard "
+                f"{__version__} does not know (its newest is {SCHEMA_HEAD}): a newer ipguard "
+                "made it; upgrade ipguard to use it"
+            )
 
     @contextmanager
     def unavailable_as_error(self) -> Iterator[None]:

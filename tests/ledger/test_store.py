@@ -95,3 +95,38 @@ def test_many_processes_opening_a_fresh_sqlite_ledger_at_once_all_succeed(tmp_pa
             version = connection.execute(sa.text("SELECT version_num FROM alembic_version"))
             assert version.scalars().all() == [SCHEMA_HEAD]
         engine.dispose()
+
+
+def test_another_programs_database_is_refused_and_left_alone(cli: Any, db_url: str) -> None:
+    # A mistyped --db naming some other program's database: ipguard's tables are not added to it.
+    engine = sa.create_engine(db_url, poolclass=sa.NullPool)
+    with engine.begin() as connection:
+        connection.execute(sa.text("CREATE TABLE moz_places (id integer, url text)"))
+    result = cli("ledger", "list", db=db_url)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: {display_url(db_url)} is not an ipguard ledger: it holds other tables "
+        "(moz_places) and ipguard will not add its own; give the ledger's path, or a new file "
+        "or an empty database\n"
+    )
+    with engine.connect() as connection:
+        assert sa.inspect(connection).get_table_names() == ["moz_places"]
+    engine.dispose()
+
+
+def test_a_ledger_from_a_newer_ipguard_is_refused_and_left_alone(cli: Any, db_url: str) -> None:
+    Store(db_url).close()
+    engine = sa.create_engine(db_url, poolclass=sa.NullPool)
+    with engine.begin() as connection:
+        connection.execute(sa.text("UPDATE alembic_version SET version_num = '0099'"))
+    result = cli("runs", "list", db=db_url)
+    assert result.exit_code == 3
+    assert result.stderr.startswith(f"error: ledger {display_url(db_url)} has schema revision ")
+    assert result.stderr.endswith(
+        f"'0099', which ipguard {__import__('ipguard').__version__} does not know (its newest "
+        f"is {SCHEMA_HEAD}): a newer ipguard made it; upgrade ipguard to use it\n"
+    )
+    with engine.connect() as connection:
+        version = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+        assert version == "0099"
+    engine.dispose()
