@@ -131,6 +131,11 @@ def _header(data: bytes | memoryview, pos: int) -> tuple[int, int, int]:
 
 
 _HIGH_OCTET = re.compile(rb"[\x80-\xff]")
+# Five octets or more of one subidentifier: possibly past 2^32 - 1, the largest SNMP allows
+# (RFC 2578 3.5). A hostile agent's 2,000-octet arc would otherwise become an integer too long
+# to print (Python refuses to turn an int of over 4,300 digits into text).
+_LONG_SUBID = re.compile(rb"[\x80-\xff]{4,}")
+MAX_SUBID = 0xFFFFFFFF
 
 
 def decode_oid(body: bytes | memoryview) -> Oid:
@@ -138,6 +143,10 @@ def decode_oid(body: bytes | memoryview) -> Oid:
     if not body:
         raise BerError("empty OID")
     data = bytes(body)
+    if data[-1] & 0x80:
+        raise BerError("OID ends inside a subidentifier")
+    if _LONG_SUBID.search(data) is not None:
+        return _checked_oid(data)
     first = data[0]
     top = min(first // 40, 2)
     # Subidentifiers below 128 are one octet each: up to the first octet of a longer one (a
@@ -156,16 +165,24 @@ def decode_oid(body: bytes | memoryview) -> Oid:
                 subids.append(value | byte)
                 value = 0
         return tuple(subids)
-    subids = []  # the first subidentifier is itself long (2.999.…): the general case
+    return _checked_oid(data)  # the first subidentifier is itself long (2.999.…)
+
+
+def _checked_oid(data: bytes) -> Oid:
+    """The general case of `decode_oid`, refusing subidentifiers SNMP does not allow."""
+    subids: list[int] = []
     value = 0
-    for byte in body:
+    for byte in data:
         value = (value << 7) | (byte & 0x7F)
+        if value > MAX_SUBID + 40 * 2:  # (the first subidentifier holds two arcs)
+            raise BerError("OID subidentifier beyond 2^32 - 1")
         if not byte & 0x80:
+            if subids and value > MAX_SUBID:
+                raise BerError("OID subidentifier beyond 2^32 - 1")
             subids.append(value)
             value = 0
     top = min(subids[0] // 40, 2)
-    arcs = [top, subids[0] - 40 * top, *subids[1:]]
-    return tuple(arcs)
+    return (top, subids[0] - 40 * top, *subids[1:])
 
 
 def decode_value(tag: int, body: bytes | memoryview) -> Any:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-from collections.abc import Coroutine, Sequence
+from collections.abc import Container, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,11 @@ from ipguard.scanners.snmp_usm import UsmError, UsmUser, report_reason
 
 Varbind = tuple[ber.Oid, Any]
 DEFAULT_LIMIT = 1_000_000  # rows of one column: more than any real switch or router holds
-TOO_BIG, NO_SUCH_NAME = 1, 2  # error-status values (RFC 3416)
+TOO_BIG, NO_SUCH_NAME, GEN_ERR = 1, 2, 5  # error-status values (RFC 3416)
+ERROR_STATUS = {TOO_BIG: "tooBig", NO_SUCH_NAME: "noSuchName", 3: "badValue", GEN_ERR: "genErr"}
+# Answers to a GETBULK that mean "ask for fewer rows": tooBig, and the genErr of agents that
+# fail a large request whole (HP ProCurve, some Brocade firmware)
+SHRINK_ON = frozenset({TOO_BIG, GEN_ERR})
 STREAMS = 256  # sockets open at once for the column walks of one poll (open files: 1024)
 FIRST_REPETITIONS = 10  # max-repetitions of a column's first GETBULK (net-snmp's default)
 
@@ -31,6 +35,10 @@ class SnmpError(Exception):
 
 class SnmpTimeout(SnmpError):
     """No answer within the timeout, after every retry."""
+
+
+class SnmpMalformed(SnmpError):
+    """Every try answered, but by a datagram that does not decode (truncated or garbled)."""
 
 
 class WalkStopped(SnmpError):
@@ -174,36 +182,57 @@ class SnmpSession:
         self, tag: int, oids: Sequence[ber.Oid], a: int = 0, b: int = 0, discovery: bool = False
     ) -> ber.Response:
         assert self._transport is not None
-        for attempt in range(self.retries + 1):
+        sent: set[int] = set()  # every try's request-id: a slow agent's answer to any one will do
+        garbled = ""  # why the last malformed answer was refused
+        attempt, resynced = 0, False
+        while attempt <= self.retries:
+            attempt += 1
             request_id = next(self._ids) & 0x7FFFFFFF
+            sent.add(request_id)
             message = self._encode(
                 request_id, ber.pdu(tag, request_id, list(oids), a, b), discovery
             )
             self._transport.sendto(message)
-            deadline = asyncio.get_running_loop().time() + self.timeout
-            while (left := deadline - asyncio.get_running_loop().time()) > 0:
-                try:
-                    data = await self._protocol.receive(left)
-                except TimeoutError:
-                    break
-                try:
-                    answered_id, response = self._decode(data)
-                except (ber.BerError, UsmError) as error:
-                    if isinstance(error, UsmError):
-                        raise SnmpError(str(error)) from None
-                    continue  # a stray or garbled datagram: keep waiting for ours
-                if answered_id != request_id:
-                    continue  # a late answer to an earlier try
-                reason = report_reason(response)
-                if reason is None or discovery:
-                    return response
-                if reason == "not in time window" and attempt < self.retries:
-                    break  # decode() took the agent's boots and time: send again
-                raise SnmpError(f"the agent refused the request: {reason}")
+            response, why = await self._answer(sent)
+            garbled = why or garbled
+            if response is None:
+                continue
+            reason = report_reason(response)
+            if reason is None or discovery:
+                return response
+            if reason == "not in time window" and not resynced:
+                # decode() took the agent's new boots and time (it rebooted): send again, once,
+                # whatever the retries
+                attempt, resynced = attempt - 1, True
+                continue
+            raise SnmpError(f"the agent refused the request: {reason}")
+        if garbled:
+            raise SnmpMalformed(f"the agent's answers are malformed ({garbled})")
         raise SnmpTimeout(
             f"no answer to {self.retries + 1} tries of {self.timeout:g} s each "
             "(agent down, wrong community or key, or an ACL)"
         )
+
+    async def _answer(self, sent: Container[int]) -> tuple[ber.Response | None, str]:
+        """The answer to any of the request-ids `sent` within the timeout, or None and, when
+        a malformed datagram came instead (a truncated answer: sent again at once), why."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        while (left := deadline - loop.time()) > 0:
+            try:
+                data = await self._protocol.receive(left)
+            except TimeoutError:
+                break
+            try:
+                answered_id, response = self._decode(data)
+            except UsmError as error:
+                raise SnmpError(str(error)) from None
+            except ber.BerError as error:
+                return None, str(error)
+            if answered_id in sent:
+                return response, ""
+            # else an answer to an earlier request of this session, or a stray: not ours
+        return None, ""
 
     async def get(self, oids: Sequence[ber.Oid]) -> dict[ber.Oid, Any]:
         """The values of scalar OIDs (missing ones are left out)."""
@@ -258,23 +287,28 @@ class SnmpSession:
         """
         most = self.max_repetitions
         repeat = min(FIRST_REPETITIONS, most)
+        bulk = self.credentials.version != "1"
         while not column.done:
-            if self.credentials.version == "1":
-                response = await self._exchange(ber.GETNEXT, [column.current])
-            else:
-                response = await self._exchange(ber.GETBULK, [column.current], 0, repeat)
-            if response.error_status == TOO_BIG and repeat > 1:
-                # an agent that answers tooBig rather than sending fewer rows: ask for fewer
+            try:
+                if bulk:
+                    response = await self._exchange(ber.GETBULK, [column.current], 0, repeat)
+                else:
+                    response = await self._exchange(ber.GETNEXT, [column.current])
+            except SnmpMalformed:
+                if not bulk or repeat == 1:
+                    raise
+                most = repeat = repeat // 2  # an answer cut at the agent's buffer: ask for less
+                continue
+            if response.error_status in SHRINK_ON and bulk and repeat > 1:
+                # an agent that answers tooBig (or genErr) rather than send fewer rows
                 most = repeat = repeat // 2
                 continue
             repeat = min(2 * repeat, most)
-            if response.error_status == NO_SUCH_NAME and self.credentials.version == "1":
+            if response.error_status == NO_SUCH_NAME and not bulk:
                 return  # v1 says noSuchName past the end of the MIB
             if response.error_status:
-                raise SnmpError(
-                    f"walk of {ber.oid_text(column.root)} failed: "
-                    f"error-status {response.error_status}"
-                )
+                status = ERROR_STATUS.get(response.error_status, str(response.error_status))
+                raise SnmpError(f"walk of {ber.oid_text(column.root)} failed: {status}")
             if not response.varbinds:
                 return
             for oid, value in response.varbinds:
@@ -304,7 +338,9 @@ class _Column:
     def __init__(self, root: ber.Oid, limit: int) -> None:
         self.root, self.limit, self.depth = root, limit, len(root)
         self.rows: list[Varbind] = []
-        self.seen: set[ber.Oid] = set()
+        # The root counts as seen: an agent answering a GETNEXT with the OID asked for (the
+        # column's own OID, a row without an index) is looping, not starting the table.
+        self.seen: set[ber.Oid] = {root}
         self.current = root
         self.done = False
 
@@ -312,18 +348,22 @@ class _Column:
         """One varbind of a response meant for this column."""
         if self.done:
             return  # the column ended earlier in this response: the rest is past it
-        if isinstance(value, ber.Exceptional) or oid[: self.depth] != self.root:
+        missing = isinstance(value, ber.Exceptional)
+        if oid[: self.depth] != self.root or (missing and (value.end_of_view or oid in self.seen)):
             self.done = True
             return
         if oid in self.seen:
             raise WalkStopped(
-                f"the agent loops in {ber.oid_text(self.root)}: {ber.oid_text(oid)} returned twice",
+                f"the agent loops in {ber.oid_text(self.root)}: {ber.oid_text(oid)} seen twice",
                 self.rows,
             )
         self.seen.add(oid)
-        self.rows.append((oid, value))
         self.current = oid
-        if len(self.rows) > self.limit:
+        if not missing:
+            self.rows.append((oid, value))
+        # else noSuchInstance for one row (gone while the agent answered): the walk goes on
+        # from it, as the rows after it are still there.
+        if len(self.seen) > self.limit + 1:  # (the root is among them)
             raise WalkStopped(
                 f"{ber.oid_text(self.root)} never ends: more than {self.limit} entries", self.rows
             )

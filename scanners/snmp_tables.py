@@ -94,14 +94,16 @@ def mac(value: Any) -> str | None:
     if isinstance(value, tuple) and len(value) == 6:  # a MAC taken from an OID index
         value = bytes(value)
     if isinstance(value, bytes) and len(value) == 6:
-        if value == b"\x00" * 6:
-            return None
+        if value == b"\x00" * 6 or value[0] & 1:
+            return None  # all-zero, or a group MAC (a router's broadcast or multicast entries)
         return value.hex(":")
     if isinstance(value, bytes):
         from ipguard.addresses import AddressError, parse_mac
 
+        # As text: C firmware's trailing NUL, and the spaced hex net-snmp prints, allowed
+        text = value.rstrip(b"\x00").strip().replace(b" ", b":")
         try:
-            return parse_mac(value.decode("ascii", "replace"))
+            return parse_mac(text.decode("ascii", "replace"))
         except AddressError:
             return None
     return None

@@ -144,15 +144,26 @@ class UsmUser:
     def decode(self, data: bytes) -> tuple[int, ber.Response]:
         """(message ID, PDU) of an agent's v3 message, checked and decrypted.
 
-        Learns the agent's engine ID, boots and time from it (discovery and time sync).
+        Learns the agent's engine ID, boots and time from it (discovery and time sync). Only a
+        report may come with less security than this user's level (RFC 3414 3.1.2: unknown
+        user, wrong digest): a response without the authentication or privacy asked for is
+        refused, whatever it carries.
         """
         tag, start, end = ber._header(data, 0)
         parts = ber.split(data, start, end)
-        if tag != ber.SEQUENCE or len(parts) != 4:
+        if tag != ber.SEQUENCE or len(parts) != 4 or parts[2][0] != ber.OCTET_STRING:
             raise ber.BerError("not an SNMPv3 message")
         header = ber.split(data, parts[1][1], parts[1][2])
+        if len(header) != 4 or [item[0] for item in header[:3]] != [
+            ber.INTEGER,
+            ber.INTEGER,
+            ber.OCTET_STRING,
+        ]:
+            raise ber.BerError("malformed SNMPv3 header")
         message_id = int.from_bytes(data[header[0][1] : header[0][2]], "big")
-        flags = data[header[2][1]] if header[2][2] > header[2][1] else 0
+        flags = data[header[2][1]] & (FLAG_AUTH | FLAG_PRIV) if header[2][2] > header[2][1] else 0
+        if flags not in (0, self.flags & FLAG_AUTH, self.flags & (FLAG_AUTH | FLAG_PRIV)):
+            raise UsmError(f"the agent answers at another security level (msgFlags {flags})")
         _seq, sec_start, sec_end = ber._header(data, parts[2][1])
         security = ber.split(data, sec_start, sec_end)
         if len(security) != 6:
@@ -161,9 +172,11 @@ class UsmUser:
         def field_bytes(index: int) -> bytes:
             return bytes(data[security[index][1] : security[index][2]])
 
-        engine_id = field_bytes(0)
+        engine_id, salt = field_bytes(0), field_bytes(5)
         boots = int.from_bytes(field_bytes(1), "big")
         clock = int.from_bytes(field_bytes(2), "big")
+        if max(boots, clock) > 0x7FFFFFFF or (flags & FLAG_PRIV and len(salt) != 8):
+            raise ber.BerError("malformed USM security parameters")
         if flags & FLAG_AUTH:
             self._check_mac(data, security[4])
         if engine_id:
@@ -172,15 +185,25 @@ class UsmUser:
             self.boots, self.time = boots, clock
         scoped_start = parts[3][3]
         if flags & FLAG_PRIV:
-            salt = field_bytes(5)
             iv = boots.to_bytes(4, "big") + clock.to_bytes(4, "big") + salt
             plain = self._aes(self.keys()[1], iv, bytes(data[parts[3][1] : parts[3][2]]), False)
             data, scoped_start = plain, 0
-        _seq, scoped, scoped_end = ber._header(data, scoped_start)
-        inner = ber.split(data, scoped, scoped_end)
-        if len(inner) != 3:
-            raise UsmError("cannot decrypt the agent's answer: wrong privacy key or protocol")
-        return message_id, ber.decode_pdu(data, inner[2][3])
+        try:
+            _seq, scoped, scoped_end = ber._header(data, scoped_start)
+            inner = ber.split(data, scoped, scoped_end)
+            if len(inner) != 3:
+                raise ber.BerError("not a scoped PDU")
+            response = ber.decode_pdu(data, inner[2][3])
+        except ber.BerError:
+            if not flags & FLAG_PRIV:
+                raise
+            # authenticated, so what came is what the agent sent: our key made nonsense of it
+            raise UsmError(
+                "cannot decrypt the agent's answer: wrong privacy key or protocol"
+            ) from None
+        if response.tag != ber.REPORT and flags != self.flags & (FLAG_AUTH | FLAG_PRIV):
+            raise UsmError("the agent's answer lacks the authentication or privacy asked for")
+        return message_id, response
 
     def _check_mac(self, data: bytes, where: tuple[int, int, int, int]) -> None:
         if not self.auth_protocol:

@@ -193,25 +193,40 @@ def serve(
         views = {community: Responder(0, "ordered", values=read_snmprec(snmprec))}
     while True:
         data, peer = sock.recvfrom(65535)
-        try:
-            version, given, request = ber.decode_community_message(data)
-        except ber.BerError:
-            continue
-        agent = views.get(given)
-        if agent is None:
-            continue  # like a real agent: silence for a wrong community
-        status, varbinds = 0, agent.answer(request)
-        if mode == "toobig" and request.tag == ber.GETBULK and request.error_index > TOO_BIG_ABOVE:
-            status, varbinds = 1, []  # RFC 3416 4.2.1: tooBig, an empty varbind list
-        body = b"".join(ber.sequence(ber.encode_oid(oid), value) for oid, value in varbinds)
-        pdu = ber.tlv(
-            ber.RESPONSE,
-            ber.integer(request.request_id)
-            + ber.integer(status)
-            + ber.integer(0)
-            + ber.sequence(body),
-        )
-        sock.sendto(ber.community_message(version, given, pdu), peer)
+        answer = reply(views, mode, data)
+        if answer is not None:
+            sock.sendto(answer, peer)
+
+
+def reply(views: dict[bytes, Responder], mode: str, data: bytes) -> bytes | None:
+    """The agent's answer to the request `data`, or None for silence."""
+    try:
+        version, given, request = ber.decode_community_message(data)
+    except ber.BerError:
+        return None
+    agent = views.get(given)
+    if agent is None:
+        return None  # like a real agent: silence for a wrong community
+    status, varbinds = 0, agent.answer(request)
+    if mode == "toobig" and request.tag == ber.GETBULK and request.error_index > TOO_BIG_ABOVE:
+        status, varbinds = 1, []  # RFC 3416 4.2.1: tooBig, an empty varbind list
+    return response(version, given, request.request_id, varbinds, status)
+
+
+def response(
+    version: int,
+    community: bytes,
+    request_id: int,
+    varbinds: list[tuple[ber.Oid, bytes]],
+    status: int = 0,
+) -> bytes:
+    """A v1/v2c response message carrying `varbinds` (values already encoded)."""
+    body = b"".join(ber.sequence(ber.encode_oid(oid), value) for oid, value in varbinds)
+    pdu = ber.tlv(
+        ber.RESPONSE,
+        ber.integer(request_id) + ber.integer(status) + ber.integer(0) + ber.sequence(body),
+    )
+    return ber.community_message(version, community, pdu)
 
 
 def main() -> None:

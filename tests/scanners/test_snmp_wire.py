@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import random
 
 import pytest
 
@@ -146,3 +148,92 @@ def test_together_runs_all_and_stops_the_rest_at_the_first_error() -> None:
     with pytest.raises(SnmpError, match="silent agent"):
         asyncio.run(together([ok("slow", 5), fail()]))
     assert "slow" not in finished
+
+
+def _mangled(message: bytes, seed: int, count: int) -> list[bytes]:
+    """`count` variants of `message` with a few octets changed, inserted, cut or the tail lost."""
+    chance = random.Random(seed)
+    variants = []
+    for _ in range(count):
+        data = bytearray(message)
+        for _ in range(chance.randint(1, 4)):
+            at = chance.randrange(len(data))
+            how = chance.random()
+            if how < 0.5:
+                data[at] = chance.randrange(256)
+            elif how < 0.7:
+                del data[at:]
+            elif how < 0.85:
+                data.insert(at, chance.randrange(256))
+            else:
+                del data[at : at + chance.randint(1, 5)]
+            if not data:
+                break
+        variants.append(bytes(data))
+    return variants
+
+
+@pytest.mark.parametrize(
+    ("level", "changes"),
+    [
+        ("noAuthNoPriv", {"auth_protocol": "", "auth_password": b"", "priv_protocol": ""}),
+        ("authNoPriv", {"priv_protocol": "", "priv_password": b""}),
+        ("authPriv", {}),
+    ],
+)
+def test_mangled_v3_answers_raise_only_decoding_errors(
+    level: str, changes: dict[str, object]
+) -> None:
+    """A hostile or broken agent's v3 message (a header without its fields, a privacy flag the
+    user has no key for, boots beyond 32 bits, a salt of the wrong size) is refused with
+    BerError or UsmError, which the client reports naming the device; anything else escaped
+    the poll and stopped the scan of every device."""
+    varbind = ber.sequence(ber.encode_oid((1, 3, 6, 1, 2, 1, 1, 5, 0)), ber.octets(b"sw"))
+    fields = ber.integer(7) + ber.integer(0) + ber.integer(0)
+    response = ber.tlv(ber.RESPONSE, fields + ber.sequence(varbind))
+    message = _user(**changes).encode(7, b"", response)
+    assert _user(**changes).decode(message)[1].varbinds[0][1] == b"sw"
+    header_cut = ber.sequence(ber.integer(3), ber.sequence(ber.integer(7)), ber.octets(b""))
+    for data in [header_cut + ber.octets(b""), *_mangled(message, seed=len(level), count=3000)]:
+        with contextlib.suppress(ber.BerError, UsmError):
+            _user(**changes).decode(data)
+
+
+def test_mangled_v2c_answers_raise_only_ber_errors() -> None:
+    body = b"".join(
+        ber.sequence(ber.encode_oid((1, 3, 6, 1, 2, 1, 31, 1, 1, 1, 1, n)), ber.octets(b"Gi0/1"))
+        for n in range(1, 5)
+    )
+    pdu = ber.tlv(
+        ber.RESPONSE, ber.integer(9) + ber.integer(0) + ber.integer(0) + ber.sequence(body)
+    )
+    for data in _mangled(ber.community_message(1, b"public", pdu), seed=1, count=3000):
+        with contextlib.suppress(ber.BerError):
+            ber.decode_community_message(data)
+
+
+def test_an_unauthenticated_response_is_refused_to_an_authenticated_user() -> None:
+    """Only reports may come below the user's security level: an unauthenticated, unencrypted
+    response (anyone on the path could send it with the right msgID) is not data."""
+    forged = _user(auth_protocol="", auth_password=b"", priv_protocol="", priv_password=b"")
+    response = ber.tlv(
+        ber.RESPONSE, ber.integer(7) + ber.integer(0) + ber.integer(0) + ber.sequence(b"")
+    )
+    with pytest.raises(UsmError, match="lacks the authentication"):
+        _user().decode(forged.encode(7, b"", response))
+    report = ber.tlv(
+        ber.REPORT, ber.integer(7) + ber.integer(0) + ber.integer(0) + ber.sequence(b"")
+    )
+    assert _user().decode(forged.encode(7, b"", report))[1].tag == ber.REPORT
+
+
+def test_oid_subidentifier_beyond_32_bits_is_refused() -> None:
+    """RFC 2578 caps a subidentifier at 2^32 - 1; a 2,300-octet one would become an integer
+    Python refuses to print (a crash wherever the OID is shown)."""
+    assert ber.decode_oid(ber.encode_oid((1, 3, 6, 1, 4, 1, 2**32 - 1))[2:])[-1] == 2**32 - 1
+    assert ber.decode_oid(ber.encode_oid((2, 2**32 - 1, 7))[2:]) == (2, 2**32 - 1, 7)
+    for oid in [(1, 3, 6, 1, 4, 1, 2**32), (1, 3, 6, 1, 4, 1, 2**16000), (2, 2**32, 1)]:
+        with pytest.raises(ber.BerError, match="2\\^32"):
+            ber.decode_oid(ber.encode_oid(oid)[2:])
+    with pytest.raises(ber.BerError):
+        ber.decode_oid(b"\x2b\x86\x86\x86\x86")  # ends inside a long subidentifier

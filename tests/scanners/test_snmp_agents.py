@@ -1,0 +1,253 @@
+"""The poller against agents with a real device's worst habits, scripted packet by packet.
+
+Each agent is a thread in this process answering on a socket inside one lab namespace (its
+loopback holds 198.18.31.1); the poller runs in that namespace too. The agents serve the data of
+tests/lab/snmp_responder.py, then misbehave as cheap APs and old switches do: answers later than
+the timeout, answers cut at a small buffer, genErr for a large GETBULK, a row gone mid-walk, a
+GETNEXT answered with the OID asked for, malformed or unauthenticated SNMPv3 messages. Every
+poll must end with the device's data or one warning naming it, and the other devices polled.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from ipguard.model import SnmpDevice, SnmpPoll
+from ipguard.scanners import snmp_ber as ber
+from ipguard.scanners.snmp import SnmpPoller
+from ipguard.scanners.snmp_usm import UsmError, UsmUser
+from tests.lab import netns
+from tests.lab import snmp_responder as odd
+from tests.lab.fixtures import requires_lab
+
+pytestmark = [requires_lab(), pytest.mark.lab]
+AGENT_IP = "198.18.31.1"
+COMMUNITY = "c-" + secrets.token_hex(6)
+V3_AUTH, V3_PRIV = "a-" + secrets.token_hex(6), "p-" + secrets.token_hex(6)
+ENGINE = bytes.fromhex("80001f8880") + secrets.token_bytes(8)
+FDB_ROWS = 120
+UNKNOWN_ENGINE_IDS, COUNTER_1 = (1, 3, 6, 1, 6, 3, 15, 1, 1, 4, 0), b"\x41\x01\x01"
+Encoded = list[tuple[ber.Oid, bytes]]
+# What a habit may change in an answer: (request, varbinds, error-status) -> (varbinds, status)
+Shape = Callable[[ber.Response, Encoded, int], tuple[Encoded, int]]
+# What the agent sends for one answer: [(seconds after the request, datagram)]
+Deliver = Callable[[bytes], list[tuple[float, bytes]]]
+# How an SNMPv3 agent wraps a response PDU for its user: (user, msgID, PDU) -> message
+Seal = Callable[[UsmUser, int, bytes], bytes]
+
+
+@pytest.fixture(scope="module")
+def ns() -> Iterator[str]:
+    """One lab namespace: the agents' address on its loopback."""
+    name = f"ipg-a{secrets.token_hex(3)}-snmp"
+    netns.batch_netns([f"netns add {name}"])
+    try:
+        netns.run(name, ["ip", "addr", "add", f"{AGENT_IP}/32", "dev", "lo"])
+        netns.run(name, ["ip", "link", "set", "lo", "up"])
+        yield name
+    finally:
+        netns.destroy([name])
+
+
+@dataclass
+class Agent:
+    """An SNMP agent on a thread: the responder's data, this test's habits."""
+
+    ns: str
+    fdb: int = FDB_ROWS
+    shape: Shape = lambda request, varbinds, status: (varbinds, status)
+    deliver: Deliver = lambda answer: [(0.0, answer)]
+    v3: bool = False  # SNMPv3 authPriv (user ipguard) instead of v2c with COMMUNITY
+    seal: Seal = lambda user, message_id, pdu: user.encode(message_id, b"", pdu)
+    values: dict[ber.Oid, tuple[str, object]] = field(default_factory=dict)
+    requests: int = 0
+
+    def __post_init__(self) -> None:
+        self.data = odd.Responder(8, "ordered", self.fdb)
+        self.data.values.update(self.values)
+        self.data.order = sorted(self.data.values)
+        with netns.inside(self.ns):
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((AGENT_IP, 0))
+        self.port = self.sock.getsockname()[1]
+        self.stopped = threading.Event()
+        self.timers: list[threading.Timer] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> Agent:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopped.set()
+        self.thread.join(5)
+        for timer in self.timers:
+            timer.cancel()
+            timer.join(5)
+        self.sock.close()
+
+    def device(self, name: str, roles: tuple[str, ...] = ("switch",)) -> SnmpDevice:
+        """This agent as a configured device."""
+        if self.v3:
+            return SnmpDevice(AGENT_IP, name, self.port, "3", user="ipguard", auth_proto="sha",
+                              auth_key_env="T_AK", priv_proto="aes", priv_key_env="T_PK",
+                              roles=roles)  # fmt: skip
+        return SnmpDevice(AGENT_IP, name, self.port, "2c", community_env="T_C", roles=roles)
+
+    def _serve(self) -> None:
+        self.sock.settimeout(0.05)
+        while not self.stopped.is_set():
+            try:
+                data, peer = self.sock.recvfrom(65535)
+            except TimeoutError:
+                continue
+            self.requests += 1
+            answer = self._v3(data) if self.v3 else self._v2c(data)
+            for delay, datagram in self.deliver(answer) if answer else []:
+                timer = threading.Timer(delay, self._send, (datagram, peer))
+                self.timers.append(timer)
+                timer.start()
+
+    def _send(self, datagram: bytes, peer: tuple[str, int]) -> None:
+        if not self.stopped.is_set():
+            self.sock.sendto(datagram, peer)
+
+    def _answer(self, request: ber.Response) -> tuple[Encoded, int]:
+        return self.shape(request, self.data.answer(request), 0)
+
+    def _v2c(self, data: bytes) -> bytes | None:
+        version, community, request = ber.decode_community_message(data)
+        if community != COMMUNITY.encode():
+            return None
+        varbinds, status = self._answer(request)
+        return odd.response(version, community, request.request_id, varbinds, status)
+
+    def _v3(self, data: bytes) -> bytes:
+        user = UsmUser(b"ipguard", "sha", V3_AUTH.encode(), "aes", V3_PRIV.encode(), ENGINE, 1, 50)
+        try:
+            message_id, request = user.decode(data)
+        except UsmError:  # discovery: an unauthenticated request, answered by a report
+            message_id, request = UsmUser(b"").decode(data)
+            report = _pdu(ber.REPORT, request.request_id, [(UNKNOWN_ENGINE_IDS, COUNTER_1)])
+            return UsmUser(b"", engine_id=ENGINE, boots=1, time=50).encode(
+                message_id, b"", report, discovery=True
+            )
+        varbinds, status = self._answer(request)
+        return self.seal(user, message_id, _pdu(ber.RESPONSE, request.request_id, varbinds, status))
+
+
+def _pdu(tag: int, request_id: int, varbinds: Encoded, status: int = 0) -> bytes:
+    body = b"".join(ber.sequence(ber.encode_oid(oid), value) for oid, value in varbinds)
+    fields = ber.integer(request_id) + ber.integer(status) + ber.integer(0)
+    return ber.tlv(tag, fields + ber.sequence(body))
+
+
+def poll(ns: str, *devices: SnmpDevice, timeout: float = 0.3, retries: int = 2) -> list[SnmpPoll]:
+    """The poller's result for `devices`, polled from inside the lab namespace."""
+    os.environ.update({"T_C": COMMUNITY, "T_AK": V3_AUTH, "T_PK": V3_PRIV})
+    with netns.inside(ns):
+        return SnmpPoller(list(devices), timeout=timeout, retries=retries, deadline=30).poll()
+
+
+def assert_complete(result: SnmpPoll) -> None:
+    """The poll answered and holds the agent's whole forwarding table."""
+    assert result.answered, result.warning
+    assert len({entry.mac for entry in result.fdb}) == FDB_ROWS
+    assert result.system.sys_name == "odd-agent"
+
+
+def test_slow_agent_answering_after_the_timeout_is_read(ns: str) -> None:
+    """An agent that answers every request 0.45 s late, with a 0.3 s timeout: each answer
+    arrives while the next try waits, and is an answer all the same (net-snmp's retries keep
+    the request-id for this reason). The later tries' answers come too: duplicates, ignored."""
+    with Agent(ns, deliver=lambda answer: [(0.45, answer)]) as agent:
+        (result,) = poll(ns, agent.device("slow-ap"))
+    assert_complete(result)
+
+
+def test_answers_cut_at_a_small_buffer_shrink_the_getbulk(ns: str) -> None:
+    """A cheap AP with a 1,400-octet send buffer cuts longer answers off: BER that runs past
+    the end of the datagram. The walk asks for fewer rows at once until the answers fit."""
+    with Agent(ns, deliver=lambda answer: [(0.0, answer[:1400])]) as agent:
+        (result,) = poll(ns, agent.device("cheap-ap"))
+    assert_complete(result)
+
+
+def test_generr_to_a_large_getbulk_shrinks_it(ns: str) -> None:
+    """An agent failing a GETBULK for more than 12 rows with genErr, as some ProCurve and
+    Brocade firmware does, is read with smaller requests."""
+
+    def generr(request: ber.Response, varbinds: Encoded, status: int) -> tuple[Encoded, int]:
+        if request.tag == ber.GETBULK and request.error_index > 12:
+            return [], 5
+        return varbinds, status
+
+    with Agent(ns, shape=generr) as agent:
+        (result,) = poll(ns, agent.device("procurve"))
+    assert_complete(result)
+
+
+def test_a_row_gone_mid_walk_does_not_end_the_table(ns: str) -> None:
+    """noSuchInstance for one forwarding-table row (aged out while the agent answered): the rows
+    after it are still read."""
+    gone = (*odd.FDB_PORT, 1, 2, 0, 0, 0, 7, 1)
+
+    def aged(request: ber.Response, varbinds: Encoded, status: int) -> tuple[Encoded, int]:
+        return [(oid, b"\x81\x00" if oid == gone else value) for oid, value in varbinds], status
+
+    with Agent(ns, shape=aged) as agent:
+        (result,) = poll(ns, agent.device("aging"))
+    assert result.answered, result.warning
+    assert len({entry.mac for entry in result.fdb}) == FDB_ROWS - 1
+    assert "02:00:00:00:00:07" not in {entry.mac for entry in result.fdb}
+
+
+def _header_cut(user: UsmUser, message_id: int, pdu: bytes) -> bytes:
+    """A v3 message whose header holds the msgID alone (no flags, no security model)."""
+    empty = ber.octets(b"")
+    return ber.sequence(ber.integer(3), ber.sequence(ber.integer(message_id)), empty, empty)
+
+
+def _unauthenticated(user: UsmUser, message_id: int, pdu: bytes) -> bytes:
+    """The response sent without authentication or privacy, as anyone on the path could."""
+    return UsmUser(user.name, engine_id=ENGINE, boots=1, time=50).encode(message_id, b"", pdu)
+
+
+def _echo(request: ber.Response, varbinds: Encoded, status: int) -> tuple[Encoded, int]:
+    """GETNEXT and GETBULK answered with the OIDs asked for, as if they were GETs."""
+    if request.tag == ber.GET:
+        return varbinds, status
+    return [(oid, ber.octets(b"same")) for oid, _ in request.varbinds], status
+
+
+HOSTILE: dict[str, tuple[dict[str, object], str]] = {
+    "v3 header cut": ({"v3": True, "seal": _header_cut}, "malformed"),
+    "v3 unauthenticated": ({"v3": True, "seal": _unauthenticated}, "authentication or privacy"),
+    "getnext echoes": ({"shape": _echo}, "loops"),
+    "sysObjectID arc of 2,300 octets": (
+        {"values": {(1, 3, 6, 1, 2, 1, 1, 2, 0): ("o", (1, 3, 6, 1, 4, 1, 2**16000))}},
+        "malformed",
+    ),
+}
+
+
+@pytest.mark.parametrize("habit", list(HOSTILE))
+def test_hostile_agent_gets_one_warning_and_the_others_are_polled(ns: str, habit: str) -> None:
+    """An agent sending what no decoder should take (a v3 header without its fields, a
+    response without the authentication its user has, an OID too long to print) or answering
+    GETNEXT with the OID asked for: its poll fails with one warning naming it; a well-behaved
+    device polled at the same time is read whole."""
+    how, expected = HOSTILE[habit]
+    with Agent(ns, **how) as hostile, Agent(ns) as good:  # type: ignore[arg-type]
+        bad, fine = poll(ns, hostile.device("bad"), good.device("fine"))
+    assert not bad.answered
+    assert bad.warning.startswith(f"bad ({AGENT_IP}:{hostile.port}): ")
+    assert expected in bad.warning and bad.warning.count("bad (") == 1
+    assert_complete(fine)
