@@ -22,7 +22,7 @@ import pytest
 from ipguard.model import SnmpDevice, SnmpPoll
 from ipguard.scanners import snmp_ber as ber
 from ipguard.scanners.snmp import SnmpPoller
-from ipguard.scanners.snmp_usm import UsmError, UsmUser
+from ipguard.scanners.snmp_usm import UsmUser
 from tests.lab import netns
 from tests.lab import snmp_responder as odd
 from tests.lab.fixtures import requires_lab
@@ -131,16 +131,22 @@ class Agent:
 
     def _v3(self, data: bytes) -> bytes:
         user = UsmUser(b"ipguard", "sha", V3_AUTH.encode(), "aes", V3_PRIV.encode(), ENGINE, 1, 50)
-        try:
-            message_id, request = user.decode(data)
-        except UsmError:  # discovery: an unauthenticated request, answered by a report
+        if not _msg_flags(data) & 1:  # discovery: an unauthenticated request, answered by a report
             message_id, request = UsmUser(b"").decode(data)
             report = _pdu(ber.REPORT, request.request_id, [(UNKNOWN_ENGINE_IDS, COUNTER_1)])
             return UsmUser(b"", engine_id=ENGINE, boots=1, time=50).encode(
                 message_id, b"", report, discovery=True
             )
+        message_id, request = user.decode(data)
         varbinds, status = self._answer(request)
         return self.seal(user, message_id, _pdu(ber.RESPONSE, request.request_id, varbinds, status))
+
+
+def _msg_flags(data: bytes) -> int:
+    """msgFlags of an SNMPv3 message."""
+    _tag, start, end = ber._header(data, 0)
+    header = ber.split(data, *ber.split(data, start, end)[1][1:3])
+    return data[header[2][1]]
 
 
 def _pdu(tag: int, request_id: int, varbinds: Encoded, status: int = 0) -> bytes:
@@ -251,3 +257,24 @@ def test_hostile_agent_gets_one_warning_and_the_others_are_polled(ns: str, habit
     assert bad.warning.startswith(f"bad ({AGENT_IP}:{hostile.port}): ")
     assert expected in bad.warning and bad.warning.count("bad (") == 1
     assert_complete(fine)
+
+
+def test_v3_agent_rebooted_is_resynchronised_even_without_retries(ns: str) -> None:
+    """An agent that rebooted since discovery (snmpEngineBoots went up) answers the first request
+    with an authenticated notInTimeWindow report carrying its new boots and time: the request is
+    sent again with them, once, also with --retries 0."""
+    reported: list[int] = []
+
+    def rebooted(user: UsmUser, message_id: int, pdu: bytes) -> bytes:
+        if reported:
+            return user.encode(message_id, b"", pdu)
+        reported.append(message_id)
+        request_id = ber.decode_pdu(pdu).request_id
+        report = _pdu(ber.REPORT, request_id, [((1, 3, 6, 1, 6, 3, 15, 1, 1, 2, 0), COUNTER_1)])
+        booted = UsmUser(user.name, "sha", V3_AUTH.encode(), engine_id=ENGINE, boots=2, time=3)
+        return booted.encode(message_id, b"", report)
+
+    with Agent(ns, v3=True, seal=rebooted) as agent:
+        (result,) = poll(ns, agent.device("rebooted"), retries=0)
+    assert reported
+    assert_complete(result)

@@ -159,3 +159,50 @@ def test_unnamed_interface_and_unknown_port() -> None:
     entry = tables._fdb_entry((2, 0, 0, 0, 0, 1), 7, 10, interfaces)
     assert entry is not None and entry.if_name == "port 7" and entry.if_index is None
     assert tables.Interfaces({}, {}).name(12) == "ifIndex 12"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (b"\x00\x1a\x2b\x3c\x4d\x5e", "00:1a:2b:3c:4d:5e"),
+        (b"00:1A:2B:3C:4D:5E", "00:1a:2b:3c:4d:5e"),  # as text (some D-Link, HPE firmware)
+        (b"00 1A 2B 3C 4D 5E", "00:1a:2b:3c:4d:5e"),  # spaced hex text
+        (b"00:1a:2b:3c:4d:5e\x00", "00:1a:2b:3c:4d:5e"),  # a C string's terminator sent along
+        (b"\xff" * 6, None),  # a router's subnet-broadcast entry
+        (b"\x01\x00\x5e\x00\x00\x16", None),  # a multicast group's entry (224.0.0.22)
+        (b"\x00" * 6, None),
+        (b"", None),  # an incomplete entry's empty PhysAddress
+        (b"\x00\x1a\x2b\x3c\x4d\x5e\x00\x00", None),  # eight octets: not an Ethernet MAC
+    ],
+)
+def test_mac_forms(value: bytes, expected: str | None) -> None:
+    assert tables.mac(value) == expected
+
+
+def test_router_broadcast_and_multicast_entries_are_not_hosts() -> None:
+    """Windows (and some routers) list static ARP entries for the subnet broadcast and for
+    multicast groups in ipNetToMediaTable: a group MAC is no host, and must not become an
+    observation (it did in its six-octet form, while the text form was refused)."""
+    address, kind = tables.COLUMNS["ipNetToMediaPhysAddress"], tables.COLUMNS["ipNetToMediaType"]
+    rows = {
+        (198, 18, 10, 7): b"\x00\x1a\x2b\x3c\x4d\x5e",
+        (198, 18, 10, 255): b"\xff" * 6,
+        (224, 0, 0, 22): b"\x01\x00\x5e\x00\x00\x16",
+    }
+    walk = {
+        "ipNetToMediaPhysAddress": [((*address, 12, *ip), value) for ip, value in rows.items()],
+        "ipNetToMediaType": [((*kind, 12, *ip), 4) for ip in rows],  # static(4)
+    }
+    entries = tables.arp_entries(walk, tables.Interfaces({12: "Ethernet0"}))
+    assert [(e.ip, e.mac, e.if_name) for e in entries] == [
+        ("198.18.10.7", "00:1a:2b:3c:4d:5e", "Ethernet0")
+    ]
+
+
+def test_hostile_strings_arrive_as_printable_text() -> None:
+    """sysDescr, ifName, LLDP names: escapes and invalid UTF-8 from the agent become printable
+    str (the outputs escape what is left at display), 10 kB kept whole."""
+    hostile = b"\x1b[31mcore\x07\r\n\xff\xfe\xe2\x80\xae" + b"A" * 10_000
+    found = tables.text(hostile)
+    assert isinstance(found, str) and found.isprintable()
+    assert found.startswith("[31mcore") and found.endswith("A" * 10_000)
