@@ -21,10 +21,12 @@ from typing import Any
 # characters that draw nothing (soft hyphen, zero-width and bidirectional marks, BOM,
 # interlinear annotation, musical beams, shorthand format controls, tags), the combining grapheme
 # joiner and the Hangul fillers (blank-looking letters), line/paragraph separators, lone
-# surrogates. Variation selectors are kept: emoji and CJK ideographic variants need them.
+# surrogates and the noncharacters (no XML, so no XLSX cell, may hold U+FFFE or U+FFFF).
+# Variation selectors are kept: emoji and CJK ideographic variants need them.
 _HIDDEN = re.compile(
     "[\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e"
-    "\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164\ufeff\uffa0\ufff9-\ufffb\ud800-\udfff"
+    "\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164\ufdd0-\ufdef\ufeff\uffa0\ufff9-\ufffb"
+    "\ufffe\uffff\ud800-\udfff"
     "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e007f]"
 )
 _NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}

@@ -28,6 +28,9 @@ _BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
 # Lone surrogates come from JSON escapes (\ud800) or undecodable command-line bytes; no database
 # or file format can store them.
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+# Noncharacters: XML (and so XLSX) may not hold U+FFFE and U+FFFF at all; an export holding one
+# is a workbook nothing opens.
+_NONCHARACTER = re.compile("[\ufdd0-\ufdef\ufffe\uffff]")
 # Longest text a free field may hold: generous for notes, small enough to keep the ledger sane.
 MAX_TEXT = 4096
 _MIDNIGHT = ("00:00", "00:00:00", "00:00:00Z", "00:00:00+00:00")
@@ -186,6 +189,8 @@ def parse_text(text: str, field: str) -> str:
         raise FieldError(field, text, "contains bidirectional override characters")
     if _SURROGATE.search(value):
         raise FieldError(field, text, "is not valid Unicode text (a lone surrogate)")
+    if _NONCHARACTER.search(value):
+        raise FieldError(field, text, "contains a Unicode noncharacter (U+FFFE, U+FFFF, …)")
     return value
 
 

@@ -120,7 +120,7 @@ def test_a_hostile_dhcp_fingerprint_exports_to_every_format(cli: Cli, tmp_path: 
     client = SimpleNamespace(
         mac=mac,
         ip=ip,
-        hostname="\x1b]0;pwned\x07pc\x01",
+        hostname="\x1b]0;pwned\x07pc\x01\uffff",
         parameters=[1, 3, 6],
         vendor_class="MSFT 5.0\x00\x02\x1b[2J",
     )
@@ -141,6 +141,24 @@ def test_a_hostile_dhcp_fingerprint_exports_to_every_format(cli: Cli, tmp_path: 
             notes = next(csv.DictReader(io.StringIO(path.read_text("utf-8-sig"))))["notes"]
         else:
             notes = json.loads(path.read_text())[0]["notes"]
-        assert notes.startswith(shown) and notes.endswith("\\x1b]0;pwned\\x07pc\\x01]"), notes
+        assert notes.startswith(shown), notes
+        assert notes.endswith("hostname \\x1b]0;pwned\\x07pc\\x01\\uffff]"), notes
     again = cli("ledger", "import", str(tmp_path / "ledger.csv"), "--dry-run")
     assert again.exit_code == 0, again.stderr  # the export reads back in (notes and all)
+
+
+def test_a_noncharacter_never_enters_the_ledger_so_every_workbook_opens(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """openpyxl writes U+FFFF into the sheet's XML and nothing can open the workbook after."""
+    ip, mac = HOSTS[0]
+    refused = cli("ledger", "add", ip, mac, "--owner", "Zoë\uffff")
+    assert refused.exit_code == 2 and "noncharacter" in refused.stderr, refused.stderr
+    (tmp_path / "in.csv").write_text(f"ip,mac,notes\n{ip},{mac},x\ufffey\n", encoding="utf-8")
+    imported = cli("ledger", "import", str(tmp_path / "in.csv"))
+    assert imported.exit_code == 2 and "line 2, notes" in imported.stderr, imported.stderr
+    assert "noncharacter" in imported.stderr
+    assert cli("ledger", "add", ip, mac, "--owner", "Zoë").exit_code == 0
+    assert cli("ledger", "export", str(tmp_path / "out.xlsx")).exit_code == 0
+    again = cli("ledger", "import", str(tmp_path / "out.xlsx"), "--dry-run")
+    assert again.exit_code == 0, again.stderr

@@ -30,6 +30,7 @@ INVISIBLE = [
     "\u200b",  # ZERO WIDTH SPACE
     "\u2066",  # LEFT-TO-RIGHT ISOLATE
     "\x9b",  # 8-bit CSI
+    "\uffff",  # a noncharacter: no XML (so no XLSX cell) may hold it
 ]
 # Ordinary text: letters of any script, and the spaces people type between them.
 ORDINARY = ["Zoë-Laptop", "李的电脑", "李\u3000伟", "Café\u00a02", "Ünïcödé", "ok 👍", "Δ-ώ"]
