@@ -8,6 +8,7 @@ import typer
 
 from ipguard.cli.context import state
 from ipguard.cli.output import info, safe
+from ipguard.escape import one_line
 
 if TYPE_CHECKING:
     from ipguard.config import Settings
@@ -19,9 +20,8 @@ def finding_line(event: str, row: FindingRow) -> str:
     """The line a new or escalated finding gets on standard error (the journal under systemd)."""
     subject = " ".join(part for part in (row.ip, row.mac, row.port) if part)
     what = "escalated" if event == "escalated" else "new"
-    return safe(
-        f"[{row.severity.upper()}] {what} finding #{row.id} {row.kind} {subject}: "
-        f"{' '.join(row.summary.split())}"
+    return one_line(
+        f"[{row.severity.upper()}] {what} finding #{row.id} {row.kind} {subject}: {row.summary}"
     )
 
 

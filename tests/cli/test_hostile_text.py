@@ -162,3 +162,20 @@ def test_a_noncharacter_never_enters_the_ledger_so_every_workbook_opens(
     assert cli("ledger", "export", str(tmp_path / "out.xlsx")).exit_code == 0
     again = cli("ledger", "import", str(tmp_path / "out.xlsx"), "--dry-run")
     assert again.exit_code == 0, again.stderr
+
+
+def test_a_watch_line_is_one_line_and_keeps_the_names_spaces() -> None:
+    """What `ipguard watch` writes to the journal per finding: escapes, but 李　伟 as typed."""
+    from ipguard.cli.watch import finding_line
+    from ipguard.ledger.scan_tables import FindingRow
+
+    summary = "198.18.0.10 goes by '李\u3000伟', then\r\n'\x1b[2Jpc\U000e0041'"
+    row = FindingRow(
+        id=7, site="lab", kind="hostname-policy", severity="low", state="open", ip=HOSTS[0][0],
+        mac=HOSTS[0][1], port="", subject=HOSTS[0][0], summary=summary, detail={},
+        first_seen_at=datetime.now(UTC), last_seen_at=datetime.now(UTC),
+    )  # fmt: skip
+    assert finding_line("new", row) == (
+        "[LOW] new finding #7 hostname-policy 198.18.0.10 02:00:00:00:00:0a: 198.18.0.10 goes by "
+        "'李\u3000伟', then '\\x1b[2Jpc\\U000e0041'"
+    )
