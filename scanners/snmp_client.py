@@ -9,8 +9,10 @@ longer than any real one (`limit`), or silence; each is a `WalkStopped` naming t
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import itertools
 import os
+import socket
 from collections.abc import Container, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,9 +24,10 @@ Varbind = tuple[ber.Oid, Any]
 DEFAULT_LIMIT = 1_000_000  # rows of one column: more than any real switch or router holds
 TOO_BIG, NO_SUCH_NAME, GEN_ERR = 1, 2, 5  # error-status values (RFC 3416)
 ERROR_STATUS = {TOO_BIG: "tooBig", NO_SUCH_NAME: "noSuchName", 3: "badValue", GEN_ERR: "genErr"}
-# Answers to a GETBULK that mean "ask for fewer rows": tooBig, and the genErr of agents that
-# fail a large request whole (HP ProCurve, some Brocade firmware)
-SHRINK_ON = frozenset({TOO_BIG, GEN_ERR})
+# Answers to a GETBULK that mean "ask for fewer rows": tooBig, the genErr of agents that fail a
+# large request whole (HP ProCurve, some Brocade firmware), and the noSuchName of agents that
+# keep SNMPv1's habit when a repetition runs past the end of their MIB
+SHRINK_ON = frozenset({TOO_BIG, NO_SUCH_NAME, GEN_ERR})
 STREAMS = 256  # sockets open at once for the column walks of one poll (open files: 1024)
 FIRST_REPETITIONS = 10  # max-repetitions of a column's first GETBULK (net-snmp's default)
 
@@ -67,10 +70,17 @@ class _Protocol(asyncio.DatagramProtocol):
     """Hands each datagram to the request waiting for one (a plain future: a walk makes
     thousands of requests, and a queue read under `wait_for` costs a task each)."""
 
-    def __init__(self) -> None:
+    def __init__(self, peer: tuple[str, int]) -> None:
         self.waiter: asyncio.Future[bytes] | None = None
+        self.peer = peer
+        self.elsewhere: tuple[str, int] | None = None  # the last sender that was not the agent
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
+        if (addr[0], addr[1]) != self.peer:
+            # A multi-homed agent answering from another address (or anyone else): not taken
+            # as the agent's answer, but named if the agent itself stays silent.
+            self.elsewhere = (addr[0], addr[1])
+            return
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(data)
         # else: nobody asked (a late answer to an earlier try): dropped
@@ -119,7 +129,7 @@ class SnmpSession:
         self.context = context.encode()
         self._ids = itertools.count(int.from_bytes(os.urandom(3), "big"))
         self._transport: asyncio.DatagramTransport | None = None
-        self._protocol = _Protocol()
+        self._protocol = _Protocol((str(ipaddress.ip_address(host)), port))
         self._user: UsmUser | None = None
         if credentials.version == "3":
             self._user = UsmUser(
@@ -154,9 +164,10 @@ class SnmpSession:
 
     async def __aenter__(self) -> SnmpSession:
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: self._protocol, remote_addr=(self.host, self.port)
-        )
+        # Not connected to the agent: a connected socket would drop an answer from another of
+        # its addresses unseen, and the user would only hear "no answer".
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        transport, _ = await loop.create_datagram_endpoint(lambda: self._protocol, family=family)
         self._transport = transport
         if self._user is not None and not self._user.engine_id:
             await self._exchange(ber.GET, [], discovery=True)
@@ -192,7 +203,7 @@ class SnmpSession:
             message = self._encode(
                 request_id, ber.pdu(tag, request_id, list(oids), a, b), discovery
             )
-            self._transport.sendto(message)
+            self._transport.sendto(message, self._protocol.peer)
             response, why = await self._answer(sent)
             garbled = why or garbled
             if response is None:
@@ -208,9 +219,16 @@ class SnmpSession:
             raise SnmpError(f"the agent refused the request: {reason}")
         if garbled:
             raise SnmpMalformed(f"the agent's answers are malformed ({garbled})")
+        elsewhere = self._protocol.elsewhere
         raise SnmpTimeout(
             f"no answer to {self.retries + 1} tries of {self.timeout:g} s each "
-            "(agent down, wrong community or key, or an ACL)"
+            + (
+                f"(answers came from {elsewhere[0]} port {elsewhere[1]} instead: an agent "
+                "answering from another of its addresses, or not the agent)"
+                if elsewhere
+                else "(agent down, wrong community or key, an SNMP version it does not speak, "
+                "or an ACL)"
+            )
         )
 
     async def _answer(self, sent: Container[int]) -> tuple[ber.Response | None, str]:
@@ -299,16 +317,20 @@ class SnmpSession:
                     raise
                 most = repeat = repeat // 2  # an answer cut at the agent's buffer: ask for less
                 continue
-            if response.error_status in SHRINK_ON and bulk and repeat > 1:
-                # an agent that answers tooBig (or genErr) rather than send fewer rows
+            status = response.error_status
+            if status in SHRINK_ON and bulk and repeat > 1:
+                # an agent that fails a request for many rows rather than send fewer
                 most = repeat = repeat // 2
                 continue
             repeat = min(2 * repeat, most)
-            if response.error_status == NO_SUCH_NAME and not bulk:
-                return  # v1 says noSuchName past the end of the MIB
-            if response.error_status:
-                status = ERROR_STATUS.get(response.error_status, str(response.error_status))
-                raise SnmpError(f"walk of {ber.oid_text(column.root)} failed: {status}")
+            if status == NO_SUCH_NAME:
+                return  # v1 (or a v2c agent keeping v1's habit) says so past the end of the MIB
+            if status == GEN_ERR and bulk:
+                bulk = False  # not even one row by GETBULK: an agent without it, read by GETNEXT
+                continue
+            if status:
+                text = ERROR_STATUS.get(status, str(status))
+                raise SnmpError(f"walk of {ber.oid_text(column.root)} failed: {text}")
             if not response.varbinds:
                 return
             for oid, value in response.varbinds:

@@ -28,7 +28,7 @@ from tests.lab import snmp_responder as odd
 from tests.lab.fixtures import requires_lab
 
 pytestmark = [requires_lab(), pytest.mark.lab]
-AGENT_IP = "198.18.31.1"
+AGENT_IP, OTHER_IP = "198.18.31.1", "198.18.31.2"  # the agent's address, and another of its
 COMMUNITY = "c-" + secrets.token_hex(6)
 V3_AUTH, V3_PRIV = "a-" + secrets.token_hex(6), "p-" + secrets.token_hex(6)
 ENGINE = bytes.fromhex("80001f8880") + secrets.token_bytes(8)
@@ -49,7 +49,8 @@ def ns() -> Iterator[str]:
     name = f"ipg-a{secrets.token_hex(3)}-snmp"
     netns.batch_netns([f"netns add {name}"])
     try:
-        netns.run(name, ["ip", "addr", "add", f"{AGENT_IP}/32", "dev", "lo"])
+        for address in (AGENT_IP, OTHER_IP):
+            netns.run(name, ["ip", "addr", "add", f"{address}/32", "dev", "lo"])
         netns.run(name, ["ip", "link", "set", "lo", "up"])
         yield name
     finally:
@@ -67,6 +68,7 @@ class Agent:
     v3: bool = False  # SNMPv3 authPriv (user ipguard) instead of v2c with COMMUNITY
     seal: Seal = lambda user, message_id, pdu: user.encode(message_id, b"", pdu)
     values: dict[ber.Oid, tuple[str, object]] = field(default_factory=dict)
+    reply_from: str = ""  # answer from this other address of the agent's
     requests: int = 0
 
     def __post_init__(self) -> None:
@@ -75,7 +77,9 @@ class Agent:
         self.data.order = sorted(self.data.values)
         with netns.inside(self.ns):
             self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind((AGENT_IP, 0))
+        self.out.bind((self.reply_from or AGENT_IP, 0))
         self.port = self.sock.getsockname()[1]
         self.stopped = threading.Event()
         self.timers: list[threading.Timer] = []
@@ -92,6 +96,7 @@ class Agent:
             timer.cancel()
             timer.join(5)
         self.sock.close()
+        self.out.close()
 
     def device(self, name: str, roles: tuple[str, ...] = ("switch",)) -> SnmpDevice:
         """This agent as a configured device."""
@@ -117,7 +122,7 @@ class Agent:
 
     def _send(self, datagram: bytes, peer: tuple[str, int]) -> None:
         if not self.stopped.is_set():
-            self.sock.sendto(datagram, peer)
+            (self.out if self.reply_from else self.sock).sendto(datagram, peer)
 
     def _answer(self, request: ber.Response) -> tuple[Encoded, int]:
         return self.shape(request, self.data.answer(request), 0)
@@ -198,6 +203,45 @@ def test_generr_to_a_large_getbulk_shrinks_it(ns: str) -> None:
     with Agent(ns, shape=generr) as agent:
         (result,) = poll(ns, agent.device("procurve"))
     assert_complete(result)
+
+
+def test_agent_without_getbulk_is_read_by_getnext(ns: str) -> None:
+    """A v2c agent (printers, UPS cards) that fails every GETBULK with genErr, even for one row:
+    read by GETNEXT."""
+
+    def no_bulk(request: ber.Response, varbinds: Encoded, status: int) -> tuple[Encoded, int]:
+        return ([], 5) if request.tag == ber.GETBULK else (varbinds, status)
+
+    with Agent(ns, fdb=30, shape=no_bulk) as agent:
+        (result,) = poll(ns, agent.device("printer"))
+    assert result.answered, result.warning
+    assert len({entry.mac for entry in result.fdb}) == 30
+
+
+def test_v2c_agent_with_v1_habits_at_the_end_of_its_mib(ns: str) -> None:
+    """An agent that fails a GETBULK running past the end of its MIB with noSuchName (SNMPv1's
+    answer) instead of endOfMibView: the last column is read with fewer rows at once to its
+    end, and ends there."""
+
+    def v1_habit(request: ber.Response, varbinds: Encoded, status: int) -> tuple[Encoded, int]:
+        if any(value == b"\x82\x00" for _oid, value in varbinds):
+            return [], 2
+        return varbinds, status
+
+    with Agent(ns, shape=v1_habit) as agent:
+        (result,) = poll(ns, agent.device("old-firmware"))
+    assert_complete(result)
+
+
+def test_answers_from_another_address_are_refused_and_named(ns: str) -> None:
+    """A multi-homed agent answering from another of its addresses: not taken as the agent's
+    answer (anyone could send it), but the warning says where the answers came from rather than
+    only "no answer"."""
+    with Agent(ns, reply_from=OTHER_IP) as agent:
+        (result,) = poll(ns, agent.device("multihomed"), retries=0)
+    assert not result.answered
+    assert f"answers came from {OTHER_IP} port " in result.warning
+    assert result.warning.startswith(f"multihomed ({AGENT_IP}:{agent.port}): no answer")
 
 
 def test_a_row_gone_mid_walk_does_not_end_the_table(ns: str) -> None:
