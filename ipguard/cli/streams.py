@@ -12,7 +12,9 @@ The console entry point (`main.run`) puts `guard()` in place before any command 
   /dev/null first, so that the ledger file opened next never becomes file descriptor 1 (nor
   0 or 2) where anything written to "standard output" would land in the database, or a
   program started later inherit it as its output. Output meant for a closed standard output
-  is the failure above.
+  is the failure above;
+- a character the output's encoding cannot hold (a Chinese name on a Latin-1 terminal, say
+  `PYTHONIOENCODING=latin-1` or an ISO-8859-1 locale) is written as an escape (`\\u674e`).
 """
 
 from __future__ import annotations
@@ -97,6 +99,8 @@ def guard() -> None:
     sys.stdout = io.TextIOWrapper(
         io.BufferedWriter(_StandardOutput(closed_by_caller=stdout_closed)),
         encoding=getattr(current, "encoding", None) or "utf-8",
-        errors=getattr(current, "errors", None) or "strict",
+        # A character the terminal's encoding lacks (李 on a Latin-1 terminal) is shown as an
+        # escape, like a control character, instead of failing the command with a traceback.
+        errors="backslashreplace",
         line_buffering=bool(getattr(current, "line_buffering", False)),
     )

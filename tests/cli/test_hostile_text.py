@@ -179,3 +179,26 @@ def test_a_watch_line_is_one_line_and_keeps_the_names_spaces() -> None:
         "[LOW] new finding #7 hostname-policy 198.18.0.10 02:00:00:00:00:0a: 198.18.0.10 goes by "
         "'李\u3000伟', then '\\x1b[2Jpc\\U000e0041'"
     )
+
+
+def test_a_terminal_that_is_not_utf8_gets_escapes_not_a_traceback(
+    named: Cli, tmp_path: Path
+) -> None:
+    """A name in a script the terminal's encoding lacks (李) is shown as an escape there."""
+    import subprocess
+
+    from tests.hardening.helpers import env, ipguard_argv
+
+    db = named.db_url
+    encoding = "latin-1"
+    for args in (("findings", "list"), ("findings", "list", "--format", "json")):
+        done = subprocess.run(
+            ipguard_argv("--db", db, *args),
+            env=env(tmp_path, PYTHONIOENCODING=encoding),
+            capture_output=True,
+            check=False,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr.decode(errors="replace")[-800:]
+        shown = done.stdout.decode(encoding)
+        assert "\\u674e\\u7684\\u7535\\u8111" in shown  # 李的电脑
