@@ -35,7 +35,7 @@ def migrate(
     if not to.strip():
         raise InvalidValue("--to needs a database URL or a SQLite path")
     source = state(ctx).store()
-    target = Store(resolve_url(to.strip()))
+    target = Store(resolve_url(to.strip(), "--to"))
     try:
         with progress_bars(enabled=not quiet) as progress:
             transfer = copy_ledger(source, target, progress=progress)

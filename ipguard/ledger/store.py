@@ -34,14 +34,14 @@ def default_url() -> str:
     return f"sqlite:///{Path(user_data_dir('ipguard')) / 'ledger.db'}"
 
 
-def resolve_url(given: str | None) -> str:
-    """The database URL from `--db`, `IPGUARD_DB` or the default; a bare path means SQLite.
+def resolve_url(given: str | None, option: str = "--db") -> str:
+    """The database URL from `option` (`given`), `IPGUARD_DB` or the default; a bare path is SQLite.
 
     An empty value is an error, never the default: a script whose variable is unset must not
     change the real ledger.
     """
     if given is not None:
-        url, where = given, "--db"
+        url, where = given, option
     elif "IPGUARD_DB" in os.environ:
         url, where = os.environ["IPGUARD_DB"], "IPGUARD_DB"
     else:

@@ -159,6 +159,16 @@ def test_the_ledger_itself_is_not_a_target(run: Run, history: str) -> None:
     assert again.exit_code == 2 and "is the ledger itself" in again.stderr
 
 
+def test_a_directory_as_the_target_is_named_as_the_target(
+    run: Run, history: str, tmp_path: Path
+) -> None:
+    refused = run(history, "ledger", "migrate", "--to", str(tmp_path))
+    assert (refused.exit_code, refused.stderr) == (
+        2,
+        f"error: --to {str(tmp_path)!r} is a directory; give the ledger file inside it\n",
+    )
+
+
 def test_a_failure_half_way_commits_nothing(run: Run, history: str, postgres_server: str) -> None:
     from tests.pg import create_database
 
