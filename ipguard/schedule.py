@@ -133,7 +133,7 @@ def without_entry(crontab: str) -> tuple[str, bool]:
     for line in lines:
         if skip_next:
             skip_next = False
-            if line.strip() and not line.lstrip().startswith("#"):
+            if _our_job(line):
                 continue
         if line.strip() == MARKER:
             found, skip_next = True, True
@@ -146,9 +146,18 @@ def entry(crontab: str) -> str | None:
     """ipguard's job line in a crontab, if there is one."""
     lines = crontab.splitlines()
     for index, line in enumerate(lines[:-1]):
-        if line.strip() == MARKER:
+        if line.strip() == MARKER and _our_job(lines[index + 1]):
             return lines[index + 1]
     return None
+
+
+# The job `cron_line` writes runs ipguard's scan; a marker whose job was deleted by hand may be
+# followed by a comment or by a job of the user's own, which must stay.
+_OUR_JOB = re.compile(r"^\s*[^#\s].*ipguard\S*\s(?:.*\s)?scan(?:\s|$)")
+
+
+def _our_job(line: str) -> bool:
+    return _OUR_JOB.match(line) is not None
 
 
 def _crontab(args: Sequence[str], user: str | None, *, text: str | None = None) -> str:

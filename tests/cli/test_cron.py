@@ -83,8 +83,17 @@ def test_the_entry_is_replaced_and_removed_alone() -> None:
     assert found and kept == f"{OTHER}0 3 * * * /usr/bin/true\n"
     assert schedule.without_entry(kept) == (kept, False)
     assert schedule.with_entry("", "x") == f"{schedule.MARKER}\nx\n"
-    # A marker whose job line was deleted by hand: only the marker goes.
+    # A marker whose job line was deleted by hand: only the marker goes, whatever follows it.
     assert schedule.without_entry(f"{schedule.MARKER}\n# note\n") == ("# note\n", True)
+    theirs = "0 3 * * * /usr/local/bin/backup.sh --to /srv/ipguard-backup\n"
+    assert schedule.without_entry(f"{schedule.MARKER}\n{theirs}") == (theirs, True)
+    assert schedule.entry(f"{schedule.MARKER}\n{theirs}") is None
+    assert schedule.with_entry(f"{schedule.MARKER}\n{theirs}", "x") == (
+        f"{theirs}{schedule.MARKER}\nx\n"
+    )
+    # The job as `python -m ipguard` writes it is recognised too.
+    python = "*/5 * * * * /usr/bin/python3 -m ipguard --db /l.db scan --quiet >> /l.log 2>&1\n"
+    assert schedule.without_entry(f"{OTHER}{schedule.MARKER}\n{python}") == (OTHER, True)
 
 
 def test_the_line_escapes_percent_and_quotes_paths(tmp_path: Path) -> None:
