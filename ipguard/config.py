@@ -34,6 +34,7 @@ class ScanSettings:
     rate: int = 2000
     retries: int = 2
     timeout: float = 1.0
+    tcp_ping: bool = True  # routed addresses silent to an echo request are asked over TCP
     services: bool = True
     ports: str = DEFAULT_PORTS
     site: str = "main"
@@ -228,8 +229,8 @@ def _scan(table: Mapping[str, Any], source: str) -> ScanSettings:
                 raise ConfigError(f"{where}.{key} = {value}: must be between 1 and 60")
             waits: dict[str, Any] = {key: value}
             result = replace(result, **waits)
-        elif key == "services":
-            result = replace(result, services=_typed(table, key, bool, where))
+        elif key in ("services", "tcp_ping"):
+            result = replace(result, **{key: _typed(table, key, bool, where)})
         elif key == "ports":
             ports = parse_port_spec(_typed(table, key, str, where), f"{where}.ports")
             result = replace(result, ports=ports)

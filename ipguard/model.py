@@ -179,11 +179,13 @@ class Binding:
 
 class ObservationSource(enum.StrEnum):
     """How a host proved it is present: it answered an ARP request, or an ICMP echo request
-    (ttl then set, mac None), or a router's ARP table holds it (device and interface then set),
-    or an IPv6 address answered a multicast echo or a Neighbor Solicitation ("ndp")."""
+    (ttl then set, mac None), or a TCP probe after ignoring the echo ("tcp", like "icmp"), or a
+    router's ARP table holds it (device and interface then set), or an IPv6 address answered a
+    multicast echo or a Neighbor Solicitation ("ndp")."""
 
     ARP = "arp"
     ICMP = "icmp"
+    TCP = "tcp"  # a SYN-ACK or RST to TCP ping, from a routed host that ignored the echo request
     SNMP_ARP = "snmp-arp"  # an entry of a router's ARP table, read over SNMP
     NDP = "ndp"  # an IPv6 echo reply or Neighbor Advertisement on the link (phase ipv6)
 
@@ -377,6 +379,8 @@ class IgnoredReply(enum.StrEnum):
     ARP_OVER_LIMIT = "arp_over_limit"
     ICMP_UNSOLICITED = "icmp_unsolicited"
     ICMP_OVER_LIMIT = "icmp_over_limit"
+    TCP_UNSOLICITED = "tcp_unsolicited"
+    TCP_OVER_LIMIT = "tcp_over_limit"
     DHCP_IGNORED = "dhcp_ignored"
     SSDP_IGNORED = "ssdp_ignored"
     IPV6_IGNORED = "ipv6_ignored"
@@ -445,6 +449,7 @@ class ScanRequest:
     rate: int = 2000
     retries: int = 2
     timeout: float = 1.0
+    tcp_ping: bool = True  # routed addresses silent to echo get TCP SYN 443 / ACK 80 ([scan])
     services: bool = True
     ports: str = ""
     dns_servers: tuple[str, ...] = ()

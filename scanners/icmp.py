@@ -64,62 +64,73 @@ class IcmpSweep(Sweep):
         return _IcmpLink(receiver, sender, targets, ident)
 
 
-class _IcmpLink(Link):
-    """One ICMP sweep's sockets and its identifier, which tells our replies from anyone else's."""
+class RawIpLink(Link):
+    """A sweep over raw IPv4 sockets: replies routed back to us, read with their IP header.
 
-    name = "icmp"
-    unsolicited = IgnoredReply.ICMP_UNSOLICITED
-    over_limit = IgnoredReply.ICMP_OVER_LIMIT
+    The receiver is filtered by the kernel (the sweep's own identifier or port), the sender
+    queues nothing. ICMP echo (here) and TCP ping (scanners.tcpping) share it.
+    """
+
     snaplen = SNAPLEN
-    responders_per_target = 1  # an echo reply comes from the address it answers for
+    responders_per_target = 1  # a routed reply comes from the address it answers for
+    probe = "a probe"  # what a refused send names: "an echo request"
+    allow = "outgoing probes"  # and what it asks the firewall to allow: "outgoing ICMP echo"
+    observed_as: ObservationSource  # the source of the observations its replies make
 
     def __init__(
-        self, receiver: socket.socket, sender: socket.socket, targets: list[bytes], ident: int
+        self, receiver: socket.socket, sender: socket.socket, targets: list[bytes]
     ) -> None:
         super().__init__(receiver)
         self._sender = sender
         self._addresses = [(socket.inet_ntoa(ip), 0) for ip in targets]
-        self._ident = ident
-        self._packet = bytearray(_echo_template(ident))
-        self._base_sum = _ones_sum(self._packet)  # with sequence 0 and checksum 0
 
-    def send(self, batch: Sequence[int]) -> None:
-        """One echo request per target, its sequence number the target's index (mod 2^16)."""
-        put, packet, addresses = self._sender.sendto, self._packet, self._addresses
-        base_sum = self._base_sum
-        for i in batch:
-            patch_echo(packet, base_sum, i & 0xFFFF)
-            try:
-                put(packet, addresses[i])
-            except OSError as exc:
-                _send_failed(exc, partial(put, packet, addresses[i]), addresses[i][0])
+    def sent_failed(self, exc: OSError, again: Callable[[], object], address: str) -> None:
+        """Go on past an unreachable target, fail the sweep on a missing route or a firewall."""
+        if exc.errno in SKIPPABLE:
+            return  # the target simply stays silent
+        if exc.errno == errno.ENETUNREACH:
+            raise ScanError(
+                f"{self.what}: no route to {address}; add a route to its subnet or sweep it by ARP"
+            ) from exc
+        if exc.errno in (errno.EPERM, errno.EACCES):
+            raise ScanError(
+                f"{self.what}: the local firewall refused {self.probe} to {address}; "
+                f"allow {self.allow}"
+            ) from exc
+        rawsock.send_when_room(again, exc, self.what)
+
+    @property
+    def what(self) -> str:
+        """The sweep's name in errors: "ICMP sweep"."""
+        return f"{self.name.upper()} sweep"
 
     def source(self, reply: bytes) -> bytes:
         """The source address of the IPv4 packet."""
         return reply[12:16]
 
-    def admit(self, reply: bytes) -> bytes | None:
-        """b"" for an echo reply carrying our identifier, None for anything else."""
-        # The kernel hands a raw socket whole IPv4 packets; anything shorter is no reply of ours.
+    @staticmethod
+    def transport(reply: bytes, length: int) -> bytes | None:
+        """The first `length` bytes after the IPv4 header, or None when `reply` is no such packet.
+
+        The kernel hands a raw socket whole IPv4 packets; anything shorter is no reply of ours.
+        """
         if len(reply) < 20 or reply[0] >> 4 != 4 or (reply[0] & 0x0F) < 5:
             return None
         ihl = (reply[0] & 0x0F) * 4
-        icmp = reply[ihl : ihl + 8]
-        if len(icmp) < 8 or icmp[0] != ECHO_REPLY or int.from_bytes(icmp[4:6]) != self._ident:
-            return None
-        return b""
+        header = reply[ihl : ihl + length]
+        return header if len(header) == length else None
 
     def observation(
         self, target: bytes, reply: bytes, seen_at: datetime, rtt_ms: float | None
     ) -> Observation:
-        """An IP answering an echo, with the TTL it arrived with (a hint of the hops behind it)."""
+        """An IP answering, with the TTL it arrived with (a hint of the hops behind it)."""
         if self.source_ip is None:  # the local address the replies came back to
             self.source_ip = socket.inet_ntoa(reply[16:20])
         return Observation(
             ip=socket.inet_ntoa(target),
             mac=None,
             seen_at=seen_at,
-            source=ObservationSource.ICMP,
+            source=self.observed_as,
             ttl=reply[8],
             rtt_ms=rtt_ms,
         )
@@ -133,9 +144,8 @@ class _IcmpLink(Link):
         try:
             with open("/proc/thread-self/net/raw") as table:
                 for line in table:
-                    fields = (
-                        line.split()
-                    )  # sl local rem st tx:rx tr:tm retr uid timeout inode … drops
+                    # sl local rem st tx:rx tr:tm retr uid timeout inode … drops
+                    fields = line.split()
                     if len(fields) > 12 and fields[9] == inode:
                         return int(fields[12])
         except (OSError, ValueError):
@@ -147,20 +157,41 @@ class _IcmpLink(Link):
         rawsock.close_soon(self._sender.close, self.receiver.close)
 
 
-def _send_failed(exc: OSError, again: Callable[[], object], address: str) -> None:
-    """Go on past an unreachable target, fail the sweep on a missing route or a firewall."""
-    if exc.errno in SKIPPABLE:
-        return  # the target simply stays silent
-    if exc.errno == errno.ENETUNREACH:
-        raise ScanError(
-            f"{WHAT}: no route to {address}; add a route to its subnet or sweep it by ARP"
-        ) from exc
-    if exc.errno in (errno.EPERM, errno.EACCES):
-        raise ScanError(
-            f"{WHAT}: the local firewall refused an echo request to {address}; "
-            "allow outgoing ICMP echo"
-        ) from exc
-    rawsock.send_when_room(again, exc, WHAT)
+class _IcmpLink(RawIpLink):
+    """One ICMP sweep's sockets and its identifier, which tells our replies from anyone else's."""
+
+    name = "icmp"
+    unsolicited = IgnoredReply.ICMP_UNSOLICITED
+    over_limit = IgnoredReply.ICMP_OVER_LIMIT
+    probe = "an echo request"
+    allow = "outgoing ICMP echo"
+    observed_as = ObservationSource.ICMP
+
+    def __init__(
+        self, receiver: socket.socket, sender: socket.socket, targets: list[bytes], ident: int
+    ) -> None:
+        super().__init__(receiver, sender, targets)
+        self._ident = ident
+        self._packet = bytearray(_echo_template(ident))
+        self._base_sum = ones_sum(self._packet)  # with sequence 0 and checksum 0
+
+    def send(self, batch: Sequence[int]) -> None:
+        """One echo request per target, its sequence number the target's index (mod 2^16)."""
+        put, packet, addresses = self._sender.sendto, self._packet, self._addresses
+        base_sum = self._base_sum
+        for i in batch:
+            patch_echo(packet, base_sum, i & 0xFFFF)
+            try:
+                put(packet, addresses[i])
+            except OSError as exc:
+                self.sent_failed(exc, partial(put, packet, addresses[i]), addresses[i][0])
+
+    def admit(self, reply: bytes) -> bytes | None:
+        """b"" for an echo reply carrying our identifier, None for anything else."""
+        icmp = self.transport(reply, 8)
+        if icmp is None or icmp[0] != ECHO_REPLY or int.from_bytes(icmp[4:6]) != self._ident:
+            return None
+        return b""
 
 
 def _echo_template(ident: int) -> bytes:
@@ -171,7 +202,7 @@ def _echo_template(ident: int) -> bytes:
 def patch_echo(packet: bytearray, base_sum: int, seq: int) -> None:
     """Set an echo request's sequence number and its checksum, in place.
 
-    `base_sum` is `_ones_sum` of the packet with sequence and checksum zero: adding the sequence
+    `base_sum` is `ones_sum` of the packet with sequence and checksum zero: adding the sequence
     to it (ones' complement) gives the new packet's sum without reading the payload again.
     """
     total = base_sum + seq
@@ -180,7 +211,7 @@ def patch_echo(packet: bytearray, base_sum: int, seq: int) -> None:
     packet[6:8] = seq.to_bytes(2, "big")
 
 
-def _ones_sum(data: bytes | bytearray) -> int:
+def ones_sum(data: bytes | bytearray) -> int:
     """The folded 16-bit ones'-complement sum of `data` (even length), not yet inverted."""
     total = sum(int.from_bytes(data[k : k + 2], "big") for k in range(0, len(data), 2))
     while total > 0xFFFF:

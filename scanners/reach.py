@@ -1,4 +1,5 @@
-"""The sweep phase: ARP for the part of each subnet on the interface's link, ICMP for the rest.
+"""The sweep phase: ARP for the part of each subnet on the interface's link, ICMP for the rest
+(and TCP ping for the routed addresses that ignored the echo request, unless `tcp_ping = false`).
 
 A subnet may reach beyond what the scanner can get to: `--subnet 10.20.0.0/20` on an interface
 whose address is a /24, with no route for the rest. The parts without a route are not swept and
@@ -19,6 +20,7 @@ from ipguard.errors import ScanError
 from ipguard.model import IgnoredReply, Observation, ScanRequest, Uncovered
 from ipguard.scanners import rawsock
 from ipguard.scanners.scope import Scope
+from ipguard.scanners.sweep import Sweep
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 # What connect() on a UDP socket says when the routing table has nothing for an address.
@@ -41,6 +43,7 @@ def sweep(
     """
     from ipguard.scanners.arp import ArpSweep
     from ipguard.scanners.icmp import IcmpSweep
+    from ipguard.scanners.tcpping import TcpSweep
 
     assert interface.ipv4 is not None and interface.prefixlen is not None
     on_link, routed, uncovered = split(request.subnets, interface.ipv4, interface.prefixlen)
@@ -50,13 +53,8 @@ def sweep(
         raise ScanError(f"the sweep can reach no part of the subnets ({reasons})")
     own = {interface.ipv4}
     observations: list[Observation] = []
-    sweeps: list[tuple[str, list[str], Callable[..., ArpSweep | IcmpSweep]]] = []
-    if on_link:
-        sweeps.append(("arp", on_link, partial(ArpSweep, request.interface)))
-    if routed:
-        sweeps.append(("icmp", routed, IcmpSweep))
-    for name, parts, sweeper in sweeps:
-        targets = [ip for ip in scope.targets(parts) if ip not in own]
+
+    def run(name: str, sweeper: Callable[..., Sweep], targets: list[str]) -> set[str]:
         swept = sweeper(
             scope,
             rate=request.rate,
@@ -67,7 +65,21 @@ def sweep(
         observations.extend(swept.observations)
         ignored.update(swept.replies_ignored)
         dropped[name] += swept.replies_dropped
+        return swept.live
+
+    if on_link:
+        run("arp", partial(ArpSweep, request.interface), _targets(scope, on_link, own))
+    if routed:
+        targets = _targets(scope, routed, own)
+        answered = run("icmp", IcmpSweep, targets)
+        silent = [ip for ip in targets if ip not in answered]
+        if request.tcp_ping and silent:  # a host firewall may drop echo and still answer TCP
+            run("tcp", TcpSweep, silent)
     return observations, uncovered
+
+
+def _targets(scope: Scope, parts: list[str], own: set[str]) -> list[str]:
+    return [ip for ip in scope.targets(parts) if ip not in own]
 
 
 def split(

@@ -2,7 +2,7 @@
 
     phase      starts after      what
     dhcp       -                 DISCOVERs for [scan] dhcp_wait s, every offer kept (link in scope)
-    sweep      -                 ARP on the local link, ICMP echo for routed subnets
+    sweep      -                 ARP on the local link, ICMP echo (then TCP ping) routed
     services   sweep             nmap: the open ports of the live hosts (a fast pass)
      versions  services          nmap: the software behind each open port, within a port budget
     names      sweep             reverse DNS, NetBIOS, mDNS for the live hosts

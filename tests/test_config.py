@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ipguard.config import load_settings, parse_settings
+from ipguard.config import ScanSettings, load_settings, parse_settings
 from ipguard.errors import ConfigError
 from ipguard.model import FindingKind, Service, Severity
 
@@ -34,6 +34,7 @@ rate = 500
 timeout = 2
 dhcp_wait = 10
 ra_wait = 5
+tcp_ping = false
 ports = "tcp/22;tcp/8000-8100"
 site = "north"
 [policy]
@@ -55,6 +56,7 @@ dns_servers = ["198.18.0.2"]
     assert settings.scan.subnets == ("10.20.0.0/16", "198.18.0.0/24")
     assert settings.scan.timeout == 2.0 and settings.scan.site == "north"
     assert settings.scan.dhcp_wait == 10.0 and settings.scan.ra_wait == 5.0
+    assert settings.scan.tcp_ping is False and ScanSettings().tcp_ping is True
     assert settings.policy.severity == {FindingKind.HOSTNAME_POLICY: Severity.MEDIUM}
     assert settings.policy.default_allowed_services == (Service("tcp", 22), Service("udp", 161))
     assert settings.retention.days == 90 and settings.alerts.min_severity == Severity.MEDIUM
@@ -73,6 +75,7 @@ dns_servers = ["198.18.0.2"]
         ({"scan": {"ports": "tcp/0-22"}}, "'tcp/0-22' is not proto/port"),
         ({"scan": {"dhcp_wait": 0.5}}, "scan.dhcp_wait = 0.5: must be between 1 and 60"),
         ({"scan": {"ra_wait": 61}}, "scan.ra_wait = 61.0: must be between 1 and 60"),
+        ({"scan": {"tcp_ping": "yes"}}, "scan.tcp_ping = 'yes': expected true or false"),
         (
             {"scan": {"dhcp_wait": "long"}},
             "scan.dhcp_wait = 'long': expected a whole number or a number",

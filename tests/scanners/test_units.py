@@ -6,7 +6,7 @@ import pytest
 
 from ipguard.scanners import rawsock
 from ipguard.scanners.arp import _reply_filter, _request_template, lookup_vendors
-from ipguard.scanners.icmp import _echo_template, _ones_sum, patch_echo
+from ipguard.scanners.icmp import _echo_template, ones_sum, patch_echo
 
 
 @pytest.mark.parametrize(
@@ -61,7 +61,7 @@ def test_patched_echo_checksum_matches_a_full_computation(seq: int) -> None:
     template = _echo_template(0xBEEF)
     assert bytes(ICMP(type="echo-request", id=0xBEEF, seq=0) / template[8:])[4:] == template[4:]
     packet = bytearray(template)
-    patch_echo(packet, _ones_sum(template), seq)
+    patch_echo(packet, ones_sum(template), seq)
     rebuilt = ICMP(bytes(packet))
     assert (rebuilt.type, rebuilt.id, rebuilt.seq) == (8, 0xBEEF, seq)
     del rebuilt.chksum  # scapy recomputes it over the whole packet
