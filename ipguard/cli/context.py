@@ -56,12 +56,13 @@ class AppState:
         from ipguard.ledger.audit import current_actor
 
         actor = current_actor(self.actor_name)
+        where, hint = _actor_source(self.actor_name)
         try:
-            actor = parse_audit_text(actor, "--actor", MAX_ACTOR)
+            actor = parse_audit_text(actor, where, MAX_ACTOR)
         except FieldError as error:
-            raise InvalidValue(f"--actor {error.value!r}: {error.reason}") from None
+            raise InvalidValue(f"{where} {error.value!r}: {error.reason}{hint}") from None
         if "\n" in actor or "\t" in actor:
-            raise InvalidValue(f"--actor {actor!r}: a name is one line of text")
+            raise InvalidValue(f"{where} {actor!r}: a name is one line of text{hint}")
         return actor
 
     def refuse_own_file(self, path: str, option: str) -> None:
@@ -94,6 +95,17 @@ class AppState:
 
 
 _SQLITE_FILES = ("", "-wal", "-shm", "-journal")
+
+
+def _actor_source(given: str | None) -> tuple[str, str]:
+    """Where the actor's name came from (audit.current_actor's order), and what to do instead."""
+    import os
+
+    if given:
+        return "--actor", ""
+    if os.environ.get("IPGUARD_ACTOR"):
+        return "IPGUARD_ACTOR", ""
+    return "the login name (LOGNAME, USER)", "; give --actor NAME"
 
 
 def _same_file(one: Path, other: Path) -> bool:

@@ -165,3 +165,25 @@ def test_output_larger_than_a_pipe_arrives_whole_and_the_exit_code_with_it(tmp_p
     assert listed.stdout.splitlines()[-1].startswith("10.1.11.250,")
     failed = subprocess.run([exe, "ledger", "show", "10.9.9.9"], env=env, capture_output=True)
     assert failed.returncode != 0 and failed.stderr.startswith(b"error: ")
+
+
+def test_a_bad_actor_name_is_blamed_on_where_it_came_from(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only --actor was ever named, even for a name that came from the environment (cron's).
+    add = ("ledger", "add", "198.18.0.1", "02:00:00:00:00:01")
+    monkeypatch.setenv("IPGUARD_ACTOR", "evil\x1b[31m")
+    refused = cli(*add)
+    assert (refused.exit_code, refused.stderr) == (
+        2,
+        "error: IPGUARD_ACTOR 'evil\\x1b[31m': contains control characters\n",
+    )
+    monkeypatch.delenv("IPGUARD_ACTOR")
+    monkeypatch.setenv("LOGNAME", "two\nlines")
+    refused = cli(*add)
+    assert (refused.exit_code, refused.stderr) == (
+        2,
+        "error: the login name (LOGNAME, USER) 'two\\nlines': a name is one line of text; "
+        "give --actor NAME\n",
+    )
+    assert cli("--actor", "root", *add).exit_code == 0
