@@ -22,6 +22,7 @@ from ipguard.snmpconfig import SnmpSettings, parse_snmp
 
 DEFAULT_PORTS = "tcp/1-1024;tcp/1080;tcp/3128;tcp/8080;tcp/8118"
 MIN_RETENTION_DAYS = 60
+MAX_DAYS = 36_500  # a hundred years: the longest period a [policy] key may give
 _PORT_SPEC = re.compile(r"^(tcp|udp)/(\d{1,5})(?:-(\d{1,5}))?$")
 
 
@@ -299,11 +300,17 @@ def _policy(table: Mapping[str, Any], source: str) -> PolicySettings:
             rule = _typed(table, key, str, where)
             check_hostname_rule(rule, f"{where}.{key}")
             result = replace(result, hostname_rule=rule)
-        elif key in ("stale_after_days", "unregistered_grace_days", "max_macs_per_port"):
+        elif key in ("stale_after_days", "unregistered_grace_days"):
             value = _typed(table, key, int, where)
-            if value < (1 if key == "max_macs_per_port" else 0):
-                raise ConfigError(f"{where}.{key} = {value}: too small")
+            # A period is a date difference: beyond a century, date arithmetic overflows.
+            if not 0 <= value <= MAX_DAYS:
+                raise ConfigError(f"{where}.{key} = {value}: must be between 0 and {MAX_DAYS}")
             result = replace(result, **{key: value})
+        elif key == "max_macs_per_port":
+            value = _typed(table, key, int, where)
+            if value < 1:
+                raise ConfigError(f"{where}.{key} = {value}: too small")
+            result = replace(result, max_macs_per_port=value)
         elif key == "uplink_min_macs":
             value = _typed(table, key, int, where)
             if value < 2:

@@ -86,6 +86,15 @@ dns_servers = ["198.18.0.2"]
         ({"policy": {"hostname_rule": "^({owner}$"}}, "not a valid regular expression"),
         ({"policy": {"default_allowed_services": ["ssh"]}}, "'ssh' is not proto/port"),
         ({"retention": {"days": 30}}, "retention.days = 30: records must be kept at least 60 days"),
+        (
+            {"policy": {"stale_after_days": 10**11}},
+            "policy.stale_after_days = 100000000000: must be between 0 and 36500",
+        ),
+        (
+            {"policy": {"unregistered_grace_days": 36_501}},
+            "policy.unregistered_grace_days = 36501: must be between 0 and 36500",
+        ),
+        ({"policy": {"stale_after_days": -1}}, "must be between 0 and 36500"),
         ({"alerts": {"urls": ["nowhere"]}}, "alerts.urls: each entry must be an apprise URL"),
         ({"names": {"dns_servers": ["dns.example"]}}, "names.dns_servers"),
     ],

@@ -494,3 +494,17 @@ def test_a_run_is_judged_against_the_ledger_as_it_was_while_the_run_looked(
     cli.scanner = FakeScanner([result(REGISTERED, STRANGER)])
     code, second = scan_json(cli, config)
     assert code == 0 and second["findings"] == []
+
+
+def test_the_longest_periods_the_configuration_allows_still_scan(
+    cli: Cli, tmp_path: Path, fake: FakeScanner
+) -> None:
+    # A century of grace and staleness: the policies' date arithmetic stays in range (a larger
+    # value is refused by the configuration: before, 10**11 days failed every scan).
+    config = tmp_path / "long.toml"
+    config.write_text(CONFIG + "stale_after_days = 36500\nunregistered_grace_days = 36500\n")
+    cli("ledger", "add", "198.18.0.20", "02:00:00:00:00:20")  # never seen: the stale check
+    fake.results = [result(REGISTERED, STRANGER)]
+    code, document = scan_json(cli, config)
+    assert code == 1 and document["run"]["status"] == "complete"
+    assert ("unregistered-host", *STRANGER, None) in kinds(document)
