@@ -411,7 +411,7 @@ class ScanResult:
     # (scanners.sweep.ReplyBudget).
     ignored: Mapping[IgnoredReply, int] = field(default_factory=dict)
     # Replies the kernel dropped before ipguard could read them (a receive buffer overrun), by
-    # sweep ("arp", "icmp"); only the nonzero ones.
+    # sweep ("arp", "icmp", "tcp"); only the nonzero ones.
     replies_dropped: Mapping[str, int] = field(default_factory=dict)
     # What each configured switch and router said (phase snmp), answered or not.
     snmp: tuple[SnmpPoll, ...] = ()

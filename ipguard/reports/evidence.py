@@ -21,6 +21,7 @@ _WORDS = {"ip": "IP", "ips": "IPs", "mac": "MAC", "macs": "MACs", "ttl": "TTL", 
 _SOURCES = {
     "arp": "ARP",
     "icmp": "ping (ICMP)",
+    "tcp": "TCP ping",
     "ndp": "IPv6 neighbour discovery",
     "dns": "DNS",
     "mdns": "mDNS",
