@@ -15,6 +15,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
@@ -24,6 +25,8 @@ from ipguard.model import LEDGER_FIELDS
 
 FORMATS = ("csv", "xlsx", "json")
 REQUIRED = ("ip", "mac")
+# The fields that hold `;`-separated lists, which a JSON file may also give as a list of strings.
+LIST_FIELDS = ("ipv6", "roles", "allowed_services")
 # Spreadsheets run cells that start with these as formulas; a leading ' makes them text.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _ESCAPED_START = (*_FORMULA_START, "'")
@@ -213,7 +216,15 @@ def _json_int(text: str) -> int | _Refused:
 
 def _json_float(text: str) -> float | _Refused:
     value = float(text)
-    return value if math.isfinite(value) else _Refused(f"{text} is too large a number")
+    if not math.isfinite(value):
+        return _Refused(f"{text} is too large a number")
+    # A float keeps about 17 digits: what the ledger would store must be the number written.
+    if Decimal(cell_text(value)) != Decimal(text):
+        return _Refused(
+            f"the number {text} cannot be kept exactly (a number holds about 17 digits); "
+            "write it as text in quotes"
+        )
+    return value
 
 
 def _read_json(path: str, data: bytes) -> list[FileRow]:
@@ -253,17 +264,21 @@ def _json_row(path: str, number: int, item: Any) -> FileRow:
         return FileRow(
             number, {}, "item", (problem("", "", f"is {_json_type(item)}, not an object"),)
         )
-    problems = [problem(key, "", "the key appears twice") for key in getattr(item, "twice", ())]
+    problems: list[LineProblem] = []
+    twice = set(getattr(item, "twice", ()))
     values: dict[str, str] = {}
     for key, value in item.items():
         name = key.strip().lower()
         if name not in LEDGER_FIELDS:
             problems.append(problem(key, "", f"unknown key (keys are {', '.join(LEDGER_FIELDS)})"))
             continue
+        if name in values:  # "MAC" and "mac": which one was meant cannot be told
+            twice.add(name)
         text, reason = _json_text(name, value)
         if reason:
             problems.append(problem(name, "", reason))
         values[name] = text
+    problems += [problem(key, "", "the key appears twice") for key in sorted(twice)]
     problems += [problem(name, "", "is required") for name in REQUIRED if name not in values]
     return FileRow(number, values, "item", tuple(problems))
 
@@ -275,14 +290,28 @@ def _json_text(name: str, value: Any) -> tuple[str, str]:
     if isinstance(value, dict):
         return "", "a nested object; give text"
     if isinstance(value, list):
-        parts = [_json_text(name, part) for part in value]
-        if any(isinstance(part, dict | list) for part in value):
-            return "", "a list may hold only text, numbers and true/false"
-        reasons = [reason for _, reason in parts if reason]
-        return ";".join(text for text, _ in parts), reasons[0] if reasons else ""
+        if name not in LIST_FIELDS:
+            return "", f"a list where one value belongs (lists are for {', '.join(LIST_FIELDS)})"
+        for position, part in enumerate(value, start=1):
+            if not isinstance(part, str) or not part.strip():
+                return "", f"list entry {position} is {_entry_kind(part)}; a list holds text only"
+        return ";".join(value), ""
     if name in REQUIRED and isinstance(value, int | float) and not isinstance(value, bool):
         return "", f"the number {value}; write {name} as text in quotes"
     return cell_text(value), ""
+
+
+def _entry_kind(part: Any) -> str:
+    """What a list entry that is not text is, for the message."""
+    if part is None:
+        return "null"
+    if isinstance(part, bool):
+        return "true/false"
+    if isinstance(part, int | float | _Refused):
+        return "a number"
+    if isinstance(part, str):
+        return "empty"
+    return _json_type(part)
 
 
 def cell_text(value: Any) -> str:
