@@ -18,15 +18,22 @@ import socket
 
 _CANONICAL_MAC = re.compile(r"^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$")
 _UNSPECIFIED_V4 = bytes(4)
+# What a spreadsheet leaves of a MAC it took for a number: digits, maybe a fraction or an exponent.
+_NUMBER = re.compile(r"^[0-9]+(?:\.[0-9]*)?(?:e[+-]?[0-9]+)?$")
+# Dotted IPv4 with a leading zero in some part: inet_aton and ping read 010 as octal (8).
+_LEADING_ZEROS = re.compile(r"^(?:[0-9]{1,3}\.){3}[0-9]{1,3}$")
 # The textual notations, all 48 bits spelt out: six groups of 1-2 digits (aa:bb:…, aa-bb-…), three
-# of four (aabb.ccdd.eeff), two of six (aabbcc-ddeeff) or twelve digits. netaddr's own parser
-# would also take short group lists and decimal integers.
+# of four (Cisco aabb.ccdd.eeff, Huawei and H3C aabb-ccdd-eeff), two of six (aabbcc-ddeeff) or
+# twelve digits. netaddr's own parser would also take short group lists and decimal integers.
 _TEXTUAL_MAC = re.compile(
     r"^(?:[0-9a-f]{1,2}([:-])[0-9a-f]{1,2}(?:\1[0-9a-f]{1,2}){4}"
-    r"|[0-9a-f]{4}([.:])[0-9a-f]{4}\2[0-9a-f]{4}"
+    r"|[0-9a-f]{4}([.:-])[0-9a-f]{4}\2[0-9a-f]{4}"
     r"|[0-9a-f]{6}[:-][0-9a-f]{6}"
     r"|[0-9a-f]{12})$"
 )
+
+
+_THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")
 
 
 class AddressError(ValueError):
@@ -45,13 +52,19 @@ def parse_ip(text: str) -> str:
     except (OSError, ValueError):  # not dotted IPv4 (ValueError: a NUL in the text)
         pass
     else:
-        if packed == _UNSPECIFIED_V4 or packed[0] >= 224:
+        if packed[0] in (0, 127) or packed[0] >= 224:
             _refuse(ipaddress.IPv4Address(packed))
         return value
     _refuse_zone(value)
     try:
         address = ipaddress.ip_address(value)
     except ValueError:
+        if _LEADING_ZEROS.match(value):
+            plain = ".".join(str(int(part)) for part in value.split("."))
+            raise AddressError(
+                "not an IP address: leading zeros are ambiguous (010 is 8 to some tools): "
+                f"write {plain} if that is the address meant"
+            ) from None
         raise AddressError("not an IP address") from None
     _refuse(address)
     return str(address)
@@ -70,6 +83,12 @@ def _refuse(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> None:
     """Refuse what cannot be one device's address, with the reason."""
     if address.is_unspecified or address.is_multicast:
         raise AddressError("not a host address (unspecified or multicast)")
+    if address.is_loopback:
+        raise AddressError(
+            "a loopback address never leaves its host; give the device's own address"
+        )
+    if address in _THIS_NETWORK:
+        raise AddressError("0.0.0.0/8 means 'this network' and is never a device's address")
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         raise AddressError(f"an IPv4 address written as IPv6; register it as {address.ipv4_mapped}")
     if address.is_reserved:
@@ -146,7 +165,7 @@ def parse_mac(text: str) -> str:
     lowered = value.lower()
     if not _CANONICAL_MAC.match(lowered):  # files exported by ipguard skip netaddr
         if not _TEXTUAL_MAC.match(lowered):
-            raise AddressError("not a MAC address (like aa:bb:cc:dd:ee:ff)")
+            raise AddressError(_not_a_mac(value))
         from netaddr import EUI, mac_unix_expanded
 
         lowered = str(EUI(lowered, dialect=mac_unix_expanded))
@@ -155,6 +174,18 @@ def parse_mac(text: str) -> str:
     if int(lowered[:2], 16) & 1:
         raise AddressError("multicast or broadcast MAC cannot belong to a device")
     return lowered
+
+
+def _not_a_mac(value: str) -> str:
+    """Why `value` is not a MAC, naming what a spreadsheet does to MACs typed as numbers."""
+    reason = "not a MAC address (like aa:bb:cc:dd:ee:ff)"
+    if not _NUMBER.match(value.lower()):
+        return reason
+    shape = "a number in scientific notation" if "e" in value.lower() else "a number"
+    return (
+        f"{reason}: {value} is {shape}, as a spreadsheet makes of a MAC it took for one "
+        "(leading zeros and digits dropped); format the column as Text and retype it"
+    )
 
 
 def ip_sort_key(ip: str | None) -> tuple[int, int, str]:

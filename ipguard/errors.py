@@ -57,9 +57,12 @@ class LineProblem:
     value: str
     reason: str
     unit: str = "line"  # JSON files count items, not lines
+    cell: str = ""  # XLSX: the cell holding the value, as a spreadsheet names it ('Sheet 1'!C2)
 
     def __str__(self) -> str:
         where = f"{self.unit} {self.line}"
+        if self.cell:
+            where += f" ({self.cell})"
         if self.field:
             where += f", {self.field}"
             if self.value:

@@ -64,3 +64,42 @@ def test_sort_key_orders_numerically_v4_before_v6_and_junk_last() -> None:
         "2001:db8::1",
         "host-7",
     ]
+
+
+@pytest.mark.parametrize("text", ["0011-2233-4455", "0011-2233-4455 ", "0011:2233:4455"])
+def test_huawei_and_h3c_mac_spelling_is_read(text: str) -> None:
+    # `display arp` on Huawei VRP and H3C Comware prints MACs as three dash-separated groups.
+    assert parse_mac(text) == "00:11:22:33:44:55"
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("1.12E+11", "1.12E+11 is a number in scientific notation"),
+        ("1122334455", "1122334455 is a number"),
+        ("11223344556.0", "a number"),
+    ],
+)
+def test_a_mac_a_spreadsheet_turned_into_a_number_says_so(text: str, reason: str) -> None:
+    with pytest.raises(AddressError, match=r"^not a MAC address") as raised:
+        parse_mac(text)
+    assert reason in str(raised.value) and "format the column as Text" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("127.0.0.1", "loopback"),
+        ("127.1.2.3", "loopback"),
+        ("::1", "loopback"),
+        ("0.1.2.3", "this network"),
+        ("010.001.002.003", "leading zeros are ambiguous (010 is 8 to some tools): write 10.1.2.3"),
+        ("10.0.0.01", "write 10.0.0.1"),
+    ],
+)
+def test_addresses_no_device_holds_or_that_read_two_ways_are_refused(
+    text: str, reason: str
+) -> None:
+    with pytest.raises(AddressError) as raised:
+        parse_ip(text)
+    assert reason in str(raised.value)

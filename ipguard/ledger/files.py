@@ -12,10 +12,11 @@ import io
 import json
 import math
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from itertools import islice
 from pathlib import Path
 from typing import IO, Any
 
@@ -38,6 +39,8 @@ _SEPARATORS = {";": "';'", "\t": "tabs", "|": "'|'"}
 # JSON numbers longer than this are not ledger values; refusing them early also keeps Python's
 # int() from raising on 5,000-digit numbers.
 _MAX_DIGITS = 40
+# How far below a refused header row to look for the real one (a title and blank rows above it).
+_HEADER_SEARCH = 20
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,17 @@ class FileRow:
     values: dict[str, str]
     unit: str = "line"
     problems: tuple[LineProblem, ...] = ()
+    # XLSX: the sheet's reference (as in 'Sheet 1'!C2) and column names, one of each per sheet.
+    sheet: str = ""
+    columns: Sequence[str] = ()
+
+    def cell(self, field: str) -> str:
+        """Where a field's value stands in a spreadsheet (`'Sheet 1'!C2`), or ""."""
+        if not self.sheet or field not in self.columns:
+            return ""
+        from openpyxl.utils import get_column_letter
+
+        return f"{self.sheet}!{get_column_letter(self.columns.index(field) + 1)}{self.line}"
 
 
 def detect_format(path: str, given: str | None) -> str:
@@ -109,11 +123,14 @@ def file_error(path: str, reason: str) -> LedgerFileError:
     return LedgerFileError(path, message=f"{path}: {reason}; nothing was imported")
 
 
-def header(path: str, names: Sequence[Any], where: str) -> list[str]:
-    """The column names of a header row, or LedgerFileError saying what is wrong with them."""
-    columns = [
-        str(name).strip().lower().lstrip("\ufeff") if name is not None else "" for name in names
-    ]
+def header(
+    path: str, names: Sequence[Any], where: str, below: Callable[[], str] = str
+) -> list[str]:
+    """The column names of a header row, or LedgerFileError saying what is wrong with them.
+
+    `below` tells where the column names are when this row is not them (a title above them).
+    """
+    columns = _names(names)
     while columns and not columns[-1]:
         columns.pop()
     if len(columns) == 1:
@@ -133,15 +150,33 @@ def header(path: str, names: Sequence[Any], where: str) -> list[str]:
             raise file_error(
                 path,
                 f"{where}: unknown column {name!r} in column {position} "
-                f"(columns are {', '.join(LEDGER_FIELDS)})",
+                f"(columns are {', '.join(LEDGER_FIELDS)}){below()}",
             )
     missing = [name for name in REQUIRED if name not in columns]
     if missing:
-        raise file_error(path, f"{where}: missing required column {missing[0]!r}")
+        raise file_error(path, f"{where}: missing required column {missing[0]!r}{below()}")
     duplicated = {name for name in columns if columns.count(name) > 1}
     if duplicated:
         raise file_error(path, f"{where}: column {sorted(duplicated)[0]!r} appears twice")
     return columns
+
+
+def _names(names: Iterable[Any]) -> list[str]:
+    return [
+        str(name).strip().lower().lstrip("\ufeff") if name is not None else "" for name in names
+    ]
+
+
+def header_below(rows: Iterable[tuple[int, Sequence[Any]]], unit: str) -> str:
+    """Where the column names are, among the next rows (numbered), for a header's error message.
+
+    A title or a blank line above the header is common in files made by hand; the rows above it
+    are not skipped silently (they could be data under a mistyped header), but named.
+    """
+    for number, cells in islice(rows, _HEADER_SEARCH):
+        if set(REQUIRED) <= set(_names(cells)):
+            return f"; the column names are on {unit} {number}; delete the {unit}s above it"
+    return ""
 
 
 def unescape_cell(value: str) -> str:
@@ -164,7 +199,11 @@ def _read_csv(path: str, text: str) -> list[FileRow]:
         first = next(reader, None)
         if first is None:
             raise file_error(path, "the file holds no header row")
-        columns = header(path, first, "line 1")
+        delimiter = _delimiter(first)
+        if delimiter:  # restart, splitting every line as the header is split
+            reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+            first = next(reader)
+        columns = header(path, first, "line 1", lambda: header_below(_numbered(reader), "line"))
         line = reader.line_num + 1
         for cells in reader:
             if any(cell.strip() for cell in cells):
@@ -185,6 +224,27 @@ def _read_csv(path: str, text: str) -> list[FileRow]:
             ) from None
         raise file_error(path, f"line {reader.line_num}: malformed CSV ({error})") from None
     return rows
+
+
+def _numbered(reader: Any) -> Iterator[tuple[int, list[str]]]:
+    """The records still to read, each with the line it starts on."""
+    line = reader.line_num + 1
+    for cells in reader:
+        yield line, cells
+        line = reader.line_num + 1
+
+
+def _delimiter(first: list[str]) -> str:
+    """The separator a header read as one cell is split by: `;` or tab, as spreadsheets write.
+
+    Excel writes `;` where the locale's list separator is `;` (German, French …) and tabs in
+    "Unicode Text". Only a header that holds exactly one of them settles it ("" otherwise): the
+    header's names are then checked like any other.
+    """
+    if len(first) != 1:
+        return ""
+    found = [separator for separator in (";", "\t") if separator in first[0]]
+    return found[0] if len(found) == 1 else ""
 
 
 class _Refused:

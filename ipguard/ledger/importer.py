@@ -88,7 +88,16 @@ def validate_rows(path: str, rows: Sequence[FileRow]) -> list[tuple[int, Binding
         try:
             binding = binding_from_fields(row.values)
         except FieldError as error:
-            problems.append(LineProblem(row.line, error.field, error.value, error.reason, row.unit))
+            problems.append(
+                LineProblem(
+                    row.line,
+                    error.field,
+                    error.value,
+                    error.reason,
+                    row.unit,
+                    row.cell(error.field),
+                )
+            )
             continue
         if binding.status == DeviceStatus.ACTIVE:
             clashes = [

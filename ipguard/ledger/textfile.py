@@ -1,4 +1,4 @@
-"""The text of a CSV ledger file: UTF-8 (with or without a BOM), GB18030, or what `--encoding` says.
+"""The text of a CSV ledger file: UTF-8 or UTF-16 with their BOM, UTF-8 or GB18030, or `--encoding`.
 
 Guessing must never garble a name. GB18030 decodes almost any bytes, so a file is read as GB18030
 only when it is not UTF-8, does not look like UTF-8 with a stray byte, and every character in it is
@@ -24,7 +24,9 @@ def decode(path: str, data: bytes, encoding: str | None = None) -> str:
     """The file's text, or LedgerFileError naming where and why it cannot be read."""
     if encoding:
         return _decode_as(path, data, encoding)
-    if data.startswith(_UTF16_BOMS) or _looks_utf16(data):
+    if data.startswith(_UTF16_BOMS):  # Excel's "Unicode Text": the BOM settles it
+        return _decode_as(path, data, "utf-16")
+    if _looks_utf16(data):
         raise _error(
             path,
             'is UTF-16 text ("Unicode Text"); save it as "CSV UTF-8", or pass --encoding utf-16',

@@ -12,13 +12,22 @@ row only), and a number where the MAC belongs (the spreadsheet dropped its leadi
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator, Sequence
 from datetime import datetime
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ipguard.errors import LineProblem
-from ipguard.ledger.files import ExportRow, FileRow, cell_text, file_error, header
+from ipguard.ledger.files import (
+    ExportRow,
+    FileRow,
+    cell_text,
+    file_error,
+    header,
+    header_below,
+)
 from ipguard.model import LEDGER_FIELDS
 
 if TYPE_CHECKING:
@@ -27,6 +36,9 @@ if TYPE_CHECKING:
 # Far above a 100,000-device ledger (1.6 million cells), far below what exhausts memory.
 MAX_CELLS = 5_000_000
 _FORMULA_WITHOUT_VALUE = "formula"
+# Spreadsheets hold numbers as doubles shown to 15 digits: a saved number of 16 digits or more
+# (an ICCID, a long serial typed into a General cell) has lost its last ones.
+_EXACT_DIGITS = 1e15
 
 
 def read_xlsx(path: str, data: bytes, sheet_name: str | None) -> list[FileRow]:
@@ -41,7 +53,13 @@ def read_xlsx(path: str, data: bytes, sheet_name: str | None) -> list[FileRow]:
         ) from None
     try:
         sheet = _sheet(path, workbook, sheet_name)
-        return _rows(path, sheet)
+        hint = ""
+        if sheet_name is None and len(workbook.sheetnames) > 1:
+            others = " or ".join(
+                repr(title) for title in workbook.sheetnames if title != sheet.title
+            )
+            hint = f"; that is the sheet open when it was saved: choose with --sheet {others}"
+        return _rows(path, sheet, hint)
     finally:
         workbook.close()
 
@@ -57,15 +75,23 @@ def _sheet(path: str, workbook: Any, name: str | None) -> ReadOnlyWorksheet:
     return chosen
 
 
-def _rows(path: str, sheet: ReadOnlyWorksheet) -> list[FileRow]:
+def _rows(path: str, sheet: ReadOnlyWorksheet, hint: str) -> list[FileRow]:
+    """The sheet's data rows; `hint` ends the message when row 1 is not the column names."""
     parser = _parser(sheet)
     cells = _cells(path, sheet, parser)
     first = next(cells, None)
+    where = f"sheet {sheet.title!r}"
+
+    def below() -> str:
+        rest = (first,) if first is not None and first[0] != 1 else ()
+        numbered = ((number, _values(found)) for number, found in chain(rest, cells))
+        return header_below(numbered, "row") or hint
+
     if first is None or first[0] != 1:
-        raise file_error(path, f"sheet {sheet.title!r}: row 1 must hold the column names")
-    by_column = {cell["column"]: cell["value"] for cell in first[1]}
-    columns = header(path, [by_column.get(n) for n in range(1, max(by_column) + 1)], "row 1")
-    rows = [_row(number, found, columns) for number, found in cells]
+        raise file_error(path, f"{where}: row 1 must hold the column names{below()}")
+    columns = header(path, _values(first[1]), f"{where} row 1", below)
+    reference = _reference(sheet.title)
+    rows = [_row(number, found, columns, reference) for number, found in cells]
     rows = [row for row in rows if row.problems or any(v.strip() for v in row.values.values())]
     merged = parser.merged_cells.mergeCell if parser.merged_cells else []
     for ranged in merged:
@@ -78,7 +104,20 @@ def _rows(path: str, sheet: ReadOnlyWorksheet) -> list[FileRow]:
     return rows
 
 
-def _row(number: int, found: list[dict[str, Any]], columns: list[str]) -> FileRow:
+def _values(found: list[dict[str, Any]]) -> list[Any]:
+    """The values of a row's cells, by column from A (missing cells are None)."""
+    by_column = {cell["column"]: cell["value"] for cell in found}
+    return [by_column.get(n) for n in range(1, max(by_column, default=0) + 1)]
+
+
+def _reference(title: str) -> str:
+    """A sheet's name as cell references spell it: quoted unless it is a plain word."""
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", title):
+        return title
+    return "'" + title.replace("'", "''") + "'"
+
+
+def _row(number: int, found: list[dict[str, Any]], columns: list[str], sheet: str) -> FileRow:
     from openpyxl.utils import get_column_letter
 
     values: dict[str, str] = {}
@@ -102,11 +141,16 @@ def _row(number: int, found: list[dict[str, Any]], columns: list[str]) -> FileRo
                 f"{where} is the number {cell_text(value)}, not text: the spreadsheet dropped "
                 "the MAC's leading zeros or separators; format the column as Text and retype it"
             )
+        elif isinstance(value, float) and abs(value) >= _EXACT_DIGITS:
+            reason = (
+                f"{where} is the number {value}: a spreadsheet keeps 15 digits of a number, so "
+                "the rest were lost; format the column as Text and retype it"
+            )
         if reason:
             problems.append(LineProblem(number, name, "", reason, "row"))
         elif name:
             values[name] = cell_text(value)
-    return FileRow(number, values, "row", tuple(problems))
+    return FileRow(number, values, "row", tuple(problems), sheet, columns)
 
 
 def _parser(sheet: ReadOnlyWorksheet) -> Any:

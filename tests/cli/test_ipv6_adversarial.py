@@ -177,7 +177,7 @@ def test_forty_characters_and_more_or_decorated_are_no_address(cell: str) -> Non
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        (20010, "row 2, ipv6 '20010': not an IPv6 address"),
+        (20010, "row 2 (Sheet!B2), ipv6 '20010': not an IPv6 address"),
         ('="2001:db8::"&"1"', "row 2, ipv6: cell B2 holds a formula without a saved result"),
     ],
 )

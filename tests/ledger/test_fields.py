@@ -121,7 +121,7 @@ _text = st.text(
 
 @given(
     ip=st.ip_addresses(v=4)
-    .filter(lambda a: not (a.is_unspecified or a.is_multicast or a.is_reserved))
+    .filter(lambda a: not (a.is_multicast or a.is_reserved or a.is_loopback or a.packed[0] == 0))
     .map(str),
     mac_int=st.integers(min_value=1, max_value=2**48 - 1).filter(lambda n: not (n >> 40) & 1),
     owner=_text,

@@ -27,13 +27,12 @@ def refused(outcome: object, *messages: str, code: int = 2) -> None:
 
 
 FILES = {
-    "utf-16 csv": (
+    "utf-16 csv without a BOM": (
         "in.csv",
-        "ip,mac\r\n10.0.0.1,02:00:00:00:00:01\r\n".encode("utf-16"),
+        "ip,mac\r\n10.0.0.1,02:00:00:00:00:01\r\n".encode("utf-16-le"),
         ["is UTF-16 text", '"CSV UTF-8"'],
     ),
-    "semicolons": ("in.csv", b"ip;mac;owner\r\n10.0.0.1;02:00:00:00:00:01;x\r\n", ["by ';'"]),
-    "tabs": ("in.csv", b"ip\tmac\r\n10.0.0.1\t02:00:00:00:00:01\r\n", ["separated by tabs"]),
+    "pipes": ("in.csv", b"ip|mac|owner\r\n10.0.0.1|02:00:00:00:00:01|x\r\n", ["by '|'"]),
     "xls": ("old.xls", OLE2 + bytes(600), ["Excel 97-2003 (.xls)", ".xlsx"]),
     "xls named xlsx": ("old.xlsx", OLE2 + bytes(600), ["Excel 97-2003 (.xls)"]),
     "encrypted xlsx": (
@@ -81,7 +80,7 @@ def test_xlsx_problems_count_rows_as_the_header_does(cli: Cli, tmp_path: Path) -
     workbook.active.append(["10.0.0.1", "nope"])
     path = tmp_path / "in.xlsx"
     workbook.save(path)
-    refused(cli("ledger", "import", str(path)), "row 2, mac 'nope': not a MAC address")
+    refused(cli("ledger", "import", str(path)), "row 2 (Sheet!B2), mac 'nope': not a MAC address")
     workbook.active["C1"] = "colour"
     workbook.save(path)
     refused(cli("ledger", "import", str(path)), "row 1: unknown column 'colour' in column 3")

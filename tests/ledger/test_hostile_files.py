@@ -93,3 +93,116 @@ def test_json_values_read_one_way_are_taken(cli: Cli, tmp_path: Path) -> None:
     assert (record["roles"], record["allowed_services"]) == ("printer;server", "")
     assert (record["asset_tag"], record["location"], record["notes"]) == ("12", "1000", "0.1")
     assert (record["owner"], record["isolated"]) == ("", "true")
+
+
+# --- CSV as Excel and LibreOffice save it in other locales ---------------------------------------
+
+UMLAUTS = "Müller;Ångström"
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize(
+    ("case", "data"),
+    [
+        # German or French Excel's "CSV UTF-8": the list separator of the locale is ';'.
+        (
+            "semicolons",
+            f'\ufeffip;mac;owner;notes\r\n10.0.0.1;02:00:00:00:00:01;"{UMLAUTS}";a, b\r\n',
+        ),
+        # Excel's "Unicode Text": UTF-16 with a BOM, tab-separated.
+        (
+            "unicode text",
+            f'ip\tmac\towner\tnotes\r\n10.0.0.1\t02:00:00:00:00:01\t"{UMLAUTS}"\ta, b\r\n',
+        ),
+    ],
+)
+def test_what_excel_saves_in_other_locales_is_read(
+    cli: Cli, tmp_path: Path, case: str, data: str
+) -> None:
+    path = tmp_path / "in.csv"
+    path.write_bytes(data.encode("utf-16" if case == "unicode text" else "utf-8"))
+    result = cli("ledger", "import", str(path))
+    assert result.exit_code == 0, result.stderr
+    (record,) = ledger_json(cli)
+    assert (record["owner"], record["notes"]) == (UMLAUTS, "a, b")
+
+
+@SQLITE_ONLY
+def test_a_separator_the_header_does_not_settle_is_refused(cli: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "in.csv"
+    path.write_bytes(b"ip;mac,owner\r\n10.0.0.1;02:00:00:00:00:01,x\r\n")
+    refused_unchanged(cli, path, "line 1: unknown column 'ip;mac'")
+    path.write_bytes(b"ip|mac\r\n10.0.0.1|02:00:00:00:00:01\r\n")
+    refused_unchanged(cli, path, "line 1: the columns are separated by '|'")
+
+
+# --- XLSX: several sheets, numbers where text belongs, titles above the header --------------------
+
+
+def workbook(tmp_path: Path, *sheets: tuple[str, list[list[object]]], active: int = 0) -> Path:
+    """A workbook of the given sheets (title, rows), with sheet `active` open."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.remove(book.active)
+    for title, rows in sheets:
+        sheet = book.create_sheet(title)
+        for cells in rows:
+            sheet.append(cells)
+    book.active = active
+    path = tmp_path / "in.xlsx"
+    book.save(path)
+    return path
+
+
+LEDGER_SHEET = (
+    "Devices 2026",
+    [["ip", "mac", "asset_tag"], ["10.0.0.1", "02:00:00:00:00:01", "7"]],
+)
+
+
+@SQLITE_ONLY
+def test_the_sheet_read_is_named_when_it_is_not_the_ledger(cli: Cli, tmp_path: Path) -> None:
+    summary = ("Summary", [["department", "count"], ["math", 1]])
+    path = workbook(tmp_path, LEDGER_SHEET, summary, active=1)
+    refused_unchanged(
+        cli,
+        path,
+        "sheet 'Summary' row 1: unknown column 'count'",
+        "the sheet open when it was saved: choose with --sheet 'Devices 2026'",
+    )
+    assert cli("ledger", "import", str(path), "--sheet", "Devices 2026").exit_code == 0
+
+
+@SQLITE_ONLY
+def test_a_value_a_field_refuses_names_its_sheet_and_cell(cli: Cli, tmp_path: Path) -> None:
+    rows = [["ip", "mac", "guest_until"], ["10.0.0.1", "02:00:00:00:00:01", 46053]]
+    path = workbook(tmp_path, ("Devices 2026", rows))
+    refused_unchanged(cli, path, "row 2 ('Devices 2026'!C2), guest_until '46053': not a date")
+
+
+@SQLITE_ONLY
+def test_a_number_a_spreadsheet_cut_to_15_digits_is_refused(cli: Cli, tmp_path: Path) -> None:
+    # An ICCID typed into a General cell: Excel keeps 15 digits and stores 8.9860012345678E+18.
+    rows = [["ip", "mac", "asset_tag"], ["10.0.0.1", "02:00:00:00:00:01", 8.9860012345678e18]]
+    path = workbook(tmp_path, ("ledger", rows))
+    refused_unchanged(
+        cli, path, "cell C2 is the number 8.9860012345678e+18", "format the column as Text"
+    )
+    # 15 digits a spreadsheet holds exactly (an IMEI), and a whole number saved as 12.0, are taken.
+    rows[1][2] = 356938035643809.0
+    workbook(tmp_path, ("ledger", rows))
+    assert cli("ledger", "import", str(path)).exit_code == 0
+    assert ledger_json(cli)[0]["asset_tag"] == "356938035643809"
+
+
+@SQLITE_ONLY
+def test_a_title_above_the_header_is_named_with_where_the_header_is(
+    cli: Cli, tmp_path: Path
+) -> None:
+    rows = [["Devices, building B"], [], ["ip", "mac"], ["10.0.0.1", "02:00:00:00:00:01"]]
+    path = workbook(tmp_path, ("ledger", rows))
+    refused_unchanged(cli, path, "row 1", "the column names are on row 3; delete the rows above")
+    csv_path = tmp_path / "in.csv"
+    csv_path.write_text("Devices exported 2026-11-30\r\nip,mac\r\n10.0.0.1,02:00:00:00:00:01\r\n")
+    refused_unchanged(cli, csv_path, "line 1", "the column names are on line 2")
