@@ -56,8 +56,16 @@ class ArpSweep(Sweep):
         retries: int = 2,
         timeout: float = 1.0,
         progress: Progress | None = None,
+        round_trip: float = 0.0,
     ) -> None:
-        super().__init__(scope, rate=rate, retries=retries, timeout=timeout, progress=progress)
+        super().__init__(
+            scope,
+            rate=rate,
+            retries=retries,
+            timeout=timeout,
+            progress=progress,
+            round_trip=round_trip,
+        )
         self.interface = interface
 
     def open(self, targets: list[bytes]) -> Link:

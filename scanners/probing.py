@@ -114,6 +114,7 @@ def run_schedule(
     retries: int,
     timeout: float,
     progress: Progress | None = None,
+    round_trip: float = 0.0,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> ProbeLog:
@@ -121,10 +122,20 @@ def run_schedule(
 
     Returns once replies have settled (see MIN_SETTLE), at most `timeout` seconds after the last
     probe, so that late replies are in. Stops retrying early when a retry pass found nobody (see
-    MIN_EVIDENCE).
+    MIN_EVIDENCE). `round_trip` is the slowest round trip already known on the way to these
+    targets (seconds; another sweep's), so that a sweep nobody answers need not wait `timeout`
+    between passes to learn it.
     """
     schedule = Schedule(
-        count, send, answers, rate=rate, retries=retries, timeout=timeout, clock=clock, sleep=sleep
+        count,
+        send,
+        answers,
+        rate=rate,
+        retries=retries,
+        timeout=timeout,
+        round_trip=round_trip,
+        clock=clock,
+        sleep=sleep,
     )
     return schedule.run(progress)
 
@@ -147,6 +158,7 @@ class Schedule:
         rate: float,
         retries: int,
         timeout: float,
+        round_trip: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -158,7 +170,8 @@ class Schedule:
         self._passes: list[Pass] = []
         self._first_replies: dict[int, tuple[float, float]] = {}
         self._found = [0] * (retries + 1)  # targets whose first reply answered each pass's probe
-        self._slowest = 0.0  # the longest round trip seen, for the retry gap and the final wait
+        # The longest round trip seen (or known before), for the retry gap and the final wait.
+        self._slowest = max(0.0, min(round_trip, timeout))
         self._latest_reply = 0.0
         self._sent = 0
         self._silent = count

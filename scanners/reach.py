@@ -61,6 +61,7 @@ def sweep(
             retries=request.retries,
             timeout=request.timeout,
             progress=progress,
+            round_trip=round_trip(observations),
         ).sweep(targets)
         observations.extend(swept.observations)
         ignored.update(swept.replies_ignored)
@@ -76,6 +77,14 @@ def sweep(
         if request.tcp_ping and silent:  # a host firewall may drop echo and still answer TCP
             run("tcp", TcpSweep, silent)
     return observations, uncovered
+
+
+def round_trip(observations: list[Observation]) -> float:
+    """The slowest routed round trip seen so far (seconds; 0 if none): TCP ping follows the
+    echo sweep along the same routes, and need not wait its whole timeout to learn how fast
+    they are when none of the silent addresses is there."""
+    routed = [seen.rtt_ms for seen in observations if seen.mac is None and seen.rtt_ms]
+    return max(routed, default=0.0) / 1000
 
 
 def _targets(scope: Scope, parts: list[str], own: set[str]) -> list[str]:

@@ -115,6 +115,7 @@ class Sweep(abc.ABC):
         retries: int = 2,
         timeout: float = 1.0,
         progress: Progress | None = None,
+        round_trip: float = 0.0,
     ) -> None:
         if rate <= 0 or retries < 0 or timeout < 0:
             raise ValueError(
@@ -125,6 +126,7 @@ class Sweep(abc.ABC):
         self.retries = retries
         self.timeout = timeout
         self.progress = progress
+        self.round_trip = round_trip  # seconds: the slowest known (run_schedule's round_trip)
 
     @abc.abstractmethod
     def open(self, targets: list[bytes]) -> Link:
@@ -162,6 +164,7 @@ class Sweep(abc.ABC):
                 retries=self.retries,
                 timeout=self.timeout,
                 progress=self.progress,
+                round_trip=self.round_trip,
             )
         finally:
             receiver.stop()

@@ -135,6 +135,20 @@ def test_waits_timeout_after_the_last_probe() -> None:
     assert log.last_probe == max(t for _, t in net.probes)
 
 
+def test_a_known_round_trip_spares_a_silent_sweep_its_timeouts() -> None:
+    """TCP ping after the echo sweep: nobody answers, but the route's round trip is known."""
+    clock = FakeClock()
+    net = FakeNetwork(clock, set())
+    log = schedule(net, 3, rate=1_000, retries=2, timeout=1.0, round_trip=0.004)
+    sent = sorted(t for _, t in net.probes)
+    assert len(sent) == 9  # every silent target still gets all its probes
+    assert sent[3] - sent[0] == pytest.approx(MIN_RETRY_GAP, abs=0.005)  # not the timeout
+    assert log.finished - log.last_probe == pytest.approx(MIN_SETTLE, abs=1e-6)
+    # Without it the sweep learns nothing and waits the timeout between passes and at the end.
+    slow = schedule(FakeNetwork(FakeClock(), set()), 3, rate=1_000, retries=2, timeout=1.0)
+    assert slow.finished - slow.first_probe > 3.0
+
+
 @pytest.mark.parametrize(
     ("rtt", "wait"),
     [
