@@ -14,6 +14,7 @@ import ssl
 import time
 from dataclasses import dataclass, field
 
+from ipguard.escape import one_line
 from ipguard.scanners.base import clipped
 
 DEFAULT_LIMIT = 64 * 1024
@@ -98,10 +99,8 @@ def title(reply: HttpReply) -> str | None:
     match = _TITLE.search(reply.body)
     if match is None:
         return None
-    text = html.unescape(reply.text(match.group(1)))
-    text = " ".join(text.split())
-    text = "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
-    return clipped(text, TITLE_LIMIT) or None
+    # The one rule of ipguard.escape: hidden characters as escapes, letters and spaces as sent.
+    return clipped(one_line(html.unescape(reply.text(match.group(1)))), TITLE_LIMIT) or None
 
 
 def _parse(data: bytes, limit: int) -> HttpReply:

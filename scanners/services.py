@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ipguard.errors import InvalidValue, PrivilegeError, ScanError, ToolMissing
+from ipguard.escape import visible
 from ipguard.model import ServiceObservation
 from ipguard.scanners.base import Progress, clipped
 from ipguard.scanners.scope import Scope
@@ -378,7 +379,7 @@ def _banner(raw: bytes) -> str:
         return " ".join(run.decode("ascii") for run in _TEXT_RUN.findall(raw))
     text = _decoded(raw)
     lines = [line.strip() for line in text.replace("\r", "\n").split("\n") if line.strip()]
-    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in " | ".join(lines[:4]))
+    return visible(" | ".join(lines[:4]))  # the one rule of ipguard.escape
 
 
 def _decoded(raw: bytes) -> str:

@@ -21,6 +21,7 @@ from xml.etree.ElementTree import ParseError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
+from ipguard.escape import one_line
 from ipguard.model import IgnoredReply
 from ipguard.scanners import http
 from ipguard.scanners.base import clipped
@@ -242,7 +243,4 @@ def _msearch(st: str, host: str, *, mx: int | None) -> bytes:
 
 def _clean(value: str) -> str:
     """A header or XML value on one printable line, at most FIELD_LIMIT characters."""
-    text = " ".join(value.split())
-    return clipped(
-        "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text), FIELD_LIMIT
-    )
+    return clipped(one_line(value), FIELD_LIMIT)  # the one rule of ipguard.escape

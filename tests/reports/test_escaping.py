@@ -94,3 +94,26 @@ def test_markdown_shows_the_stored_text_in_a_real_renderer(text: str) -> None:
     cell = f"| name |\n| --- |\n| {markdown.md(text)} |\n"
     assert rendered_text(cell) == f"name{text}"
     assert rendered_text(f"- {markdown.md(text)}\n") == text
+
+
+# What a device says, as the scanners turn it into one line of text: by the same rule.
+SAID = [
+    ("李\u3000伟的主页", "李\u3000伟的主页"),  # an ideographic space is text
+    ("Café\u00a0Wi-Fi 🫨", "Café\u00a0Wi-Fi 🫨"),  # so are a no-break space and a newer emoji
+    ("\u202egnp.exe", "\\u202egnp.exe"),  # not "\x202e", which reads as " 2e"
+    ("tag\U000e0041", "tag\\U000e0041"),
+    ("\x1b[31mred", "\\x1b[31mred"),
+]
+
+
+@pytest.mark.parametrize(("sent", "shown"), SAID)
+def test_scanners_make_one_line_of_what_a_device_says_by_the_same_rule(
+    sent: str, shown: str
+) -> None:
+    from ipguard.scanners import http, services, upnp
+
+    page = f"HTTP/1.0 200 OK\r\n\r\n<title>{sent}</title>".encode()
+    assert http.title(http._parse(page, 4096)) == shown
+    ssdp = upnp.parse_reply(f"HTTP/1.1 200 OK\r\nSERVER: {sent}\r\n\r\n".encode())
+    assert ssdp is not None and ssdp["SERVER"] == shown
+    assert services._banner(f"{sent}\r\nline two\r\n".encode()) == f"{shown} | line two"
