@@ -183,6 +183,8 @@ def parse_text(text: str, field: str) -> str:
     # that prints, Chinese included, needs none of them (an import makes a million such checks).
     if value.isprintable():
         return value
+    if "\r\n" in value:  # a line break as Windows writes it (a note saved by a Windows editor)
+        value = value.replace("\r\n", "\n")
     if _CONTROL.search(value):
         raise FieldError(field, text, "contains control characters")
     if _BIDI.search(value):

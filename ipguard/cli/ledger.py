@@ -137,7 +137,9 @@ def add(
 @app.command()
 def edit(
     ctx: typer.Context,
-    key: Annotated[str, typer.Argument(help="IP, static IPv6, or MAC holding one active record.")],
+    key: Annotated[
+        str, typer.Argument(help="IP, static IPv6, or MAC of one active (or suspended) record.")
+    ],
     ip: Annotated[str | None, typer.Option(help="New IP address.")] = None,
     mac: Annotated[str | None, typer.Option(help="New MAC address.")] = None,
     ipv6: Ipv6 = None,
@@ -156,7 +158,7 @@ def edit(
     notes: Notes = None,
     site: Site = None,
 ) -> None:
-    """Change fields of an active record; only the options given change."""
+    """Change fields of an active (or suspended) record; only the options given change."""
     from ipguard.ledger import devices
 
     shared = state(ctx)

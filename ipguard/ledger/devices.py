@@ -194,9 +194,30 @@ def add(session: Session, binding: Binding, *, actor: str) -> Device:
     return device
 
 
+def _editable(session: Session, key: str) -> Device:
+    """The active record for the key or, when none is active, its one suspended record.
+
+    A suspended device comes back by `edit --status active`; retired records stay history.
+    """
+    try:
+        return get_active(session, key, lock=True)
+    except NotFound:
+        suspended = [
+            device
+            for device in find(session, key, lock=True)
+            if device.status == DeviceStatus.SUSPENDED
+        ]
+        if len(suspended) != 1:
+            raise
+        return suspended[0]
+
+
 def edit(session: Session, key: str, changes: Mapping[str, str], *, actor: str) -> Device:
-    """Change fields (given as text, validated like an import row) of the active record."""
-    device = get_active(session, key, lock=True)
+    """Change fields (given as text, validated like an import row) of the active record.
+
+    A record with no active one beside it may be edited while it is suspended.
+    """
+    device = _editable(session, key)
     before = binding_to_fields(device.to_binding())
     merged = {**before, **changes}
     try:
@@ -206,7 +227,8 @@ def edit(session: Session, key: str, changes: Mapping[str, str], *, actor: str) 
     after = binding_to_fields(updated)
     if after == before:
         return device
-    if updated.status == DeviceStatus.ACTIVE and updated.ip != device.ip:
+    coming_back = device.status != DeviceStatus.ACTIVE
+    if updated.status == DeviceStatus.ACTIVE and (updated.ip != device.ip or coming_back):
         _refuse_taken_ip(session, updated.ip, keep=device.id)
     if updated.status == DeviceStatus.ACTIVE:
         _refuse_taken_ipv6(session, updated, keep=device.id)

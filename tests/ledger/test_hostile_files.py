@@ -206,3 +206,41 @@ def test_a_title_above_the_header_is_named_with_where_the_header_is(
     csv_path = tmp_path / "in.csv"
     csv_path.write_text("Devices exported 2026-11-30\r\nip,mac\r\n10.0.0.1,02:00:00:00:00:01\r\n")
     refused_unchanged(cli, csv_path, "line 1", "the column names are on line 2")
+
+
+# --- ledger edit: a suspended device comes back -------------------------------------------------
+
+
+def test_a_suspended_record_can_be_edited_and_reactivated(cli: Cli) -> None:
+    assert cli("ledger", "add", "10.0.0.1", "02:00:00:00:00:01", "--owner", "Li").exit_code == 0
+    assert cli("ledger", "edit", "10.0.0.1", "--status", "suspended").exit_code == 0
+    # While it is suspended its IP is free: another device may hold it, and then the suspended
+    # record cannot come back on it.
+    assert cli("ledger", "add", "10.0.0.1", "02:00:00:00:00:02", "--owner", "Wang").exit_code == 0
+    taken = cli("ledger", "edit", "02:00:00:00:00:01", "--status", "active")
+    assert taken.exit_code == 2
+    assert taken.stderr == (
+        "error: IP 10.0.0.1 is already registered to 02:00:00:00:00:02 (Wang); "
+        "edit or remove that record first\n"
+    )
+    assert cli("ledger", "remove", "02:00:00:00:00:02").exit_code == 0
+    back = cli("ledger", "edit", "10.0.0.1", "--status", "active", "--notes", "back")
+    assert back.exit_code == 0, back.stderr
+    held = {(r["mac"], r["status"], r["notes"]) for r in ledger_json(cli)}
+    assert held == {
+        ("02:00:00:00:00:01", "active", "back"),
+        ("02:00:00:00:00:02", "retired", ""),
+    }
+
+
+@SQLITE_ONLY
+def test_a_line_break_written_as_crlf_inside_a_cell_is_a_line_break(
+    cli: Cli, tmp_path: Path
+) -> None:
+    # A multi-line note saved by a Windows editor; a lone CR is still refused.
+    path = tmp_path / "in.csv"
+    path.write_bytes(b'ip,mac,notes\r\n10.0.0.1,02:00:00:00:00:01,"room 3\r\nkey at desk"\r\n')
+    assert cli("ledger", "import", str(path)).exit_code == 0
+    assert ledger_json(cli)[0]["notes"] == "room 3\nkey at desk"
+    path.write_bytes(b'ip,mac,notes\r\n10.0.0.2,02:00:00:00:00:02,"room 3\rkey"\r\n')
+    refused_unchanged(cli, path, "line 2, notes 'room 3\\rkey': contains control characters")
