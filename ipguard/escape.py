@@ -42,15 +42,38 @@ def _escape(char: str) -> str:
     return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
+_JOINERS = "\u200c\u200d"
+
+
+def _joins(match: re.Match[str]) -> bool:
+    """Whether a zero-width (non-)joiner is the script's own: between two non-ASCII characters.
+
+    Persian writes ZWNJ inside words (لپ‌تاپ), Indic scripts shape conjuncts with both, emoji
+    sequences are ZWJ-joined (👨‍👩‍👧): there the joiner changes what is drawn. After or before
+    ASCII, at either end, or next to another hidden character it only hides (adm‍in, or a run
+    of joiners carrying data), and is shown.
+    """
+    text, start, end = match.string, match.start(), match.end()
+    if match.group() not in _JOINERS or start == 0 or end == len(text):
+        return False
+    return all(
+        ord(neighbour) > 0x7F and not _HIDDEN.match(neighbour)
+        for neighbour in (text[start - 1], text[end])
+    )
+
+
 def visible(value: Any, *, keep: str = "") -> str:
     """`value` as text with every hidden or control character shown as an escape.
 
-    Characters in `keep` (say "\\n" for a multi-line cell) are left as they are.
+    Characters in `keep` (say "\\n" for a multi-line cell) are left as they are, and so is a
+    joiner that belongs to its script (see `_joins`).
     """
     text = "" if value is None else str(value)
     if not _HIDDEN.search(text):
         return text
-    return _HIDDEN.sub(lambda m: m.group() if m.group() in keep else _escape(m.group()), text)
+    return _HIDDEN.sub(
+        lambda m: m.group() if m.group() in keep or _joins(m) else _escape(m.group()), text
+    )
 
 
 def one_line(value: Any) -> str:
@@ -70,7 +93,7 @@ def json_text(data: Any, *, indent: int | None = 2) -> str:
 def _json_escape(match: re.Match[str]) -> str:
     char = match.group()
     code = ord(char)
-    if char == "\n":
+    if char == "\n" or _joins(match):
         return char
     if code < 0x10000:
         return f"\\u{code:04x}"

@@ -33,7 +33,18 @@ INVISIBLE = [
     "\uffff",  # a noncharacter: no XML (so no XLSX cell) may hold it
 ]
 # Ordinary text: letters of any script, and the spaces people type between them.
-ORDINARY = ["Zoë-Laptop", "李的电脑", "李\u3000伟", "Café\u00a02", "Ünïcödé", "ok 👍", "Δ-ώ"]
+ORDINARY = [
+    "Zoë-Laptop",
+    "李的电脑",
+    "李\u3000伟",
+    "Café\u00a02",
+    "Ünïcödé",
+    "ok 👍",
+    "Δ-ώ",
+    "لپ\u200cتاپ-علی",  # Persian writes a zero-width non-joiner inside words
+    "क्\u200dष",  # Devanagari shapes a conjunct with a zero-width joiner
+    "👨\u200d👩\u200d👧 iPad",  # an emoji sequence
+]
 
 
 @pytest.mark.parametrize("char", INVISIBLE, ids=lambda c: f"U+{ord(c):04X}")
@@ -53,6 +64,17 @@ def test_ordinary_names_show_as_themselves(text: str) -> None:
     assert json.loads(json_text(text)) == text and json_text(text) == json.dumps(
         text, ensure_ascii=False
     )
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["adm\u200din", "\u200cadmin", "admin\u200d", "李\u200c\u200c\u200d伟", "\u202e\u200d伟"],
+)
+def test_a_joiner_that_only_hides_is_shown(text: str) -> None:
+    """Next to ASCII, at an end, or in a run: a joiner there changes nothing drawn, it hides."""
+    for shown in (visible(text), json_text(text)):
+        assert "\u200c" not in shown and "\u200d" not in shown, repr(shown)
+    assert json.loads(json_text(text)) == text
 
 
 def test_a_lone_surrogate_in_json_stays_valid_and_lossless() -> None:
