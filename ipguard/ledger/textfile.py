@@ -17,7 +17,13 @@ _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 # A GB2312 character is two bytes, the first 0xA1-0xF7 and the second 0xA1-0xFE; Latin-1 text
 # (M\xfcller) or a stray byte almost never forms only such pairs.
 _GB2312_TEXT = re.compile(rb"(?:[\x00-\x7f]|[\xa1-\xf7][\xa1-\xfe])*")
-_HINT = 'save it as "CSV UTF-8", or name its encoding with --encoding (e.g. gb18030, latin-1)'
+# Western Windows Excel's "CSV (Comma delimited)" is Windows-1252 (cp1252), not Latin-1: its
+# curly quotes and euro sign are bytes 0x80-0x9f, which Latin-1 reads as control characters.
+_HINT = (
+    'save it as "CSV UTF-8", or name its encoding with --encoding '
+    "(e.g. cp1252 from Windows Excel, gb18030)"
+)
+_C1 = re.compile("[\x80-\x9f]")
 
 
 def decode(path: str, data: bytes, encoding: str | None = None) -> str:
@@ -71,6 +77,14 @@ def _decode_as(path: str, data: bytes, encoding: str) -> str:
             f"line {_line(data, error.start)}: byte {error.start} is not {codec.name} text; "
             "check --encoding",
         ) from None
+    control = _C1.search(text) if codec.name == "iso8859-1" else None
+    if control:
+        offset = len(text[: control.start()].encode(codec.name))
+        raise _error(
+            path,
+            f"line {_line(data, offset)}: byte {offset} (0x{data[offset]:02x}) is a control "
+            f"character in {codec.name}; a file from Windows Excel is cp1252: --encoding cp1252",
+        )
     return text.removeprefix("\ufeff")
 
 

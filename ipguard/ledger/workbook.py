@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import date, datetime, time
 from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -140,6 +140,18 @@ def _row(number: int, found: list[dict[str, Any]], columns: list[str], sheet: st
             reason = (
                 f"{where} is the number {cell_text(value)}, not text: the spreadsheet dropped "
                 "the MAC's leading zeros or separators; format the column as Text and retype it"
+            )
+        elif isinstance(value, date | time) and name != "guest_until":
+            reason = (
+                f"{where} is the date {cell_text(value)}: the spreadsheet took what was typed "
+                "for a date (1/2, 3-12); format the column as Text and retype it"
+            )
+        elif (
+            name == "guest_until" and isinstance(value, int | float) and not isinstance(value, bool)
+        ):
+            reason = (
+                f"{where} is the number {cell_text(value)}, not a date: format the cell as a "
+                "date, or write YYYY-MM-DD"
             )
         elif isinstance(value, float) and abs(value) >= _EXACT_DIGITS:
             reason = (

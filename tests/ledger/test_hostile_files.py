@@ -176,9 +176,9 @@ def test_the_sheet_read_is_named_when_it_is_not_the_ledger(cli: Cli, tmp_path: P
 
 @SQLITE_ONLY
 def test_a_value_a_field_refuses_names_its_sheet_and_cell(cli: Cli, tmp_path: Path) -> None:
-    rows = [["ip", "mac", "guest_until"], ["10.0.0.1", "02:00:00:00:00:01", 46053]]
+    rows = [["ip", "mac", "guest_until"], ["10.0.0.1", "02:00:00:00:00:01", "2026-13-01"]]
     path = workbook(tmp_path, ("Devices 2026", rows))
-    refused_unchanged(cli, path, "row 2 ('Devices 2026'!C2), guest_until '46053': not a date")
+    refused_unchanged(cli, path, "row 2 ('Devices 2026'!C2), guest_until '2026-13-01': not a date")
 
 
 @SQLITE_ONLY
@@ -244,3 +244,46 @@ def test_a_line_break_written_as_crlf_inside_a_cell_is_a_line_break(
     assert ledger_json(cli)[0]["notes"] == "room 3\nkey at desk"
     path.write_bytes(b'ip,mac,notes\r\n10.0.0.2,02:00:00:00:00:02,"room 3\rkey"\r\n')
     refused_unchanged(cli, path, "line 2, notes 'room 3\\rkey': contains control characters")
+
+
+@SQLITE_ONLY
+def test_windows_excel_csv_is_pointed_to_cp1252_not_latin1(cli: Cli, tmp_path: Path) -> None:
+    # Western Windows Excel's "CSV (Comma delimited)" is Windows-1252: its ’ (0x92) is a C1
+    # control character in Latin-1, so the Latin-1 hint led to "contains control characters".
+    path = tmp_path / "in.csv"
+    path.write_bytes(b"ip,mac,owner\r\n10.0.0.1,02:00:00:00:00:01,O\x92Brien M\xfcller\r\n")
+    refused_unchanged(cli, path, "line 2", "--encoding (e.g. cp1252")
+    named = cli("ledger", "import", str(path), "--encoding", "latin-1")
+    assert named.exit_code == 2
+    assert "line 2: byte 42 (0x92) is a control character in iso8859-1" in named.stderr
+    assert "--encoding cp1252" in named.stderr
+    assert cli("ledger", "import", str(path), "--encoding", "cp1252").exit_code == 0
+    assert ledger_json(cli)[0]["owner"] == "O’Brien Müller"
+
+
+@SQLITE_ONLY
+def test_a_date_a_spreadsheet_made_of_a_port_or_tag_is_refused(cli: Cli, tmp_path: Path) -> None:
+    from datetime import datetime
+
+    # "1/2" typed into a General cell becomes 2 January: the switch port is lost.
+    rows = [
+        ["ip", "mac", "switch_port", "guest_until"],
+        ["10.0.0.1", "02:00:00:00:00:01", datetime(2026, 1, 2), datetime(2027, 1, 31)],
+    ]
+    path = workbook(tmp_path, ("ledger", rows))
+    refused_unchanged(
+        cli, path, "cell C2 is the date 2026-01-02", "took what was typed for a date", "as Text"
+    )
+    rows[1][2] = "1/2"
+    workbook(tmp_path, ("ledger", rows))
+    assert cli("ledger", "import", str(path)).exit_code == 0
+    assert ledger_json(cli)[0]["guest_until"] == "2027-01-31"
+
+
+@SQLITE_ONLY
+def test_a_guest_until_date_stored_as_a_number_says_so(cli: Cli, tmp_path: Path) -> None:
+    rows = [["ip", "mac", "guest_until"], ["10.0.0.1", "02:00:00:00:00:01", 46053]]
+    path = workbook(tmp_path, ("ledger", rows))
+    refused_unchanged(
+        cli, path, "cell C2 is the number 46053, not a date", "format the cell as a date"
+    )
