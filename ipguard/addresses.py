@@ -15,6 +15,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+from collections.abc import Iterable
 
 _CANONICAL_MAC = re.compile(r"^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$")
 _UNSPECIFIED_V4 = bytes(4)
@@ -34,6 +35,21 @@ _TEXTUAL_MAC = re.compile(
 
 
 _THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")
+
+# The most IPv4 addresses one scan sweeps (a /12). A larger request is a mistake, refused before
+# anything is sent: 0.0.0.0/0 would cost minutes of route lookups (one per /24) and then four
+# billion targets.
+MAX_SWEEP_ADDRESSES = 1 << 20
+
+
+def ipv4_size(subnets: Iterable[str]) -> int:
+    """How many IPv4 addresses the subnets (CIDR texts) hold together, overlaps counted once."""
+    networks = [
+        network
+        for network in (ipaddress.ip_network(text) for text in subnets)
+        if isinstance(network, ipaddress.IPv4Network)
+    ]
+    return sum(block.num_addresses for block in ipaddress.collapse_addresses(networks))
 
 
 class AddressError(ValueError):

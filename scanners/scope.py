@@ -10,10 +10,12 @@ from collections.abc import Iterable
 
 from netaddr import IPNetwork, IPSet
 
+from ipguard.addresses import MAX_SWEEP_ADDRESSES
 from ipguard.errors import InvalidValue, ScopeError
 
-# Expanding a whole /8 would build sixteen million strings; a sweep that large is a mistake.
-MAX_TARGETS = 1 << 20
+# Expanding a whole /8 would build sixteen million strings; a sweep that large is a mistake
+# (`ipguard scan` refuses it before it starts).
+MAX_TARGETS = MAX_SWEEP_ADDRESSES
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 _pack_v4 = functools.partial(socket.inet_pton, socket.AF_INET)

@@ -335,6 +335,7 @@ def _subnets(given: list[str], configured: tuple[str, ...]) -> tuple[str, ...]:
     """The subnets to probe: those given, each inside the configured scope, else the scope."""
     import ipaddress
 
+    from ipguard.addresses import MAX_SWEEP_ADDRESSES, ipv4_size
     from ipguard.errors import InvalidValue, ScopeError
 
     scope = [ipaddress.ip_network(item) for item in configured]
@@ -357,7 +358,15 @@ def _subnets(given: list[str], configured: tuple[str, ...]) -> tuple[str, ...]:
         raise InvalidValue(
             "no subnets to scan: set [scan] subnets in ipguard.toml or pass --subnet CIDR"
         )
-    return tuple(chosen) or configured
+    targets = tuple(chosen) or configured
+    size = ipv4_size(targets)
+    if size > MAX_SWEEP_ADDRESSES:  # [scan] subnets may be a broad scope that --subnet narrows
+        raise InvalidValue(
+            f"{'--subnet' if chosen else '[scan] subnets'} {', '.join(targets)}: "
+            f"{size:,} IPv4 addresses, more than the {MAX_SWEEP_ADDRESSES:,} (a /12) one scan "
+            "may sweep; scan smaller subnets with --subnet"
+        )
+    return targets
 
 
 def _print_outcome(outcome: RunOutcome) -> None:

@@ -508,3 +508,31 @@ def test_the_longest_periods_the_configuration_allows_still_scan(
     code, document = scan_json(cli, config)
     assert code == 1 and document["run"]["status"] == "complete"
     assert ("unregistered-host", *STRANGER, None) in kinds(document)
+
+
+def test_a_sweep_larger_than_a_slash_12_is_refused_before_the_scanner_starts(
+    cli: Cli, tmp_path: Path, fake: FakeScanner
+) -> None:
+    # `subnets = ["0.0.0.0/0"]` used to run: minutes of route lookups (one per /24) before the
+    # sweep refused four billion targets. A broad scope narrowed by --subnet still scans.
+    config = tmp_path / "broad.toml"
+    config.write_text(CONFIG.replace('["198.18.0.0/24"]', '["0.0.0.0/0", "2001:db8::/32"]'))
+    refused = cli("--config", str(config), "scan")
+    assert (refused.exit_code, refused.stderr) == (
+        2,
+        "error: [scan] subnets 0.0.0.0/0, 2001:db8::/32: 4,294,967,296 IPv4 addresses, more "
+        "than the 1,048,576 (a /12) one scan may sweep; scan smaller subnets with --subnet\n",
+    )
+    too_big = cli(
+        "--config", str(config), "scan", "--subnet", "10.0.0.0/12", "--subnet", "10.16.0.0/24"
+    )
+    assert (
+        too_big.exit_code == 2 and "--subnet 10.0.0.0/12, 10.16.0.0/24: 1,048,832" in too_big.stderr
+    )
+    assert fake.requests == []
+    assert cli("runs", "list", "--format", "json").stdout.strip() == "[]"
+    largest = cli(
+        "--config", str(config), "scan", "--subnet", "10.0.0.0/12", "--subnet", "10.0.0.0/24"
+    )
+    assert largest.exit_code == 1, largest.stderr  # the fake's host is unregistered
+    assert fake.requests[0].subnets == ("10.0.0.0/12", "10.0.0.0/24")
