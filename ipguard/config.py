@@ -143,14 +143,29 @@ def load_settings(given: str | None = None) -> Settings:
     if path is None:
         return Settings()
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{path}: cannot read: {error}") from None
+        raw = path.read_bytes()
+        # utf-8-sig: Windows editors (Notepad) start a UTF-8 file with a byte order mark.
+        data = tomllib.loads(raw.decode("utf-8-sig"))
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        line, column = _line_and_column(raw, error.start)
+        raise ConfigError(
+            f"{path}: not UTF-8 at line {line}, column {column} (byte 0x{raw[error.start]:02x}); "
+            "save it as UTF-8"
+        ) from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
     except RecursionError:
         raise ConfigError(f"{path}: nested too deeply to be an ipguard configuration") from None
     return parse_settings(data, str(path))
+
+
+def _line_and_column(raw: bytes, offset: int) -> tuple[int, int]:
+    """Where byte `offset` of a file is, as an editor counts (from 1; columns in characters)."""
+    start = raw.rfind(b"\n", 0, offset) + 1
+    column = len(raw[start:offset].decode("utf-8", errors="replace")) + 1
+    return raw.count(b"\n", 0, offset) + 1, column
 
 
 def parse_settings(data: Mapping[str, Any], source: str = "(given)") -> Settings:

@@ -126,3 +126,21 @@ def test_search_order_env_then_local(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.delenv("IPGUARD_CONFIG")
     assert load_settings().scan.site == "local"
     assert load_settings(str(other)).scan.site == "env"
+
+
+def test_a_file_saved_by_windows_notepad_is_read(tmp_path: Path) -> None:
+    # Notepad starts UTF-8 with a byte order mark (and ends lines with CRLF): before, the mark
+    # was "not valid TOML: Invalid statement (at line 1, column 1)".
+    path = tmp_path / "ipguard.toml"
+    path.write_bytes(b'\xef\xbb\xbf[scan]\r\nsite = "\xe5\x8c\x97\xe6\xa0\xa1\xe5\x8c\xba"\r\n')
+    assert load_settings(str(path)).scan.site == "北校区"
+
+
+def test_a_file_in_another_encoding_is_refused_naming_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "ipguard.toml"
+    path.write_bytes('[scan]\nsite = "北café"\n'.encode().replace(b"\xc3\xa9", b"\xe9"))
+    with pytest.raises(ConfigError) as caught:
+        load_settings(str(path))
+    assert str(caught.value) == (
+        f"{path}: not UTF-8 at line 2, column 13 (byte 0xe9); save it as UTF-8"
+    )
