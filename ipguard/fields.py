@@ -31,6 +31,9 @@ _SURROGATE = re.compile(r"[\ud800-\udfff]")
 # Noncharacters: XML (and so XLSX) may not hold U+FFFE and U+FFFF at all; an export holding one
 # is a workbook nothing opens.
 _NONCHARACTER = re.compile("[\ufdd0-\ufdef\ufffe\uffff]")
+# How Excel's General format shows a number of 12 digits or more ("1.23457E+11"); saved as CSV,
+# that is all that is left of an asset tag or serial number it took for a number.
+_EXCEL_SCIENTIFIC = re.compile(r"^-?[0-9](?:\.[0-9]+)?E\+[0-9]{2,3}$")
 # Longest text a free field may hold: generous for notes, small enough to keep the ledger sane.
 MAX_TEXT = 4096
 _MIDNIGHT = ("00:00", "00:00:00", "00:00:00Z", "00:00:00+00:00")
@@ -175,10 +178,20 @@ def parse_date(text: str, field: str) -> date | None:
 
 
 def parse_text(text: str, field: str) -> str:
-    """Free text: stripped, without control characters that would corrupt files and terminals."""
+    """Free text: stripped, without control characters that would corrupt files and terminals.
+
+    Text that is all a spreadsheet left of a long number (`1.23457E+11`) is refused too.
+    """
     value = text.strip()
     if len(value) > MAX_TEXT:
         raise FieldError(field, text[:40] + "…", f"longer than {MAX_TEXT} characters")
+    if "E+" in value and _EXCEL_SCIENTIFIC.match(value):
+        raise FieldError(
+            field,
+            value,
+            "a number in scientific notation, as a spreadsheet shows a long number it took for "
+            "one (its last digits are lost); format the column as Text and retype it",
+        )
     # Every character the checks below refuse (control, format, surrogate) is unprintable: text
     # that prints, Chinese included, needs none of them (an import makes a million such checks).
     if value.isprintable():

@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import math
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ _OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ENCRYPTED = "EncryptedPackage".encode("utf-16-le")
 _SAVE_AS = 'save it as "Excel Workbook (.xlsx)" or "CSV UTF-8"'
 _SEPARATORS = {";": "';'", "\t": "tabs", "|": "'|'"}
+# A first line "sep=;" (which Excel reads) names the separator of the lines after it.
+_SEP_LINE = re.compile(r"\ufeff?sep=([,;\t|])\r?\n")
 # JSON numbers longer than this are not ledger values; refusing them early also keeps Python's
 # int() from raising on 5,000-digit numbers.
 _MAX_DIGITS = 40
@@ -199,11 +202,16 @@ def _read_csv(path: str, text: str) -> list[FileRow]:
         first = next(reader, None)
         if first is None:
             raise file_error(path, "the file holds no header row")
-        delimiter = _delimiter(first)
+        named = _SEP_LINE.match(text)
+        delimiter = named.group(1) if named else _delimiter(first)
         if delimiter:  # restart, splitting every line as the header is split
             reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
             first = next(reader)
-        columns = header(path, first, "line 1", lambda: header_below(_numbered(reader), "line"))
+            if named:  # Excel's "sep=;" line names the separator; the header comes next
+                first = next(reader, None) or []
+        columns = header(
+            path, first, f"line {reader.line_num}", lambda: header_below(_numbered(reader), "line")
+        )
         line = reader.line_num + 1
         for cells in reader:
             if any(cell.strip() for cell in cells):

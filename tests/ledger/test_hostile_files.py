@@ -287,3 +287,22 @@ def test_a_guest_until_date_stored_as_a_number_says_so(cli: Cli, tmp_path: Path)
     refused_unchanged(
         cli, path, "cell C2 is the number 46053, not a date", "format the cell as a date"
     )
+
+
+@SQLITE_ONLY
+def test_a_csv_through_excel_keeps_its_separator_line_and_loses_no_digits(
+    cli: Cli, tmp_path: Path
+) -> None:
+    # Excel reads (and some tools write) a first line "sep=;" naming the separator.
+    path = tmp_path / "in.csv"
+    path.write_text("sep=;\r\nip;mac;asset_tag\r\n10.0.0.1;02:00:00:00:00:01;123456789012\r\n")
+    assert cli("ledger", "import", str(path)).exit_code == 0
+    assert ledger_json(cli)[0]["asset_tag"] == "123456789012"
+    # The same file opened in Excel and saved again: the tag became a number shown as 1.23457E+11.
+    path.write_text("ip,mac,asset_tag\r\n10.0.0.1,02:00:00:00:00:01,1.23457E+11\r\n")
+    refused_unchanged(
+        cli,
+        path,
+        "line 2, asset_tag '1.23457E+11': a number in scientific notation",
+        "format the column as Text",
+    )
