@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ipguard.scanners import snmp_ber as ber
+from ipguard.scanners.snmp_udp import Datagrams, Pace
 from ipguard.scanners.snmp_usm import UsmError, UsmUser, report_reason
 
 Varbind = tuple[ber.Oid, Any]
@@ -66,46 +67,6 @@ class Credentials:
     priv_key: bytes = field(default=b"", repr=False)
 
 
-class _Protocol(asyncio.DatagramProtocol):
-    """Hands each datagram to the request waiting for one (a plain future: a walk makes
-    thousands of requests, and a queue read under `wait_for` costs a task each)."""
-
-    def __init__(self, peer: tuple[str, int]) -> None:
-        self.waiter: asyncio.Future[bytes] | None = None
-        self.peer = peer
-        self.elsewhere: tuple[str, int] | None = None  # the last sender that was not the agent
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        if (addr[0], addr[1]) != self.peer:
-            # A multi-homed agent answering from another address (or anyone else): not taken
-            # as the agent's answer, but named if the agent itself stays silent.
-            self.elsewhere = (addr[0], addr[1])
-            return
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(data)
-        # else: nobody asked (a late answer to an earlier try): dropped
-
-    def error_received(self, exc: Exception) -> None:
-        pass  # ICMP port unreachable: the request times out like any unanswered one
-
-    async def receive(self, timeout: float) -> bytes:
-        """The next datagram, or TimeoutError."""
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[bytes] = loop.create_future()
-        self.waiter = waiter
-        timer = loop.call_later(timeout, _expire, waiter)
-        try:
-            return await waiter
-        finally:
-            timer.cancel()
-            self.waiter = None
-
-
-def _expire(waiter: asyncio.Future[bytes]) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError())
-
-
 class SnmpSession:
     """Requests to one agent, one at a time, with timeout and retries."""
 
@@ -120,16 +81,18 @@ class SnmpSession:
         max_repetitions: int = 100,
         context: str = "",
         streams: asyncio.Semaphore | None = None,
+        pace: Pace | None = None,
     ) -> None:
         self.host, self.port, self.credentials = host, port, credentials
         # Sockets a walk of several columns may hold open at once (shared by every session of
         # a poll, so that polling a hundred switches stays far below the open-files limit).
         self.streams = streams or asyncio.Semaphore(STREAMS)
+        self.pace = pace or Pace()  # shared with every sibling: one agent, one pace
         self.timeout, self.retries, self.max_repetitions = timeout, retries, max_repetitions
         self.context = context.encode()
         self._ids = itertools.count(int.from_bytes(os.urandom(3), "big"))
         self._transport: asyncio.DatagramTransport | None = None
-        self._protocol = _Protocol((str(ipaddress.ip_address(host)), port))
+        self._protocol = Datagrams((str(ipaddress.ip_address(host)), port))
         self._user: UsmUser | None = None
         if credentials.version == "3":
             self._user = UsmUser(
@@ -158,6 +121,7 @@ class SnmpSession:
             max_repetitions=self.max_repetitions,
             context=context,
             streams=self.streams,
+            pace=self.pace,
         )
         session._user = self._user
         return session
@@ -195,7 +159,7 @@ class SnmpSession:
         assert self._transport is not None
         sent: set[int] = set()  # every try's request-id: a slow agent's answer to any one will do
         garbled = ""  # why the last malformed answer was refused
-        attempt, resynced = 0, False
+        attempt, free = 0, {"serial", "resync"}  # tries that are no retry, once each
         while attempt <= self.retries:
             attempt += 1
             request_id = next(self._ids) & 0x7FFFFFFF
@@ -203,33 +167,58 @@ class SnmpSession:
             message = self._encode(
                 request_id, ber.pdu(tag, request_id, list(oids), a, b), discovery
             )
-            self._transport.sendto(message, self._protocol.peer)
-            response, why = await self._answer(sent)
+            side_by_side = not self.pace.serial
+            if side_by_side:
+                response, why = await self._try(message, sent)
+            else:
+                async with self.pace.lock:
+                    response, why = await self._try(message, sent)
             garbled = why or garbled
             if response is None:
+                if side_by_side and self.pace.serial and "serial" in free:
+                    # lost among requests side by side: the first try alone is not a retry
+                    attempt -= 1
+                    free.discard("serial")
                 continue
             reason = report_reason(response)
             if reason is None or discovery:
                 return response
-            if reason == "not in time window" and not resynced:
+            if reason == "not in time window" and "resync" in free:
                 # decode() took the agent's new boots and time (it rebooted): send again, once,
                 # whatever the retries
-                attempt, resynced = attempt - 1, True
+                attempt -= 1
+                free.discard("resync")
                 continue
             raise SnmpError(f"the agent refused the request: {reason}")
         if garbled:
             raise SnmpMalformed(f"the agent's answers are malformed ({garbled})")
+        tries = f"{self.retries + 1} tries of {self.timeout:g} s each"
+        raise SnmpTimeout(f"no answer to {tries} ({self._silence(discovery)})")
+
+    def _silence(self, discovery: bool) -> str:
+        """The likely causes of an agent's silence, as far as what came before tells."""
         elsewhere = self._protocol.elsewhere
-        raise SnmpTimeout(
-            f"no answer to {self.retries + 1} tries of {self.timeout:g} s each "
-            + (
-                f"(answers came from {elsewhere[0]} port {elsewhere[1]} instead: an agent "
-                "answering from another of its addresses, or not the agent)"
-                if elsewhere
-                else "(agent down, wrong community or key, an SNMP version it does not speak, "
-                "or an ACL)"
+        if elsewhere:
+            return (
+                f"answers came from {elsewhere[0]} port {elsewhere[1]} instead: an agent "
+                "answering from another of its addresses, or not the agent"
             )
-        )
+        if self._user is not None and self.context and not discovery:
+            return f"no context {self.context.decode(errors='replace')} on the agent, or an ACL"
+        if self._user is not None and self._user.priv_protocol and not discovery:
+            # It answered discovery, and a wrong auth key would have got a report back: agents
+            # drop what they cannot decrypt without a word (net-snmp does)
+            return "the agent answered discovery: a wrong privacy key or protocol, or an ACL"
+        return "agent down, wrong community or key, an SNMP version it does not speak, or an ACL"
+
+    async def _try(self, message: bytes, sent: Container[int]) -> tuple[ber.Response | None, str]:
+        """Send one try and wait for its answer (see `_answer`)."""
+        assert self._transport is not None
+        self._transport.sendto(message, self._protocol.peer)
+        response, why = await self._answer(sent)
+        if response is None and not why:
+            self.pace.serial = True  # unanswered: from now on one request at a time
+        return response, why
 
     async def _answer(self, sent: Container[int]) -> tuple[ber.Response | None, str]:
         """The answer to any of the request-ids `sent` within the timeout, or None and, when

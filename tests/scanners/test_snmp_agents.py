@@ -14,6 +14,7 @@ import os
 import secrets
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -33,6 +34,7 @@ COMMUNITY = "c-" + secrets.token_hex(6)
 V3_AUTH, V3_PRIV = "a-" + secrets.token_hex(6), "p-" + secrets.token_hex(6)
 ENGINE = bytes.fromhex("80001f8880") + secrets.token_bytes(8)
 FDB_ROWS = 120
+MAX_DATAGRAM = 65507  # the largest UDP payload over IPv4
 UNKNOWN_ENGINE_IDS, COUNTER_1 = (1, 3, 6, 1, 6, 3, 15, 1, 1, 4, 0), b"\x41\x01\x01"
 Encoded = list[tuple[ber.Oid, bytes]]
 # What a habit may change in an answer: (request, varbinds, error-status) -> (varbinds, status)
@@ -132,7 +134,10 @@ class Agent:
         if community != COMMUNITY.encode():
             return None
         varbinds, status = self._answer(request)
-        return odd.response(version, community, request.request_id, varbinds, status)
+        message = odd.response(version, community, request.request_id, varbinds, status)
+        if len(message) > MAX_DATAGRAM:  # as a real agent does (RFC 3416 4.2.3): tooBig
+            return odd.response(version, community, request.request_id, [], 1)
+        return message
 
     def _v3(self, data: bytes) -> bytes:
         user = UsmUser(b"ipguard", "sha", V3_AUTH.encode(), "aes", V3_PRIV.encode(), ENGINE, 1, 50)
@@ -177,9 +182,33 @@ def assert_complete(result: SnmpPoll) -> None:
 def test_slow_agent_answering_after_the_timeout_is_read(ns: str) -> None:
     """An agent that answers every request 0.45 s late, with a 0.3 s timeout: each answer
     arrives while the next try waits, and is an answer all the same (net-snmp's retries keep
-    the request-id for this reason). The later tries' answers come too: duplicates, ignored."""
-    with Agent(ns, deliver=lambda answer: [(0.45, answer)]) as agent:
-        (result,) = poll(ns, agent.device("slow-ap"))
+    the request-id for this reason). The later tries' answers come too: duplicates, ignored.
+    (A router without ARP entries: a few requests, each 0.45 s, as the walk goes one request
+    at a time once one went unanswered.)"""
+    with Agent(ns, fdb=0, deliver=lambda answer: [(0.45, answer)]) as agent:
+        (result,) = poll(ns, agent.device("slow-ap", roles=("router",)))
+    assert result.answered, result.warning
+    assert result.system.sys_name == "odd-agent" and result.arp == ()
+
+
+def test_busy_agent_dropping_what_comes_while_it_works_is_read_one_request_at_a_time(
+    ns: str,
+) -> None:
+    """A cheap agent works on one request at a time (4 ms) and drops what arrives meanwhile.
+    The poll's column walks side by side lose all but one request: once a request goes
+    unanswered, the device is asked one request at a time, as snmpbulkwalk asks, and answers
+    everything (before: every try of most requests lost, the poll with them)."""
+    last = [0.0]
+
+    def busy(answer: bytes) -> list[tuple[float, bytes]]:
+        now = time.monotonic()
+        if now - last[0] < 0.004:
+            return []
+        last[0] = now
+        return [(0.004, answer)]
+
+    with Agent(ns, deliver=busy) as agent:
+        (result,) = poll(ns, agent.device("busy-ap"))
     assert_complete(result)
 
 

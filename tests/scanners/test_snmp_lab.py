@@ -112,10 +112,13 @@ def test_walk_switch_v3_authpriv_equals_bridge_fdb(lab: topo.SnmpLab) -> None:
     ("args", "message"),
     [
         (("--community-env", "WRONG"), "no answer"),
-        ((*V3, "--priv-proto", "aes", "--priv-key-env", "AK"), "decrypt"),
+        ((*V3, "--priv-proto", "aes", "--priv-key-env", "AK"), "wrong privacy key"),
+        ((*V3[:-1], "PK", "--priv-proto", "aes", "--priv-key-env", "PK"), "wrong digest"),
+        (("--version", "3", "--user", "nobody", "--auth-proto", "sha", "--auth-key-env", "AK",
+          "--priv-proto", "aes", "--priv-key-env", "PK"), "unknown user name"),
     ],
-    ids=["wrong community", "wrong v3 privacy key"],
-)
+    ids=["wrong community", "wrong v3 privacy key", "wrong v3 auth key", "unknown v3 user"],
+)  # fmt: skip
 def test_walk_with_wrong_secret_fails_naming_the_host(
     lab: topo.SnmpLab, args: tuple[str, ...], message: str
 ) -> None:
@@ -124,7 +127,7 @@ def test_walk_with_wrong_secret_fails_naming_the_host(
                env={"WRONG": "not-" + lab.community})  # fmt: skip
     assert done.returncode == 3
     assert done.stderr.startswith("error: snmp walk: ") and host in done.stderr
-    assert message in done.stderr or "no answer" in done.stderr
+    assert message in done.stderr, done.stderr
 
 
 @pytest.mark.parametrize(
@@ -176,6 +179,7 @@ def test_walk_cisco_v3_reads_each_vlan_through_its_context(lab: topo.SnmpLab) ->
     assert walked["device"]["sys_name"] == "lab-catalyst-v3"
     assert {(row["mac"], row["vlan"], row["if_name"]) for row in walked["fdb"]} == CATALYST_FDB
     assert "context vlan-1: no answer" in done.stderr
+    assert "no context vlan-1 on the agent" in done.stderr
     assert "vlan-10" not in done.stderr and "vlan-20" not in done.stderr
 
 
