@@ -7,6 +7,7 @@ work, committed whole or not at all.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -54,11 +55,32 @@ def resolve_url(given: str | None, option: str = "--db") -> str:
     if url != url.strip():
         raise InputError(f"{where} {url!r} starts or ends with spaces; give the path without them")
     if "://" not in url:
+        _refuse_mistyped_url(url, where)
         path = Path(url).expanduser().resolve()
         if path.is_dir():
             raise InputError(f"{where} {url!r} is a directory; give the ledger file inside it")
         url = f"sqlite:///{path}"
     return url
+
+
+# A PostgreSQL URL with its `//` mistyped (`postgresql:/u:pw@h/db`), or libpq's key=value form
+# (`host=h password=pw`), is no SQLite path: taken as one it made directories named after the
+# password and a new, empty ledger. Neither is echoed: both may hold the password.
+_URL_TYPO = re.compile(r"^\s*(?:postgres|postgresql|sqlite)(?:\+\w+)?:", re.IGNORECASE)
+_KEYWORDS = re.compile(r"(?:^|\s)(?:host|hostaddr|dbname|user|password|port)\s*=", re.IGNORECASE)
+
+
+def _refuse_mistyped_url(value: str, where: str) -> None:
+    if _URL_TYPO.match(value):
+        raise InputError(
+            f"{where} starts like a database URL but lacks its '://': write "
+            "postgresql+psycopg://USER@HOST/DB, sqlite:///PATH or a plain path"
+        )
+    if _KEYWORDS.search(value):
+        raise InputError(
+            f"{where} looks like a libpq connection string (host=… dbname=…): write it as a URL, "
+            "postgresql+psycopg://USER@HOST:PORT/DB"
+        )
 
 
 def absolute_url(url: str) -> str:

@@ -65,6 +65,27 @@ def test_urls_paths_and_masking(tmp_path: Path, monkeypatch) -> None:
     assert display_url("postgresql+psycopg://u:pw@h/db") == "postgresql+psycopg://u:***@h/db"
 
 
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ("postgresql:/ipguard:S3cret@db.example/ipguard", "lacks its '://'"),
+        ("postgresql+psycopg:ipguard:S3cret@db.example/ipguard", "lacks its '://'"),
+        ("sqlite:/var/lib/ipguard/S3cret.db", "lacks its '://'"),
+        ("host=db.example user=ipguard password=S3cret dbname=ipguard", "libpq connection"),
+    ],
+)
+def test_a_mistyped_postgresql_url_is_refused_not_made_a_sqlite_file(
+    cli: Any, tmp_path: Path, given: str, message: str
+) -> None:
+    # Taken as a path, each made directories or a file named after the password in the current
+    # directory, and a new, empty ledger that `ledger list` showed as if it were the real one.
+    refused = cli("ledger", "list", db=given)
+    assert refused.exit_code == 2 and message in refused.stderr
+    assert refused.stderr.startswith("error: --db ") and refused.stderr.count("\n") == 1
+    assert "S3cret" not in refused.stdout + refused.stderr
+    assert list(tmp_path.iterdir()) == []  # the cli fixture runs in tmp_path
+
+
 def _open_when_released(url: str, barrier: Any, errors: Any) -> None:
     barrier.wait(timeout=30)
     try:
