@@ -26,6 +26,14 @@ SECRET_KEYS = ("community", "auth_key", "priv_key", "password", "auth_password",
 AUTH_PROTOCOLS = ("md5", "sha", "sha224", "sha256", "sha384", "sha512")
 PRIV_PROTOCOLS = ("aes",)
 _DEVICE_KEYS = {item.name for item in fields(SnmpDevice)}
+# How net-snmp (snmpd.conf createUser, snmpwalk -a/-x) and switch manuals spell the protocols
+_PROTOCOL_ALIASES = {"sha1": "sha", "aes128": "aes"}
+
+
+def protocol_name(text: str) -> str:
+    """An auth or priv protocol as ipguard names it: `SHA-256` → `sha256`, `AES128` → `aes`."""
+    name = text.strip().lower().replace("-", "").replace("_", "")
+    return _PROTOCOL_ALIASES.get(name, name)
 
 
 @dataclass(frozen=True)
@@ -97,6 +105,8 @@ def _device(item: Mapping[str, Any], where: str) -> SnmpDevice:
             values[key] = tuple(value)
         elif not isinstance(value, str) or not value.strip():
             raise ConfigError(f"{where}.{key}: expected non-empty text")
+        elif key in ("auth_proto", "priv_proto"):
+            values[key] = protocol_name(value)
         else:
             values[key] = value.strip()
     for key in ("host", "name"):

@@ -321,11 +321,14 @@ def _lldp_local_names(walked: Walked, interfaces: Interfaces) -> dict[int, str]:
 
 def cisco_vlans(walked: Walked) -> list[int]:
     """VLANs a Cisco switch keeps a BRIDGE-MIB instance for (vtpVlanState operational(1)),
-    without the reserved FDDI/Token Ring VLANs 1002-1005."""
+    without the reserved FDDI/Token Ring VLANs 1002-1005 and what is no VLAN ID (1-4094): an
+    agent listing a million "VLANs" would otherwise get a million walks, each a task here."""
     return sorted(
-        index[-1]
-        for index, state in column(walked, "vtpVlanState").items()
-        if state == 1 and not 1002 <= index[-1] <= 1005
+        {
+            index[-1]
+            for index, state in column(walked, "vtpVlanState").items()
+            if state == 1 and 1 <= index[-1] <= 4094 and not 1002 <= index[-1] <= 1005
+        }
     )
 
 

@@ -55,6 +55,25 @@ def test_refused(changes: dict[str, Any], message: str) -> None:
     assert str(refused.value).startswith("ipguard.toml: ")
 
 
+@pytest.mark.parametrize(
+    ("given", "auth", "priv"),
+    [(("SHA", "AES"), "sha", "aes"), (("SHA-256", "AES-128"), "sha256", "aes"),
+     (("sha1", "aes128"), "sha", "aes"), (("HMAC_SHA512", "aes"), "hmacsha512", "aes")],
+)  # fmt: skip
+def test_protocols_as_net_snmp_spells_them(given: tuple[str, str], auth: str, priv: str) -> None:
+    """snmpd.conf's `createUser u SHA-256 … AES …` spelling is read (it was refused: "one of
+    md5, sha, …"); a name that is no protocol still is, by the check after."""
+    v3 = {"version": "3", "user": "u", "auth_key_env": "A", "priv_key_env": "P"}
+    table = device(**v3, auth_proto=given[0], priv_proto=given[1])
+    del table["community_env"]
+    if auth.startswith("hmac"):
+        with pytest.raises(ConfigError, match="auth_proto: one of"):
+            parse_settings({"snmp": {"devices": [table]}})
+        return
+    (parsed,) = parse_settings({"snmp": {"devices": [table]}}).snmp.devices
+    assert (parsed.auth_proto, parsed.priv_proto) == (auth, priv)
+
+
 def test_two_devices_with_one_name() -> None:
     with pytest.raises(ConfigError, match="two devices are named 'core-1'"):
         parse_settings({"snmp": {"devices": [device(), device(host="198.18.0.2")]}})

@@ -67,6 +67,7 @@ def walk(
     import ipaddress
 
     from ipguard.scanners.snmp import SnmpPoller, credentials, paused_gc
+    from ipguard.snmpconfig import protocol_name
 
     try:
         ipaddress.ip_address(host)
@@ -74,9 +75,9 @@ def walk(
         raise InvalidValue(f"snmp walk: {host!r} is not an IP address") from None
     given: dict[str, Any] = {
         "user": user,
-        "auth_proto": auth_proto,
+        "auth_proto": auth_proto and protocol_name(auth_proto),
         "auth_key_env": auth_key_env,
-        "priv_proto": priv_proto,
+        "priv_proto": priv_proto and protocol_name(priv_proto),
         "priv_key_env": priv_key_env,
         "community_env": community_env,
     }

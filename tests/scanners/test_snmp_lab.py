@@ -96,10 +96,11 @@ def test_walk_v1_getnext_equals_v2c_getbulk(lab: topo.SnmpLab) -> None:
 
 
 def test_walk_switch_v3_authpriv_equals_bridge_fdb(lab: topo.SnmpLab) -> None:
+    """(The protocols spelt as snmpd.conf's createUser spells them: SHA, AES.)"""
     lab.refresh()
     done = run(
-        lab, "snmp", "walk", topo.SWITCH_IP, *V3, "--priv-proto", "aes", "--priv-key-env", "PK",
-        "--format", "json",
+        lab, "snmp", "walk", topo.SWITCH_IP, *V3[:-3], "SHA", "--auth-key-env", "AK",
+        "--priv-proto", "AES", "--priv-key-env", "PK", "--format", "json",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     walked = json.loads(done.stdout)

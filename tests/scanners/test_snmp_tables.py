@@ -131,6 +131,15 @@ def test_cisco_vlans_leave_out_the_reserved_ones() -> None:
     assert tables.cisco_vlans(walked("cisco_ios_c2960")) == [1, 10, 20]
 
 
+def test_cisco_vlans_are_vlan_ids() -> None:
+    """vtpVlanState rows past 4094 (a broken or hostile agent listing 100,000) are no VLANs to
+    walk one by one; a VLAN listed in two management domains is walked once."""
+    state = tables.COLUMNS["vtpVlanState"]
+    rows = [((*state, 1, vlan), 1) for vlan in (0, 10, 4094, 4095, *range(5000, 105_000))]
+    rows.append(((*state, 2, 10), 1))
+    assert tables.cisco_vlans({"vtpVlanState": rows}) == [10, 4094]
+
+
 def test_system_group() -> None:
     device = walked("huawei_s5720")
     values = {oid: value for rows in device.values() for oid, value in rows}
