@@ -198,8 +198,9 @@ def _not_a_mac(value: str) -> str:
     if not _NUMBER.match(value.lower()):
         return reason
     shape = "a number in scientific notation" if "e" in value.lower() else "a number"
+    shown = value if len(value) < 40 else "it"
     return (
-        f"{reason}: {value} is {shape}, as a spreadsheet makes of a MAC it took for one "
+        f"{reason}: {shown} is {shape}, as a spreadsheet makes of a MAC it took for one "
         "(leading zeros and digits dropped); format the column as Text and retype it"
     )
 

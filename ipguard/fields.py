@@ -49,8 +49,17 @@ class FieldError(ValueError):
     def __init__(self, field: str, value: str, reason: str) -> None:
         super().__init__(reason)
         self.field = field
-        self.value = value
+        self.value = shortened(value)
         self.reason = reason
+
+
+# How much of a refused value a message shows: enough to find it, never a whole hostile cell.
+SHOWN = 80
+
+
+def shortened(text: str) -> str:
+    """`text`, cut to SHOWN characters and an ellipsis when longer, for a message."""
+    return text if len(text) <= SHOWN else text[:SHOWN] + "…"
 
 
 def parse_ip(text: str, field: str = "ip") -> str:
@@ -114,7 +123,9 @@ def parse_roles(text: str) -> frozenset[Role]:
             roles.add(Role(name))
         except ValueError:
             allowed = ", ".join(role.value for role in Role)
-            raise FieldError("roles", text, f"unknown role {name!r} (one of {allowed})") from None
+            raise FieldError(
+                "roles", text, f"unknown role {shortened(name)!r} (one of {allowed})"
+            ) from None
     return frozenset(roles or {Role.HOST})
 
 
@@ -127,7 +138,7 @@ def parse_service(text: str, field: str = "allowed_services") -> Service:
     """One `proto/port`, e.g. `tcp/22`."""
     match = _SERVICE.match(text.strip().lower())
     if not match or not 0 < int(match.group(2)) < 65536:
-        raise FieldError(field, text, f"{text.strip()!r} is not proto/port like tcp/22")
+        raise FieldError(field, text, f"{shortened(text.strip())!r} is not proto/port like tcp/22")
     return Service(match.group(1), int(match.group(2)))
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ipguard.errors import InvalidValue, LedgerFileError, LineProblem
+from ipguard.fields import shortened
 from ipguard.ledger.textfile import decode
 from ipguard.model import LEDGER_FIELDS
 
@@ -285,12 +286,12 @@ def _json_int(text: str) -> int | _Refused:
 def _json_float(text: str) -> float | _Refused:
     value = float(text)
     if not math.isfinite(value):
-        return _Refused(f"{text} is too large a number")
+        return _Refused(f"{shortened(text)} is too large a number")
     # A float keeps about 17 digits: what the ledger would store must be the number written.
     if Decimal(cell_text(value)) != Decimal(text):
         return _Refused(
-            f"the number {text} cannot be kept exactly (a number holds about 17 digits); "
-            "write it as text in quotes"
+            f"the number {shortened(text)} cannot be kept exactly "
+            "(a number holds about 17 digits); write it as text in quotes"
         )
     return value
 

@@ -306,3 +306,14 @@ def test_a_csv_through_excel_keeps_its_separator_line_and_loses_no_digits(
         "line 2, asset_tag '1.23457E+11': a number in scientific notation",
         "format the column as Text",
     )
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize("column", ["ip", "mac", "roles", "allowed_services", "guest_until"])
+def test_a_huge_bad_cell_is_shown_shortened(cli: Cli, tmp_path: Path, column: str) -> None:
+    values = {"ip": "10.0.0.1", "mac": "02:00:00:00:00:01", column: "7" * 100_000}
+    path = tmp_path / "in.csv"
+    path.write_text(",".join(values) + "\r\n" + ",".join(values.values()) + "\r\n")
+    refused_unchanged(cli, path, f"line 2, {column} '7777", "…'")
+    result = cli("ledger", "import", str(path))
+    assert len(result.stderr) < 600, result.stderr[:300]
