@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ipguard.model import (
     ArpEntry,
@@ -91,9 +91,20 @@ def directories(url: str) -> list[Path]:
     from platformdirs import user_state_dir
 
     found = [Path(user_state_dir("ipguard")) / "spool" / ledger_key(url)]
-    if url.startswith("sqlite:///"):
-        found.append(Path(url.removeprefix("sqlite:///") + ".spool"))
+    ledger = sqlite_file(url)
+    if ledger is not None:
+        found.append(ledger.with_name(ledger.name + ".spool"))
     return found
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file a sqlite:/// URL names, as SQLAlchemy reads it (no query, %XX decoded), else None.
+
+    `store.resolve_url` writes a path's `%` and `?` as %25 and %3F, so that the URL names the file.
+    """
+    if not url.startswith("sqlite:///"):
+        return None
+    return Path(unquote(url.removeprefix("sqlite:///").partition("?")[0]))
 
 
 def ledger_key(url: str) -> str:

@@ -76,8 +76,9 @@ class AppState:
         url = resolve_url(self.db)
         target = Path(path).expanduser().resolve()
         owned: list[Path] = []
-        if url.startswith("sqlite:///"):
-            ledger = Path(url.removeprefix("sqlite:///")).resolve()
+        ledger = spool.sqlite_file(url)
+        if ledger is not None:
+            ledger = ledger.resolve()
             owned = [ledger.with_name(ledger.name + suffix) for suffix in _SQLITE_FILES]
         hit = any(target == own or _same_file(target, own) for own in owned) or any(
             target.is_relative_to(directory.resolve()) for directory in spool.directories(url)

@@ -107,6 +107,7 @@ def _unit(db: str | None, config: str | None, request: WatchRequest, subnets: li
     from ipguard.errors import InvalidValue
     from ipguard.ledger.store import absolute_url, display_url, resolve_url
     from ipguard.schedule import SERVICE_USER, ipguard_argv
+    from ipguard.spool import sqlite_file
     from ipguard.watch.systemd import unit
 
     argv = ipguard_argv()
@@ -120,8 +121,9 @@ def _unit(db: str | None, config: str | None, request: WatchRequest, subnets: li
                 "(mode 600) instead of printing it into a unit"
             )
         argv += ["--db", url]
-        if url.startswith("sqlite:///"):
-            writable.append(str(Path(url.removeprefix("sqlite:///")).parent))
+        ledger = sqlite_file(url)
+        if ledger is not None:
+            writable.append(str(ledger.parent))
     path = find_config(config)
     if path is not None:
         argv += ["--config", str(Path(path).absolute())]

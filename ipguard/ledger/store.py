@@ -59,7 +59,8 @@ def resolve_url(given: str | None, option: str = "--db") -> str:
         path = Path(url).expanduser().resolve()
         if path.is_dir():
             raise InputError(f"{where} {url!r} is a directory; give the ledger file inside it")
-        url = f"sqlite:///{path}"
+        # In a URL `?` starts the query and `%` an escape: a path's own stay part of its name.
+        url = "sqlite:///" + str(path).replace("%", "%25").replace("?", "%3F")
     return url
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,7 @@ def test_urls_paths_and_masking(tmp_path: Path, monkeypatch) -> None:
     assert display_url("postgresql+psycopg://u:pw@h/db") == "postgresql+psycopg://u:***@h/db"
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # never opened
 @pytest.mark.parametrize(
     ("given", "message"),
     [
@@ -151,3 +153,22 @@ def test_a_ledger_from_a_newer_ipguard_is_refused_and_left_alone(cli: Any, db_ur
         version = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
         assert version == "0099"
     engine.dispose()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # paths are SQLite's
+@pytest.mark.parametrize("name", ["what?.db", "50%25 off.db", "50% off.db"])
+def test_a_ledger_path_with_url_characters_is_that_file(
+    cli: Any, tmp_path: Path, name: str
+) -> None:
+    # `?` began a URL query and `%25` was decoded: `--db "what?.db"` opened a file `what`, and
+    # `50%25 off.db` the file `50% off.db` (another ledger, when both exist).
+    folder = tmp_path / "ledgers"
+    folder.mkdir()
+    ledger = folder / name
+    assert cli("pools", "add", "math", "198.18.1.0/24", db=str(ledger)).exit_code == 0
+    assert [path.name for path in folder.iterdir() if path.suffix == ".db"] == [name]
+    listed = cli("pools", "list", "--format", "json", db=str(ledger))
+    assert [pool["cidr"] for pool in json.loads(listed.stdout)] == ["198.18.1.0/24"]
+    # Its own files are still recognised as the ledger's (output is never written onto them).
+    refused = cli("ledger", "export", str(ledger), "--format", "csv", db=str(ledger))
+    assert refused.exit_code == 2 and "the ledger's own file" in refused.stderr
