@@ -365,6 +365,8 @@ def _json_text(name: str, value: Any) -> tuple[str, str]:
             if not isinstance(part, str) or not part.strip():
                 return "", f"list entry {position} is {_entry_kind(part)}; a list holds text only"
         return ";".join(value), ""
+    if isinstance(value, bool) and name != "isolated":  # "owner": true is no one's name
+        return "", f"{cell_text(value)} where text belongs; only isolated is true or false"
     if name in REQUIRED and isinstance(value, int | float) and not isinstance(value, bool):
         return "", f"the number {value}; write {name} as text in quotes"
     return cell_text(value), ""

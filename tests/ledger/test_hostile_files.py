@@ -47,6 +47,8 @@ JSON_REFUSED = {
         "item 1, mac: a list where one value",
     ),
     "a list for isolated": ('"isolated": [true]', "item 1, isolated: a list where one value"),
+    "true for the owner": ('"owner": true', "item 1, owner: true where text belongs"),
+    "false for the notes": ('"notes": false', "item 1, notes: false where text belongs"),
     "keys differing in case": ('"MAC": "02:00:00:00:00:02"', "item 1, mac: the key appears twice"),
     "keys differing in spaces": ('"owner": "a", " Owner ": "b"', "owner: the key appears twice"),
     "a float that lost its digits": (
