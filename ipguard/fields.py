@@ -36,6 +36,7 @@ _NONCHARACTER = re.compile("[\ufdd0-\ufdef\ufffe\uffff]")
 _EXCEL_SCIENTIFIC = re.compile(r"^-?[0-9](?:\.[0-9]+)?E\+[0-9]{2,3}$")
 # Longest text a free field may hold: generous for notes, small enough to keep the ledger sane.
 MAX_TEXT = 4096
+_YEAR_FIRST = re.compile(r"^([0-9]{4})([-/.])([0-9]{1,2})\2([0-9]{1,2})$")
 _MIDNIGHT = ("00:00", "00:00:00", "00:00:00Z", "00:00:00+00:00")
 MAX_SITE = 64
 # The audit trail's free text: who acted, and why a finding was acknowledged.
@@ -123,10 +124,14 @@ def parse_roles(text: str) -> frozenset[Role]:
             roles.add(Role(name))
         except ValueError:
             allowed = ", ".join(role.value for role in Role)
-            raise FieldError(
-                "roles", text, f"unknown role {shortened(name)!r} (one of {allowed})"
-            ) from None
+            reason = f"unknown role {shortened(name)!r} (one of {allowed}){_list_hint(name)}"
+            raise FieldError("roles", text, reason) from None
     return frozenset(roles or {Role.HOST})
+
+
+def _list_hint(part: str) -> str:
+    """What to say when one entry of a `;`-separated list holds several, separated otherwise."""
+    return "; separate them with ';'" if _OTHER_SEPARATOR.search(part.strip()) else ""
 
 
 def format_roles(roles: Iterable[Role]) -> str:
@@ -138,7 +143,8 @@ def parse_service(text: str, field: str = "allowed_services") -> Service:
     """One `proto/port`, e.g. `tcp/22`."""
     match = _SERVICE.match(text.strip().lower())
     if not match or not 0 < int(match.group(2)) < 65536:
-        raise FieldError(field, text, f"{shortened(text.strip())!r} is not proto/port like tcp/22")
+        reason = f"{shortened(text.strip())!r} is not proto/port like tcp/22{_list_hint(text)}"
+        raise FieldError(field, text, reason)
     return Service(match.group(1), int(match.group(2)))
 
 
@@ -181,9 +187,14 @@ def parse_date(text: str, field: str) -> date | None:
     if len(value) > 10 and value[10] in "T " and value[11:] in _MIDNIGHT:
         value = value[:10]  # a spreadsheet's date cell written as a datetime
     try:
-        if len(value) != 10:
+        if len(value) == 10 and value[4] == "-":
+            return date.fromisoformat(value)
+        # Year first, as Chinese and Japanese spreadsheets write dates (2027/1/31): one reading.
+        match = _YEAR_FIRST.match(value)
+        if match is None:
             raise ValueError(value)
-        return date.fromisoformat(value)
+        year, _, month, day = match.groups()
+        return date(int(year), int(month), int(day))
     except ValueError:
         raise FieldError(field, text, "not a date (use YYYY-MM-DD)") from None
 

@@ -150,3 +150,23 @@ def test_fields_round_trip_exactly(
         guest_until=guest,
     )
     assert binding_from_fields(binding_to_fields(binding)) == binding
+
+
+@pytest.mark.parametrize("text", ["2027/1/31", "2027-1-31", "2027/01/31", "2027.1.31"])
+def test_a_year_first_date_as_chinese_excel_writes_it_is_read(text: str) -> None:
+    assert parse_date(text, "guest_until") == date(2027, 1, 31)
+
+
+@pytest.mark.parametrize("text", ["31/01/2027", "1/31/2027", "01.02.2027", "2027/2/30", "27/1/31"])
+def test_a_date_not_year_first_or_not_a_day_is_refused(text: str) -> None:
+    with pytest.raises(FieldError, match="not a date"):
+        parse_date(text, "guest_until")
+
+
+@pytest.mark.parametrize(
+    ("parse", "text"),
+    [(parse_roles, "server, printer"), (parse_services, "tcp/22,tcp/80")],
+)
+def test_a_list_separated_by_commas_says_to_use_semicolons(parse: object, text: str) -> None:
+    with pytest.raises(FieldError, match="separate them with ';'"):
+        parse(text)  # type: ignore[operator]
