@@ -156,44 +156,57 @@ class SnmpSession:
     async def _exchange(
         self, tag: int, oids: Sequence[ber.Oid], a: int = 0, b: int = 0, discovery: bool = False
     ) -> ber.Response:
-        assert self._transport is not None
+        """The agent's answer to one request, over its tries; see `Pace` for how many at once."""
+        request = (tag, list(oids), a, b)
         sent: set[int] = set()  # every try's request-id: a slow agent's answer to any one will do
-        garbled = ""  # why the last malformed answer was refused
-        attempt, free = 0, {"serial", "resync"}  # tries that are no retry, once each
-        while attempt <= self.retries:
-            attempt += 1
-            request_id = next(self._ids) & 0x7FFFFFFF
-            sent.add(request_id)
-            message = self._encode(
-                request_id, ber.pdu(tag, request_id, list(oids), a, b), discovery
-            )
-            side_by_side = not self.pace.serial
-            if side_by_side:
-                response, why = await self._try(message, sent)
-            else:
-                async with self.pace.lock:
-                    response, why = await self._try(message, sent)
-            garbled = why or garbled
-            if response is None:
-                if side_by_side and self.pace.serial and "serial" in free:
-                    # lost among requests side by side: the first try alone is not a retry
-                    attempt -= 1
-                    free.discard("serial")
-                continue
-            reason = report_reason(response)
-            if reason is None or discovery:
+        if not self.pace.serial:
+            response, garbled = await self._tries(request, discovery, sent, 1)
+            if response is not None:
                 return response
-            if reason == "not in time window" and "resync" in free:
-                # decode() took the agent's new boots and time (it rebooted): send again, once,
-                # whatever the retries
-                attempt -= 1
-                free.discard("resync")
-                continue
-            raise SnmpError(f"the agent refused the request: {reason}")
+            # Lost among requests side by side: from now on one at a time, and this first
+            # try was no retry.
+            self.pace.serial = True
+        async with self.pace.lock:  # the tries of one request together, as snmpbulkwalk
+            response, garbled = await self._tries(request, discovery, sent, self.retries + 1)
+        if response is not None:
+            return response
         if garbled:
             raise SnmpMalformed(f"the agent's answers are malformed ({garbled})")
         tries = f"{self.retries + 1} tries of {self.timeout:g} s each"
         raise SnmpTimeout(f"no answer to {tries} ({self._silence(discovery)})")
+
+    async def _tries(
+        self,
+        request: tuple[int, list[ber.Oid], int, int],
+        discovery: bool,
+        sent: set[int],
+        count: int,
+    ) -> tuple[ber.Response | None, str]:
+        """Up to `count` tries of `request`: the answer, or None and why the last malformed
+        answer was refused ("" when none came)."""
+        assert self._transport is not None
+        tag, oids, a, b = request
+        garbled, attempt, resynced = "", 0, False
+        while attempt < count:
+            attempt += 1
+            request_id = next(self._ids) & 0x7FFFFFFF
+            sent.add(request_id)
+            message = self._encode(request_id, ber.pdu(tag, request_id, oids, a, b), discovery)
+            self._transport.sendto(message, self._protocol.peer)
+            response, why = await self._answer(sent)
+            garbled = why or garbled
+            if response is None:
+                continue
+            reason = report_reason(response)
+            if reason is None or discovery:
+                return response, ""
+            if reason == "not in time window" and not resynced:
+                # decode() took the agent's new boots and time (it rebooted): send again, once,
+                # whatever the retries
+                attempt, resynced = attempt - 1, True
+                continue
+            raise SnmpError(f"the agent refused the request: {reason}")
+        return None, garbled
 
     def _silence(self, discovery: bool) -> str:
         """The likely causes of an agent's silence, as far as what came before tells."""
@@ -210,15 +223,6 @@ class SnmpSession:
             # drop what they cannot decrypt without a word (net-snmp does)
             return "the agent answered discovery: a wrong privacy key or protocol, or an ACL"
         return "agent down, wrong community or key, an SNMP version it does not speak, or an ACL"
-
-    async def _try(self, message: bytes, sent: Container[int]) -> tuple[ber.Response | None, str]:
-        """Send one try and wait for its answer (see `_answer`)."""
-        assert self._transport is not None
-        self._transport.sendto(message, self._protocol.peer)
-        response, why = await self._answer(sent)
-        if response is None and not why:
-            self.pace.serial = True  # unanswered: from now on one request at a time
-        return response, why
 
     async def _answer(self, sent: Container[int]) -> tuple[ber.Response | None, str]:
         """The answer to any of the request-ids `sent` within the timeout, or None and, when

@@ -10,6 +10,7 @@ poll must end with the device's data or one warning naming it, and the other dev
 
 from __future__ import annotations
 
+import itertools
 import os
 import secrets
 import socket
@@ -180,13 +181,13 @@ def assert_complete(result: SnmpPoll) -> None:
 
 
 def test_slow_agent_answering_after_the_timeout_is_read(ns: str) -> None:
-    """An agent that answers every request 0.45 s late, with a 0.3 s timeout: each answer
+    """An agent that answers every request 0.3 s late, with a 0.2 s timeout: each answer
     arrives while the next try waits, and is an answer all the same (net-snmp's retries keep
     the request-id for this reason). The later tries' answers come too: duplicates, ignored.
-    (A router without ARP entries: a few requests, each 0.45 s, as the walk goes one request
+    (A router without ARP entries: a few requests, each 0.3 s, as the walk goes one request
     at a time once one went unanswered.)"""
-    with Agent(ns, fdb=0, deliver=lambda answer: [(0.45, answer)]) as agent:
-        (result,) = poll(ns, agent.device("slow-ap", roles=("router",)))
+    with Agent(ns, fdb=0, deliver=lambda answer: [(0.3, answer)]) as agent:
+        (result,) = poll(ns, agent.device("slow-ap", roles=("router",)), timeout=0.2)
     assert result.answered, result.warning
     assert result.system.sys_name == "odd-agent" and result.arp == ()
 
@@ -210,6 +211,20 @@ def test_busy_agent_dropping_what_comes_while_it_works_is_read_one_request_at_a_
     with Agent(ns, deliver=busy) as agent:
         (result,) = poll(ns, agent.device("busy-ap"))
     assert_complete(result)
+
+
+def test_agent_dropping_every_other_request_is_read(ns: str) -> None:
+    """An agent (a rate limit) that drops every other request it gets: as snmpbulkwalk, each
+    request is tried again until answered, its tries one after the other (before: the requests
+    of the walk's columns took turns try by try, and one column's tries all fell on the
+    dropped turns)."""
+    count = itertools.count()
+    with Agent(
+        ns, fdb=20, deliver=lambda answer: [] if next(count) % 2 else [(0, answer)]
+    ) as agent:
+        (result,) = poll(ns, agent.device("rate-limited"), timeout=0.2)
+    assert result.answered, result.warning
+    assert len({entry.mac for entry in result.fdb}) == 20
 
 
 def test_answers_cut_at_a_small_buffer_shrink_the_getbulk(ns: str) -> None:
