@@ -191,6 +191,8 @@ def _run(
 
     A scan that fails still refreshes alerts and metrics; one interrupted cancels the scanner.
     """
+    from ipguard.errors import LockHeld
+
     scanner = (shared.scanner_factory or make_scanner)()
     begin, cancel = getattr(scanner, "begin", None), getattr(scanner, "cancel", None)
     updates: list[Progress] = []  # drawn once rich is loaded, after the first probes are out
@@ -221,7 +223,8 @@ def _run(
     except BaseException as error:
         if cancel is not None:
             cancel()
-        if isinstance(error, Exception):
+        # A scan refused by the lock is no failed scan: the one holding it writes the metrics.
+        if isinstance(error, Exception) and not isinstance(error, LockHeld):
             _after_scan(shared, request.site, None, metrics_file)
         raise
     _after_scan(shared, request.site, outcome, metrics_file)

@@ -301,6 +301,27 @@ def test_lock_held_by_another_scan(cli: Cli, config: Path, fake: FakeScanner, db
     assert [request.site for request in fake.requests] == ["north"]
 
 
+def test_a_scan_refused_by_the_lock_leaves_the_metrics_to_the_scan_holding_it(
+    cli: Cli, config: Path, fake: FakeScanner, db_url: str, tmp_path: Path
+) -> None:
+    # Cron starting a scan while the last one still runs: the refused one wrote
+    # ipguard_scan_success 0, an alert although every scan that ran completed.
+    from ipguard.ledger.locks import scan_lock
+    from ipguard.ledger.store import Store
+
+    metrics = tmp_path / "ipguard.prom"
+    cli("ledger", "add", *REGISTERED)
+    assert cli("--config", str(config), "scan", "--metrics-file", str(metrics)).exit_code == 0
+    before = metrics.read_text()
+    assert 'ipguard_scan_success{site="lab"} 1' in before
+    store = Store(db_url)
+    with scan_lock(store, "lab"):
+        refused = cli("--config", str(config), "scan", "--metrics-file", str(metrics))
+        assert refused.exit_code == 3 and "another scan of site 'lab'" in refused.stderr
+    store.close()
+    assert metrics.read_text() == before
+
+
 SCRIPT = """
 import sys
 from pathlib import Path
