@@ -84,6 +84,10 @@ def detect_format(path: str, given: str | None) -> str:
     fmt = Path(path).suffix.lower().lstrip(".")
     if fmt == "xls":
         raise InvalidValue(f"{path}: Excel 97-2003 (.xls) workbooks are not supported; {_SAVE_AS}")
+    if fmt == "ods":
+        raise InvalidValue(
+            f"{path}: OpenDocument spreadsheets (.ods) are not supported; {_SAVE_AS}"
+        )
     if fmt not in FORMATS:
         raise InvalidValue(
             f"{path}: cannot tell the format from the name; use --format csv, xlsx or json"
@@ -113,6 +117,7 @@ def read_rows(
                 path, "a password-protected workbook is not supported; save a copy without one"
             )
         raise file_error(path, f"an Excel 97-2003 (.xls) workbook is not supported; {_SAVE_AS}")
+    _refuse_other_format(path, data, fmt)
     if fmt == "csv":
         return _read_csv(path, decode(path, data, encoding))
     if fmt == "xlsx":
@@ -120,6 +125,32 @@ def read_rows(
 
         return read_xlsx(path, data, sheet)
     return _read_json(path, data)
+
+
+def _refuse_other_format(path: str, data: bytes, fmt: str) -> None:
+    """Refuse a file whose bytes are plainly another format than its name or --format says.
+
+    Each such file would fail anyway, with a message about the wrong format ("malformed CSV",
+    "BadZipFile"); this names what the file is and what to do.
+    """
+    first = data[:64].lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+    reason = ""
+    if data.startswith(b"\x1f\x8b"):
+        reason = "is compressed (gzip), not a ledger file; uncompress it first"
+    elif data.startswith(b"PK\x03\x04") and b"opendocument.spreadsheet" in data[:100]:
+        reason = f"is an OpenDocument spreadsheet (.ods), which is not supported; {_SAVE_AS}"
+    elif first == b"<":  # what web applications call an "Excel export" is often HTML
+        reason = f"is an HTML or XML page, not a workbook; open it in a spreadsheet and {_SAVE_AS}"
+    elif fmt == "csv" and data.startswith(b"PK\x03\x04"):
+        reason = "is an XLSX workbook, not CSV text; --format xlsx (or name it .xlsx)"
+    elif fmt == "csv" and first in (b"[", b"{"):
+        reason = "is JSON, not CSV; --format json (or name it .json)"
+    elif fmt == "xlsx" and not data.startswith(b"PK"):
+        kind = "JSON" if first in (b"[", b"{") else "text"
+        other = "json" if kind == "JSON" else "csv"
+        reason = f"is {kind}, not an XLSX workbook (a {other.upper()} file?); --format {other}"
+    if reason:
+        raise file_error(path, reason)
 
 
 def file_error(path: str, reason: str) -> LedgerFileError:

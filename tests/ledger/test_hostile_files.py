@@ -319,3 +319,63 @@ def test_a_huge_bad_cell_is_shown_shortened(cli: Cli, tmp_path: Path, column: st
     refused_unchanged(cli, path, f"line 2, {column} '7777", "…'")
     result = cli("ledger", "import", str(path))
     assert len(result.stderr) < 600, result.stderr[:300]
+
+
+# --- files whose name says one format and whose bytes another ------------------------------------
+
+
+def _xlsx_bytes(tmp_path: Path) -> bytes:
+    return workbook(tmp_path, ("ledger", [["ip", "mac"]])).read_bytes()
+
+
+MISNAMED = {
+    "a workbook named .csv": (
+        "in.csv",
+        _xlsx_bytes,
+        "an XLSX workbook, not CSV text; --format xlsx",
+    ),
+    "JSON named .csv": (
+        "in.csv",
+        lambda _: b'[{"ip": "10.0.0.1"}]',
+        "JSON, not CSV; --format json",
+    ),
+    "CSV named .xlsx": (
+        "in.xlsx",
+        lambda _: b"ip,mac\r\n10.0.0.1,02:00:00:00:00:01\r\n",
+        "text, not an XLSX workbook (a CSV file?); --format csv",
+    ),
+    "a web page named .xlsx": (
+        "report.xlsx",
+        lambda _: b"\r\n<html><body><table><tr><td>ip</td></tr></table></body></html>",
+        "an HTML or XML page, not a workbook",
+    ),
+    "gzip": ("in.csv", lambda _: b"\x1f\x8b\x08\x00" + bytes(20), "compressed (gzip)"),
+    "OpenDocument": (
+        "in.xlsx",
+        lambda _: (
+            b"PK\x03\x04" + bytes(26) + b"mimetypeapplication/vnd.oasis.opendocument.spreadsheet"
+        ),
+        "an OpenDocument spreadsheet (.ods)",
+    ),
+}
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize("case", MISNAMED)
+def test_a_file_whose_bytes_are_another_format_says_which(
+    cli: Cli, tmp_path: Path, case: str
+) -> None:
+    name, make, message = MISNAMED[case]
+    data = make(tmp_path)  # type: ignore[operator]
+    path = tmp_path / name
+    path.write_bytes(data)
+    refused_unchanged(cli, path, message)
+
+
+@SQLITE_ONLY
+def test_an_ods_name_says_how_to_save_it(cli: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "devices.ods"
+    path.write_bytes(b"PK\x03\x04")
+    result = cli("ledger", "import", str(path))
+    assert result.exit_code == 2
+    assert "OpenDocument spreadsheets (.ods) are not supported; save it as" in result.stderr
