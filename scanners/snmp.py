@@ -83,14 +83,16 @@ def _secret(device: SnmpDevice, what: str, env: str, path: str) -> bytes:
                     f"snmp device {device.name}: {path} ({what}) is readable by others "
                     f"(mode {stat.S_IMODE(mode):03o}): chmod 600 it"
                 )
-            value = file.read_text().strip()
+            # The octets as they are (a secret need not be UTF-8), but for the byte order mark
+            # and CRLF of a file saved by Windows Notepad
+            value = file.read_bytes().removeprefix(b"\xef\xbb\xbf").strip()
         except OSError as error:
             raise ConfigError(
                 f"snmp device {device.name}: cannot read {path} ({what}): {error.strerror}"
             ) from None
         if not value:
             raise ConfigError(f"snmp device {device.name}: {path} ({what}) is empty")
-        return value.encode()
+        return value
     raise ConfigError(f"snmp device {device.name}: no {what} given (set {what}_env or {what}_file)")
 
 

@@ -194,7 +194,8 @@ def decode_value(tag: int, body: bytes | memoryview) -> Any:
     if tag in _APPLICATION_INTS:
         return int.from_bytes(body, "big")
     if tag == OBJECT_ID:
-        return decode_oid(body)
+        # An empty OID value (some agents' sysObjectID) reads as zeroDotZero, as net-snmp reads it
+        return decode_oid(body) if len(body) else (0, 0)
     if tag == NULL:
         return None
     marker = EXCEPTION.get(tag)

@@ -109,3 +109,16 @@ def test_secret_file_must_be_private(tmp_path: Path) -> None:
     path.chmod(0o600)
     assert credentials(snmp_device).community == SECRET.encode()
     assert SECRET not in repr(credentials(snmp_device))
+
+
+def test_secret_file_saved_by_notepad(tmp_path: Path) -> None:
+    """A community file written by Windows Notepad: a UTF-8 byte order mark before the secret,
+    CRLF after it. The mark was sent as part of the community (the agent then stays silent,
+    and the warning blames the community the admin can see is right)."""
+    path = tmp_path / "community"
+    path.write_bytes(b"\xef\xbb\xbf" + SECRET.encode() + b"\r\n")
+    path.chmod(0o600)
+    snmp_device = SnmpDevice("198.18.0.1", "core-1", community_file=str(path))
+    assert credentials(snmp_device).community == SECRET.encode()
+    path.write_bytes(b"caf\xe9-community\n")  # Latin-1, not UTF-8: taken as the octets it is
+    assert credentials(snmp_device).community == b"caf\xe9-community"

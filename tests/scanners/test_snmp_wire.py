@@ -237,3 +237,16 @@ def test_oid_subidentifier_beyond_32_bits_is_refused() -> None:
             ber.decode_oid(ber.encode_oid(oid)[2:])
     with pytest.raises(ber.BerError):
         ber.decode_oid(b"\x2b\x86\x86\x86\x86")  # ends inside a long subidentifier
+
+
+def test_empty_oid_value_reads_as_zero_dot_zero() -> None:
+    """An agent sending sysObjectID as an OID of no octets (`06 00`): net-snmp reads 0.0; the
+    whole answer was refused as malformed, and the device's poll lost with it."""
+    varbind = ber.sequence(ber.encode_oid((1, 3, 6, 1, 2, 1, 1, 2, 0)), b"\x06\x00")
+    fields = ber.integer(3) + ber.integer(0) + ber.integer(0)
+    message = ber.community_message(1, b"c", ber.tlv(ber.RESPONSE, fields + ber.sequence(varbind)))
+    assert ber.decode_community_message(message)[2].varbinds == [
+        ((1, 3, 6, 1, 2, 1, 1, 2, 0), (0, 0))
+    ]
+    with pytest.raises(ber.BerError, match="empty OID"):  # as a varbind's name it is no OID
+        ber.decode_community_message(message.replace(b"\x06\x08\x2b", b"\x06\x00\x2b"))
