@@ -10,19 +10,16 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal
 from itertools import islice
 from pathlib import Path
 from typing import IO, Any
 
 from ipguard.errors import InvalidValue, LedgerFileError, LineProblem
-from ipguard.fields import shortened
 from ipguard.ledger.textfile import decode
 from ipguard.model import LEDGER_FIELDS
 
@@ -40,9 +37,6 @@ _SAVE_AS = 'save it as "Excel Workbook (.xlsx)" or "CSV UTF-8"'
 _SEPARATORS = {";": "';'", "\t": "tabs", "|": "'|'"}
 # A first line "sep=;" (which Excel reads) names the separator of the lines after it.
 _SEP_LINE = re.compile(r"\ufeff?sep=([,;\t|])\r?\n")
-# JSON numbers longer than this are not ledger values; refusing them early also keeps Python's
-# int() from raising on 5,000-digit numbers.
-_MAX_DIGITS = 40
 # How far below a refused header row to look for the real one (a title and blank rows above it).
 _HEADER_SEARCH = 20
 
@@ -124,7 +118,9 @@ def read_rows(
         from ipguard.ledger.workbook import read_xlsx
 
         return read_xlsx(path, data, sheet)
-    return _read_json(path, data)
+    from ipguard.ledger.jsonfile import read_json
+
+    return read_json(path, data)
 
 
 def _refuse_other_format(path: str, data: bytes, fmt: str) -> None:
@@ -285,135 +281,6 @@ def _delimiter(first: list[str]) -> str:
         return ""
     found = [separator for separator in (";", "\t") if separator in first[0]]
     return found[0] if len(found) == 1 else ""
-
-
-class _Refused:
-    """A JSON value no ledger field can hold (NaN, a huge number); reported with its item."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-
-
-class _Object(dict[str, Any]):
-    """A JSON object that remembers the keys it held twice (plain dicts keep the last)."""
-
-    twice: tuple[str, ...] = ()
-
-
-def _json_object(pairs: list[tuple[str, Any]]) -> _Object:
-    item = _Object(pairs)
-    if len(item) < len(pairs):
-        keys = [key for key, _ in pairs]
-        item.twice = tuple(sorted({key for key in keys if keys.count(key) > 1}))
-    return item
-
-
-def _json_int(text: str) -> int | _Refused:
-    if len(text.lstrip("-")) > _MAX_DIGITS:
-        return _Refused(f"a {len(text.lstrip('-'))}-digit number")
-    return int(text)
-
-
-def _json_float(text: str) -> float | _Refused:
-    value = float(text)
-    if not math.isfinite(value):
-        return _Refused(f"{shortened(text)} is too large a number")
-    # A float keeps about 17 digits: what the ledger would store must be the number written.
-    if Decimal(cell_text(value)) != Decimal(text):
-        return _Refused(
-            f"the number {shortened(text)} cannot be kept exactly "
-            "(a number holds about 17 digits); write it as text in quotes"
-        )
-    return value
-
-
-def _read_json(path: str, data: bytes) -> list[FileRow]:
-    try:
-        items = json.loads(
-            data.decode("utf-8-sig"),
-            object_pairs_hook=_json_object,
-            parse_int=_json_int,
-            parse_float=_json_float,
-            parse_constant=lambda name: _Refused(f"{name} is not a number a ledger holds"),
-        )
-    except UnicodeDecodeError as error:
-        raise file_error(path, f"not UTF-8 text (byte offset {error.start})") from None
-    except json.JSONDecodeError as error:
-        raise file_error(path, f"not valid JSON ({error})") from None
-    except RecursionError:
-        raise file_error(
-            path, "nested too deeply; a ledger file is a list of flat objects"
-        ) from None
-    if not isinstance(items, list):
-        raise file_error(path, f"expected a JSON list of objects, got {_json_type(items)}")
-    return [_json_row(path, number, item) for number, item in enumerate(items, start=1)]
-
-
-def _json_type(value: Any) -> str:
-    if isinstance(value, dict):
-        return "an object"
-    names: dict[type, str] = {list: "a list", str: "text"}
-    return names.get(type(value), type(value).__name__)
-
-
-def _json_row(path: str, number: int, item: Any) -> FileRow:
-    def problem(key: str, value: str, reason: str) -> LineProblem:
-        return LineProblem(number, key, value, reason, "item")
-
-    if not isinstance(item, dict):
-        return FileRow(
-            number, {}, "item", (problem("", "", f"is {_json_type(item)}, not an object"),)
-        )
-    problems: list[LineProblem] = []
-    twice = set(getattr(item, "twice", ()))
-    values: dict[str, str] = {}
-    for key, value in item.items():
-        name = key.strip().lower()
-        if name not in LEDGER_FIELDS:
-            problems.append(problem(key, "", f"unknown key (keys are {', '.join(LEDGER_FIELDS)})"))
-            continue
-        if name in values:  # "MAC" and "mac": which one was meant cannot be told
-            twice.add(name)
-        text, reason = _json_text(name, value)
-        if reason:
-            problems.append(problem(name, "", reason))
-        values[name] = text
-    problems += [problem(key, "", "the key appears twice") for key in sorted(twice)]
-    problems += [problem(name, "", "is required") for name in REQUIRED if name not in values]
-    return FileRow(number, values, "item", tuple(problems))
-
-
-def _json_text(name: str, value: Any) -> tuple[str, str]:
-    """A JSON value as field text, or the reason it cannot be one."""
-    if isinstance(value, _Refused):
-        return "", value.reason
-    if isinstance(value, dict):
-        return "", "a nested object; give text"
-    if isinstance(value, list):
-        if name not in LIST_FIELDS:
-            return "", f"a list where one value belongs (lists are for {', '.join(LIST_FIELDS)})"
-        for position, part in enumerate(value, start=1):
-            if not isinstance(part, str) or not part.strip():
-                return "", f"list entry {position} is {_entry_kind(part)}; a list holds text only"
-        return ";".join(value), ""
-    if isinstance(value, bool) and name != "isolated":  # "owner": true is no one's name
-        return "", f"{cell_text(value)} where text belongs; only isolated is true or false"
-    if name in REQUIRED and isinstance(value, int | float) and not isinstance(value, bool):
-        return "", f"the number {value}; write {name} as text in quotes"
-    return cell_text(value), ""
-
-
-def _entry_kind(part: Any) -> str:
-    """What a list entry that is not text is, for the message."""
-    if part is None:
-        return "null"
-    if isinstance(part, bool):
-        return "true/false"
-    if isinstance(part, int | float | _Refused):
-        return "a number"
-    if isinstance(part, str):
-        return "empty"
-    return _json_type(part)
 
 
 def cell_text(value: Any) -> str:
