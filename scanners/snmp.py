@@ -85,14 +85,14 @@ def _secret(device: SnmpDevice, what: str, env: str, path: str) -> bytes:
                 )
             # The octets as they are (a secret need not be UTF-8), but for the byte order mark
             # and CRLF of a file saved by Windows Notepad
-            value = file.read_bytes().removeprefix(b"\xef\xbb\xbf").strip()
+            octets = file.read_bytes().removeprefix(b"\xef\xbb\xbf").strip()
         except OSError as error:
             raise ConfigError(
                 f"snmp device {device.name}: cannot read {path} ({what}): {error.strerror}"
             ) from None
-        if not value:
+        if not octets:
             raise ConfigError(f"snmp device {device.name}: {path} ({what}) is empty")
-        return value
+        return octets
     raise ConfigError(f"snmp device {device.name}: no {what} given (set {what}_env or {what}_file)")
 
 
