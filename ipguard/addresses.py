@@ -15,6 +15,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+import unicodedata
 from collections.abc import Iterable
 
 _CANONICAL_MAC = re.compile(r"^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$")
@@ -56,9 +57,18 @@ class AddressError(ValueError):
     """Text that is not a usable address; the message says why."""
 
 
+def _ascii(text: str) -> str:
+    """`text` stripped, with what an input method in Chinese or Japanese mode types for digits,
+    letters and `.:-` (full-width forms, the ideographic full stop) made ASCII."""
+    value = text.strip()
+    if value.isascii():
+        return value
+    return unicodedata.normalize("NFKC", value).replace("\u3002", ".").strip()
+
+
 def parse_ip(text: str) -> str:
     """Canonical text of one host address, or AddressError (the reason) for anything else."""
-    value = text.strip()
+    value = _ascii(text)
     if not value:
         raise AddressError("IP address is required")
     try:
@@ -118,7 +128,7 @@ def parse_static_ipv6(text: str) -> str:
     belong to no single device (multicast, unspecified, loopback), are an IPv4 address in disguise
     (IPv4-mapped), or are scoped to one link and differ per interface (link-local, zone indexes).
     """
-    value = text.strip()
+    value = _ascii(text)
     if not value:
         raise AddressError("IPv6 address is required")
     _refuse_zone(value)
@@ -175,7 +185,7 @@ def parse_mac(text: str) -> str:
     Only text notations are accepted: netaddr alone would also read a decimal integer
     (`12345` → 00:00:00:00:30:39), which is always a typo or a spreadsheet number.
     """
-    value = text.strip()
+    value = _ascii(text)
     if not value:
         raise AddressError("MAC address is required")
     lowered = value.lower()

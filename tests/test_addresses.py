@@ -103,3 +103,18 @@ def test_addresses_no_device_holds_or_that_read_two_ways_are_refused(
     with pytest.raises(AddressError) as raised:
         parse_ip(text)
     assert reason in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "canonical"),
+    [("１０.０.０.１", "10.0.0.1"), ("10。0。0。1", "10.0.0.1"), ("２００１：ｄｂ８：：１", "2001:db8::1")],
+)
+def test_addresses_typed_with_a_chinese_input_method_are_read(text: str, canonical: str) -> None:
+    # Full-width digits and colons, and the ideographic full stop, are what an input method left
+    # in Chinese mode types: every administrator reads them as the ASCII address.
+    assert parse_ip(text) == canonical
+
+
+def test_a_full_width_mac_is_read() -> None:
+    assert parse_mac("００：１１：２２：３３：４４：５５") == "00:11:22:33:44:55"
+    assert parse_mac("００－１１－２２－３３－４４－５５") == "00:11:22:33:44:55"
