@@ -10,19 +10,23 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ipguard.addresses import AddressError, check_network
+from ipguard.configcheck import check_keys, parse_severity, typed
 from ipguard.errors import ConfigError
-from ipguard.fields import FieldError, parse_service
-from ipguard.model import FindingKind, Service, Severity
+from ipguard.fields import FieldError, parse_site
+from ipguard.model import Severity
+from ipguard.policyconfig import HOSTNAME_FIELDS as HOSTNAME_FIELDS
+from ipguard.policyconfig import PolicySettings as PolicySettings
+from ipguard.policyconfig import check_hostname_rule as check_hostname_rule
+from ipguard.policyconfig import parse_policy
 from ipguard.snmpconfig import SnmpSettings, parse_snmp
 
 DEFAULT_PORTS = "tcp/1-1024;tcp/1080;tcp/3128;tcp/8080;tcp/8118"
 MIN_RETENTION_DAYS = 60
-MAX_DAYS = 36_500  # a hundred years: the longest period a [policy] key may give
 _PORT_SPEC = re.compile(r"^(tcp|udp)/(\d{1,5})(?:-(\d{1,5}))?$")
 
 
@@ -43,23 +47,6 @@ class ScanSettings:
     metrics_file: str = ""  # Prometheus textfile kept current by scans and finding changes
     dhcp_wait: float = 6.0  # seconds the DHCP probe listens: servers ping-check before offering
     ra_wait: float = 3.0  # seconds the ipv6 phase collects router advertisements and ADVERTISEs
-
-
-@dataclass(frozen=True)
-class PolicySettings:
-    """How to judge what a scan saw: [policy] and [policy.severity]."""
-
-    default_allowed_services: tuple[Service, ...] = (Service("tcp", 22),)
-    hostname_rule: str = "^{department}-{owner}$"
-    stale_after_days: int = 30
-    unregistered_grace_days: int = 3
-    fail_on: Severity = Severity.HIGH
-    severity: Mapping[FindingKind, Severity] = field(default_factory=dict)
-    # An unregistered host whose MAC is locally administered (a phone's per-network address);
-    # None: the severity of unregistered-host.
-    randomized_mac_severity: Severity | None = None
-    max_macs_per_port: int = 1  # more MACs on an access port: unmanaged-switch
-    uplink_min_macs: int = 32  # more MACs than this (or an LLDP neighbour): an uplink
 
 
 @dataclass(frozen=True)
@@ -98,7 +85,7 @@ class Settings:
     """All of ipguard.toml, with defaults filled in."""
 
     scan: ScanSettings = ScanSettings()
-    policy: PolicySettings = PolicySettings()
+    policy: PolicySettings = field(default_factory=PolicySettings)
     retention: RetentionSettings = RetentionSettings()
     alerts: AlertSettings = AlertSettings()
     names: NameSettings = NameSettings()
@@ -172,7 +159,7 @@ def parse_settings(data: Mapping[str, Any], source: str = "(given)") -> Settings
     """Settings from an already-parsed TOML document."""
     sections: dict[str, Callable[[Mapping[str, Any], str], Any]] = {
         "scan": _scan,
-        "policy": _policy,
+        "policy": parse_policy,
         "retention": _retention,
         "alerts": _alerts,
         "names": _names,
@@ -189,73 +176,59 @@ def parse_settings(data: Mapping[str, Any], source: str = "(given)") -> Settings
     return Settings(**values)
 
 
-def _check_keys(table: Mapping[str, Any], allowed: type, section: str, source: str) -> None:
-    known = {item.name for item in fields(allowed)}
-    for key in table:
-        if key not in known:
-            raise ConfigError(
-                f"{source}: unknown key {section}.{key} (known: {', '.join(sorted(known))})"
-            )
-
-
-def _typed(table: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
-    value = table[key]
-    # bool is an int in Python; a `rate = true` is still a mistake.
-    if isinstance(value, bool) and kind is not bool:
-        raise ConfigError(f"{where}.{key} = {value!r}: expected {_kind_name(kind)}")
-    if not isinstance(value, kind):
-        raise ConfigError(f"{where}.{key} = {value!r}: expected {_kind_name(kind)}")
-    return value
-
-
-def _kind_name(kind: type | tuple[type, ...]) -> str:
-    names = {
-        int: "a whole number",
-        float: "a number",
-        str: "text",
-        bool: "true or false",
-        list: "a list",
-    }
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    return " or ".join(names.get(k, k.__name__) for k in kinds)
-
-
 def _scan(table: Mapping[str, Any], source: str) -> ScanSettings:
-    _check_keys(table, ScanSettings, "scan", source)
+    check_keys(table, ScanSettings, "scan", source)
     where = f"{source}: scan"
     result = ScanSettings()
     for key in table:
         if key == "subnets":
-            subnets = _typed(table, key, list, where)
+            subnets = typed(table, key, list, where)
             result = replace(result, subnets=tuple(_subnet(item, where) for item in subnets))
         elif key in ("rate", "retries", "full_rescan_hours"):
-            value = _typed(table, key, int, where)
+            value = typed(table, key, int, where)
             low, high = {"rate": (1, 1_000_000), "retries": (0, 10)}.get(key, (0, 24 * 365))
             if not low <= value <= high:
                 raise ConfigError(f"{where}.{key} = {value}: must be between {low} and {high}")
             result = replace(result, **{key: value})
         elif key == "timeout":
-            value = float(_typed(table, key, (int, float), where))
+            value = float(typed(table, key, (int, float), where))
             if not 0 < value <= 60:
                 raise ConfigError(f"{where}.timeout = {value}: must be above 0 and at most 60")
             result = replace(result, timeout=value)
         elif key in ("dhcp_wait", "ra_wait"):
-            value = float(_typed(table, key, (int, float), where))
+            value = float(typed(table, key, (int, float), where))
             if not 1 <= value <= 60:
                 raise ConfigError(f"{where}.{key} = {value}: must be between 1 and 60")
             waits: dict[str, Any] = {key: value}
             result = replace(result, **waits)
         elif key in ("services", "tcp_ping"):
-            result = replace(result, **{key: _typed(table, key, bool, where)})
+            result = replace(result, **{key: typed(table, key, bool, where)})
         elif key == "ports":
-            ports = parse_port_spec(_typed(table, key, str, where), f"{where}.ports")
+            ports = parse_port_spec(typed(table, key, str, where), f"{where}.ports")
             result = replace(result, ports=ports)
+        elif key == "site":
+            site = check_site(typed(table, key, str, where), f"{where}.site")
+            result = replace(result, site=site)
         else:
-            value = _typed(table, key, str, where)
+            value = typed(table, key, str, where)
             if not value.strip():
                 raise ConfigError(f"{where}.{key} must not be empty")
             result = replace(result, **{key: value.strip()})
     return result
+
+
+def check_site(text: str, where: str) -> str:
+    """A sensor's site (`[scan] site`, `--site`): a ledger site name, one line and not empty.
+
+    Stripped as the ledger strips a record's site, so that `--site "lab "` is the site `lab`.
+    """
+    try:
+        value = parse_site(text, where)
+    except FieldError as error:
+        raise ConfigError(f"{where} {error.value!r}: {error.reason}") from None
+    if not value or "\n" in value or "\t" in value:
+        raise ConfigError(f"{where} {text!r}: a site name is one line of text, not empty")
+    return value
 
 
 def _subnet(item: Any, where: str) -> str:
@@ -291,97 +264,12 @@ def parse_port_spec(text: str, where: str = "ports") -> str:
     return ";".join(parts)
 
 
-def _severity(value: Any, where: str) -> Severity:
-    try:
-        return Severity(str(value).lower())
-    except ValueError:
-        allowed = ", ".join(s.value for s in Severity)
-        raise ConfigError(f"{where} = {value!r}: severity must be one of {allowed}") from None
-
-
-def _policy(table: Mapping[str, Any], source: str) -> PolicySettings:
-    _check_keys(table, PolicySettings, "policy", source)
-    where = f"{source}: policy"
-    result = PolicySettings()
-    for key in table:
-        if key == "default_allowed_services":
-            items = _typed(table, key, list, where)
-            try:
-                services = tuple(parse_service(str(item), key) for item in items)
-            except FieldError as error:
-                raise ConfigError(f"{where}.{key}: {error.reason}") from None
-            result = replace(result, default_allowed_services=services)
-        elif key == "hostname_rule":
-            rule = _typed(table, key, str, where)
-            check_hostname_rule(rule, f"{where}.{key}")
-            result = replace(result, hostname_rule=rule)
-        elif key in ("stale_after_days", "unregistered_grace_days"):
-            value = _typed(table, key, int, where)
-            # A period is a date difference: beyond a century, date arithmetic overflows.
-            if not 0 <= value <= MAX_DAYS:
-                raise ConfigError(f"{where}.{key} = {value}: must be between 0 and {MAX_DAYS}")
-            result = replace(result, **{key: value})
-        elif key == "max_macs_per_port":
-            value = _typed(table, key, int, where)
-            if value < 1:
-                raise ConfigError(f"{where}.{key} = {value}: too small")
-            result = replace(result, max_macs_per_port=value)
-        elif key == "uplink_min_macs":
-            value = _typed(table, key, int, where)
-            if value < 2:
-                raise ConfigError(f"{where}.{key} = {value}: must be at least 2")
-            result = replace(result, uplink_min_macs=value)
-        elif key == "fail_on":
-            result = replace(result, fail_on=_severity(table[key], f"{where}.fail_on"))
-        elif key == "randomized_mac_severity":
-            level = _severity(table[key], f"{where}.{key}")
-            result = replace(result, randomized_mac_severity=level)
-        elif key == "severity":
-            overrides = _typed(table, key, dict, where)
-            parsed: dict[FindingKind, Severity] = {}
-            for kind_name, level in overrides.items():
-                try:
-                    kind = FindingKind(kind_name)
-                except ValueError:
-                    raise ConfigError(
-                        f"{where}.severity: unknown finding kind {kind_name!r}"
-                    ) from None
-                parsed[kind] = _severity(level, f"{where}.severity.{kind_name}")
-            result = replace(result, severity=parsed)
-    return result
-
-
-HOSTNAME_FIELDS = ("owner", "department", "location", "asset_tag", "switch_port", "ip", "mac")
-
-
-# A placeholder is a name in braces; `{3}` and `{2,4}` stay regular-expression quantifiers, and
-# `\{owner\}` is the literal text (the same pattern as ipguard.policies.naming).
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")
-
-
-def check_hostname_rule(rule: str, where: str) -> None:
-    """A hostname rule is a regular expression with `{field}` placeholders for ledger fields."""
-    if not rule:
-        return
-    for name in _PLACEHOLDER.findall(rule):
-        if name not in HOSTNAME_FIELDS:
-            raise ConfigError(
-                f"{where}: unknown placeholder {{{name}}} (use {', '.join(HOSTNAME_FIELDS)}; "
-                "write \\{ for a literal brace)"
-            )
-    sample = _PLACEHOLDER.sub("x", rule)
-    try:
-        re.compile(sample)
-    except re.error as error:
-        raise ConfigError(f"{where}: not a valid regular expression ({error})") from None
-
-
 def _retention(table: Mapping[str, Any], source: str) -> RetentionSettings:
-    _check_keys(table, RetentionSettings, "retention", source)
+    check_keys(table, RetentionSettings, "retention", source)
     where = f"{source}: retention"
     days = RetentionSettings().days
     if "days" in table:
-        days = _typed(table, "days", int, where)
+        days = typed(table, "days", int, where)
         if days < MIN_RETENTION_DAYS:
             raise ConfigError(
                 f"{where}.days = {days}: records must be kept at least {MIN_RETENTION_DAYS} days"
@@ -390,7 +278,7 @@ def _retention(table: Mapping[str, Any], source: str) -> RetentionSettings:
 
 
 def _alerts(table: Mapping[str, Any], source: str) -> AlertSettings:
-    _check_keys(table, AlertSettings, "alerts", source)
+    check_keys(table, AlertSettings, "alerts", source)
     where = f"{source}: alerts"
     result = AlertSettings()
     if "urls" in table:
@@ -402,24 +290,24 @@ def _alerts(table: Mapping[str, Any], source: str) -> AlertSettings:
         result = replace(result, urls=tuple(urls))
     if "min_severity" in table:
         result = replace(
-            result, min_severity=_severity(table["min_severity"], f"{where}.min_severity")
+            result, min_severity=parse_severity(table["min_severity"], f"{where}.min_severity")
         )
     return result
 
 
 def _names(table: Mapping[str, Any], source: str) -> NameSettings:
-    _check_keys(table, NameSettings, "names", source)
+    check_keys(table, NameSettings, "names", source)
     where = f"{source}: names"
     result = NameSettings()
     if "dns_servers" in table:
-        servers = _typed(table, "dns_servers", list, where)
+        servers = typed(table, "dns_servers", list, where)
         try:
             checked = tuple(str(ipaddress.ip_address(str(server))) for server in servers)
         except ValueError as error:
             raise ConfigError(f"{where}.dns_servers: {error}") from None
         result = replace(result, dns_servers=checked)
     if "timeout" in table:
-        value = float(_typed(table, "timeout", (int, float), where))
+        value = float(typed(table, "timeout", (int, float), where))
         if not 0 < value <= 30:
             raise ConfigError(f"{where}.timeout = {value}: must be above 0 and at most 30")
         result = replace(result, timeout=value)
@@ -427,11 +315,11 @@ def _names(table: Mapping[str, Any], source: str) -> NameSettings:
 
 
 def _watch(table: Mapping[str, Any], source: str) -> WatchSettings:
-    _check_keys(table, WatchSettings, "watch", source)
+    check_keys(table, WatchSettings, "watch", source)
     where = f"{source}: watch"
     result = WatchSettings()
     for key in table:
-        value = float(_typed(table, key, (int, float), where))
+        value = float(typed(table, key, (int, float), where))
         if not 0 < value <= 3600:
             raise ConfigError(f"{where}.{key} = {value}: must be above 0 and at most 3600")
         result = replace(result, **{key: value})

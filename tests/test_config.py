@@ -95,6 +95,8 @@ dns_servers = ["198.18.0.2"]
             "policy.unregistered_grace_days = 36501: must be between 0 and 36500",
         ),
         ({"policy": {"stale_after_days": -1}}, "must be between 0 and 36500"),
+        ({"scan": {"site": "north\u202e"}}, "scan.site 'north\\u202e': contains bidirectional"),
+        ({"scan": {"site": " "}}, "scan.site ' ': a site name is one line of text, not empty"),
         ({"alerts": {"urls": ["nowhere"]}}, "alerts.urls: each entry must be an apprise URL"),
         ({"names": {"dns_servers": ["dns.example"]}}, "names.dns_servers"),
     ],

@@ -146,7 +146,7 @@ def _request(
     site: str | None,
 ) -> ScanRequest:
     """What to scan: the command's options over the configuration's [scan] settings."""
-    from ipguard.config import parse_port_spec
+    from ipguard.config import check_site, parse_port_spec
     from ipguard.errors import ConfigError, InvalidValue
     from ipguard.model import ScanRequest
 
@@ -156,9 +156,9 @@ def _request(
         raise InvalidValue(str(error)) from None
     chosen = _phases(phases, no_services=no_services or not settings.scan.services)
     return ScanRequest(
-        site=site or settings.scan.site,
+        site=settings.scan.site if site is None else check_site(site, "--site"),
         interface=interface or settings.scan.interface,
-        subnets=_subnets(subnets, settings.scan.subnets),
+        subnets=_sweepable(_subnets(subnets, settings.scan.subnets), given=bool(subnets)),
         rate=rate or settings.scan.rate,
         retries=settings.scan.retries,
         timeout=settings.scan.timeout,
@@ -338,7 +338,6 @@ def _subnets(given: list[str], configured: tuple[str, ...]) -> tuple[str, ...]:
     """The subnets to probe: those given, each inside the configured scope, else the scope."""
     import ipaddress
 
-    from ipguard.addresses import MAX_SWEEP_ADDRESSES, ipv4_size
     from ipguard.errors import InvalidValue, ScopeError
 
     scope = [ipaddress.ip_network(item) for item in configured]
@@ -361,15 +360,26 @@ def _subnets(given: list[str], configured: tuple[str, ...]) -> tuple[str, ...]:
         raise InvalidValue(
             "no subnets to scan: set [scan] subnets in ipguard.toml or pass --subnet CIDR"
         )
-    targets = tuple(chosen) or configured
-    size = ipv4_size(targets)
-    if size > MAX_SWEEP_ADDRESSES:  # [scan] subnets may be a broad scope that --subnet narrows
+    return tuple(chosen) or configured
+
+
+def _sweepable(subnets: tuple[str, ...], *, given: bool) -> tuple[str, ...]:
+    """The subnets, unless they hold more IPv4 addresses than one scan may sweep.
+
+    [scan] subnets may be a broad scope that --subnet narrows (and `watch`, which never sends,
+    listens to all of it).
+    """
+    from ipguard.addresses import MAX_SWEEP_ADDRESSES, ipv4_size
+    from ipguard.errors import InvalidValue
+
+    size = ipv4_size(subnets)
+    if size > MAX_SWEEP_ADDRESSES:
         raise InvalidValue(
-            f"{'--subnet' if chosen else '[scan] subnets'} {', '.join(targets)}: "
+            f"{'--subnet' if given else '[scan] subnets'} {', '.join(subnets)}: "
             f"{size:,} IPv4 addresses, more than the {MAX_SWEEP_ADDRESSES:,} (a /12) one scan "
             "may sweep; scan smaller subnets with --subnet"
         )
-    return targets
+    return subnets
 
 
 def _print_outcome(outcome: RunOutcome) -> None:

@@ -46,12 +46,13 @@ def watch(
 ) -> None:
     """Listen to the link (never sending a frame) and judge every ARP and DHCP frame at once."""
     from ipguard.cli.scan import _subnets
+    from ipguard.config import check_site
     from ipguard.watch.service import Watcher, WatchRequest
 
     shared = state(ctx)
     settings = shared.settings()
     request = WatchRequest(
-        site=site or settings.scan.site,
+        site=settings.scan.site if site is None else check_site(site, "--site"),
         interface=interface or settings.scan.interface,
         subnets=_subnets(subnet or [], settings.scan.subnets),
         actor=shared.actor,

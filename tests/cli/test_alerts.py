@@ -359,12 +359,17 @@ def test_hostile_names_and_a_careless_site_name_add_no_mail_header(
     cli.scanner = FakeScanner([result(REGISTERED, names=names)])
     config = write_config(tmp_path / "ipguard.toml", [mail_url(mailbox.port)], "low")
     text = config.read_text().replace('hostname_rule = ""', 'hostname_rule = "^x$"')
-    config.write_text(text.replace('site = "lab"', 'site = "lab\\nBcc: thief@example.com"'))
+    # A site name of two lines is refused by the configuration itself (config.check_site).
+    refused = text.replace('site = "lab"', 'site = "lab\\nBcc: thief@example.com"')
+    config.write_text(refused)
+    code, _, stderr = scan(cli, config)
+    assert code == 2 and "a site name is one line of text" in stderr
+    config.write_text(text)
     code, _, stderr = scan(cli, config)
     assert code == 0, stderr  # hostname-policy is low: below fail_on
     (mail,) = mailbox.messages
     headers, _, body = mail.partition("\n\n")
     assert not any(line.lower().startswith("bcc") for line in mail.splitlines()), mail
     subject = next(line for line in headers.splitlines() if line.startswith("Subject:"))
-    assert subject.endswith("at site lab Bcc: thief@example.com (low)")
+    assert subject.endswith("at site lab (low)")
     assert "hostname-policy" in body and "\x1b" not in mail and "\U000e0041" not in mail

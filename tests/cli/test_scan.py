@@ -557,3 +557,25 @@ def test_a_sweep_larger_than_a_slash_12_is_refused_before_the_scanner_starts(
     )
     assert largest.exit_code == 1, largest.stderr  # the fake's host is unregistered
     assert fake.requests[0].subnets == ("10.0.0.0/12", "10.0.0.0/24")
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_the_site_of_a_scan_follows_the_ledger_s_site_rules(
+    cli: Cli, config: Path, fake: FakeScanner
+) -> None:
+    # `--site "lab "` was a site of its own, where every record scoped to `lab` authorised
+    # nothing; control characters went into the run unchecked.
+    cli("ledger", "add", *REGISTERED, "--site", "lab")
+    code, document = scan_json(cli, config, "--site", " lab ")
+    assert (code, document["run"]["site"], document["findings"]) == (0, "lab", [])
+    for site, reason in (
+        ("x\x1b[2Jy", "contains control characters"),
+        ("", "a site name is one line of text, not empty"),
+        ("a\tb", "a site name is one line of text, not empty"),
+    ):
+        refused = cli("--config", str(config), "scan", "--site", site)
+        assert (refused.exit_code, refused.stderr) == (
+            2,
+            f"error: --site {site!r}: {reason}\n".replace("\x1b", "\\x1b").replace("\t", "\\t"),
+        )
+    assert len(fake.requests) == 1

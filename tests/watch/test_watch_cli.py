@@ -40,6 +40,23 @@ def test_print_unit_gives_a_notify_service_for_this_very_command(cli: Cli, tmp_p
     assert "Description=ipguard watch: passive ARP and DHCP monitoring of site north" in lines
 
 
+def test_watch_listens_to_a_scope_too_big_to_sweep_and_checks_its_site(
+    cli: Cli, tmp_path: Path
+) -> None:
+    # Watch never sends a frame: the /12 limit of a scan's sweep is not its own.
+    config = tmp_path / "ipguard.toml"
+    config.write_text('[scan]\nsubnets = ["10.0.0.0/8"]\n')
+    done = cli("--config", str(config), "watch", "--print-unit", "--site", " north ")
+    assert done.exit_code == 0, done.stderr
+    assert "watch --quiet --interface eth0 --site north --subnet" not in done.stdout
+    assert "--site north\n" in done.stdout
+    refused = cli("--config", str(config), "watch", "--print-unit", "--site", "a\nb")
+    assert (refused.exit_code, refused.stderr) == (
+        2,
+        "error: --site 'a\\nb': a site name is one line of text, not empty\n",
+    )
+
+
 def test_print_unit_refuses_to_write_a_database_password(cli: Cli) -> None:
     url = "postgresql+psycopg://ipguard:s3cret@db.example/ipguard"
     done = cli("watch", "--print-unit", "--subnet", "10.0.0.0/24", db=url)
