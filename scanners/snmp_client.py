@@ -246,29 +246,43 @@ class SnmpSession:
         return None, ""
 
     async def get(self, oids: Sequence[ber.Oid]) -> dict[ber.Oid, Any]:
-        """The values of scalar OIDs (missing ones are left out)."""
-        response = await self._exchange(ber.GET, oids)
-        if response.error_status:
-            if response.error_status == NO_SUCH_NAME:  # v1: ask one by one
-                found: dict[ber.Oid, Any] = {}
-                for oid in oids:
-                    one = await self._exchange(ber.GET, [oid])
-                    if not one.error_status:
-                        found.update(one.varbinds)
-                return found
-            raise SnmpError(f"GET failed with error-status {response.error_status}")
+        """The values of scalar OIDs (missing ones are left out, and so is one the agent cannot
+        send: a value too long for its buffer)."""
+        try:
+            response = await self._exchange(ber.GET, oids)
+        except SnmpMalformed:
+            if len(oids) == 1:
+                raise
+            return await self._one_by_one(oids)
+        status = response.error_status
+        if status in (NO_SUCH_NAME, TOO_BIG):
+            # v1 fails a GET whole for one missing OID; an agent with a small buffer fails a
+            # GET of several long values (a sysDescr of 400 octets in a 484-octet message)
+            return await self._one_by_one(oids) if len(oids) > 1 else {}
+        if status:
+            raise SnmpError(f"GET failed: {ERROR_STATUS.get(status, str(status))}")
         return {
             oid: value for oid, value in response.varbinds if not isinstance(value, ber.Exceptional)
         }
 
-    async def walk(self, root: ber.Oid, *, limit: int = DEFAULT_LIMIT) -> list[Varbind]:
-        """Every (OID, value) under `root`, in the order the agent gave them."""
-        return (await self.walk_columns([root], limit=limit))[0]
+    async def _one_by_one(self, oids: Sequence[ber.Oid]) -> dict[ber.Oid, Any]:
+        """Each OID in a GET of its own; those that fail are left out (if all fail for a
+        malformed answer, that is the error)."""
+        found: dict[ber.Oid, Any] = {}
+        malformed: SnmpMalformed | None = None
+        for oid in oids:
+            try:
+                found.update(await self.get([oid]))
+            except SnmpMalformed as error:
+                malformed = error
+        if malformed is not None and not found:
+            raise malformed
+        return found
 
     async def walk_columns(
         self, roots: Sequence[ber.Oid], *, limit: int = DEFAULT_LIMIT
     ) -> list[list[Varbind]]:
-        """Several columns at once, each as `walk` gives it.
+        """Every (OID, value) under each root, in the order the agent gave them.
 
         Each column is its own stream of requests on its own socket, all outstanding together:
         the agent works on one column while the answer for another is on the wire or being

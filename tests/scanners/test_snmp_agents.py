@@ -288,6 +288,23 @@ def test_answers_from_another_address_are_refused_and_named(ns: str) -> None:
     assert result.warning.startswith(f"multihomed ({AGENT_IP}:{agent.port}): no answer")
 
 
+def test_system_value_too_long_for_the_agent_is_left_out(ns: str) -> None:
+    """An agent whose buffer cannot hold its own sysDescr: tooBig for any GET that asks for it.
+    The system group is asked one value at a time and sysDescr left out (before: "GET failed",
+    and the device's whole poll lost)."""
+    descr = (1, 3, 6, 1, 2, 1, 1, 1, 0)
+
+    def small(request: ber.Response, varbinds: Encoded, status: int) -> tuple[Encoded, int]:
+        if request.tag == ber.GET and any(oid == descr for oid, _ in request.varbinds):
+            return [], 1
+        return varbinds, status
+
+    with Agent(ns, shape=small) as agent:
+        (result,) = poll(ns, agent.device("tiny-buffer"))
+    assert_complete(result)
+    assert result.system.sys_descr == "" and result.system.uptime == 100
+
+
 def test_a_row_gone_mid_walk_does_not_end_the_table(ns: str) -> None:
     """noSuchInstance for one forwarding-table row (aged out while the agent answered): the rows
     after it are still read."""
@@ -325,18 +342,25 @@ HOSTILE: dict[str, tuple[dict[str, object], str]] = {
     "v3 header cut": ({"v3": True, "seal": _header_cut}, "malformed"),
     "v3 unauthenticated": ({"v3": True, "seal": _unauthenticated}, "authentication or privacy"),
     "getnext echoes": ({"shape": _echo}, "loops"),
-    "sysObjectID arc of 2,300 octets": (
-        {"values": {(1, 3, 6, 1, 2, 1, 1, 2, 0): ("o", (1, 3, 6, 1, 4, 1, 2**16000))}},
-        "malformed",
-    ),
 }
+
+
+def test_oid_value_with_an_arc_too_long_to_print_is_left_out(ns: str) -> None:
+    """sysObjectID with a 2,300-octet arc (past SNMP's 2^32 - 1): Python cannot print such an
+    integer, and the poll of every device stopped with a ValueError. The answer holding it is
+    malformed; the other system values, asked one at a time, and the tables are read."""
+    huge = {(1, 3, 6, 1, 2, 1, 1, 2, 0): ("o", (1, 3, 6, 1, 4, 1, 2**16000))}
+    with Agent(ns, values=huge) as agent:
+        (result,) = poll(ns, agent.device("huge-arc"))
+    assert_complete(result)
+    assert result.system.sys_object_id == "" and result.system.sys_descr == "odd agent"
 
 
 @pytest.mark.parametrize("habit", list(HOSTILE))
 def test_hostile_agent_gets_one_warning_and_the_others_are_polled(ns: str, habit: str) -> None:
     """An agent sending what no decoder should take (a v3 header without its fields, a
-    response without the authentication its user has, an OID too long to print) or answering
-    GETNEXT with the OID asked for: its poll fails with one warning naming it; a well-behaved
+    response without the authentication its user has) or answering GETNEXT with the OID asked
+    for: its poll fails with one warning naming it; a well-behaved
     device polled at the same time is read whole."""
     how, expected = HOSTILE[habit]
     with Agent(ns, **how) as hostile, Agent(ns) as good:  # type: ignore[arg-type]
