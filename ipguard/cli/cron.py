@@ -56,8 +56,9 @@ def _job(shared: AppState, every: str, metrics_file: Path | None) -> _Job:
         raise InvalidValue(
             "a scheduled scan needs a configuration file: give --config PATH (or IPGUARD_CONFIG)"
         )
-    shared.settings()  # a broken configuration fails now, not at 3 a.m.
-    metrics = (metrics_file or schedule.default_metrics_file()).expanduser().absolute()
+    configured = shared.settings().scan.metrics_file  # a broken configuration fails now
+    chosen = metrics_file or (Path(configured) if configured else schedule.default_metrics_file())
+    metrics = chosen.expanduser().absolute()
     argv = schedule.scan_argv(
         schedule.ipguard_argv(),
         db_url=absolute_url(resolve_url(shared.db)),

@@ -134,6 +134,20 @@ def test_a_control_character_cannot_split_the_entry(path: str) -> None:
         schedule.systemd_units(every, ["/x/ipguard", "--db", path, "scan"], user="ipguard")
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_the_configured_metrics_file_is_the_one_the_job_writes(cli: Cli, tmp_path: Path) -> None:
+    # The job's --metrics-file was the default path whatever [scan] metrics_file said: the file
+    # node_exporter was told to read was never written again.
+    config = tmp_path / "ipguard.toml"
+    config.write_text(CONFIG.replace("[scan]\n", '[scan]\nmetrics_file = "prom/ipguard.prom"\n'))
+    for extra in (["--dry-run"], ["--systemd"]):
+        out = cli("--config", str(config), "cron", "install", *extra)
+        assert out.exit_code == 0, out.stderr
+        assert f"--metrics-file {tmp_path}/prom/ipguard.prom" in out.stdout
+    given = cli("--config", str(config), "cron", "install", "--dry-run", "--metrics-file", "x.prom")
+    assert f"--metrics-file {tmp_path}/x.prom" in given.stdout
+
+
 def test_dry_run_shows_absolute_paths(cli: Cli, tmp_path: Path, db_url: str) -> None:
     config = tmp_path / "ipguard.toml"
     config.write_text(CONFIG)
