@@ -107,7 +107,11 @@ def test_addresses_no_device_holds_or_that_read_two_ways_are_refused(
 
 @pytest.mark.parametrize(
     ("text", "canonical"),
-    [("１０.０.０.１", "10.0.0.1"), ("10。0。0。1", "10.0.0.1"), ("２００１：ｄｂ８：：１", "2001:db8::1")],
+    [
+        ("１０.０.０.１", "10.0.0.1"),
+        ("10。0。0。1", "10.0.0.1"),
+        ("２００１：ｄｂ８：：１", "2001:db8::1"),
+    ],
 )
 def test_addresses_typed_with_a_chinese_input_method_are_read(text: str, canonical: str) -> None:
     # Full-width digits and colons, and the ideographic full stop, are what an input method left
