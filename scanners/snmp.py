@@ -37,8 +37,8 @@ from ipguard.scanners.snmp_client import (
     SnmpSession,
     Varbind,
     WalkStopped,
-    together,
 )
+from ipguard.scanners.snmp_udp import together
 from ipguard.scanners.snmp_usm import AUTH_PROTOCOLS, PRIV_PROTOCOLS
 
 # ipNetToPhysicalState is left out: an incomplete entry has no MAC, and rows without one are

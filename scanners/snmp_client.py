@@ -13,12 +13,12 @@ import ipaddress
 import itertools
 import os
 import socket
-from collections.abc import Container, Coroutine, Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ipguard.scanners import snmp_ber as ber
-from ipguard.scanners.snmp_udp import Datagrams, Pace
+from ipguard.scanners.snmp_udp import Datagrams, Pace, together
 from ipguard.scanners.snmp_usm import UsmError, UsmUser, report_reason
 
 Varbind = tuple[ber.Oid, Any]
@@ -90,7 +90,10 @@ class SnmpSession:
         self.pace = pace or Pace()  # shared with every sibling: one agent, one pace
         self.timeout, self.retries, self.max_repetitions = timeout, retries, max_repetitions
         self.context = context.encode()
-        self._ids = itertools.count(int.from_bytes(os.urandom(3), "big"))
+        self._first_id = int.from_bytes(os.urandom(3), "big")  # (24 bits: no wrap in a poll)
+        self._ids = itertools.count(self._first_id)
+        self._last_id = self._first_id
+        self._foreign_id: int | None = None  # an answer's request-id this session never sent
         self._transport: asyncio.DatagramTransport | None = None
         self._protocol = Datagrams((str(ipaddress.ip_address(host)), port))
         self._user: UsmUser | None = None
@@ -189,7 +192,7 @@ class SnmpSession:
         garbled, attempt, resynced = "", 0, False
         while attempt < count:
             attempt += 1
-            request_id = next(self._ids) & 0x7FFFFFFF
+            request_id = self._last_id = next(self._ids)
             sent.add(request_id)
             message = self._encode(request_id, ber.pdu(tag, request_id, oids, a, b), discovery)
             self._transport.sendto(message, self._protocol.peer)
@@ -210,6 +213,11 @@ class SnmpSession:
 
     def _silence(self, discovery: bool) -> str:
         """The likely causes of an agent's silence, as far as what came before tells."""
+        if self._foreign_id is not None:
+            return (
+                f"answers came with request-id {self._foreign_id}, never sent: a broken agent, "
+                "or something on the way rewriting them"
+            )
         elsewhere = self._protocol.elsewhere
         if elsewhere:
             return (
@@ -242,7 +250,9 @@ class SnmpSession:
                 return None, str(error)
             if answered_id in sent:
                 return response, ""
-            # else an answer to an earlier request of this session, or a stray: not ours
+            if not self._first_id <= answered_id <= self._last_id:
+                self._foreign_id = answered_id
+            # else an answer to an earlier request of this session: not this one's
         return None, ""
 
     async def get(self, oids: Sequence[ber.Oid]) -> dict[ber.Oid, Any]:
@@ -342,23 +352,6 @@ class SnmpSession:
                 return
             for oid, value in response.varbinds:
                 column.take(oid, value)
-
-
-async def together(coroutines: Sequence[Coroutine[Any, Any, None]]) -> None:
-    """Run the coroutines concurrently; the first error cancels the others and is raised."""
-    tasks = [asyncio.ensure_future(coroutine) for coroutine in coroutines]
-    if not tasks:
-        return  # (a Catalyst with no operational VLAN: asyncio.wait refuses an empty set)
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-    finally:  # an error, or the caller cancelled (the poll's deadline): stop the rest
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    for task in tasks:
-        error = None if task.cancelled() else task.exception()
-        if error is not None:
-            raise error
 
 
 class _Column:

@@ -1,9 +1,11 @@
-"""The UDP side of an SNMP session: the agent's datagrams, and how many requests it gets at once."""
+"""The asyncio side of an SNMP session: the agent's datagrams, how many requests it gets at
+once, and walks run side by side."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 EARLY = 16  # datagrams kept that came while no request waited (late answers, duplicates)
@@ -63,3 +65,20 @@ class Pace:
     def __init__(self) -> None:
         self.serial = False
         self.lock = asyncio.Lock()
+
+
+async def together(coroutines: Sequence[Coroutine[Any, Any, None]]) -> None:
+    """Run the coroutines concurrently; the first error cancels the others and is raised."""
+    tasks = [asyncio.ensure_future(coroutine) for coroutine in coroutines]
+    if not tasks:
+        return  # (a Catalyst with no operational VLAN: asyncio.wait refuses an empty set)
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    finally:  # an error, or the caller cancelled (the poll's deadline): stop the rest
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for task in tasks:
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            raise error

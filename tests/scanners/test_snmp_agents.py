@@ -305,6 +305,21 @@ def test_system_value_too_long_for_the_agent_is_left_out(ns: str) -> None:
     assert result.system.sys_descr == "" and result.system.uptime == 100
 
 
+def test_answers_with_a_request_id_never_sent_are_named(ns: str) -> None:
+    """An agent (or a middlebox) answering with request-ids other than ours: no answer is taken,
+    and the warning says so instead of blaming the community."""
+
+    def renumbered(answer: bytes) -> list[tuple[float, bytes]]:
+        version, community, response = ber.decode_community_message(answer)
+        varbinds = [(oid, b"\x05\x00") for oid, _ in response.varbinds]
+        return [(0.0, odd.response(version, community, response.request_id ^ 1 << 30, varbinds))]
+
+    with Agent(ns, deliver=renumbered) as agent:
+        (result,) = poll(ns, agent.device("renumbered"), retries=0)
+    assert not result.answered
+    assert "request-id" in result.warning and "never sent" in result.warning
+
+
 def test_a_row_gone_mid_walk_does_not_end_the_table(ns: str) -> None:
     """noSuchInstance for one forwarding-table row (aged out while the agent answered): the rows
     after it are still read."""
