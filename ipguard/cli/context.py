@@ -132,6 +132,21 @@ def settle() -> None:
         gc.enable()
 
 
+def site_option(value: str | None) -> str | None:
+    """The callback of the `--site` options that read or scope by site: a site name, else exit 2.
+
+    As `config.check_site` takes a sensor's site (one line, the ledger's site rules), except that
+    '' stays '' (every site, or no filter). Refused here, an undecodable byte (a lone surrogate,
+    which no database can store: a traceback before) or a line break never reaches a query, a
+    table title or a metrics label.
+    """
+    if not value:
+        return value
+    from ipguard.config import check_site
+
+    return check_site(value, "--site")
+
+
 def state(ctx: typer.Context) -> AppState:
     """The shared state from any command's context."""
     root = ctx.find_root()

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ipguard.cli.context import state
+from ipguard.cli.context import site_option, state
 from ipguard.cli.metrics import refresh
 from ipguard.cli.output import Shown, emit_json, info, sections, table
 
@@ -22,7 +22,7 @@ def list_findings(
         typer.Option("--state", help="open, acknowledged or resolved (default: not resolved)."),
     ] = None,
     kind: Annotated[str | None, typer.Option(help="Only this finding kind.")] = None,
-    site: Annotated[str | None, typer.Option(help="Only this site.")] = None,
+    site: Annotated[str | None, typer.Option(help="Only this site.", callback=site_option)] = None,
     address: Annotated[
         str | None,
         typer.Option(help="Only the findings of this IP (IPv4 or IPv6, any spelling) or MAC."),

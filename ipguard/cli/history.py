@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ipguard.cli.context import state
+from ipguard.cli.context import site_option, state
 from ipguard.cli.output import Format, Shown, emit, emit_json, sections, table
 
 runs_app = typer.Typer(help="Scan runs: when, where, how they ended.", no_args_is_help=True)
@@ -36,7 +36,7 @@ def _run_row(run: Any) -> dict[str, Any]:
 @runs_app.command("list")
 def list_runs(
     ctx: typer.Context,
-    site: Annotated[str | None, typer.Option(help="Only this site.")] = None,
+    site: Annotated[str | None, typer.Option(help="Only this site.", callback=site_option)] = None,
     limit: Annotated[int, typer.Option(help="How many runs, newest first.", min=1)] = 50,
     fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
 ) -> None:
@@ -74,7 +74,10 @@ def diff(
     run_b: Annotated[
         int | None, typer.Argument(help="Newer run (default: the last complete run).")
     ] = None,
-    site: Annotated[str | None, typer.Option(help="Site whose runs to compare by default.")] = None,
+    site: Annotated[
+        str | None,
+        typer.Option(help="Site whose runs to compare by default.", callback=site_option),
+    ] = None,
     fmt: Annotated[Shown, typer.Option("--format", help="table or json.")] = Shown.table,
 ) -> None:
     """What changed between two runs: hosts, IP and MAC changes, services, names."""

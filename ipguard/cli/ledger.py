@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ipguard.cli.context import state
+from ipguard.cli.context import site_option, state
 from ipguard.cli.output import Format, emit, info
 from ipguard.model import LEDGER_FIELDS
 
@@ -64,7 +64,10 @@ ApprovalRef = Annotated[str | None, typer.Option(help="Reference of the signed a
 Notes = Annotated[str | None, typer.Option(help="Free notes.")]
 Site = Annotated[
     str | None,
-    typer.Option(help="Site whose scans the record is for (as `scan --site`); '' for every site."),
+    typer.Option(
+        help="Site whose scans the record is for (as `scan --site`); '' for every site.",
+        callback=site_option,
+    ),
 ]
 FormatOption = Annotated[Format, typer.Option("--format", help="Output format.")]
 
@@ -218,7 +221,10 @@ def list_(
     department: Annotated[str | None, typer.Option(help="Only this department.")] = None,
     site: Annotated[
         str | None,
-        typer.Option(help="Only records valid at this site: scoped to it or to every site."),
+        typer.Option(
+            help="Only records valid at this site: scoped to it or to every site.",
+            callback=site_option,
+        ),
     ] = None,
     fmt: FormatOption = Format.table,
 ) -> None:

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from ipguard.cli.context import AppState, state
+from ipguard.cli.context import AppState, site_option, state
 from ipguard.cli.output import info, safe
 
 app = typer.Typer(help="Prometheus metrics for node_exporter's textfile collector.")
@@ -67,7 +67,8 @@ def write(
     ctx: typer.Context,
     path: Annotated[Path, typer.Argument(help="The .prom file to (re)write.")],
     site: Annotated[
-        str | None, typer.Option(help="Site to describe (default: [scan] site).")
+        str | None,
+        typer.Option(help="Site to describe (default: [scan] site).", callback=site_option),
     ] = None,
 ) -> None:
     """Write the Prometheus textfile from the ledger, without scanning (atomically)."""

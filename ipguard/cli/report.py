@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ipguard.cli.context import state
+from ipguard.cli.context import site_option, state
 from ipguard.cli.output import info
 
 if TYPE_CHECKING:
@@ -115,7 +115,10 @@ def report(
         Path | None,
         typer.Option("--output", "-o", help="Write to this file (default: standard output)."),
     ] = None,
-    site: Annotated[str | None, typer.Option(help="Only this site (default: every site).")] = None,
+    site: Annotated[
+        str | None,
+        typer.Option(help="Only this site (default: every site).", callback=site_option),
+    ] = None,
 ) -> None:
     """Summary report of a period (default: the last 30 days) as HTML, Markdown, JSON or CSV.
 

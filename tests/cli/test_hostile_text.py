@@ -34,7 +34,11 @@ def cli(sqlite_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Cli
     monkeypatch.chdir(tmp_path)
     (tmp_path / "ipguard.toml").write_text(CONFIG)
     monkeypatch.setenv("IPGUARD_CONFIG", str(tmp_path / "ipguard.toml"))
-    return Cli(sqlite_url)
+    shell = Cli(sqlite_url)
+    # Never the real scanner from a test outside the lab: a scan here must meet the fake one
+    # even when the command under test should have refused to start.
+    shell.scanner = FakeScanner([result()])
+    return shell
 
 
 @pytest.fixture
@@ -202,3 +206,43 @@ def test_a_terminal_that_is_not_utf8_gets_escapes_not_a_traceback(
         assert done.returncode == 0, done.stderr.decode(errors="replace")[-800:]
         shown = done.stdout.decode(encoding)
         assert "\\u674e\\u7684\\u7535\\u8111" in shown  # 李的电脑
+
+
+@pytest.mark.parametrize(
+    ("site", "reason"),
+    [
+        ("a\udcffb", "lone surrogate"),  # an undecodable byte on the command line (\xff)
+        ("north\ncampus", "one line"),
+        ("north\x1b[2J", "control characters"),
+        ("x" * 65, "at most 64"),
+    ],
+)
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("findings", "list"),
+        ("runs", "list"),
+        ("diff",),
+        ("report", "--format", "json"),
+        ("metrics", "write", "m.prom"),
+        ("scan",),
+        ("ledger", "list"),
+    ],
+)
+def test_a_bad_site_name_is_refused_before_any_work(
+    cli: Cli, command: tuple[str, ...], site: str, reason: str
+) -> None:
+    """Before: a traceback (UnicodeEncodeError from the database), or a site with a newline in
+    table titles, metrics labels and alert titles."""
+    refused = cli(*command, "--site", site)
+    assert refused.exit_code == 2, refused.stderr
+    assert "--site" in refused.stderr and reason in refused.stderr, refused.stderr
+
+
+def test_a_bad_site_name_in_the_configuration_is_refused(cli: Cli, tmp_path: Path) -> None:
+    config = tmp_path / "ipguard.toml"
+    config.write_text(CONFIG.replace('site = "lab"', 'site = "lab\\nBcc: x@example.com"'))
+    cli.scanner = FakeScanner([result(("198.18.0.66", "02:00:00:00:00:66"))])
+    refused = cli("scan")
+    assert refused.exit_code == 2 and "scan.site" in refused.stderr, refused.stderr
+    assert "one line" in refused.stderr
