@@ -214,6 +214,13 @@ class SnmpPoller:
         if "switch" in device.roles:
             branches.append(self._fdb(session, walked, vendor, notes))
         await together(branches)
+        if not walked.get("ifName") and not walked.get("ifDescr"):
+            # Every switch and router has interfaces: tables this empty are what a restricted
+            # view shows, and they must not read as "no hosts" (nor resolve findings).
+            raise SnmpError(
+                "the agent shows no interfaces (IF-MIB): its view hides the tables "
+                "(net-snmp's default view is systemonly)"
+            )
 
     async def _arp(self, session: SnmpSession, walked: dict[str, list[Varbind]]) -> None:
         # the two ARP tables are read in turn: net-snmp serves the old one 150 times slower

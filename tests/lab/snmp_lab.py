@@ -44,6 +44,8 @@ ODD_EXTRA = {"toobig": ["--fdb", "150"]}  # a forwarding table that takes many r
 # Recorded walks served by the same responder: name -> port (tests/scanners/snmp_walks/NAME).
 RECORDED_PORTS = {"huawei_s5735_l2mam": 1166}
 WALKS = Path(__file__).resolve().parents[1] / "scanners" / "snmp_walks"
+# net-snmp's snmpd with Debian's default view (/etc/snmp/snmpd.conf: systemonly) for the community
+SYSTEMONLY_PORT = 1168
 # The SNMPv3 Catalyst (snmpd proxying contexts to the "cisco" responder) and its VLAN contexts.
 CISCO_V3_PORT, CISCO_V3_CONTEXTS = 1165, (10, 20)
 _HELLO = (
@@ -218,6 +220,19 @@ def start_agents(lab: SnmpLab) -> None:
     )
 
 
+def _start_systemonly(lab: SnmpLab) -> None:
+    """The router's kernel tables behind Debian's default view: the system group only."""
+    _snmpd(
+        lab,
+        "router",
+        f"agentAddress udp:{ROUTER_IP}:{SYSTEMONLY_PORT}\n"
+        "view systemonly included .1.3.6.1.2.1.1\n"
+        "view systemonly included .1.3.6.1.2.1.25.1\n"
+        f"rocommunity {lab.community} default -V systemonly\n",
+        port=SYSTEMONLY_PORT,
+    )
+
+
 def _start_cisco_v3(lab: SnmpLab) -> None:
     """A Catalyst read over SNMPv3: net-snmp's snmpd (authPriv, one VACM entry for every
     context) serving context vlan-10 and vlan-20 by proxying each to the v2c Catalyst responder's
@@ -287,6 +302,7 @@ def snmp_lab(workdir: Path) -> Iterator[SnmpLab]:
         start_agents(lab)
         _start_odd_agents(lab)
         _start_cisco_v3(lab)
+        _start_systemonly(lab)
         lab.refresh()
         yield lab
     finally:

@@ -158,6 +158,17 @@ def test_walk_of_odd_agents(lab: topo.SnmpLab, mode: str, code: int, warning: st
         assert warning in done.stderr and f"{topo.ROUTER_IP}:{port}" in done.stderr
 
 
+def test_walk_behind_debians_default_view_is_no_empty_table(lab: topo.SnmpLab) -> None:
+    """snmpd as Debian installs it (rocommunity … -V systemonly) answers the system group and
+    nothing else: the walk fails naming the view, exit 3, instead of printing an empty ARP
+    table as the router's (which a scan would take as "no hosts", resolving its findings)."""
+    args = ["--port", str(topo.SYSTEMONLY_PORT), "--community-env", "C", "--format", "json"]
+    done = run(lab, "snmp", "walk", topo.ROUTER_IP, *args)
+    assert done.returncode == 3, done.stdout
+    assert "shows no interfaces" in done.stderr and f"{topo.ROUTER_IP}:1168" in done.stderr
+    assert len(done.stderr.splitlines()) == 1
+
+
 def test_walk_cisco_per_vlan_fdb(lab: topo.SnmpLab) -> None:
     """A Catalyst keeps one forwarding table per VLAN: each is read with community@VLAN."""
     args = ["--port", str(topo.ODD_PORTS["cisco"]), "--community-env", "C", "--format", "json"]
