@@ -24,6 +24,7 @@ _UNSPECIFIED_V4 = bytes(4)
 _NUMBER = re.compile(r"^[0-9]+(?:\.[0-9]*)?(?:e[+-]?[0-9]+)?$")
 # Dotted IPv4 with a leading zero in some part: inet_aton and ping read 010 as octal (8).
 _LEADING_ZEROS = re.compile(r"^(?:[0-9]{1,3}\.){3}[0-9]{1,3}$")
+_PADDED_PART = re.compile(r"(?:^|\.)0[0-9]")
 # The textual notations, all 48 bits spelt out: six groups of 1-2 digits (aa:bb:…, aa-bb-…), three
 # of four (Cisco aabb.ccdd.eeff, Huawei and H3C aabb-ccdd-eeff), two of six (aabbcc-ddeeff) or
 # twelve digits. netaddr's own parser would also take short group lists and decimal integers.
@@ -85,15 +86,24 @@ def parse_ip(text: str) -> str:
     try:
         address = ipaddress.ip_address(value)
     except ValueError:
-        if _LEADING_ZEROS.match(value):
-            plain = ".".join(str(int(part)) for part in value.split("."))
-            raise AddressError(
-                "not an IP address: leading zeros are ambiguous (010 is 8 to some tools): "
-                f"write {plain} if that is the address meant"
-            ) from None
-        raise AddressError("not an IP address") from None
+        raise AddressError(_not_an_ip(value)) from None
     _refuse(address)
     return str(address)
+
+
+def _not_an_ip(value: str) -> str:
+    """Why `value` is not an IP address, naming leading zeros when they are the only fault."""
+    if _LEADING_ZEROS.match(value) and _PADDED_PART.search(value):
+        plain = ".".join(str(int(part)) for part in value.split("."))
+        try:
+            socket.inet_pton(socket.AF_INET, plain)
+        except OSError:
+            return "not an IP address"
+        return (
+            "not an IP address: leading zeros are ambiguous (010 is 8 to some tools): "
+            f"write {plain} if that is the address meant"
+        )
+    return "not an IP address"
 
 
 def _refuse_zone(value: str) -> None:

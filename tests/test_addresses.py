@@ -95,6 +95,8 @@ def test_a_mac_a_spreadsheet_turned_into_a_number_says_so(text: str, reason: str
         ("0.1.2.3", "this network"),
         ("010.001.002.003", "leading zeros are ambiguous (010 is 8 to some tools): write 10.1.2.3"),
         ("10.0.0.01", "write 10.0.0.1"),
+        ("10.0.0.300", "not an IP address"),
+        ("010.0.0.300", "not an IP address"),
     ],
 )
 def test_addresses_no_device_holds_or_that_read_two_ways_are_refused(
@@ -103,6 +105,7 @@ def test_addresses_no_device_holds_or_that_read_two_ways_are_refused(
     with pytest.raises(AddressError) as raised:
         parse_ip(text)
     assert reason in str(raised.value)
+    assert ("leading zeros" in str(raised.value)) == ("write" in reason)
 
 
 @pytest.mark.parametrize(

@@ -73,10 +73,12 @@ def import_(
     shared = state(ctx)
     if errors is not None:
         shared.refuse_own_file(errors, "--errors")
+        _refuse_errors_onto(errors, file)
     progress = _Progress()
     try:
         try:
             form = files.detect_format(file, fmt)
+            _refuse_options_of_other_formats(file, form, encoding=encoding, sheet=sheet)
             rows = files.read_rows(file, form, encoding=encoding, sheet=sheet)
             plan = _import(
                 shared, progress, file, rows, mode, dry_run, (max_retire, force), quiet=quiet
@@ -94,6 +96,41 @@ def import_(
             info(f"imported {file} ({plan.mode}): {counts}", quiet=quiet)
     except KeyboardInterrupt:
         _interrupted(shared, progress, file)
+
+
+def _refuse_options_of_other_formats(
+    file: str, form: str, *, encoding: str | None, sheet: str | None
+) -> None:
+    """Refuse --sheet for a file not read as XLSX and --encoding for one not read as CSV."""
+    from pathlib import Path
+
+    from ipguard.errors import InvalidValue
+
+    name = Path(file).name
+    if sheet is not None and form != "xlsx":
+        raise InvalidValue(
+            f"--sheet applies to XLSX workbooks; {name} is read as {form.upper()} "
+            "(--format xlsx if it is a workbook)"
+        )
+    if encoding is not None and form != "csv":
+        raise InvalidValue(f"--encoding applies to CSV files; {name} is read as {form.upper()}")
+
+
+def _refuse_errors_onto(errors: str, file: str) -> None:
+    """Refuse `--errors` naming the file being imported: the errors would replace it."""
+    import os
+
+    from ipguard.errors import InvalidValue
+
+    try:
+        same = file != "-" and os.path.samefile(errors, file)
+    except OSError:  # one of them does not exist (yet): they are not the same file
+        same = False
+    if same:
+        raise InvalidValue(
+            f"--errors {errors}: that is the file being imported; writing the bad rows there "
+            "would replace it. Give another path"
+        )
 
 
 @dataclass

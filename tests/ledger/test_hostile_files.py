@@ -379,3 +379,33 @@ def test_an_ods_name_says_how_to_save_it(cli: Cli, tmp_path: Path) -> None:
     result = cli("ledger", "import", str(path))
     assert result.exit_code == 2
     assert "OpenDocument spreadsheets (.ods) are not supported; save it as" in result.stderr
+
+
+@SQLITE_ONLY
+def test_errors_into_the_file_being_imported_is_refused(cli: Cli, tmp_path: Path) -> None:
+    # `--errors devices.csv` typed for `--errors devices-errors.txt`: the list of bad rows would
+    # replace the administrator's only copy of the file.
+    path = tmp_path / "devices.csv"
+    data = b"ip,mac\r\n10.0.0.300,02:00:00:00:00:01\r\n"
+    path.write_bytes(data)
+    (tmp_path / "link.csv").symlink_to(path)
+    for given in (str(path), "./devices.csv", str(tmp_path / "link.csv")):
+        result = cli("ledger", "import", str(path), "--errors", given)
+        assert result.exit_code == 2
+        assert f"--errors {given}: that is the file being imported" in result.stderr
+        assert path.read_bytes() == data
+    assert ledger_json(cli) == []
+
+
+@SQLITE_ONLY
+def test_options_for_another_format_are_refused_not_ignored(cli: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "devices.csv"
+    path.write_text("ip,mac\r\n10.0.0.1,02:00:00:00:00:01\r\n")
+    sheet = cli("ledger", "import", str(path), "--sheet", "Devices 2026")
+    assert sheet.exit_code == 2
+    assert "--sheet applies to XLSX workbooks; devices.csv is read as CSV" in sheet.stderr
+    book = workbook(tmp_path, LEDGER_SHEET)
+    encoding = cli("ledger", "import", str(book), "--encoding", "gb18030")
+    assert encoding.exit_code == 2
+    assert "--encoding applies to CSV files; in.xlsx is read as XLSX" in encoding.stderr
+    assert ledger_json(cli) == []
