@@ -162,21 +162,28 @@ class SnmpSession:
         """The agent's answer to one request, over its tries; see `Pace` for how many at once."""
         request = (tag, list(oids), a, b)
         sent: set[int] = set()  # every try's request-id: a slow agent's answer to any one will do
+        tries, garbled = self.retries + 1, ""
         if not self.pace.serial:
-            response, garbled = await self._tries(request, discovery, sent, 1)
+            self.pace.in_flight += 1
+            crowded = self.pace.in_flight > 1
+            try:
+                response, garbled = await self._tries(request, discovery, sent, 1)
+            finally:
+                self.pace.in_flight -= 1
             if response is not None:
                 return response
-            # Lost among requests side by side: from now on one at a time, and this first
-            # try was no retry.
+            # From now on one at a time; a try lost among others side by side was no retry.
             self.pace.serial = True
+            tries -= 0 if crowded else 1
         async with self.pace.lock:  # the tries of one request together, as snmpbulkwalk
-            response, garbled = await self._tries(request, discovery, sent, self.retries + 1)
+            response, later = await self._tries(request, discovery, sent, tries)
         if response is not None:
             return response
+        garbled = later or garbled
         if garbled:
             raise SnmpMalformed(f"the agent's answers are malformed ({garbled})")
-        tries = f"{self.retries + 1} tries of {self.timeout:g} s each"
-        raise SnmpTimeout(f"no answer to {tries} ({self._silence(discovery)})")
+        waited = f"{len(sent)} {'try' if len(sent) == 1 else 'tries'} of {self.timeout:g} s each"
+        raise SnmpTimeout(f"no answer to {waited} ({self._silence(discovery)})")
 
     async def _tries(
         self,

@@ -65,6 +65,7 @@ class Pace:
     def __init__(self) -> None:
         self.serial = False
         self.lock = asyncio.Lock()
+        self.in_flight = 0  # requests side by side now
 
 
 async def together(coroutines: Sequence[Coroutine[Any, Any, None]]) -> None:

@@ -112,7 +112,7 @@ def test_walk_switch_v3_authpriv_equals_bridge_fdb(lab: topo.SnmpLab) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--community-env", "WRONG"), "no answer"),
+        (("--community-env", "WRONG"), "no answer to 1 try of 0.5 s"),
         ((*V3, "--priv-proto", "aes", "--priv-key-env", "AK"), "wrong privacy key"),
         ((*V3[:-1], "PK", "--priv-proto", "aes", "--priv-key-env", "PK"), "wrong digest"),
         (("--version", "3", "--user", "nobody", "--auth-proto", "sha", "--auth-key-env", "AK",
