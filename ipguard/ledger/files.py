@@ -35,6 +35,32 @@ _OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ENCRYPTED = "EncryptedPackage".encode("utf-16-le")
 _SAVE_AS = 'save it as "Excel Workbook (.xlsx)" or "CSV UTF-8"'
 _SEPARATORS = {";": "';'", "\t": "tabs", "|": "'|'"}
+# Headers that other inventories and `arp`/`ipconfig` write for a ledger column ("MAC Address",
+# "Physical Address"): named in the error, never guessed (the header's names are the contract).
+_NOISE = {"address", "addr", "no", "number", "of", "the"}
+_ALIASES = {
+    "ip": "ip",
+    "ipv4": "ip",
+    "mac": "mac",
+    "physical": "mac",
+    "hardware": "mac",
+    "ethernet": "mac",
+    "host": "hostname",
+    "host name": "hostname",
+    "device name": "hostname",
+    "user": "owner",
+    "asset": "asset_tag",
+    "asset tag": "asset_tag",
+    "switch port": "switch_port",
+    "port": "switch_port",
+    "role": "roles",
+    "services": "allowed_services",
+    "allowed services": "allowed_services",
+    "approval": "approval_ref",
+    "approval ref": "approval_ref",
+    "guest until": "guest_until",
+    "note": "notes",
+}
 # A first line "sep=;" (which Excel reads) names the separator of the lines after it.
 _SEP_LINE = re.compile(r"\ufeff?sep=([,;\t|])\r?\n")
 # How far below a refused header row to look for the real one (a title and blank rows above it).
@@ -180,7 +206,7 @@ def header(
         if name not in LEDGER_FIELDS:
             raise file_error(
                 path,
-                f"{where}: unknown column {name!r} in column {position} "
+                f"{where}: unknown column {name!r} in column {position}{_meant(name)} "
                 f"(columns are {', '.join(LEDGER_FIELDS)}){below()}",
             )
     missing = [name for name in REQUIRED if name not in columns]
@@ -190,6 +216,14 @@ def header(
     if duplicated:
         raise file_error(path, f"{where}: column {sorted(duplicated)[0]!r} appears twice")
     return columns
+
+
+def _meant(name: str) -> str:
+    """ ", meant 'mac'?" for a header other tools write for a ledger column ("" for others)."""
+    words = re.sub(r"[^a-z0-9]+", " ", name).split()
+    key = " ".join(word for word in words if word not in _NOISE)
+    meant = _ALIASES.get(key, key if key in LEDGER_FIELDS else "")
+    return f" (rename it {meant!r})" if meant else ""
 
 
 def _names(names: Iterable[Any]) -> list[str]:

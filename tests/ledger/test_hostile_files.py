@@ -409,3 +409,24 @@ def test_options_for_another_format_are_refused_not_ignored(cli: Cli, tmp_path: 
     assert encoding.exit_code == 2
     assert "--encoding applies to CSV files; in.xlsx is read as XLSX" in encoding.stderr
     assert ledger_json(cli) == []
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize(
+    ("written", "meant"),
+    [
+        ("IP Address", "ip"),
+        ("Physical Address", "mac"),
+        ("MAC_Address", "mac"),
+        ("Asset No.", "asset_tag"),
+        ("Switch Port", "switch_port"),
+    ],
+)
+def test_a_header_other_tools_write_names_the_column_meant(
+    cli: Cli, tmp_path: Path, written: str, meant: str
+) -> None:
+    path = tmp_path / "in.csv"
+    path.write_text(f"ip,mac,{written}\r\n10.0.0.1,02:00:00:00:00:01,x\r\n")
+    refused_unchanged(
+        cli, path, f"unknown column {written.lower()!r} in column 3 (rename it {meant!r})"
+    )
