@@ -9,7 +9,6 @@ longer than any real one (`limit`), or silence; each is a `WalkStopped` naming t
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import itertools
 import os
 import socket
@@ -95,7 +94,11 @@ class SnmpSession:
         self._last_id = self._first_id
         self._foreign_id: int | None = None  # an answer's request-id this session never sent
         self._transport: asyncio.DatagramTransport | None = None
-        self._protocol = Datagrams((str(ipaddress.ip_address(host)), port))
+        self._family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        # The agent's address as the kernel writes a sender's (::ffff:198.18.0.1, not the
+        # ::ffff:c612:1 of Python 3.11's ipaddress), to tell its answers from others'
+        peer = socket.inet_ntop(self._family, socket.inet_pton(self._family, host))
+        self._protocol = Datagrams((peer, port))
         self._user: UsmUser | None = None
         if credentials.version == "3":
             self._user = UsmUser(
@@ -133,8 +136,9 @@ class SnmpSession:
         loop = asyncio.get_running_loop()
         # Not connected to the agent: a connected socket would drop an answer from another of
         # its addresses unseen, and the user would only hear "no answer".
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        transport, _ = await loop.create_datagram_endpoint(lambda: self._protocol, family=family)
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: self._protocol, family=self._family
+        )
         self._transport = transport
         if self._user is not None and not self._user.engine_id:
             await self._exchange(ber.GET, [], discovery=True)

@@ -17,7 +17,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 
@@ -31,6 +31,7 @@ from tests.lab.fixtures import requires_lab
 
 pytestmark = [requires_lab(), pytest.mark.lab]
 AGENT_IP, OTHER_IP = "198.18.31.1", "198.18.31.2"  # the agent's address, and another of its
+AGENT_IP6 = "fd00:31::1"
 COMMUNITY = "c-" + secrets.token_hex(6)
 V3_AUTH, V3_PRIV = "a-" + secrets.token_hex(6), "p-" + secrets.token_hex(6)
 ENGINE = bytes.fromhex("80001f8880") + secrets.token_bytes(8)
@@ -54,6 +55,7 @@ def ns() -> Iterator[str]:
     try:
         for address in (AGENT_IP, OTHER_IP):
             netns.run(name, ["ip", "addr", "add", f"{address}/32", "dev", "lo"])
+        netns.run(name, ["ip", "-6", "addr", "add", f"{AGENT_IP6}/128", "dev", "lo", "nodad"])
         netns.run(name, ["ip", "link", "set", "lo", "up"])
         yield name
     finally:
@@ -72,17 +74,19 @@ class Agent:
     seal: Seal = lambda user, message_id, pdu: user.encode(message_id, b"", pdu)
     values: dict[ber.Oid, tuple[str, object]] = field(default_factory=dict)
     reply_from: str = ""  # answer from this other address of the agent's
+    address: str = AGENT_IP
     requests: int = 0
 
     def __post_init__(self) -> None:
         self.data = odd.Responder(8, "ordered", self.fdb)
         self.data.values.update(self.values)
         self.data.order = sorted(self.data.values)
+        family = socket.AF_INET6 if ":" in self.address else socket.AF_INET
         with netns.inside(self.ns):
-            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            self.out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((AGENT_IP, 0))
-        self.out.bind((self.reply_from or AGENT_IP, 0))
+            self.sock = socket.socket(family, socket.SOCK_DGRAM)
+            self.out = socket.socket(family, socket.SOCK_DGRAM)
+        self.sock.bind((self.address, 0))
+        self.out.bind((self.reply_from or self.address, 0))
         self.port = self.sock.getsockname()[1]
         self.stopped = threading.Event()
         self.timers: list[threading.Timer] = []
@@ -104,10 +108,10 @@ class Agent:
     def device(self, name: str, roles: tuple[str, ...] = ("switch",)) -> SnmpDevice:
         """This agent as a configured device."""
         if self.v3:
-            return SnmpDevice(AGENT_IP, name, self.port, "3", user="ipguard", auth_proto="sha",
+            return SnmpDevice(self.address, name, self.port, "3", user="ipguard", auth_proto="sha",
                               auth_key_env="T_AK", priv_proto="aes", priv_key_env="T_PK",
                               roles=roles)  # fmt: skip
-        return SnmpDevice(AGENT_IP, name, self.port, "2c", community_env="T_C", roles=roles)
+        return SnmpDevice(self.address, name, self.port, "2c", community_env="T_C", roles=roles)
 
     def _serve(self) -> None:
         self.sock.settimeout(0.05)
@@ -178,6 +182,18 @@ def assert_complete(result: SnmpPoll) -> None:
     assert result.answered, result.warning
     assert len({entry.mac for entry in result.fdb}) == FDB_ROWS
     assert result.system.sys_name == "odd-agent"
+
+
+def test_agent_on_ipv6_is_read(ns: str) -> None:
+    """Agents at an IPv6 address, and at an IPv4 address written IPv4-mapped (::ffff:198.18.31.1,
+    which Python 3.11's ipaddress prints ::ffff:c612:1f01 and the kernel not): each one's answers
+    are taken as its own."""
+    with Agent(ns, address=AGENT_IP6) as agent, Agent(ns) as mapped:
+        v6 = agent.device("v6-switch")
+        v4 = replace(mapped.device("mapped-switch"), host=f"::ffff:{AGENT_IP}")
+        results = poll(ns, v6, v4)
+    for result in results:
+        assert_complete(result)
 
 
 def test_slow_agent_answering_after_the_timeout_is_read(ns: str) -> None:
