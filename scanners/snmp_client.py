@@ -95,8 +95,7 @@ class SnmpSession:
         self._foreign_id: int | None = None  # an answer's request-id this session never sent
         self._transport: asyncio.DatagramTransport | None = None
         self._family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        # The agent's address as the kernel writes a sender's (::ffff:198.18.0.1, not the
-        # ::ffff:c612:1 of Python 3.11's ipaddress), to tell its answers from others'
+        # The agent's address as the kernel writes a sender's (::ffff:198.18.0.1, not 3.11's str)
         peer = socket.inet_ntop(self._family, socket.inet_pton(self._family, host))
         self._protocol = Datagrams((peer, port))
         self._user: UsmUser | None = None
@@ -133,13 +132,11 @@ class SnmpSession:
         return session
 
     async def __aenter__(self) -> SnmpSession:
-        loop = asyncio.get_running_loop()
         # Not connected to the agent: a connected socket would drop an answer from another of
         # its addresses unseen, and the user would only hear "no answer".
-        transport, _ = await loop.create_datagram_endpoint(
+        self._transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
             lambda: self._protocol, family=self._family
         )
-        self._transport = transport
         if self._user is not None and not self._user.engine_id:
             await self._exchange(ber.GET, [], discovery=True)
         return self
