@@ -272,6 +272,11 @@ def export(
         assert day is not None
         since = datetime(day.year, day.month, day.day, tzinfo=UTC)
     form = files.detect_format(file, fmt)
+    if since is not None and form != "xlsx":
+        raise InvalidValue(
+            f"--changed-since paints changed rows red in an XLSX export; {form.upper()} has no "
+            "colours (export to a .xlsx file, or without --changed-since)"
+        )
     shared = state(ctx)
     shared.refuse_own_file(file, "export to")
     with shared.store().session(write=False) as session:

@@ -430,3 +430,17 @@ def test_a_header_other_tools_write_names_the_column_meant(
     refused_unchanged(
         cli, path, f"unknown column {written.lower()!r} in column 3 (rename it {meant!r})"
     )
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize("name", ["out.csv", "out.json", "-"])
+def test_changed_since_on_an_export_without_colours_is_refused(
+    cli: Cli, tmp_path: Path, name: str
+) -> None:
+    # It paints changed rows red in XLSX; on CSV it was silently ignored, and every row exported
+    # to someone who asked for the changed ones.
+    assert cli("ledger", "add", "10.0.0.1", "02:00:00:00:00:01").exit_code == 0
+    result = cli("ledger", "export", name, "--changed-since", "2026-11-01")
+    assert result.exit_code == 2
+    assert "--changed-since paints changed rows red in an XLSX export" in result.stderr
+    assert not (tmp_path / name).exists() and result.stdout == ""
