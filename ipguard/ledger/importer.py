@@ -88,14 +88,12 @@ def validate_rows(path: str, rows: Sequence[FileRow]) -> list[tuple[int, Binding
         try:
             binding = binding_from_fields(row.values)
         except FieldError as error:
+            reason = error.reason
+            if error.field == "ip" and error.value.strip().lower() == "ip":
+                reason = f"the column names again (files pasted together?); delete this {row.unit}"
             problems.append(
                 LineProblem(
-                    row.line,
-                    error.field,
-                    error.value,
-                    error.reason,
-                    row.unit,
-                    row.cell(error.field),
+                    row.line, error.field, error.value, reason, row.unit, row.cell(error.field)
                 )
             )
             continue

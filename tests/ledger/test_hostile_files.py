@@ -444,3 +444,12 @@ def test_changed_since_on_an_export_without_colours_is_refused(
     assert result.exit_code == 2
     assert "--changed-since paints changed rows red in an XLSX export" in result.stderr
     assert not (tmp_path / name).exists() and result.stdout == ""
+
+
+@SQLITE_ONLY
+def test_a_header_repeated_mid_file_is_named_as_such(cli: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "in.csv"
+    path.write_text(
+        "ip,mac\r\n10.0.0.1,02:00:00:00:00:01\r\nIP,MAC\r\n10.0.0.2,02:00:00:00:00:02\r\n"
+    )
+    refused_unchanged(cli, path, "line 3, ip 'IP': the column names again (files pasted together?)")
