@@ -18,7 +18,7 @@ from typing import Any
 
 from ipguard.scanners import snmp_ber as ber
 from ipguard.scanners.snmp_udp import Datagrams, Pace, together
-from ipguard.scanners.snmp_usm import UsmError, UsmUser, report_reason
+from ipguard.scanners.snmp_usm import UsmError, UsmForgery, UsmUser, report_reason
 
 Varbind = tuple[ber.Oid, Any]
 DEFAULT_LIMIT = 1_000_000  # rows of one column: more than any real switch or router holds
@@ -253,6 +253,8 @@ class SnmpSession:
             try:
                 answered_id, response = self._decode(data)
             except UsmError as error:
+                if isinstance(error, UsmForgery) and self._user is not None and self._user.proven:
+                    continue  # not the agent, whose answers authenticate: forged, or damaged
                 raise SnmpError(str(error)) from None
             except ber.BerError as error:
                 return None, str(error)

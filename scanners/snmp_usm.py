@@ -44,6 +44,10 @@ class UsmError(ValueError):
     """A v3 message that fails authentication or decryption, or a report from the agent."""
 
 
+class UsmForgery(UsmError):
+    """A message anyone could have sent: it fails authentication, or lacks what was asked."""
+
+
 def localize(password: bytes, engine_id: bytes, hash_name: str) -> bytes:
     """RFC 3414 A.2: the password stretched to 1 MB, hashed, then bound to the engine ID."""
     if not password:
@@ -67,6 +71,7 @@ class UsmUser:
     time: int = 0
     _keys: tuple[bytes, bytes] | None = field(default=None, repr=False)
     _salt: int = field(default_factory=lambda: int.from_bytes(os.urandom(8), "big"))
+    proven: bool = False  # a message of the agent's authenticated with these keys
 
     @property
     def flags(self) -> int:
@@ -163,7 +168,7 @@ class UsmUser:
         message_id = int.from_bytes(data[header[0][1] : header[0][2]], "big")
         flags = data[header[2][1]] & (FLAG_AUTH | FLAG_PRIV) if header[2][2] > header[2][1] else 0
         if flags not in (0, self.flags & FLAG_AUTH, self.flags & (FLAG_AUTH | FLAG_PRIV)):
-            raise UsmError(f"the agent answers at another security level (msgFlags {flags})")
+            raise UsmForgery(f"the agent answers at another security level (msgFlags {flags})")
         _seq, sec_start, sec_end = ber._header(data, parts[2][1])
         security = ber.split(data, sec_start, sec_end)
         if len(security) != 6:
@@ -202,7 +207,7 @@ class UsmUser:
                 "cannot decrypt the agent's answer: wrong privacy key or protocol"
             ) from None
         if response.tag != ber.REPORT and flags != self.flags & (FLAG_AUTH | FLAG_PRIV):
-            raise UsmError("the agent's answer lacks the authentication or privacy asked for")
+            raise UsmForgery("the agent's answer lacks the authentication or privacy asked for")
         return message_id, response
 
     def _check_mac(self, data: bytes, where: tuple[int, int, int, int]) -> None:
@@ -211,7 +216,8 @@ class UsmUser:
         received = bytes(data[where[1] : where[2]])
         blanked = data[: where[1]] + b"\x00" * len(received) + data[where[2] :]
         if not hmac.compare_digest(self._mac(blanked), received):
-            raise UsmError("the agent's answer fails authentication: wrong key or protocol")
+            raise UsmForgery("the agent's answer fails authentication: wrong key or protocol")
+        self.proven = True
 
 
 def report_reason(response: ber.Response) -> str | None:

@@ -402,6 +402,24 @@ def test_hostile_agent_gets_one_warning_and_the_others_are_polled(ns: str, habit
     assert_complete(fine)
 
 
+def test_v3_forged_datagrams_mid_walk_are_ignored(ns: str) -> None:
+    """Once the agent's answers have authenticated, a datagram from its address that fails
+    authentication (forged, or damaged on the way) or comes without it is not the agent's: it
+    is dropped and the genuine answer taken (before: the device's poll failed on the first)."""
+    answers = itertools.count()
+
+    def forged_first(answer: bytes) -> list[tuple[float, bytes]]:
+        if next(answers) < 2:
+            return [(0.0, answer)]
+        damaged = answer[:-1] + bytes([answer[-1] ^ 1])  # the HMAC no longer matches
+        return [(0.0, damaged), (0.01, answer)]
+
+    with Agent(ns, v3=True, fdb=20, deliver=forged_first) as agent:
+        (result,) = poll(ns, agent.device("forged"))
+    assert result.answered, result.warning
+    assert len({entry.mac for entry in result.fdb}) == 20
+
+
 def test_v3_agent_rebooted_is_resynchronised_even_without_retries(ns: str) -> None:
     """An agent that rebooted since discovery (snmpEngineBoots went up) answers the first request
     with an authenticated notInTimeWindow report carrying its new boots and time: the request is
