@@ -266,8 +266,7 @@ class SnmpSession:
         return None, ""
 
     async def get(self, oids: Sequence[ber.Oid]) -> dict[ber.Oid, Any]:
-        """The values of scalar OIDs (missing ones are left out, and so is one the agent cannot
-        send: a value too long for its buffer)."""
+        """The values of scalar OIDs (left out: missing ones, and one too long for the agent)."""
         try:
             response = await self._exchange(ber.GET, oids)
         except SnmpMalformed:
@@ -286,8 +285,7 @@ class SnmpSession:
         }
 
     async def _one_by_one(self, oids: Sequence[ber.Oid]) -> dict[ber.Oid, Any]:
-        """Each OID in a GET of its own; those that fail are left out (if all fail for a
-        malformed answer, that is the error)."""
+        """Each OID in a GET of its own; those that fail are left out (if all, the error)."""
         found: dict[ber.Oid, Any] = {}
         malformed: SnmpMalformed | None = None
         for oid in oids:
