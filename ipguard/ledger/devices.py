@@ -266,8 +266,8 @@ def edit(session: Session, key: str, changes: Mapping[str, str], *, actor: str) 
 
 
 def remove(session: Session, key: str, *, actor: str, purge: bool = False) -> Device:
-    """Retire the active record (deregistration); `purge` deletes it, the audit keeps a copy."""
-    device = get_active(session, key, lock=True)
+    """Retire the active (else the suspended) record; `purge` deletes it, the audit keeps a copy."""
+    device = _editable(session, key)
     before = binding_to_fields(device.to_binding())
     now = utcnow()
     if purge:

@@ -233,6 +233,11 @@ def test_a_suspended_record_can_be_edited_and_reactivated(cli: Cli) -> None:
         ("02:00:00:00:00:01", "active", "back"),
         ("02:00:00:00:00:02", "retired", ""),
     }
+    # A suspended device that leaves for good is retired like an active one.
+    assert cli("ledger", "edit", "10.0.0.1", "--status", "suspended").exit_code == 0
+    retired = cli("ledger", "remove", "10.0.0.1")
+    assert retired.exit_code == 0, retired.stderr
+    assert {r["status"] for r in ledger_json(cli)} == {"retired"}
 
 
 @SQLITE_ONLY
