@@ -59,6 +59,11 @@ def resolve_url(given: str | None, option: str = "--db") -> str:
         path = Path(url).expanduser().resolve()
         if path.is_dir():
             raise InputError(f"{where} {url!r} is a directory; give the ledger file inside it")
+        if not path.parent.is_dir():  # a typo, most likely: never a new, empty ledger there
+            raise InputError(
+                f"{where} {url!r}: there is no directory {path.parent}; check the path, or "
+                "create the directory first"
+            )
         # In a URL `?` starts the query and `%` an escape: a path's own stay part of its name.
         url = "sqlite:///" + str(path).replace("%", "%25").replace("?", "%3F")
     return url

@@ -172,3 +172,19 @@ def test_a_ledger_path_with_url_characters_is_that_file(
     # Its own files are still recognised as the ledger's (output is never written onto them).
     refused = cli("ledger", "export", str(ledger), "--format", "csv", db=str(ledger))
     assert refused.exit_code == 2 and "the ledger's own file" in refused.stderr
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # paths are SQLite's
+def test_a_ledger_path_in_a_directory_that_does_not_exist_is_refused(
+    cli: Any, tmp_path: Path
+) -> None:
+    # `--db /var/lib/ipgaurd/ledger.db` made the directory and a new, empty ledger: `ledger
+    # list` showed no devices and a scan reported every host as unregistered.
+    typo = tmp_path / "ipgaurd" / "ledger.db"
+    refused = cli("ledger", "list", db=str(typo))
+    assert (refused.exit_code, refused.stderr) == (
+        2,
+        f"error: --db {str(typo)!r}: there is no directory {typo.parent}; check the path, or "
+        "create the directory first\n",
+    )
+    assert not typo.parent.exists()
