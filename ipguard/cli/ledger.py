@@ -178,7 +178,7 @@ def edit(
 @app.command()
 def remove(
     ctx: typer.Context,
-    key: Annotated[str, typer.Argument(help="IP, or MAC holding one active record.")],
+    key: Annotated[str, typer.Argument(help="IP, or MAC of one active (or suspended) record.")],
     purge: Annotated[
         bool, typer.Option(help="Delete the record instead of retiring it (the audit keeps it).")
     ] = False,

@@ -9,7 +9,7 @@ SQLite needs no row lock: `Store.session` takes the database's write lock before
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -132,11 +132,15 @@ def list_devices(
         except FieldError as error:
             raise InvalidValue(f"--status {status!r}: {error.reason}") from None
         query = query.where(Device.status == wanted.value)
-    if department:
-        query = query.where(Device.department == department)
     if site is not None:
         query = query.where(col(Device.site).in_(("", site)))
-    return sorted(session.exec(query), key=lambda device: ip_sort_key(device.ip))
+    found: Iterable[Device] = session.exec(query)
+    if department and department.strip():
+        # "math" finds the records typed "Math" or "math " too: one department, however written
+        # (compared here, as SQLite's lower() knows no letters beyond ASCII).
+        wanted_department = department.strip().casefold()
+        found = [device for device in found if device.department.casefold() == wanted_department]
+    return sorted(found, key=lambda device: ip_sort_key(device.ip))
 
 
 class Stored(NamedTuple):

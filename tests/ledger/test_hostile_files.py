@@ -458,3 +458,21 @@ def test_a_header_repeated_mid_file_is_named_as_such(cli: Cli, tmp_path: Path) -
         "ip,mac\r\n10.0.0.1,02:00:00:00:00:01\r\nIP,MAC\r\n10.0.0.2,02:00:00:00:00:02\r\n"
     )
     refused_unchanged(cli, path, "line 3, ip 'IP': the column names again (files pasted together?)")
+
+
+def test_list_by_department_ignores_case_and_spaces(cli: Cli) -> None:
+    for ip, mac, department in [
+        ("10.0.0.1", "02:00:00:00:00:01", "Math"),
+        ("10.0.0.2", "02:00:00:00:00:02", "math"),
+        ("10.0.0.3", "02:00:00:00:00:03", "Mathematik"),
+        ("10.0.0.4", "02:00:00:00:00:04", "ÄMTER"),
+    ]:
+        assert cli("ledger", "add", ip, mac, "--department", department).exit_code == 0
+
+    def listed(department: str) -> list[str]:
+        result = cli("ledger", "list", "--department", department, "--format", "json")
+        assert result.exit_code == 0, result.stderr
+        return [row["ip"] for row in json.loads(result.stdout)]
+
+    assert listed(" math ") == ["10.0.0.1", "10.0.0.2"]
+    assert listed("ämter") == ["10.0.0.4"]
