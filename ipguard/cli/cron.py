@@ -235,15 +235,46 @@ def _install_systemd(
         return
     _make_dirs([job.metrics], account)
     _make_dirs(list(units), None)
-    for path, text in units.items():
-        path.write_text(text, encoding="utf-8")
-        path.chmod(0o600 if job.secret else 0o644)  # a database password stays private
+    _write_all(units, mode=0o600 if job.secret else 0o644)  # a database password stays private
+    for path in units:
         info(f"wrote {path}")
     scope = "" if system else "--user "
     info(
         f"enable it with: systemctl {scope}daemon-reload && "
         f"systemctl {scope}enable --now {schedule.UNIT}.timer"
     )
+
+
+def _write_all(files: Mapping[Path, str], *, mode: int) -> None:
+    """Write every file or none: each goes to a temporary file first, renamed once all are written.
+
+    A unit directory that cannot be written (not root, read-only, full) is one error line, and
+    never leaves a service without its timer.
+    """
+    import errno
+    import tempfile
+
+    from ipguard.errors import OperationalError
+
+    written: dict[Path, Path] = {}
+    path = next(iter(files))
+    try:
+        for path, text in files.items():
+            if path.is_dir():  # found now, not at the rename after the first file's
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+            handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+            written[path] = Path(name)
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                out.write(text)
+            os.chmod(name, mode)
+        for path, temporary in written.items():
+            temporary.replace(path)
+    except OSError as error:
+        for temporary in written.values():
+            temporary.unlink(missing_ok=True)
+        if isinstance(error, FileNotFoundError | NotADirectoryError | IsADirectoryError):
+            raise InvalidValue(f"cannot write {path}: {error.strerror}") from None
+        raise OperationalError(f"cannot write {path}: {error.strerror}") from None
 
 
 @app.command()

@@ -217,6 +217,22 @@ def test_systemd_units_written(cli: Cli, tmp_path: Path) -> None:
         assert "systemctl --user enable --now ipguard-scan.timer" in out.stderr
 
 
+def test_units_that_cannot_be_written_are_one_error_line_and_none_is_left(
+    cli: Cli, tmp_path: Path
+) -> None:
+    # A failing write was a FileNotFoundError/PermissionError traceback, after the service had
+    # been written without its timer.
+    (tmp_path / "ipguard.toml").write_text(CONFIG)
+    units = tmp_path / "units"
+    (units / "ipguard-scan.timer").mkdir(parents=True)  # in the way of the timer
+    out = cli(*systemd_write(tmp_path))
+    assert (out.exit_code, out.stderr) == (
+        2,
+        f"error: cannot write {units}/ipguard-scan.timer: Is a directory\n",
+    )
+    assert [path.name for path in units.iterdir()] == ["ipguard-scan.timer"]
+
+
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not found")
 def test_systemd_accepts_the_written_units(cli: Cli, tmp_path: Path) -> None:
     (tmp_path / "ipguard.toml").write_text(CONFIG)
