@@ -92,7 +92,18 @@ def parse_ip(text: str) -> str:
 
 
 def _not_an_ip(value: str) -> str:
-    """Why `value` is not an IP address, naming leading zeros when they are the only fault."""
+    """Why `value` is not an IP address, naming what it is when that is plain."""
+    if _TEXTUAL_MAC.match(value.lower()):
+        return "not an IP address: a MAC address (are the columns swapped?)"
+    address, _, prefix = value.partition("/")
+    if prefix:
+        try:
+            host = ipaddress.ip_address(address)
+        except ValueError:
+            return "not an IP address"
+        if prefix == str(host.max_prefixlen):
+            return f"not an IP address: a network; give the address alone ({host})"
+        return "not an IP address: a network, not one device's address"
     if _LEADING_ZEROS.match(value) and _PADDED_PART.search(value):
         plain = ".".join(str(int(part)) for part in value.split("."))
         try:

@@ -125,3 +125,18 @@ def test_addresses_typed_with_a_chinese_input_method_are_read(text: str, canonic
 def test_a_full_width_mac_is_read() -> None:
     assert parse_mac("００：１１：２２：３３：４４：５５") == "00:11:22:33:44:55"
     assert parse_mac("００－１１－２２－３３－４４－５５") == "00:11:22:33:44:55"
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("10.0.0.1/32", "not an IP address: a network; give the address alone (10.0.0.1)"),
+        ("2001:db8::1/128", "a network; give the address alone (2001:db8::1)"),
+        ("10.0.0.0/24", "not an IP address: a network, not one device's address"),
+        ("02:00:00:00:00:01", "not an IP address: a MAC address (are the columns swapped?)"),
+    ],
+)
+def test_an_ip_written_otherwise_says_what_it_is(text: str, reason: str) -> None:
+    with pytest.raises(AddressError) as raised:
+        parse_ip(text)
+    assert reason in str(raised.value)
