@@ -206,7 +206,7 @@ def header(
         if name not in LEDGER_FIELDS:
             raise file_error(
                 path,
-                f"{where}: unknown column {name!r} in column {position}{_meant(name)} "
+                f"{where}: unknown column {name!r} in column {position}{meant(name)} "
                 f"(columns are {', '.join(LEDGER_FIELDS)}){below()}",
             )
     missing = [name for name in REQUIRED if name not in columns]
@@ -218,8 +218,8 @@ def header(
     return columns
 
 
-def _meant(name: str) -> str:
-    """ ", meant 'mac'?" for a header other tools write for a ledger column ("" for others)."""
+def meant(name: str) -> str:
+    """The hint " (rename it 'mac')" for a header other tools write for a column ("" if none)."""
     words = re.sub(r"[^a-z0-9]+", " ", name).split()
     key = " ".join(word for word in words if word not in _NOISE)
     meant = _ALIASES.get(key, key if key in LEDGER_FIELDS else "")

@@ -15,7 +15,7 @@ from typing import Any
 
 from ipguard.errors import LineProblem
 from ipguard.fields import shortened
-from ipguard.ledger.files import LIST_FIELDS, REQUIRED, FileRow, cell_text, file_error
+from ipguard.ledger.files import LIST_FIELDS, REQUIRED, FileRow, cell_text, file_error, meant
 from ipguard.model import LEDGER_FIELDS
 
 # JSON numbers longer than this are not ledger values; refusing them early also keeps Python's
@@ -107,7 +107,8 @@ def _json_row(path: str, number: int, item: Any) -> FileRow:
     for key, value in item.items():
         name = key.strip().lower()
         if name not in LEDGER_FIELDS:
-            problems.append(problem(key, "", f"unknown key (keys are {', '.join(LEDGER_FIELDS)})"))
+            keys = ", ".join(LEDGER_FIELDS)
+            problems.append(problem(key, "", f"unknown key{meant(name)} (keys are {keys})"))
             continue
         if name in values:  # "MAC" and "mac": which one was meant cannot be told
             twice.add(name)

@@ -49,6 +49,10 @@ JSON_REFUSED = {
     "a list for isolated": ('"isolated": [true]', "item 1, isolated: a list where one value"),
     "true for the owner": ('"owner": true', "item 1, owner: true where text belongs"),
     "false for the notes": ('"notes": false', "item 1, notes: false where text belongs"),
+    "a key other tools write": (
+        '"MAC Address": "02:00:00:00:00:02"',
+        "item 1, MAC Address: unknown key (rename it 'mac')",
+    ),
     "keys differing in case": ('"MAC": "02:00:00:00:00:02"', "item 1, mac: the key appears twice"),
     "keys differing in spaces": ('"owner": "a", " Owner ": "b"', "owner: the key appears twice"),
     "a float that lost its digits": (
