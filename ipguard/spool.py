@@ -150,21 +150,46 @@ def write(url: str, name: str, document: Mapping[str, Any]) -> Path:
     raise SpoolError("; ".join(problems))
 
 
+# What reading a spool file that is not one of ours (damaged, edited, another version's) raises.
+UNREADABLE = (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError)
+
+
 def pending(url: str, site: str) -> list[SpooledRun]:
     """The runs of `site` waiting in this ledger's spool, oldest first.
 
-    A file that cannot be read is left where it is for a person to look at, never deleted.
+    A file that cannot be read is left where it is for a person to look at, never deleted (and
+    never stops a scan: `unreadable` names it).
     """
     found = []
     for directory in directories(url):
         for path in _files(directory):
             try:
-                run = _run_from_json(json.loads(path.read_bytes()), path)
-            except (OSError, ValueError, KeyError, TypeError):
+                run = _read(path)
+            except UNREADABLE:
                 continue
             if run.site == site:
                 found.append(run)
     return sorted(found, key=lambda run: (run.started_at, run.run_id or 0))
+
+
+def unreadable(url: str) -> list[tuple[Path, str]]:
+    """The scans' spool files of this ledger that cannot be read, with why: a run nobody stores."""
+    found = []
+    for directory in directories(url):
+        for path in _files(directory):
+            try:
+                _read(path)
+            except UNREADABLE as error:
+                reason = str(error) if isinstance(error, OSError | ValueError) else "not a run"
+                found.append((path, reason))
+    return found
+
+
+def _read(path: Path) -> SpooledRun:
+    data = json.loads(path.read_bytes())
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    return _run_from_json(data, path)
 
 
 def _files(directory: Path) -> Iterator[Path]:

@@ -109,6 +109,7 @@ def scan(
     bars = not quiet and fmt == ScanFormat.table
     outcome = _run(shared, request, policy, wait=wait, metrics_file=metrics_file, bars=bars)
     _warn(outcome, quiet=quiet)
+    _warn_unreadable_spool(shared.store().url)
     if fmt == ScanFormat.json:
         from ipguard.reports.serialize import scan_json
 
@@ -311,6 +312,21 @@ def _warn(outcome: RunOutcome, *, quiet: bool) -> None:
     if outcome.spooled and not quiet:
         ids = ", ".join(str(run_id) for run_id in outcome.spooled)
         info(f"run {ids} could not be stored when it ran; stored now from the spool")
+
+
+def _warn_unreadable_spool(url: str) -> None:
+    """A spool file no scan can store (damaged or edited): said on every scan, even with --quiet.
+
+    Its run is lost unless a person looks at it, so cron mails the line until the file is gone.
+    """
+    from ipguard import spool
+
+    for path, reason in spool.unreadable(url):
+        typer.echo(
+            f"warning: spool file {safe(path)} cannot be read ({safe(reason)}): its run is not "
+            "stored; look at it, then remove it",
+            err=True,
+        )
 
 
 def _phases(given: str | None, *, no_services: bool) -> tuple[str, ...]:

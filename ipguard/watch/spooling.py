@@ -56,7 +56,7 @@ def pending(url: str, site: str) -> list[tuple[Path, datetime, Verdicts]]:
                 if data.get("format") != FORMAT or data.get("site") != site:
                     continue
                 found.append((path, datetime.fromisoformat(data["at"]), _verdicts(data)))
-            except (OSError, ValueError, KeyError, TypeError):
+            except spool.UNREADABLE:  # `[]` too: a damaged file never stops the watcher
                 continue
     return sorted(found, key=lambda item: item[1])
 

@@ -579,3 +579,35 @@ def test_the_site_of_a_scan_follows_the_ledger_s_site_rules(
             f"error: --site {site!r}: {reason}\n".replace("\x1b", "\\x1b").replace("\t", "\\t"),
         )
     assert len(fake.requests) == 1
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ("[]", "not a JSON object"),  # stopped every later scan with an AttributeError traceback
+        ('{"format": 1, "site": "lab"', "Expecting ',' delimiter"),  # ignored without a word
+        ('{"format": 1, "site": "lab"}', "not a run"),
+    ],
+)
+def test_a_damaged_spool_file_is_named_on_every_scan_and_stops_none(
+    cli: Cli,
+    config: Path,
+    fake: FakeScanner,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    content: str,
+    reason: str,
+) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    spooled = tmp_path / "ledger.db.spool" / "run-20261130T000000-7-0a0b0c0d.json"
+    spooled.parent.mkdir()
+    spooled.write_text(content)
+    cli("ledger", "add", *REGISTERED)
+    for _ in range(2):
+        outcome = cli("--config", str(config), "scan", "--quiet")
+        assert outcome.exit_code == 0
+        assert outcome.stderr.startswith(f"warning: spool file {spooled} cannot be read (")
+        assert reason in outcome.stderr and outcome.stderr.count("\n") == 1
+        assert outcome.stderr.endswith("): its run is not stored; look at it, then remove it\n")
+    assert spooled.read_text() == content  # left for a person to look at
