@@ -241,7 +241,14 @@ class Store:
         """Turn driver-level failures into LedgerUnavailable naming the (masked) URL."""
         try:
             yield
-        except (sa.exc.IntegrityError, sa.exc.ProgrammingError, sa.exc.DataError):
+        except (sa.exc.IntegrityError, sa.exc.ProgrammingError, sa.exc.DataError) as error:
+            if getattr(error.orig, "sqlstate", None) == _INSUFFICIENT_PRIVILEGE:
+                reason = str(error.orig).splitlines()[0]
+                raise LedgerUnavailable(
+                    f"ledger {self.shown_url} refuses its user: {reason}; connect as the "
+                    "database's owner, or grant the user its rights (CREATE and USAGE on the "
+                    "schema, all on ipguard's tables and sequences)"
+                ) from None
             raise  # the statement was wrong, not the database: a bug or a rule, shown as such
         except sa.exc.DBAPIError as error:
             reason = str(error.orig).splitlines()[0] if error.orig else "cannot connect"
@@ -300,6 +307,10 @@ def _without_secrets(text: str, url: str) -> str:
         text = text.replace(str(password), "***")
     return text.replace(url, display_url(url))
 
+
+# PostgreSQL's SQLSTATE for "permission denied": a role without rights on the schema or tables
+# (since PostgreSQL 15 only the owner may create tables in `public`) is the server's setup.
+_INSUFFICIENT_PRIVILEGE = "42501"
 
 # libpq's sslmode values: another is a typo in the URL (bad input), not an unreachable server.
 _SSLMODES = frozenset({"disable", "allow", "prefer", "require", "verify-ca", "verify-full"})

@@ -188,3 +188,32 @@ def test_a_ledger_path_in_a_directory_that_does_not_exist_is_refused(
         "create the directory first\n",
     )
     assert not typo.parent.exists()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the fixture's own is not used
+def test_a_postgresql_user_without_rights_is_one_error_line(
+    cli: Any, postgres_server: str, tmp_path: Path
+) -> None:
+    # PostgreSQL 15 lets only a database's owner create tables in `public`: a sensor's own role
+    # met an InsufficientPrivilege traceback at its first command.
+    from tests.pg import create_database
+
+    owner_url = create_database(postgres_server)
+    role = f"sensor_{tmp_path.name[-12:].replace('-', '_')}".lower()
+    engine = sa.create_engine(owner_url, poolclass=sa.NullPool)
+    with engine.begin() as connection:
+        connection.execute(sa.text(f'CREATE ROLE "{role}" LOGIN'))
+    sensor_url = owner_url.replace("postgres@", f"{role}:S3cret@")
+    shown = display_url(sensor_url)
+    for missing in ("schema public", "table alembic_version"):
+        refused = cli("ledger", "list", db=sensor_url)
+        assert refused.exit_code == 3
+        assert refused.stderr == (
+            f"error: ledger {shown} refuses its user: permission denied for {missing}; connect as "
+            "the database's owner, or grant the user its rights (CREATE and USAGE on the schema, "
+            "all on ipguard's tables and sequences)\n"
+        )
+        Store(owner_url).close()  # the owner creates the schema: now the tables are refused
+        with engine.begin() as connection:
+            connection.execute(sa.text(f'GRANT USAGE ON SCHEMA public TO "{role}"'))
+    engine.dispose()
