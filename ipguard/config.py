@@ -27,6 +27,7 @@ from ipguard.snmpconfig import SnmpSettings, parse_snmp
 
 DEFAULT_PORTS = "tcp/1-1024;tcp/1080;tcp/3128;tcp/8080;tcp/8118"
 MIN_RETENTION_DAYS = 60
+MAX_RATE = 1_000_000  # probes per second: [scan] rate and `scan --rate`
 _PORT_SPEC = re.compile(r"^(tcp|udp)/(\d{1,5})(?:-(\d{1,5}))?$")
 
 
@@ -186,7 +187,7 @@ def _scan(table: Mapping[str, Any], source: str) -> ScanSettings:
             result = replace(result, subnets=tuple(_subnet(item, where) for item in subnets))
         elif key in ("rate", "retries", "full_rescan_hours"):
             value = typed(table, key, int, where)
-            low, high = {"rate": (1, 1_000_000), "retries": (0, 10)}.get(key, (0, 24 * 365))
+            low, high = {"rate": (1, MAX_RATE), "retries": (0, 10)}.get(key, (0, 24 * 365))
             if not low <= value <= high:
                 raise ConfigError(f"{where}.{key} = {value}: must be between {low} and {high}")
             result = replace(result, **{key: value})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -11,6 +12,7 @@ import typer
 
 from ipguard.cli.context import AppState, settle, state
 from ipguard.cli.output import emit_json, info, progress_bars, safe, table
+from ipguard.config import MAX_RATE
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -52,7 +54,9 @@ def scan(
             "neighbour discovery on the interface's link, never a sweep.",
         ),
     ] = None,
-    rate: Annotated[int | None, typer.Option(help="Probes per second.", min=1)] = None,
+    rate: Annotated[
+        int | None, typer.Option(help="Probes per second.", min=1, max=MAX_RATE)
+    ] = None,
     no_services: Annotated[
         bool, typer.Option("--no-services", help="Skip the nmap service scan.")
     ] = False,
@@ -74,7 +78,10 @@ def scan(
         str | None, typer.Option(help="Exit 1 when a finding at or above this severity is open.")
     ] = None,
     wait: Annotated[
-        float, typer.Option(help="Seconds to wait for another scan of the site to finish.", min=0)
+        float,
+        typer.Option(
+            help="Seconds to wait for another scan of the site to finish.", min=0, max=86_400
+        ),
     ] = 0.0,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Print nothing but errors (cron).")
@@ -93,6 +100,8 @@ def scan(
     The scanner starts before the ledger is opened (importing and opening it takes longer than
     a small sweep): the first probe goes out at once, and the run is recorded meanwhile.
     """
+    if not math.isfinite(wait):  # nan passes the range check, and never ends a wait
+        raise typer.BadParameter("give a number of seconds", param_hint="--wait")
     shared = state(ctx)
     settings = shared.settings()
     policy = _policy(settings.policy, fail_on)

@@ -611,3 +611,15 @@ def test_a_damaged_spool_file_is_named_on_every_scan_and_stops_none(
         assert reason in outcome.stderr and outcome.stderr.count("\n") == 1
         assert outcome.stderr.endswith("): its run is not stored; look at it, then remove it\n")
     assert spooled.read_text() == content  # left for a person to look at
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_scan_options_have_the_configuration_s_bounds(
+    cli: Cli, config: Path, fake: FakeScanner
+) -> None:
+    # `--wait nan` passed the range check and waited for ever for a held lock; `--rate` had no
+    # upper bound where [scan] rate has one.
+    for option, value in (("--wait", "nan"), ("--wait", "86401"), ("--rate", "1000001")):
+        refused = cli("--config", str(config), "scan", option, value)
+        assert refused.exit_code == 2 and option in refused.stderr, (option, value)
+    assert fake.requests == []
