@@ -176,7 +176,15 @@ def _crontab(args: Sequence[str], user: str | None, *, text: str | None = None) 
             raise InvalidValue(f"--user {user!r}: there is no such user on this machine") from None
     argv = [binary, *(["-u", user] if user else []), *args]
     try:
-        done = subprocess.run(argv, input=text, capture_output=True, text=True, timeout=30)
+        # Other lines of a crontab may be in any encoding (a Latin-1 comment): kept byte for byte.
+        done = subprocess.run(
+            argv,
+            input=text,
+            capture_output=True,
+            encoding="utf-8",
+            errors="surrogateescape",
+            timeout=30,
+        )
     except (OSError, subprocess.TimeoutExpired) as error:
         raise OperationalError(f"crontab failed: {error}") from None
     if done.returncode != 0:

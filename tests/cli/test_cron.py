@@ -381,6 +381,24 @@ def test_install_replace_and_remove_in_a_real_crontab(
     assert crontab_of(cron_user) == OTHER
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_crontab_in_another_encoding_is_kept_byte_for_byte(
+    cli: Cli, cron_user: str, tmp_path: Path
+) -> None:
+    # A Latin-1 comment in the user's crontab: install and remove stopped with a
+    # UnicodeDecodeError traceback.
+    (tmp_path / "ipguard.toml").write_text(CONFIG)
+    theirs = b"# sauvegarde \xe9crite la nuit\n30 2 * * * /usr/local/bin/backup\n"
+    subprocess.run(["crontab", "-u", cron_user, "-"], input=theirs, check=True)
+    out = cli(*install_args(tmp_path, cron_user))
+    assert out.exit_code == 0, out.stderr
+    listed = subprocess.run(["crontab", "-u", cron_user, "-l"], capture_output=True, check=True)
+    assert listed.stdout.startswith(theirs) and schedule.MARKER.encode() in listed.stdout
+    assert cli("cron", "remove", "--user", cron_user).exit_code == 0
+    listed = subprocess.run(["crontab", "-u", cron_user, "-l"], capture_output=True, check=True)
+    assert listed.stdout == theirs
+
+
 def test_the_dry_run_line_is_the_installed_line_byte_for_byte(
     cli: Cli, cron_user: str, tmp_path: Path
 ) -> None:
