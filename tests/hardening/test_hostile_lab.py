@@ -32,6 +32,7 @@ from tests.hardening.test_hostile_output import (
     ESCAPES,
     FORMULA,
     HTML,
+    INVISIBLE,
     assert_inert,
     assert_inert_csv,
     check_every_output,
@@ -46,6 +47,7 @@ TRAP = lan_ip(200)
 SCOPE = "198.18.0.0/25"
 PORTS = "tcp/80;tcp/8080"  # what ipguard scans: the hostile host's web pages
 LABELS = [ESCAPES.encode(), HTML.encode()[:60], FORMULA.encode(), BIDI.encode(), b"a\x00b\xff\xfe"]
+LABELS.append(INVISIBLE.encode())
 TITLE = (ESCAPES + " Wireless N Router " + HTML + FORMULA + BIDI).encode() + b"\xff\xfe\x00" * 20
 SSDP_SERVER = ("Linux UPnP/1.0 " + ESCAPES + HTML + FORMULA).encode() + b"\x00\xff"
 
@@ -159,6 +161,8 @@ def test_hostile_text_from_a_real_scan_is_shown_inert_everywhere(scanned: Scanne
         ("unexpected-service", hostile),
     } <= kinds
     assert contains(document, "\x1b[31mred")  # the name as sent, JSON-escaped, decoded back
+    assert contains(document, INVISIBLE)  # characters that draw nothing arrive too (and are
+    # shown as escapes by every output: check_every_output)
     # Title and SSDP fields come as the scanner cleans them: one printable line, cut with …
     mine = [f for f in document["findings"] if f["ip"] == hostile]
     for fragment in ("Wireless N Router", "Linux UPnP/1.0", "<script>", "\\x1b[31m", "…"):

@@ -34,11 +34,16 @@ ESCAPES = "\x1b[31mred\x1b]0;pwned\x07\x9b2J"
 HTML = "<script>alert('x')</script><img src=x onerror=alert(1)>"
 FORMULA = '=HYPERLINK("http://198.19.200.9","click")'
 BIDI = "\u202egnp.exe"
+INVISIBLE = "ad\u200bmin\U000e0041\u3164"  # zero-width space, a tag character, a Hangul filler
 NUL = "a\x00b"
 HUGE = "H" * 65536
-HOSTILE_NAME = f"{ESCAPES}{HTML}{FORMULA}{BIDI}{NUL}\\xff"
+HOSTILE_NAME = f"{ESCAPES}{HTML}{FORMULA}{BIDI}{INVISIBLE}{NUL}\\xff"
 # What must never reach a terminal or a file raw: C0/C1 controls (bar newline and tab), DEL, bidi.
-RAW_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# Also what draws nothing: zero-width characters, tags, Hangul fillers, separators.
+RAW_CONTROL = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u200b\u2028\u2029\u3164"
+    "\U000e0000-\U000e007f]"
+)
 
 CONFIG = """
 [scan]
