@@ -37,6 +37,7 @@ _EXCEL_SCIENTIFIC = re.compile(r"^-?[0-9](?:\.[0-9]+)?E\+[0-9]{2,3}$")
 # Longest text a free field may hold: generous for notes, small enough to keep the ledger sane.
 MAX_TEXT = 4096
 _YEAR_FIRST = re.compile(r"^([0-9]{4})([-/.])([0-9]{1,2})\2([0-9]{1,2})$")
+_YEAR_LAST = re.compile(r"^[0-9]{1,2}[-/.][0-9]{1,2}[-/.][0-9]{2,4}$")
 _MIDNIGHT = ("00:00", "00:00:00", "00:00:00Z", "00:00:00+00:00")
 MAX_SITE = 64
 # The audit trail's free text: who acted, and why a finding was acknowledged.
@@ -196,7 +197,13 @@ def parse_date(text: str, field: str) -> date | None:
         year, _, month, day = match.groups()
         return date(int(year), int(month), int(day))
     except ValueError:
-        raise FieldError(field, text, "not a date (use YYYY-MM-DD)") from None
+        reason = "not a date (use YYYY-MM-DD)"
+        if _YEAR_LAST.match(value):  # how a spreadsheet saves a date in its locale's order
+            reason += (
+                ": day and month read either way round with the year last; "
+                "format the column as yyyy-mm-dd"
+            )
+        raise FieldError(field, text, reason) from None
 
 
 def parse_text(text: str, field: str) -> str:

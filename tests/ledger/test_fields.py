@@ -159,8 +159,10 @@ def test_a_year_first_date_as_chinese_excel_writes_it_is_read(text: str) -> None
 
 @pytest.mark.parametrize("text", ["31/01/2027", "1/31/2027", "01.02.2027", "2027/2/30", "27/1/31"])
 def test_a_date_not_year_first_or_not_a_day_is_refused(text: str) -> None:
-    with pytest.raises(FieldError, match="not a date"):
+    with pytest.raises(FieldError, match="not a date") as raised:
         parse_date(text, "guest_until")
+    # A spreadsheet's locale order (31/01/2027, 1/31/2027) is named as such.
+    assert ("either way round" in raised.value.reason) == (not text.startswith("2027"))
 
 
 @pytest.mark.parametrize(
