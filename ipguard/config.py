@@ -118,10 +118,15 @@ def _named(given: str, where: str) -> Path:
             "to use ./ipguard.toml or the user configuration"
         )
     path = Path(given).expanduser()
-    if path.is_dir():
-        raise ConfigError(f"{where} {path} is a directory; give the ipguard.toml file inside it")
-    if not path.is_file():
-        raise ConfigError(f"{where} names {path}, which does not exist")
+    try:
+        if path.is_dir():
+            raise ConfigError(
+                f"{where} {path} is a directory; give the ipguard.toml file inside it"
+            )
+        if not path.is_file():
+            raise ConfigError(f"{where} names {path}, which does not exist")
+    except OSError as error:  # a name too long, say: still the file the option names
+        raise ConfigError(f"{where} names a file that cannot be used: {error.strerror}") from None
     return path
 
 

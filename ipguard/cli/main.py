@@ -136,13 +136,18 @@ class IpguardGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except IpguardError as error:
-            debug = isinstance(ctx.obj, AppState) and ctx.obj.debug
-            if debug:
+            if isinstance(ctx.obj, AppState) and ctx.obj.debug:
                 traceback.print_exc()
             error_line(str(error))
             for line in error.details:
                 typer.echo(f"  {safe(line)}", err=True)
             ctx.exit(error.exit_code)
+        except OSError as error:  # the system refused something no code expected to fail
+            if isinstance(ctx.obj, AppState) and ctx.obj.debug:
+                traceback.print_exc()
+            where = f" ({error.filename})" if error.filename else ""
+            error_line(f"{error.strerror or error}{where}; --debug shows where it happened")
+            ctx.exit(3)
         finally:
             if isinstance(ctx.obj, AppState):
                 ctx.obj.close()

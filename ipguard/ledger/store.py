@@ -56,7 +56,13 @@ def resolve_url(given: str | None, option: str = "--db") -> str:
         raise InputError(f"{where} {url!r} starts or ends with spaces; give the path without them")
     if "://" not in url:
         _refuse_mistyped_url(url, where)
-        path = Path(url).expanduser().resolve()
+        try:
+            path = Path(url).expanduser().resolve()
+            path.is_dir()
+        except OSError as error:  # a name too long, say
+            raise InputError(
+                f"{where} names a file that cannot be used: {error.strerror}"
+            ) from None
         if path.is_dir():
             raise InputError(f"{where} {url!r} is a directory; give the ledger file inside it")
         if not path.parent.is_dir():  # a typo, most likely: never a new, empty ledger there

@@ -187,3 +187,40 @@ def test_a_bad_actor_name_is_blamed_on_where_it_came_from(
         "give --actor NAME\n",
     )
     assert cli("--actor", "root", *add).exit_code == 0
+
+
+def test_names_too_long_for_the_file_system_are_one_error_line(cli: Cli) -> None:
+    # Path checks raised OSError ENAMETOOLONG: a traceback and exit 1.
+    long = "a" * 5000
+    config = cli("--config", long, "prune", "--dry-run")
+    assert (config.exit_code, config.stderr) == (
+        2,
+        "error: --config names a file that cannot be used: File name too long\n",
+    )
+    ledger = cli("ledger", "list", db=long)
+    assert (ledger.exit_code, ledger.stderr) == (
+        2,
+        "error: --db names a file that cannot be used: File name too long\n",
+    )
+
+
+def test_a_system_error_nobody_expected_is_one_error_line_and_exit_3(
+    cli: Cli, tmp_path: Path
+) -> None:
+    import errno
+    import json
+
+    from tests.fakes import FakeScanner
+
+    config = tmp_path / "ipguard.toml"
+    config.write_text('[scan]\nsubnets = ["198.18.0.0/24"]\n')
+    cli.scanner = FakeScanner([], error=OSError(errno.ENETDOWN, "Network is down"))
+    failed = cli("--config", str(config), "scan")
+    assert (failed.exit_code, failed.stderr) == (
+        3,
+        "error: Network is down; --debug shows where it happened\n",
+    )
+    runs = json.loads(cli("runs", "list", "--format", "json").stdout)
+    assert [run["status"] for run in runs] == ["failed"]
+    debug = cli("--debug", "--config", str(config), "scan")
+    assert debug.exit_code == 3 and "Traceback" in debug.stderr
