@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from typer.testing import CliRunner
@@ -35,6 +36,45 @@ def scapy_never_resolves() -> Iterator[None]:
     Neighbor.resolve = refuse  # type: ignore[method-assign,assignment]
     yield
     Neighbor.resolve = saved  # type: ignore[method-assign]
+
+
+def _network_namespace() -> int:
+    """The calling thread's network namespace (its inode)."""
+    import os
+
+    return os.stat("/proc/thread-self/ns/net").st_ino
+
+
+@pytest.fixture(scope="session", autouse=True)
+def probes_only_from_lab_namespaces() -> Iterator[None]:
+    """Network safety: in this process, the real scanner runs, and raw sockets open, only inside
+    a lab namespace (tests.lab.netns.inside), never in this machine's own.
+
+    A CLI test that forgets the fake scanner would otherwise sweep this machine's eth0; that
+    happened once (session 5: `scan --site BAD` before the site check existed). Scans the tests
+    start as processes run under `ip netns exec` in the lab's namespaces.
+    """
+    from ipguard.scanners import rawsock, suite
+
+    own = _network_namespace()  # the one pytest started in: this machine's (PID 1 hides its own)
+
+    def guarded(original: Callable[..., Any], what: str) -> Callable[..., Any]:
+        @functools.wraps(original)
+        def refusing(*args: Any, **kwargs: Any) -> Any:
+            if _network_namespace() == own:
+                raise AssertionError(
+                    f"{what} from this machine's own network namespace: use the fake scanner, "
+                    "or run inside a lab namespace"
+                )
+            return original(*args, **kwargs)
+
+        return refusing
+
+    saved = (suite.NetworkScanner.begin, rawsock.open_socket)
+    suite.NetworkScanner.begin = guarded(saved[0], "the real scanner")  # type: ignore[method-assign]
+    rawsock.open_socket = guarded(saved[1], "a raw socket")
+    yield
+    suite.NetworkScanner.begin, rawsock.open_socket = saved  # type: ignore[method-assign]
 
 
 @pytest.fixture(scope="session")
