@@ -69,6 +69,10 @@ def _sheet(path: str, workbook: Any, name: str | None) -> ReadOnlyWorksheet:
         sheet: ReadOnlyWorksheet = workbook.active
         return sheet
     if name not in workbook.sheetnames:
+        # "--sheet devices" for the sheet "Devices ": one sheet, however it is written.
+        alike = [t for t in workbook.sheetnames if t.strip().casefold() == name.strip().casefold()]
+        if len(alike) == 1:
+            return workbook[alike[0]]
         names = ", ".join(repr(title) for title in workbook.sheetnames)
         raise file_error(path, f"--sheet {name!r}: the workbook has no such sheet (it has {names})")
     chosen: ReadOnlyWorksheet = workbook[name]

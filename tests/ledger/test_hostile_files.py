@@ -480,3 +480,11 @@ def test_list_by_department_ignores_case_and_spaces(cli: Cli) -> None:
 
     assert listed(" math ") == ["10.0.0.1", "10.0.0.2"]
     assert listed("ämter") == ["10.0.0.4"]
+
+
+@SQLITE_ONLY
+def test_sheet_is_found_in_any_case(cli: Cli, tmp_path: Path) -> None:
+    summary = ("Summary", [["department", "count"]])
+    path = workbook(tmp_path, summary, LEDGER_SHEET)
+    assert cli("ledger", "import", str(path), "--sheet", "devices 2026").exit_code == 0
+    assert [row["asset_tag"] for row in ledger_json(cli)] == ["7"]
