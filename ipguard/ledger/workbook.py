@@ -19,7 +19,7 @@ from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ipguard.errors import LineProblem
+from ipguard.errors import LedgerFileError, LineProblem
 from ipguard.ledger.files import (
     ExportRow,
     FileRow,
@@ -93,19 +93,36 @@ def _rows(path: str, sheet: ReadOnlyWorksheet, hint: str) -> list[FileRow]:
 
     if first is None or first[0] != 1:
         raise file_error(path, f"{where}: row 1 must hold the column names{below()}")
-    columns = header(path, _values(first[1]), f"{where} row 1", below)
+    try:
+        columns = header(path, _values(first[1]), f"{where} row 1", below)
+    except LedgerFileError:
+        for _ in cells:  # the merged ranges come after the rows in the sheet's XML
+            pass
+        merged = parser.merged_cells.mergeCell if parser.merged_cells else []
+        for ref in (ranged.ref for ranged in merged if _first_row(ranged.ref) == 1):
+            raise file_error(
+                path,
+                f"{where} row 1: cells {ref} are merged; unmerge them: each column needs "
+                "its own name",
+            ) from None
+        raise
     reference = _reference(sheet.title)
     rows = [_row(number, found, columns, reference) for number, found in cells]
     rows = [row for row in rows if row.problems or any(v.strip() for v in row.values.values())]
     merged = parser.merged_cells.mergeCell if parser.merged_cells else []
     for ranged in merged:
-        low = int("".join(filter(str.isdigit, ranged.ref.split(":")[0])))
+        low = _first_row(ranged.ref)
         problem = LineProblem(
             low, "", "", f"cells {ranged.ref} are merged; unmerge them and fill in every row", "row"
         )
         rows.append(FileRow(low, {}, "row", (problem,)))
     rows.sort(key=lambda row: row.line)
     return rows
+
+
+def _first_row(ref: str) -> int:
+    """The first row of a cell range such as `C2:C3`."""
+    return int("".join(filter(str.isdigit, ref.split(":")[0])))
 
 
 def _values(found: list[dict[str, Any]]) -> list[Any]:

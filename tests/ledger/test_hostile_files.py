@@ -488,3 +488,16 @@ def test_sheet_is_found_in_any_case(cli: Cli, tmp_path: Path) -> None:
     path = workbook(tmp_path, summary, LEDGER_SHEET)
     assert cli("ledger", "import", str(path), "--sheet", "devices 2026").exit_code == 0
     assert [row["asset_tag"] for row in ledger_json(cli)] == ["7"]
+
+
+@SQLITE_ONLY
+def test_merged_header_cells_are_named_as_merged(cli: Cli, tmp_path: Path) -> None:
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.active.append(["ip", "mac", "Owner / Department"])
+    book.active.append(["10.0.0.1", "02:00:00:00:00:01", "Li", "math"])
+    book.active.merge_cells("C1:D1")
+    path = tmp_path / "in.xlsx"
+    book.save(path)
+    refused_unchanged(cli, path, "sheet 'Sheet' row 1: cells C1:D1 are merged; unmerge them")
