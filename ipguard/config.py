@@ -223,6 +223,20 @@ def _scan(table: Mapping[str, Any], source: str) -> ScanSettings:
     return result
 
 
+def option_value(given: str | None, configured: str, option: str) -> str:
+    """An option's value over the configuration's; an empty one is an error, never the default.
+
+    `scan --interface "$IFACE"` with the variable unset must not scan another interface.
+    """
+    if given is None:
+        return configured
+    if not given.strip():
+        raise ConfigError(
+            f"{option} is empty; give a value, or leave {option} out for ipguard.toml's"
+        )
+    return given.strip()
+
+
 def check_site(text: str, where: str) -> str:
     """A sensor's site (`[scan] site`, `--site`): a ledger site name, one line and not empty.
 

@@ -156,7 +156,7 @@ def _request(
     site: str | None,
 ) -> ScanRequest:
     """What to scan: the command's options over the configuration's [scan] settings."""
-    from ipguard.config import check_site, parse_port_spec
+    from ipguard.config import check_site, option_value, parse_port_spec
     from ipguard.errors import ConfigError, InvalidValue
     from ipguard.model import ScanRequest
 
@@ -167,7 +167,7 @@ def _request(
     chosen = _phases(phases, no_services=no_services or not settings.scan.services)
     return ScanRequest(
         site=settings.scan.site if site is None else check_site(site, "--site"),
-        interface=interface or settings.scan.interface,
+        interface=option_value(interface, settings.scan.interface, "--interface"),
         subnets=_sweepable(_subnets(subnets, settings.scan.subnets), given=bool(subnets)),
         rate=rate or settings.scan.rate,
         retries=settings.scan.retries,

@@ -46,14 +46,14 @@ def watch(
 ) -> None:
     """Listen to the link (never sending a frame) and judge every ARP and DHCP frame at once."""
     from ipguard.cli.scan import _subnets
-    from ipguard.config import check_site
+    from ipguard.config import check_site, option_value
     from ipguard.watch.service import Watcher, WatchRequest
 
     shared = state(ctx)
     settings = shared.settings()
     request = WatchRequest(
         site=settings.scan.site if site is None else check_site(site, "--site"),
-        interface=interface or settings.scan.interface,
+        interface=option_value(interface, settings.scan.interface, "--interface"),
         subnets=_subnets(subnet or [], settings.scan.subnets),
         actor=shared.actor,
     )

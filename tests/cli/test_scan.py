@@ -623,3 +623,20 @@ def test_scan_options_have_the_configuration_s_bounds(
         refused = cli("--config", str(config), "scan", option, value)
         assert refused.exit_code == 2 and option in refused.stderr, (option, value)
     assert fake.requests == []
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_an_empty_interface_option_is_an_error_not_the_configured_one(
+    cli: Cli, config: Path, fake: FakeScanner
+) -> None:
+    # `scan --interface "$IFACE"` with the variable unset scanned [scan] interface instead.
+    for command in (["scan"], ["watch", "--print-unit"]):  # the unit: a watch never starts
+        refused = cli("--config", str(config), *command, "--interface", " ")
+        assert (refused.exit_code, refused.stderr) == (
+            2,
+            "error: --interface is empty; give a value, or leave --interface out for "
+            "ipguard.toml's\n",
+        )
+    assert fake.requests == []
+    _, document = scan_json(cli, config, "--interface", " eth1 ")
+    assert document["run"]["interface"] == "eth1"
