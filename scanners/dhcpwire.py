@@ -23,7 +23,7 @@ DHCP_OFFER = 2
 # Options (RFC 2132): the ones we send or read.
 OPT_PAD, OPT_END = 0, 255
 OPT_ROUTER, OPT_DNS = 3, 6
-OPT_MESSAGE_TYPE, OPT_SERVER_ID = 53, 54
+OPT_OVERLOAD, OPT_MESSAGE_TYPE, OPT_SERVER_ID = 52, 53, 54
 OPT_PARAMETERS, OPT_CLIENT_ID = 55, 61
 # What a client asks for: netmask, router, DNS, domain name, lease time, server identifier.
 PARAMETERS = bytes([1, 3, 6, 15, 51, 54])
@@ -34,6 +34,8 @@ UDP_HEADER = 8
 BOOTP_FIXED = 236  # op … file, before the magic cookie
 # RFC 1542 section 2.1: relays and some servers drop BOOTP messages shorter than 300 bytes.
 BOOTP_MIN = 300
+# Where `sname` (64 bytes) and `file` (128 bytes) lie in the BOOTP message.
+SNAME_AT, FILE_AT = 44, 108
 _FIXED = struct.Struct("!BBBBIHHIIII16s64s128s")
 
 
@@ -84,7 +86,7 @@ def parse_offer(frame: bytes, xid: int, seen_at: datetime | None = None) -> Dhcp
     op, _htype, _hlen, _hops, their_xid, *_rest = _FIXED.unpack_from(payload)
     if op != 2 or their_xid != xid or payload[BOOTP_FIXED : BOOTP_FIXED + 4] != MAGIC_COOKIE:
         return None
-    options = _options(payload[BOOTP_FIXED + 4 :])
+    options = _all_options(payload)
     if options is None or options.get(OPT_MESSAGE_TYPE) != bytes([DHCP_OFFER]):
         return None
     server_id = options.get(OPT_SERVER_ID, b"")
@@ -117,8 +119,29 @@ def _udp_payload(frame: bytes, port: int) -> bytes | None:
     return frame[udp + UDP_HEADER : udp + length]
 
 
+def _all_options(payload: bytes) -> dict[int, bytes] | None:
+    """Options by code from the options field and, when option 52 says so, `file` then `sname`.
+
+    RFC 2131 section 4.1 fixes that order; an option sent in several parts is their concatenation
+    (RFC 3396). None when an option runs past the end of its field.
+    """
+    found = _options(payload[BOOTP_FIXED + 4 :])
+    if found is None:
+        return None
+    overload = (found.get(OPT_OVERLOAD) or b"\x00")[0]  # 1: file, 2: sname, 3: both
+    fields = [payload[FILE_AT : FILE_AT + 128]] if overload & 1 else []
+    fields += [payload[SNAME_AT : SNAME_AT + 64]] if overload & 2 else []
+    for field in fields:
+        more = _options(field)
+        if more is None:
+            return None
+        for code, value in more.items():
+            found[code] = found.get(code, b"") + value
+    return found
+
+
 def _options(data: bytes) -> dict[int, bytes] | None:
-    """Options by code (first occurrence wins); None when one runs past the end of the packet."""
+    """Options by code, the parts of a split one joined; None when one runs past the end."""
     found: dict[int, bytes] = {}
     i = 0
     while i < len(data):
@@ -130,7 +153,7 @@ def _options(data: bytes) -> dict[int, bytes] | None:
             continue
         if i + 1 >= len(data) or i + 2 + data[i + 1] > len(data):
             return None
-        found.setdefault(code, data[i + 2 : i + 2 + data[i + 1]])
+        found[code] = found.get(code, b"") + data[i + 2 : i + 2 + data[i + 1]]
         i += 2 + data[i + 1]
     return found
 

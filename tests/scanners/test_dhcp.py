@@ -253,3 +253,50 @@ def test_importing_and_running_the_probe_loads_no_scapy(demo_lab: Lab) -> None:
         "print(sorted(name for name in sys.modules if name.startswith('scapy')))\n"
     )
     assert python_in_scanner(demo_lab, code).strip() == "[]"
+
+
+def test_reads_options_overloaded_into_file_and_sname_and_split_options() -> None:
+    """A server out of room continues its options in `file` then `sname` (option 52, RFC 2131
+    section 4.1) and splits a long option into parts to be joined (RFC 3396)."""
+    from scapy.layers.dhcp import BOOTP, DHCP
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+
+    def frame(options: bytes, file: bytes, sname: bytes) -> bytes:
+        return bytes(
+            Ether(src="02:18:00:00:00:03", dst="ff:ff:ff:ff:ff:ff")
+            / IP(src="198.18.0.9", dst="255.255.255.255")
+            / UDP(sport=67, dport=68)
+            / BOOTP(op=2, xid=7, yiaddr="198.18.0.120", file=file, sname=sname)
+            / DHCP(options=[])
+            / options
+        )
+
+    dns_a, dns_b = bytes([198, 18, 0, 3]), bytes([198, 18, 0, 4])
+    offer = parse_offer(
+        frame(
+            b"\x35\x01\x02\x34\x01\x03\x06\x03"
+            + dns_a[:3]
+            + b"\xff",  # message type, overload: both
+            b"\x06\x05" + dns_a[3:] + dns_b + b"\x36\x04" + bytes([198, 18, 0, 3]) + b"\xff",
+            b"\x03\x04" + bytes([198, 18, 0, 1]) + b"\xff",
+        ),
+        7,
+    )
+    assert offer == DhcpOffer(
+        server_ip="198.18.0.3",
+        server_mac="02:18:00:00:00:03",
+        offered_ip="198.18.0.120",
+        router="198.18.0.1",
+        dns=("198.18.0.3", "198.18.0.4"),
+    )
+    # Without option 52, `file` and `sname` are a boot file and a server name, not options.
+    plain = parse_offer(frame(b"\x35\x01\x02\xff", b"\x03\x04\xc6\x12\x00\x01\xff", b""), 7)
+    assert plain is not None and plain.router is None and plain.server_ip == "198.18.0.9"
+    # An empty option 52, or one pointing at a `file` whose options run off its end: no offer,
+    # no crash.
+    assert parse_offer(frame(b"\x35\x01\x02\x34\x00\xff", b"", b""), 7) is not None
+    assert (
+        parse_offer(frame(b"\x35\x01\x02\x34\x01\x01\xff", b"\x00" * 126 + b"\x03\x04", b""), 7)
+        is None
+    )
