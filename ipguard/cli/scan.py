@@ -117,8 +117,10 @@ def scan(
     )
     bars = not quiet and fmt == ScanFormat.table
     outcome = _run(shared, request, policy, wait=wait, metrics_file=metrics_file, bars=bars)
-    _warn(outcome, quiet=quiet)
-    _warn_unreadable_spool(shared.store().url)
+    from ipguard.cli.scan_warnings import warn, warn_unreadable_spool
+
+    warn(outcome, quiet=quiet)
+    warn_unreadable_spool(shared.store().url)
     if fmt == ScanFormat.json:
         from ipguard.reports.serialize import scan_json
 
@@ -271,71 +273,6 @@ def _after_scan(
             typer.echo(
                 f"warning: cannot write metrics to {safe(metrics_file)}: {error.strerror}", err=True
             )
-
-
-# What each kind of ignored reply means, for the warning a flooded scan prints.
-_IGNORED = {
-    "arp_unsolicited": "ARP replies nobody asked for",
-    "arp_over_limit": "ARP replies beyond the per-address limits",
-    "icmp_unsolicited": "echo replies nobody asked for",
-    "icmp_over_limit": "echo replies beyond the per-address limits",
-    "tcp_unsolicited": "TCP answers to probes we did not send to that address",
-    "tcp_over_limit": "TCP answers beyond the per-address limits",
-    "dhcp_ignored": "malformed or excess DHCP answers",
-    "ipv6_ignored": "malformed or excess router advertisements and DHCPv6 answers",
-    "ndp_unsolicited": "IPv6 echo replies and neighbour advertisements nobody asked for",
-    "ndp_over_limit": "IPv6 neighbour advertisements beyond the per-address limits",
-    "ssdp_ignored": "SSDP answers from addresses the sweep did not see, or beyond the limits",
-}
-
-
-def _warn(outcome: RunOutcome, *, quiet: bool) -> None:
-    """What a person should know about this run beyond its findings (standard error).
-
-    A flood is shown even with --quiet: cron mails it to whoever watches the network.
-    """
-    ignored = outcome.run.counts.get("ignored_replies") or {}
-    if ignored:
-        parts = ", ".join(
-            f"{count:,} {_IGNORED.get(name, name)}" for name, count in sorted(ignored.items())
-        )
-        typer.echo(
-            f"warning: run {outcome.run.id} ignored {parts}: something on the link is flooding "
-            f"or spoofing; see `ipguard runs show {outcome.run.id}`",
-            err=True,
-        )
-    for polled in (outcome.run.counts.get("snmp") or {}).values():
-        if polled.get("warning"):  # like a flood, shown with --quiet: cron mails it
-            typer.echo(
-                f"warning: snmp: {safe(polled['warning'])}; its findings stay as they were",
-                err=True,
-            )
-    uncovered = outcome.run.counts.get("uncovered") or []
-    if uncovered:
-        parts = "; ".join(f"{item['range']} ({item['reason']})" for item in uncovered)
-        typer.echo(
-            f"warning: run {outcome.run.id} could not sweep {safe(parts)}: nothing there was "
-            "checked or resolved",
-            err=True,
-        )
-    if outcome.spooled and not quiet:
-        ids = ", ".join(str(run_id) for run_id in outcome.spooled)
-        info(f"run {ids} could not be stored when it ran; stored now from the spool")
-
-
-def _warn_unreadable_spool(url: str) -> None:
-    """A spool file no scan can store (damaged or edited): said on every scan, even with --quiet.
-
-    Its run is lost unless a person looks at it, so cron mails the line until the file is gone.
-    """
-    from ipguard import spool
-
-    for path, reason in spool.unreadable(url):
-        typer.echo(
-            f"warning: spool file {safe(path)} cannot be read ({safe(reason)}): its run is not "
-            "stored; look at it, then remove it",
-            err=True,
-        )
 
 
 def _phases(given: str | None, *, no_services: bool) -> tuple[str, ...]:
