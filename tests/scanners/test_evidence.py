@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -178,6 +179,68 @@ def web_page(lab: Lab, host: str, port: int, pages: dict[str, str]) -> Iterator[
         server.shutdown()
         thread.join(5)
         server.server_close()
+
+
+@contextlib.contextmanager
+def dripper(lab: Lab, host: str, port: int, first: bytes) -> Iterator[None]:
+    """A TCP listener on `host` that sends `first`, then one byte every 0.2 s, forever."""
+    with inside(lab.host(host).ns):
+        server = socket.create_server(("0.0.0.0", port))
+    server.settimeout(0.05)
+    stop = threading.Event()
+
+    def drip(conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            conn.sendall(first)
+            while not stop.wait(0.2):
+                conn.sendall(b"a")
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=drip, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(5)
+        server.close()
+
+
+def test_a_page_or_a_tls_handshake_that_never_ends_is_cut_at_the_timeout(demo_lab: Lab) -> None:
+    """A device dripping a byte at a time: every read succeeds, so only a deadline ends it."""
+    ip = demo_lab.host("office-pc04").ip
+    took: dict[bool, float] = {}
+
+    def fetch(port: int, tls: bool) -> None:
+        started = time.monotonic()
+        with contextlib.suppress(OSError, ValueError):
+            http.get(ip, port, timeout=1.0, tls=tls)
+        took[tls] = time.monotonic() - started
+
+    page = b"HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n\r\n<title>"
+    handshake = b"\x16\x03\x03\x40\x00"  # a TLS handshake record of 16 KiB, never finished
+    with (
+        dripper(demo_lab, "office-pc04", 8081, page),
+        dripper(demo_lab, "office-pc04", 8443, handshake),
+        inside(demo_lab.scanner_ns),
+    ):
+        threads = [
+            threading.Thread(target=fetch, args=(port, tls), daemon=True)
+            for port, tls in ((8081, False), (8443, True))
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+    assert set(took) == {False, True}, "a GET was still reading after 10 s"
+    assert max(took.values()) < 3.0, took
 
 
 def test_locations_and_redirects_elsewhere_are_never_followed(demo_lab: Lab) -> None:
