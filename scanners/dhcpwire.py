@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import struct
+from collections.abc import Callable
 from datetime import datetime
 
 from ipguard.model import DhcpOffer
@@ -86,7 +87,7 @@ def parse_offer(frame: bytes, xid: int, seen_at: datetime | None = None) -> Dhcp
     op, _htype, _hlen, _hops, their_xid, *_rest = _FIXED.unpack_from(payload)
     if op != 2 or their_xid != xid or payload[BOOTP_FIXED : BOOTP_FIXED + 4] != MAGIC_COOKIE:
         return None
-    options = _all_options(payload)
+    options = all_options(payload)
     if options is None or options.get(OPT_MESSAGE_TYPE) != bytes([DHCP_OFFER]):
         return None
     server_id = options.get(OPT_SERVER_ID, b"")
@@ -119,20 +120,24 @@ def _udp_payload(frame: bytes, port: int) -> bytes | None:
     return frame[udp + UDP_HEADER : udp + length]
 
 
-def _all_options(payload: bytes) -> dict[int, bytes] | None:
+def all_options(
+    payload: bytes, parse: Callable[[bytes], dict[int, bytes] | None] | None = None
+) -> dict[int, bytes] | None:
     """Options by code from the options field and, when option 52 says so, `file` then `sname`.
 
     RFC 2131 section 4.1 fixes that order; an option sent in several parts is their concatenation
-    (RFC 3396). None when an option runs past the end of its field.
+    (RFC 3396). `parse` reads one field; by default strictly: None when an option runs past its
+    field's end.
     """
-    found = _options(payload[BOOTP_FIXED + 4 :])
+    parse = parse or _options
+    found = parse(payload[BOOTP_FIXED + 4 :])
     if found is None:
         return None
     overload = (found.get(OPT_OVERLOAD) or b"\x00")[0]  # 1: file, 2: sname, 3: both
     fields = [payload[FILE_AT : FILE_AT + 128]] if overload & 1 else []
     fields += [payload[SNAME_AT : SNAME_AT + 64]] if overload & 2 else []
     for field in fields:
-        more = _options(field)
+        more = parse(field)
         if more is None:
             return None
         for code, value in more.items():

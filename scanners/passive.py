@@ -32,7 +32,7 @@ from datetime import datetime
 
 from ipguard.errors import InterfaceError, ScanError
 from ipguard.model import DhcpOffer, RouterAdvert
-from ipguard.scanners import ipv6wire, rawsock
+from ipguard.scanners import dhcpwire, ipv6wire, rawsock
 from ipguard.scanners.ipv6bpf import upper_layer_filter
 
 WHAT = "watch"
@@ -137,7 +137,8 @@ def parse_arp(frame: bytes) -> ArpClaim | None:
 
 
 def dhcp_options(data: bytes, start: int) -> dict[int, bytes]:
-    """The options of a DHCP message from `start` (first occurrence of each code wins)."""
+    """The options of a DHCP field from `start` (an option sent in parts joined, RFC 3396); one
+    running past the end of the frame is cut there."""
     options: dict[int, bytes] = {}
     at, end = start, len(data)
     while at < end:
@@ -148,7 +149,7 @@ def dhcp_options(data: bytes, start: int) -> dict[int, bytes]:
         if code == 255 or at + 1 >= end:  # end
             break
         length = data[at + 1]
-        options.setdefault(code, data[at + 2 : at + 2 + length])
+        options[code] = options.get(code, b"") + data[at + 2 : at + 2 + length]
         at += 2 + length
     return options
 
@@ -175,7 +176,8 @@ def parse_dhcp(frame: bytes, seen_at: datetime | None = None) -> DhcpOffer | Dhc
         return None
     if frame[bootp + 1] != 1 or frame[bootp + 2] != 6:  # htype Ethernet, hlen 6
         return None
-    options = dhcp_options(frame, bootp + 240)
+    # Options may go on in `file` and `sname` (option 52), read as the active probe reads them.
+    options = dhcpwire.all_options(frame[bootp:], lambda field: dhcp_options(field, 0)) or {}
     message = options.get(53, b"\x00")[:1]
     kind = message[0] if message else 0
     op = frame[bootp]

@@ -86,6 +86,29 @@ def test_server_answers_are_offers() -> None:
     assert parse_frame(nak) is None
 
 
+def test_an_offer_continued_in_file_and_sname_is_read_whole() -> None:
+    """Option 52 (RFC 2131 section 4.1): options go on in `file`, then `sname`; a long one is
+    split in parts to be joined (RFC 3396). The watcher reads them as the active probe does."""
+    offer = dhcp(
+        2,
+        "offer",
+        src="02:66:00:00:00:77",
+        chaddr=B,
+        yiaddr="198.18.0.150",
+        ip_src="198.18.0.9",
+        options=[b"\x34\x01\x03", ("name_server", "198.18.0.77")],
+        file=b"\x06\x04" + bytes([198, 18, 0, 3]) + b"\x36\x04" + bytes([198, 18, 0, 77]) + b"\xff",
+        sname=b"\x03\x04" + bytes([198, 18, 0, 1]) + b"\xff",
+    )
+    assert parse_frame(offer) == DhcpOffer(
+        server_ip="198.18.0.77",
+        server_mac="02:66:00:00:00:77",
+        offered_ip="198.18.0.150",
+        router="198.18.0.1",
+        dns=("198.18.0.77", "198.18.0.3"),
+    )
+
+
 def test_client_messages_carry_hostname_and_fingerprint() -> None:
     request = dhcp(
         1,
