@@ -14,6 +14,8 @@ import ssl
 import time
 from dataclasses import dataclass, field
 
+import webencodings
+
 from ipguard.escape import one_line
 from ipguard.scanners.base import clipped
 
@@ -43,13 +45,19 @@ class HttpReply:
         return meta.group(1).decode("ascii") if meta else None
 
     def text(self, raw: bytes | None = None) -> str:
-        """Body (or `raw`) as text: declared charset, else UTF-8, else GB18030, else Latin-1."""
+        """Body (or `raw`) as text: declared charset, else UTF-8, else GB18030, else Latin-1.
+
+        A declared charset is read as a browser reads it (the WHATWG labels: x-sjis is Shift_JIS,
+        iso-8859-1 is windows-1252), since device pages are written for browsers.
+        """
         raw = self.body if raw is None else raw
-        for encoding in (self.charset, "utf-8", "gb18030"):
-            if not encoding:
-                continue
+        for label in (self.charset, "utf-8", "gb18030"):
+            declared = webencodings.lookup(label) if label else None
             try:
-                return raw.decode(encoding)
+                if declared is not None:
+                    return str(declared.codec_info.decode(raw)[0])
+                if label:
+                    return raw.decode(label)
             except (UnicodeDecodeError, LookupError):
                 continue
         return raw.decode("latin-1")

@@ -371,6 +371,25 @@ def test_titles_are_read_in_their_charset() -> None:
 
 
 @pytest.mark.parametrize(
+    ("label", "title", "encoding"),
+    [
+        # Labels browsers know (the WHATWG Encoding Standard) that Python's codecs do not.
+        ("x-sjis", "バッファロー エアステーション", "shift_jis"),
+        ("Windows-31J", "Aterm 設定画面", "cp932"),
+        ("x-gbk", "迅捷 无线路由器", "gbk"),
+        # Browsers read iso-8859-1 as windows-1252, as the pages were written.
+        ("iso-8859-1", "NETGEAR Router\u2122 \u2013 Setup", "cp1252"),
+    ],
+)
+def test_titles_are_read_in_the_charset_a_browser_would_use(
+    label: str, title: str, encoding: str
+) -> None:
+    body = f'<meta http-equiv="Content-Type" content="text/html; charset={label}">'
+    body += f"<title>{title}</title>"
+    assert http.title(http.HttpReply(200, {}, body.encode(encoding))) == title
+
+
+@pytest.mark.parametrize(
     ("mac", "router_vendor"),
     [
         (TPLINK_MAC, True),
