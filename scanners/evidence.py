@@ -42,6 +42,10 @@ HTTP_PORTS = frozenset({80, 81, 8000, 8008, 8080, 8081, 8088, 8888, 443, 8443})
 TLS_PORTS = frozenset({443, 8443})
 HTTP_WORDS = ("http", "upnp", "www")
 MAX_REDIRECTS = 2
+# An embedded web server (a router's or an AP's management UI, its UPnP description) often takes
+# over a second to render a page; the fetches run side by side and beside the versions and DHCP
+# phases, so waiting longer than the sweep's `timeout` for them costs a scan little.
+PAGE_TIMEOUT = 3.0
 MAX_WORKERS = 16
 PHASES = 4  # forwarding, SSDP, web pages, vendors and adjacency
 
@@ -70,6 +74,7 @@ class RouterApEvidence:
         self.interface = interface
         self.scope = scope
         self.timeout = timeout
+        self.page_timeout = max(PAGE_TIMEOUT, timeout)  # for web pages and UPnP descriptions
         self.rate = rate
         self.progress = progress
         self.ignored: Counter[IgnoredReply] = Counter()  # answers not kept (upnp.search), by reason
@@ -132,7 +137,8 @@ class RouterApEvidence:
         if locations:
             with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(locations))) as pool:
                 read = pool.map(
-                    lambda url: upnp.describe(url, self.scope, timeout=self.timeout), locations
+                    lambda url: upnp.describe(url, self.scope, timeout=self.page_timeout),
+                    locations,
                 )
                 descriptions = dict(zip(locations, read, strict=True))
         found = []
@@ -187,7 +193,7 @@ class RouterApEvidence:
         path, tls = "/", port in TLS_PORTS
         for _hop in range(MAX_REDIRECTS + 1):
             try:
-                reply = http.get(ip, port, path, timeout=self.timeout, tls=tls)
+                reply = http.get(ip, port, path, timeout=self.page_timeout, tls=tls)
             except (OSError, ValueError):
                 return None
             location = reply.headers.get("location", "")

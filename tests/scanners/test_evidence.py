@@ -148,11 +148,15 @@ def ssdp_liar(lab: Lab, host: str, locations: list[str]) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def web_page(lab: Lab, host: str, port: int, pages: dict[str, str]) -> Iterator[None]:
-    """An HTTP server on `host`: a path maps to `<title>…` or to `redirect:URL`."""
+def web_page(
+    lab: Lab, host: str, port: int, pages: dict[str, str], delay: float = 0.0
+) -> Iterator[None]:
+    """An HTTP server on `host`: a path maps to `<title>…` or to `redirect:URL`, each answered
+    after `delay` seconds."""
 
     class Page(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            time.sleep(delay)
             page = pages.get(self.path, "")
             if page.startswith("redirect:"):
                 self.send_response(302)
@@ -241,6 +245,21 @@ def test_a_page_or_a_tls_handshake_that_never_ends_is_cut_at_the_timeout(demo_la
             thread.join(10)
     assert set(took) == {False, True}, "a GET was still reading after 10 s"
     assert max(took.values()) < 3.0, took
+
+
+def test_a_slow_management_page_is_still_read(demo_lab: Lab) -> None:
+    """An embedded web server taking 1.5 s to render its login page, with the sweep's timeout
+    at 1 s: the page fetch waits longer (PAGE_TIMEOUT), and the title is evidence."""
+    slow = demo_lab.host("office-pc04")
+    seen = [ServiceObservation(slow.ip, "tcp", 8081, "http")]
+    probe = RouterApEvidence("eth0", Scope([demo_lab.subnet]), timeout=1.0)
+    with (
+        web_page(demo_lab, "office-pc04", 8081, {"/": "TL-WR841N Wireless N Router"}, delay=1.5),
+        inside(demo_lab.scanner_ns),
+    ):
+        found = probe.collect(observations(demo_lab, "office-pc04"), seen)
+    titles = [e for e in found if e.ip == slow.ip and e.kind == "http-title"]
+    assert [e.detail for e in titles] == ["tcp/8081: TL-WR841N Wireless N Router"]
 
 
 def test_locations_and_redirects_elsewhere_are_never_followed(demo_lab: Lab) -> None:
