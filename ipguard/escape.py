@@ -82,6 +82,22 @@ def one_line(value: Any) -> str:
     return visible(_BREAKS.sub(" ", text).strip(" "))
 
 
+# What XML 1.0, and so an XLSX cell, cannot hold: C0 controls other than tab and line breaks,
+# lone surrogates and the noncharacters U+FFFE and U+FFFF.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_text(value: Any) -> str:
+    """`value` as text an XML document can hold: only what it cannot is shown as an escape.
+
+    Ledger text is kept as it was typed (line breaks in notes included), but a ledger written by
+    an older ipguard may hold a control character, which openpyxl refuses, or U+FFFF, which it
+    writes into a workbook no spreadsheet opens.
+    """
+    text = "" if value is None else str(value)
+    return _NOT_XML.sub(lambda m: _escape(m.group()), text) if _NOT_XML.search(text) else text
+
+
 def json_text(data: Any, *, indent: int | None = 2) -> str:
     """JSON with non-ASCII text kept readable but every hidden character escaped (`\\u001b`)."""
     text = json.dumps(data, ensure_ascii=False, indent=indent, default=str)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ipguard.errors import LedgerFileError, LineProblem
+from ipguard.escape import xml_text
 from ipguard.ledger.files import (
     ExportRow,
     FileRow,
@@ -254,10 +255,10 @@ def write_xlsx(path: Path, rows: Sequence[ExportRow], changed_since: datetime | 
 
 
 def _text_cell(sheet: Any, value: str, font: Any) -> Any:
-    """A cell Excel stores and shows as text, never as a formula."""
+    """A cell Excel stores and shows as text, never as a formula, and an XML document can hold."""
     from openpyxl.cell import WriteOnlyCell
 
-    cell = WriteOnlyCell(sheet, value=value)
+    cell = WriteOnlyCell(sheet, value=xml_text(value))
     cell.data_type = "s"
     if font is not None:
         cell.font = font

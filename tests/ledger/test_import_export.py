@@ -390,3 +390,38 @@ def test_hundred_thousand_rows_import(cli: Cli, tmp_path: Path) -> None:
     assert "100000 added" in result.stderr
     listing = cli("ledger", "list", "--format", "csv")
     assert len(listing.stdout.splitlines()) == 100_001
+
+
+def test_xlsx_export_of_a_ledger_holding_what_no_cell_may_hold_shows_it_as_escapes(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """A ledger filled by an older ipguard may hold controls and noncharacters in its text.
+
+    openpyxl refuses a control character (the export died with a traceback) and writes U+FFFE
+    and U+FFFF into XML no spreadsheet opens; each is shown as an escape instead, and the CSV
+    and JSON exports, which can hold them, keep them as they are.
+    """
+    import sqlalchemy
+    from openpyxl import load_workbook
+
+    cli("ledger", "import", str(write_csv(tmp_path / "in.csv", FULL_ROWS)))
+    engine = sqlalchemy.create_engine(cli.db_url)
+    with engine.begin() as connection:
+        connection.execute(
+            sqlalchemy.text("UPDATE device SET notes = :notes, owner = :owner WHERE ip = :ip"),
+            {"notes": "bell\x07 and \uffff end", "owner": "李\ufffe伟", "ip": "10.20.1.1"},
+        )
+    engine.dispose()
+    out = tmp_path / "out.xlsx"
+    result = cli("ledger", "export", str(out))
+    assert result.exit_code == 0, result.stderr
+    sheet = load_workbook(out).active
+    ip, owner, notes = (LEDGER_FIELDS.index(name) for name in ("ip", "owner", "notes"))
+    cells = {row[ip].value: row for row in sheet.iter_rows(min_row=2)}
+    assert cells["10.20.1.1"][notes].value == "bell\\x07 and \\uffff end"
+    assert cells["10.20.1.1"][owner].value == "李\\ufffe伟"
+    assert cells["10.20.1.7"][owner].value == "张三"  # untouched records are exact
+
+    assert cli("ledger", "export", str(tmp_path / "out.json")).exit_code == 0
+    exported = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))
+    assert {item["ip"]: item["owner"] for item in exported}["10.20.1.1"] == "李\ufffe伟"
