@@ -1,11 +1,18 @@
-"""Proxy probe in the demo lab: tinyproxy and the SOCKS host relay to the canary; others do not."""
+"""Proxy probe in the demo lab: tinyproxy and the SOCKS host relay to the canary; others do not.
+
+Beside the scenario's own proxies, real proxies as administrators meet them: Squid as Debian
+installs it (it allows localhost only), the same Squid after the one change an administrator
+makes to open it to the LAN, and microsocks at its defaults (SOCKS5 only, no authentication).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +20,7 @@ from ipguard.errors import InvalidValue, ScanError, ScopeError
 from ipguard.model import ProxyVerdict, ServiceObservation
 from ipguard.scanners.proxy import METHODS, ProxyProbe, proxy_candidates
 from ipguard.scanners.scope import Scope
+from tests.lab import daemons
 from tests.lab.builder import Lab
 from tests.lab.netns import inside
 
@@ -185,3 +193,96 @@ def test_candidates_are_proxy_ports_and_http_proxy_or_socks_services() -> None:
         ("198.18.0.40", 9999),
         ("198.18.0.41", 4145),
     ]
+
+
+def squid_plan(host: str, workdir: Path, *, lan_allowed: bool) -> daemons.DaemonPlan:
+    """Debian's own squid.conf, read from the package, with only what the lab needs changed.
+
+    Its `include /etc/squid/conf.d/*.conf` line is replaced by the lab's copy of Debian's
+    conf.d, in which `lan_allowed` uncomments `http_access allow localnet` as an administrator
+    would, with the lab's range added to `localnet` (Debian's lists RFC 1918 ranges only).
+    """
+    stock = Path("/etc/squid/squid.conf").read_text()
+    local = workdir / f"{host}-squid-local.conf"
+    local_text = "logfile_rotate 0\n"
+    if lan_allowed:
+        local_text += "acl localnet src 198.18.0.0/15\nhttp_access allow localnet\n"
+    conf_text, included = re.subn(
+        r"^include /etc/squid/conf\.d/\*\.conf$", f"include {local}", stock, flags=re.M
+    )
+    assert included == 1, "Debian's squid.conf no longer includes conf.d"
+    conf_text += (
+        f"pid_filename {workdir / host}-squid.pid\n"  # one squid per host, not one per machine
+        "shutdown_lifetime 0 seconds\n"  # the lab stops it within 2 s; Debian's waits 30 s
+    )
+    conf = workdir / f"{host}-squid.conf"
+    return daemons.DaemonPlan(
+        host,
+        "squid tcp/3128",
+        ("squid", "-N", "-f", str(conf)),  # -N: in the foreground, so that the lab stops it
+        ready=(("tcp", 3128),),
+        files={str(conf): conf_text, str(local): local_text},
+    )
+
+
+@pytest.fixture(scope="module")
+def real_proxies(
+    demo_lab: Lab, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[list[ProxyVerdict]]:
+    """Probe verdicts for stock Squid, Squid opened to the LAN, and microsocks at defaults."""
+    workdir = tmp_path_factory.mktemp("proxies")
+    workdir.chmod(0o755)  # squid reads its files as the `proxy` user it drops to
+    plans = [
+        squid_plan("math-pc02", workdir, lan_allowed=False),
+        squid_plan("math-pc04", workdir, lan_allowed=True),
+        daemons.DaemonPlan("math-pc06", "microsocks tcp/1080", ("microsocks",), (("tcp", 1080),)),
+    ]
+    started: list[daemons.Daemon] = []
+    try:
+        for plan in plans:
+            started.append(daemons.start(plan, demo_lab.host(plan.host).ns, workdir))
+        daemons.wait_ready(started)
+        probe = ProxyProbe(Scope([demo_lab.subnet]), canary_ip=demo_lab.scanner_ip, timeout=2.0)
+        targets = [(demo_lab.host(p.host).ip, p.ready[0][1]) for p in plans]
+        with inside(demo_lab.scanner_ns):
+            yield probe.probe_many(targets)
+    finally:
+        daemons.stop(started)
+
+
+def test_squid_as_debian_installs_it_relays_nothing_for_the_lan(
+    real_proxies: list[ProxyVerdict], demo_lab: Lab
+) -> None:
+    found = [v for v in real_proxies if v.ip == demo_lab.host("math-pc02").ip]
+    assert relaying(found, demo_lab.host("math-pc02").ip, 3128) == dict.fromkeys(METHODS, False)
+    said = {v.method: v.detail for v in found}
+    assert said["http-get"].startswith("GET answered 'HTTP/1.1 403 Forbidden'")
+    assert said["http-connect"].startswith("CONNECT answered 'HTTP/1.1 403 Forbidden'")
+
+
+def test_squid_opened_to_the_lan_relays_a_get_but_connects_only_to_443(
+    real_proxies: list[ProxyVerdict], demo_lab: Lab
+) -> None:
+    """Debian's squid.conf keeps `http_access deny CONNECT !SSL_ports`: the canary's high port
+    is a Safe_port for GET, but CONNECT is only for 443; one relaying method proves the proxy."""
+    ip = demo_lab.host("math-pc04").ip
+    assert relaying(real_proxies, ip, 3128) == {
+        "http-connect": False,
+        "http-get": True,
+        "socks4": False,
+        "socks5": False,
+    }
+    get = next(v for v in real_proxies if (v.ip, v.method) == (ip, "http-get"))
+    assert f"canary reached from {ip}" in get.detail
+
+
+def test_microsocks_at_its_defaults_relays_socks5(
+    real_proxies: list[ProxyVerdict], demo_lab: Lab
+) -> None:
+    ip = demo_lab.host("math-pc06").ip
+    assert relaying(real_proxies, ip, 1080) == {
+        "http-connect": False,
+        "http-get": False,
+        "socks4": False,
+        "socks5": True,
+    }
