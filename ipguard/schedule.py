@@ -168,12 +168,7 @@ def _crontab(args: Sequence[str], user: str | None, *, text: str | None = None) 
             "or use `ipguard cron install --systemd`"
         )
     if user:
-        import pwd
-
-        try:
-            pwd.getpwnam(user)
-        except KeyError:  # a typo is bad input, not a failing crontab
-            raise InvalidValue(f"--user {user!r}: there is no such user on this machine") from None
+        home_of(user)  # refuses a user that does not exist
     argv = [binary, *(["-u", user] if user else []), *args]
     try:
         # Other lines of a crontab may be in any encoding (a Latin-1 comment): kept byte for byte.
@@ -286,17 +281,75 @@ def default_service_user() -> str:
     return pwd.getpwuid(os.geteuid()).pw_name
 
 
-def default_metrics_file() -> Path:
+def home_of(user: str) -> Path:
+    """The home directory of `user`, whose crontab gets the job."""
+    import pwd
+
+    try:
+        return Path(pwd.getpwnam(user).pw_dir)
+    except KeyError:  # a typo is bad input, not a failing crontab
+        raise InvalidValue(f"--user {user!r}: there is no such user on this machine") from None
+
+
+def data_dir(home: Path | None = None) -> Path:
+    """ipguard's data directory: yours, or that of the user whose home is `home`.
+
+    Cron runs a user's job with HOME set and no XDG_* variables, so that user's ipguard keeps its
+    data under `home` as the XDG defaults say; root's own directory is not theirs to read.
+    """
+    if home is None:
+        from platformdirs import user_data_dir
+
+        return Path(user_data_dir("ipguard"))
+    return home / ".local" / "share" / "ipguard"
+
+
+def default_metrics_file(home: Path | None = None) -> Path:
     """node_exporter's textfile directory when it exists, else ipguard's data directory."""
     if NODE_EXPORTER_TEXTFILES.is_dir():
         return NODE_EXPORTER_TEXTFILES / "ipguard.prom"
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir("ipguard")) / "ipguard.prom"
+    return data_dir(home) / "ipguard.prom"
 
 
-def default_log_file() -> Path:
-    """ipguard's log directory."""
-    from platformdirs import user_log_dir
+def default_log_file(home: Path | None = None) -> Path:
+    """ipguard's log directory (yours, or under `home` as for data_dir)."""
+    if home is None:
+        from platformdirs import user_log_dir
 
-    return Path(user_log_dir("ipguard")) / "scan.log"
+        return Path(user_log_dir("ipguard")) / "scan.log"
+    return home / ".local" / "state" / "ipguard" / "log" / "scan.log"
+
+
+def unreachable(
+    user: str, *, runnable: Sequence[Path], readable: Sequence[Path], writable: Sequence[Path]
+) -> list[str]:
+    """What `user` cannot do of what its job needs: run, read or write these paths.
+
+    Asked of the system as that user (its groups included) with test(1), as only the kernel
+    knows for sure (ACLs, a home directory of mode 700, a read-only mount). Needs root.
+    """
+    import pwd
+
+    entry = pwd.getpwnam(user)
+    groups = os.getgrouplist(user, entry.pw_gid)
+    test = shutil.which("test", path="/usr/bin:/bin") or "/usr/bin/test"
+    checks = [("-x", path, "run") for path in runnable]
+    checks += [("-r", path, "read") for path in readable]
+    checks += [("-w", path, "write") for path in writable]
+    refused: list[str] = []
+    for flag, path, verb in checks:
+        try:
+            done = subprocess.run(
+                [test, flag, str(path)],
+                user=entry.pw_uid,
+                group=entry.pw_gid,
+                extra_groups=groups,
+                env={"PATH": "/usr/bin:/bin"},
+                cwd="/",
+                timeout=30,
+            )
+        except (OSError, subprocess.TimeoutExpired) as error:
+            raise OperationalError(f"cannot check what {user} may use: {error}") from None
+        if done.returncode != 0:
+            refused.append(f"{verb} {path}")
+    return refused

@@ -44,8 +44,12 @@ class _Job:
         return self.shown != self.argv
 
 
-def _job(shared: AppState, every: str, metrics_file: Path | None) -> _Job:
-    """The scan command with every path absolute: the configuration must exist."""
+def _job(shared: AppState, every: str, metrics_file: Path | None, home: Path | None = None) -> _Job:
+    """The scan command with every path absolute: the configuration must exist.
+
+    `home` is the home of the user whose job it is, when that is not you: the defaults (ledger,
+    metrics file) are then that user's, as its own ipguard would choose them, not yours.
+    """
     from ipguard import schedule
     from ipguard.config import find_config
     from ipguard.ledger.store import absolute_url, display_url, resolve_url
@@ -57,11 +61,17 @@ def _job(shared: AppState, every: str, metrics_file: Path | None) -> _Job:
             "a scheduled scan needs a configuration file: give --config PATH (or IPGUARD_CONFIG)"
         )
     configured = shared.settings().scan.metrics_file  # a broken configuration fails now
-    chosen = metrics_file or (Path(configured) if configured else schedule.default_metrics_file())
+    chosen = metrics_file or (
+        Path(configured) if configured else schedule.default_metrics_file(home)
+    )
     metrics = chosen.expanduser().absolute()
+    if home is not None and shared.db is None and "IPGUARD_DB" not in os.environ:
+        db_url = f"sqlite:///{schedule.data_dir(home) / 'ledger.db'}"
+    else:
+        db_url = absolute_url(resolve_url(shared.db))
     argv = schedule.scan_argv(
         schedule.ipguard_argv(),
-        db_url=absolute_url(resolve_url(shared.db)),
+        db_url=db_url,
         config=config.absolute(),
         metrics_file=metrics,
     )
@@ -80,16 +90,21 @@ def _refuse(given: Mapping[str, object], why: str) -> None:
 
 
 def _make_dirs(paths: list[Path], owner: str | None) -> None:
+    """The directories of `paths`, made when missing: every one made is `owner`'s.
+
+    All of them, not only the last: `~U/.local/state/ipguard/log` made by root with a root-owned
+    `.local` in between would still be U's to write but never U's to tidy or move.
+    """
     import pwd
 
     for directory in {path.parent for path in paths}:
-        if directory.is_dir():
-            continue
+        missing = [d for d in (directory, *directory.parents) if not d.exists()]
         try:
-            directory.mkdir(parents=True)
+            directory.mkdir(parents=True, exist_ok=True)
             if owner:
                 entry = pwd.getpwnam(owner)
-                os.chown(directory, entry.pw_uid, entry.pw_gid)
+                for made in missing:
+                    os.chown(made, entry.pw_uid, entry.pw_gid)
         except (OSError, KeyError) as error:
             raise InvalidValue(f"cannot create {directory}: {error}") from None
 
@@ -167,22 +182,27 @@ def install(
             {"--write": write, "--unit-dir": unit_dir, "--service-user": service_user},
             "is for --systemd only",
         )
-        job = _job(state(ctx), every, metrics_file)
-        _install_cron(job, log_file=log_file, user=user, dry_run=dry_run)
+        from ipguard import schedule
+
+        home = schedule.home_of(user) if user else None
+        job = _job(state(ctx), every, metrics_file, home)
+        log = (log_file or schedule.default_log_file(home)).expanduser().absolute()
+        _install_cron(job, log=log, user=user, dry_run=dry_run)
 
 
-def _install_cron(job: _Job, *, log_file: Path | None, user: str | None, dry_run: bool) -> None:
+def _install_cron(job: _Job, *, log: Path, user: str | None, dry_run: bool) -> None:
     """The crontab entry: printed by a dry run exactly as it is installed."""
     from ipguard import schedule
 
-    log = (log_file or schedule.default_log_file()).expanduser().absolute()
     shown = schedule.cron_line(job.when, job.shown, log)
     if dry_run:
         typer.echo(f"{schedule.MARKER}\n{shown}")
         if job.secret:
             info(_MASKED)
         return
-    _make_dirs([job.metrics, log], user)
+    _make_dirs([job.metrics, log, *_ledger_file(job)], user)
+    if user and os.geteuid() == 0:
+        _refuse_unreachable(job, log, user)
     current = schedule.read_crontab(user)
     line = schedule.cron_line(job.when, job.argv, log)
     schedule.write_crontab(schedule.with_entry(current, line), user)
@@ -190,6 +210,40 @@ def _install_cron(job: _Job, *, log_file: Path | None, user: str | None, dry_run
     info(f"installed in {whose} crontab (every {job.when.text}):")
     info(shown)
     info(f"output is appended to {log}; metrics go to {job.metrics}")
+
+
+def _ledger_file(job: _Job) -> list[Path]:
+    """The SQLite ledger the job writes, if it is one (its directory must exist for the job)."""
+    from ipguard import spool
+
+    ledger = spool.sqlite_file(job.argv[job.argv.index("--db") + 1])
+    return [] if ledger is None else [ledger]
+
+
+def _ledger_files(ledger: list[Path]) -> list[Path]:
+    """The ledger and the WAL files beside it: a root-owned `-wal` stops its user's writes too."""
+    return [Path(f"{path}{suffix}") for path in ledger for suffix in ("", "-wal", "-shm")]
+
+
+def _refuse_unreachable(job: _Job, log: Path, user: str) -> None:
+    """Refuse a job that `user` could not run: every run would fail, into a log nobody reads."""
+    from ipguard import schedule
+
+    config = Path(job.argv[job.argv.index("--config") + 1])
+    ledger = _ledger_file(job)
+    writable = [*_ledger_files(ledger), *{path.parent for path in (job.metrics, log, *ledger)}]
+    refused = schedule.unreachable(
+        user,
+        runnable=[Path(job.argv[0])],
+        readable=[config],
+        writable=[path for path in writable if path.exists()],
+    )
+    if refused:
+        raise InvalidValue(
+            f"--user {user}: the job would run as {user}, who cannot "
+            + ", ".join(refused)
+            + f"; give paths {user} may use (--config, --db, --metrics-file, --log-file)"
+        )
 
 
 def _install_systemd(

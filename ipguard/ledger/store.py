@@ -56,23 +56,37 @@ def resolve_url(given: str | None, option: str = "--db") -> str:
         raise InputError(f"{where} {url!r} starts or ends with spaces; give the path without them")
     if "://" not in url:
         _refuse_mistyped_url(url, where)
-        try:
-            path = Path(url).expanduser().resolve()
-            path.is_dir()
-        except OSError as error:  # a name too long, say
-            raise InputError(
-                f"{where} names a file that cannot be used: {error.strerror}"
-            ) from None
-        if path.is_dir():
-            raise InputError(f"{where} {url!r} is a directory; give the ledger file inside it")
-        if not path.parent.is_dir():  # a typo, most likely: never a new, empty ledger there
-            raise InputError(
-                f"{where} {url!r}: there is no directory {path.parent}; check the path, or "
-                "create the directory first"
-            )
+        path = _ledger_file(url, url, where)
         # In a URL `?` starts the query and `%` an escape: a path's own stay part of its name.
-        url = "sqlite:///" + str(path).replace("%", "%25").replace("?", "%3F")
+        return "sqlite:///" + str(path).replace("%", "%25").replace("?", "%3F")
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return url  # the Store names what is wrong with it, password masked
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        # `sqlite:///var/lib/ipgaurd/ledger.db` is the same typo as the plain path.
+        _ledger_file(str(parsed.database), display_url(url), where)
     return url
+
+
+def _ledger_file(name: str, shown: str, where: str) -> Path:
+    """The SQLite file `name` resolved, refused when it is a directory or its directory is missing.
+
+    A missing directory is a typo, most likely: never a new, empty ledger there.
+    """
+    try:
+        path = Path(name).expanduser().resolve()
+        path.is_dir()
+    except OSError as error:  # a name too long, say
+        raise InputError(f"{where} names a file that cannot be used: {error.strerror}") from None
+    if path.is_dir():
+        raise InputError(f"{where} {shown!r} is a directory; give the ledger file inside it")
+    if not path.parent.is_dir():
+        raise InputError(
+            f"{where} {shown!r}: there is no directory {path.parent}; check the path, or "
+            "create the directory first"
+        )
+    return path
 
 
 # A PostgreSQL URL with its `//` mistyped (`postgresql:/u:pw@h/db`), or libpq's key=value form

@@ -76,10 +76,20 @@ def test_usage_errors_exit_2(cli: Cli) -> None:
     assert cli("no-such-command").exit_code == 2
 
 
-def test_unwritable_database_is_an_operational_error(cli: Cli, tmp_path: Path) -> None:
+def test_unwritable_database_is_an_operational_error(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only the default ledger's directory is made (a named one that is missing is a typo): a file
+    # where the data directory belongs is the machine's fault.
+    from typer.testing import CliRunner
+
+    from ipguard.cli.main import app
+
     blocker = tmp_path / "file"
     blocker.write_text("")
-    result = cli("ledger", "list", db=f"sqlite:///{blocker}/sub/ledger.db")
+    monkeypatch.delenv("IPGUARD_DB", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(blocker / "sub"))
+    result = CliRunner().invoke(app, ["ledger", "list"], catch_exceptions=False)
     assert result.exit_code == 3
     assert result.stderr.startswith("error: cannot create the ledger directory")
 

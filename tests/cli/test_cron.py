@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import secrets
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from ipguard import schedule
+from ipguard.cli.main import app
 from ipguard.errors import InvalidValue
 from tests.conftest import Cli
 from tests.lab.fixtures import LabFactory, requires_lab
@@ -329,15 +333,32 @@ def cron_user() -> Iterator[str]:
     if os.geteuid() != 0 or not shutil.which("useradd") or not shutil.which("crontab"):
         pytest.skip("needs root, useradd and crontab (apt-get install cron)")
     name = f"ipgcron{secrets.token_hex(3)}"
+    # Its home (mode 700, as useradd makes one) holds what its job uses: the job runs as it.
+    home = Path(tempfile.mkdtemp(prefix=f"{name}-"))
     subprocess.run(
-        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+        ["useradd", "--system", "--no-create-home", "--home-dir", str(home),
+         "--shell", "/usr/sbin/nologin", name],
         check=True,
-    )
+    )  # fmt: skip
     try:
+        shutil.chown(home, name, name)
         yield name
     finally:
         subprocess.run(["crontab", "-u", name, "-r"], capture_output=True)
         subprocess.run(["userdel", name], check=True)
+        shutil.rmtree(home)
+
+
+def home_of(user: str) -> Path:
+    """The user's home directory, as the system has it."""
+    return Path(pwd.getpwnam(user).pw_dir)
+
+
+def own_ledger(cli: Cli, user: str) -> str:
+    """The fixture's ledger, or for SQLite one in the user's home: the job runs as that user."""
+    if cli.db_url.startswith("postgresql"):
+        return cli.db_url
+    return f"sqlite:///{home_of(user) / 'ledger.db'}"
 
 
 def crontab_of(user: str) -> str:
@@ -345,30 +366,29 @@ def crontab_of(user: str) -> str:
     return done.stdout if done.returncode == 0 else ""
 
 
-def install_args(tmp_path: Path, user: str, every: str = "15m") -> list[str]:
+def install_args(home: Path, user: str, every: str = "15m") -> list[str]:
+    (home / "ipguard.toml").write_text(CONFIG)
     return [
-        "--config", str(tmp_path / "ipguard.toml"), "cron", "install", "--user", user,
-        "--every", every, "--metrics-file", str(tmp_path / "metrics" / "ipguard.prom"),
-        "--log-file", str(tmp_path / "log" / "scan.log"),
+        "--config", str(home / "ipguard.toml"), "cron", "install", "--user", user,
+        "--every", every, "--metrics-file", str(home / "metrics" / "ipguard.prom"),
+        "--log-file", str(home / "log" / "scan.log"),
     ]  # fmt: skip
 
 
-def test_install_replace_and_remove_in_a_real_crontab(
-    cli: Cli, cron_user: str, tmp_path: Path
-) -> None:
-    (tmp_path / "ipguard.toml").write_text(CONFIG)
+def test_install_replace_and_remove_in_a_real_crontab(cli: Cli, cron_user: str) -> None:
+    home, db = home_of(cron_user), own_ledger(cli, cron_user)
     subprocess.run(["crontab", "-u", cron_user, "-"], input=OTHER, text=True, check=True)
 
-    out = cli(*install_args(tmp_path, cron_user))
+    out = cli(*install_args(home, cron_user), db=db)
     assert out.exit_code == 0, out.stderr
     installed = crontab_of(cron_user)
     assert installed.startswith(OTHER) and installed.count(schedule.MARKER) == 1
     line = schedule.entry(installed)
     assert line is not None and line.startswith("*/15 * * * * /")
     assert f"in {cron_user}'s crontab (every 15m)" in out.stderr
-    assert (tmp_path / "log").is_dir() and (tmp_path / "metrics").is_dir()
+    assert (home / "log").is_dir() and (home / "metrics").is_dir()
 
-    assert cli(*install_args(tmp_path, cron_user, "1h")).exit_code == 0
+    assert cli(*install_args(home, cron_user, "1h"), db=db).exit_code == 0
     replaced = crontab_of(cron_user)
     assert replaced.count(schedule.MARKER) == 1 and replaced.startswith(OTHER)
     assert (schedule.entry(replaced) or "").startswith("0 * * * * /")
@@ -382,15 +402,13 @@ def test_install_replace_and_remove_in_a_real_crontab(
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_a_crontab_in_another_encoding_is_kept_byte_for_byte(
-    cli: Cli, cron_user: str, tmp_path: Path
-) -> None:
+def test_a_crontab_in_another_encoding_is_kept_byte_for_byte(cli: Cli, cron_user: str) -> None:
     # A Latin-1 comment in the user's crontab: install and remove stopped with a
     # UnicodeDecodeError traceback.
-    (tmp_path / "ipguard.toml").write_text(CONFIG)
+    home, db = home_of(cron_user), own_ledger(cli, cron_user)
     theirs = b"# sauvegarde \xe9crite la nuit\n30 2 * * * /usr/local/bin/backup\n"
     subprocess.run(["crontab", "-u", cron_user, "-"], input=theirs, check=True)
-    out = cli(*install_args(tmp_path, cron_user))
+    out = cli(*install_args(home, cron_user), db=db)
     assert out.exit_code == 0, out.stderr
     listed = subprocess.run(["crontab", "-u", cron_user, "-l"], capture_output=True, check=True)
     assert listed.stdout.startswith(theirs) and schedule.MARKER.encode() in listed.stdout
@@ -399,28 +417,65 @@ def test_a_crontab_in_another_encoding_is_kept_byte_for_byte(
     assert listed.stdout == theirs
 
 
-def test_the_dry_run_line_is_the_installed_line_byte_for_byte(
-    cli: Cli, cron_user: str, tmp_path: Path
-) -> None:
+def test_the_dry_run_line_is_the_installed_line_byte_for_byte(cli: Cli, cron_user: str) -> None:
     """Even with a `%` in a path, which cron would otherwise take for the end of the command."""
-    (tmp_path / "ipguard.toml").write_text(CONFIG)
-    args = install_args(tmp_path, cron_user)
-    args[args.index(str(tmp_path / "log" / "scan.log"))] = str(tmp_path / "log%d" / "scan.log")
-    dry = cli(*args, "--dry-run")
+    home, db = home_of(cron_user), own_ledger(cli, cron_user)
+    args = install_args(home, cron_user)
+    args[args.index(str(home / "log" / "scan.log"))] = str(home / "log%d" / "scan.log")
+    dry = cli(*args, "--dry-run", db=db)
     assert dry.exit_code == 0, dry.stderr
-    assert crontab_of(cron_user) == "" and not (tmp_path / "log%d").exists()
-    out = cli(*args)
+    assert crontab_of(cron_user) == "" and not (home / "log%d").exists()
+    out = cli(*args, db=db)
     assert out.exit_code == 0, out.stderr
     line = schedule.entry(crontab_of(cron_user))
     assert line is not None and "/log\\%d/scan.log" in line
     assert dry.stdout == f"{schedule.MARKER}\n{line}\n"
-    assert schedule.cron_command(line).endswith(f">> {tmp_path}/log%d/scan.log 2>&1")
+    assert schedule.cron_command(line).endswith(f">> {home}/log%d/scan.log 2>&1")
     # The confirmation shows the line on a line of its own, not after a literal "\n".
     assert "\\n" not in out.stderr
     assert out.stderr.splitlines()[:2] == [
         f"installed in {cron_user}'s crontab (every 15m):",
         line,
     ]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the default ledger is SQLite
+def test_root_installing_for_a_user_uses_that_users_paths(cli: Cli, cron_user: str) -> None:
+    # `sudo ipguard cron install --user ipguard` put root's own ledger, metrics file and log
+    # (/root/.local/...) into the ipguard user's job: every run failed, into a log it could not
+    # open, and the directories it made were root's.
+    home = home_of(cron_user)
+    (home / "ipguard.toml").write_text(CONFIG)
+    args = ["--config", str(home / "ipguard.toml"), "cron", "install", "--user", cron_user]
+    runner = CliRunner()
+    env = {"IPGUARD_DB": None, "XDG_DATA_HOME": None, "XDG_STATE_HOME": None}
+    done = runner.invoke(app, args, env=env, catch_exceptions=False)
+    assert done.exit_code == 0, done.stderr
+    command = schedule.cron_command(schedule.entry(crontab_of(cron_user)) or "")
+    data, state = home / ".local" / "share" / "ipguard", home / ".local" / "state" / "ipguard"
+    assert f"--db sqlite:///{data}/ledger.db " in command
+    assert f"--metrics-file {data}/ipguard.prom" in command
+    assert command.endswith(f">> {state}/log/scan.log 2>&1")
+    uid = pwd.getpwnam(cron_user).pw_uid
+    for made in (home / ".local", data, state, state / "log"):
+        assert made.stat().st_uid == uid, made
+
+    # A configuration the user cannot read (root's own, in a directory of mode 700) is refused:
+    # the job could never run.
+    private = Path(tempfile.mkdtemp(prefix="ipg-root-only-"))
+    try:
+        (private / "ipguard.toml").write_text(CONFIG)
+        args[1] = str(private / "ipguard.toml")
+        refused = runner.invoke(app, args, env=env, catch_exceptions=False)
+        assert refused.exit_code == 2
+        assert refused.stderr == (
+            f"error: --user {cron_user}: the job would run as {cron_user}, who cannot read "
+            f"{private}/ipguard.toml; give paths {cron_user} may use (--config, --db, "
+            "--metrics-file, --log-file)\n"
+        )
+        assert str(private) not in crontab_of(cron_user)
+    finally:
+        shutil.rmtree(private)
 
 
 def test_an_unknown_user_is_an_error(cli: Cli, tmp_path: Path) -> None:
@@ -438,11 +493,12 @@ def test_the_installed_line_scans_the_lab_as_cron_would(
 ) -> None:
     """The command taken from the crontab runs with cron's environment in the lab's scanner."""
     lab = lab_factory(small())
-    config = lab.write_config(tmp_path / "ipguard.toml")
+    home = home_of(cron_user)  # the job's files are where its user may use them
+    config = lab.write_config(home / "ipguard.toml")
     ledger = lab.write_ledger_csv(tmp_path / "ledger.csv")
-    db = tmp_path / "ledger.db"
-    metrics = tmp_path / "metrics" / "ipguard.prom"
-    log = tmp_path / "log" / "scan.log"
+    db = home / "ledger.db"
+    metrics = home / "metrics" / "ipguard.prom"
+    log = home / "log" / "scan.log"
 
     def ipguard(*args: str) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "IPGUARD_ACTOR": "tester"}
@@ -450,6 +506,8 @@ def test_the_installed_line_scans_the_lab_as_cron_would(
                               text=True, env=env, timeout=120)  # fmt: skip
 
     assert ipguard("ledger", "import", str(ledger)).returncode == 0
+    for made in home.glob("ledger.db*"):  # the ledger is the job's user's to write
+        shutil.chown(made, cron_user, cron_user)
     installed = ipguard(
         "--config", str(config), "cron", "install", "--user", cron_user, "--every", "15m",
         "--metrics-file", str(metrics), "--log-file", str(log),

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from ipguard.errors import InputError
 from ipguard.ledger.store import SCHEMA_HEAD, Store, display_url, resolve_url
 
 INSERT_POOL = (
@@ -187,6 +188,28 @@ def test_a_ledger_path_in_a_directory_that_does_not_exist_is_refused(
         f"error: --db {str(typo)!r}: there is no directory {typo.parent}; check the path, or "
         "create the directory first\n",
     )
+    assert not typo.parent.exists()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # paths are SQLite's
+def test_a_sqlite_url_in_a_directory_that_does_not_exist_is_refused_too(
+    cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The URL form of the same typo (`--db sqlite:////var/lib/ipgaurd/ledger.db`, or in
+    # IPGUARD_DB) made the directory and a new, empty ledger that the plain path form refuses.
+    typo = tmp_path / "ipgaurd" / "ledger.db"
+    url = f"sqlite:///{typo}"
+    refused = cli("ledger", "list", db=url)
+    assert (refused.exit_code, refused.stderr) == (
+        2,
+        f"error: --db {url!r}: there is no directory {typo.parent}; check the path, or "
+        "create the directory first\n",
+    )
+    monkeypatch.setenv("IPGUARD_DB", url)
+    with pytest.raises(InputError, match=r"^IPGUARD_DB 'sqlite:///.*': there is no directory"):
+        resolve_url(None)
+    target = cli("ledger", "migrate", "--to", url)
+    assert target.exit_code == 2 and "--to 'sqlite:///" in target.stderr
     assert not typo.parent.exists()
 
 
