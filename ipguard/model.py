@@ -407,6 +407,10 @@ class ScanResult:
     # Hosts whose service scan did not finish (nmap's host timeout): their port lists are partial,
     # so the absence of a port there proves nothing.
     partial_hosts: frozenset[str] = frozenset()
+    # The hosts the per-host phases (services, names, proxy, evidence) looked at: those that
+    # answered the sweep. Only there does the absence of a port, name or sign prove anything (a
+    # PC switched off for the night still runs its web server in the morning).
+    live_hosts: frozenset[str] = frozenset()
     # Replies read but not kept, by reason: somebody on the link flooding or spoofing
     # (scanners.sweep.ReplyBudget).
     ignored: Mapping[IgnoredReply, int] = field(default_factory=dict)

@@ -235,6 +235,7 @@ def _record(
             phases=result.phases,
             evidence=runfacts.evidence_of(result),
             partial_hosts=result.partial_hosts,
+            live_hosts=result.live_hosts,
             snmp_polled=frozenset(poll.device for poll in result.snmp if poll.answered),
         )
         timings["total"] = round(time.monotonic() - started, 3)

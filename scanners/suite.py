@@ -268,6 +268,7 @@ class _Collection:
             service_mode=self.service_mode,
             services_rescanned=self.rescanned,
             partial_hosts=frozenset(self.partial),
+            live_hosts=frozenset(self.live),
             ignored=dict(self.ignored),
             replies_dropped=dict(+self.dropped),  # the nonzero ones
             uncovered=(*self.uncovered, *self.ipv6_uncovered),

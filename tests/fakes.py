@@ -40,7 +40,8 @@ def result(
     service_mode: str = "full",
     partial_hosts: frozenset[str] = frozenset(),
 ) -> ScanResult:
-    """A scan result from (ip, mac) pairs and (ip, "tcp/port") open ports.
+    """A scan result from (ip, mac) pairs (the hosts that answered the sweep) and (ip, "tcp/port")
+    open ports.
 
     Names, DHCP offers, proxy verdicts and evidence are passed as the scanners make them;
     `ignored` counts replies the sweeps read but did not keep (a flood), by reason.
@@ -59,6 +60,7 @@ def result(
         phases=phases,
         service_mode=service_mode if Phase.SERVICES in phases else "",
         partial_hosts=partial_hosts,
+        live_hosts=frozenset(ip for ip, _mac in hosts),
     )
 
 

@@ -42,6 +42,9 @@ DETECTED_BY: Mapping[FindingKind, Phase] = {
     FindingKind.UNMANAGED_SWITCH: Phase.SNMP,
     FindingKind.ROGUE_RA: Phase.IPV6,
 }
+# Phases that look only at the hosts that answered the sweep: absent from them, a host's ports,
+# names and signs were not looked at, so its findings of these phases stand.
+PER_HOST = frozenset({Phase.SERVICES, Phase.PROXY, Phase.NAMES, Phase.EVIDENCE})
 SNMP_SOURCE = ObservationSource.SNMP_ARP.value  # read from a router's ARP table
 
 
@@ -71,11 +74,14 @@ def sync(
     evidence: Callable[[Finding], dict[str, Any]],
     partial_hosts: frozenset[str] = frozenset(),
     snmp_polled: frozenset[str] = frozenset(),
+    live_hosts: frozenset[str] | None = None,
 ) -> SyncOutcome:
     """Record a complete run's findings: open new ones, update seen ones, resolve vanished ones.
 
     `snmp_polled` names the SNMP devices this run read completely: a finding raised from a
-    device's data alone is resolved only by a run that polled that device.
+    device's data alone is resolved only by a run that polled that device. `live_hosts` are the
+    hosts the per-host phases looked at (`ScanResult.live_hosts`; None: every host in the
+    subnets): a finding of those phases about another host is not resolved.
     """
     outcome = SyncOutcome()
     query = select(FindingRow).where(
@@ -124,7 +130,7 @@ def sync(
 
     networks = [ipaddress.ip_network(subnet) for subnet in subnets]
     for row in live.values():
-        if _covered(row, networks, phases, partial_hosts, snmp_polled):
+        if _covered(row, networks, phases, partial_hosts, snmp_polled, live_hosts):
             row.state = FindingState.RESOLVED.value
             row.resolved_at, row.resolved_run_id, row.resolved_by = now, run_id, "auto"
             session.add(row)
@@ -139,6 +145,7 @@ def _covered(
     phases: frozenset[Phase],
     partial_hosts: frozenset[str],
     snmp_polled: frozenset[str] = frozenset(),
+    live_hosts: frozenset[str] | None = None,
 ) -> bool:
     devices = snmp_devices(row)
     if devices is not None:
@@ -163,6 +170,8 @@ def _covered(
     if needed is Phase.IPV6:  # link-local senders: the run listened to the whole link
         return True
     if needed in (Phase.SERVICES, Phase.PROXY) and row.ip in partial_hosts:
+        return False
+    if needed in PER_HOST and live_hosts is not None and row.ip not in live_hosts:
         return False
     if row.ip is None:
         return True

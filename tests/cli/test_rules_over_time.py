@@ -1,0 +1,66 @@
+"""The administrators' rules over days of scans: what a night or a weekend does to the findings.
+
+Through the CLI (and the runner, where days must pass), with the fake scanner at the seam.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ipguard.model import NameObservation
+from tests.conftest import Cli
+from tests.fakes import FakeScanner, result
+
+PC = ("198.18.0.10", "02:00:00:00:00:10")
+CONFIG = """
+[scan]
+interface = "eth0"
+subnets = ["198.18.0.0/24"]
+site = "lab"
+[policy]
+hostname_rule = "^{department}-{owner}$"
+"""
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "ipguard.toml"
+    path.write_text(CONFIG)
+    return path
+
+
+def scan(cli: Cli, config: Path) -> dict:
+    outcome = cli("--config", str(config), "scan", "--format", "json")
+    assert outcome.stdout, outcome.stderr
+    return json.loads(outcome.stdout)
+
+
+def listed(cli: Cli, state: str) -> list[tuple[int, str]]:
+    found = json.loads(cli("findings", "list", "--state", state, "--format", "json").stdout)
+    return [(f["id"], f["kind"]) for f in found["findings"]]
+
+
+def test_a_host_switched_off_for_the_night_keeps_its_port_and_name_findings(
+    cli: Cli, config: Path
+) -> None:
+    """The services and names phases look only at hosts that answered the sweep: a PC off at
+    night proved nothing about its web server or its name (they were resolved, and came back
+    the next morning as new incidents, alerted again)."""
+    cli("ledger", "add", *PC, "--owner", "liwei", "--department", "math")
+    name = NameObservation(PC[0], "gamebox", "netbios")
+    by_day = result(PC, services=[(PC[0], "tcp/8080")], names=[name])
+    cli.scanner = FakeScanner([by_day, result(), by_day, result(PC, names=[name])])
+    first = scan(cli, config)
+    opened = {(f["id"], f["kind"]) for f in first["findings"]}
+    assert {kind for _id, kind in opened} == {"unexpected-service", "hostname-policy"}
+    night = scan(cli, config)  # the PC is off: nothing answered
+    assert {(f["id"], f["kind"]) for f in night["findings"]} == opened
+    morning = scan(cli, config)
+    assert {(f["id"], f["kind"]) for f in morning["findings"]} == opened
+    assert listed(cli, "resolved") == []
+    # The next day the web server is gone and the PC answered: that run proves it.
+    scan(cli, config)
+    assert [kind for _id, kind in listed(cli, "resolved")] == ["unexpected-service"]
