@@ -5,13 +5,17 @@ connection becomes the IPv6 default gateway of the whole VLAN. What the ipv6 pha
 by MAC, the only identity a link-local sender has (its address is derived from the MAC or random):
 
 - `rogue-ra` (router link-local address, MAC): an RA whose MAC (the source link-layer option, else
-  the frame's source) is no active record with role router or gateway, critical; an RA from such a
-  registered router announcing a prefix outside `[scan] subnets` (the IPv6 prefixes there), high
-  (a misconfigured router, not an intruder). Each router's RAs give one finding, with prefixes,
-  M/O flags, router lifetime and source in its detail, and `evasion`: the IPv6 extension headers
-  its RAs came behind ("hop-by-hop", "fragment", …), the way past a switch's RA Guard (RFC 7113).
+  the frame's source) is no active record with role router or gateway, critical, and so is one
+  whose link-layer option names a registered router but whose frame came from a MAC without the
+  role; an RA from a registered router announcing a prefix outside `[scan] subnets` (the IPv6
+  prefixes there), high (a misconfigured router, not an intruder). Each router's RAs give one
+  finding, with prefixes, M/O flags, router lifetime and source in its detail, and `evasion`: the
+  IPv6 extension headers its RAs came behind ("hop-by-hop", "fragment", …), the way past a
+  switch's RA Guard (RFC 7113).
 - `rogue-dhcp` (server link-local address, MAC) with `"family": 6`: a DHCPv6 server answering our
-  SOLICIT whose MAC is no active record with role dhcp-server.
+  SOLICIT whose MAC is no active record with role dhcp-server. A registered router's answer is a
+  relay agent's when the server DUID in it (DUID-LLT or DUID-LL) names another MAC with role
+  dhcp-server: no finding.
 """
 
 from __future__ import annotations
@@ -62,14 +66,17 @@ def rogue_ra(
     ]
     by_router: dict[tuple[str, str], list[RouterAdvert]] = {}
     for advert in adverts:
-        by_router.setdefault((advert.source_ip, advert.source_mac), []).append(advert)
+        by_router.setdefault((advert.source_ip, _sender(advert, ledger)), []).append(advert)
     kind = FindingKind.ROGUE_RA
     found = []
     for (ip, mac), heard in by_router.items():
         roles = ledger.roles_of(mac)
         prefixes = sorted({prefix for advert in heard for prefix in advert.prefixes})
+        named = sorted({advert.source_mac for advert in heard} - {mac})
         if not roles & ROUTING_ROLES:
             reason = "lacks role router or gateway"
+            if named:  # its link-layer option names a router: hosts send to it, take the rest
+                reason += f" (sent from {mac} in the name of router {', '.join(named)})"
             severity = severity_of(kind, settings)
         else:
             foreign = [p for p in prefixes if not _inside(p, allowed)]
@@ -100,8 +107,19 @@ def rogue_ra(
         }
         if evasion:
             detail["evasion"] = evasion
+        if named:
+            detail["link_layer_option"] = named
         found.append(Finding(kind, severity, ip, mac, None, summary, detail))
     return found
+
+
+def _sender(advert: RouterAdvert, ledger: LedgerIndex) -> str:
+    """Whose right to advertise an RA is judged by: the MAC of its link-layer option (the one
+    hosts will send to), unless that is a router's and the frame came from a MAC that is not: a
+    non-router speaking in a registered router's name."""
+    option, frame = advert.source_mac, advert.frame_mac
+    spoofed = frame and ledger.roles_of(option) & ROUTING_ROLES
+    return frame if spoofed and not ledger.roles_of(frame) & ROUTING_ROLES else option
 
 
 def rogue_dhcp6(
@@ -115,7 +133,7 @@ def rogue_dhcp6(
     found = []
     for (ip, mac), heard in by_server.items():
         roles = ledger.roles_of(mac)
-        if Role.DHCP_SERVER in roles:
+        if Role.DHCP_SERVER in roles or (roles & ROUTING_ROLES and _relayed(heard, mac, ledger)):
             continue
         records = ledger.active_by_mac.get(mac, [])
         reason = "lacks role dhcp-server" if records else "is not registered"
@@ -135,6 +153,30 @@ def rogue_dhcp6(
         }
         found.append(Finding(kind, severity_of(kind, settings), ip, mac, None, summary, detail))
     return found
+
+
+def _relayed(heard: Sequence[Dhcp6Advert], router: str, ledger: LedgerIndex) -> bool:
+    """True when a router's ADVERTISEs all carry the DUID of a registered dhcp-server (another
+    MAC): a relay agent (RFC 8415 section 19) sends the server's answer from its own address and
+    MAC, as a DHCPv4 relay does. A DUID naming no MAC (DUID-EN, DUID-UUID) proves nothing."""
+    for advert in heard:
+        server = duid_mac(advert.server_duid)
+        if server is None or server == router or Role.DHCP_SERVER not in ledger.roles_of(server):
+            return False
+    return True
+
+
+def duid_mac(duid: str) -> str | None:
+    """The Ethernet MAC a DUID-LLT or DUID-LL (hex) was made from (RFC 8415 11.2, 11.4), or None."""
+    try:
+        raw = bytes.fromhex(duid)
+    except ValueError:
+        return None
+    kind, hardware = int.from_bytes(raw[:2], "big"), raw[2:4]
+    address = raw[8:] if kind == 1 else raw[4:] if kind == 3 else b""
+    if hardware != b"\x00\x01" or len(address) != 6:  # Ethernet only: 6 bytes
+        return None
+    return address.hex(":")
 
 
 def _inside(prefix: str, allowed: Sequence[ipaddress.IPv6Network]) -> bool:

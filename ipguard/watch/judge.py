@@ -164,7 +164,8 @@ class Judge:
                     verdicts.offers.append(item)
                     verdicts.evaluated += 1
             elif isinstance(item, RouterAdvert):
-                said = f"{item.source_ip}|{item.source_mac}|{','.join(item.prefixes)}"
+                said = f"{item.source_ip}|{item.source_mac}|{item.frame_mac}|"
+                said += ",".join(item.prefixes)
                 said += f"|{','.join(item.evasion)}"  # an RA Guard evasion is news of its own
                 if self._due(("advert", said), moment):
                     verdicts.adverts.append(item)

@@ -10,9 +10,11 @@ from ipguard.model import Dhcp6Advert, RouterAdvert
 from tests.policies.helpers import (
     IP1,
     IP2,
+    IP3,
     SUBNET,
     A,
     B,
+    C,
     X,
     Y,
     device,
@@ -162,3 +164,53 @@ def test_rogue_dhcp6_detail_says_family_6():
     assert finding.detail["offered_ips"] == ["fd00::100", "fd00::101"]
     assert finding.detail["reason"] == "is not registered"
     assert finding.detail["server_duids"] == ["000300010211"]
+
+
+def test_an_ra_naming_the_router_in_its_link_layer_option_from_another_mac_is_rogue():
+    # The frame comes from X, its source link-layer option names the registered router A: hosts
+    # keep sending to A, so the switch never sees A's MAC move, while they take X's prefixes,
+    # DNS servers or router lifetime 0. The RA was sent by X, who may not advertise.
+    spoofed = replace(ra(LL_A, A, "2001:db8:20:1::/64", lifetime=0), frame_mac=X)
+    ledger = [device(IP1, A, "router")]
+    found = findings(ledger, [], subnets=(SUBNET, V6), router_adverts=(spoofed,))
+    finding = only(found, "rogue-ra")
+    assert (finding.ip, finding.mac, finding.severity.value) == (LL_A, X, "critical")
+    assert finding.detail["frame_macs"] == [X] and finding.detail["link_layer_option"] == [A]
+    assert "sent from aa:bb:cc:dd:ee:01" in finding.summary and A in finding.summary
+    # The router's own RAs beside it stay silent; another router's MAC sending for it is fine
+    # (two registered routers of one VRRP pair).
+    mine = ra(LL_A, A, "2001:db8:20:1::/64")
+    found = judge(ledger, [], subnets=(SUBNET, V6), router_adverts=(mine, spoofed))
+    assert found == {("rogue-ra", LL_A, X, None, "critical")}
+    pair = [*ledger, device(IP2, B, "router")]
+    by_b = replace(mine, frame_mac=B)
+    assert judge(pair, [], subnets=(SUBNET, V6), router_adverts=(mine, by_b)) == set()
+
+
+def duid_ll(mac: str) -> str:
+    return "00030001" + mac.replace(":", "")
+
+
+def duid_llt(mac: str) -> str:
+    return "00010001" + "2f3a4b5c" + mac.replace(":", "")
+
+
+def test_a_dhcpv6_answer_relayed_by_the_router_for_the_registered_server_is_no_rogue():
+    # A relay agent on the gateway (RFC 8415 section 19) sends the server's ADVERTISE from its
+    # own link-local address and MAC; the server's DUID (from its MAC, LL or LLT) says who serves.
+    ledger = [device(IP1, A, "router", "gateway"), device(IP2, B, "dhcp-server")]
+    for duid in (duid_ll(B), duid_llt(B)):
+        relayed = replace(adv(LL_A, A, "2001:db8:20::100"), server_duid=duid)
+        assert judge(ledger, [], dhcp6_adverts=(relayed,)) == set(), duid
+    # The router serving itself (its own DUID), or relaying for a server nobody registered as
+    # dhcp-server, or with a DUID that names no MAC: a rogue-dhcp, as before.
+    for duid in (duid_ll(A), duid_llt(X), "0002000000090102", ""):
+        served = replace(adv(LL_A, A, "2001:db8:20::100"), server_duid=duid)
+        found = judge(ledger, [], dhcp6_adverts=(served,))
+        assert found == {("rogue-dhcp", LL_A, A, None, "critical")}, duid
+    # Only a router relays: a PC's ADVERTISE with the server's DUID is still that PC's.
+    ledger.append(device(IP3, C))
+    copied = replace(adv("fe80::c", C, "2001:db8:20::100"), server_duid=duid_ll(B))
+    assert judge(ledger, [], dhcp6_adverts=(copied,)) == {
+        ("rogue-dhcp", "fe80::c", C, None, "critical")
+    }

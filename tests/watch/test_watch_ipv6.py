@@ -46,13 +46,14 @@ def na(
     return bytes(packet)
 
 
-def ra(mac: str, prefix: str, *, source: str = "fe80::1") -> bytes:
-    """A Router Advertisement with a source link-layer option and one prefix."""
+def ra(mac: str, prefix: str, *, source: str = "fe80::1", option: str = "") -> bytes:
+    """A Router Advertisement with a source link-layer option (``mac``'s unless given) and one
+    prefix."""
     return bytes(
         Ether(src=mac, dst="33:33:00:00:00:01")
         / IPv6(src=source, dst="ff02::1", hlim=255)
         / ICMPv6ND_RA(M=1, routerlifetime=1800)
-        / ICMPv6NDOptSrcLLAddr(lladdr=mac)
+        / ICMPv6NDOptSrcLLAddr(lladdr=option or mac)
         / ICMPv6NDOptPrefixInfo(prefix=prefix.split("/")[0], prefixlen=int(prefix.split("/")[1]))
     )
 
@@ -118,3 +119,12 @@ def test_router_advertisements_from_a_non_router_or_of_a_foreign_prefix_are_rogu
         ("rogue-ra", "fe80::66", EVIL, "critical")
     }
     assert found([ra(GW_MAC, "fd00:60::/64")]) == {("rogue-ra", "fe80::1", GW_MAC, "high")}
+
+
+def test_an_ra_in_the_routers_name_from_another_mac_is_judged_beside_the_routers_own() -> None:
+    # The registered router's RA, then within the minute the same RA (its link-local address,
+    # prefix and link-layer option) from another MAC: that one is news, not a repeat.
+    spoofed = ra(EVIL, "2001:db8:20::/64", option=GW_MAC)
+    assert found([ra(GW_MAC, "2001:db8:20::/64"), spoofed]) == {
+        ("rogue-ra", "fe80::1", EVIL, "critical")
+    }
