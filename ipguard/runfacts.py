@@ -7,7 +7,7 @@ import ipaddress
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from ipguard.config import PolicySettings
@@ -69,8 +69,14 @@ def facts(
     result: ScanResult,
     now: datetime,
     view: LedgerView | None = None,
+    *,
+    grace_days: int = 0,
 ) -> Any:
-    """What the policies read: the run's sightings, the ledger (`view`, else read now)."""
+    """What the policies read: the run's sightings, the ledger (`view`, else read now).
+
+    `grace_days`: `[policy] unregistered_grace_days`; an unregistered host away no longer than
+    that is on the same stay when it returns (`findings.first_seen`).
+    """
     from ipguard.policies.base import RunFacts
 
     view = view or ledger_view(session)
@@ -89,7 +95,9 @@ def facts(
         ledger=tuple(record.binding for record in view.records),
         pools=view.pools,
         last_seen=view.last_seen,
-        first_seen=findings.first_seen(session, request.site),
+        first_seen=findings.first_seen(
+            session, request.site, now=now, returning_within=timedelta(days=grace_days)
+        ),
         site=request.site,  # the whole ledger is judged; records of other sites authorise nothing
     )
 

@@ -222,7 +222,8 @@ def _record(
     mark = time.monotonic()
     with store.session() as session:
         now = clock()
-        facts = runfacts.facts(session, request, result, now, view)
+        grace = policy.unregistered_grace_days
+        facts = runfacts.facts(session, request, result, now, view, grace_days=grace)
         found = runfacts.evaluate_policies(facts, policy)
         timings["policies"] = span(mark)
         synced = findings.sync(

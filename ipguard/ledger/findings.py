@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -216,12 +216,53 @@ def is_suppressed(row: FindingRow, now: datetime) -> bool:
     return row.state == FindingState.ACKNOWLEDGED.value and not _ack_expired(row, now)
 
 
-def first_seen(session: Session, site: str) -> dict[tuple[str, str], datetime]:
-    """When each live finding of a site was first seen, keyed by (kind, subject)."""
+def first_seen(
+    session: Session,
+    site: str,
+    *,
+    now: datetime | None = None,
+    returning_within: timedelta = timedelta(0),
+) -> dict[tuple[str, str], datetime]:
+    """When each live finding of a site was first seen, keyed by (kind, subject).
+
+    For unregistered-host it is when the host's stay began (`started`), and a host that left no
+    longer than `returning_within` before `now` (its finding resolved since) is still on that
+    stay: an unregistered laptop switched off every night is not new every morning, and its
+    grace period runs on.
+    """
     query = select(FindingRow).where(
         FindingRow.site == site, FindingRow.state != FindingState.RESOLVED.value
     )
-    return {(row.kind, row.subject): row.first_seen_at for row in session.exec(query)}
+    first = {(row.kind, row.subject): started(row) for row in session.exec(query)}
+    if now is None or returning_within <= timedelta(0):
+        return first
+    left = select(FindingRow).where(
+        FindingRow.site == site,
+        FindingRow.kind == FindingKind.UNREGISTERED_HOST.value,
+        FindingRow.state == FindingState.RESOLVED.value,
+        col(FindingRow.resolved_at) >= now - returning_within,
+    )
+    for row in session.exec(left.order_by(col(FindingRow.resolved_at))):
+        key = (row.kind, row.subject)
+        if key not in first:
+            first[key] = started(row)
+    return first
+
+
+def started(row: FindingRow) -> datetime:
+    """When the finding's subject was first seen: its own first sighting, or for an
+    unregistered host the start of a stay its finding continues (`detail.first_seen`)."""
+    begun = row.first_seen_at
+    carried = (row.detail or {}).get("first_seen")
+    if row.kind != FindingKind.UNREGISTERED_HOST.value or not isinstance(carried, str):
+        return begun
+    try:
+        earlier = datetime.fromisoformat(carried)
+    except ValueError:
+        return begun
+    if earlier.tzinfo is None:
+        earlier = earlier.replace(tzinfo=UTC)
+    return min(begun, earlier)
 
 
 def list_findings(

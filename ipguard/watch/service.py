@@ -27,7 +27,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -283,7 +283,7 @@ class Watcher:
                     evidence=verdicts.evidence,
                 )
                 self.judge.note_first_seen(
-                    {(row.kind, row.subject): row.first_seen_at for row in synced.new}
+                    {(row.kind, row.subject): findings.started(row) for row in synced.new}
                 )
         if self._ledger_down:
             self._ledger_down = False
@@ -324,7 +324,10 @@ class Watcher:
         with self.store.session(write=False) as session:
             self._ledger_version = watching.ledger_version(session)
             records = watching.snapshot(session)
-            first = findings.first_seen(session, self.request.site)
+            grace = timedelta(days=self.settings.policy.unregistered_grace_days)
+            first = findings.first_seen(
+                session, self.request.site, now=self.clock(), returning_within=grace
+            )
         self.judge.load(records, first)
 
     def _do_reload(self) -> None:

@@ -6,15 +6,21 @@ Through the CLI (and the runner, where days must pass), with the fake scanner at
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from ipguard.model import NameObservation
+from ipguard.config import PolicySettings
+from ipguard.ledger.store import Store
+from ipguard.model import NameObservation, ScanRequest
+from ipguard.runner import run_scan
 from tests.conftest import Cli
 from tests.fakes import FakeScanner, result
 
 PC = ("198.18.0.10", "02:00:00:00:00:10")
+LAPTOP = ("198.18.0.66", "02:00:00:00:00:66")
+MONDAY = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 CONFIG = """
 [scan]
 interface = "eth0"
@@ -64,3 +70,36 @@ def test_a_host_switched_off_for_the_night_keeps_its_port_and_name_findings(
     # The next day the web server is gone and the PC answered: that run proves it.
     scan(cli, config)
     assert [kind for _id, kind in listed(cli, "resolved")] == ["unexpected-service"]
+
+
+def test_an_unregistered_laptop_away_every_night_escalates_after_the_grace_period(
+    db_url: str,
+) -> None:
+    """Seen every working day, gone every night: its finding is resolved each night, but the
+    laptop stays unregistered, and past the grace period (3 days) it escalates. It used to start
+    afresh as a new high finding every morning, and never escalated. A visitor back after
+    longer than the grace period is a new stay."""
+    store = Store(db_url)
+    request = ScanRequest(site="lab", interface="eth0", subnets=("198.18.0.0/24",))
+
+    def scan_at(moment: datetime, *hosts: tuple[str, str]) -> list[tuple[str, str, str | None]]:
+        outcome = run_scan(
+            store,
+            request,
+            FakeScanner([result(*hosts)]),
+            policy=PolicySettings(),
+            actor="cron",
+            clock=lambda: moment,
+        )
+        return [(row.kind, row.severity, row.detail.get("first_seen")) for row in outcome.live]
+
+    for day in range(3):  # Monday to Wednesday: within the grace period
+        morning = MONDAY + timedelta(days=day)
+        assert scan_at(morning, LAPTOP)[0][:2] == ("unregistered-host", "high")
+        assert scan_at(morning + timedelta(hours=13)) == []  # the night: resolved
+    thursday = MONDAY + timedelta(days=3, minutes=15)
+    assert scan_at(thursday, LAPTOP) == [("unregistered-host", "critical", "2026-11-02T09:00:00Z")]
+    assert scan_at(thursday + timedelta(hours=13)) == []
+    # Back after eleven days away: a new stay, within its grace period again.
+    back = thursday + timedelta(days=11)
+    assert scan_at(back, LAPTOP)[0][:2] == ("unregistered-host", "high")
