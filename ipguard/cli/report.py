@@ -134,6 +134,7 @@ def report(
         fmt = ReportFormat(guessed)
     now = datetime.now(UTC)
     start, end = period(_day(since, "--since"), _day(until, "--until"), now, month)
+    _warn_future(start, end, now, ended=month is not None or until is not None)
     if output is not None:
         state(ctx).refuse_own_file(str(output), "-o")
 
@@ -148,6 +149,22 @@ def report(
         return
     _write(output, text)
     info(f"report for {start.date()} to {summary.last_day} written to {output}")
+
+
+def _warn_future(start: datetime, end: datetime, now: datetime, *, ended: bool) -> None:
+    """Say when a period asked for as `ended` (a month, an --until) has not ended, or begun.
+
+    Periods are UTC days: east of UTC, a monthly report made in the small hours of the 1st
+    (local time) comes before its month has ended in UTC, and would be filed as complete.
+    """
+    if not ended or end <= now:
+        return
+    what = "starts" if start > now else "ends"
+    moment = start if start > now else end
+    info(
+        f"warning: the period {what} {moment:%Y-%m-%d %H:%M} UTC, after now "
+        f"({now:%Y-%m-%d %H:%M} UTC): this report covers it only up to now"
+    )
 
 
 def _render(summary: Summary, fmt: ReportFormat) -> str:

@@ -208,3 +208,28 @@ def test_report_with_no_dates_right_after_a_scan_includes_it(cli: Cli, tmp_path:
 def test_period_refuses_backwards() -> None:
     with pytest.raises(InvalidValue):
         period(date(2026, 5, 6), date(2026, 5, 5), NOW)
+
+
+def test_a_month_that_has_not_ended_or_begun_is_said(cli: Cli, history: str) -> None:
+    # `0 6 1 * * ipguard report --month "$(date -d 'last month' +%Y-%m)"` on a sensor in
+    # China runs at 22:00 UTC on the month's last day: the UTC month had two hours to go, and the
+    # report was filed as the whole month without a word.
+    now = datetime.now(UTC)
+    this_month, next_month = period(None, None, now, now.strftime("%Y-%m"))
+    out = cli("report", "--month", now.strftime("%Y-%m"), "--format", "json")
+    assert out.exit_code == 0, out.stderr
+    assert out.stderr.startswith(
+        f"warning: the period ends {next_month:%Y-%m-%d} 00:00 UTC, after now ("
+    )
+    assert out.stderr.endswith(" UTC): this report covers it only up to now\n")
+    assert json.loads(out.stdout)["until"] == f"{next_month:%Y-%m-%d}T00:00:00Z"
+    # An ended month, and the default period (which is up to now), say nothing.
+    assert cli("report", "--month", "2026-10", "--format", "json").stderr == ""
+    assert cli("report", "--format", "json").stderr == ""
+    assert cli("report", "--since", f"{this_month:%Y-%m-%d}", "--format", "json").stderr == ""
+
+    ahead = cli("report", "--month", f"{next_month:%Y-%m}", "--format", "json")
+    assert ahead.exit_code == 0
+    assert ahead.stderr.startswith(
+        f"warning: the period starts {next_month:%Y-%m-%d} 00:00 UTC, after now ("
+    )
