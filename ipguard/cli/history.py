@@ -87,14 +87,23 @@ def diff(
 
     with state(ctx).store().session(write=False) as session:
         if run_a is None or run_b is None:
-            latest = runs.last_complete(session, site=site, count=2)
+            # Runs of one site only: with many sensors on one ledger, the newest two runs are
+            # often two sites', and every host of each would show as appeared or disappeared.
             if run_a is not None:
+                older = runs.get(session, run_a)
+                latest = runs.last_complete(session, site=site or older.site, count=1)
                 if not latest:
                     raise NotFound("no complete run to compare with")
-                older, newer = runs.get(session, run_a), latest[0]
-            elif len(latest) < 2:
-                raise NotFound("diff needs two complete runs; scan again or name the runs")
+                newer = latest[0]
             else:
+                newest = runs.last_complete(session, site=site, count=1)
+                chosen = newest[0].site if newest else site
+                latest = runs.last_complete(session, site=chosen, count=2) if newest else []
+                if len(latest) < 2:
+                    where = f" of site {chosen}" if chosen else ""
+                    raise NotFound(
+                        f"diff needs two complete runs{where}; scan again or name the runs"
+                    )
                 newer, older = latest
         else:
             older, newer = runs.get(session, run_a), runs.get(session, run_b)

@@ -99,3 +99,27 @@ def test_report_by_site(two_sites: Cli) -> None:
     assert [(host["ip"], host["site"]) for host in south["unregistered_hosts"]] == [
         (VISITOR[0], "south")
     ]
+
+
+def test_diff_compares_runs_of_one_site(two_sites: Cli, tmp_path: Path) -> None:
+    # With two sensors on one ledger `ipguard diff` compared north's run with south's, the
+    # newest two of the ledger: every host of both sites appeared or disappeared.
+    refused = two_sites("diff", "--format", "json")
+    assert refused.exit_code == 2, refused.stderr
+    assert refused.stderr == (
+        "error: diff needs two complete runs of site south; scan again or name the runs\n"
+    )
+    two_sites.scanner = FakeScanner([result(NORTH_PC)])  # the roamer has left north
+    config = tmp_path / "ipguard.toml"
+    again = two_sites("--config", str(config), "scan", "--site", "north", "--format", "json")
+    assert again.exit_code == 0, again.stderr
+    out = two_sites("diff", "--format", "json")
+    assert out.exit_code == 0, out.stderr
+    changes = json.loads(out.stdout)
+    assert (changes["from_run"], changes["to_run"]) == (1, 3)
+    assert [host["ip"] for host in changes["disappeared"]] == [ROAMER[0]]
+    assert changes["appeared"] == []
+    # One run named: the other is the newest complete run of its site, not of the ledger.
+    named = json.loads(two_sites("diff", "1", "--format", "json").stdout)
+    assert (named["from_run"], named["to_run"]) == (1, 3)
+    assert two_sites("diff", "--site", "south").exit_code == 2
