@@ -24,15 +24,20 @@ from ipguard.model import SnmpDevice
 ROLES = ("router", "switch")
 SECRET_KEYS = ("community", "auth_key", "priv_key", "password", "auth_password", "priv_password")
 AUTH_PROTOCOLS = ("md5", "sha", "sha224", "sha256", "sha384", "sha512")
-PRIV_PROTOCOLS = ("aes",)
+# DES and AES-128 (RFC 3414, 3826); AES-192/256 with net-snmp's key extension (Blumenthal) or,
+# ending in c, Cisco's (Reeder): scanners.snmp_usm.PRIV_PROTOCOLS
+PRIV_PROTOCOLS = ("des", "aes", "aes192", "aes256", "aes192c", "aes256c")
 _DEVICE_KEYS = {item.name for item in fields(SnmpDevice)}
 # How net-snmp (snmpd.conf createUser, snmpwalk -a/-x) and switch manuals spell the protocols
 _PROTOCOL_ALIASES = {"sha1": "sha", "aes128": "aes"}
 
 
 def protocol_name(text: str) -> str:
-    """An auth or priv protocol as ipguard names it: `SHA-256` → `sha256`, `AES128` → `aes`."""
-    name = text.strip().lower().replace("-", "").replace("_", "")
+    """An auth or priv protocol as ipguard names it: `SHA-256` → `sha256`, `AES-256-C` → `aes256c`.
+
+    (As snmpd.conf, net-snmp's -a/-x and switch manuals spell them.)
+    """
+    name = text.strip().lower().replace("-", "").replace("_", "").replace(" ", "")
     return _PROTOCOL_ALIASES.get(name, name)
 
 

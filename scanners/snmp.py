@@ -108,7 +108,9 @@ def credentials(device: SnmpDevice) -> Credentials:
             f"snmp device {device.name}: auth_proto must be one of {', '.join(AUTH_PROTOCOLS)}"
         )
     if device.priv_proto and device.priv_proto not in PRIV_PROTOCOLS:
-        raise ConfigError(f"snmp device {device.name}: priv_proto must be aes")
+        raise ConfigError(
+            f"snmp device {device.name}: priv_proto must be one of {', '.join(PRIV_PROTOCOLS)}"
+        )
     if device.priv_proto and not device.auth_proto:
         raise ConfigError(f"snmp device {device.name}: privacy needs auth_proto as well")
     auth = (

@@ -237,7 +237,12 @@ class SnmpSession:
         if self._user is not None and self._user.priv_protocol and not discovery:
             # It answered discovery, and a wrong auth key would have got a report back: agents
             # drop what they cannot decrypt without a word (net-snmp does)
-            return "the agent answered discovery: a wrong privacy key or protocol, or an ACL"
+            said = "the agent answered discovery: a wrong privacy key or protocol, or an ACL"
+            if self._user.priv_protocol in ("aes192", "aes256"):  # the two key extensions
+                said += f" (Cisco and Extreme devices need {self._user.priv_protocol}c)"
+            elif self._user.priv_protocol in ("aes192c", "aes256c"):
+                said += f" (net-snmp agents need {self._user.priv_protocol[:-1]})"
+            return said
         return "agent down, wrong community or key, an SNMP version it does not speak, or an ACL"
 
     async def _answer(self, sent: Container[int]) -> tuple[ber.Response | None, str]:

@@ -1,8 +1,12 @@
 """SNMPv3 messages with the User-based Security Model (RFC 3414, 3826, 7860).
 
-Authentication is HMAC-MD5-96, HMAC-SHA-96 or the HMAC-SHA-2 family; privacy is AES-128 in CFB
-mode (RFC 3826). Keys are localized to the agent's engine ID learnt by discovery: an unauthenticated
-request answered by a report that carries the engine ID, boots and time.
+Authentication is HMAC-MD5-96, HMAC-SHA-96 or the HMAC-SHA-2 family. Privacy is AES-128 in CFB
+mode (RFC 3826), CBC-DES (RFC 3414 8, what older switches still run), or AES-192/256 in CFB mode,
+whose keys are longer than the hash localizing them: net-snmp's `AES-192`/`AES-256` extend the key
+as draft-blumenthal-aes-usm-04 does, and Cisco, Extreme and net-snmp's `AES-192-C`/`AES-256-C` as
+draft-reeder-snmpv3-usm-3desede does. Keys are localized to the agent's engine ID learnt by
+discovery: an unauthenticated request answered by a report that carries the engine ID, boots and
+time.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import hashlib
 import hmac
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 from ipguard.scanners import snmp_ber as ber
 
@@ -23,9 +28,15 @@ AUTH_PROTOCOLS: dict[str, tuple[str, int]] = {
     "sha384": ("sha384", 32),
     "sha512": ("sha512", 48),
 }
-PRIV_PROTOCOLS = (
-    "aes",
-)  # AES-128-CFB; DES is broken and AES-192/256 key extension is not standard
+# priv protocol -> (cipher, key bytes needed, how a short localized key is extended)
+PRIV_PROTOCOLS: dict[str, tuple[str, int, str]] = {
+    "des": ("des", 16, ""),  # 8 bytes of DES key, then 8 of pre-IV
+    "aes": ("aes", 16, ""),
+    "aes192": ("aes", 24, "blumenthal"),
+    "aes256": ("aes", 32, "blumenthal"),
+    "aes192c": ("aes", 24, "reeder"),
+    "aes256c": ("aes", 32, "reeder"),
+}
 USM = 3
 FLAG_AUTH, FLAG_PRIV, FLAG_REPORTABLE = 0x01, 0x02, 0x04
 # usmStats* report OIDs (1.3.6.1.6.3.15.1.1.N.0): what an agent's report complains about
@@ -55,6 +66,22 @@ def localize(password: bytes, engine_id: bytes, hash_name: str) -> bytes:
     repeated = (password * (1048576 // len(password) + 1))[:1048576]
     key = hashlib.new(hash_name, repeated).digest()
     return hashlib.new(hash_name, key + engine_id + key).digest()
+
+
+def extend(key: bytes, size: int, how: str, engine_id: bytes, hash_name: str) -> bytes:
+    """A localized privacy key cut or extended to `size` bytes, as the protocol's draft says.
+
+    Blumenthal appends the hash of the whole key so far; Reeder appends the last part taken as a
+    password and localized again (RFC 3414 A.2 once more).
+    """
+    part = key
+    while len(key) < size:
+        if how == "blumenthal":
+            part = hashlib.new(hash_name, key).digest()
+        else:
+            part = localize(part, engine_id, hash_name)
+        key += part
+    return key[:size]
 
 
 @dataclass
@@ -88,23 +115,42 @@ class UsmUser:
                 if self.auth_protocol
                 else b""
             )
-            priv = (
-                localize(self.priv_password, self.engine_id, hash_name)
-                if self.priv_protocol
-                else b""
-            )
+            priv = b""
+            if self.priv_protocol:
+                _cipher, size, how = PRIV_PROTOCOLS[self.priv_protocol]
+                priv = localize(self.priv_password, self.engine_id, hash_name)
+                priv = extend(priv, size, how, self.engine_id, hash_name)
             self._keys = (auth, priv)
         return self._keys
 
-    def _aes(self, key: bytes, iv: bytes, data: bytes, encrypt: bool) -> bytes:
-        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+    def _crypt(self, data: bytes, salt: bytes, boots: int, clock: int, encrypt: bool) -> bytes:
+        """The scoped PDU encrypted (or decrypted) with the privacy key and this message's salt."""
+        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-        try:  # cryptography 47 moved CFB among the "decrepit" modes; SNMP still needs it
-            from cryptography.hazmat.decrepit.ciphers.modes import CFB
-        except ImportError:  # pragma: no cover - older cryptography
-            from cryptography.hazmat.primitives.ciphers.modes import CFB
+        key = self.keys()[1]
+        cipher: Cipher[Any]
+        if PRIV_PROTOCOLS[self.priv_protocol][0] == "des":
+            # RFC 3414 8.1.1: the IV is the key's last 8 bytes (pre-IV) XOR the salt; a DES key
+            # repeated three times is DES as TripleDES computes it (single DES is gone).
+            try:  # cryptography 43 moved TripleDES among the "decrepit" algorithms
+                from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+            except ImportError:  # pragma: no cover - older cryptography
+                from cryptography.hazmat.primitives.ciphers.algorithms import TripleDES
 
-        cipher = Cipher(algorithms.AES(key[:16]), CFB(iv))
+            if len(data) % 8:
+                if not encrypt:
+                    raise ber.BerError("a DES-encrypted PDU that is not whole 8-byte blocks")
+                data += b"\x00" * (8 - len(data) % 8)  # BER says where the PDU ends
+            iv = bytes(a ^ b for a, b in zip(key[8:16], salt, strict=True))
+            cipher = Cipher(TripleDES(key[:8] * 3), modes.CBC(iv))
+        else:
+            try:  # cryptography 47 moved CFB among the "decrepit" modes; SNMP still needs it
+                from cryptography.hazmat.decrepit.ciphers.modes import CFB
+            except ImportError:  # pragma: no cover - older cryptography
+                from cryptography.hazmat.primitives.ciphers.modes import CFB
+
+            iv = boots.to_bytes(4, "big") + clock.to_bytes(4, "big") + salt
+            cipher = Cipher(algorithms.AES(key), CFB(iv))
         worker = cipher.encryptor() if encrypt else cipher.decryptor()
         return worker.update(data) + worker.finalize()
 
@@ -118,8 +164,9 @@ class UsmUser:
         if flags & FLAG_PRIV:
             self._salt = (self._salt + 1) % (1 << 64)
             priv_params = self._salt.to_bytes(8, "big")
-            iv = self.boots.to_bytes(4, "big") + self.time.to_bytes(4, "big") + priv_params
-            scoped = ber.octets(self._aes(self.keys()[1], iv, scoped, encrypt=True))
+            if PRIV_PROTOCOLS[self.priv_protocol][0] == "des":  # engineBoots, then a counter
+                priv_params = self.boots.to_bytes(4, "big") + priv_params[4:]
+            scoped = ber.octets(self._crypt(scoped, priv_params, self.boots, self.time, True))
         mac_size = AUTH_PROTOCOLS[self.auth_protocol][1] if flags & FLAG_AUTH else 0
         security = ber.sequence(
             ber.octets(self.engine_id),
@@ -190,9 +237,8 @@ class UsmUser:
             self.boots, self.time = boots, clock
         scoped_start = parts[3][3]
         if flags & FLAG_PRIV:
-            iv = boots.to_bytes(4, "big") + clock.to_bytes(4, "big") + salt
-            plain = self._aes(self.keys()[1], iv, bytes(data[parts[3][1] : parts[3][2]]), False)
-            data, scoped_start = plain, 0
+            encrypted = bytes(data[parts[3][1] : parts[3][2]])
+            data, scoped_start = self._crypt(encrypted, salt, boots, clock, False), 0
         try:
             _seq, scoped, scoped_end = ber._header(data, scoped_start)
             inner = ber.split(data, scoped, scoped_end)

@@ -58,7 +58,9 @@ def test_refused(changes: dict[str, Any], message: str) -> None:
 @pytest.mark.parametrize(
     ("given", "auth", "priv"),
     [(("SHA", "AES"), "sha", "aes"), (("SHA-256", "AES-128"), "sha256", "aes"),
-     (("sha1", "aes128"), "sha", "aes"), (("HMAC_SHA512", "aes"), "hmacsha512", "aes")],
+     (("sha1", "aes128"), "sha", "aes"), (("HMAC_SHA512", "aes"), "hmacsha512", "aes"),
+     (("MD5", "DES"), "md5", "des"), (("SHA", "AES-256-C"), "sha", "aes256c"),
+     (("SHA", "AES 192"), "sha", "aes192")],
 )  # fmt: skip
 def test_protocols_as_net_snmp_spells_them(given: tuple[str, str], auth: str, priv: str) -> None:
     """snmpd.conf's `createUser u SHA-256 … AES …` spelling is read (it was refused: "one of

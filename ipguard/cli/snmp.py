@@ -51,7 +51,10 @@ def walk(
     user: Annotated[str | None, typer.Option(help="SNMPv3 user.")] = None,
     auth_proto: Annotated[str | None, typer.Option(help="SNMPv3 auth: md5, sha, sha256 …")] = None,
     auth_key_env: Annotated[str | None, typer.Option(help="Variable holding the auth key.")] = None,
-    priv_proto: Annotated[str | None, typer.Option(help="SNMPv3 privacy: aes.")] = None,
+    priv_proto: Annotated[
+        str | None,
+        typer.Option(help="SNMPv3 privacy: des, aes, aes192, aes256, aes192c or aes256c (Cisco)."),
+    ] = None,
     priv_key_env: Annotated[str | None, typer.Option(help="Variable holding the priv key.")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds per request.", min=0.1)] = 2.0,
     retries: Annotated[int, typer.Option(help="Retries per request.", min=0, max=10)] = 2,

@@ -48,6 +48,19 @@ WALKS = Path(__file__).resolve().parents[1] / "scanners" / "snmp_walks"
 SYSTEMONLY_PORT = 1168
 # The SNMPv3 Catalyst (snmpd proxying contexts to the "cisco" responder) and its VLAN contexts.
 CISCO_V3_PORT, CISCO_V3_CONTEXTS = 1165, (10, 20)
+# snmpd with one SNMPv3 user per privacy protocol: user -> (auth, net-snmp's priv name, ipguard's)
+CIPHERS_PORT = 1169
+CIPHER_USERS = {
+    "des-md5": ("MD5", "DES", "des"),
+    "des-sha": ("SHA", "DES", "des"),
+    "aes192-sha": ("SHA", "AES-192", "aes192"),
+    "aes256-sha": ("SHA", "AES-256", "aes256"),
+    "aes256-md5": ("MD5", "AES-256", "aes256"),
+    "aes192c-sha": ("SHA", "AES-192-C", "aes192c"),
+    "aes256c-sha": ("SHA", "AES-256-C", "aes256c"),
+    "aes256c-md5": ("MD5", "AES-256-C", "aes256c"),
+    "aes256-sha256": ("SHA-256", "AES-256", "aes256"),
+}
 _HELLO = (
     "import socket,time\n"
     "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
@@ -257,6 +270,17 @@ def _start_cisco_v3(lab: SnmpLab) -> None:
     _snmpd(lab, "router", "\n".join(lines) + "\n", port=CISCO_V3_PORT)
 
 
+def _start_ciphers(lab: SnmpLab) -> None:
+    """The router's system group for one SNMPv3 authPriv user per privacy protocol."""
+    lines = [f"agentAddress udp:{ROUTER_IP}:{CIPHERS_PORT}", "sysName lab-ciphers"]
+    for user, (auth, priv, _ours) in CIPHER_USERS.items():
+        lines += [
+            f"createUser {user} {auth} {lab.auth_key} {priv} {lab.priv_key}",
+            f"rouser {user} priv",
+        ]
+    _snmpd(lab, "router", "\n".join(lines) + "\n", port=CIPHERS_PORT)
+
+
 def _start_odd_agents(lab: SnmpLab) -> None:
     agents = [
         (["--mode", mode, *ODD_EXTRA.get(mode, [])], port) for mode, port in ODD_PORTS.items()
@@ -303,6 +327,7 @@ def snmp_lab(workdir: Path) -> Iterator[SnmpLab]:
         _start_odd_agents(lab)
         _start_cisco_v3(lab)
         _start_systemonly(lab)
+        _start_ciphers(lab)
         lab.refresh()
         yield lab
     finally:

@@ -204,3 +204,60 @@ def test_walk_huawei_with_only_hwdynfdbtable(lab: topo.SnmpLab) -> None:
     assert done.returncode == 0, done.stderr
     fdb = {(row["mac"], row["vlan"], row["if_name"]) for row in json.loads(done.stdout)["fdb"]}
     assert fdb == CASES["huawei_s5735_l2mam"]["fdb"]
+
+
+@pytest.mark.parametrize("user", sorted(topo.CIPHER_USERS))
+def test_walk_v3_with_every_privacy_protocol_net_snmp_speaks(lab: topo.SnmpLab, user: str) -> None:
+    """DES (older switches), AES-192/256 as net-snmp extends their keys, and as Cisco does
+    (`-c`): each against net-snmp's snmpd, with a hash short enough to need the extension."""
+    auth, _theirs, ours = topo.CIPHER_USERS[user]
+    done = run(
+        lab,
+        "snmp",
+        "walk",
+        topo.ROUTER_IP,
+        "--port",
+        str(topo.CIPHERS_PORT),
+        "--version",
+        "3",
+        "--user",
+        user,
+        "--auth-proto",
+        auth,
+        "--auth-key-env",
+        "AK",
+        "--priv-proto",
+        ours,
+        "--priv-key-env",
+        "PK",
+        "--format",
+        "json",
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["device"]["sys_name"] == "lab-ciphers"
+
+
+def test_a_cisco_key_extension_against_a_net_snmp_user_says_which_to_try(
+    lab: topo.SnmpLab,
+) -> None:
+    done = run(
+        lab,
+        "snmp",
+        "walk",
+        topo.ROUTER_IP,
+        "--port",
+        str(topo.CIPHERS_PORT),
+        *V3[:2],
+        "--user",
+        "aes256-sha",
+        "--auth-proto",
+        "sha",
+        "--auth-key-env",
+        "AK",
+        "--priv-proto",
+        "aes256c",
+        "--priv-key-env",
+        "PK",
+    )
+    assert done.returncode == 3
+    assert "wrong privacy key or protocol" in done.stderr and "need aes256" in done.stderr
