@@ -1,14 +1,14 @@
 """Findings through their lifecycle: opened by a run, seen again, acknowledged, resolved.
 
 A finding is keyed by (site, kind, subject). Seen again, its `last_seen` moves; absent from a
-complete run that could have seen it (its address inside the run's subnets, the phase that detects
-its kind carried out), it is resolved. A resolved finding that comes back is a new incident.
+complete run that could have seen it (`ipguard.ledger.coverage`), it is resolved. A resolved
+finding that comes back is a new incident (acknowledged still if its acknowledgement runs on).
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,33 +19,17 @@ from sqlmodel import Session, col, select
 from ipguard.addresses import ip_sort_key
 from ipguard.errors import Conflict, NotFound
 from ipguard.ledger import audit
+from ipguard.ledger.coverage import covered
 from ipguard.ledger.scan_tables import FindingRow
 from ipguard.model import (
     Finding,
     FindingKind,
     FindingState,
-    ObservationSource,
     Phase,
     Severity,
 )
 
 REPORT_WITHIN = timedelta(hours=24)
-# The phase whose absence of a sighting proves a finding is gone.
-DETECTED_BY: Mapping[FindingKind, Phase] = {
-    FindingKind.UNEXPECTED_SERVICE: Phase.SERVICES,
-    FindingKind.OPEN_PROXY: Phase.PROXY,
-    FindingKind.ROGUE_DHCP: Phase.DHCP,
-    FindingKind.HOSTNAME_POLICY: Phase.NAMES,
-    FindingKind.ROGUE_ROUTER: Phase.EVIDENCE,
-    FindingKind.ROGUE_AP: Phase.EVIDENCE,
-    FindingKind.WRONG_PORT: Phase.SNMP,
-    FindingKind.UNMANAGED_SWITCH: Phase.SNMP,
-    FindingKind.ROGUE_RA: Phase.IPV6,
-}
-# Phases that look only at the hosts that answered the sweep: absent from them, a host's ports,
-# names and signs were not looked at, so its findings of these phases stand.
-PER_HOST = frozenset({Phase.SERVICES, Phase.PROXY, Phase.NAMES, Phase.EVIDENCE})
-SNMP_SOURCE = ObservationSource.SNMP_ARP.value  # read from a router's ARP table
 
 
 @dataclass
@@ -60,6 +44,67 @@ class SyncOutcome:
 
 def _due(severity: Severity, first_seen: datetime) -> datetime | None:
     return first_seen + REPORT_WITHIN if severity >= Severity.HIGH else None
+
+
+def _standing_acks(session: Session, site: str, now: datetime) -> dict[tuple[str, str], FindingRow]:
+    """Resolved findings whose acknowledgement runs beyond `now`, by (kind, subject).
+
+    An acknowledgement until a date says "I know, leave it be until then": when its finding was
+    resolved by a run (the guest laptop went home) and comes back before the date, the new
+    incident is acknowledged as well. A finding resolved by hand ends its acknowledgement.
+    """
+    resolved = select(FindingRow).where(
+        FindingRow.site == site, FindingRow.state == FindingState.RESOLVED.value
+    )
+    standing = resolved.where(col(FindingRow.ack_until) > now)
+    subjects = {row.subject for row in session.exec(standing)}
+    if not subjects:
+        return {}
+    latest: dict[tuple[str, str], FindingRow] = {}  # the last incident's acknowledgement counts
+    ordered = resolved.where(col(FindingRow.subject).in_(subjects)).order_by(
+        col(FindingRow.resolved_at), col(FindingRow.id)
+    )
+    for row in session.exec(ordered):
+        latest[(row.kind, row.subject)] = row
+    return {
+        key: row
+        for key, row in latest.items()
+        if row.resolved_by == "auto" and row.ack_until is not None and row.ack_until > now
+    }
+
+
+def _opened(
+    site: str,
+    finding: Finding,
+    proof: dict[str, Any],
+    run_id: int,
+    now: datetime,
+    acknowledged: FindingRow | None,
+) -> FindingRow:
+    """A new finding's row, acknowledged when an earlier incident's acknowledgement still runs."""
+    row = FindingRow(
+        site=site,
+        kind=finding.kind.value,
+        subject=finding.subject,
+        ip=finding.ip,
+        mac=finding.mac,
+        port=finding.port,
+        severity=finding.severity.value,
+        state=FindingState.OPEN.value,
+        summary=finding.summary,
+        detail=dict(finding.detail),
+        evidence={"first": proof, "last": proof},
+        first_seen_at=now,
+        first_run_id=run_id,
+        last_seen_at=now,
+        last_run_id=run_id,
+        report_due_at=_due(finding.severity, now),
+    )
+    if acknowledged is not None:
+        row.state = FindingState.ACKNOWLEDGED.value
+        row.ack_note, row.ack_by = acknowledged.ack_note, acknowledged.ack_by
+        row.ack_at, row.ack_until = acknowledged.ack_at, acknowledged.ack_until
+    return row
 
 
 def sync(
@@ -92,28 +137,13 @@ def sync(
         # touches are needed, not every live finding of the site.
         query = query.where(col(FindingRow.subject).in_({f.subject for f in findings}))
     live = {(row.kind, row.subject): row for row in session.exec(query)}
+    acks = _standing_acks(session, site, now)
     for finding in findings:
-        row = live.pop((finding.kind.value, finding.subject), None)
+        key = (finding.kind.value, finding.subject)
+        row = live.pop(key, None)
         proof = {"run_id": run_id, **evidence(finding)}
         if row is None:
-            row = FindingRow(
-                site=site,
-                kind=finding.kind.value,
-                subject=finding.subject,
-                ip=finding.ip,
-                mac=finding.mac,
-                port=finding.port,
-                severity=finding.severity.value,
-                state=FindingState.OPEN.value,
-                summary=finding.summary,
-                detail=dict(finding.detail),
-                evidence={"first": proof, "last": proof},
-                first_seen_at=now,
-                first_run_id=run_id,
-                last_seen_at=now,
-                last_run_id=run_id,
-                report_due_at=_due(finding.severity, now),
-            )
+            row = _opened(site, finding, proof, run_id, now, acks.get(key))
             outcome.new.append(row)
         else:
             if finding.severity > Severity(row.severity):
@@ -130,77 +160,13 @@ def sync(
 
     networks = [ipaddress.ip_network(subnet) for subnet in subnets]
     for row in live.values():
-        if _covered(row, networks, phases, partial_hosts, snmp_polled, live_hosts):
+        if covered(row, networks, phases, partial_hosts, snmp_polled, live_hosts):
             row.state = FindingState.RESOLVED.value
             row.resolved_at, row.resolved_run_id, row.resolved_by = now, run_id, "auto"
             session.add(row)
             outcome.resolved.append(row)
     session.flush()
     return outcome
-
-
-def _covered(
-    row: FindingRow,
-    networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network],
-    phases: frozenset[Phase],
-    partial_hosts: frozenset[str],
-    snmp_polled: frozenset[str] = frozenset(),
-    live_hosts: frozenset[str] | None = None,
-) -> bool:
-    devices = snmp_devices(row)
-    if devices is not None:
-        if Phase.SNMP not in phases or not devices & snmp_polled:
-            return False
-        # A router's ARP entry counts only inside the run's subnets; a switch port anywhere.
-        return (
-            row.ip is None
-            or DETECTED_BY.get(FindingKind(row.kind)) is Phase.SNMP
-            or _in(row.ip, networks)
-        )
-    needed = DETECTED_BY.get(FindingKind(row.kind), Phase.SWEEP)
-    if (row.detail or {}).get("family") == 6:  # a DHCPv6 server: heard by the ipv6 phase
-        needed = Phase.IPV6
-    if needed is Phase.SWEEP and row.ip is not None and ":" in row.ip:
-        # An IPv6 address is found by the ipv6 phase's discovery, a link-local one on the link.
-        if Phase.IPV6 not in phases:
-            return False
-        return ipaddress.ip_address(row.ip).is_link_local or _in(row.ip, networks)
-    if needed not in phases:
-        return False
-    if needed is Phase.IPV6:  # link-local senders: the run listened to the whole link
-        return True
-    if needed in (Phase.SERVICES, Phase.PROXY) and row.ip in partial_hosts:
-        return False
-    if needed in PER_HOST and live_hosts is not None and row.ip not in live_hosts:
-        return False
-    if row.ip is None:
-        return True
-    return _in(row.ip, networks)
-
-
-def _in(ip: str, networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
-    address = ipaddress.ip_address(ip)
-    return any(address in network for network in networks)
-
-
-def snmp_devices(row: FindingRow) -> set[str] | None:
-    """The SNMP devices whose data alone raised a finding, or None when other phases saw it too.
-
-    wrong-port and unmanaged-switch come from one switch (`detail.device`); a binding finding
-    comes from routers when every observation in its last evidence is an `snmp-arp` one.
-    """
-    if row.kind in (FindingKind.WRONG_PORT.value, FindingKind.UNMANAGED_SWITCH.value):
-        device = (row.detail or {}).get("device")
-        return {device} if isinstance(device, str) else set()
-    last = (row.evidence or {}).get("last") or {}
-    seen = [
-        item
-        for item in last.get("observations") or []
-        if row.mac is None or item.get("mac") == row.mac  # what raised this very pair
-    ]
-    if not seen or any(item.get("source") != SNMP_SOURCE for item in seen):
-        return None
-    return {item.get("device") or "" for item in seen}
 
 
 def _ack_expired(row: FindingRow, now: datetime) -> bool:

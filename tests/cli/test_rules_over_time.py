@@ -103,3 +103,30 @@ def test_an_unregistered_laptop_away_every_night_escalates_after_the_grace_perio
     # Back after eleven days away: a new stay, within its grace period again.
     back = thursday + timedelta(days=11)
     assert scan_at(back, LAPTOP)[0][:2] == ("unregistered-host", "high")
+
+
+def test_an_acknowledgement_until_a_date_covers_the_findings_return(cli: Cli, config: Path) -> None:
+    """`findings ack --until`: the approved guest laptop leaves at night and is back in the
+    morning; until the date it stays acknowledged (it used to come back open: exit 1 and an
+    alert every morning). Without --until an acknowledgement ends with its finding."""
+    cli.scanner = FakeScanner([result(LAPTOP), result(), result(LAPTOP), result(), result(LAPTOP)])
+    first = scan(cli, config)
+    (opened,) = first["findings"]
+    ack = cli(
+        "findings", "ack", str(opened["id"]), "--note", "guest of 王芳", "--until", "2999-01-01"
+    )
+    assert ack.exit_code == 0, ack.stderr
+    assert scan(cli, config)["findings"] == []  # the night
+    outcome = cli("--config", str(config), "scan", "--format", "json")
+    assert outcome.exit_code == 0, outcome.stdout
+    (back,) = json.loads(outcome.stdout)["findings"]
+    assert (back["kind"], back["state"]) == ("unregistered-host", "acknowledged")
+    assert back["id"] != opened["id"]  # still a new incident, with its own lifecycle
+    shown = json.loads(cli("findings", "show", str(back["id"]), "--format", "json").stdout)
+    assert (shown["ack_note"], shown["ack_until"][:10]) == ("guest of 王芳", "2999-01-01")
+    # Acknowledged without a date: the acknowledgement ends when the finding is resolved.
+    assert cli("findings", "ack", str(back["id"]), "--note", "seen").exit_code == 0
+    assert scan(cli, config)["findings"] == []  # the night
+    outcome = cli("--config", str(config), "scan", "--format", "json")
+    assert outcome.exit_code == 1
+    assert [f["state"] for f in json.loads(outcome.stdout)["findings"]] == ["open"]

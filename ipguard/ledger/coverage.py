@@ -1,0 +1,98 @@
+"""Which findings a run could have seen, and so may resolve when it did not see them again.
+
+A finding is covered by a complete run when its address lies inside the run's subnets and the
+phase that detects its kind ran; a finding about a host's ports, names or signs also needs the
+host to have answered the sweep (those phases look at nobody else); one raised from an SNMP
+device's data alone needs that device to have been polled.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping, Sequence
+
+from ipguard.ledger.scan_tables import FindingRow
+from ipguard.model import FindingKind, ObservationSource, Phase
+
+# The phase whose absence of a sighting proves a finding is gone.
+DETECTED_BY: Mapping[FindingKind, Phase] = {
+    FindingKind.UNEXPECTED_SERVICE: Phase.SERVICES,
+    FindingKind.OPEN_PROXY: Phase.PROXY,
+    FindingKind.ROGUE_DHCP: Phase.DHCP,
+    FindingKind.HOSTNAME_POLICY: Phase.NAMES,
+    FindingKind.ROGUE_ROUTER: Phase.EVIDENCE,
+    FindingKind.ROGUE_AP: Phase.EVIDENCE,
+    FindingKind.WRONG_PORT: Phase.SNMP,
+    FindingKind.UNMANAGED_SWITCH: Phase.SNMP,
+    FindingKind.ROGUE_RA: Phase.IPV6,
+}
+# Phases that look only at the hosts that answered the sweep: absent from them, a host's ports,
+# names and signs were not looked at, so its findings of these phases stand.
+PER_HOST = frozenset({Phase.SERVICES, Phase.PROXY, Phase.NAMES, Phase.EVIDENCE})
+SNMP_SOURCE = ObservationSource.SNMP_ARP.value  # read from a router's ARP table
+
+
+def covered(
+    row: FindingRow,
+    networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network],
+    phases: frozenset[Phase],
+    partial_hosts: frozenset[str],
+    snmp_polled: frozenset[str] = frozenset(),
+    live_hosts: frozenset[str] | None = None,
+) -> bool:
+    """True when a complete run with these subnets, phases and hosts could have seen the finding
+    (`live_hosts` None: every host in the subnets answered)."""
+    devices = snmp_devices(row)
+    if devices is not None:
+        if Phase.SNMP not in phases or not devices & snmp_polled:
+            return False
+        # A router's ARP entry counts only inside the run's subnets; a switch port anywhere.
+        return (
+            row.ip is None
+            or DETECTED_BY.get(FindingKind(row.kind)) is Phase.SNMP
+            or _in(row.ip, networks)
+        )
+    needed = DETECTED_BY.get(FindingKind(row.kind), Phase.SWEEP)
+    if (row.detail or {}).get("family") == 6:  # a DHCPv6 server: heard by the ipv6 phase
+        needed = Phase.IPV6
+    if needed is Phase.SWEEP and row.ip is not None and ":" in row.ip:
+        # An IPv6 address is found by the ipv6 phase's discovery, a link-local one on the link.
+        if Phase.IPV6 not in phases:
+            return False
+        return ipaddress.ip_address(row.ip).is_link_local or _in(row.ip, networks)
+    if needed not in phases:
+        return False
+    if needed is Phase.IPV6:  # link-local senders: the run listened to the whole link
+        return True
+    if needed in (Phase.SERVICES, Phase.PROXY) and row.ip in partial_hosts:
+        return False
+    if needed in PER_HOST and live_hosts is not None and row.ip not in live_hosts:
+        return False
+    if row.ip is None:
+        return True
+    return _in(row.ip, networks)
+
+
+def _in(ip: str, networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    address = ipaddress.ip_address(ip)
+    return any(address in network for network in networks)
+
+
+def snmp_devices(row: FindingRow) -> set[str] | None:
+    """The SNMP devices whose data alone raised a finding, or None when other phases saw it too.
+
+    wrong-port and unmanaged-switch come from one switch (`detail.device`); a binding finding
+    comes from routers when every observation in its last evidence is an `snmp-arp` one.
+    """
+    if row.kind in (FindingKind.WRONG_PORT.value, FindingKind.UNMANAGED_SWITCH.value):
+        device = (row.detail or {}).get("device")
+        return {device} if isinstance(device, str) else set()
+    last = (row.evidence or {}).get("last") or {}
+    seen = [
+        item
+        for item in last.get("observations") or []
+        if row.mac is None or item.get("mac") == row.mac  # what raised this very pair
+    ]
+    if not seen or any(item.get("source") != SNMP_SOURCE for item in seen):
+        return None
+    return {item.get("device") or "" for item in seen}
