@@ -15,6 +15,13 @@ judged by exactly the rules (and severities) a scan applies:
   as the ipv6 phase's are: rogue-ra (from a MAC without role router or gateway, or announcing a
   prefix outside the subnets).
 
+A host holds several IPv6 addresses and takes a new temporary one every day (RFC 8981), so the
+claims of a MAC that is no active record here (unregistered-host, mac-moved) are folded as a scan
+folds them, one finding per MAC: each IPv6 claim is judged beside the MAC's stable address, the
+subject of its open finding of those kinds (the scan's IPv4 or link-local address, or the first
+address the watcher reported it at), else its link-local address when an NA claimed one (heard,
+not judged: link-local targets are outside the subnets).
+
 Memory is bounded: at most MAX_MACS_PER_ADDRESS MACs per IP and MAX_ADDRESSES IPs in the window,
 MAX_JUDGED remembered judgements. So is the work a flood of made-up stations causes: claims of
 which neither the IP nor the MAC is in the ledger (each would be one more unregistered-host) are
@@ -25,6 +32,7 @@ address or by a registered MAC (a spoof, a move) is always judged. What does not
 
 from __future__ import annotations
 
+import ipaddress
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -53,6 +61,7 @@ REJUDGE_SECONDS = 60.0
 MAX_MACS_PER_ADDRESS = 8
 MAX_ADDRESSES = 65_536
 MAX_JUDGED = 262_144
+MAX_ANCHORS = 65_536  # MACs whose stable address is remembered, per kind of memory
 MAX_OPS = 4  # kinds of ARP frame remembered per pair in a batch, for the evidence
 NEW_HOSTS_PER_SECOND = 200.0
 NEW_HOSTS_BURST = 2_000.0
@@ -63,6 +72,8 @@ PAIR_KINDS = frozenset({
     FindingKind.SUSPENDED_DEVICE_ONLINE, FindingKind.ISOLATED_DEVICE_ONLINE,
     FindingKind.GUEST_EXPIRED,
 })  # fmt: skip
+# What a MAC with no active record here is reported as: one finding per MAC, its IPv6 folded in.
+FOLDED_KINDS = frozenset({FindingKind.UNREGISTERED_HOST.value, FindingKind.MAC_MOVED.value})
 WATCH_KINDS = PAIR_KINDS | {
     FindingKind.DUPLICATE_IP,
     FindingKind.ROGUE_DHCP,
@@ -135,6 +146,8 @@ class Judge:
         self._window: dict[str, dict[str, float]] = {}  # IP -> MAC -> when last claimed
         self._judged: dict[tuple[str, str], float] = {}  # a pair, or (kind, key) -> when
         self._pruned = 0.0
+        self._reported_at: dict[str, str] = {}  # MAC -> the address its open finding is at
+        self._link_local: dict[str, str] = {}  # MAC -> the link-local address an NA claimed
 
     def load(
         self, ledger: Iterable[Binding], first_seen: Mapping[tuple[str, str], datetime]
@@ -144,10 +157,28 @@ class Judge:
         self._index = LedgerIndex(self._records, self.site)
         self._first_seen = dict(first_seen)
         self._judged.clear()
+        self._reported_at.clear()
+        self._remember_reported(first_seen)
 
     def note_first_seen(self, first_seen: Mapping[tuple[str, str], datetime]) -> None:
         """When findings just opened were first seen (for the unregistered grace period)."""
         self._first_seen.update(first_seen)
+        self._remember_reported(first_seen)
+
+    def _remember_reported(self, findings: Iterable[tuple[str, str]]) -> None:
+        """Where each MAC's open unregistered-host or mac-moved finding is: IPv4 first, then
+        link-local, then the first address known."""
+        reported = self._reported_at
+        for kind, subject in findings:
+            ip, _, rest = subject.partition("|")
+            mac = rest.partition("|")[0]
+            if kind not in FOLDED_KINDS or not ip or not mac:
+                continue
+            known = reported.get(mac)
+            if known is None or _stability(ip) < _stability(known):
+                if known is None and len(reported) >= MAX_ANCHORS:
+                    reported.clear()
+                reported[mac] = ip
 
     def judge(self, items: Sequence[tuple[float, Parsed]], now: datetime) -> Verdicts:
         """Judge a batch of parsed frames, stamped with their arrival (monotonic seconds)."""
@@ -194,6 +225,10 @@ class Judge:
     ) -> bool:
         """Remember one claim; True when it is in scope and kept."""
         if not self._in_scope(claim.ip):
+            if _stability(claim.ip) == 1:  # a link-local address: the MAC's stable one
+                if len(self._link_local) >= MAX_ANCHORS:
+                    self._link_local.clear()
+                self._link_local[claim.mac] = claim.ip
             self.ignored["out_of_scope"] += 1
             return False
         macs = self._window.get(claim.ip)
@@ -301,10 +336,26 @@ class Judge:
             verdicts.sightings.extend(round_)
             found += [
                 finding
-                for finding in self._evaluate(now, observations=round_)
+                for finding in self._evaluate(now, observations=self._anchored(round_) + round_)
                 if finding.kind in PAIR_KINDS
             ]
         return found
+
+    def _anchored(self, round_: tuple[Observation, ...]) -> tuple[Observation, ...]:
+        """The stable address of each MAC that claimed an IPv6 address and is no active record
+        here, judged first beside its claims so that the policies fold them into it (not stored:
+        it was not heard now)."""
+        taken = {observation.ip for observation in round_}
+        anchors: dict[str, Observation] = {}
+        for observation in round_:
+            mac = observation.mac
+            if ":" not in observation.ip or not mac or mac in self._index.active_by_mac:
+                continue
+            anchor = self._reported_at.get(mac) or self._link_local.get(mac)
+            if anchor and anchor not in taken and anchor not in anchors:
+                source = NDP if ":" in anchor else ARP
+                anchors[anchor] = Observation(anchor, mac, observation.seen_at, source)
+        return tuple(anchors.values())
 
     def _duplicates(self, touched: set[str], latest: float, now: datetime) -> list[Finding]:
         """IPs claimed by two or more MACs within the duplicate window."""
@@ -337,3 +388,11 @@ class Judge:
             return []
         found = self._evaluate(now, observations=tuple(seen), names=tuple(names))
         return [finding for finding in found if finding.kind is FindingKind.HOSTNAME_POLICY]
+
+
+def _stability(ip: str) -> int:
+    """How long a host keeps an address, as a rank: 0 IPv4, 1 IPv6 link-local, 2 any other IPv6
+    (a temporary address lasts a day)."""
+    if ":" not in ip:
+        return 0
+    return 1 if ipaddress.IPv6Address(ip).is_link_local else 2

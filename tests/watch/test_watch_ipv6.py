@@ -7,7 +7,7 @@ is tested by the lab test (test_watch_ipv6_lab.py), on a real socket.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from scapy.layers.inet6 import (
@@ -18,7 +18,7 @@ from scapy.layers.inet6 import (
     ICMPv6NDOptSrcLLAddr,
     IPv6,
 )
-from scapy.layers.l2 import Ether
+from scapy.layers.l2 import ARP, Ether
 
 from ipguard.config import PolicySettings
 from ipguard.model import Binding, Role, RouterAdvert
@@ -128,3 +128,58 @@ def test_an_ra_in_the_routers_name_from_another_mac_is_judged_beside_the_routers
     assert found([ra(GW_MAC, "2001:db8:20::/64"), spoofed]) == {
         ("rogue-ra", "fe80::1", EVIL, "critical")
     }
+
+
+def claims(frames: list[bytes], start: float = 0.0) -> list[tuple[float, ArpClaim]]:
+    return [(start + n, parsed) for n, frame in enumerate(frames) if (parsed := parse_frame(frame))]
+
+
+def subjects(made: Judge, frames: list[bytes], start: float, now: datetime) -> set[str]:
+    """The findings' subjects, remembered as the service does for the findings it opened."""
+    found = [f for f in made.judge(claims(frames, start), now).findings]
+    made.note_first_seen({(f.kind.value, f.subject): now for f in found})
+    return {f"{f.kind.value} {f.subject}" for f in found}
+
+
+DAY = 86_400.0
+ARP_REQUEST = bytes(Ether(src=EVIL) / ARP(hwsrc=EVIL, psrc="198.18.0.66", pdst="198.18.0.1"))
+STRANGER_LL = "fe80::216:3eff:fe00:66"
+
+
+def test_a_strangers_daily_privacy_address_stays_one_finding() -> None:
+    # An unregistered PC seen only over IPv6: today's temporary address opens the finding,
+    # tomorrow's (RFC 8981: a new one every day) is folded into it, never a finding of its own.
+    made = judge()
+    first = subjects(made, [na("2001:db8:20::a1", EVIL, option=EVIL)], 0.0, NOW)
+    assert first == {f"unregistered-host 2001:db8:20::a1|{EVIL}|"}
+    tomorrow = NOW + timedelta(days=1)
+    later = made.judge(claims([na("2001:db8:20::b2", EVIL, option=EVIL)], DAY), tomorrow)
+    (finding,) = later.findings
+    assert finding.kind.value == "unregistered-host"
+    assert finding.subject == f"2001:db8:20::a1|{EVIL}|"
+    assert finding.detail["ipv6"] == ["2001:db8:20::b2"]
+    assert [s.ip for s in later.sightings] == ["2001:db8:20::b2"]  # what was heard, stored
+
+
+@pytest.mark.parametrize(
+    ("first", "subject"),
+    [
+        # Its IPv4 address, as a scan reports a dual-stack stranger
+        (ARP_REQUEST, "198.18.0.66"),
+        # its link-local address (heard, never judged: the scan's subject for an IPv6-only host)
+        (na(STRANGER_LL, EVIL, option=EVIL), STRANGER_LL),
+    ],
+    ids=["ipv4", "link-local"],
+)
+def test_a_strangers_ipv6_addresses_fold_into_its_stable_address(first: bytes, subject: str):
+    made = judge()
+    subjects(made, [first], 0.0, NOW)
+    later = subjects(made, [na("2001:db8:20::a1", EVIL, option=EVIL)], DAY, NOW)
+    assert later == {f"unregistered-host {subject}|{EVIL}|"}
+
+
+def test_a_finding_the_scan_opened_at_the_link_local_address_takes_the_watchers_claims() -> None:
+    made = judge()
+    made.load(LEDGER, {("unregistered-host", f"{STRANGER_LL}|{EVIL}|"): NOW})
+    found = subjects(made, [na("2001:db8:20::a1", EVIL, option=EVIL)], 0.0, NOW)
+    assert found == {f"unregistered-host {STRANGER_LL}|{EVIL}|"}
