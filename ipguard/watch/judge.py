@@ -160,6 +160,16 @@ class Judge:
         self._reported_at.clear()
         self._remember_reported(first_seen)
 
+    @property
+    def records(self) -> tuple[Binding, ...]:
+        """The ledger snapshot judged against."""
+        return self._records
+
+    @property
+    def first_seen(self) -> Mapping[tuple[str, str], datetime]:
+        """When each open finding (kind, subject) was first seen, as far as this judge knows."""
+        return self._first_seen
+
     def note_first_seen(self, first_seen: Mapping[tuple[str, str], datetime]) -> None:
         """When findings just opened were first seen (for the unregistered grace period)."""
         self._first_seen.update(first_seen)

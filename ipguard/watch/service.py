@@ -322,24 +322,33 @@ class Watcher:
 
     def _load_ledger(self) -> None:
         with self.store.session(write=False) as session:
-            self._ledger_version = watching.ledger_version(session)
+            version = watching.ledger_version(session)
             records = watching.snapshot(session)
             grace = timedelta(days=self.settings.policy.unregistered_grace_days)
             first = findings.first_seen(
                 session, self.request.site, now=self.clock(), returning_within=grace
             )
         self.judge.load(records, first)
+        self._ledger_version = version  # only once loaded: a failed load is tried again
 
     def _do_reload(self) -> None:
         try:
             self.settings = self._read_settings()
         except IpguardError as error:
             self.warn(f"configuration not reloaded, the old one stays in force: {error}")
-        self.judge = self._new_judge()
+        old, self.judge = self.judge, self._new_judge()
         try:
             self._load_ledger()
         except LedgerUnavailable as error:
+            # A judge without the ledger would call every registered device a newcomer: the
+            # snapshot it had stays in force until the ledger answers (the next tick reloads).
+            self.judge.load(old.records, old.first_seen)
+            self._ledger_version = None  # read it again as soon as it answers
             self._ledger_unavailable(error)
+            self.warn(
+                "configuration reloaded; the ledger is unavailable, its last snapshot stays "
+                "in force until it answers"
+            )
 
     def _alert(self) -> None:
         try:

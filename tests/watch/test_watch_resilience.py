@@ -23,6 +23,7 @@ from tests.watch.lab import IPGUARD, WATCH_CONFIG, watch_scenario
 
 needs_lab = requires_lab("arping")
 NEWCOMER_MAC = "00:16:3e:00:00:91"
+PC = "198.18.0.20"  # math-pc01, registered
 DEADLINE = 30.0  # the watcher polls every 5 s and must notice within 10 s; the rest is load
 
 
@@ -161,12 +162,18 @@ def test_watch_follows_the_ledger_its_config_a_lost_interface_and_a_ledger_outag
 
     # The ledger goes down: what is seen meanwhile is stored when it comes back.
     sensor.cluster.stop()
+    # A reload meanwhile (logrotate, `systemctl reload`) cannot read the ledger: the snapshot
+    # it has stays in force, so the registered PC announcing itself is no newcomer.
+    process.send_signal(signal.SIGHUP)
+    sensor.until_said("configuration reloaded; the ledger is unavailable, its last snapshot")
+    lab.run("math-pc01", ["arping", "-U", "-c", "1", "-i", "eth0", PC], check=False)
     for _ in range(3):
         sensor.claim("198.18.0.95")
         time.sleep(1.0)
     assert process.poll() is None, "the watcher exited when the ledger went down"
     sensor.cluster.start()
     sensor.until_found("unregistered-host", "198.18.0.95", claim=False)
+    assert not [f for f in sensor.findings() if f["ip"] == PC], "the PC judged without a ledger"
 
     code, err = sensor.stop()
     assert code == 0, err
