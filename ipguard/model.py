@@ -226,7 +226,8 @@ class ServiceObservation:
 
 @dataclass(frozen=True)
 class DhcpOffer:
-    """A DHCP OFFER some server sent in answer to our DISCOVER."""
+    """A DHCP OFFER some server sent in answer to our DISCOVER (a watcher also hears ACKs and
+    NAKs: `message`; a NAK, or an ACK to a DHCPINFORM, offers no address, "0.0.0.0")."""
 
     server_ip: str
     server_mac: str
@@ -236,6 +237,7 @@ class DhcpOffer:
     seen_at: datetime | None = None
     # Seconds from our first DISCOVER to this offer: servers that ping-check first take ~3 s.
     latency: float | None = None
+    message: str = "offer"  # "offer", "ack", "nak"; the ledger keeps offers without it
 
 
 @dataclass(frozen=True)

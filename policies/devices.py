@@ -6,7 +6,8 @@ those of every active record of its MAC (`Sightings.host`, `LedgerIndex.roles_of
 
 - `open-proxy` (ip, MAC, "tcp/3128"): a `ProxyVerdict` with `relays` on a host without role proxy;
   one finding per (ip, port), listing every method that relayed.
-- `rogue-dhcp` (server ip, server MAC): offers from a server that is not an active record with role
+- `rogue-dhcp` (server ip, server MAC): offers (or a watcher's ACKs and NAKs: `naks` counts
+  the clients refused) from a server that is not an active record with role
   dhcp-server; one finding per (server ip, server MAC). The offer must come from the registered MAC
   of the server's IP, or from a registered router/gateway MAC (an offer relayed by a DHCP relay
   agent carries the router's MAC). Its detail keeps how long each offer took
@@ -112,13 +113,18 @@ def _rogue_dhcp(
             reason = "lacks role dhcp-server"
         else:
             continue
-        offered = sorted({offer.offered_ip for offer in server_offers})
+        # A NAK, or an ACK to a DHCPINFORM, carries no address ("0.0.0.0"): nothing offered.
+        offered = sorted({o.offered_ip for o in server_offers if o.offered_ip != "0.0.0.0"})
+        refused = sum(1 for offer in server_offers if offer.message == "nak")
         # How long the server took to offer (from our first DISCOVER): ping-checking servers ~3 s.
         latencies = sorted(o.latency for o in server_offers if o.latency is not None)
         after = f" after {latencies[0]:.1f} s" if latencies else ""
+        said = [f"offered {', '.join(offered)}{after}"] if offered else []
+        if refused:
+            said.append(f"refused {refused} client request{'s' if refused != 1 else ''} (DHCPNAK)")
         summary = (
-            f"DHCP server {ip} ({mac or 'MAC unknown'}) offered {', '.join(offered)}{after} "
-            f"and {reason}"
+            f"DHCP server {ip} ({mac or 'MAC unknown'}) "
+            f"{', '.join(said) or 'answered a client'} and {reason}"
         )
         detail: dict[str, Any] = {
             "offered_ips": offered,
@@ -130,6 +136,8 @@ def _rogue_dhcp(
         }
         if latencies:  # offers read back from a stored run have none
             detail["seconds_to_offer"] = latencies
+        if refused:
+            detail["naks"] = refused
         found.append(Finding(kind, severity_of(kind, settings), ip, mac, None, summary, detail))
     return found
 

@@ -11,7 +11,8 @@ What each frame says:
 
 - ARP: the sender's (IP, MAC) of requests, replies and gratuitous ARP is a claim of that address;
   an ARP probe (sender IP 0.0.0.0, RFC 5227) claims its target address.
-- DHCP from a server (OFFER, ACK): a `DhcpOffer`, as the active probe records it.
+- DHCP from a server (OFFER, ACK, NAK): a `DhcpOffer`, as the active probe records it, with
+  its `message`.
 - DHCP from a client (DISCOVER, REQUEST, INFORM): its MAC, the address it asks for or holds, its
   hostname (option 12) and its fingerprint: the parameter-request list (55) and vendor class (60).
 - An IPv6 Neighbor Advertisement: a claim of its target address by the MAC of its target
@@ -46,7 +47,8 @@ ETH_P_IP = rawsock.ETH_P_IP
 _ARP_IPV4 = bytes.fromhex("000108000604")  # htype Ethernet, ptype IPv4, hlen 6, plen 4
 _NO_ADDRESS = bytes(4)
 _DHCP_MAGIC = bytes.fromhex("63825363")
-SERVER_MESSAGES = {2: "offer", 5: "ack"}
+# A NAK too: a server refusing every client's address is a denial of service (and a rogue server).
+SERVER_MESSAGES = {2: "offer", 5: "ack", 6: "nak"}
 CLIENT_MESSAGES = {1: "discover", 3: "request", 8: "inform"}
 MAX_TEXT = 255  # a hostname or vendor class longer than a DHCP option allows is cut
 
@@ -167,7 +169,8 @@ def _ipv4(raw: bytes | None) -> str | None:
 
 
 def parse_dhcp(frame: bytes, seen_at: datetime | None = None) -> DhcpOffer | DhcpClient | None:
-    """A server's OFFER/ACK or a client's DISCOVER/REQUEST/INFORM in an Ethernet frame, or None."""
+    """A server's OFFER/ACK/NAK or a client's DISCOVER/REQUEST/INFORM in an Ethernet frame, or
+    None."""
     if len(frame) < 34 or frame[12:14] != b"\x08\x00" or frame[23] != socket.IPPROTO_UDP:
         return None
     ihl = (frame[14] & 0x0F) * 4
@@ -192,6 +195,7 @@ def parse_dhcp(frame: bytes, seen_at: datetime | None = None) -> DhcpOffer | Dhc
             router=_ipv4(routers[:4]),
             dns=tuple(socket.inet_ntoa(dns[at : at + 4]) for at in range(0, len(dns) - 3, 4)),
             seen_at=seen_at,
+            message=SERVER_MESSAGES[kind],
         )
     if op == 1 and kind in CLIENT_MESSAGES:
         return DhcpClient(

@@ -243,7 +243,11 @@ def store_results(
         ],
         DhcpOfferRow: [
             # An offer's latency is kept in its rogue-dhcp finding's detail, not in the offer row.
-            {"run_id": run_id, **_fields(item, DhcpOffer, skip={"latency"}), "dns": list(item.dns)}
+            {
+                "run_id": run_id,
+                **_fields(item, DhcpOffer, skip={"latency", "message"}),
+                "dns": list(item.dns),
+            }
             for item in result.dhcp_offers
         ],
         ProxyCheckRow: [

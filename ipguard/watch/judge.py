@@ -8,8 +8,8 @@ judged by exactly the rules (and severities) a scan applies:
   `last_seen` moves): unregistered-host, ip-mac-mismatch, mac-moved and the lifecycle kinds;
 - the MACs that claimed one IP within `[watch] duplicate_window` seconds are judged together:
   duplicate-ip (arpwatch's "flip flop");
-- DHCP OFFERs and ACKs are offers: rogue-dhcp; a client's hostname at the address it asks for:
-  hostname-policy;
+- DHCP OFFERs, ACKs and NAKs are a server's answers: rogue-dhcp; a client's hostname at the
+  address it asks for: hostname-policy;
 - an IPv6 Neighbor Advertisement is a claim of its target address, judged as an ARP claim is (a
   registered static IPv6 claimed by another MAC: ip-mac-mismatch); a Router Advertisement is judged
   as the ipv6 phase's are: rogue-ra (from a MAC without role router or gateway, or announcing a
@@ -103,7 +103,11 @@ class Verdicts:
             if ip == finding.ip and (finding.mac is None or mac == finding.mac)
         ]
         offers = [
-            {"server_mac": offer.server_mac, "offered_ip": offer.offered_ip}
+            {
+                "server_mac": offer.server_mac,
+                "offered_ip": offer.offered_ip,
+                "message": offer.message,
+            }
             for offer in self.offers
             if offer.server_ip == finding.ip
         ]
@@ -201,7 +205,9 @@ class Judge:
                     continue
                 touched.add(item.ip)
             elif isinstance(item, DhcpOffer):
-                if self._due(("offer", f"{item.server_ip}|{item.server_mac}"), moment):
+                # A NAK after an OFFER (or the reverse) is news: the finding says both.
+                said = f"{item.server_ip}|{item.server_mac}|{item.message}"
+                if self._due(("offer", said), moment):
                     verdicts.offers.append(item)
                     verdicts.evaluated += 1
             elif isinstance(item, RouterAdvert):

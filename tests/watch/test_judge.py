@@ -139,6 +139,29 @@ def test_offers_from_servers_without_the_role_are_rogue_dhcp() -> None:
     assert kinds(found) == {("rogue-dhcp", "198.18.0.77", "02:66:00:00:00:77", "critical")}
 
 
+def test_naks_from_a_server_without_the_role_are_rogue_dhcp_and_say_so() -> None:
+    nak = DhcpOffer("198.18.0.77", "02:66:00:00:00:77", "0.0.0.0", message="nak")
+    offer = DhcpOffer("198.18.0.77", "02:66:00:00:00:77", "198.18.0.150")
+    watcher = judge()
+    (refusing,) = watcher.judge([(0.0, nak), (0.1, nak)], NOW).findings
+    assert (refusing.kind, refusing.severity) == (FindingKind.ROGUE_DHCP, Severity.CRITICAL)
+    assert refusing.summary == (
+        "DHCP server 198.18.0.77 (02:66:00:00:00:77) refused 1 client request (DHCPNAK) "
+        "and is not registered"
+    )
+    assert (refusing.detail["offered_ips"], refusing.detail["naks"]) == ([], 1)
+    # It offers an address within the minute: news, judged at once (its NAKs, not again yet).
+    (offering,) = watcher.judge([(1.0, offer), (1.0, nak)], NOW).findings
+    assert offering.summary == (
+        "DHCP server 198.18.0.77 (02:66:00:00:00:77) offered 198.18.0.150 and is not registered"
+    )
+    both = judge().judge([(0.0, offer), (0.0, nak)], NOW).findings[0].summary
+    assert "offered 198.18.0.150, refused 1 client request (DHCPNAK) and is not" in both
+    # The registered DHCP server refusing a client that moved from another network: its job.
+    allowed = DhcpOffer(DHCP_SERVER, SRV_MAC, "0.0.0.0", message="nak")
+    assert judge().judge([(0.0, allowed)], NOW).findings == []
+
+
 def test_a_dhcp_clients_hostname_is_checked_at_the_address_it_asks_for() -> None:
     bad = DhcpClient(PC_MAC, PC, "request", hostname="gaming-rig", parameters=(1, 3, 6))
     good = DhcpClient(PC_MAC, PC, "request", hostname="math-pc01")

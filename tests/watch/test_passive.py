@@ -82,8 +82,15 @@ def test_server_answers_are_offers() -> None:
     assert isinstance(parsed, DhcpOffer)
     # Without a server identifier, the sender's IP address names the server.
     assert (parsed.server_ip, parsed.offered_ip, parsed.router) == ("0.0.0.0", "198.18.0.151", None)
-    nak = dhcp(2, "nak", src="02:66:00:00:00:77", chaddr=B, options=[])
-    assert parse_frame(nak) is None
+    # A NAK refuses the client its address: a server's answer too (a rogue NAKing everyone is a
+    # denial of service), with no address in it.
+    nak = dhcp(2, "nak", src="02:66:00:00:00:77", chaddr=B, options=[("server_id", "198.18.0.77")])
+    assert parse_frame(nak) == DhcpOffer(
+        server_ip="198.18.0.77",
+        server_mac="02:66:00:00:00:77",
+        offered_ip="0.0.0.0",
+        message="nak",
+    )
 
 
 def test_an_offer_continued_in_file_and_sname_is_read_whole() -> None:

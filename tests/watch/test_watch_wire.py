@@ -1,0 +1,101 @@
+"""`ipguard watch` against what a real LAN puts on the wire and what its destinations do: a
+rogue DHCP server that refuses every client (DHCPNAK), and an alert receiver that never answers.
+
+One lab for the module, its bridge flooding every frame (a mirror port); frames a test makes
+itself are built by scapy and sent from a lab host's namespace, to explicit MACs.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from scapy.layers.dhcp import BOOTP, DHCP
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
+
+from tests.lab import netns
+from tests.lab.builder import Lab
+from tests.lab.fixtures import lab_unavailable
+from tests.watch.lab import WATCH_CONFIG, as_hub, background, watch_scenario
+from tests.watch.test_watch_lab import DEADLINE, Watching, watched
+
+pytestmark = pytest.mark.lab
+LAPTOP_MAC = "00:16:3e:00:00:95"
+ATTACKER, ATTACKER_MAC = "198.18.0.66", "02:66:00:00:00:66"
+BROADCAST = "ff:ff:ff:ff:ff:ff"
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    reason = lab_unavailable("dnsmasq", "arping")
+    if reason:
+        pytest.skip(reason)
+    with Lab.build(watch_scenario()) as built:
+        as_hub(built)
+        yield built
+
+
+@pytest.fixture
+def watching(lab: Lab, tmp_path: Path) -> Iterator[Watching]:
+    yield from watched(lab, tmp_path, WATCH_CONFIG.format(subnet=lab.subnet))
+
+
+def sender(lab: Lab, host: str) -> Callable[[bytes], int]:
+    """Send whole Ethernet frames from `host`'s eth0 (the socket closes with the function)."""
+    with netns.inside(lab.ns(host)):
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    sock.bind(("eth0", 0))
+    return sock.send
+
+
+def until(condition: Callable[[], bool], what: str, again: Callable[[], object]) -> None:
+    """Do `again` once a second until `condition` holds (DEADLINE)."""
+    end = time.monotonic() + DEADLINE
+    while time.monotonic() < end:
+        again()
+        if condition():
+            return
+        time.sleep(1.0)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def init_reboot(mac: str, address: str) -> bytes:
+    """A rebooted client asking to keep its lease (RFC 2131 INIT-REBOOT): a broadcast REQUEST."""
+    return bytes(
+        Ether(src=mac, dst=BROADCAST)
+        / IP(src="0.0.0.0", dst="255.255.255.255")
+        / UDP(sport=68, dport=67)
+        / BOOTP(op=1, chaddr=bytes.fromhex(mac.replace(":", "")), xid=0x5227)
+        / DHCP(options=[("message-type", "request"), ("requested_addr", address), "end"])
+    )
+
+
+def test_a_rogue_server_refusing_every_client_is_rogue_dhcp(lab: Lab, watching: Watching) -> None:
+    """An OpenWrt-based router plugged into the LAN: its dnsmasq is authoritative (OpenWrt's
+    default), so it NAKs every rebooting client's lease from the real server, and never offers."""
+    watching.start()
+    argv = ["dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--pid-file="]
+    argv += ["--user=root", "--log-facility=-", "--interface=eth0", "--port=0"]
+    argv += ["--dhcp-authoritative", "--dhcp-range=198.18.0.200,198.18.0.210"]
+    argv += [f"--dhcp-leasefile={lab.workdir / 'openwrt.leases'}"]
+    send = sender(lab, "laptop")
+    with background(lab, "attacker", argv):
+
+        def refused() -> bool:
+            return any(f["kind"] == "rogue-dhcp" for f in watching.findings())
+
+        until(
+            refused,
+            "the NAKing server's rogue-dhcp",
+            lambda: send(init_reboot(LAPTOP_MAC, "198.18.0.30")),
+        )
+    (rogue,) = [f for f in watching.findings() if f["kind"] == "rogue-dhcp"]
+    assert (rogue["ip"], rogue["mac"], rogue["severity"]) == (ATTACKER, ATTACKER_MAC, "critical")
+    assert "refused" in rogue["summary"] and "(DHCPNAK)" in rogue["summary"]
+    assert rogue["detail"]["naks"] >= 1 and rogue["detail"]["offered_ips"] == []
+    code, err = watching.stop()
+    assert code == 0, err
