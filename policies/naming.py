@@ -8,7 +8,11 @@ asset_tag, switch_port, ip, mac). For each name a registered, authorised host go
   whitespace inside a field value matches nothing, "-" or "_" ("Li Wei" matches liwei, li-wei,
   li_wei), since no hostname can contain a space;
 - when the rule has no "." and the name has one, only the first DNS label is compared
-  (pc-li.school.example → pc-li); a trailing root dot is ignored;
+  (pc-li.school.example → pc-li); a trailing root dot is ignored; an internationalised label
+  (`xn--…`, as DNS carries 数学-李伟) is compared in Unicode;
+- a NetBIOS name holds only the first 15 bytes of the computer's name (in the OEM code page: 15
+  ASCII letters, 7 Chinese characters): one that long passes when it begins a name the rule
+  accepts: the host's own full name (DNS, mDNS), or the name an anchored plain rule asks for;
 - an empty rule checks nothing; a placeholder whose field is empty for the device means the rule
   cannot be judged for it, so nothing is said; unregistered hosts are never judged (their names are
   in their unregistered-host finding).
@@ -23,7 +27,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from ipguard.model import Binding, Finding, FindingKind, NameObservation
+from ipguard.model import Binding, Finding, FindingKind, NameObservation, NameSource
 from ipguard.policies.base import PolicySettingsLike, RunFacts, registration, severity_of, who
 from ipguard.policies.sightings import Sightings
 
@@ -34,6 +38,7 @@ _LITERAL_RULE = re.compile(r"\^(?:[A-Za-z0-9_-]|\{[A-Za-z_]\w*\})*\$")
 _SEPARATORS = ("", "-", "_")
 _GAP = "[-_]?"
 _MAX_SPELLINGS = 64
+NETBIOS_BYTES = 15  # a NetBIOS name: the computer's name cut to 15 bytes (the 16th is a suffix)
 
 
 class HostnameRule:
@@ -65,11 +70,18 @@ class HostnameRule:
         return "".join(parts)
 
     def compared(self, name: str) -> str:
-        """The part of a collected name the rule is compared with."""
+        """The part of a collected name the rule is compared with, xn-- labels in Unicode."""
         name = name.strip().rstrip(".")
         if self.first_label_only and "." in name:
-            return name.split(".", 1)[0]
-        return name
+            name = name.split(".", 1)[0]
+        if "xn--" not in name.lower():
+            return name
+        return ".".join(_unicode_label(label) for label in name.split("."))
+
+    def begins(self, cut: str, values: tuple[str, ...]) -> bool:
+        """Whether an anchored plain rule asks for a name that begins with `cut`."""
+        spellings = self._spellings(values) if self._literal else None
+        return spellings is not None and any(name.startswith(cut.lower()) for name in spellings)
 
     def accepts(self, name: str, values: tuple[str, ...]) -> bool | None:
         """Whether the name satisfies the rule for these values (None: the rule is unusable)."""
@@ -108,6 +120,24 @@ class HostnameRule:
         if count > _MAX_SPELLINGS:
             return None
         return {"".join(parts).lower() for parts in itertools.product(*choices)}
+
+
+def _unicode_label(label: str) -> str:
+    if not label.lower().startswith("xn--"):
+        return label
+    try:
+        return label.encode("ascii").decode("idna")
+    except UnicodeError:
+        return label  # not punycode after all: judged as it was sent
+
+
+def _cut_by_netbios(name: NameObservation, compared: str) -> bool:
+    """True for a NetBIOS name long enough to be a longer computer name cut short."""
+    if name.source != NameSource.NETBIOS:
+        return False
+    size = len(compared.encode("gb18030"))  # Windows' OEM code page for Chinese (GBK)
+    # A double-byte character that did not fit whole was left out: one byte short.
+    return size >= NETBIOS_BYTES - (0 if compared.isascii() else 1)
 
 
 def _variants(value: str) -> list[str]:
@@ -169,6 +199,8 @@ def _judge(
     failing: list[dict[str, str]] = []
     passing: list[dict[str, str]] = []
     judged: set[str] = set()
+    names = list(names)
+    full = [rule.compared(name.name).lower() for name in names if name.source != NameSource.NETBIOS]
     for observation in names:
         compared = rule.compared(observation.name)
         if not compared or compared.lower() in judged:
@@ -177,6 +209,11 @@ def _judge(
         verdict = rule.accepts(compared, values)
         if verdict is None:
             return [], []
+        if not verdict and _cut_by_netbios(observation, compared):
+            cut = compared.lower()
+            verdict = rule.begins(cut, values) or any(
+                name.startswith(cut) and rule.accepts(name, values) for name in full
+            )
         entry = {"name": observation.name, "source": observation.source, "compared": compared}
         (passing if verdict else failing).append(entry)
     return failing, passing

@@ -183,13 +183,22 @@ def netbios_names(rdata: bytes) -> list[tuple[str, int, bool]]:
 
 
 def _netbios_text(raw: bytes) -> str:
-    """A NetBIOS name: OEM bytes (UTF-8, else GBK as Chinese Windows has them), spaces trimmed."""
+    """A NetBIOS name: OEM bytes (UTF-8, else GBK as Chinese Windows has them), spaces trimmed.
+
+    Windows cuts a long computer name to 15 bytes, even inside a double-byte character: a lone
+    lead byte at the end is that half, left out.
+    """
     raw = raw.rstrip(b" \0")
     for encoding in ("utf-8", "gb18030"):
         try:
             return clipped(raw.decode(encoding), NAME_LIMIT)
         except UnicodeDecodeError:
             continue
+    try:
+        if raw and raw[-1] >= 0x81:
+            return clipped(raw[:-1].decode("gb18030"), NAME_LIMIT)
+    except UnicodeDecodeError:
+        pass
     return clipped(raw.decode("latin-1"), NAME_LIMIT)
 
 

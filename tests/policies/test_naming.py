@@ -208,3 +208,88 @@ def test_text_comparison_agrees_with_the_regular_expression(case):
     assert values == regex.values(record)
     if values is not None:
         assert literal.accepts(name, values) == regex.accepts(name, values)
+
+
+LONG = device(IP1, A, department="mathematics", owner="zhangxiaoming")  # 25 characters
+CHINESE = device(IP1, A, department="数学组", owner="张小明老师")  # 17 bytes in GBK
+
+
+@pytest.mark.parametrize(
+    ("rule", "record", "names", "expected"),
+    [
+        pytest.param(
+            RULE,
+            LONG,
+            [("MATHEMATICS-ZHA", "netbios")],
+            set(),
+            id="NetBIOS keeps the first 15 characters of the computer's name",
+        ),
+        pytest.param(
+            RULE,
+            LONG,
+            [("mathematics-zhangxiaoming.school.example", "dns"), ("MATHEMATICS-ZHA", "netbios")],
+            set(),
+            id="truncated NetBIOS name next to the full DNS name",
+        ),
+        pytest.param(
+            "^{department}-{owner}(-\\d+)?$",
+            LONG,
+            [("mathematics-zhangxiaoming-2", "mdns"), ("MATHEMATICS-ZHA", "netbios")],
+            set(),
+            id="regular expression rule: the full name it was cut from passes",
+        ),
+        pytest.param(
+            RULE,
+            LONG,
+            [("MATHEMATICS-ZHB", "netbios")],
+            FAILS,
+            id="15 characters that begin no name the rule accepts",
+        ),
+        pytest.param(
+            RULE,
+            LONG,
+            [("MATHEMATICS-ZHA", "dns")],
+            FAILS,
+            id="only NetBIOS truncates",
+        ),
+        pytest.param(
+            RULE,
+            device(IP1, A, department="math", owner="liwei"),
+            [("MATH-LI", "netbios")],
+            FAILS,
+            id="a short NetBIOS name was not cut",
+        ),
+        pytest.param(
+            RULE,
+            CHINESE,
+            [("数学组-张小明老", "netbios")],
+            set(),
+            id="NetBIOS cuts at 15 bytes of the OEM code page (GBK)",
+        ),
+        pytest.param(
+            RULE,
+            CHINESE,
+            [("数学组-张小明老师".encode("idna").decode() + ".school.example", "dns")],
+            set(),
+            id="an internationalised DNS name (xn--) is compared as Unicode",
+        ),
+        pytest.param(
+            RULE,
+            CHINESE,
+            [("数学组-李伟".encode("idna").decode(), "dns")],
+            FAILS,
+            id="an internationalised name of someone else",
+        ),
+        pytest.param(
+            RULE,
+            device(IP1, A, department="math", owner="liwei"),
+            [("xn--broken", "dns")],
+            FAILS,
+            id="an xn-- label that is not punycode stays as it is",
+        ),
+    ],
+)
+def test_names_as_networks_carry_them(rule, record, names, expected):
+    observed = [NameObservation(IP1, name, source) for name, source in names]
+    found = judge([record], [arp(IP1, A)], settings(hostname_rule=rule), names=observed)
+    assert found == expected
