@@ -10,8 +10,9 @@ from ipguard.addresses import AddressError, check_network
 from ipguard.errors import Conflict, InvalidValue, NotFound
 from ipguard.fields import FieldError, parse_text
 from ipguard.ledger import audit
+from ipguard.ledger.scan_tables import FindingRow
 from ipguard.ledger.tables import Device, Pool, utcnow
-from ipguard.model import DeviceStatus, Role
+from ipguard.model import DeviceStatus, FindingKind, FindingState, Role
 
 
 def parse_cidr(text: str) -> str:
@@ -39,10 +40,10 @@ def list_pools(session: Session, department: str | None = None) -> list[Pool]:
     """Pools ordered by department, then address."""
     from netaddr import IPNetwork
 
-    query = select(Pool)
-    if department:
-        query = query.where(Pool.department == department)
-    pools = list(session.exec(query))
+    pools = list(session.exec(select(Pool)))
+    if department:  # named in any case, as the out-of-pool rule compares departments
+        wanted = department.strip().casefold()
+        pools = [pool for pool in pools if pool.department.strip().casefold() == wanted]
     return sorted(pools, key=lambda pool: (pool.department, IPNetwork(pool.cidr).sort_key()))
 
 
@@ -111,7 +112,8 @@ def next_free(session: Session, department: str) -> str:
     """The lowest address of the department's pools that no active device holds.
 
     Network and broadcast addresses are skipped, and so is every address registered to a
-    gateway, whatever the record's status (gateways are configured, not handed out).
+    gateway, whatever the record's status (gateways are configured, not handed out), and every
+    address a live finding says somebody answers at (`in_use`).
     """
     from netaddr import IPAddress, IPNetwork
 
@@ -125,6 +127,7 @@ def next_free(session: Session, department: str) -> str:
         select(Device).where(col(Device.roles).contains(Role.GATEWAY.value))
     ):
         taken.add(int(IPAddress(device.ip)))
+    taken.update(int(IPAddress(ip)) for ip in in_use(session))
     for pool in pools:
         network = IPNetwork(pool.cidr)
         first, last = network.first, network.last
@@ -140,3 +143,32 @@ def next_free(session: Session, department: str) -> str:
             return str(IPAddress(candidate, network.version))
     cidrs = ", ".join(pool.cidr for pool in pools)
     raise Conflict(f"no free address left in the pools of {department} ({cidrs})")
+
+
+# Findings that say a device answers at an address no active record gives it.
+_SQUATTING = (
+    FindingKind.UNREGISTERED_HOST,
+    FindingKind.DUPLICATE_IP,
+    FindingKind.MAC_MOVED,
+    FindingKind.SUSPENDED_DEVICE_ONLINE,
+    FindingKind.ISOLATED_DEVICE_ONLINE,
+)
+
+
+def in_use(session: Session) -> set[str]:
+    """The addresses live findings say somebody answers at without an active record there: an
+    unregistered host, a moved or retired device still plugged in. Handed out, such an address
+    would collide at once; once a run sees it gone (the finding resolved) it is free."""
+    query = select(FindingRow).where(
+        col(FindingRow.kind).in_([kind.value for kind in _SQUATTING]),
+        FindingRow.state != FindingState.RESOLVED.value,
+    )
+    used: set[str] = set()
+    for row in session.exec(query):
+        seen_at = (row.detail or {}).get("seen_at")
+        for ip in [row.ip, *(seen_at if isinstance(seen_at, list) else [])]:
+            try:
+                used.add(str(ipaddress.ip_address(ip)))
+            except (TypeError, ValueError):
+                continue
+    return used
