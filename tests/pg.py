@@ -34,19 +34,23 @@ def free_port() -> int:
 
 
 @contextmanager
-def postgres_cluster(*, durable: bool = False) -> Iterator[str]:
+def postgres_cluster(
+    *, durable: bool = False, netns: str | None = None, listen: str = "127.0.0.1"
+) -> Iterator[str]:
     """Start a throwaway cluster; yields the server URL (without database). Always stopped.
 
     Tests skip fsync (nothing is kept); `durable` keeps PostgreSQL's production defaults, for
-    benchmarks.
+    benchmarks. `netns` runs the server in that lab namespace, listening on its address `listen`
+    (clients of `listen`'s /24 are trusted, as loopback's are).
     """
     binaries = pg_bin()
     if binaries is None:
         raise RuntimeError("PostgreSQL binaries not found")
     root = Path(tempfile.mkdtemp(prefix="ipg-pg-"))
     shutil.chown(root, "postgres", "postgres")
-    data, port = root / "data", free_port()
-    as_postgres = ["runuser", "-u", "postgres", "--"]
+    data, port = root / "data", free_port() if netns is None else 5432
+    inside = ["ip", "netns", "exec", netns] if netns else []
+    as_postgres = [*inside, "runuser", "-u", "postgres", "--"]
     subprocess.run(
         [
             *as_postgres,
@@ -62,7 +66,10 @@ def postgres_cluster(*, durable: bool = False) -> Iterator[str]:
         check=True,
         capture_output=True,
     )
-    options = f"-h 127.0.0.1 -p {port} -k {root} -c max_connections=200"
+    if netns is not None:
+        with (data / "pg_hba.conf").open("a") as hba:
+            hba.write(f"host all all {listen}/24 trust\n")
+    options = f"-h {listen} -p {port} -k {root} -c max_connections=200"
     if not durable:
         options += " -c fsync=off -c full_page_writes=off"
     try:
@@ -83,11 +90,11 @@ def postgres_cluster(*, durable: bool = False) -> Iterator[str]:
             capture_output=True,
             timeout=60,
         )
-        url = f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+        url = f"postgresql+psycopg://postgres@{listen}:{port}"
         _SOCKET_DIRS[url] = root
         yield url
     finally:
-        _SOCKET_DIRS.pop(f"postgresql+psycopg://postgres@127.0.0.1:{port}", None)
+        _SOCKET_DIRS.pop(f"postgresql+psycopg://postgres@{listen}:{port}", None)
         subprocess.run(
             [
                 *as_postgres,

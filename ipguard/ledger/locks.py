@@ -2,7 +2,7 @@
 
 SQLite ledgers lock a file beside the database (flock); PostgreSQL ledgers take a session-level
 advisory lock on a connection held for the run. Either way a SIGKILLed scan never leaves a stale
-lock behind.
+lock behind, and a sensor that vanishes from the network loses its lock within half a minute.
 """
 
 from __future__ import annotations
@@ -73,10 +73,39 @@ def _sqlite_lock(store: Store, site: str, deadline: float) -> Iterator[None]:
         os.close(handle)  # closing drops the flock
 
 
+# How the server finds out that a sensor holding a site's lock is gone without a word (power
+# loss, a kernel panic, a cable pulled): the lock lives as long as its connection, and with the
+# system's TCP defaults the server keeps a silent peer's connection, refusing every scan of the
+# site, for over two hours when the line was idle (keepalive) and some fifteen minutes when it
+# still had bytes to deliver (retransmissions). Here an idle line is probed after 10 s of silence
+# every 5 s, and any line gives up after 25 s without an acknowledgement (tcp_user_timeout,
+# PostgreSQL 12 on: an older server keeps what it knows). A scan's lock connection is idle
+# throughout, so the probes cost nothing; over a Unix socket the server ignores them.
+_KEEPALIVE = {
+    "tcp_keepalives_idle": "10",
+    "tcp_keepalives_interval": "5",
+    "tcp_keepalives_count": "3",
+    "tcp_user_timeout": "25000",  # milliseconds
+}
+
+
+def _detect_silence(connection: sa.Connection) -> None:
+    """Make the server drop this session's connection soon after the sensor goes silent."""
+    known = connection.execute(
+        sa.text("SELECT name FROM pg_settings WHERE name IN :names").bindparams(
+            sa.bindparam("names", expanding=True)
+        ),
+        {"names": list(_KEEPALIVE)},
+    ).scalars()
+    for name in known:  # this session only
+        connection.execute(sa.select(sa.func.set_config(name, _KEEPALIVE[name], False)))
+
+
 @contextmanager
 def _advisory_lock(store: Store, site: str, deadline: float) -> Iterator[None]:
     waited = deadline - time.monotonic()
     with store.unavailable_as_error(), store.engine.connect() as connection:
+        _detect_silence(connection)
         key = _key(site)
         while True:
             got = connection.execute(sa.select(sa.func.pg_try_advisory_lock(key))).scalar()
