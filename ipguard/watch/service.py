@@ -7,7 +7,8 @@
             sightings, DHCP fingerprints and findings (opened or updated, never resolved)
         every few seconds: heartbeat and counts, ledger edits (device table's updated_at),
             the interface (gone or down: wait and reopen), the watchdog
-        every [watch] alert_interval seconds: the alert digest (ipguard.alerts: never twice)
+        every [watch] alert_interval seconds: the alert digest (ipguard.alerts: never twice), sent
+            by a thread of its own (ipguard.watch.alerting): a target that hangs stalls nothing
         SIGHUP: read the configuration and the ledger again
     store what is pending, close the run (complete), exit 0
 
@@ -32,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 from ipguard import __version__, spool
-from ipguard.alerts import send_digest
 from ipguard.config import Settings
 from ipguard.errors import InterfaceError, IpguardError, LedgerUnavailable
 from ipguard.ledger import findings, watching
@@ -42,6 +42,7 @@ from ipguard.ledger.tables import utcnow
 from ipguard.scanners import rawsock
 from ipguard.scanners.passive import Capture, parse_frame
 from ipguard.watch import process, spooling, systemd
+from ipguard.watch.alerting import Digests
 from ipguard.watch.judge import Judge, Verdicts
 
 FLUSH_SECONDS = 0.2  # frames wait at most this long to be judged and stored
@@ -94,6 +95,7 @@ class Watcher:
         self._capture: Capture | None = None
         self._ledger_version: tuple[int, str] | None = None
         self._ledger_down = False
+        self._digests = Digests(store, request.site)
 
     def _new_judge(self) -> Judge:
         return Judge(
@@ -116,6 +118,7 @@ class Watcher:
             if self._capture is not None:
                 self._capture.close()
         systemd.notify("STOPPING=1")
+        self._digests.stop(self.warn)
         self._finish()
 
     def stop(self) -> None:
@@ -169,7 +172,7 @@ class Watcher:
     # -- the loop --------------------------------------------------------------------------------
 
     def _loop(self) -> None:
-        last_flush = last_tick = last_alert = time.monotonic()
+        last_flush = last_tick = time.monotonic()
         watchdog = systemd.watchdog_interval()
         last_dog = last_flush
         while not self._stopping.is_set():
@@ -184,11 +187,8 @@ class Watcher:
             if moment - last_tick >= TICK_SECONDS:
                 last_tick = moment
                 self._tick()
-            if moment - last_alert >= self.settings.watch.alert_interval:
-                self._alert()
-                # Counted from when a digest has gone out: the first one also loads apprise and
-                # may take seconds, and the next must still reach the receiver an interval later.
-                last_alert = time.monotonic()
+            self._digests.tick(self.settings, run_id=self.run_id, clock=self.clock)
+            self._digests.warnings(self.warn)
             if watchdog is not None and moment - last_dog >= watchdog:
                 last_dog = moment
                 systemd.notify("WATCHDOG=1")
@@ -349,21 +349,6 @@ class Watcher:
                 "configuration reloaded; the ledger is unavailable, its last snapshot stays "
                 "in force until it answers"
             )
-
-    def _alert(self) -> None:
-        try:
-            outcome = send_digest(
-                self.store,
-                self.settings.alerts,
-                site=self.request.site,
-                run_id=self.run_id,
-                now=self.clock(),
-            )
-        except IpguardError as error:
-            self.warn(f"alerts not sent: {error}")
-            return
-        for line in outcome.failed:
-            self.warn(line)
 
     def _check_interface(self) -> None:
         assert self._capture is not None

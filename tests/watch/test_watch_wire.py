@@ -7,7 +7,9 @@ itself are built by scapy and sent from a lab host's namespace, to explicit MACs
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -99,3 +101,59 @@ def test_a_rogue_server_refusing_every_client_is_rogue_dhcp(lab: Lab, watching: 
     assert rogue["detail"]["naks"] >= 1 and rogue["detail"]["offered_ips"] == []
     code, err = watching.stop()
     assert code == 0, err
+
+
+class Dribbler:
+    """An alert receiver that accepts, then sends one byte of its answer a second and never
+    finishes it (a hung proxy, an overloaded webhook): each read succeeds, so no read timeout
+    ever fires. It lets go after `hold` seconds."""
+
+    def __init__(self, lab: Lab, hold: float) -> None:
+        with netns.inside(lab.scanner_ns):  # the watcher posts to 127.0.0.1 of its namespace
+            self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.hold = hold
+        self.accepted: list[float] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        self.server.settimeout(0.5)
+        end = time.monotonic() + self.hold
+        held = []
+        while time.monotonic() < end:
+            try:
+                client, _ = self.server.accept()
+                self.accepted.append(time.monotonic())
+                held.append(client)
+            except TimeoutError:
+                pass
+            for client in held:
+                with contextlib.suppress(OSError):
+                    client.send(b"H")
+        for client in held:
+            client.close()
+        self.server.close()
+
+
+def test_an_alert_receiver_that_never_answers_does_not_stall_detection(
+    lab: Lab, watching: Watching
+) -> None:
+    receiver = Dribbler(lab, hold=DEADLINE + 20)
+    config = watching.files / "ipguard.toml"
+    text = config.read_text().replace("alert_interval = 30", "alert_interval = 1")
+    config.write_text(text + f'[alerts]\nurls = ["json://127.0.0.1:{receiver.port}/"]\n')
+    watching.start()
+    arping = ["arping", "-U", "-c", "1", "-i", "eth0", "-S"]
+    lab.run("newcomer", [*arping, "198.18.0.91", "198.18.0.91"], check=False)
+    watching.finding("unregistered-host", "198.18.0.91")
+    until(lambda: bool(receiver.accepted), "the digest to reach the receiver", lambda: None)
+    # The digest hangs; a newcomer's next address is still in the ledger within the deadline.
+    lab.run("newcomer", [*arping, "198.18.0.92", "198.18.0.92"], check=False)
+    watching.finding("unregistered-host", "198.18.0.92")
+    began = time.monotonic()
+    code, err = watching.stop()
+    assert code == 0, err
+    assert time.monotonic() - began < 15, "SIGTERM waited for the hung alert"
+    assert "an alert digest has been sending for" in err
+    assert "still being sent at exit and is abandoned" in err
