@@ -6,7 +6,9 @@ Nobody can sweep a /64, so IPv6 hosts are found the way the link itself finds th
   from each of its addresses inside the scan's IPv6 prefixes: a host answers a multicast echo from
   an address of the matching scope (Linux answers by default), so the link-local echo finds every
   host and the others find each host's address in the prefix (its privacy address, when it
-  prefers one);
+  prefers one). Beside each, the same echo behind a Destination Options header with an option no
+  host knows (THC-IPv6 alive6's `-e dst`): a host that answers no multicast echo (Windows) must
+  still answer that with a Parameter Problem (RFC 8200 section 4.2), from the same address;
 - one Neighbor Solicitation (to the target's solicited-node group, with our link-layer option)
   for each registered static IPv6 address inside the prefixes: whoever holds it must answer.
 
@@ -49,8 +51,12 @@ from ipguard.scanners.ipv6bpf import upper_layer_filter
 from ipguard.scanners.ipv6wire import (
     ETH_P_IPV6,
     ICMPV6_ECHO_REPLY,
+    ICMPV6_ECHO_REQUEST,
     ICMPV6_NA,
+    ICMPV6_PARAM_PROBLEM,
+    NH_DEST_OPTIONS,
     NH_ICMPV6,
+    UNRECOGNIZED_OPTION,
     addresses,
     build_echo,
     build_neighbor_solicitation,
@@ -67,6 +73,10 @@ AT_TYPE = 54  # Ethernet 14 + IPv6 40: the ICMPv6 type
 AT_SOURCE, AT_DEST = slice(22, 38), slice(38, 54)
 AT_IDENT = slice(58, 60)  # echo identifier
 AT_TARGET = slice(62, 78)  # NA target address
+# A Parameter Problem quotes our erroneous echo from byte 62: its IPv6 header (next header at 68,
+# source at 70), the Destination Options header (102), the echo (type at 110, identifier at 114).
+AT_QUOTED_NEXT, AT_QUOTED_SOURCE, AT_QUOTED_TYPE = 68, slice(70, 86), 110
+AT_QUOTED_IDENT = slice(114, 116)
 HOP_LIMIT = 21  # IPv6 header byte 7
 _NOTHING = bytes(AT_TARGET.stop)  # what a frame without an ICMPv6 header reads as: no reply
 
@@ -128,10 +138,15 @@ class NdpSweep(Sweep):
         ident = secrets.randbits(16)
         link_local, echoes = self.sources[0], len(self.sources)
         frames = [
-            build_echo(iface.mac, str(ipaddress.IPv6Address(target)), ident, i)
+            tuple(
+                build_echo(iface.mac, str(ipaddress.IPv6Address(target)), ident, i, erroneous=bad)
+                for bad in (False, True)
+            )
             if i < echoes
-            else build_neighbor_solicitation(
-                iface.mac, link_local, str(ipaddress.IPv6Address(target))
+            else (
+                build_neighbor_solicitation(
+                    iface.mac, link_local, str(ipaddress.IPv6Address(target))
+                ),
             )
             for i, target in enumerate(targets)
         ]
@@ -157,7 +172,7 @@ class _NdpLink(Link):
         self,
         receiver: socket.socket,
         sender: socket.socket,
-        frames: list[bytes],
+        frames: list[tuple[bytes, ...]],
         iface: rawsock.InterfaceInfo,
         ident: int,
         prefixes: Sequence[ipaddress.IPv6Network],
@@ -173,18 +188,23 @@ class _NdpLink(Link):
         self.source_mac = iface.mac
 
     def send(self, batch: Sequence[int]) -> None:
-        """The prebuilt echo or NS of each target."""
+        """The prebuilt echoes (plain and erroneous) or NS of each target."""
         send, frames = self._sender.send, self._frames
         for i in batch:
-            try:
-                send(frames[i])
-            except OSError as exc:
-                rawsock.send_when_room(partial(send, frames[i]), exc, WHAT)
+            for frame in frames[i]:
+                try:
+                    send(frame)
+                except OSError as exc:
+                    rawsock.send_when_room(partial(send, frame), exc, WHAT)
 
     def source(self, reply: bytes) -> bytes:
-        """An echo reply answers the source it was sent to; an NA, the address it claims."""
+        """An echo reply answers the source it was sent to, a Parameter Problem the source it
+        quotes; an NA, the address it claims."""
         reply = without_extensions(reply) or _NOTHING
-        return reply[AT_DEST] if reply[AT_TYPE] == ICMPV6_ECHO_REPLY else reply[AT_TARGET]
+        kind = reply[AT_TYPE]
+        if kind == ICMPV6_PARAM_PROBLEM:
+            return reply[AT_QUOTED_SOURCE]
+        return reply[AT_DEST] if kind == ICMPV6_ECHO_REPLY else reply[AT_TARGET]
 
     def admit(self, reply: bytes) -> bytes | None:
         """The responder (echo: its address and MAC; NA: the MAC claiming the target), or None."""
@@ -193,6 +213,11 @@ class _NdpLink(Link):
             if reply[AT_IDENT] != self._ident or not self._allowed(reply[AT_SOURCE]):
                 return None
             return reply[AT_SOURCE] + reply[6:12]
+        if reply[AT_TYPE] == ICMPV6_PARAM_PROBLEM:
+            # Our erroneous echo, quoted: a responder of its own (a host answers both probes).
+            if not self._quotes_ours(reply) or not self._allowed(reply[AT_SOURCE]):
+                return None
+            return reply[AT_SOURCE] + reply[6:12] + b"!"
         if len(reply) < AT_TARGET.stop or reply[HOP_LIMIT] != 255 or reply[AT_TYPE + 1] != 0:
             return None  # RFC 4861 7.1.2: an NA from off the link, or malformed
         mac = target_link_layer(reply[AT_TYPE:]) or reply[6:12]
@@ -208,7 +233,7 @@ class _NdpLink(Link):
     ) -> Observation:
         """An IPv6 address answering from a MAC (and the MAC's vendor)."""
         reply = without_extensions(reply) or _NOTHING
-        if reply[AT_TYPE] == ICMPV6_ECHO_REPLY:
+        if reply[AT_TYPE] in (ICMPV6_ECHO_REPLY, ICMPV6_PARAM_PROBLEM):
             ip, raw_mac = reply[AT_SOURCE], reply[6:12]
         else:
             ip, raw_mac = reply[AT_TARGET], target_link_layer(reply[AT_TYPE:]) or reply[6:12]
@@ -221,6 +246,17 @@ class _NdpLink(Link):
         """Close both sockets on a background thread."""
         rawsock.close_soon(self._sender.close, self.receiver.close)
 
+    def _quotes_ours(self, reply: bytes) -> bool:
+        """A Parameter Problem (unrecognized option) quoting our erroneous echo, identifier and
+        all."""
+        return (
+            len(reply) >= AT_QUOTED_IDENT.stop
+            and reply[AT_TYPE + 1] == UNRECOGNIZED_OPTION
+            and reply[AT_QUOTED_NEXT] == NH_DEST_OPTIONS
+            and reply[AT_QUOTED_TYPE] == ICMPV6_ECHO_REQUEST
+            and reply[AT_QUOTED_IDENT] == self._ident
+        )
+
     def _allowed(self, address: bytes) -> bool:
         """Link-local (fe80::/10), or inside one of the scan's IPv6 prefixes."""
         if address[0] == 0xFE and address[1] & 0xC0 == 0x80:
@@ -230,7 +266,8 @@ class _NdpLink(Link):
 
 
 def _reply_filter(mac: str) -> list[rawsock.Insn]:
-    """Kernel filter: ICMPv6 echo replies and Neighbor Advertisements sent to our MAC.
+    """Kernel filter: ICMPv6 echo replies, Parameter Problems and Neighbor Advertisements sent to
+    our MAC.
 
     Unicast to us only: hosts announce address changes with unsolicited NAs to ff02::1, and
     those are neither answers nor a flood worth a warning. Extension headers may come before
@@ -241,7 +278,7 @@ def _reply_filter(mac: str) -> list[rawsock.Insn]:
         (rawsock.LDW_ABS, 0, (int.from_bytes(own[:4], "big"),)),
         (rawsock.LDH_ABS, 4, (int.from_bytes(own[4:], "big"),)),
     ]
-    types = [(rawsock.LDB_IND, 0, (ICMPV6_ECHO_REPLY, ICMPV6_NA))]
+    types = [(rawsock.LDB_IND, 0, (ICMPV6_ECHO_REPLY, ICMPV6_NA, ICMPV6_PARAM_PROBLEM))]
     return upper_layer_filter(NH_ICMPV6, types, SNAPLEN, to_us)
 
 

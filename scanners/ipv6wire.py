@@ -25,6 +25,7 @@ IPV6_HEADER = 40
 UDP_HEADER = 8
 NH_ICMPV6, NH_UDP = 58, 17
 ICMPV6_ECHO_REQUEST, ICMPV6_ECHO_REPLY = 128, 129
+ICMPV6_PARAM_PROBLEM, UNRECOGNIZED_OPTION = 4, 2  # RFC 4443 section 3.4: type, code
 ICMPV6_RS, ICMPV6_RA, ICMPV6_NS, ICMPV6_NA = 133, 134, 135, 136
 OPT_SOURCE_LL, OPT_TARGET_LL, OPT_PREFIX = 1, 2, 3  # RFC 4861 section 4.6
 DHCP6_CLIENT_PORT, DHCP6_SERVER_PORT = 546, 547
@@ -76,10 +77,19 @@ def solicited_node(target: str) -> str:
     return str(ipaddress.IPv6Address(bytes.fromhex("ff0200000000000000000001ff") + low))
 
 
-def build_echo(mac: str, source: str, ident: int, sequence: int) -> bytes:
-    """An ICMPv6 echo request to ff02::1 (all nodes) from ``source``."""
+def build_echo(
+    mac: str, source: str, ident: int, sequence: int, *, erroneous: bool = False
+) -> bytes:
+    """An ICMPv6 echo request to ff02::1 (all nodes) from ``source``.
+
+    ``erroneous``: behind a Destination Options header holding an option no host knows, of a
+    type whose two high bits are 10 (RFC 8200 section 4.2): every host must drop the packet and
+    send a Parameter Problem (code 2) even though it went to a multicast group. Hosts that answer
+    no multicast echo (Windows) send that error, from an address of the source's scope.
+    """
     body = struct.pack("!BBHHH", ICMPV6_ECHO_REQUEST, 0, 0, ident, sequence) + b"ipguard ndp\0"
-    return _frame(_mac(mac), source, ALL_NODES, NH_ICMPV6, body, hop_limit=255)
+    extension = UNKNOWN_OPTION_HEADER if erroneous else b""
+    return _frame(_mac(mac), source, ALL_NODES, NH_ICMPV6, body, hop_limit=255, extension=extension)
 
 
 def build_neighbor_solicitation(mac: str, source: str, target: str) -> bytes:
@@ -138,13 +148,24 @@ def _option(code: int, data: bytes) -> bytes:
 
 
 def _frame(
-    own: bytes, source: str, dest: str, next_header: int, body: bytes, hop_limit: int
+    own: bytes,
+    source: str,
+    dest: str,
+    next_header: int,
+    body: bytes,
+    hop_limit: int,
+    extension: bytes = b"",
 ) -> bytes:
+    """``extension``: one Destination Options header (its next header ``next_header``) before
+    ``body``; the checksum covers the upper-layer body alone."""
     src, dst = socket.inet_pton(socket.AF_INET6, source), socket.inet_pton(socket.AF_INET6, dest)
     pseudo = src + dst + struct.pack("!I3xB", len(body), next_header)
     checksum = _checksum(pseudo + body)
     offset = 2 if next_header == NH_ICMPV6 else 6  # ICMPv6 checksum at 2, UDP's at 6
     body = body[:offset] + struct.pack("!H", checksum or 0xFFFF) + body[offset + 2 :]
+    if extension:
+        body = bytes([next_header]) + extension[1:] + body
+        next_header = NH_DEST_OPTIONS
     header = struct.pack("!IHBB", 6 << 28, len(body), next_header, hop_limit) + src + dst
     return multicast_mac(dest) + own + struct.pack("!H", ETH_P_IPV6) + header + body
 
@@ -291,6 +312,10 @@ EXTENSIONS = {
     NH_DEST_OPTIONS: "destination-options",
 }
 MAX_EXTENSIONS = 6
+# A Destination Options header (8 bytes: next header, length 0, one option) with option 0x80:
+# unassigned (IANA), high bits 10, so "discard, and send a Parameter Problem even to multicast".
+UNKNOWN_OPTION = 0x80
+UNKNOWN_OPTION_HEADER = bytes([0, 0, UNKNOWN_OPTION, 4, 0, 0, 0, 0])
 
 
 class Upper(NamedTuple):  # made for every frame watch reads: a tuple is the cheapest to make

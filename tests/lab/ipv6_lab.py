@@ -17,7 +17,8 @@ And hosts that take addresses from them, for neighbour discovery (all registered
 
 - ``math-pc63``: the kernel's SLAAC (EUI-64) from the routers' advertisements;
 - ``physics-pc64`` and ``chem-pc65``: SLAAC with privacy extensions (``use_tempaddr=2``): they
-  answer from a temporary address;
+  answer from a temporary address; ``chem-pc65`` is a Windows PC as the link sees one: it does
+  not answer an echo sent to a multicast group (``net.ipv6.icmp.echo_ignore_multicast=1``);
 - ``office-pc66``: the registered static ``2001:db8:20::66`` (and SLAAC): nothing to say;
 - ``math-pc67``: SLAAC, plus ``2001:db8:20::68``, the registered static IPv6 of ``math-pc68``
   (absent): ``ip-mac-mismatch``;
@@ -68,6 +69,9 @@ SYSCTLS = (
 )
 HOST_SYSCTLS = ("net.ipv6.conf.eth0.disable_ipv6=0",)  # a host: SLAAC from what it hears
 PRIVACY_SYSCTLS = ("net.ipv6.conf.eth0.use_tempaddr=2", *HOST_SYSCTLS)  # before IPv6 is on
+# Windows answers no echo to ff02::1, while its stack still sends the errors RFC 8200 demands.
+SILENT_TO_MULTICAST = "chem-pc65"
+SILENT_SYSCTLS = ("net.ipv6.icmp.echo_ignore_multicast=1", *PRIVACY_SYSCTLS)
 
 
 def ipv6_routers() -> Scenario:
@@ -113,6 +117,7 @@ def enable_ipv6(lab: Lab) -> None:
         netns.run(ns, ["sysctl", "-qw", *SYSCTLS])
     for name in address_hosts():  # on before the routers start: their first RAs configure them
         sysctls = PRIVACY_SYSCTLS if name in PRIVACY else HOST_SYSCTLS
+        sysctls = SILENT_SYSCTLS if name == SILENT_TO_MULTICAST else sysctls
         netns.run(lab.host(name).ns, ["sysctl", "-qw", *sysctls])
     for name, address in ((DHCP6_ROGUE, DHCP6_NET), (STATIC, f"{STATIC_IP}/64"),
                           (TAKER, f"{TAKEN_IP}/64"), ("", SCANNER_IP)):  # fmt: skip

@@ -11,13 +11,16 @@ from pathlib import Path
 
 import pytest
 from scapy.layers.inet6 import (
+    HBHOptUnknown,
     ICMPv6EchoReply,
     ICMPv6EchoRequest,
     ICMPv6ND_NA,
     ICMPv6ND_NS,
     ICMPv6NDOptDstLLAddr,
     ICMPv6NDOptSrcLLAddr,
+    ICMPv6ParamProblem,
     IPv6,
+    IPv6ExtHdrDestOpt,
 )
 from scapy.layers.l2 import Ether
 
@@ -176,3 +179,40 @@ def test_the_kernel_filter_keeps_echo_replies_and_nas_to_our_mac_only():
     assert run_filter(program, other) == 0  # someone else's ping
     request = bytes(Ether(src=HOST, dst=MAC) / IPv6(src="fe80::aa", dst=LL) / ICMPv6EchoRequest())
     assert run_filter(program, request) == 0
+
+
+def test_the_erroneous_echo_carries_an_option_every_host_must_report_even_to_multicast():
+    frame = Ether(build_echo(MAC, GLOBAL, IDENT, 1, erroneous=True))
+    assert (frame.dst, frame[IPv6].src, frame[IPv6].dst) == ("33:33:00:00:00:01", GLOBAL, "ff02::1")
+    (option,) = [o for o in frame[IPv6ExtHdrDestOpt].options if isinstance(o, HBHOptUnknown)]
+    assert option.otype >> 6 == 0b10  # RFC 8200 4.2: discard, Parameter Problem to multicast too
+    echo = frame[ICMPv6EchoRequest]
+    assert (echo.id, echo.seq) == (IDENT, 1)
+    sent = echo.cksum
+    del frame[ICMPv6EchoRequest].cksum
+    del frame[IPv6].plen
+    assert Ether(bytes(frame))[ICMPv6EchoRequest].cksum == sent
+
+
+def param_problem(source: str, sent_from: str = LL, ident: int = IDENT, code: int = 2) -> bytes:
+    """What a host answers our erroneous echo with (it quotes the echo)."""
+    quoted = Ether(build_echo(MAC, sent_from, ident, 0, erroneous=True))[IPv6]
+    return bytes(
+        Ether(src=HOST, dst=MAC)
+        / IPv6(src=source, dst=sent_from)
+        / ICMPv6ParamProblem(code=code, ptr=42)
+        / quoted
+    )
+
+
+def test_a_parameter_problem_quoting_our_echo_is_a_host_that_ignores_multicast_echo(link):
+    reply = param_problem("fe80::aa")
+    assert link.source(reply) == ipaddress.IPv6Address(LL).packed
+    assert link.admit(reply) is not None and link.admit(reply) != link.admit(echo_reply("fe80::aa"))
+    seen = link.observation(link.source(reply), reply, datetime.now(UTC), 0.5)
+    assert (seen.ip, seen.mac, seen.source) == ("fe80::aa", HOST, "ndp")
+    assert link.admit(param_problem("2001:db8:20::aa", GLOBAL)) is not None
+    assert link.admit(param_problem("2001:db8:99::aa", GLOBAL)) is None  # the guard
+    assert link.admit(param_problem("fe80::aa", ident=IDENT + 1)) is None  # not our probe
+    assert link.admit(param_problem("fe80::aa", code=1)) is None  # another problem
+    assert run_filter(_reply_filter(MAC), reply) == SNAPLEN
