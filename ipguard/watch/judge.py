@@ -26,8 +26,11 @@ Memory is bounded: at most MAX_MACS_PER_ADDRESS MACs per IP and MAX_ADDRESSES IP
 MAX_JUDGED remembered judgements. So is the work a flood of made-up stations causes: claims of
 which neither the IP nor the MAC is in the ledger (each would be one more unregistered-host) are
 judged at most NEW_HOSTS_PER_SECOND (with a burst of NEW_HOSTS_BURST); a claim on a registered
-address or by a registered MAC (a spoof, a move) is always judged. What does not fit is counted in
-`ignored`, never kept; a station refused once is judged when it speaks again.
+address or by a registered MAC (a spoof, a move) is always judged. DHCP clients with a MAC not in
+the ledger (a starvation flood's) are kept within a budget of their own, and a client's same
+message only once every REJUDGE_SECONDS: each kept one is a fingerprint written to the ledger.
+What does not fit is counted in `ignored`, never kept; a station refused once is judged when it
+speaks again.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from ipguard.model import (
 from ipguard.policies import LedgerIndex, RunFacts, evaluate
 from ipguard.policies.base import AddressRanges
 from ipguard.scanners.passive import ArpClaim, DhcpClient, Parsed
+from ipguard.watch.budget import Budget
 
 ARP = ObservationSource.ARP
 NDP = ObservationSource.NDP
@@ -63,8 +67,6 @@ MAX_ADDRESSES = 65_536
 MAX_JUDGED = 262_144
 MAX_ANCHORS = 65_536  # MACs whose stable address is remembered, per kind of memory
 MAX_OPS = 4  # kinds of ARP frame remembered per pair in a batch, for the evidence
-NEW_HOSTS_PER_SECOND = 200.0
-NEW_HOSTS_BURST = 2_000.0
 
 # What a single claim can show, as the scan's policies name it.
 PAIR_KINDS = frozenset({
@@ -145,7 +147,7 @@ class Judge:
         self._records: tuple[Binding, ...] = ()
         self._index = LedgerIndex((), site)
         self._first_seen: dict[tuple[str, str], datetime] = {}
-        self._budget, self._budget_at = NEW_HOSTS_BURST, 0.0
+        self._new_hosts, self._new_clients = Budget(), Budget()
         self._scoped: dict[str, bool] = {}
         self._window: dict[str, dict[str, float]] = {}  # IP -> MAC -> when last claimed
         self._judged: dict[tuple[str, str], float] = {}  # a pair, or (kind, key) -> when
@@ -218,7 +220,7 @@ class Judge:
                     verdicts.adverts.append(item)
                     verdicts.evaluated += 1
             else:
-                verdicts.clients[item.mac] = item
+                self._client(item, moment, verdicts)
             verdicts.judged += 1
         latest = max((moment for moment, _item in items), default=0.0)
         self._prune(latest)
@@ -265,7 +267,7 @@ class Judge:
             ops.append(claim.op)
         if not self._due(key, moment):
             return True
-        if not self._known(claim) and not self._spend(moment):
+        if not self._known(claim) and not self._new_hosts.take(moment):
             del self._judged[key]
             self.ignored["over_new_host_budget"] += 1
             return True
@@ -292,15 +294,18 @@ class Judge:
             or bool(index.records_of(claim.mac))
         )
 
-    def _spend(self, moment: float) -> bool:
-        """Take one judgement of a made-up station from the budget; False when it is spent."""
-        refill = (moment - self._budget_at) * NEW_HOSTS_PER_SECOND
-        self._budget = min(NEW_HOSTS_BURST, self._budget + max(0.0, refill))
-        self._budget_at = moment
-        if self._budget < 1.0:
-            return False
-        self._budget -= 1.0
-        return True
+    def _client(self, client: DhcpClient, moment: float, verdicts: Verdicts) -> None:
+        """Keep what a DHCP client says when it is news (its fingerprint is then stored): a
+        starvation flood's made-up MACs (dhcpstarv, yersinia) within a budget of their own."""
+        said = f"{client.mac}|{client.ip}|{client.hostname}|{client.parameters}"
+        key = ("client", f"{said}|{client.vendor_class}")
+        if not self._due(key, moment):
+            return
+        if not self._index.records_of(client.mac) and not self._new_clients.take(moment):
+            del self._judged[key]
+            self.ignored["over_new_client_budget"] += 1
+            return
+        verdicts.clients[client.mac] = client
 
     def _due(self, key: tuple[str, str], moment: float) -> bool:
         """True when `key` was not judged within REJUDGE_SECONDS (and marks it judged now)."""

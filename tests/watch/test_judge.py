@@ -10,7 +10,7 @@ import pytest
 from ipguard.config import PolicySettings
 from ipguard.model import Binding, DeviceStatus, DhcpOffer, FindingKind, Role, Severity
 from ipguard.scanners.passive import ArpClaim, DhcpClient
-from ipguard.watch import judge as judge_module
+from ipguard.watch.budget import NEW_HOSTS_BURST, NEW_HOSTS_PER_SECOND
 from ipguard.watch.judge import MAX_MACS_PER_ADDRESS, REJUDGE_SECONDS, Judge
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -187,7 +187,7 @@ def test_a_new_ledger_snapshot_is_judged_afresh() -> None:
 
 def test_a_flood_of_made_up_stations_costs_a_bounded_budget_and_hides_no_spoof() -> None:
     watcher = judge(subnet="198.18.0.0/16")
-    burst, rate = judge_module.NEW_HOSTS_BURST, judge_module.NEW_HOSTS_PER_SECOND
+    burst, rate = NEW_HOSTS_BURST, NEW_HOSTS_PER_SECOND
     stations = [
         ArpClaim(
             f"198.18.{1 + n // 200}.{n % 200 + 10}",
@@ -207,3 +207,30 @@ def test_a_flood_of_made_up_stations_costs_a_bounded_budget_and_hides_no_spoof()
     # again are judged then.
     again = watcher.judge([(1.0, claim) for claim in stations[-500:]], NOW)
     assert again.evaluated == int(rate)
+
+
+def test_a_dhcp_starvation_flood_writes_a_bounded_number_of_fingerprints() -> None:
+    """dhcpstarv or yersinia: DISCOVERs from thousands of made-up MACs a second. Each client kept
+    is a fingerprint row written to the ledger: made-up ones are kept within a budget, and a
+    client saying the same again within REJUDGE_SECONDS is not written again."""
+    watcher = judge()
+    flood = [
+        DhcpClient(f"00:16:3e:03:{n // 256:02x}:{n % 256:02x}", None, "discover", "", (1, 3))
+        for n in range(int(NEW_HOSTS_BURST) + 3_000)
+    ]
+    pc = DhcpClient(PC_MAC, PC, "request", hostname="math-pc01", parameters=(1, 3, 6))
+    items = [(0.0, client) for client in flood[:100]] + [(0.0, pc)]
+    items += [(0.0, client) for client in flood[100:]]
+    verdicts = watcher.judge(items, NOW)
+    assert len(verdicts.clients) == int(NEW_HOSTS_BURST) + 1  # the registered PC whatever
+    assert PC_MAC in verdicts.clients
+    assert watcher.ignored["over_new_client_budget"] == 3_000
+    assert verdicts.judged == len(items)
+    # The same messages a second later: nothing new from the PC, the budget's refill of strangers.
+    again = watcher.judge([(1.0, client) for client in [pc, *flood]], NOW)
+    assert PC_MAC not in again.clients
+    assert len(again.clients) == int(NEW_HOSTS_PER_SECOND)
+    # A client that says something new (its address now) is news at once.
+    leased = replace(pc, ip="198.18.0.21")
+    assert PC_MAC in watcher.judge([(1.5, leased)], NOW).clients
+    assert PC_MAC in watcher.judge([(1.0 + REJUDGE_SECONDS, pc)], NOW).clients
