@@ -544,12 +544,19 @@ class LldpNeighbour:
 
 @dataclass(frozen=True)
 class SnmpPoll:
-    """What one poll of one configured device returned; `warning` says why it is incomplete."""
+    """What one poll of one configured device returned; `warning` says why it is incomplete.
+
+    `unread_vlans` are the VLANs whose forwarding table the agent would not serve (a Catalyst's
+    per-VLAN instance, community@VLAN or context vlan-N): the poll still answered and what it
+    read is judged, but a finding it does not raise again may sit on such a VLAN, so a poll with
+    unread VLANs resolves none.
+    """
 
     device: str
     host: str
     answered: bool
     warning: str = ""
+    unread_vlans: tuple[int, ...] = ()
     system: SnmpSystem = SnmpSystem()
     arp: tuple[ArpEntry, ...] = ()
     fdb: tuple[FdbEntry, ...] = ()

@@ -237,7 +237,9 @@ def _record(
             evidence=runfacts.evidence_of(result),
             partial_hosts=result.partial_hosts,
             live_hosts=result.live_hosts,
-            snmp_polled=frozenset(poll.device for poll in result.snmp if poll.answered),
+            snmp_polled=frozenset(
+                poll.device for poll in result.snmp if poll.answered and not poll.unread_vlans
+            ),
         )
         timings["total"] = round(time.monotonic() - started, 3)
         counts.update(
@@ -251,6 +253,7 @@ def _record(
                 poll.device: {
                     "answered": poll.answered,
                     "warning": poll.warning,
+                    "unread_vlans": list(poll.unread_vlans),
                     "arp": len(poll.arp),
                     "fdb": len(poll.fdb),
                     "lldp": len(poll.lldp),

@@ -272,6 +272,7 @@ def _snmp_poll(data: Mapping[str, Any]) -> SnmpPoll:
     for name, kind in (("arp", ArpEntry), ("fdb", FdbEntry), ("lldp", LldpNeighbour)):
         values[name] = tuple(kind(**one) for one in data.get(name, ()))
     values["roles"] = tuple(data.get("roles", ()))
+    values["unread_vlans"] = tuple(data.get("unread_vlans", ()))
     return SnmpPoll(**values)
 
 

@@ -3,7 +3,8 @@
     poll = SnmpPoller(devices).poll()     # [SnmpPoll(device="core-1", answered=True, arp=…)]
 
 A device that stays silent (down, wrong community, ACL), refuses a v3 key, loops or times out
-gives a poll with `answered=False` and one warning naming it; the others are unaffected. Secrets
+gives a poll with `answered=False` and one warning naming it; the others are unaffected. A Cisco
+switch that will not serve some VLANs' tables answers with those in `unread_vlans`. Secrets
 are read from the environment or a mode-600 file when the poll starts and appear nowhere else.
 """
 
@@ -171,6 +172,7 @@ class SnmpPoller:
         where = f"{device.name} ({device.host}:{device.port})"
         system: dict[tuple[int, ...], object] = {}
         notes: list[str] = []  # what went wrong without stopping the poll
+        unread: list[int] = []  # VLANs whose table the agent would not serve
         warning = ""
         try:
             async with SnmpSession(
@@ -183,7 +185,8 @@ class SnmpPoller:
                 streams=streams,
             ) as session:
                 await asyncio.wait_for(
-                    self._collect(session, device, walked, system, notes), timeout=self.deadline
+                    self._collect(session, device, walked, system, notes, unread),
+                    timeout=self.deadline,
                 )
         except WalkStopped as stop:
             warning = f"{where}: {stop}"
@@ -191,9 +194,10 @@ class SnmpPoller:
             warning = f"{where}: poll took longer than {self.deadline:g} s"
         except (SnmpError, OSError) as error:
             warning = f"{where}: {error}"
+        answered = not warning
         if notes:
             warning = "; ".join([warning, *notes]) if warning else f"{where}: " + "; ".join(notes)
-        return self._result(device, walked, system, warning)
+        return self._result(device, walked, system, warning, answered, unread)
 
     async def _collect(
         self,
@@ -202,6 +206,7 @@ class SnmpPoller:
         walked: dict[str, list[Varbind]],
         system: dict[tuple[int, ...], object],
         notes: list[str],
+        unread: list[int],
     ) -> None:
         values = await session.get(list(tables.SYSTEM.values()))
         if not values:
@@ -214,7 +219,7 @@ class SnmpPoller:
         if "router" in device.roles:
             branches.append(self._arp(session, walked))
         if "switch" in device.roles:
-            branches.append(self._fdb(session, walked, vendor, notes))
+            branches.append(self._fdb(session, walked, vendor, notes, unread))
         await together(branches)
         if not walked.get("ifName") and not walked.get("ifDescr"):
             # Every switch and router has interfaces: tables this empty are what a restricted
@@ -236,13 +241,14 @@ class SnmpPoller:
         walked: dict[str, list[Varbind]],
         vendor: tuple[int, ...],
         notes: list[str],
+        unread: list[int],
     ) -> None:
         """The forwarding table and LLDP, with the fallbacks a vendor (sysObjectID) needs."""
         await self._walk(session, walked, (*PORT_COLUMNS, *LLDP_COLUMNS))
         if not walked.get("dot1qTpFdbPort"):
             await self._walk(session, walked, BRIDGE_COLUMNS)
             if vendor == CISCO:
-                await self._per_vlan(session, walked, notes)
+                await self._per_vlan(session, walked, notes, unread)
             elif vendor == HUAWEI and not walked.get("dot1dTpFdbPort"):
                 await self._walk(session, walked, ("hwDynFdbPort",))  # HUAWEI-L2MAM-MIB
 
@@ -259,13 +265,17 @@ class SnmpPoller:
         walked.update(zip(names, found, strict=True))
 
     async def _per_vlan(
-        self, session: SnmpSession, walked: dict[str, list[Varbind]], notes: list[str]
+        self,
+        session: SnmpSession,
+        walked: dict[str, list[Varbind]],
+        notes: list[str],
+        unread: list[int],
     ) -> None:
         """Cisco keeps one BRIDGE-MIB instance per VLAN: community@VLAN, or v3 context vlan-N.
 
         VLANs are read a few at a time. One the agent will not serve (net-snmp drops a request
         for a context it does not know; a Catalyst stays silent for a VLAN without an instance)
-        is a note in the poll's warning; the others are read all the same.
+        is a note in the poll's warning and in `unread`; the others are read all the same.
         """
         await self._walk(session, walked, ("vtpVlanState",))
         at_once = asyncio.Semaphore(VLANS_AT_ONCE)
@@ -284,6 +294,7 @@ class SnmpPoller:
                     v3 = session.credentials.version == "3"
                     where = f"context vlan-{vlan}" if v3 else f"VLAN {vlan}"
                     notes.append(f"{where}: {error}")
+                    unread.append(vlan)
                     return
             walked[f"vlan {vlan}"] = []  # a marker: this VLAN was walked
             for name, rows in per_vlan.items():
@@ -297,12 +308,15 @@ class SnmpPoller:
         walked: dict[str, list[Varbind]],
         system: dict[tuple[int, ...], object],
         warning: str,
+        answered: bool,
+        unread: list[int],
     ) -> SnmpPoll:
         return SnmpPoll(
             device=device.name,
             host=device.host,
-            answered=not warning,
+            answered=answered,
             warning=warning,
+            unread_vlans=tuple(sorted(unread)),
             system=tables.system(system),
             **parse(walked),  # type: ignore[arg-type]
             roles=tuple(device.roles),

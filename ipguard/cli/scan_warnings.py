@@ -48,10 +48,12 @@ def warn(outcome: RunOutcome, *, quiet: bool) -> None:
         )
     for polled in (outcome.run.counts.get("snmp") or {}).values():
         if polled.get("warning"):  # like a flood, shown with --quiet: cron mails it
-            typer.echo(
-                f"warning: snmp: {safe(polled['warning'])}; its findings stay as they were",
-                err=True,
+            outcome_text = (
+                "what it served is judged, none of its findings is resolved"
+                if polled.get("answered")
+                else "its findings stay as they were"
             )
+            typer.echo(f"warning: snmp: {safe(polled['warning'])}; {outcome_text}", err=True)
     uncovered = outcome.run.counts.get("uncovered") or []
     if uncovered:
         parts = "; ".join(f"{item['range']} ({item['reason']})" for item in uncovered)

@@ -219,3 +219,66 @@ def test_snmp_phase_alone_runs_unprivileged(lab: topo.SnmpLab) -> None:
         assert ("unregistered-host", "198.18.20.10", lab.macs["r20"], None) in found
     finally:
         shutil.rmtree(files, ignore_errors=True)
+
+
+def test_a_catalyst_that_will_not_serve_one_vlan_is_judged_on_the_others(
+    lab: topo.SnmpLab, tmp_path: Path
+) -> None:
+    """The SNMPv3 Catalyst serves contexts vlan-10 and vlan-20 but not vlan-1, which its
+    vtpVlanState lists. The MAC registered on Gi0/9 and learnt on Gi0/1 (VLAN 10) is wrong-port
+    all the same (the whole switch used to go unjudged, every run); once its port is corrected
+    the finding is not raised again, yet stays open: it might sit on the VLAN not read."""
+    (tmp_path / "ipguard.toml").write_text(
+        f"""
+[scan]
+interface = "eth0"
+subnets = ["{topo.LAN}"]
+
+[snmp]
+timeout = 0.5
+retries = 0
+
+[[snmp.devices]]
+host = "{topo.ROUTER_IP}"
+port = {topo.CISCO_V3_PORT}
+name = "lab-catalyst"
+version = "3"
+user = "{lab.v3_user}"
+auth_proto = "sha"
+auth_key_env = "AK"
+priv_proto = "aes"
+priv_key_env = "PK"
+roles = ["switch"]
+"""
+    )
+    (tmp_path / "ledger.csv").write_text(
+        LEDGER_HEADER + "198.18.10.41,3c:52:82:aa:0a:21,,Chen Jie,lab,,lab-catalyst:Gi0/9,host\n"
+    )
+    imported = run(lab, "ledger", "import", str(tmp_path / "ledger.csv"), files=tmp_path)
+    assert imported.returncode == 0, imported.stderr
+    scan = ("scan", "--phases", "snmp", "--format", "json", "--fail-on", "critical")
+    first = run(lab, *scan, files=tmp_path)
+    assert first.returncode == 0, first.stderr
+    moved = ("wrong-port", "198.18.10.41", "3c:52:82:aa:0a:21", "lab-catalyst:Gi0/1")
+    assert moved in _findings(json.loads(first.stdout))
+    warning = next(line for line in first.stderr.splitlines() if "lab-catalyst" in line)
+    assert "context vlan-1" in warning and "none of its findings is resolved" in warning
+    run_id = str(json.loads(first.stdout)["run"]["id"])
+    shown_run = json.loads(
+        run(lab, "runs", "show", run_id, "--format", "json", files=tmp_path).stdout
+    )
+    polled = shown_run["counts"]["snmp"]["lab-catalyst"]
+    assert polled["answered"] and polled["unread_vlans"] == [1] and polled["fdb"] == 5
+
+    edited = run(lab, "ledger", "edit", "198.18.10.41", "--switch-port", "lab-catalyst:Gi0/1",
+                 files=tmp_path)  # fmt: skip
+    assert edited.returncode == 0, edited.stderr
+    second = run(lab, *scan, files=tmp_path)
+    assert second.returncode == 0, second.stderr
+    shown = run(lab, "findings", "list", "--kind", "wrong-port", "--format", "json",
+                files=tmp_path)  # fmt: skip
+    (finding,) = json.loads(shown.stdout)["findings"]
+    assert (
+        finding["state"] == "open"
+        and finding["last_seen"] < json.loads(second.stdout)["run"]["started_at"]
+    )
