@@ -82,12 +82,14 @@ def evaluate(
             gc.enable()
 
 
-def _quiet_about_isolated(found: Iterable[Finding], seen: Sightings) -> list[Finding]:
+def _quiet_about_isolated(found: list[Finding], seen: Sightings) -> list[Finding]:
     isolated = list(seen.with_verdict(Verdict.ISOLATED))
-    if not isolated:
-        return list(found)
+    if not isolated and not any(f.kind is FindingKind.ISOLATED_DEVICE_ONLINE for f in found):
+        return found
     macs = {s.record.mac for s in isolated if s.record is not None}
     macs.update(s.mac for s in isolated if s.mac is not None)
+    # Isolated devices only a switch's forwarding table showed (policies.lifecycle)
+    macs.update(f.mac for f in found if f.kind is FindingKind.ISOLATED_DEVICE_ONLINE and f.mac)
     mac_less = {s.ip for s in isolated if s.mac is None}
     return [
         finding

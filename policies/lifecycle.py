@@ -4,7 +4,9 @@ These findings are about a ledger record, so their subject is the record's own (
 the device answered; the addresses it answered at are in the detail.
 
 - `isolated-device-online` (critical): a record flagged isolated, any status, whose MAC answered
-  anywhere, or whose IP answered without a MAC. Nothing else is reported about that device.
+  anywhere, or whose IP answered without a MAC, or whose MAC a polled switch learnt on any port
+  (the device is plugged into the network, whatever VLAN hides it from the sweep; the detail's
+  `learnt_on` names the ports). Nothing else is reported about that device.
 - `suspended-device-online`: a suspended or retired record answering (its MAC with no active
   record, or its own pair, or a MAC-less reply at its IP). When its MAC answers at an IP registered
   to someone else, ip-mac-mismatch is reported instead (the offender's record is in its detail).
@@ -37,7 +39,7 @@ from ipguard.policies.base import (
     utc,
     who,
 )
-from ipguard.policies.sightings import Sighting, Sightings, Verdict
+from ipguard.policies.sightings import Sighting, Sightings, Verdict, pick
 
 # Sightings in which a device answers at an address that is not one of its own active records.
 _STRAY = frozenset({Verdict.DUPLICATE, Verdict.MISMATCH, Verdict.MOVED, Verdict.SUSPENDED})
@@ -45,8 +47,9 @@ _STRAY = frozenset({Verdict.DUPLICATE, Verdict.MISMATCH, Verdict.MOVED, Verdict.
 
 def check(facts: RunFacts, settings: PolicySettingsLike, seen: Sightings) -> list[Finding]:
     """Every lifecycle finding of the run."""
+    learnt = _learnt_isolated(facts, seen)
     return [
-        *_online(seen, Verdict.ISOLATED, settings),
+        *_online(seen, Verdict.ISOLATED, settings, learnt),
         *_online(seen, Verdict.SUSPENDED, settings),
         *_guests_expired(facts, settings, seen),
         *_stale(facts, settings, seen),
@@ -62,20 +65,47 @@ def _by_record(sightings: Iterable[Sighting]) -> dict[tuple[str, str], list[Sigh
     return grouped
 
 
-def _online(seen: Sightings, verdict: Verdict, settings: PolicySettingsLike) -> list[Finding]:
+def _learnt_isolated(facts: RunFacts, seen: Sightings) -> dict[str, list[dict[str, Any]]]:
+    """MAC of an isolated record -> the switch ports it was learnt on (answered polls only)."""
+    isolated = seen.ledger.isolated_by_mac
+    learnt: dict[str, list[dict[str, Any]]] = {}
+    for poll in facts.snmp:
+        if not poll.answered:
+            continue
+        for entry in poll.fdb:
+            if entry.mac in isolated:
+                port = {"device": poll.device, "port": f"{poll.device}:{entry.if_name}"}
+                learnt.setdefault(entry.mac, []).append({**port, "vlan": entry.vlan})
+    return learnt
+
+
+def _online(
+    seen: Sightings,
+    verdict: Verdict,
+    settings: PolicySettingsLike,
+    learnt: Mapping[str, list[dict[str, Any]]] | None = None,
+) -> list[Finding]:
+    grouped = _by_record(seen.with_verdict(verdict))
+    for mac in learnt or ():  # isolated devices only a switch saw
+        only = pick(seen.ledger.isolated_by_mac[mac], "")
+        if not any(key[1] == mac for key in grouped):
+            grouped[(only.ip, only.mac)] = [Sighting("", mac, verdict, only)]
     found = []
-    for sightings in _by_record(seen.with_verdict(verdict)).values():
+    for sightings in grouped.values():
         record = sightings[0].record
         assert record is not None
-        ips = list(dict.fromkeys(sighting.ip for sighting in sightings))
+        ips = list(dict.fromkeys(sighting.ip for sighting in sightings if sighting.ip))
         observed = [
             entry for sighting in sightings for entry in seen.observed(sighting.ip, sighting.mac)
         ]
         where = ", ".join(ips)
         if verdict is Verdict.ISOLATED:
             kind = FindingKind.ISOLATED_DEVICE_ONLINE
+            ports = ", ".join(port["port"] for port in (learnt or {}).get(record.mac, []))
+            said = [f"answered at {where}"] if ips else []
+            said += [f"was learnt on switch port {ports}"] if ports else []
             summary = (
-                f"Isolated device {record.ip} / {record.mac} ({who(record)}) answered at {where}"
+                f"Isolated device {record.ip} / {record.mac} ({who(record)}) {' and '.join(said)}"
             )
         else:
             kind = FindingKind.SUSPENDED_DEVICE_ONLINE
@@ -91,6 +121,8 @@ def _online(seen: Sightings, verdict: Verdict, settings: PolicySettingsLike) -> 
             "names": [name for ip in ips for name in seen.names_at(ip)],
             "registered": registration(record),
         }
+        if verdict is Verdict.ISOLATED:
+            detail["learnt_on"] = (learnt or {}).get(record.mac, [])
         severity = severity_of(kind, settings)
         found.append(Finding(kind, severity, record.ip, record.mac, None, summary, detail))
     return found

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ipguard.ledger.scan_tables import FindingRow
 from ipguard.model import FindingKind, ObservationSource, Phase
@@ -50,6 +51,7 @@ def covered(
         return (
             row.ip is None
             or DETECTED_BY.get(FindingKind(row.kind)) is Phase.SNMP
+            or bool(_switch_ports(row))
             or _in(row.ip, networks)
         )
     needed = DETECTED_BY.get(FindingKind(row.kind), Phase.SWEEP)
@@ -81,12 +83,16 @@ def _in(ip: str, networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Networ
 def snmp_devices(row: FindingRow) -> set[str] | None:
     """The SNMP devices whose data alone raised a finding, or None when other phases saw it too.
 
-    wrong-port and unmanaged-switch come from one switch (`detail.device`); a binding finding
-    comes from routers when every observation in its last evidence is an `snmp-arp` one.
+    wrong-port and unmanaged-switch come from one switch (`detail.device`), and so does an
+    isolated device that only switches learnt (`detail.learnt_on`, nothing `observed`); a binding
+    finding comes from routers when every observation in its last evidence is an `snmp-arp` one.
     """
     if row.kind in (FindingKind.WRONG_PORT.value, FindingKind.UNMANAGED_SWITCH.value):
         device = (row.detail or {}).get("device")
         return {device} if isinstance(device, str) else set()
+    ports = _switch_ports(row)
+    if ports:
+        return {port.get("device") or "" for port in ports}
     last = (row.evidence or {}).get("last") or {}
     seen = [
         item
@@ -96,3 +102,12 @@ def snmp_devices(row: FindingRow) -> set[str] | None:
     if not seen or any(item.get("source") != SNMP_SOURCE for item in seen):
         return None
     return {item.get("device") or "" for item in seen}
+
+
+def _switch_ports(row: FindingRow) -> list[dict[str, Any]]:
+    """The switch ports an isolated device was learnt on, when nothing else saw it."""
+    detail = row.detail or {}
+    if row.kind != FindingKind.ISOLATED_DEVICE_ONLINE.value or detail.get("observed"):
+        return []
+    ports = detail.get("learnt_on")
+    return [port for port in ports if isinstance(port, dict)] if isinstance(ports, list) else []

@@ -6,6 +6,7 @@ Through the CLI (and the runner, where days must pass), with the fake scanner at
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 
 from ipguard.config import PolicySettings
 from ipguard.ledger.store import Store
-from ipguard.model import NameObservation, ScanRequest
+from ipguard.model import FdbEntry, NameObservation, Phase, ScanRequest, SnmpPoll
 from ipguard.runner import run_scan
 from tests.conftest import Cli
 from tests.fakes import FakeScanner, result
@@ -149,3 +150,34 @@ def test_next_free_skips_addresses_somebody_is_using(cli: Cli, config: Path) -> 
     # They left and a run saw it: their addresses are free again.
     scan(cli, config)
     assert cli("pools", "next-free", "MATH").stdout.strip() == "198.18.0.2"
+
+
+def test_an_isolated_machine_only_a_switch_saw_stays_reported_until_the_switch_says_so(
+    cli: Cli, config: Path
+) -> None:
+    """A classified machine in a VLAN the scan does not sweep, learnt by a polled switch: it is
+    plugged in (it used to raise nothing). Only a run that polled that switch can resolve it: a
+    sweep of its registered address proves nothing."""
+    secret = ("198.18.0.9", "02:00:00:00:05:09")  # silent at its address: moved to another VLAN
+    cli("ledger", "add", *secret, "--owner", "机要室", "--isolated")
+    learnt = FdbEntry(secret[1], 30, 7, 7, "Gi1/0/7")
+    polled = (SnmpPoll("core-1", "198.18.0.2", True, fdb=(learnt,)),)
+    cli.scanner = FakeScanner(
+        [
+            replace(result(), snmp=polled),
+            replace(result(), phases=frozenset({Phase.SWEEP})),  # no SNMP: proves nothing
+            replace(result(), snmp=(SnmpPoll("core-1", "198.18.0.2", True),)),  # unplugged
+        ]
+    )
+    (found,) = scan(cli, config)["findings"]
+    assert (found["kind"], found["ip"], found["severity"]) == (
+        "isolated-device-online",
+        secret[0],
+        "critical",
+    )
+    assert found["detail"]["learnt_on"] == [
+        {"device": "core-1", "port": "core-1:Gi1/0/7", "vlan": 30}
+    ]
+    assert [f["id"] for f in scan(cli, config)["findings"]] == [found["id"]]
+    assert scan(cli, config)["findings"] == []
+    assert listed(cli, "resolved") == [(found["id"], "isolated-device-online")]

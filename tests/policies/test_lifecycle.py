@@ -9,10 +9,12 @@ import pytest
 from ipguard.model import (
     DhcpOffer,
     Evidence,
+    FdbEntry,
     NameObservation,
     Observation,
     ProxyVerdict,
     ServiceObservation,
+    SnmpPoll,
 )
 from ipguard.policies.base import PoolRange
 from tests.policies.helpers import (
@@ -177,6 +179,63 @@ def test_isolated_detail_lists_where_it_answered():
     assert finding.detail["seen_at"] == [IP1, FREE]
     assert "Secret Office" in finding.summary
     assert finding.detail["registered"]["mac"] == A
+
+
+def switch(*learnt: tuple[str, str], answered: bool = True) -> SnmpPoll:
+    """A switch's forwarding table: each (MAC, port) learnt on VLAN 10."""
+    fdb = tuple(FdbEntry(mac, 10, n, n, port) for n, (mac, port) in enumerate(learnt, 1))
+    return SnmpPoll("sw1", "10.20.0.2", answered, fdb=fdb)
+
+
+@pytest.mark.parametrize(
+    ("ledger", "observations", "polls", "expected"),
+    [
+        pytest.param(
+            [device(IP1, A, isolated=True, switch_port="sw1:Gi1/0/3")],
+            [],
+            [switch((A, "Gi1/0/3"))],
+            {("isolated-device-online", IP1, A, None, "critical")},
+            id="silent to the sweep, but a switch learnt its MAC: it is connected",
+        ),
+        pytest.param(
+            [device(IP1, A, isolated=True, switch_port="sw1:Gi1/0/3")],
+            [],
+            [switch((A, "Gi1/0/5"))],
+            {("isolated-device-online", IP1, A, None, "critical")},
+            id="on another port: isolated only, no wrong-port",
+        ),
+        pytest.param(
+            [device(IP1, A, isolated=True, status="retired")],
+            [],
+            [switch((A, "Gi1/0/5"))],
+            {("isolated-device-online", IP1, A, None, "critical")},
+            id="a retired isolated device still plugged in",
+        ),
+        pytest.param(
+            [device(IP1, A, isolated=True)],
+            [arp(IP1, A)],
+            [switch((A, "Gi1/0/5"))],
+            {("isolated-device-online", IP1, A, None, "critical")},
+            id="answering and learnt: one finding",
+        ),
+        pytest.param(
+            [device(IP1, A, isolated=True)],
+            [],
+            [switch((A, "Gi1/0/5"), answered=False)],
+            set(),
+            id="a switch that did not answer proves nothing",
+        ),
+    ],
+)
+def test_isolated_device_on_a_switch(ledger, observations, polls, expected):
+    assert judge(ledger, observations, snmp=tuple(polls)) == expected
+
+
+def test_isolated_detail_names_the_switch_port():
+    ledger = [device(IP1, A, isolated=True, owner="Secret Office")]
+    finding = only(findings(ledger, snmp=(switch((A, "Gi1/0/5")),)), "isolated-device-online")
+    assert finding.detail["learnt_on"] == [{"device": "sw1", "port": "sw1:Gi1/0/5", "vlan": 10}]
+    assert finding.detail["seen_at"] == [] and "sw1:Gi1/0/5" in finding.summary
 
 
 def test_suspended_detail_says_status():
