@@ -254,6 +254,8 @@ class RouterAdvert:
     seen_at: datetime | None = None
     # IPv6 extension headers the RA came behind ("hop-by-hop", "fragment", …): RA Guard evasion.
     evasion: tuple[str, ...] = ()
+    dns_servers: tuple[str, ...] = ()  # recursive DNS server options (RFC 8106)
+    routes: tuple[str, ...] = ()  # route information options (RFC 4191), canonical CIDR text
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from ipguard.model import (
     Dhcp6Advert,
@@ -71,7 +71,6 @@ def rogue_ra(
     found = []
     for (ip, mac), heard in by_router.items():
         roles = ledger.roles_of(mac)
-        prefixes = sorted({prefix for advert in heard for prefix in advert.prefixes})
         named = sorted({advert.source_mac for advert in heard} - {mac})
         if not roles & ROUTING_ROLES:
             reason = "lacks role router or gateway"
@@ -79,38 +78,66 @@ def rogue_ra(
                 reason += f" (sent from {mac} in the name of router {', '.join(named)})"
             severity = severity_of(kind, settings)
         else:
-            foreign = [p for p in prefixes if not _inside(p, allowed)]
+            prefixes = {prefix for advert in heard for prefix in advert.prefixes}
+            foreign = sorted(p for p in prefixes if not _inside(p, allowed))
             if not foreign:
                 continue
             reason = f"announces {', '.join(foreign)}, outside [scan] subnets"
             severity = _at_most(severity_of(kind, settings), Severity.HIGH)
-        last = heard[-1]
-        evasion = sorted({header for advert in heard for header in advert.evasion})
-        summary = (
-            f"IPv6 router advertisement from {ip} ({mac}) "
-            f"announcing {', '.join(prefixes) or 'no prefix'} {reason}"
-            + (f", behind {', '.join(evasion)} headers (RA Guard evasion)" if evasion else "")
-        )
-        records = ledger.active_by_mac.get(mac, [])
-        detail: dict[str, Any] = {
-            "prefixes": prefixes,
-            "managed": any(advert.managed for advert in heard),
-            "other": any(advert.other for advert in heard),
-            "router_lifetime": last.router_lifetime,
-            "source_ip": ip,
-            "source_mac": mac,
-            "frame_macs": sorted({advert.frame_mac or mac for advert in heard}),
-            "adverts": len(heard),
-            "reason": reason,
-            "registered": [registration(record) for record in records],
-            "roles": sorted(role.value for role in roles),
-        }
-        if evasion:
-            detail["evasion"] = evasion
+        finding = _ra_finding(ip, mac, heard, reason, roles, ledger)
         if named:
-            detail["link_layer_option"] = named
-        found.append(Finding(kind, severity, ip, mac, None, summary, detail))
+            finding.detail["link_layer_option"] = named
+        found.append(Finding(kind, severity, ip, mac, None, finding.summary, finding.detail))
     return found
+
+
+class _Said(NamedTuple):
+    summary: str
+    detail: dict[str, Any]
+
+
+def _ra_finding(
+    ip: str,
+    mac: str,
+    heard: Sequence[RouterAdvert],
+    reason: str,
+    roles: frozenset[Role],
+    ledger: LedgerIndex,
+) -> _Said:
+    """A rogue-ra's summary and detail: what the router's RAs offer hosts, and how they came."""
+    prefixes = sorted({prefix for advert in heard for prefix in advert.prefixes})
+    evasion = sorted({header for advert in heard for header in advert.evasion})
+    dns = sorted({server for advert in heard for server in advert.dns_servers})
+    routes = sorted({route for advert in heard for route in advert.routes})
+    offered = [", ".join(prefixes), _listed("DNS server", dns), _listed("route", routes)]
+    summary = (
+        f"IPv6 router advertisement from {ip} ({mac}) "
+        f"announcing {', '.join(part for part in offered if part) or 'no prefix'} {reason}"
+        + (f", behind {', '.join(evasion)} headers (RA Guard evasion)" if evasion else "")
+    )
+    detail: dict[str, Any] = {
+        "prefixes": prefixes,
+        "managed": any(advert.managed for advert in heard),
+        "other": any(advert.other for advert in heard),
+        "router_lifetime": heard[-1].router_lifetime,
+        "source_ip": ip,
+        "source_mac": mac,
+        "frame_macs": sorted({advert.frame_mac or mac for advert in heard}),
+        "adverts": len(heard),
+        "reason": reason,
+        "registered": [registration(record) for record in ledger.active_by_mac.get(mac, [])],
+        "roles": sorted(role.value for role in roles),
+    }
+    if evasion:
+        detail["evasion"] = evasion
+    if dns or routes:
+        detail["dns_servers"], detail["routes"] = dns, routes
+    return _Said(summary, detail)
+
+
+def _listed(what: str, items: Sequence[str]) -> str:
+    """``DNS server fd00::53`` / ``DNS servers a, b``, or "" for none."""
+    return f"{what}{'s' if len(items) > 1 else ''} {', '.join(items)}" if items else ""
 
 
 def _sender(advert: RouterAdvert, ledger: LedgerIndex) -> str:

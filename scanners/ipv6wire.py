@@ -28,6 +28,7 @@ ICMPV6_ECHO_REQUEST, ICMPV6_ECHO_REPLY = 128, 129
 ICMPV6_PARAM_PROBLEM, UNRECOGNIZED_OPTION = 4, 2  # RFC 4443 section 3.4: type, code
 ICMPV6_RS, ICMPV6_RA, ICMPV6_NS, ICMPV6_NA = 133, 134, 135, 136
 OPT_SOURCE_LL, OPT_TARGET_LL, OPT_PREFIX = 1, 2, 3  # RFC 4861 section 4.6
+OPT_ROUTE_INFO, OPT_RDNSS = 24, 25  # RFC 4191 section 2.3, RFC 8106 section 5.1
 DHCP6_CLIENT_PORT, DHCP6_SERVER_PORT = 546, 547
 DHCP6_SOLICIT, DHCP6_ADVERTISE = 1, 2
 OPT_CLIENTID, OPT_SERVERID, OPT_IA_NA, OPT_IAADDR, OPT_ELAPSED = 1, 2, 3, 5, 8
@@ -206,7 +207,10 @@ def parse_ra(frame: bytes, seen_at: datetime | None = None) -> RouterAdvert | No
         return None
     flags, lifetime = icmp[5], struct.unpack_from("!H", icmp, 6)[0]
     frame_mac = frame[6:12].hex(":")
-    option_mac, prefixes = "", []
+    option_mac = ""
+    prefixes: list[str] = []
+    dns: list[str] = []
+    routes: list[str] = []
     at = 16
     while at + 2 <= len(icmp):
         kind, units = icmp[at], icmp[at + 1]
@@ -216,9 +220,11 @@ def parse_ra(frame: bytes, seen_at: datetime | None = None) -> RouterAdvert | No
         if kind == OPT_SOURCE_LL and len(data) >= 6:
             option_mac = data[:6].hex(":")
         elif kind == OPT_PREFIX and units == 4:
-            length, prefix = data[0], ipaddress.IPv6Address(data[14:30])
-            if length <= 128:
-                prefixes.append(str(ipaddress.IPv6Network((prefix, length), strict=False)))
+            _network(data[0], data[14:30], prefixes)
+        elif kind == OPT_ROUTE_INFO and units <= 3:  # the prefix: 0, 8 or 16 bytes, zero-padded
+            _network(data[0], data[6:].ljust(16, b"\0"), routes)
+        elif kind == OPT_RDNSS and units >= 3 and units % 2:
+            dns += [str(ipaddress.IPv6Address(data[k : k + 16])) for k in range(6, len(data), 16)]
         at += 8 * units
     mac = option_mac or frame_mac
     return RouterAdvert(
@@ -231,7 +237,16 @@ def parse_ra(frame: bytes, seen_at: datetime | None = None) -> RouterAdvert | No
         frame_mac=frame_mac if frame_mac != mac else "",
         seen_at=seen_at,
         evasion=extensions,
+        dns_servers=tuple(dict.fromkeys(dns)),
+        routes=tuple(dict.fromkeys(routes)),
     )
+
+
+def _network(length: int, packed: bytes, into: list[str]) -> None:
+    """Append the prefix ``packed``/``length`` (a length past 128 is a lie: nothing appended)."""
+    if length <= 128:
+        network = ipaddress.IPv6Network((ipaddress.IPv6Address(packed), length), strict=False)
+        into.append(str(network))
 
 
 def parse_na(frame: bytes) -> tuple[str, str] | None:

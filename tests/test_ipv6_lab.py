@@ -98,6 +98,10 @@ def test_the_phase_hears_every_router_and_the_dhcpv6_server(lab: Lab, seen: Ipv6
     evasions = {frozenset(advert.evasion) for advert in adverts if advert.source_mac == attacker}
     assert evasions == {frozenset({"hop-by-hop"}), frozenset({"fragment"})}, adverts
     assert all(not a.evasion for a in adverts if a.source_mac != attacker)
+    # fake_router6 also hands hosts a DNS server and routes (the default one among them);
+    # radvd at its defaults, neither.
+    assert {"::/0", "2000::/3"} <= set(by_mac[attacker].routes), by_mac[attacker]
+    assert by_mac[attacker].dns_servers and not by_mac[router].dns_servers
     assert [server.server_mac for server in servers] == [lab.host(DHCP6_ROGUE).mac]
     assert servers[0].addresses and servers[0].addresses[0].startswith("fd00:62::")
 
@@ -174,6 +178,7 @@ def test_a_scan_reports_rogues_taken_and_doubled_statics_the_stranger_nothing_el
     assert by_kind["rogue-ra", rogue]["severity"] == "critical"
     assert "evasion" not in by_kind["rogue-ra", rogue]["detail"]  # radvd: plain RAs
     assert by_kind["rogue-ra", attacker]["detail"]["evasion"] == ATTACK_EVASION
+    assert "::/0" in by_kind["rogue-ra", attacker]["detail"]["routes"]
     assert "RA Guard evasion" in by_kind["rogue-ra", attacker]["summary"]
     dhcp6 = by_kind["rogue-dhcp", server]
     assert dhcp6["detail"]["family"] == 6 and dhcp6["ip"].startswith("fe80::")

@@ -214,3 +214,14 @@ def test_a_dhcpv6_answer_relayed_by_the_router_for_the_registered_server_is_no_r
     assert judge(ledger, [], dhcp6_adverts=(copied,)) == {
         ("rogue-dhcp", "fe80::c", C, None, "critical")
     }
+
+
+def test_an_ra_offering_only_dns_servers_or_routes_says_what_it_offers():
+    # RFC 8106: hosts take DNS servers from any RA, even one with router lifetime 0 and no
+    # prefix; "announcing no prefix" would hide the one thing it does.
+    dns_only = replace(ra(LL_X, X, lifetime=0), dns_servers=("fd00:66::53",), routes=("::/0",))
+    finding = only(findings([], [], router_adverts=(dns_only,)), "rogue-ra")
+    assert finding.severity.value == "critical"
+    assert "announcing DNS server fd00:66::53, route ::/0" in finding.summary
+    assert (finding.detail["dns_servers"], finding.detail["routes"]) == (["fd00:66::53"], ["::/0"])
+    assert "no prefix" not in finding.summary

@@ -16,6 +16,8 @@ from scapy.layers.inet6 import (
     ICMPv6ND_RA,
     ICMPv6ND_RS,
     ICMPv6NDOptPrefixInfo,
+    ICMPv6NDOptRDNSS,
+    ICMPv6NDOptRouteInfo,
     ICMPv6NDOptSrcLLAddr,
     IPv6,
 )
@@ -94,6 +96,25 @@ def test_hostile_frames_are_refused_not_raised():
     zero_option[14 + 40 + 16 + 1] = 0  # an option of length 0 invalidates the RA
     assert parse_ra(bytes(zero_option)) is None
     assert parse_ra(build_solicitation(MAC, LL)) is None  # an RS is not an RA
+
+
+def test_an_ra_also_gives_the_dns_servers_and_routes_hosts_take_from_it():
+    # What fake_router6 sends beside its prefix: DNS servers (RFC 8106) and routes (RFC 4191),
+    # which hosts take from any RA, a router lifetime of 0 or not.
+    frame = ra_frame(
+        ICMPv6NDOptRDNSS(dns=["fd00:66::53", "2001:db8:66::53"], lifetime=600),
+        ICMPv6NDOptRouteInfo(plen=0, prefix="::"),
+        ICMPv6NDOptRouteInfo(plen=3, prefix="2000::"),
+        ICMPv6NDOptRouteInfo(plen=64, prefix="2001:db8:77::"),
+    )
+    advert = parse_ra(frame)
+    assert advert is not None and advert.prefixes == ()
+    assert advert.dns_servers == ("fd00:66::53", "2001:db8:66::53")
+    assert advert.routes == ("::/0", "2000::/3", "2001:db8:77::/64")
+    lying = bytearray(ra_frame(ICMPv6NDOptRouteInfo(plen=64, prefix="2001:db8:77::")))
+    lying[14 + 40 + 16 + 2] = 200  # a prefix length past 128: that option is skipped
+    skipped = parse_ra(bytes(lying))
+    assert skipped is not None and skipped.routes == ()
 
 
 def advertise(transaction: int) -> bytes:
