@@ -250,6 +250,7 @@ class SnmpSession:
         a malformed datagram came instead (a truncated answer: sent again at once), why."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
+        forged = ""
         while (left := deadline - loop.time()) > 0:
             try:
                 data = await self._protocol.receive(left)
@@ -257,9 +258,13 @@ class SnmpSession:
                 break
             try:
                 answered_id, response = self._decode(data)
+            except UsmForgery as error:
+                # Not the agent's: a wrong key gets the agent's wrongDigests report, never an
+                # answer that fails authentication. Forged or damaged on the way, before or
+                # after the agent's first genuine answer: the genuine one may still come.
+                forged = str(error)
+                continue
             except UsmError as error:
-                if isinstance(error, UsmForgery) and self._user is not None and self._user.proven:
-                    continue  # not the agent, whose answers authenticate: forged, or damaged
                 raise SnmpError(str(error)) from None
             except ber.BerError as error:
                 return None, str(error)
@@ -268,7 +273,7 @@ class SnmpSession:
             if not self._first_id <= answered_id <= self._last_id:
                 self._foreign_id = answered_id
             # else an answer to an earlier request of this session: not this one's
-        return None, ""
+        return None, forged
 
     async def get(self, oids: Sequence[ber.Oid]) -> dict[ber.Oid, Any]:
         """The values of scalar OIDs (left out: missing ones, and one too long for the agent)."""

@@ -420,6 +420,24 @@ def test_v3_forged_datagrams_mid_walk_are_ignored(ns: str) -> None:
     assert len({entry.mac for entry in result.fdb}) == 20
 
 
+def test_v3_forged_datagram_before_the_first_genuine_answer_is_ignored(ns: str) -> None:
+    """The agent's first authenticated answer comes after a datagram from its address that
+    fails authentication: the forged one is dropped and the genuine one taken (the poll ended on
+    the forged one, as if the key were wrong: a wrong key gets a wrongDigests report instead)."""
+    answers = itertools.count()
+
+    def forged_before_first(answer: bytes) -> list[tuple[float, bytes]]:
+        if next(answers) != 1:  # 0: discovery's report; 1: the first authenticated answer
+            return [(0.0, answer)]
+        damaged = answer[:-1] + bytes([answer[-1] ^ 1])
+        return [(0.0, damaged), (0.01, answer)]
+
+    with Agent(ns, v3=True, fdb=20, deliver=forged_before_first) as agent:
+        (result,) = poll(ns, agent.device("forged-first"))
+    assert result.answered, result.warning
+    assert len({entry.mac for entry in result.fdb}) == 20
+
+
 def test_v3_agent_rebooted_is_resynchronised_even_without_retries(ns: str) -> None:
     """An agent that rebooted since discovery (snmpEngineBoots went up) answers the first request
     with an authenticated notInTimeWindow report carrying its new boots and time: the request is
