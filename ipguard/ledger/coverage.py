@@ -31,6 +31,16 @@ DETECTED_BY: Mapping[FindingKind, Phase] = {
 # names and signs were not looked at, so its findings of these phases stand.
 PER_HOST = frozenset({Phase.SERVICES, Phase.PROXY, Phase.NAMES, Phase.EVIDENCE})
 SNMP_SOURCE = ObservationSource.SNMP_ARP.value  # read from a router's ARP table
+# Findings about a record, whose subject is the record's own address wherever its device answered
+# (`detail.seen_at`): a run must have looked there to say the device is gone.
+BY_RECORD = frozenset(
+    kind.value
+    for kind in (
+        FindingKind.SUSPENDED_DEVICE_ONLINE,
+        FindingKind.ISOLATED_DEVICE_ONLINE,
+        FindingKind.GUEST_EXPIRED,
+    )
+)
 
 
 def covered(
@@ -57,11 +67,13 @@ def covered(
     needed = DETECTED_BY.get(FindingKind(row.kind), Phase.SWEEP)
     if (row.detail or {}).get("family") == 6:  # a DHCPv6 server: heard by the ipv6 phase
         needed = Phase.IPV6
-    if needed is Phase.SWEEP and row.ip is not None and ":" in row.ip:
-        # An IPv6 address is found by the ipv6 phase's discovery, a link-local one on the link.
-        if Phase.IPV6 not in phases:
-            return False
-        return ipaddress.ip_address(row.ip).is_link_local or _in(row.ip, networks)
+    if row.kind in BY_RECORD:
+        seen_at = (row.detail or {}).get("seen_at")
+        if isinstance(seen_at, list) and seen_at:
+            # Where the device answered, not its record's address, is where a run must look.
+            return all(isinstance(ip, str) and _swept(ip, networks, phases) for ip in seen_at)
+    if needed is Phase.SWEEP and row.ip is not None:
+        return _swept(row.ip, networks, phases)
     if needed not in phases:
         return False
     if needed is Phase.IPV6:  # link-local senders: the run listened to the whole link
@@ -73,6 +85,22 @@ def covered(
     if row.ip is None:
         return True
     return _in(row.ip, networks)
+
+
+def _swept(
+    ip: str,
+    networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network],
+    phases: frozenset[Phase],
+) -> bool:
+    """Whether the run looked for hosts at `ip`: an IPv4 address by the sweep, an IPv6 one by the
+    ipv6 phase's discovery (a link-local one anywhere on the link)."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    if address.version == 6:
+        return Phase.IPV6 in phases and (address.is_link_local or _in(ip, networks))
+    return Phase.SWEEP in phases and _in(ip, networks)
 
 
 def _in(ip: str, networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:

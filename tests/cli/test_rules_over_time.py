@@ -181,3 +181,29 @@ def test_an_isolated_machine_only_a_switch_saw_stays_reported_until_the_switch_s
     assert [f["id"] for f in scan(cli, config)["findings"]] == [found["id"]]
     assert scan(cli, config)["findings"] == []
     assert listed(cli, "resolved") == [(found["id"], "isolated-device-online")]
+
+
+def test_a_retired_laptop_in_another_vlan_is_judged_by_the_runs_of_that_vlan(
+    cli: Cli, config: Path
+) -> None:
+    """One sensor, one scan per VLAN (a scan sweeps one interface): the retired laptop answers in
+    VLAN 2, so the scan of VLAN 1, where its record's address lies, cannot see whether it is
+    still online (it resolved the finding, the next scan of VLAN 2 opened a new one, and so on,
+    an alert each time)."""
+    config.write_text(CONFIG.replace('["198.18.0.0/24"]', '["198.18.0.0/24", "198.18.1.0/24"]'))
+    cli("ledger", "add", "198.18.0.5", "02:00:00:00:00:05", "--owner", "former teacher")
+    cli("ledger", "remove", "198.18.0.5")
+    laptop = ("198.18.1.7", "02:00:00:00:00:05")
+    cli.scanner = FakeScanner([result(laptop), result(), result(laptop), result()])
+
+    def scan_vlan(vlan: int) -> list[tuple[int, str]]:
+        subnet = f"198.18.{vlan - 1}.0/24"
+        outcome = cli("--config", str(config), "scan", "--format", "json", "--subnet", subnet)
+        return [(f["id"], f["kind"]) for f in json.loads(outcome.stdout)["findings"]]
+
+    (opened,) = scan_vlan(2)
+    assert opened[1] == "suspended-device-online"
+    assert scan_vlan(1) == [opened]  # VLAN 1 did not look where the laptop is
+    assert scan_vlan(2) == [opened]
+    assert scan_vlan(2) == []  # VLAN 2 looked, and it is gone
+    assert listed(cli, "resolved") == [opened]
