@@ -3,7 +3,9 @@
 Only polls of devices that answered are judged (a half-read table proves nothing). Ports are named
 `SWITCH:IFNAME` as the ledger's `switch_port` reads them (`core-1:Gi1/0/3`, compared ignoring
 case). A port is an uplink, never an access port, when an LLDP neighbour was announced on it or
-it carries more than `uplink_min_macs` MACs; uplinks raise nothing.
+it carries more than `uplink_min_macs` MACs; uplinks raise nothing. A logical unit, as Junos learns
+MACs on (`ge-0/0/1.0`), stands for its physical port (`ge-0/0/1`), which administrators register
+and LLDP announces.
 
 - `wrong-port` (medium): an active record's MAC learnt on an access port other than the record's
   `switch_port` (records without one, or at another site, are not judged). Subject: the record's
@@ -15,6 +17,7 @@ it carries more than `uplink_min_macs` MACs; uplinks raise nothing.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -23,6 +26,12 @@ from ipguard.policies.base import PolicySettingsLike, RunFacts, registration, se
 from ipguard.policies.sightings import Sightings
 
 EXEMPT_ROLES = (Role.SWITCH, Role.ACCESS_POINT)
+_UNIT = re.compile(r"\.\d+$")  # a logical unit's suffix: ge-0/0/1.0, ae0.100
+
+
+def names_of(key: str) -> set[str]:
+    """A port's casefolded `SWITCH:IFNAME` and, for a logical unit, its physical port's."""
+    return {key, _UNIT.sub("", key)}
 
 
 @dataclass
@@ -61,6 +70,9 @@ def ports(polls: Iterable[SnmpPoll]) -> dict[str, Port]:
                 learnt.vlans.add(entry.vlan)
         for neighbour in poll.lldp:
             port(poll.device, neighbour.local_if_name).lldp = True
+    announced = {key for key, found_port in found.items() if found_port.lldp}
+    for key, found_port in found.items():
+        found_port.lldp = found_port.lldp or bool(names_of(key) & announced)
     return found
 
 
@@ -96,7 +108,7 @@ def _wrong_ports(
         for mac in sorted(port.macs):
             registered = [record for record in by_mac.get(mac, ()) if record.switch_port.strip()]
             if not registered or any(
-                record.switch_port.strip().casefold() == key for record in registered
+                record.switch_port.strip().casefold() in names_of(key) for record in registered
             ):
                 continue
             record = registered[0]
@@ -136,7 +148,7 @@ def _unmanaged(
     }
     found = []
     for key, port in sorted(access.items()):
-        if len(port.macs) <= settings.max_macs_per_port or key in exempt:
+        if len(port.macs) <= settings.max_macs_per_port or names_of(key) & exempt:
             continue
         behind = [
             {

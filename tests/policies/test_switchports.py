@@ -113,3 +113,47 @@ def test_severity_override() -> None:
         policy=settings(severity={"wrong-port": "high"}),
     )
     assert ("wrong-port", IP2, B, f"{SW}:Gi1/0/5", "high") in found
+
+
+# Junos (EX/QFX) learns MACs on the logical unit (`ge-0/0/1.0`, what dot1dBasePortIfIndex names),
+# while administrators register, and LLDP announces, the physical port (`ge-0/0/1`).
+JUNOS_LEDGER = (
+    device(IP1, A, switch_port=f"{SW}:ge-0/0/1"),
+    device(IP2, B, switch_port=f"{SW}:ge-0/0/2"),
+    device(IP4, D, "switch", switch_port=f"{SW}:ge-0/0/9"),
+)
+
+
+@pytest.mark.parametrize(
+    ("polled", "expected"),
+    [
+        pytest.param(
+            poll((A, "ge-0/0/1.0"), (B, "ge-0/0/2.0")), set(), id="learnt on the registered unit"
+        ),
+        pytest.param(
+            poll((A, "ge-0/0/1.0"), (B, "ge-0/0/5.0")),
+            {("wrong-port", IP2, B, f"{SW}:ge-0/0/5.0", "medium")},
+            id="another port's unit is still the wrong port",
+        ),
+        pytest.param(
+            poll((B, "xe-0/1/0.0"), (X, "xe-0/1/0.0"), (Y, "xe-0/1/0.0"), lldp=("xe-0/1/0",)),
+            set(),
+            id="LLDP on the physical port makes its unit an uplink",
+        ),
+        pytest.param(
+            poll((D, "ge-0/0/9.0"), (X, "ge-0/0/9.0"), (Y, "ge-0/0/9.0")),
+            set(),
+            id="the unit of a port registered to a switch is exempt",
+        ),
+        pytest.param(
+            poll((A, "ge-0/0/1.0"), (X, "ge-0/0/1.0")),
+            {("unmanaged-switch", None, None, f"{SW}:ge-0/0/1.0", "high")},
+            id="two MACs on an access unit",
+        ),
+    ],
+)
+def test_junos_logical_units_are_their_physical_ports(
+    polled: SnmpPoll, expected: set[tuple]
+) -> None:
+    found = judge(JUNOS_LEDGER, snmp=(polled,))
+    assert {item for item in found if item[0] in ("wrong-port", "unmanaged-switch")} == expected
