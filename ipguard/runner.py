@@ -34,7 +34,7 @@ from ipguard import __version__, runfacts, spool
 from ipguard.addresses import ip_sort_key
 from ipguard.config import PolicySettings
 from ipguard.errors import IpguardError, LedgerUnavailable, ScanAborted
-from ipguard.ledger import devices, findings, locks, runs
+from ipguard.ledger import devices, findings, locks, runs, skew
 from ipguard.ledger.scan_tables import FindingRow, ScanRun
 from ipguard.ledger.store import Store
 from ipguard.ledger.tables import utcnow
@@ -86,6 +86,8 @@ def run_scan(
 ) -> RunOutcome:
     """Carry out one complete run under the site's lock; see the module docstring."""
     with locks.scan_lock(store, request.site, wait=wait):
+        with store.session(write=False) as session:
+            skew.refuse_skewed(session)  # before anything is written with this machine's times
         spooled = _store_spooled(store, request.site, policy)
         with store.session() as session:
             aborted_before = runs.abort_dead(session, request.site, now=clock())

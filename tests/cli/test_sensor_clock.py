@@ -1,0 +1,51 @@
+"""A sensor with a wrong clock on a shared PostgreSQL ledger (faketime sets the sensor's clock)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.pg import create_database
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = '[scan]\ninterface = "eth0"\nsubnets = ["198.18.0.0/16"]\nsite = "north"\n'
+
+
+@pytest.mark.skipif(shutil.which("faketime") is None, reason="needs faketime")
+def test_a_sensor_whose_clock_is_wrong_may_not_scan_a_shared_ledger(
+    postgres_server: str, tmp_path: Path
+) -> None:
+    # A sensor whose hardware clock keeps China's local time, read as UTC, runs eight hours
+    # ahead: its scans wrote runs, findings and sightings dated eight hours in the future into
+    # the ledger every sensor shares (first seen after last seen, never stale, never overdue).
+    url = create_database(postgres_server)
+    config = tmp_path / "ipguard.toml"
+    config.write_text(CONFIG)
+
+    def ipguard(*args: str, offset: str | None = None) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "tests.hardening.fake_cli", "--hosts", "3", "--"]
+        argv += ["--db", url, "--config", str(config), *args]
+        if offset is not None:
+            argv = ["faketime", "-f", offset, *argv]
+        env = {**os.environ, "IPGUARD_ACTOR": "cron", "TZ": "Asia/Shanghai"}
+        return subprocess.run(argv, capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+
+    for offset, told in (("+8h", "8 h ahead of"), ("-10m", "10 min behind")):
+        refused = ipguard("scan", "--quiet", offset=offset)
+        assert refused.returncode == 3, refused.stderr
+        assert refused.stderr.startswith("error: this sensor's clock (")
+        assert f"UTC) is {told} the ledger server's (" in refused.stderr
+        assert "set the clock (timedatectl set-ntp true)" in refused.stderr
+    assert json.loads(ipguard("runs", "list", "--format", "json").stdout) == []
+
+    # Two minutes off is a clock that drifted a little: the scan goes ahead.
+    done = ipguard("scan", "--quiet", offset="-2m")
+    assert done.returncode == 1, done.stderr  # three unregistered hosts
+    (run,) = json.loads(ipguard("runs", "list", "--format", "json").stdout)
+    assert run["status"] == "complete"
