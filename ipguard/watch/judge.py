@@ -15,12 +15,10 @@ judged by exactly the rules (and severities) a scan applies:
   as the ipv6 phase's are: rogue-ra (from a MAC without role router or gateway, or announcing a
   prefix outside the subnets).
 
-A host holds several IPv6 addresses and takes a new temporary one every day (RFC 8981), so the
-claims of a MAC that is no active record here (unregistered-host, mac-moved) are folded as a scan
-folds them, one finding per MAC: each IPv6 claim is judged beside the MAC's stable address, the
-subject of its open finding of those kinds (the scan's IPv4 or link-local address, or the first
-address the watcher reported it at), else its link-local address when an NA claimed one (heard,
-not judged: link-local targets are outside the subnets).
+IPv6 neighbours (`ipguard.watch.neighbours`): the claims of a MAC that is no active record here
+are folded into its stable address, one finding per MAC, as a scan folds them; a registered
+router's link-local address, learned from its RAs, is judged as one of its addresses (another MAC
+claiming it: ip-mac-mismatch, the gateway spoofed).
 
 Memory is bounded: at most MAX_MACS_PER_ADDRESS MACs per IP and MAX_ADDRESSES IPs in the window,
 MAX_JUDGED remembered judgements. So is the work a flood of made-up stations causes: claims of
@@ -35,7 +33,6 @@ speaks again.
 
 from __future__ import annotations
 
-import ipaddress
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -58,6 +55,7 @@ from ipguard.policies import LedgerIndex, RunFacts, evaluate
 from ipguard.policies.base import AddressRanges
 from ipguard.scanners.passive import ArpClaim, DhcpClient, Parsed
 from ipguard.watch.budget import Budget
+from ipguard.watch.neighbours import Neighbours
 
 ARP = ObservationSource.ARP
 NDP = ObservationSource.NDP
@@ -65,7 +63,6 @@ REJUDGE_SECONDS = 60.0
 MAX_MACS_PER_ADDRESS = 8
 MAX_ADDRESSES = 65_536
 MAX_JUDGED = 262_144
-MAX_ANCHORS = 65_536  # MACs whose stable address is remembered, per kind of memory
 MAX_OPS = 4  # kinds of ARP frame remembered per pair in a batch, for the evidence
 
 # What a single claim can show, as the scan's policies name it.
@@ -74,8 +71,6 @@ PAIR_KINDS = frozenset({
     FindingKind.SUSPENDED_DEVICE_ONLINE, FindingKind.ISOLATED_DEVICE_ONLINE,
     FindingKind.GUEST_EXPIRED,
 })  # fmt: skip
-# What a MAC with no active record here is reported as: one finding per MAC, its IPv6 folded in.
-FOLDED_KINDS = frozenset({FindingKind.UNREGISTERED_HOST.value, FindingKind.MAC_MOVED.value})
 WATCH_KINDS = PAIR_KINDS | {
     FindingKind.DUPLICATE_IP,
     FindingKind.ROGUE_DHCP,
@@ -152,24 +147,30 @@ class Judge:
         self._window: dict[str, dict[str, float]] = {}  # IP -> MAC -> when last claimed
         self._judged: dict[tuple[str, str], float] = {}  # a pair, or (kind, key) -> when
         self._pruned = 0.0
-        self._reported_at: dict[str, str] = {}  # MAC -> the address its open finding is at
-        self._link_local: dict[str, str] = {}  # MAC -> the link-local address an NA claimed
+        self._ledger: tuple[Binding, ...] = ()  # as loaded (`_records`: with routers' addresses)
+        self._neighbours = Neighbours()
 
     def load(
         self, ledger: Iterable[Binding], first_seen: Mapping[tuple[str, str], datetime]
     ) -> None:
         """Take a new ledger snapshot; everything is judged afresh against it."""
-        self._records = tuple(ledger)
-        self._index = LedgerIndex(self._records, self.site)
+        self._ledger = tuple(ledger)
+        self._index = LedgerIndex(self._ledger, self.site)
+        self._with_routers()
         self._first_seen = dict(first_seen)
         self._judged.clear()
-        self._reported_at.clear()
-        self._remember_reported(first_seen)
+        self._neighbours.reported(first_seen, afresh=True)
+
+    def _with_routers(self) -> None:
+        """The snapshot judged against: the ledger, routers' learned link-local addresses in it."""
+        self._records = self._neighbours.with_routers(self._ledger, self.site)
+        if self._records != self._ledger:
+            self._index = LedgerIndex(self._records, self.site)
 
     @property
     def records(self) -> tuple[Binding, ...]:
-        """The ledger snapshot judged against."""
-        return self._records
+        """The ledger snapshot, as loaded."""
+        return self._ledger
 
     @property
     def first_seen(self) -> Mapping[tuple[str, str], datetime]:
@@ -179,22 +180,7 @@ class Judge:
     def note_first_seen(self, first_seen: Mapping[tuple[str, str], datetime]) -> None:
         """When findings just opened were first seen (for the unregistered grace period)."""
         self._first_seen.update(first_seen)
-        self._remember_reported(first_seen)
-
-    def _remember_reported(self, findings: Iterable[tuple[str, str]]) -> None:
-        """Where each MAC's open unregistered-host or mac-moved finding is: IPv4 first, then
-        link-local, then the first address known."""
-        reported = self._reported_at
-        for kind, subject in findings:
-            ip, _, rest = subject.partition("|")
-            mac = rest.partition("|")[0]
-            if kind not in FOLDED_KINDS or not ip or not mac:
-                continue
-            known = reported.get(mac)
-            if known is None or _stability(ip) < _stability(known):
-                if known is None and len(reported) >= MAX_ANCHORS:
-                    reported.clear()
-                reported[mac] = ip
+        self._neighbours.reported(first_seen)
 
     def judge(self, items: Sequence[tuple[float, Parsed]], now: datetime) -> Verdicts:
         """Judge a batch of parsed frames, stamped with their arrival (monotonic seconds)."""
@@ -213,6 +199,8 @@ class Judge:
                     verdicts.offers.append(item)
                     verdicts.evaluated += 1
             elif isinstance(item, RouterAdvert):
+                if self._neighbours.learn_router(item, self._index):
+                    self._with_routers()  # its address is the router's from now on
                 said = f"{item.source_ip}|{item.source_mac}|{item.frame_mac}|"
                 said += ",".join(item.prefixes)
                 said += f"|{','.join(item.evasion)}"  # an RA Guard evasion is news of its own
@@ -242,11 +230,8 @@ class Judge:
         self, claim: ArpClaim, moment: float, verdicts: Verdicts, pairs: dict[str, list[str]]
     ) -> bool:
         """Remember one claim; True when it is in scope and kept."""
-        if not self._in_scope(claim.ip):
-            if _stability(claim.ip) == 1:  # a link-local address: the MAC's stable one
-                if len(self._link_local) >= MAX_ANCHORS:
-                    self._link_local.clear()
-                self._link_local[claim.mac] = claim.ip
+        if not self._in_scope(claim.ip) and claim.ip not in self._neighbours.routers:
+            self._neighbours.heard(claim.ip, claim.mac)
             self.ignored["out_of_scope"] += 1
             return False
         macs = self._window.get(claim.ip)
@@ -357,26 +342,12 @@ class Judge:
             verdicts.sightings.extend(round_)
             found += [
                 finding
-                for finding in self._evaluate(now, observations=self._anchored(round_) + round_)
+                for finding in self._evaluate(
+                    now, observations=self._neighbours.anchored(round_, self._index) + round_
+                )
                 if finding.kind in PAIR_KINDS
             ]
         return found
-
-    def _anchored(self, round_: tuple[Observation, ...]) -> tuple[Observation, ...]:
-        """The stable address of each MAC that claimed an IPv6 address and is no active record
-        here, judged first beside its claims so that the policies fold them into it (not stored:
-        it was not heard now)."""
-        taken = {observation.ip for observation in round_}
-        anchors: dict[str, Observation] = {}
-        for observation in round_:
-            mac = observation.mac
-            if ":" not in observation.ip or not mac or mac in self._index.active_by_mac:
-                continue
-            anchor = self._reported_at.get(mac) or self._link_local.get(mac)
-            if anchor and anchor not in taken and anchor not in anchors:
-                source = NDP if ":" in anchor else ARP
-                anchors[anchor] = Observation(anchor, mac, observation.seen_at, source)
-        return tuple(anchors.values())
 
     def _duplicates(self, touched: set[str], latest: float, now: datetime) -> list[Finding]:
         """IPs claimed by two or more MACs within the duplicate window."""
@@ -409,11 +380,3 @@ class Judge:
             return []
         found = self._evaluate(now, observations=tuple(seen), names=tuple(names))
         return [finding for finding in found if finding.kind is FindingKind.HOSTNAME_POLICY]
-
-
-def _stability(ip: str) -> int:
-    """How long a host keeps an address, as a rank: 0 IPv4, 1 IPv6 link-local, 2 any other IPv6
-    (a temporary address lasts a day)."""
-    if ":" not in ip:
-        return 0
-    return 1 if ipaddress.IPv6Address(ip).is_link_local else 2

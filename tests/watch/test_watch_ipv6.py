@@ -183,3 +183,30 @@ def test_a_finding_the_scan_opened_at_the_link_local_address_takes_the_watchers_
     made.load(LEDGER, {("unregistered-host", f"{STRANGER_LL}|{EVIL}|"): NOW})
     found = subjects(made, [na("2001:db8:20::a1", EVIL, option=EVIL)], 0.0, NOW)
     assert found == {f"unregistered-host {STRANGER_LL}|{EVIL}|"}
+
+
+def kinds(made: Judge, frames: list[bytes], start: float) -> set[tuple[str, str | None, str]]:
+    found = made.judge(claims(frames, start), NOW).findings
+    return {(f.kind.value, f.mac, f.severity.value) for f in found if f.ip == "fe80::1"}
+
+
+def test_an_na_for_the_routers_link_local_address_from_another_mac_spoofs_the_gateway() -> None:
+    # Hosts reach their default router at the address its RAs come from (fe80::1 here);
+    # parasite6 and fake_advertise6 claim it with their own MAC, like ARP spoofing the gateway.
+    made = judge()
+    spoof = na("fe80::1", EVIL, option=EVIL)
+    assert kinds(made, [spoof], 0.0) == set()  # no RA heard yet: nothing says whose it is
+    assert kinds(made, [ra(GW_MAC, "2001:db8:20::/64"), na("fe80::1", GW_MAC)], 100.0) == set()
+    assert ("ip-mac-mismatch", EVIL, "critical") in kinds(made, [spoof], 200.0)
+    made.load(LEDGER, {})  # a ledger reload keeps what the RAs taught
+    assert ("ip-mac-mismatch", EVIL, "critical") in kinds(made, [spoof], 300.0)
+    assert made.records == LEDGER  # the ledger itself is left as it was
+
+
+def test_only_a_registered_routers_own_ra_teaches_its_address() -> None:
+    made = judge()
+    spoofed = ra(EVIL, "2001:db8:20::/64", option=GW_MAC)  # the frame is not the router's
+    kinds(made, [spoofed, ra(EVIL, "2001:db8:20::/64", source="fe80::66")], 0.0)
+    later = [na("fe80::1", PC_MAC, option=PC_MAC), na("fe80::66", PC_MAC, option=PC_MAC)]
+    found = made.judge(claims(later, 100.0), NOW).findings
+    assert not [f for f in found if f.kind.value == "ip-mac-mismatch"]

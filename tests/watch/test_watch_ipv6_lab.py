@@ -1,7 +1,8 @@
 """`ipguard watch` reads IPv6 neighbour discovery on a real link: the IPv6 lab's radvd, a rogue
 radvd and THC-IPv6's fake_router6 (behind hop-by-hop and fragment headers, named in the finding)
 answer a Router Solicitation from THC-IPv6's dump_router6, and THC-IPv6's fake_advertise6
-advertises a registered static IPv6 address from another MAC.
+advertises a registered static IPv6 address, then the registered router's link-local address,
+from another MAC.
 
 The watcher runs in the scanner's namespace with its real kernel filter; the lab's bridge floods
 every frame (a mirror port), so that RAs answered to another host reach it too.
@@ -74,6 +75,12 @@ def test_watch_reports_rogue_router_advertisements_and_a_taken_static_ipv6(
     netns.run(lab.host(TAKER).ns, ["atk6-fake_advertise6", "-n", "1", "eth0", TAKEN_IP])
     mismatch = watching.finding("ip-mac-mismatch", TAKEN_IP, taker)
     assert mismatch["severity"] == "high"
+    # And the router's link-local address, which its RAs (heard above) made the hosts' gateway:
+    # parasite6's spoof of the IPv6 gateway, critical.
+    router_ll = eui64_link_local(router)
+    netns.run(lab.host(TAKER).ns, ["atk6-fake_advertise6", "-n", "1", "eth0", router_ll])
+    spoofed = watching.finding("ip-mac-mismatch", router_ll, taker)
+    assert spoofed["severity"] == "critical"
 
     found = watching.findings()
     rogue_ra = {f["mac"]: f for f in found if f["kind"] == "rogue-ra"}
