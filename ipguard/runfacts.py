@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ipguard.config import PolicySettings
-from ipguard.ledger import devices, findings, runs
+from ipguard.ledger import audit, devices, findings, runs
 from ipguard.ledger.pools import list_pools
 from ipguard.model import Finding, ScanRequest, ScanResult, Uncovered
 
@@ -56,9 +56,18 @@ def ledger_view(session: Any) -> LedgerView:
 
     records = devices.stored(session)
     seen = runs.last_seen(session)
-    # A record never seen yet counts from its registration: a fresh import is not stale at once.
+    # A record never seen yet counts from its registration: a fresh import is not stale at once;
+    # nor is a record given a new address or network card (edited since), from when it got them.
+    changed = {
+        (record.binding.ip, record.binding.mac)
+        for record in records
+        if record.updated_at > record.created_at
+        and (record.binding.ip, record.binding.mac) not in seen
+    }
+    since = audit.paired_since(session, changed) if changed else {}
     for record in records:
-        seen.setdefault((record.binding.ip, record.binding.mac), record.created_at)
+        pair = (record.binding.ip, record.binding.mac)
+        seen.setdefault(pair, max(record.created_at, since.get(pair, record.created_at)))
     pools = tuple(PoolRange(pool.department, pool.cidr) for pool in list_pools(session))
     return LedgerView(records, seen, pools)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -82,3 +82,29 @@ def count_action(session: Session, action: str) -> int:
     """How many audit rows record this action (e.g. `ledger.import`): did one just commit?"""
     query = select(func.count()).select_from(AuditEntry).where(AuditEntry.action == action)
     return int(session.exec(query).one())
+
+
+CHANGES = ("device.edit", "device.import.update")  # a record changed in place
+
+
+def paired_since(
+    session: Session, pairs: Collection[tuple[str, str]]
+) -> dict[tuple[str, str], datetime]:
+    """When each (ip, mac) pair was first given to an existing device record (an edit or an
+    import's update: a new address or network card), from the audit rows about it."""
+    found: dict[tuple[str, str], datetime] = {}
+    ips = sorted({ip for ip, _mac in pairs})
+    for start in range(0, len(ips), 500):  # within every database's limit of bound values
+        query = (
+            select(AuditEntry.key, AuditEntry.alt_key, func.min(AuditEntry.at))
+            .where(
+                AuditEntry.entity == "device",
+                col(AuditEntry.action).in_(CHANGES),
+                col(AuditEntry.key).in_(ips[start : start + 500]),
+            )
+            .group_by(col(AuditEntry.key), col(AuditEntry.alt_key))
+        )
+        for ip, mac, first in session.exec(query):
+            if (ip, mac) in pairs and first is not None:
+                found[(ip, mac)] = first
+    return found

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from ipguard.config import PolicySettings
 from ipguard.ledger.store import Store
@@ -207,3 +208,23 @@ def test_a_retired_laptop_in_another_vlan_is_judged_by_the_runs_of_that_vlan(
     assert scan_vlan(2) == [opened]
     assert scan_vlan(2) == []  # VLAN 2 looked, and it is gone
     assert listed(cli, "resolved") == [opened]
+
+
+def test_a_replaced_network_card_is_not_stale_the_night_it_was_registered(
+    cli: Cli, config: Path, db_url: str
+) -> None:
+    """A PC registered long ago gets a new network card (`ledger edit IP --mac NEW`) and is
+    switched off for the night: its new pair was never seen, but it was registered minutes ago,
+    not when the record was created (it was stale at once, 'not seen for 90 days')."""
+    cli("ledger", "add", *PC, "--owner", "liwei", "--department", "math")
+    engine = sa.create_engine(db_url)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text("UPDATE device SET created_at = :old, updated_at = :old"),
+            {"old": datetime.now(UTC) - timedelta(days=90)},
+        )
+    engine.dispose()
+    cli.scanner = FakeScanner([result(PC), result()])
+    assert scan(cli, config)["findings"] == []
+    assert cli("ledger", "edit", PC[0], "--mac", "02:00:00:00:00:11").exit_code == 0
+    assert scan(cli, config)["findings"] == []  # the night: the PC is off
