@@ -278,16 +278,23 @@ class Store:
             ) from None
 
     @contextmanager
-    def session(self, *, write: bool = True) -> Iterator[Session]:
+    def session(self, *, write: bool = True, wait: float | None = None) -> Iterator[Session]:
         """A unit of work: committed when the block ends, rolled back on any error.
 
         Writers take SQLite's write lock up front so that concurrent writers queue on the busy
-        timeout instead of failing half-way.
+        timeout instead of failing half-way. `wait`: at most this many seconds for another
+        writer's lock, instead of the store's (LedgerUnavailable after), for a caller that has
+        better to do than wait (the watcher, which must go on listening).
         """
         with self.unavailable_as_error():
-            connection = self.engine.connect().execution_options(sqlite_immediate=write)
+            connection = self.engine.connect().execution_options(
+                sqlite_immediate=write, lock_wait=wait
+            )
             try:
                 with Session(bind=connection, expire_on_commit=False) as session:
+                    if wait is not None and self.dialect == "postgresql":
+                        milliseconds = max(1, int(wait * 1000))
+                        session.execute(sa.text(f"SET LOCAL lock_timeout = {milliseconds}"))
                     try:
                         yield session
                         session.commit()
@@ -388,5 +395,11 @@ def _tune_sqlite(engine: sa.Engine, busy: float) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
-        immediate = connection.get_execution_options().get("sqlite_immediate", False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        options = connection.get_execution_options()
+        wait = options.get("lock_wait")
+        # Set on each connection (NullPool: a connection serves one session).
+        milliseconds = int((busy if wait is None else wait) * 1000)
+        connection.exec_driver_sql(f"PRAGMA busy_timeout={milliseconds}")
+        connection.exec_driver_sql(
+            "BEGIN IMMEDIATE" if options.get("sqlite_immediate") else "BEGIN"
+        )

@@ -49,6 +49,11 @@ FLUSH_SECONDS = 0.2  # frames wait at most this long to be judged and stored
 TICK_SECONDS = 5.0  # heartbeat, ledger poll, interface check
 MAX_PENDING = 200_000  # parsed frames waiting for the next batch; beyond, counted and dropped
 MAX_BACKLOG = 3_000  # judged batches waiting for an unavailable ledger (10 minutes of batches)
+# While listening, a write waits at most this long for another writer's lock (an import, a scan,
+# an administrator's sqlite3 shell): the batch is then kept as if the ledger were down, tried
+# again at most every RETRY_SECONDS, and the loop goes on reading frames and pinging systemd.
+WRITE_WAIT = 0.5
+RETRY_SECONDS = 1.0
 
 Report = Callable[[str, FindingRow], None]  # ("new" | "escalated", the stored finding)
 Warn = Callable[[str], None]
@@ -95,6 +100,8 @@ class Watcher:
         self._capture: Capture | None = None
         self._ledger_version: tuple[int, str] | None = None
         self._ledger_down = False
+        self._write_wait: float | None = None  # the store's own wait, but in the loop
+        self._retry_at = 0.0
         self._digests = Digests(store, request.site)
 
     def _new_judge(self) -> Judge:
@@ -160,6 +167,7 @@ class Watcher:
     def _finish(self) -> None:
         """Store what is pending and close the run; a ledger still down loses only the backlog."""
         assert self.run_id is not None
+        self._write_wait = None  # stopping: waiting for a lock is better than losing the batch
         self._flush()
         now = self.clock()
         try:
@@ -173,6 +181,7 @@ class Watcher:
 
     def _loop(self) -> None:
         last_flush = last_tick = time.monotonic()
+        self._write_wait = WRITE_WAIT
         watchdog = systemd.watchdog_interval()
         last_dog = last_flush
         while not self._stopping.is_set():
@@ -253,6 +262,8 @@ class Watcher:
         self._backlog.append((now, verdicts, path))
 
     def _drain_backlog(self) -> None:
+        if self._write_wait is not None and time.monotonic() < self._retry_at:
+            return
         while self._backlog:
             now, verdicts, path = self._backlog[0]
             try:
@@ -267,7 +278,7 @@ class Watcher:
     def _store(self, now: datetime, verdicts: Verdicts) -> None:
         assert self.run_id is not None
         site = self.request.site
-        with self.store.session() as session:
+        with self.store.session(wait=self._write_wait) as session:
             watching.store_sightings(session, self.run_id, verdicts.sightings, verdicts.offers)
             watching.store_fingerprints(session, site, verdicts.clients.values(), now)
             synced = None
@@ -298,6 +309,7 @@ class Watcher:
                 self.report("escalated", row)
 
     def _ledger_unavailable(self, error: LedgerUnavailable) -> None:
+        self._retry_at = time.monotonic() + RETRY_SECONDS
         if not self._ledger_down:
             self._ledger_down = True
             self.warn(f"{error}; watching on, sightings kept until the ledger answers")
@@ -311,7 +323,7 @@ class Watcher:
         if self._backlog:
             self._drain_backlog()
         try:
-            with self.store.session() as session:
+            with self.store.session(wait=self._write_wait) as session:
                 assert self.run_id is not None
                 watching.beat(session, self.run_id, self.summary(), self.clock())
                 version = watching.ledger_version(session)

@@ -242,3 +242,29 @@ def test_a_watcher_s_batch_updates_findings_and_never_resolves_one(db_url: str) 
         ]
         assert scanned.new[0].last_seen_at == later
     store.close()
+
+
+def test_a_write_told_how_long_to_wait_gives_up_on_another_writers_lock(db_url: str) -> None:
+    """The watcher's writes wait half a second for another writer (an import, a scan, a
+    `sqlite3` shell holding a transaction), not the store's 30 s: it must go on listening."""
+    import time
+
+    from ipguard.errors import LedgerUnavailable
+
+    holder, watcher = Store(db_url), Store(db_url)
+    with holder.session() as session:
+        run, _ = start_watch(session, now=NOW)
+    with holder.session() as held:
+        watching.beat(held, run.id, {"frames_read": 1}, NOW)
+        held.flush()  # the run's row (PostgreSQL) or the whole file (SQLite) is locked now
+        began = time.monotonic()
+        with pytest.raises(LedgerUnavailable, match="lock"), watcher.session(wait=0.3) as session:
+            watching.beat(session, run.id, {"frames_read": 2}, NOW)
+            session.flush()
+        assert time.monotonic() - began < 5
+    with watcher.session(wait=0.3) as session:  # the lock is gone: it writes at once
+        watching.beat(session, run.id, {"frames_read": 3}, NOW)
+    with watcher.session(write=False) as session:
+        assert runs.get(session, run.id).counts["frames_read"] == 3
+    holder.close()
+    watcher.close()

@@ -57,7 +57,8 @@ class Watching:
             argv, capture_output=True, text=True, timeout=120, env=env(self.files), check=False
         )
 
-    def start(self) -> None:
+    def start(self, **environment: str) -> None:
+        """Start a watcher (`environment`: more variables for it, NOTIFY_SOCKET say)."""
         # A watcher killed with SIGKILL leaves its run "running" until the next one marks it
         # aborted: only a run that was not there before is this watcher's.
         before = self.run_ids()
@@ -72,7 +73,7 @@ class Watching:
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
                 text=True,
-                env=env(self.files),
+                env=env(self.files, **environment),
             )
         # Listening once its run is recorded (the capture opens first): `runs list` shows it.
         self.wait(

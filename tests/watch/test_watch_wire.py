@@ -8,6 +8,8 @@ itself are built by scapy and sent from a lab host's namespace, to explicit MACs
 from __future__ import annotations
 
 import contextlib
+import itertools
+import os
 import socket
 import threading
 import time
@@ -157,3 +159,51 @@ def test_an_alert_receiver_that_never_answers_does_not_stall_detection(
     assert time.monotonic() - began < 15, "SIGTERM waited for the hung alert"
     assert "an alert digest has been sending for" in err
     assert "still being sent at exit and is abandoned" in err
+
+
+def test_a_ledger_locked_by_another_writer_stalls_neither_the_watchdog_nor_the_findings(
+    lab: Lab, watching: Watching
+) -> None:
+    """An import, a prune or an administrator's `sqlite3` shell holds the SQLite ledger's write
+    lock for longer than systemd's watchdog: the watcher must go on listening and pinging (else
+    systemd kills it as hung), keep what it saw, and store it once the lock is released."""
+    import sqlite3
+
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    path = Path(f"/tmp/ipg-notify-{os.getpid()}-{time.monotonic_ns()}.sock")
+    notify.bind(str(path))
+    notify.settimeout(0.5)
+    pings: list[float] = []
+
+    def listen() -> None:
+        while not done.is_set():
+            with contextlib.suppress(TimeoutError):
+                if b"WATCHDOG=1" in notify.recv(4096):
+                    pings.append(time.monotonic())
+
+    done = threading.Event()
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    try:
+        # systemd's watchdog at 4 s: a ping every 2 s, a loop stalled 4 s is killed.
+        watching.start(NOTIFY_SOCKET=str(path), WATCHDOG_USEC="4000000")
+        holder = sqlite3.connect(watching.files / "ledger.db", isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        locked_at = time.monotonic()
+        arping = ["arping", "-U", "-c", "1", "-i", "eth0", "-S", "198.18.0.91", "198.18.0.91"]
+        lab.run("newcomer", arping, check=False)
+        time.sleep(10)
+        released_at = time.monotonic()
+        holder.execute("ROLLBACK")
+        holder.close()
+        watching.finding("unregistered-host", "198.18.0.91")
+        code, err = watching.stop()
+    finally:
+        done.set()
+        listener.join(timeout=5)
+        notify.close()
+        path.unlink(missing_ok=True)
+    assert code == 0, err
+    during = [locked_at, *(at for at in pings if locked_at < at < released_at), released_at]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(during)]
+    assert max(gaps) < 4.0, f"the watchdog went unpinged for {max(gaps):.1f} s: {err}"
