@@ -42,8 +42,10 @@ def list_runs(
 ) -> None:
     """List scan runs, newest first."""
     from ipguard.ledger import runs
+    from ipguard.ledger.reporting import refuse_unknown_site
 
     with state(ctx).store().session(write=False) as session:
+        refuse_unknown_site(session, site)
         rows = [_run_row(run) for run in runs.list_runs(session, site=site, limit=limit)]
     emit(fmt, RUN_COLUMNS, rows, title="scan runs")
 
@@ -83,9 +85,11 @@ def diff(
     """What changed between two runs: hosts, IP and MAC changes, services, names."""
     from ipguard.errors import InvalidValue, NotFound
     from ipguard.ledger import runs
+    from ipguard.ledger.reporting import refuse_unknown_site
     from ipguard.reports.diff import diff_results
 
     with state(ctx).store().session(write=False) as session:
+        refuse_unknown_site(session, site)
         if run_a is None or run_b is None:
             # Runs of one site only: with many sensors on one ledger, the newest two runs are
             # often two sites', and every host of each would show as appeared or disappeared.

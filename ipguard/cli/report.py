@@ -138,10 +138,11 @@ def report(
     if output is not None:
         state(ctx).refuse_own_file(str(output), "-o")
 
-    from ipguard.ledger.reporting import period_records
+    from ipguard.ledger.reporting import period_records, refuse_unknown_site
     from ipguard.reports.summary import build
 
     with state(ctx).store().session(write=False) as session:
+        refuse_unknown_site(session, site)
         summary = build(period_records(session, start, end, site), start, end, now=now, site=site)
     text = _render(summary, fmt)
     if output is None:

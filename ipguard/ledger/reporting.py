@@ -11,12 +11,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from ipguard.ledger import audit, findings
 from ipguard.ledger.runs import SCAN
 from ipguard.ledger.scan_tables import FindingRow, ScanRun
-from ipguard.ledger.tables import AuditEntry
+from ipguard.ledger.tables import AuditEntry, Device
 from ipguard.model import FindingState, RunStatus
 
 
@@ -77,4 +78,31 @@ def site_state(session: Session, site: str, now: datetime) -> SiteState:
         finished=session.exec(finished.limit(1)).first(),
         complete=session.exec(complete.limit(1)).first(),
         open_findings=counted,
+    )
+
+
+def known_sites(session: Session) -> list[str]:
+    """Every site the ledger knows: of a run, a finding or a site-scoped record, sorted."""
+    query = sa.union(
+        sa.select(col(ScanRun.site)),
+        sa.select(col(FindingRow.site)),
+        sa.select(col(Device.site)).where(col(Device.site) != ""),
+    )
+    return sorted(str(site) for site in session.execute(query).scalars())
+
+
+def refuse_unknown_site(session: Session, site: str | None) -> None:
+    """Refuse a site the ledger has never heard of: a typo would give an empty report or list
+    that reads as "nothing happened there"."""
+    if not site:
+        return
+    known = known_sites(session)
+    if site in known:
+        return
+    from ipguard.errors import NotFound
+
+    listed = ", ".join(known) if known else "none yet"
+    raise NotFound(
+        f"--site {site!r}: the ledger knows no such site (no run, finding or record of it); "
+        f"its sites: {listed}"
     )

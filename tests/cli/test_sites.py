@@ -77,7 +77,13 @@ def test_runs_list_by_site(two_sites: Cli) -> None:
 
     assert sites() == [("south", "complete"), ("north", "complete")]
     assert sites("--site", "north") == [("north", "complete")]
-    assert sites("--site", "west") == []
+    # A site nobody ever scanned is a typo, not an empty history.
+    unknown = two_sites("runs", "list", "--site", "nrth")
+    assert (unknown.exit_code, unknown.stdout) == (2, "")
+    assert unknown.stderr == (
+        "error: --site 'nrth': the ledger knows no such site (no run, finding or record of "
+        "it); its sites: north, south\n"
+    )
 
 
 def test_report_by_site(two_sites: Cli) -> None:
@@ -123,3 +129,20 @@ def test_diff_compares_runs_of_one_site(two_sites: Cli, tmp_path: Path) -> None:
     named = json.loads(two_sites("diff", "1", "--format", "json").stdout)
     assert (named["from_run"], named["to_run"]) == (1, 3)
     assert two_sites("diff", "--site", "south").exit_code == 2
+
+
+def test_a_report_for_a_mistyped_site_is_refused_not_empty(two_sites: Cli, tmp_path: Path) -> None:
+    # `report --month 2026-11 --site nrth -o november.html` wrote a report of no runs and no
+    # findings, which reads as a quiet month at a site that does not exist.
+    target = tmp_path / "nrth.html"
+    refused = two_sites("report", "--format", "html", "--site", "nrth", "-o", str(target))
+    assert refused.exit_code == 2
+    assert refused.stderr.startswith("error: --site 'nrth': the ledger knows no such site")
+    assert not target.exists()
+    assert two_sites("diff", "--site", "nrth").exit_code == 2
+    # A site known only by a record scoped to it (no scan yet) is a site: an empty report.
+    assert (
+        two_sites("ledger", "add", "198.18.3.10", "02:00:00:00:03:10", "--site", "west").exit_code
+        == 0
+    )
+    assert two_sites("report", "--format", "json", "--site", "west").exit_code == 0
