@@ -50,9 +50,11 @@ def covered(
     partial_hosts: frozenset[str],
     snmp_polled: frozenset[str] = frozenset(),
     live_hosts: frozenset[str] | None = None,
+    same_link: bool = False,
 ) -> bool:
     """True when a complete run with these subnets, phases and hosts could have seen the finding
-    (`live_hosts` None: every host in the subnets answered)."""
+    (`live_hosts` None: every host in the subnets answered). `same_link`: the run listened on the
+    link where the finding was last seen, which covers a DHCP server at any address."""
     devices = snmp_devices(row)
     if devices is not None:
         if Phase.SNMP not in phases or not devices & snmp_polled:
@@ -77,6 +79,8 @@ def covered(
     if needed not in phases:
         return False
     if needed is Phase.IPV6:  # link-local senders: the run listened to the whole link
+        return True
+    if needed is Phase.DHCP and same_link:
         return True
     if needed in (Phase.SERVICES, Phase.PROXY) and row.ip in partial_hosts:
         return False

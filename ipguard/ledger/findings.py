@@ -20,7 +20,7 @@ from ipguard.addresses import ip_sort_key
 from ipguard.errors import Conflict, NotFound
 from ipguard.ledger import audit
 from ipguard.ledger.coverage import covered
-from ipguard.ledger.scan_tables import FindingRow
+from ipguard.ledger.scan_tables import FindingRow, ScanRun
 from ipguard.model import (
     Finding,
     FindingKind,
@@ -44,6 +44,12 @@ class SyncOutcome:
 
 def _due(severity: Severity, first_seen: datetime) -> datetime | None:
     return first_seen + REPORT_WITHIN if severity >= Severity.HIGH else None
+
+
+def _link_of(session: Session, run_id: int | None) -> tuple[str, str] | None:
+    """The (sensor, interface) a run listened on."""
+    run = session.get(ScanRun, run_id) if run_id is not None else None
+    return None if run is None else (run.sensor, run.interface)
 
 
 def _standing_acks(session: Session, site: str, now: datetime) -> dict[tuple[str, str], FindingRow]:
@@ -159,8 +165,13 @@ def sync(
         session.add(row)
 
     networks = [ipaddress.ip_network(subnet) for subnet in subnets]
+    link = _link_of(session, run_id)
     for row in live.values():
-        if covered(row, networks, phases, partial_hosts, snmp_polled, live_hosts):
+        # A DHCP server is heard on the link, whatever its address (a home router's 192.168.1.1).
+        heard = (
+            row.kind == FindingKind.ROGUE_DHCP.value and _link_of(session, row.last_run_id) == link
+        )
+        if covered(row, networks, phases, partial_hosts, snmp_polled, live_hosts, heard):
             row.state = FindingState.RESOLVED.value
             row.resolved_at, row.resolved_run_id, row.resolved_by = now, run_id, "auto"
             session.add(row)

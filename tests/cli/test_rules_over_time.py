@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from ipguard.config import PolicySettings
 from ipguard.ledger.store import Store
-from ipguard.model import FdbEntry, NameObservation, Phase, ScanRequest, SnmpPoll
+from ipguard.model import DhcpOffer, FdbEntry, NameObservation, Phase, ScanRequest, SnmpPoll
 from ipguard.runner import run_scan
 from tests.conftest import Cli
 from tests.fakes import FakeScanner, result
@@ -228,3 +228,32 @@ def test_a_replaced_network_card_is_not_stale_the_night_it_was_registered(
     assert scan(cli, config)["findings"] == []
     assert cli("ledger", "edit", PC[0], "--mac", "02:00:00:00:00:11").exit_code == 0
     assert scan(cli, config)["findings"] == []  # the night: the PC is off
+
+
+def test_a_home_router_serving_dhcp_from_its_own_network_is_resolved_once_unplugged(
+    cli: Cli, config: Path
+) -> None:
+    """The classic rogue DHCP server: a home router plugged in by its LAN port offers
+    192.168.1.x from 192.168.1.1, outside every subnet of the scan. The DHCP phase listens on the
+    link, whatever the address: once it is unplugged a run with that phase resolves it (it stayed
+    open, critical, failing every scan for ever)."""
+    offer = DhcpOffer("192.168.1.1", "02:00:00:00:0e:01", "192.168.1.100", router="192.168.1.1")
+    cli.scanner = FakeScanner(
+        [
+            result(offers=[offer]),
+            result(phases=frozenset({Phase.SWEEP})),  # no DHCP phase: proves nothing
+            result(),  # another VLAN's interface: did not hear that link
+            result(),
+        ]
+    )
+    (found,) = scan(cli, config)["findings"]
+    assert (found["kind"], found["ip"], found["severity"]) == (
+        "rogue-dhcp",
+        "192.168.1.1",
+        "critical",
+    )
+    assert [f["id"] for f in scan(cli, config)["findings"]] == [found["id"]]
+    other_vlan = cli("--config", str(config), "scan", "--format", "json", "--interface", "eth1")
+    assert [f["id"] for f in json.loads(other_vlan.stdout)["findings"]] == [found["id"]]
+    assert scan(cli, config)["findings"] == []
+    assert listed(cli, "resolved") == [(found["id"], "rogue-dhcp")]
