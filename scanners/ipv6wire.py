@@ -101,17 +101,18 @@ def build_neighbor_solicitation(mac: str, source: str, target: str) -> bytes:
     return _frame(own, source, solicited_node(target), NH_ICMPV6, body, hop_limit=255)
 
 
-def target_link_layer(icmp: bytes) -> bytes | None:
-    """The MAC in a Neighbor Advertisement's target link-layer option (None: no such option).
+def target_link_layer(icmp: bytes, option: int = OPT_TARGET_LL) -> bytes | None:
+    """The MAC in a Neighbor Advertisement's target link-layer option (None: no such option), or
+    in a Neighbor Solicitation's source link-layer option (``option`` OPT_SOURCE_LL).
 
-    ``icmp`` is the ICMPv6 message; its options follow the 24-byte NA header.
+    ``icmp`` is the ICMPv6 message; its options follow the 24-byte NA (or NS) header.
     """
     at = 24
     while at + 8 <= len(icmp):
         kind, units = icmp[at], icmp[at + 1]
         if units == 0:
             return None
-        if kind == OPT_TARGET_LL:
+        if kind == option:
             return icmp[at + 2 : at + 8]
         at += 8 * units
     return None
@@ -252,20 +253,39 @@ def _network(length: int, packed: bytes, into: list[str]) -> None:
 def parse_na(frame: bytes) -> tuple[str, str] | None:
     """(target address, MAC) of a Neighbor Advertisement in an Ethernet frame, or None.
 
-    The MAC is the target link-layer option's, else the frame's source. RFC 4861 section 7.1.2:
-    an NA that is not from the link (hop limit below 255), has a code, is short or names a
-    multicast target is invalid.
+    The MAC is the target link-layer option's, else the frame's source. See `parse_neighbour`.
+    """
+    found = parse_neighbour(frame)
+    return found[:2] if found is not None and found[2] == ICMPV6_NA else None
+
+
+def parse_neighbour(frame: bytes) -> tuple[str, str, int] | None:
+    """(address, MAC, ICMPv6 type) a Neighbor Advertisement or Solicitation claims, or None.
+
+    An NA claims its target for the MAC of its target link-layer option; an NS claims its source
+    address for the MAC of its source link-layer option (RFC 4861 7.2.3: every receiver takes
+    it), as an ARP request claims its sender's; either way the frame's source MAC without the
+    option. RFC 4861 sections 7.1.1 and 7.1.2: one not from the link (hop limit below 255), with a
+    code, short or naming a multicast target is invalid. An NS from the unspecified address is
+    duplicate address detection asking whether an address is free: no claim (None).
     """
     found = _ipv6_payload(frame, NH_ICMPV6)
     if found is None or frame[ETH_HEADER + 7] != 255:
         return None
     icmp = found[0]
-    if len(icmp) < 24 or icmp[0] != ICMPV6_NA or icmp[1] != 0 or icmp[8] == 0xFF:
+    kind = icmp[0] if icmp else 0
+    if len(icmp) < 24 or kind not in (ICMPV6_NA, ICMPV6_NS) or icmp[1] != 0 or icmp[8] == 0xFF:
         return None
-    mac = target_link_layer(icmp) or frame[6:12]
+    if kind == ICMPV6_NA:
+        address, option = icmp[8:24], OPT_TARGET_LL
+    else:
+        address, option = frame[ETH_HEADER + 8 : ETH_HEADER + 24], OPT_SOURCE_LL
+        if address == bytes(16) or address[0] == 0xFF:  # DAD, or no unicast source
+            return None
+    mac = target_link_layer(icmp, option) or frame[6:12]
     if len(mac) != 6 or mac[0] & 0x01 or mac == bytes(6):  # a group or zero MAC is no device
         return None
-    return str(ipaddress.IPv6Address(icmp[8:24])), mac.hex(":")
+    return str(ipaddress.IPv6Address(address)), mac.hex(":"), kind
 
 
 def parse_advertise(

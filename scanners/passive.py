@@ -2,7 +2,8 @@
 link, never a frame sent.
 
 A packet socket on the interface, with a kernel filter that admits only ARP, IPv4 UDP to or from
-ports 67/68 (DHCP) and ICMPv6 Router and Neighbor Advertisements, in promiscuous mode so that a
+ports 67/68 (DHCP) and ICMPv6 Router Advertisements and Neighbor Solicitations and
+Advertisements, in promiscuous mode so that a
 mirror port shows the frames of others too.
 Frames are parsed at fixed offsets with `struct`: a flood of 100,000 frames a second leaves no time
 for a scapy object per frame.
@@ -16,7 +17,9 @@ What each frame says:
 - DHCP from a client (DISCOVER, REQUEST, INFORM): its MAC, the address it asks for or holds, its
   hostname (option 12) and its fingerprint: the parameter-request list (55) and vendor class (60).
 - An IPv6 Neighbor Advertisement: a claim of its target address by the MAC of its target
-  link-layer option (op "advert"); a Router Advertisement: a `RouterAdvert`, as the ipv6 phase
+  link-layer option (op "advert"); a Neighbor Solicitation: a claim of its source address by the
+  MAC of its source link-layer option (op "solicit"; duplicate address detection, from ::, claims
+  nothing); a Router Advertisement: a `RouterAdvert`, as the ipv6 phase
   records it. Both are parsed by `scanners.ipv6wire`, the phase's own parsers, behind any IPv6
   extension headers too (the RA's `evasion` names them).
 """
@@ -56,11 +59,11 @@ MAX_TEXT = 255  # a hostname or vendor class longer than a DHCP option allows is
 @dataclass(frozen=True, slots=True)
 class ArpClaim:
     """An address claimed on the link: `ip` is at `mac`, said by an ARP frame of kind `op` (or by
-    an IPv6 Neighbor Advertisement, op "advert")."""
+    an IPv6 Neighbor Advertisement, op "advert", or Solicitation, op "solicit")."""
 
     ip: str
     mac: str
-    op: str  # "request", "reply", "gratuitous", "probe", "advert"
+    op: str  # "request", "reply", "gratuitous", "probe", "advert", "solicit"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +83,8 @@ Parsed = ArpClaim | DhcpOffer | DhcpClient | RouterAdvert
 
 def capture_filter(snaplen: int = SNAPLEN) -> list[rawsock.Insn]:
     """Kernel filter: ARP; unfragmented IPv4 UDP with source or destination port 67 or 68; ICMPv6
-    Router or Neighbor Advertisements, also behind IPv6 extension headers (neighbour discovery
-    needs none: they are how a rogue RA slips past RA Guard)."""
+    Router Advertisements, Neighbor Solicitations and Advertisements, also behind IPv6 extension
+    headers (neighbour discovery needs none: they are how a rogue RA slips past RA Guard)."""
     insn, ldh, ldb = rawsock.Insn, rawsock.LDH_ABS, rawsock.LDB_ABS
     jeq = rawsock.JEQ_K
     # Jump offsets count from the next instruction: 14 is accept, 15 reject, 16 the IPv6 part.
@@ -104,7 +107,7 @@ def capture_filter(snaplen: int = SNAPLEN) -> list[rawsock.Insn]:
         insn(rawsock.RET_K, k=0),  # 15: reject
         *upper_layer_filter(  # 16
             ipv6wire.NH_ICMPV6,
-            [(rawsock.LDB_IND, 0, (ipv6wire.ICMPV6_RA, ipv6wire.ICMPV6_NA))],
+            [(rawsock.LDB_IND, 0, (ipv6wire.ICMPV6_RA, ipv6wire.ICMPV6_NS, ipv6wire.ICMPV6_NA))],
             snaplen,
         ),
     ]
@@ -227,8 +230,12 @@ def parse_ndp(frame: bytes, seen_at: datetime | None = None) -> ArpClaim | Route
         advert = ipv6wire.parse_ra(frame, seen_at)
         if advert is not None or plain:
             return advert
-    claimed = ipv6wire.parse_na(frame)
-    return ArpClaim(claimed[0], claimed[1], "advert") if claimed else None
+    claimed = ipv6wire.parse_neighbour(frame)
+    if claimed is None:
+        return None
+    return ArpClaim(
+        claimed[0], claimed[1], "advert" if claimed[2] == ipv6wire.ICMPV6_NA else "solicit"
+    )
 
 
 class Capture:

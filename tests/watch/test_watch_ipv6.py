@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from scapy.layers.inet6 import (
     ICMPv6ND_NA,
+    ICMPv6ND_NS,
     ICMPv6ND_RA,
     ICMPv6NDOptDstLLAddr,
     ICMPv6NDOptPrefixInfo,
@@ -44,6 +45,23 @@ def na(
     if option is not None:
         packet = packet / ICMPv6NDOptDstLLAddr(lladdr=option)
     return bytes(packet)
+
+
+def ns(
+    source: str,
+    mac: str,
+    *,
+    target: str = "2001:db8:20::1",
+    option: bool = True,
+    hlim: int = 255,
+    dst: str = "ff02::1:ff00:1",
+) -> bytes:
+    """A Neighbor Solicitation, as a host resolving ``target`` (or DAD, from ::) sends it."""
+    packet = Ether(src=mac, dst="33:33:ff:00:00:01") / IPv6(src=source, dst=dst, hlim=hlim)
+    packet = packet / ICMPv6ND_NS(tgt=target)
+    if option:
+        packet = packet / ICMPv6NDOptSrcLLAddr(lladdr=mac)
+    return bytes(packet)  # fmt: skip
 
 
 def ra(mac: str, prefix: str, *, source: str = "fe80::1", option: str = "") -> bytes:
@@ -210,3 +228,30 @@ def test_only_a_registered_routers_own_ra_teaches_its_address() -> None:
     later = [na("fe80::1", PC_MAC, option=PC_MAC), na("fe80::66", PC_MAC, option=PC_MAC)]
     found = made.judge(claims(later, 100.0), NOW).findings
     assert not [f for f in found if f.kind.value == "ip-mac-mismatch"]
+
+
+@pytest.mark.parametrize(
+    ("frame", "claim"),
+    [
+        # A host resolving a neighbour says where its own (source) address is, as an ARP request
+        # does: RFC 4861 7.2.3 makes every receiver take the source link-layer option.
+        (ns("2001:db8:20::a1", EVIL), ArpClaim("2001:db8:20::a1", EVIL, "solicit")),
+        (ns("2001:db8:20::a1", EVIL, option=False), ArpClaim("2001:db8:20::a1", EVIL, "solicit")),
+        # fake_solicitate6: to all nodes, a spoofed source, the attacker's MAC
+        (ns(STATIC, EVIL, dst="ff02::1"), ArpClaim(STATIC, EVIL, "solicit")),
+        # Duplicate address detection (from ::) is a question, not a claim: the address is not
+        # the host's until nobody answers, and a host whose address is taken gives it up.
+        (ns("::", EVIL, target=STATIC, option=False), None),
+        (ns("2001:db8:20::a1", EVIL, hlim=64), None),  # not from the link
+        (ns("2001:db8:20::a1", EVIL, target="ff02::1"), None),  # a multicast target: invalid
+    ],
+    ids=["option", "no-option", "fake-solicitate6", "dad", "routed", "multicast-target"],
+)
+def test_neighbor_solicitations_claim_their_source_address(frame: bytes, claim) -> None:
+    assert parse_frame(frame) == claim
+
+
+def test_a_solicitation_from_a_registered_static_ipv6_by_another_mac_is_a_mismatch() -> None:
+    assert found([ns(STATIC, PC_MAC)]) == set()
+    assert found([ns(STATIC, EVIL, dst="ff02::1")]) == {("ip-mac-mismatch", STATIC, EVIL, "high")}
+    assert found([ns("::", EVIL, target=STATIC, option=False)]) == set()  # DAD: no claim

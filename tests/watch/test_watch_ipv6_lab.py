@@ -2,7 +2,8 @@
 radvd and THC-IPv6's fake_router6 (behind hop-by-hop and fragment headers, named in the finding)
 answer a Router Solicitation from THC-IPv6's dump_router6, and THC-IPv6's fake_advertise6
 advertises a registered static IPv6 address, then the registered router's link-local address,
-from another MAC.
+from another MAC; THC-IPv6's fake_solicitate6 solicits from a registered static address with
+another MAC, and an unregistered host's own solicitations show it.
 
 The watcher runs in the scanner's namespace with its real kernel filter; the lab's bridge floods
 every frame (a mirror port), so that RAs answered to another host reach it too.
@@ -24,6 +25,8 @@ from tests.lab.ipv6_lab import (
     PREFIX,
     RADVD_ROGUE,
     ROUTER,
+    SLAAC,
+    STATIC_IP,
     STRANGER,
     TAKEN_IP,
     TAKER,
@@ -35,7 +38,8 @@ from tests.watch.lab import WATCH_CONFIG, as_hub, background
 from tests.watch.test_watch_lab import DEADLINE, Watching, wait_for, watched
 
 pytestmark = pytest.mark.lab
-TOOLS = ("radvd", "atk6-fake_router6", "atk6-fake_advertise6", "atk6-dump_router6")
+TOOLS = ("radvd", "atk6-fake_router6", "atk6-fake_advertise6", "atk6-dump_router6",
+         "atk6-fake_solicitate6")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +85,21 @@ def test_watch_reports_rogue_router_advertisements_and_a_taken_static_ipv6(
     netns.run(lab.host(TAKER).ns, ["atk6-fake_advertise6", "-n", "1", "eth0", router_ll])
     spoofed = watching.finding("ip-mac-mismatch", router_ll, taker)
     assert spoofed["severity"] == "critical"
+    # A Neighbor Solicitation claims its source address, as an ARP request its sender's:
+    # fake_solicitate6 puts office-pc66's static address in the source and math-pc67's MAC in
+    # the option (every receiver takes it, RFC 4861 7.2.3) ...
+    tool = ["atk6-fake_solicitate6", "eth0", "2001:db8:20::1", "ff02::1", taker, STATIC_IP]
+    with background(lab, TAKER, tool):
+        watching.finding("ip-mac-mismatch", STATIC_IP, taker)
+    # ... and a host reaching a neighbour from its SLAAC address says it holds it: the
+    # unregistered host shows up without sending one advertisement. (Not office-pc66: the spoof
+    # above already put its address in every neighbour table, which is what it is for.)
+    stranger, neighbour = lab.host(STRANGER).mac, lab.host(SLAAC[0]).mac
+    slaac = eui64_link_local(neighbour).replace("fe80::", PREFIX.split("::")[0] + ":0:")
+    send = "import socket, sys; s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\n"
+    send += f"s.sendto(b'', ({slaac!r}, 9))"  # one datagram: the kernel resolves the neighbour
+    netns.run(lab.host(STRANGER).ns, ["python3", "-c", send])
+    wait_for(lambda: stranger in macs_of("unregistered-host"), "the stranger", DEADLINE)
 
     found = watching.findings()
     rogue_ra = {f["mac"]: f for f in found if f["kind"] == "rogue-ra"}
