@@ -64,6 +64,7 @@ class ArpClaim:
     ip: str
     mac: str
     op: str  # "request", "reply", "gratuitous", "probe", "advert", "solicit"
+    frame_mac: str = ""  # the frame's Ethernet source, when it is not `mac` (ARP only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,20 +126,16 @@ def parse_arp(frame: bytes) -> ArpClaim | None:
     if sender_mac[0] & 0x01 or sender_mac == bytes(6):  # multicast, broadcast or zero: no device
         return None
     op = frame[20] << 8 | frame[21]
+    if op not in (1, 2):  # RARP, InARP…: no host's cache takes them as ARP
+        return None
     sender_ip, target_ip = frame[28:32], frame[38:42]
+    frame_mac = _mac(frame[6:12]) if frame[6:12] != sender_mac else ""
     if sender_ip == _NO_ADDRESS:
         if op != 1 or target_ip == _NO_ADDRESS:
             return None
-        return ArpClaim(socket.inet_ntoa(target_ip), _mac(sender_mac), "probe")
-    if sender_ip == target_ip:
-        kind = "gratuitous"
-    elif op == 1:
-        kind = "request"
-    elif op == 2:
-        kind = "reply"
-    else:
-        return None
-    return ArpClaim(socket.inet_ntoa(sender_ip), _mac(sender_mac), kind)
+        return ArpClaim(socket.inet_ntoa(target_ip), _mac(sender_mac), "probe", frame_mac)
+    kind = "gratuitous" if sender_ip == target_ip else "request" if op == 1 else "reply"
+    return ArpClaim(socket.inet_ntoa(sender_ip), _mac(sender_mac), kind, frame_mac)
 
 
 def dhcp_options(data: bytes, start: int) -> dict[int, bytes]:

@@ -91,11 +91,13 @@ class Verdicts:
     judged: int = 0  # frames kept and set against what is known (the rest were ignored)
     evaluated: int = 0  # of those, the ones that went through the policies (new or due again)
     ops: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # ARP kinds per pair
+    # Ethernet sources of a pair's ARP frames that are not its MAC: who really sent them.
+    senders: dict[tuple[str, str], list[str]] = field(default_factory=dict)
 
     def evidence(self, finding: Finding) -> dict[str, Any]:
         """The frames behind a finding, for its stored evidence."""
         frames = [
-            {"mac": mac, "arp": ops}
+            {"mac": mac, "arp": ops} | self._sent_from(ip, mac)
             for (ip, mac), ops in self.ops.items()
             if ip == finding.ip and (finding.mac is None or mac == finding.mac)
         ]
@@ -120,6 +122,12 @@ class Verdicts:
         if adverts:
             watched["router_adverts"] = adverts[:8]
         return {"watch": watched}
+
+    def _sent_from(self, ip: str, mac: str) -> dict[str, list[str]]:
+        # A spoofing tool may claim an address for a MAC that is not its own (a made-up one, to
+        # black-hole the traffic): the frame's source is the MAC the switch learned, the port.
+        senders = self.senders.get((ip, mac))
+        return {"sent_from": senders} if senders else {}
 
 
 class Judge:
@@ -250,6 +258,10 @@ class Judge:
         ops = verdicts.ops.setdefault(key, [])
         if claim.op not in ops and len(ops) < MAX_OPS:
             ops.append(claim.op)
+        if claim.frame_mac:
+            senders = verdicts.senders.setdefault(key, [])
+            if claim.frame_mac not in senders and len(senders) < MAX_OPS:
+                senders.append(claim.frame_mac)
         if not self._due(key, moment):
             return True
         if not self._known(claim) and not self._new_hosts.take(moment):

@@ -37,6 +37,7 @@ def keep(url: str, site: str, run_id: int, now: datetime, verdicts: Verdicts) ->
         "result": spool.result_json(result),
         "clients": [dataclasses.asdict(client) for client in verdicts.clients.values()],
         "ops": [[ip, mac, ops] for (ip, mac), ops in verdicts.ops.items()],
+        "senders": [[ip, mac, macs] for (ip, mac), macs in verdicts.senders.items()],
     }
     stamp = now.strftime("%Y%m%dT%H%M%S%f")
     return spool.write(url, f"{PREFIX}{site}-{stamp}-{secrets.token_hex(4)}.json", document)
@@ -95,4 +96,5 @@ def _verdicts(data: Mapping[str, Any]) -> Verdicts:
         offers=list(result.dhcp_offers),
         clients={client.mac: client for client in clients},
         ops={(ip, mac): list(ops) for ip, mac, ops in data["ops"]},
+        senders={(ip, mac): list(macs) for ip, mac, macs in data.get("senders", [])},
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 
@@ -234,3 +235,24 @@ def test_a_dhcp_starvation_flood_writes_a_bounded_number_of_fingerprints() -> No
     leased = replace(pc, ip="198.18.0.21")
     assert PC_MAC in watcher.judge([(1.5, leased)], NOW).clients
     assert PC_MAC in watcher.judge([(1.0 + REJUDGE_SECONDS, pc)], NOW).clients
+
+
+def test_the_evidence_names_the_nic_that_sent_a_claim_for_another_mac(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A spoofing tool claims the gateway for a made-up MAC (black-holing its traffic) from its
+    own NIC: the made-up MAC is on no switch port, the frame's source is the one to look for."""
+    from ipguard.watch import spooling
+
+    fake = "02:de:ad:00:00:01"
+    verdicts = judge().judge([(0.0, ArpClaim(GW, fake, "reply", frame_mac=EVIL))], NOW)
+    (finding,) = verdicts.findings
+    assert (finding.kind, finding.mac) == (FindingKind.IP_MAC_MISMATCH, fake)
+    frames = [{"mac": fake, "arp": ["reply"], "sent_from": [EVIL]}]
+    assert verdicts.evidence(finding)["watch"]["frames"] == frames
+    # Spooled while the ledger is down, read back by the next watcher: the same evidence.
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # the spool goes there
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    spooling.keep(url, "lab", 1, NOW, verdicts)
+    ((_path, _at, kept),) = spooling.pending(url, "lab")
+    assert kept.evidence(finding)["watch"]["frames"] == frames

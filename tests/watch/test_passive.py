@@ -37,6 +37,15 @@ def arp(op: int, hwsrc: str, psrc: str, pdst: str, hwdst: str = "00:00:00:00:00:
         (arp(1, A, "0.0.0.0", "0.0.0.0"), None),
         (arp(2, A, "0.0.0.0", "198.18.0.1"), None),
         (arp(3, A, "198.18.0.20", "198.18.0.1"), None),  # RARP request
+        (arp(3, A, "198.18.0.20", "198.18.0.20"), None),  # no gratuitous ARP either
+        # Sent from another NIC than the MAC it claims for: the frame's source is kept.
+        (
+            bytes(
+                Ether(src=B, dst=BROADCAST)
+                / ARP(op=2, hwsrc=A, psrc="198.18.0.1", pdst="198.18.0.20")
+            ),
+            ArpClaim("198.18.0.1", A, "reply", frame_mac=B),
+        ),
         (arp(1, A, "198.18.0.20", "198.18.0.1")[:30], None),  # cut short
         (bytes(Ether(dst=BROADCAST, type=0x0806) / (b"\x00\x06" + bytes(40))), None),  # not IPv4
     ],
