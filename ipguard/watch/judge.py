@@ -55,7 +55,7 @@ from ipguard.policies import LedgerIndex, RunFacts, evaluate
 from ipguard.policies.base import AddressRanges
 from ipguard.scanners.passive import ArpClaim, DhcpClient, Parsed
 from ipguard.watch.budget import Budget
-from ipguard.watch.neighbours import Neighbours
+from ipguard.watch.neighbours import Neighbours, is_link_local
 
 ARP = ObservationSource.ARP
 NDP = ObservationSource.NDP
@@ -144,6 +144,9 @@ class Judge:
         self.site = site
         self.subnets = tuple(subnets)
         self.scope = AddressRanges(subnets)
+        # Watching the link's IPv6 (a prefix in the subnets): its link-local addresses count too,
+        # as in the scan's ipv6 phase (a host may use no other; a router is reached at one).
+        self._link_local_too = any(":" in subnet for subnet in self.subnets)
         self.policy = policy
         self.duplicate_window = duplicate_window
         self.ignored: Counter[str] = Counter()
@@ -278,7 +281,8 @@ class Judge:
         if inside is None:
             if len(self._scoped) >= MAX_ADDRESSES:
                 self._scoped.clear()
-            inside = self._scoped[ip] = ip in self.scope
+            inside = ip in self.scope or (self._link_local_too and is_link_local(ip))
+            self._scoped[ip] = inside
         return inside
 
     def _known(self, claim: ArpClaim) -> bool:

@@ -7,7 +7,8 @@ Two things a single Neighbor Advertisement cannot say by itself:
   (unregistered-host, mac-moved) are folded as a scan folds them, one finding per MAC: each IPv6
   claim is judged beside the MAC's stable address, the subject of its open finding of those kinds
   (the scan's IPv4 or link-local address, or the first address the watcher reported it at), else
-  its link-local address when an NA claimed one (heard, not judged).
+  its link-local address when it claimed one (heard even where link-local claims are not judged:
+  a watcher whose subnets hold no IPv6 prefix).
 - Which link-local address is a registered router's. Hosts reach their default router at the
   link-local address its Router Advertisements come from, so an NA claiming that address from
   another MAC (THC-IPv6's parasite6 or fake_advertise6, the IPv6 form of ARP spoofing the
@@ -60,7 +61,7 @@ class Neighbours:
                 remembered[mac] = ip
 
     def heard(self, ip: str, mac: str) -> None:
-        """An NA outside the subnets claimed ``ip`` for ``mac``: kept if it is link-local."""
+        """A claim outside the subnets of ``ip`` for ``mac``: kept if it is link-local."""
         if ":" in ip and _stability(ip) == 1:
             if len(self._link_local) >= MAX_REMEMBERED:
                 self._link_local.clear()
@@ -89,7 +90,7 @@ class Neighbours:
         ip, mac = advert.source_ip, advert.source_mac
         if ip in self.routers or (advert.frame_mac and advert.frame_mac != mac):
             return False
-        if not index.roles_of(mac) & ROUTING_ROLES or not _is_link_local(ip):
+        if not index.roles_of(mac) & ROUTING_ROLES or not is_link_local(ip):
             return False
         if len(self.routers) >= MAX_ROUTERS:
             return False
@@ -122,10 +123,13 @@ def _stability(ip: str) -> int:
     (a temporary address lasts a day)."""
     if ":" not in ip:
         return 0
-    return 1 if _is_link_local(ip) else 2
+    return 1 if is_link_local(ip) else 2
 
 
-def _is_link_local(ip: str) -> bool:
+def is_link_local(ip: str) -> bool:
+    """True for an IPv6 link-local address (fe80::/10); False for anything else."""
+    if ":" not in ip:
+        return False
     try:
         return ipaddress.IPv6Address(ip).is_link_local
     except ValueError:

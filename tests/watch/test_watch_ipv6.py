@@ -127,8 +127,24 @@ def found(frames: list[bytes]) -> set[tuple[str, str | None, str | None, str]]:
 def test_an_advertisement_claiming_a_static_ipv6_from_another_mac_is_a_mismatch() -> None:
     assert found([na(STATIC, PC_MAC, option=PC_MAC)]) == set()
     assert found([na(STATIC, EVIL, option=EVIL)]) == {("ip-mac-mismatch", STATIC, EVIL, "high")}
-    # Out of the subnets (a link-local target, another prefix): not the watcher's to judge.
-    assert found([na("fe80::66", EVIL, option=EVIL), na("2001:db8:99::1", EVIL)]) == set()
+    # Out of the subnets (another prefix): not the watcher's to judge.
+    assert found([na("2001:db8:99::1", EVIL)]) == set()
+
+
+def test_link_local_claims_count_where_the_links_ipv6_is_watched() -> None:
+    # An IPv6 prefix in the subnets: as in the scan's ipv6 phase, a link-local address counts (a
+    # host may hold no other; the scan reports an unregistered one at it).
+    assert found([ns("fe80::66", EVIL)]) == {("unregistered-host", "fe80::66", EVIL, "high")}
+    assert found([ns("fe80::20", PC_MAC)]) == set()  # a registered MAC: any address is its own
+    # A watcher of IPv4 only leaves them alone.
+    ipv4_only = Judge(
+        site="lab",
+        subnets=["198.18.0.0/24"],
+        policy=PolicySettings(hostname_rule=""),
+        duplicate_window=10.0,
+    )
+    ipv4_only.load(LEDGER, {})
+    assert ipv4_only.judge(claims([ns("fe80::66", EVIL)]), NOW).findings == []
 
 
 def test_router_advertisements_from_a_non_router_or_of_a_foreign_prefix_are_rogue() -> None:
@@ -213,7 +229,8 @@ def test_an_na_for_the_routers_link_local_address_from_another_mac_spoofs_the_ga
     # parasite6 and fake_advertise6 claim it with their own MAC, like ARP spoofing the gateway.
     made = judge()
     spoof = na("fe80::1", EVIL, option=EVIL)
-    assert kinds(made, [spoof], 0.0) == set()  # no RA heard yet: nothing says whose it is
+    # No RA heard yet: nothing says the address is the router's, only that a stranger holds it.
+    assert kinds(made, [spoof], 0.0) == {("unregistered-host", EVIL, "high")}
     assert kinds(made, [ra(GW_MAC, "2001:db8:20::/64"), na("fe80::1", GW_MAC)], 100.0) == set()
     assert ("ip-mac-mismatch", EVIL, "critical") in kinds(made, [spoof], 200.0)
     made.load(LEDGER, {})  # a ledger reload keeps what the RAs taught
