@@ -6,7 +6,8 @@ asset_tag, switch_port, ip, mac). For each name a registered, authorised host go
 - placeholders are filled from that host's ledger record, as literal text (regex-escaped), and the
   rule is searched case-insensitively in the name (anchor it with ^…$ to match the whole name);
   whitespace inside a field value matches nothing, "-" or "_" ("Li Wei" matches liwei, li-wei,
-  li_wei), since no hostname can contain a space;
+  li_wei), since no hostname can contain a space; a Chinese value may also be written in pinyin,
+  a syllable per character (李伟: liwei, li-wei; see `policies.spelling`);
 - when the rule has no "." and the name has one, only the first DNS label is compared
   (pc-li.school.example → pc-li); a trailing root dot is ignored; an internationalised label
   (`xn--…`, as DNS carries 数学-李伟) is compared in Unicode;
@@ -30,6 +31,7 @@ from typing import Any
 from ipguard.model import Binding, Finding, FindingKind, NameObservation, NameSource
 from ipguard.policies.base import PolicySettingsLike, RunFacts, registration, severity_of, who
 from ipguard.policies.sightings import Sightings
+from ipguard.policies.spelling import has_han, ways
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")
 # Anchored rules made only of hostname characters and placeholders are checked by comparing text,
@@ -38,6 +40,7 @@ _LITERAL_RULE = re.compile(r"\^(?:[A-Za-z0-9_-]|\{[A-Za-z_]\w*\})*\$")
 _SEPARATORS = ("", "-", "_")
 _GAP = "[-_]?"
 _MAX_SPELLINGS = 64
+_MAX_PREFIX_TRIES = 4096  # spellings tried against a NetBIOS name cut short
 NETBIOS_BYTES = 15  # a NetBIOS name: the computer's name cut to 15 bytes (the 16th is a suffix)
 
 
@@ -66,7 +69,9 @@ class HostnameRule:
         """The regular expression the rule becomes for these placeholder values."""
         parts = list(self._pieces)
         for index, value in enumerate(values):
-            parts[2 * index + 1] = _GAP.join(re.escape(word) for word in value.split())
+            spelled = [_GAP.join(re.escape(word) for word in words) for words in ways(value)]
+            one = len(spelled) == 1
+            parts[2 * index + 1] = spelled[0] if one else f"(?:{'|'.join(spelled)})"
         return "".join(parts)
 
     def compared(self, name: str) -> str:
@@ -80,8 +85,14 @@ class HostnameRule:
 
     def begins(self, cut: str, values: tuple[str, ...]) -> bool:
         """Whether an anchored plain rule asks for a name that begins with `cut`."""
-        spellings = self._spellings(values) if self._literal else None
-        return spellings is not None and any(name.startswith(cut.lower()) for name in spellings)
+        if not self._literal:
+            return False
+        cut = cut.lower()
+        spellings = itertools.product(*self._choices(values))
+        return any(
+            "".join(parts).lower().startswith(cut)
+            for parts in itertools.islice(spellings, _MAX_PREFIX_TRIES)
+        )
 
     def accepts(self, name: str, values: tuple[str, ...]) -> bool | None:
         """Whether the name satisfies the rule for these values (None: the rule is unusable)."""
@@ -100,12 +111,22 @@ class HostnameRule:
 
     def _spellings(self, values: tuple[str, ...]) -> set[str] | None:
         # Every name an anchored literal rule accepts, or None when there are too many to list.
-        if all(len(value.split()) == 1 for value in values):
+        if all(len(value.split()) == 1 and not has_han(value) for value in values):
             parts = list(self._pieces)
             parts[0] = parts[0].removeprefix("^")
             parts[-1] = parts[-1].removesuffix("$")
             parts[1::2] = values
             return {"".join(parts).lower()}
+        choices = self._choices(values)
+        count = 1
+        for options in choices:
+            count *= len(options)
+        if count > _MAX_SPELLINGS:
+            return None
+        return {"".join(parts).lower() for parts in itertools.product(*choices)}
+
+    def _choices(self, values: tuple[str, ...]) -> list[list[str]]:
+        # An anchored literal rule as the spellings of each of its pieces, in order.
         choices: list[list[str]] = []
         for index, piece in enumerate(self._pieces):
             if index % 2 == 0:
@@ -114,12 +135,7 @@ class HostnameRule:
                 choices.append([text])
             else:
                 choices.append(_variants(values[index // 2]))
-        count = 1
-        for options in choices:
-            count *= len(options)
-        if count > _MAX_SPELLINGS:
-            return None
-        return {"".join(parts).lower() for parts in itertools.product(*choices)}
+        return choices
 
 
 def _unicode_label(label: str) -> str:
@@ -141,15 +157,13 @@ def _cut_by_netbios(name: NameObservation, compared: str) -> bool:
 
 
 def _variants(value: str) -> list[str]:
-    words = value.split()
-    if len(words) <= 1:
-        return [value]
     spellings = []
-    for separators in itertools.product(_SEPARATORS, repeat=len(words) - 1):
-        spelling = words[0]
-        for separator, word in zip(separators, words[1:], strict=True):
-            spelling += separator + word
-        spellings.append(spelling)
+    for words in ways(value):
+        for separators in itertools.product(_SEPARATORS, repeat=len(words) - 1):
+            spelling = words[0]
+            for separator, word in zip(separators, words[1:], strict=True):
+                spelling += separator + word
+            spellings.append(spelling)
     return spellings
 
 

@@ -293,3 +293,33 @@ def test_names_as_networks_carry_them(rule, record, names, expected):
     observed = [NameObservation(IP1, name, source) for name, source in names]
     found = judge([record], [arp(IP1, A)], settings(hostname_rule=rule), names=observed)
     assert found == expected
+
+
+@pytest.mark.parametrize(
+    ("rule", "owner", "names", "expected"),
+    [
+        pytest.param(
+            RULE, "李伟", ["math-liwei", "MATH-LI-WEI", "math-li_wei"], set(), id="pinyin"
+        ),
+        pytest.param(RULE, "李伟", ["math-李伟"], set(), id="the characters themselves"),
+        pytest.param(RULE, "李伟", ["math-wangfang"], FAILS, id="someone else's pinyin"),
+        pytest.param(RULE, "李伟", ["math-liwe"], FAILS, id="a syllable cut short"),
+        pytest.param(RULE, "单雄信", ["math-shanxiongxin"], set(), id="a surname read otherwise"),
+        pytest.param(
+            RULE, "吕小明", ["math-lvxiaoming", "math-luxiaoming", "math-lyuxiaoming"], set(),
+            id="ü written v, u or yu",
+        ),
+        pytest.param(
+            "^{department}-{owner}(-\\d+)?$", "李伟", ["math-liwei-2"], set(),
+            id="a rule with regular expression parts",
+        ),
+        pytest.param(RULE, "Li Wei", ["math-liwei"], set(), id="a name already in letters"),
+    ],
+)  # fmt: skip
+def test_a_chinese_name_may_be_written_in_pinyin(rule, owner, names, expected):
+    """「使用真实姓名对计算机进行命名」: the owner's real name is in Chinese in the ledger, and the
+    computer is named in pinyin, as DNS and NetBIOS names mostly are (every such computer was a
+    hostname-policy finding every night)."""
+    record = device(IP1, A, department="math", owner=owner)
+    found = judge([record], [arp(IP1, A)], settings(hostname_rule=rule), names=named(*names))
+    assert found == expected
