@@ -158,8 +158,13 @@ def severity_of(
     if escalation == GATEWAY_SPOOFING:
         return Severity.CRITICAL
     if escalation == PAST_GRACE:
-        return _LEVELS[min(base.rank + 1, len(_LEVELS) - 1)]
+        return escalated(base)
     return base
+
+
+def escalated(severity: Severity) -> Severity:
+    """One level more severe (critical stays critical)."""
+    return _LEVELS[min(severity.rank + 1, len(_LEVELS) - 1)]
 
 
 def is_gateway(record: Binding | None) -> bool:

@@ -35,6 +35,7 @@ from ipguard.policies.base import (
     PAST_GRACE,
     PolicySettingsLike,
     RunFacts,
+    escalated,
     is_gateway,
     is_randomized,
     iso,
@@ -216,7 +217,10 @@ def _unregistered(
         detail["escalation"] = PAST_GRACE
     severity = severity_of(kind, settings, PAST_GRACE if overdue else None)
     if randomized and settings.randomized_mac_severity is not None:
+        # Where a phone's finding starts; the grace period's escalation applies on top.
         severity = settings.randomized_mac_severity
+        if overdue:
+            severity = escalated(severity)
     return Finding(kind, severity, sighting.ip, sighting.mac, None, summary, detail)
 
 

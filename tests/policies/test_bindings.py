@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from ipguard.model import ServiceObservation
+from ipguard.model import ServiceObservation, Severity
 from tests.policies.helpers import (
     FREE,
     IP1,
@@ -272,3 +272,19 @@ def test_unregistered_detail_carries_ports_names_and_vendor():
     assert observed["replies"] == 2 and observed["vendor"] == "TP-LINK"
     assert observed["first_seen_at"] == "2026-11-20T12:00:00Z"
     assert [f.kind.value for f in found] == ["unregistered-host"]  # no unexpected-service
+
+
+@pytest.mark.parametrize(("opened_days_ago", "expected"), [(1, "low"), (10, "medium")])
+def test_a_randomized_mac_escalates_from_its_own_severity(opened_days_ago, expected):
+    """`randomized_mac_severity` is where a phone's finding starts; past the grace period it
+    escalates one level, as its summary and detail say (it stayed at the configured level)."""
+    phone = "f2:11:22:33:44:55"  # locally administered: made up per network
+    first_seen = {("unregistered-host", f"{FREE}|{phone}|"): NOW - timedelta(days=opened_days_ago)}
+    policy = settings(randomized_mac_severity=Severity.LOW)
+    finding = only(
+        findings([], [arp(FREE, phone)], policy, first_seen=first_seen), "unregistered-host"
+    )
+    assert finding.severity.value == expected
+    overdue = opened_days_ago > 3
+    assert ("escalation" in finding.detail) is overdue
+    assert ("unregistered for more than 3 days" in finding.summary) is overdue
