@@ -62,6 +62,7 @@ class InterfaceInfo:
     prefixlen: int | None
     up: bool
     running: bool
+    hwtype: int = 1  # ARPHRD_*: 1 Ethernet, 772 loopback, 65534 none (tun, WireGuard)
 
 
 def interface_info(name: str) -> InterfaceInfo:
@@ -76,7 +77,9 @@ def interface_info(name: str) -> InterfaceInfo:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         try:
             flags = struct.unpack_from("H", _ifreq(probe, SIOCGIFFLAGS, name), IFNAMSIZ)[0]
-            hw = _ifreq(probe, SIOCGIFHWADDR, name)[IFNAMSIZ + 2 : IFNAMSIZ + 8]
+            hwaddr = _ifreq(probe, SIOCGIFHWADDR, name)
+            hwtype = struct.unpack_from("H", hwaddr, IFNAMSIZ)[0]  # the sockaddr's family
+            hw = hwaddr[IFNAMSIZ + 2 : IFNAMSIZ + 8]
             index = socket.if_nametoindex(name)
         except OSError as exc:
             if exc.errno in (errno.ENODEV, errno.ENXIO):
@@ -102,6 +105,7 @@ def interface_info(name: str) -> InterfaceInfo:
         prefixlen=prefixlen,
         up=bool(flags & IFF_UP),
         running=bool(flags & IFF_RUNNING),
+        hwtype=hwtype,
     )
 
 

@@ -11,6 +11,7 @@ import contextlib
 import itertools
 import os
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,10 +22,11 @@ from scapy.layers.dhcp import BOOTP, DHCP
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
+from tests.hardening.helpers import env
 from tests.lab import netns
 from tests.lab.builder import Lab
 from tests.lab.fixtures import lab_unavailable
-from tests.watch.lab import WATCH_CONFIG, as_hub, background, watch_scenario
+from tests.watch.lab import IPGUARD, WATCH_CONFIG, as_hub, background, watch_scenario
 from tests.watch.test_watch_lab import DEADLINE, Watching, watched
 
 pytestmark = pytest.mark.lab
@@ -207,3 +209,48 @@ def test_a_ledger_locked_by_another_writer_stalls_neither_the_watchdog_nor_the_f
     during = [locked_at, *(at for at in pings if locked_at < at < released_at), released_at]
     gaps = [later - earlier for earlier, later in itertools.pairwise(during)]
     assert max(gaps) < 4.0, f"the watchdog went unpinged for {max(gaps):.1f} s: {err}"
+
+
+@pytest.mark.parametrize(
+    ("interface", "kind"), [("lo", "loopback"), ("tun0", "no link-layer header")]
+)
+def test_watch_refuses_an_interface_that_carries_no_ethernet(
+    lab: Lab, tmp_path: Path, interface: str, kind: str
+) -> None:
+    """`--interface lo` or a VPN's tun0 (a typo, a wrong guess): no ARP or DHCP frame ever comes
+    there, and a tunnel's packets have no Ethernet header to read claims from. The watcher listened
+    forever, saying nothing; it must say so at once, recording no run."""
+    if interface == "tun0":
+        lab.run("scanner", ["ip", "tuntap", "add", "mode", "tun", "name", "tun0"])
+    lab.run("scanner", ["ip", "link", "set", interface, "up"])
+    (tmp_path / "ipguard.toml").write_text(WATCH_CONFIG.format(subnet=lab.subnet))
+    argv = [
+        IPGUARD,
+        "--db",
+        str(tmp_path / "ledger.db"),
+        "--config",
+        str(tmp_path / "ipguard.toml"),
+    ]
+    try:
+        done = subprocess.run(
+            netns.exec_argv(lab.scanner_ns, [*argv, "watch", "--quiet", "--interface", interface]),
+            capture_output=True,
+            text=True,
+            env=env(tmp_path),
+            timeout=20,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"ipguard watch --interface {interface} listened on instead of refusing it")
+    finally:
+        if interface == "tun0":
+            lab.run("scanner", ["ip", "link", "del", "tun0"], check=False)
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.startswith(f"error: interface {interface} is not an Ethernet interface")
+    assert f"({kind})" in done.stderr and done.stderr.count("\n") == 1
+    listed = subprocess.run(
+        [*argv, "runs", "list", "--format", "json"],
+        capture_output=True,
+        text=True,
+        env=env(tmp_path),
+    )
+    assert listed.stdout.strip() == "[]"
