@@ -252,7 +252,9 @@ def list_findings(
     address: str | None = None,
 ) -> list[FindingRow]:
     """Findings, most severe first, then by address (IPv4 before IPv6, numerically), then oldest
-    first; `live_only` leaves out resolved ones, `address` keeps those of one IP or MAC."""
+    first; `live_only` leaves out resolved ones, `address` keeps those of one IP or MAC (its
+    canonical text). An IPv6 address also keeps the findings whose detail names it: a MAC's
+    privacy addresses are folded into its one finding, at its IPv4 or link-local address."""
     query = select(FindingRow)
     if live_only:
         query = query.where(FindingRow.state != FindingState.RESOLVED.value)
@@ -263,12 +265,22 @@ def list_findings(
     if kind:
         query = query.where(FindingRow.kind == kind)
     if address:
-        query = query.where(sa.or_(col(FindingRow.ip) == address, col(FindingRow.mac) == address))
+        matches = [col(FindingRow.ip) == address, col(FindingRow.mac) == address]
+        if _is_ipv6(address):  # hex digits and colons: nothing LIKE reads as a wildcard
+            matches.append(sa.cast(col(FindingRow.detail), sa.Text).like(f'%"{address}"%'))
+        query = query.where(sa.or_(*matches))
     rows = list(session.exec(query.order_by(col(FindingRow.id))))
     return sorted(
         rows,
         key=lambda row: (-Severity(row.severity).rank, ip_sort_key(row.ip), row.mac or ""),
     )
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        return isinstance(ipaddress.ip_address(text), ipaddress.IPv6Address)
+    except ValueError:
+        return False
 
 
 def get(session: Session, finding_id: int) -> FindingRow:

@@ -175,3 +175,24 @@ def test_the_phase_solicits_the_static_ipv6_in_numeric_order(cli: Cli, tmp_path:
     assert done.exit_code in (0, 1), done.stderr
     # As text "2001:db8:20::10" would come first: numeric order, as every output has it.
     assert fake.requests[-1].static_ipv6 == ("2001:db8:20::9", "2001:db8:20::a", "2001:db8:20::10")
+
+
+def test_an_address_folded_into_a_finding_finds_it(cli: Cli, tmp_path: Path) -> None:
+    # A stranger's privacy addresses are one finding with its MAC, at its IPv4 (or link-local)
+    # address: asked for the address a firewall log shows, findings list must name that finding.
+    config = tmp_path / "ipguard.toml"
+    config.write_text(CONFIG)
+    privacy = ["2001:db8:20::a:1", "2001:db8:20::a:2"]
+    cli.scanner = FakeScanner([v6_result(STRANGER4, hosts6=[(ip, STRANGER4[1]) for ip in privacy])])
+    scan = cli("--config", str(config), "scan", "--format", "json")
+    assert scan.exit_code == 1, scan.stderr
+    (finding,) = json.loads(scan.stdout)["findings"]
+    assert (finding["ip"], finding["detail"]["ipv6"]) == (STRANGER4[0], privacy)
+
+    def of(address: str) -> list[int]:
+        outcome = cli("findings", "list", "--address", address, "--format", "json")
+        assert outcome.exit_code == 0, outcome.stderr
+        return [f["id"] for f in json.loads(outcome.stdout)["findings"]]
+
+    assert of("2001:DB8:20:0:0:0:A:2") == [finding["id"]]
+    assert of("2001:db8:20::a") == []  # a prefix of the text is another address
