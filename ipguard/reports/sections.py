@@ -24,7 +24,7 @@ OVERVIEW = (
     ("opened", "findings opened"),
     ("resolved", "findings resolved"),
     ("overdue", "reports overdue (24 h)"),
-    ("open_now", "findings open now"),
+    ("open_now", "findings open at the period's end"),
     ("unregistered_hosts", "unregistered hosts"),
     ("ledger_changes", "ledger changes"),
 )

@@ -9,7 +9,9 @@ half-open, `since <= t < until`, in UTC.
 - counts: findings opened, resolved and overdue in the period, by kind and severity; a finding is
   overdue when its report-due time (24 h after first seen, for high and critical) fell in the
   period and passed before anyone acknowledged or resolved it;
-- open findings: those not resolved now, with the evidence that raised them;
+- open findings: those open at the period's end (now, for a period up to now), in the state they
+  had then, with the evidence that raised them: a monthly report made on the 2nd lists neither
+  the findings of the 1st nor loses one resolved since;
 - ledger changes: the audit trail of the period;
 - unregistered hosts: unregistered-host findings whose sightings overlap the period, by first seen.
 """
@@ -173,7 +175,8 @@ def build(
     rows = list(records.findings)
     runs = _runs(records.runs, rows)
     counts = _counts(rows, since, until, now)
-    open_now = [_open(row, now) for row in rows if row.state != FindingState.RESOLVED.value]
+    end = min(now, until)
+    open_now = [_open(row, end) for row in rows if _open_at(row, end)]
     open_now.sort(key=lambda item: (-Severity(item.severity).rank, item.first_seen, item.id))
     changes = [_change(entry) for entry in records.audit]
     unregistered = [
@@ -285,13 +288,36 @@ def _missed_deadline(row: FindingRow, now: datetime) -> bool:
     return not any(moment <= due for moment in handled)
 
 
-def _open(row: FindingRow, now: datetime) -> OpenFinding:
+def _open_at(row: FindingRow, end: datetime) -> bool:
+    """Whether the finding was live at `end`: first seen before it, not resolved by then."""
+    if row.first_seen_at >= end:
+        return False
+    if row.state != FindingState.RESOLVED.value:
+        return True
+    return row.resolved_at is not None and row.resolved_at >= end
+
+
+def _state_at(row: FindingRow, end: datetime) -> str:
+    """The state the finding had at `end` (before a later acknowledgement or resolution)."""
+    acknowledged = row.ack_at is not None and row.ack_at < end
+    if row.state == FindingState.RESOLVED.value:
+        lasting = row.ack_until is None or row.ack_until > end
+        if acknowledged and lasting:
+            return FindingState.ACKNOWLEDGED.value
+        return FindingState.OPEN.value
+    if row.state == FindingState.ACKNOWLEDGED.value and not acknowledged:
+        return FindingState.OPEN.value
+    return row.state
+
+
+def _open(row: FindingRow, end: datetime) -> OpenFinding:
+    state = _state_at(row, end)
     return OpenFinding(
         id=row.id or 0,
         site=row.site,
         kind=row.kind,
         severity=row.severity,
-        state=row.state,
+        state=state,
         ip=row.ip,
         mac=row.mac,
         port=row.port,
@@ -300,9 +326,9 @@ def _open(row: FindingRow, now: datetime) -> OpenFinding:
         last_seen=row.last_seen_at,
         report_due_at=row.report_due_at,
         overdue=(
-            row.state == FindingState.OPEN.value
+            state == FindingState.OPEN.value
             and row.report_due_at is not None
-            and row.report_due_at <= now
+            and row.report_due_at <= end
         ),
         ack_note=row.ack_note,
         detail=dict(row.detail or {}),

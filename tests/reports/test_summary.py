@@ -107,6 +107,29 @@ def test_open_findings_carry_their_evidence(november: Store) -> None:
     assert summary.open_findings[0].ack_note == "known"
 
 
+def test_open_findings_are_those_open_at_the_periods_end(november: Store) -> None:
+    # The monthly report made on the 2nd of December listed a finding first seen on the 2nd as
+    # open in November, and left out one open all November but resolved on the 2nd.
+    late = finding(FindingKind.UNEXPECTED_SERVICE, Severity.MEDIUM, "198.18.0.12", port="tcp/23")
+    add_run(november, at(2, 20, month=12), hosts=9, found=[A, C, late])
+    resolve(november, row(november, A.kind, A.ip or "").id, at(3, 8, month=12))
+    acknowledge(november, row(november, late.kind, late.ip or "").id, at(3, 8, month=12))
+    summary = read(november)
+    assert [(item.kind, item.ip, item.state, item.overdue) for item in summary.open_findings] == [
+        ("ip-mac-mismatch", "198.18.0.11", "acknowledged", False),
+        ("unregistered-host", "198.18.0.66", "open", True),
+    ]
+    assert summary.totals["open_now"] == 2
+    # Up to now, the report shows what is open now.
+    with november.session(write=False) as session:
+        records = period_records(session, SINCE, NOW, "lab")
+        current = build(records, SINCE, NOW, now=NOW, site="lab")
+    assert [(item.ip, item.state) for item in current.open_findings] == [
+        ("198.18.0.11", "acknowledged"),
+        ("198.18.0.12", "acknowledged"),
+    ]
+
+
 def test_unregistered_hosts_by_first_seen(november: Store) -> None:
     summary = read(november)
     assert [
