@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-NEW_HOSTS_PER_SECOND = 200.0
+# Each station judged may be one more finding in the ledger (and a line in the journal): a LAN
+# with an empty ledger has its first 2,000 newcomers at once, the rest as they speak again; a
+# flood of made-up stations opens 7,200 an hour at most, not 200 a second (720,000).
+NEW_HOSTS_PER_SECOND = 2.0
 NEW_HOSTS_BURST = 2_000.0
 
 

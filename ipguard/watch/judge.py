@@ -21,10 +21,12 @@ router's link-local address, learned from its RAs, is judged as one of its addre
 claiming it: ip-mac-mismatch, the gateway spoofed).
 
 Memory is bounded: at most MAX_MACS_PER_ADDRESS MACs per IP and MAX_ADDRESSES IPs in the window,
-MAX_JUDGED remembered judgements. So is the work a flood of made-up stations causes: claims of
-which neither the IP nor the MAC is in the ledger (each would be one more unregistered-host) are
-judged at most NEW_HOSTS_PER_SECOND (with a burst of NEW_HOSTS_BURST); a claim on a registered
-address or by a registered MAC (a spoof, a move) is always judged. DHCP clients with a MAC not in
+MAX_JUDGED remembered judgements. So are the work and the findings a flood of made-up stations
+causes: claims of which neither the IP nor the MAC is in the ledger (each would be one more
+unregistered-host), and DHCP offers and router advertisements from servers and routers it does
+not know (one more rogue-dhcp or rogue-ra each: flood_router26) are judged at most
+NEW_HOSTS_PER_SECOND (with a burst of NEW_HOSTS_BURST); a claim on a registered address or by a
+registered MAC (a spoof, a move) is always judged. DHCP clients with a MAC not in
 the ledger (a starvation flood's) are kept within a budget of their own, and a client's same
 message only once every REJUDGE_SECONDS: each kept one is a fingerprint written to the ledger.
 What does not fit is counted in `ignored`, never kept; a station refused once is judged when it
@@ -206,7 +208,9 @@ class Judge:
             elif isinstance(item, DhcpOffer):
                 # A NAK after an OFFER (or the reverse) is news: the finding says both.
                 said = f"{item.server_ip}|{item.server_mac}|{item.message}"
-                if self._due(("offer", said), moment):
+                if self._due(("offer", said), moment) and self._afford(
+                    ("offer", said), moment, item.server_ip, item.server_mac
+                ):
                     verdicts.offers.append(item)
                     verdicts.evaluated += 1
             elif isinstance(item, RouterAdvert):
@@ -215,7 +219,9 @@ class Judge:
                 said = f"{item.source_ip}|{item.source_mac}|{item.frame_mac}|"
                 said += ",".join(item.prefixes)
                 said += f"|{','.join(item.evasion)}"  # an RA Guard evasion is news of its own
-                if self._due(("advert", said), moment):
+                if self._due(("advert", said), moment) and self._afford(
+                    ("advert", said), moment, item.source_ip, item.source_mac
+                ):
                     verdicts.adverts.append(item)
                     verdicts.evaluated += 1
             else:
@@ -294,6 +300,17 @@ class Judge:
             or claim.ip in index.isolated_by_ip
             or bool(index.records_of(claim.mac))
         )
+
+    def _afford(self, key: tuple[str, str], moment: float, ip: str, mac: str) -> bool:
+        """A DHCP server or router the ledger knows (its address or MAC) is always judged; a
+        made-up one (flood_router26's random routers, an OFFER flood) within the budget of
+        made-up stations: each would be one more finding in the ledger."""
+        index = self._index
+        if ip in index.active_by_ip or index.records_of(mac) or self._new_hosts.take(moment):
+            return True
+        del self._judged[key]
+        self.ignored["over_new_host_budget"] += 1
+        return False
 
     def _client(self, client: DhcpClient, moment: float, verdicts: Verdicts) -> None:
         """Keep what a DHCP client says when it is news (its fingerprint is then stored): a

@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 
 from ipguard.config import PolicySettings
-from ipguard.model import Binding, DeviceStatus, DhcpOffer, FindingKind, Role, Severity
+from ipguard.model import (
+    Binding,
+    DeviceStatus,
+    DhcpOffer,
+    FindingKind,
+    Role,
+    RouterAdvert,
+    Severity,
+)
 from ipguard.scanners.passive import ArpClaim, DhcpClient
 from ipguard.watch.budget import NEW_HOSTS_BURST, NEW_HOSTS_PER_SECOND
 from ipguard.watch.judge import MAX_MACS_PER_ADDRESS, REJUDGE_SECONDS, Judge
@@ -256,3 +264,28 @@ def test_the_evidence_names_the_nic_that_sent_a_claim_for_another_mac(
     spooling.keep(url, "lab", 1, NOW, verdicts)
     ((_path, _at, kept),) = spooling.pending(url, "lab")
     assert kept.evidence(finding)["watch"]["frames"] == frames
+
+
+def test_floods_of_made_up_routers_and_dhcp_servers_open_a_bounded_number_of_findings() -> None:
+    """THC-IPv6's flood_router26 (RAs from random MACs, as fast as the link goes) or an OFFER
+    flood: every made-up router or server was one more critical finding in the ledger, thousands a
+    second. Now they share the made-up stations' budget; ones the ledger knows are always judged."""
+    watcher = judge()
+    routers = [
+        (0.0, RouterAdvert(f"fe80::{n + 1:x}", f"00:16:3e:04:{n // 256:02x}:{n % 256:02x}",
+                           1800, False, False, ("2001:db8:1::/64",)))
+        for n in range(3_000)
+    ]  # fmt: skip
+    servers = [
+        (0.0, DhcpOffer(f"198.18.0.{n % 100 + 100}", f"00:16:3e:05:{n // 256:02x}:{n % 256:02x}",
+                        "198.18.0.150"))
+        for n in range(3_000)
+    ]  # fmt: skip
+    gateway = RouterAdvert("fe80::1", GW_MAC, 1800, False, False, ("2001:db8:99::/64",))
+    impostor = DhcpOffer(DHCP_SERVER, EVIL, "198.18.0.150")  # the real server's address
+    items = [*routers[:10], (0.0, gateway), *routers[10:], *servers, (0.0, impostor)]
+    found = watcher.judge(items, NOW).findings
+    assert len(found) == int(NEW_HOSTS_BURST) + 2
+    assert ("rogue-dhcp", DHCP_SERVER, EVIL, "critical") in kinds(found)
+    assert ("rogue-ra", "fe80::1", GW_MAC, "high") in kinds(found)  # a foreign prefix
+    assert watcher.ignored["over_new_host_budget"] == 6_000 - int(NEW_HOSTS_BURST)
