@@ -180,7 +180,7 @@ def build(
     open_now.sort(key=lambda item: (-Severity(item.severity).rank, item.first_seen, item.id))
     changes = [_change(entry) for entry in records.audit]
     unregistered = [
-        _unregistered(row)
+        _unregistered(row, _state_at(row, end) if _open_at(row, end) else row.state)
         for row in rows
         if row.kind == FindingKind.UNREGISTERED_HOST.value
         and row.first_seen_at < until
@@ -362,7 +362,7 @@ def _change(entry: Any) -> LedgerChange:
     )
 
 
-def _unregistered(row: FindingRow) -> UnregisteredHost:
+def _unregistered(row: FindingRow, state: str) -> UnregisteredHost:
     vendor = ""
     for moment in ("first", "last"):
         for seen in (row.evidence or {}).get(moment, {}).get("observations", []):
@@ -379,6 +379,6 @@ def _unregistered(row: FindingRow) -> UnregisteredHost:
         vendor=vendor,
         first_seen=row.first_seen_at,
         last_seen=row.last_seen_at,
-        state=row.state,
+        state=state,
         randomized=(row.detail or {}).get("randomized") is True,
     )

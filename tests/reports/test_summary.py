@@ -120,6 +120,10 @@ def test_open_findings_are_those_open_at_the_periods_end(november: Store) -> Non
         ("unregistered-host", "198.18.0.66", "open", True),
     ]
     assert summary.totals["open_now"] == 2
+    assert [(host.ip, host.state) for host in summary.unregistered] == [
+        ("198.18.0.66", "open"),
+        ("198.18.0.67", "resolved"),
+    ]
     # Up to now, the report shows what is open now.
     with november.session(write=False) as session:
         records = period_records(session, SINCE, NOW, "lab")
