@@ -21,7 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from ipguard.model import ScanRequest
+from ipguard.config import PolicySettings
+from ipguard.model import Binding, Role, ScanRequest
+from ipguard.policies import LedgerIndex
+from ipguard.policies.ipv6 import duid_mac, rogue_dhcp6
+from ipguard.scanners.ipv6 import Ipv6Probe
 from ipguard.scanners.ipv6disc import Ipv6Seen, collect
 from ipguard.scanners.scope import Scope
 from tests.lab.builder import Lab
@@ -48,6 +52,7 @@ from tests.lab.ipv6_lab import (
     hold_a_duplicate,
     ipv6_routers,
     many_hosts,
+    relayed_dhcp6,
 )
 from tests.lab.netns import inside, run
 from tests.test_scan_lab import IPGUARD, ipguard
@@ -249,3 +254,24 @@ def test_an_interface_without_ipv4_runs_the_ipv6_phase_alone_from_its_link_local
         # An IPv4 subnet on it: the other phases send from an IPv4 address it does not have.
         ipv4 = scan("198.18.0.0/24")
         assert ipv4.returncode == 3 and "has no IPv4 address" in ipv4.stderr
+
+
+def test_a_dhcpv6_answer_relayed_by_the_gateway_is_the_registered_servers(tmp_path: Path) -> None:
+    # dnsmasq's relay on the gateway, a dnsmasq server behind it: the ADVERTISE reaches the
+    # scanner from the gateway's address and MAC, with the server's DUID (LLT, its MAC) inside.
+    reason = lab_unavailable()
+    if reason:
+        pytest.skip(reason)
+    with relayed_dhcp6(tmp_path) as link, inside(link.scanner_ns):
+        _adverts, servers = Ipv6Probe("eth0", wait=1.5).probe()
+    (server,) = servers
+    assert server.server_mac == link.router_mac and server.server_ip.startswith("fe80::")
+    assert duid_mac(server.server_duid) == link.server_mac
+    assert server.addresses and server.addresses[0].startswith("fd00:a::")
+    gateway = Binding("198.18.0.1", link.router_mac, roles=frozenset({Role.GATEWAY}))
+    dhcp = Binding("198.18.1.2", link.server_mac, roles=frozenset({Role.DHCP_SERVER}))
+    registered = LedgerIndex((gateway, dhcp), "")
+    assert rogue_dhcp6(servers, PolicySettings(), registered) == []
+    # The server unregistered: the gateway relays for a server nobody approved.
+    (finding,) = rogue_dhcp6(servers, PolicySettings(), LedgerIndex((gateway,), ""))
+    assert (finding.ip, finding.mac) == (server.server_ip, link.router_mac)

@@ -124,7 +124,7 @@ def enable_ipv6(lab: Lab) -> None:
         ns = lab.host(name).ns if name else lab.scanner_ns
         netns.run(ns, ["ip", "-6", "addr", "add", address, "dev", "eth0"])
     every = [*sorted(wanted), *address_hosts()]
-    _wait_for_addresses(lab, [lab.scanner_ns, *(lab.host(name).ns for name in every)])
+    _wait_for_addresses([lab.scanner_ns, *(lab.host(name).ns for name in every)])
     work = lab.workdir
     plans = [
         _radvd(ROUTER, PREFIX, work),
@@ -136,24 +136,10 @@ def enable_ipv6(lab: Lab) -> None:
             )
             for flag in ATTACK_FLAGS
         ),
-        daemons.DaemonPlan(
+        _dnsmasq6(
             DHCP6_ROGUE,
-            "dnsmasq dhcpv6",
-            (
-                "dnsmasq",
-                "--keep-in-foreground",
-                "--conf-file=/dev/null",
-                "--no-hosts",
-                "--no-resolv",
-                "--pid-file=",
-                "--user=root",
-                "--log-facility=-",
-                "--interface=eth0",
-                "--port=0",
-                f"--dhcp-range={DHCP6_FIRST},{DHCP6_LAST}",
-                f"--dhcp-leasefile={work / (DHCP6_ROGUE + '.leases')}",
-            ),
-            ready=(("udp6", 547),),
+            f"--dhcp-range={DHCP6_FIRST},{DHCP6_LAST}",
+            f"--dhcp-leasefile={work / (DHCP6_ROGUE + '.leases')}",
         ),
     ]
     started = [daemons.start(plan, lab.host(plan.host).ns, work) for plan in plans]
@@ -166,10 +152,8 @@ def enable_ipv6(lab: Lab) -> None:
     # SLAAC from the registered radvd (and a temporary address where privacy is on), past DAD.
     slaac = "inet6 " + PREFIX.split("::")[0] + ":0:"  # 2001:db8:20:0:<interface id>
     hosts = [lab.host(name).ns for name in address_hosts()]
-    _wait_for_addresses(lab, hosts, timeout=20.0, wanted=slaac)
-    _wait_for_addresses(
-        lab, [lab.host(name).ns for name in PRIVACY], timeout=20.0, wanted="temporary"
-    )
+    _wait_for_addresses(hosts, timeout=20.0, wanted=slaac)
+    _wait_for_addresses([lab.host(name).ns for name in PRIVACY], timeout=20.0, wanted="temporary")
 
 
 def hold_a_duplicate(lab: Lab) -> None:
@@ -195,20 +179,88 @@ def _radvd(host: str, prefix: str, work: Path) -> daemons.DaemonPlan:
     return daemons.DaemonPlan(host, "radvd", argv, ready=(), files={str(conf): text})
 
 
+def _dnsmasq6(
+    host: str, *options: str, interfaces: tuple[str, ...] = ("eth0",)
+) -> daemons.DaemonPlan:
+    """dnsmasq for DHCPv6 at its defaults: no DNS, no config file, in the foreground."""
+    argv = ("dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-hosts",
+            "--no-resolv", "--pid-file=", "--user=root", "--log-facility=-", "--port=0",
+            *(f"--interface={name}" for name in interfaces), *options)  # fmt: skip
+    return daemons.DaemonPlan(host, "dnsmasq dhcpv6", argv, ready=(("udp6", 547),))
+
+
+@dataclass(frozen=True)
+class RelayedLink:
+    """A client link whose DHCPv6 server sits behind the gateway's relay agent (RFC 8415 19)."""
+
+    scanner_ns: str
+    router_mac: str  # the gateway: relays on the client link
+    server_mac: str  # the DHCPv6 server, on the link behind the gateway
+
+
+@contextlib.contextmanager
+def relayed_dhcp6(work: Path) -> Iterator[RelayedLink]:
+    """The scanner's link (fd00:a::/64), a gateway relaying DHCPv6 with dnsmasq's relay to a
+    dnsmasq server on fd00:b::/64: the way a campus gives addresses from one central server."""
+    tag = f"{os.getpid() % 0xFFFF:04x}{secrets.token_hex(2)}"
+    scan_ns, router_ns, server_ns = (f"ipg-{tag}-{name}" for name in ("r6scan", "r6gw", "r6srv"))
+    router_mac, server_mac = "02:6c:00:00:00:fe", "02:6c:00:00:01:02"
+    started: list[daemons.Daemon] = []
+    try:
+        netns.batch_netns([f"netns add {ns}" for ns in (scan_ns, router_ns, server_ns)])
+        made = [
+            (scan_ns, f"link add eth0 address 02:6c:00:00:00:01 type veth peer name eth0 netns "
+                      f"{router_ns}"),
+            (router_ns, f"link add eth1 type veth peer name eth0 netns {server_ns}"),
+        ]  # fmt: skip
+        for ns, line in made:  # every link first: IPv6 is switched on for those there
+            netns.run_many([(netns.ip_batch_argv(ns), line + "\n")])
+        configured = {
+            scan_ns: [],
+            router_ns: [f"link set eth0 address {router_mac}", "addr add fd00:a::1/64 dev eth0",
+                        "addr add fd00:b::1/64 dev eth1", "link set eth1 up"],
+            server_ns: [f"link set eth0 address {server_mac}", "addr add fd00:b::2/64 dev eth0"],
+        }  # fmt: skip
+        for ns, lines in configured.items():
+            netns.run(ns, ["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=0"])
+            lines = [*lines, "link set lo up", "link set eth0 up"]
+            if ns == server_ns:
+                lines.append("route add fd00:a::/64 via fd00:b::1")
+            netns.run_many([(netns.ip_batch_argv(ns), "\n".join(lines) + "\n")])
+        netns.run(router_ns, ["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"])
+        # Past DAD on every interface: a tentative address binds nothing.
+        _wait_for_addresses([scan_ns, router_ns, server_ns], dev=())
+        plans = [
+            (server_ns, _dnsmasq6("r6srv", "--dhcp-range=fd00:a::100,fd00:a::1ff",
+                                  f"--dhcp-leasefile={work / 'r6srv.leases'}")),
+            (router_ns, _dnsmasq6("r6gw", "--dhcp-relay=fd00:a::1,fd00:b::2",
+                                  interfaces=("eth0", "eth1"))),
+        ]  # fmt: skip
+        started += [daemons.start(plan, ns, work) for ns, plan in plans]
+        daemons.wait_ready(started)
+        yield RelayedLink(scan_ns, router_mac, server_mac)
+    finally:
+        daemons.stop(started)
+        netns.destroy([scan_ns, router_ns, server_ns])
+
+
 def _fake_router6() -> str:
     """Debian names THC-IPv6's tools atk6-*; upstream builds name them plainly."""
     return shutil.which("atk6-fake_router6") or "fake_router6"
 
 
 def _wait_for_addresses(
-    lab: Lab, namespaces: list[str], timeout: float = 10.0, wanted: str = "inet6 fe80::"
+    namespaces: list[str],
+    timeout: float = 10.0,
+    wanted: str = "inet6 fe80::",
+    dev: tuple[str, ...] = ("dev", "eth0"),
 ) -> None:
-    """Until ``wanted`` shows and duplicate address detection is over: a tentative address
-    neither sends nor answers."""
+    """Until ``wanted`` shows and duplicate address detection is over (on ``dev``, () for every
+    interface): a tentative address neither sends nor answers."""
     deadline = time.monotonic() + timeout
     for ns in namespaces:
         while True:
-            shown = netns.run(ns, ["ip", "-6", "addr", "show", "dev", "eth0"]).stdout
+            shown = netns.run(ns, ["ip", "-6", "addr", "show", *dev]).stdout
             if "inet6 fe80::" in shown and wanted in shown and "tentative" not in shown:
                 break
             if time.monotonic() > deadline:
