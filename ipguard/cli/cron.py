@@ -226,7 +226,10 @@ def _ledger_files(ledger: list[Path]) -> list[Path]:
 
 
 def _refuse_unreachable(job: _Job, log: Path, user: str) -> None:
-    """Refuse a job that `user` could not run: every run would fail, into a log nobody reads."""
+    """Refuse a job whose files `user` could not use: every run would fail, into a log nobody
+    reads. An ipguard `user` cannot run is only warned of: no option here changes it."""
+    import sys
+
     from ipguard import schedule
 
     config = Path(job.argv[job.argv.index("--config") + 1])
@@ -234,7 +237,7 @@ def _refuse_unreachable(job: _Job, log: Path, user: str) -> None:
     writable = [*_ledger_files(ledger), *{path.parent for path in (job.metrics, log, *ledger)}]
     refused = schedule.unreachable(
         user,
-        runnable=[Path(job.argv[0])],
+        runnable=[],
         readable=[config],
         writable=[path for path in writable if path.exists()],
     )
@@ -243,6 +246,14 @@ def _refuse_unreachable(job: _Job, log: Path, user: str) -> None:
             f"--user {user}: the job would run as {user}, who cannot "
             + ", ".join(refused)
             + f"; give paths {user} may use (--config, --db, --metrics-file, --log-file)"
+        )
+    # The script and the interpreter it starts (a venv's python may link into root's home).
+    programs = dict.fromkeys([Path(job.argv[0]), Path(sys.executable)])
+    unrunnable = schedule.unreachable(user, runnable=list(programs), readable=[], writable=[])
+    if unrunnable:
+        info(
+            f"warning: the job runs as {user}, who cannot {', '.join(unrunnable)}: install "
+            f"ipguard where {user} can run it (README: python3 -m venv --copies /opt/ipguard)"
         )
 
 
