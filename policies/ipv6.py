@@ -42,6 +42,13 @@ from ipguard.policies.base import (
 from ipguard.policies.sightings import LedgerIndex, Sightings
 
 _RANKED = list(Severity)
+# What an RA's M and O flags send hosts to ask DHCPv6 for (mitm6's RA has these and nothing else).
+_DHCP6 = {
+    (True, True): "addresses and other configuration from DHCPv6",
+    (True, False): "addresses from DHCPv6",
+    (False, True): "other configuration from DHCPv6",
+    (False, False): "",
+}
 
 
 def check(facts: RunFacts, settings: PolicySettingsLike, seen: Sightings) -> list[Finding]:
@@ -109,7 +116,10 @@ def _ra_finding(
     evasion = sorted({header for advert in heard for header in advert.evasion})
     dns = sorted({server for advert in heard for server in advert.dns_servers})
     routes = sorted({route for advert in heard for route in advert.routes})
-    offered = [", ".join(prefixes), _listed("DNS server", dns), _listed("route", routes)]
+    managed = any(advert.managed for advert in heard)
+    other = any(advert.other for advert in heard)
+    offered = [", ".join(prefixes), _DHCP6[managed, other], _listed("DNS server", dns)]
+    offered.append(_listed("route", routes))
     summary = (
         f"IPv6 router advertisement from {ip} ({mac}) "
         f"announcing {', '.join(part for part in offered if part) or 'no prefix'} {reason}"
@@ -117,8 +127,8 @@ def _ra_finding(
     )
     detail: dict[str, Any] = {
         "prefixes": prefixes,
-        "managed": any(advert.managed for advert in heard),
-        "other": any(advert.other for advert in heard),
+        "managed": managed,
+        "other": other,
         "router_lifetime": heard[-1].router_lifetime,
         "source_ip": ip,
         "source_mac": mac,

@@ -225,3 +225,14 @@ def test_an_ra_offering_only_dns_servers_or_routes_says_what_it_offers():
     assert "announcing DNS server fd00:66::53, route ::/0" in finding.summary
     assert (finding.detail["dns_servers"], finding.detail["routes"]) == (["fd00:66::53"], ["::/0"])
     assert "no prefix" not in finding.summary
+
+
+def test_an_ra_sending_hosts_to_dhcpv6_says_so():
+    # mitm6's RA: router lifetime 0, no option, M and O set: every Windows host then asks
+    # DHCPv6, which mitm6 answers with itself as DNS server. "No prefix" is not what it does.
+    mitm6 = ra(LL_X, X, lifetime=0, managed=True, other=True)
+    finding = only(findings([], [], router_adverts=(mitm6,)), "rogue-ra")
+    assert "announcing addresses and other configuration from DHCPv6" in finding.summary
+    other_only = ra(LL_Y, Y, "fd00:1::/64", other=True)
+    finding = only(findings([], [], router_adverts=(other_only,)), "rogue-ra")
+    assert "announcing fd00:1::/64, other configuration from DHCPv6" in finding.summary
