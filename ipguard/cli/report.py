@@ -54,6 +54,11 @@ def period(
         assert until is not None
         since = until.replace(day=1)
     elif until is None:
+        if since > now.date():  # the user gave no --until: name what the period ends with
+            raise InvalidValue(
+                f"--since {since} is after today ({now.date()}, UTC), where a period without "
+                "--until ends"
+            )
         until = now.date()
     if since > until:
         raise InvalidValue(f"--since {since} is after --until {until}")

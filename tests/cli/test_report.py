@@ -233,3 +233,14 @@ def test_a_month_that_has_not_ended_or_begun_is_said(cli: Cli, history: str) -> 
     assert ahead.stderr.startswith(
         f"warning: the period starts {next_month:%Y-%m-%d} 00:00 UTC, after now ("
     )
+
+
+def test_since_after_today_without_until_says_today(cli: Cli) -> None:
+    # It said "--since 2999-01-01 is after --until 2026-…", an --until nobody gave.
+    out = cli("report", "--format", "json", "--since", "2999-01-01")
+    today = datetime.now(UTC).date()
+    assert (out.exit_code, out.stderr) == (
+        2,
+        f"error: --since 2999-01-01 is after today ({today}, UTC), where a period without "
+        "--until ends\n",
+    )
