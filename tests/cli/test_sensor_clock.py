@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 import os
 import shutil
 import subprocess
@@ -49,3 +50,12 @@ def test_a_sensor_whose_clock_is_wrong_may_not_scan_a_shared_ledger(
     assert done.returncode == 1, done.stderr  # three unregistered hosts
     (run,) = json.loads(ipguard("runs", "list", "--format", "json").stdout)
     assert run["status"] == "complete"
+    # In Asia/Shanghai the times are still UTC: two minutes behind now, not eight hours off.
+    started = datetime.fromisoformat(run["started_at"].replace("Z", "+00:00"))
+    assert timedelta(minutes=1) < datetime.now(UTC) - started < timedelta(minutes=3)
+    found = json.loads(ipguard("findings", "list", "--format", "json").stdout)["findings"]
+    assert found
+    for item in found:  # three unregistered hosts: high, so due 24 h after first seen
+        first = datetime.fromisoformat(item["first_seen"].replace("Z", "+00:00"))
+        due = datetime.fromisoformat(item["report_due_at"].replace("Z", "+00:00"))
+        assert abs(first - started) < timedelta(minutes=1) and due - first == timedelta(hours=24)
