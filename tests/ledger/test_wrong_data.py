@@ -355,13 +355,22 @@ def test_interrupted_import_says_what_happened(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "big.csv", rows)
 
     def writing(name: str, process: subprocess.Popen[str], megabytes: int) -> None:
-        """Wait until the import writes its rows: its WAL holds over `megabytes` (30,000 rows
-        make about 20 MB; the migrations before them far less)."""
+        """Stop the import once it writes its rows: its WAL holds over `megabytes` (30,000 rows
+        make about 20 MB; the migrations before them far less).
+
+        The rows take about 0.6 s to write; on a loaded machine this loop may not run at all in
+        that time, and every signal came after the import (the suite failed at load 40). So the
+        import runs in steps of 2 ms, stopped (SIGSTOP) while its WAL is looked at: however long
+        this process waits for a core, the import cannot run past the point looked for. It is
+        left stopped there; the caller's SIGINT is delivered at its SIGCONT.
+        """
         wal, end = tmp_path / f"{name}-wal", time.monotonic() + 300
         while process.poll() is None and time.monotonic() < end:
+            process.send_signal(signal.SIGSTOP)
             if wal.exists() and wal.stat().st_size > megabytes * 1_000_000:
                 return
-            time.sleep(0.005)
+            process.send_signal(signal.SIGCONT)
+            time.sleep(0.002)
 
     def run(name: str, delay: float | int | None) -> tuple[int, str, int]:
         env = {**os.environ, "IPGUARD_DB": str(tmp_path / name), "IPGUARD_ACTOR": "tester"}
@@ -372,6 +381,7 @@ def test_interrupted_import_says_what_happened(tmp_path: Path) -> None:
         if isinstance(delay, int):  # megabytes of WAL written
             writing(name, process, delay)
             process.send_signal(signal.SIGINT)
+            process.send_signal(signal.SIGCONT)
         elif isinstance(delay, float):
             time.sleep(delay)
             process.send_signal(signal.SIGINT)
