@@ -44,6 +44,40 @@ def _held(site: str, wait: float) -> LockHeld:
     return LockHeld(f"another scan of site {site!r} is running; {hint}")
 
 
+def _give_to_ledger_owner(handle: int, database: Path) -> None:
+    """As root, make the lock file the ledger's owner's, as SQLite does with its -wal and -shm.
+
+    A scan run by hand with sudo on the ledger of the `ipguard` user left a lock file only root
+    could open, and every later cron scan of the site failed on it (exit 3) until someone
+    removed it.
+    """
+    if os.geteuid() != 0:
+        return
+    try:
+        owner = database.stat() if database.exists() else database.parent.stat()
+        os.fchown(handle, owner.st_uid, owner.st_gid)
+    except OSError:  # a file system without owners (vfat, some network mounts): nothing to keep
+        pass
+
+
+def _not_yours(path: Path, error: OSError) -> str:
+    """Why the lock file cannot be opened when it is someone else's."""
+    import pwd
+
+    try:
+        owner = pwd.getpwuid(path.stat().st_uid).pw_name
+    except (OSError, KeyError):
+        return (
+            f"cannot open the scan lock {path}: {error.strerror}; the ledger's directory and "
+            "file system must be writable"
+        )
+    return (
+        f"cannot open the scan lock {path}: it belongs to {owner}, not to the user scanning "
+        "(an ipguard run by hand as another user made it); remove it, or give it to the "
+        "ledger's owner with chown"
+    )
+
+
 @contextmanager
 def _sqlite_lock(store: Store, site: str, deadline: float) -> Iterator[None]:
     database = make_url(store.url).database or "ledger.db"
@@ -51,11 +85,14 @@ def _sqlite_lock(store: Store, site: str, deadline: float) -> Iterator[None]:
     path = Path(f"{database}.scan-{name}.lock")
     try:
         handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except PermissionError as error:
+        raise LedgerUnavailable(_not_yours(path, error)) from None
     except OSError as error:
         raise LedgerUnavailable(
             f"cannot open the scan lock {path}: {error.strerror}; the ledger's directory and "
             "file system must be writable"
         ) from None
+    _give_to_ledger_owner(handle, Path(database))
     try:
         waited = deadline - time.monotonic()
         while True:
