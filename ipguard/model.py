@@ -256,6 +256,7 @@ class RouterAdvert:
     evasion: tuple[str, ...] = ()
     dns_servers: tuple[str, ...] = ()  # recursive DNS server options (RFC 8106)
     routes: tuple[str, ...] = ()  # route information options (RFC 4191), canonical CIDR text
+    withdrawn: tuple[str, ...] = ()  # prefix options with valid lifetime 0: hosts drop them
 
 
 @dataclass(frozen=True)

@@ -119,7 +119,9 @@ def _ra_finding(
     managed = any(advert.managed for advert in heard)
     other = any(advert.other for advert in heard)
     offered = [", ".join(prefixes), _DHCP6[managed, other], _listed("DNS server", dns)]
+    withdrawn = sorted({prefix for advert in heard for prefix in advert.withdrawn})
     offered.append(_listed("route", routes))
+    offered.append(f"withdrawing {', '.join(withdrawn)}" if withdrawn else "")
     summary = (
         f"IPv6 router advertisement from {ip} ({mac}) "
         f"announcing {', '.join(part for part in offered if part) or 'no prefix'} {reason}"
@@ -142,6 +144,8 @@ def _ra_finding(
         detail["evasion"] = evasion
     if dns or routes:
         detail["dns_servers"], detail["routes"] = dns, routes
+    if withdrawn:
+        detail["withdrawn"] = withdrawn
     return _Said(summary, detail)
 
 

@@ -210,6 +210,7 @@ def parse_ra(frame: bytes, seen_at: datetime | None = None) -> RouterAdvert | No
     frame_mac = frame[6:12].hex(":")
     option_mac = ""
     prefixes: list[str] = []
+    withdrawn: list[str] = []
     dns: list[str] = []
     routes: list[str] = []
     at = 16
@@ -220,8 +221,8 @@ def parse_ra(frame: bytes, seen_at: datetime | None = None) -> RouterAdvert | No
         data = icmp[at + 2 : at + 8 * units]
         if kind == OPT_SOURCE_LL and len(data) >= 6:
             option_mac = data[:6].hex(":")
-        elif kind == OPT_PREFIX and units == 4:
-            _network(data[0], data[14:30], prefixes)
+        elif kind == OPT_PREFIX and units == 4:  # valid lifetime 0: withdrawn (RFC 4192)
+            _network(data[0], data[14:30], prefixes if data[2:6] != bytes(4) else withdrawn)
         elif kind == OPT_ROUTE_INFO and units <= 3:  # the prefix: 0, 8 or 16 bytes, zero-padded
             _network(data[0], data[6:].ljust(16, b"\0"), routes)
         elif kind == OPT_RDNSS and units >= 3 and units % 2:
@@ -240,6 +241,7 @@ def parse_ra(frame: bytes, seen_at: datetime | None = None) -> RouterAdvert | No
         evasion=extensions,
         dns_servers=tuple(dict.fromkeys(dns)),
         routes=tuple(dict.fromkeys(routes)),
+        withdrawn=tuple(dict.fromkeys(withdrawn)),
     )
 
 

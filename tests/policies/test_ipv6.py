@@ -236,3 +236,16 @@ def test_an_ra_sending_hosts_to_dhcpv6_says_so():
     other_only = ra(LL_Y, Y, "fd00:1::/64", other=True)
     finding = only(findings([], [], router_adverts=(other_only,)), "rogue-ra")
     assert "announcing fd00:1::/64, other configuration from DHCPv6" in finding.summary
+
+
+def test_a_registered_router_withdrawing_an_old_prefix_is_no_rogue():
+    # Renumbering: the old prefix goes out with valid lifetime 0 (withdrawn), outside the subnets
+    # the administrator already moved to the new one.
+    renumbering = replace(ra(LL_A, A, "2001:db8:20:1::/64"), withdrawn=("fd00:99::/64",))
+    ledger = [device(IP1, A, "router")]
+    assert judge(ledger, [], subnets=(SUBNET, V6), router_adverts=(renumbering,)) == set()
+    # A stranger's RA withdrawing a prefix is still a stranger's RA, and says what it withdraws.
+    stranger = replace(ra(LL_X, X), withdrawn=("2001:db8:20:1::/64",))
+    finding = only(findings([], [], router_adverts=(stranger,)), "rogue-ra")
+    assert "withdrawing 2001:db8:20:1::/64" in finding.summary
+    assert finding.detail["withdrawn"] == ["2001:db8:20:1::/64"]

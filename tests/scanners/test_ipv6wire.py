@@ -117,6 +117,20 @@ def test_an_ra_also_gives_the_dns_servers_and_routes_hosts_take_from_it():
     assert skipped is not None and skipped.routes == ()
 
 
+def test_a_prefix_with_valid_lifetime_0_is_withdrawn_not_announced():
+    # RFC 4192 renumbering, or a home router whose ISP changed its prefix (odhcpd): the old
+    # prefix is announced with valid lifetime 0 so that hosts drop it.
+    advert = parse_ra(
+        ra_frame(
+            ICMPv6NDOptPrefixInfo(prefix="2001:db8:1::", prefixlen=64),
+            ICMPv6NDOptPrefixInfo(prefix="fd00:5::", prefixlen=64, validlifetime=0,
+                                  preferredlifetime=0),
+        )
+    )  # fmt: skip
+    assert advert is not None
+    assert (advert.prefixes, advert.withdrawn) == (("2001:db8:1::/64",), ("fd00:5::/64",))
+
+
 def advertise(transaction: int) -> bytes:
     duid = DUID_LL(lladdr=ROUTER)
     ia = DHCP6OptIA_NA(iaid=1, ianaopts=[DHCP6OptIAAddress(addr="fd00:5::100")])
