@@ -178,6 +178,10 @@ def rogue_dhcp6(
             continue
         records = ledger.active_by_mac.get(mac, [])
         reason = "lacks role dhcp-server" if records else "is not registered"
+        servers = sorted({duid_mac(advert.server_duid) or mac for advert in heard} - {mac})
+        if roles & ROUTING_ROLES and servers:  # a relay agent: the server behind it is unknown
+            named = ", ".join(servers)
+            reason = f"relays for DHCPv6 server {named} (its DUID), no registered dhcp-server"
         offered = sorted({address for advert in heard for address in advert.addresses})
         summary = (
             f"DHCPv6 server {ip} ({mac}) advertised {', '.join(offered) or 'no address'} "
@@ -192,6 +196,8 @@ def rogue_dhcp6(
             "registered": [registration(record) for record in records],
             "roles": sorted(role.value for role in roles),
         }
+        if servers:
+            detail["duid_macs"] = servers
         found.append(Finding(kind, severity_of(kind, settings), ip, mac, None, summary, detail))
     return found
 

@@ -275,3 +275,5 @@ def test_a_dhcpv6_answer_relayed_by_the_gateway_is_the_registered_servers(tmp_pa
     # The server unregistered: the gateway relays for a server nobody approved.
     (finding,) = rogue_dhcp6(servers, PolicySettings(), LedgerIndex((gateway,), ""))
     assert (finding.ip, finding.mac) == (server.server_ip, link.router_mac)
+    assert f"relays for DHCPv6 server {link.server_mac}" in finding.summary
+    assert finding.detail["duid_macs"] == [link.server_mac]
