@@ -39,11 +39,11 @@ from ipguard.ledger import findings, watching
 from ipguard.ledger.scan_tables import FindingRow
 from ipguard.ledger.store import Store
 from ipguard.ledger.tables import utcnow
-from ipguard.scanners import rawsock
-from ipguard.scanners.passive import Capture, parse_frame
+from ipguard.scanners.passive import parse_frame
 from ipguard.watch import process, spooling, systemd
 from ipguard.watch.alerting import Digests
 from ipguard.watch.judge import Judge, Verdicts
+from ipguard.watch.link import Link
 
 FLUSH_SECONDS = 0.2  # frames wait at most this long to be judged and stored
 TICK_SECONDS = 5.0  # heartbeat, ledger poll, interface check
@@ -97,7 +97,7 @@ class Watcher:
         self._reload = False
         self._pending: list[tuple[float, Any]] = []
         self._backlog: list[tuple[datetime, Verdicts, Path | None]] = []
-        self._capture: Capture | None = None
+        self._link = Link(request.interface, self.warn, self.counts)
         self._ledger_version: tuple[int, str] | None = None
         self._ledger_down = False
         self._write_wait: float | None = None  # the store's own wait, but in the loop
@@ -116,14 +116,13 @@ class Watcher:
 
     def run(self) -> None:
         """Watch until stopped; raises IpguardError only for what stops it at the start."""
-        self._capture = Capture(self.request.interface)
+        self._link.open()
         try:
             self._start()
             with process.signals(self.stop, self.reload):
                 self._loop()
         finally:
-            if self._capture is not None:
-                self._capture.close()
+            self._link.close()
         systemd.notify("STOPPING=1")
         self._digests.stop(self.warn)
         self._finish()
@@ -203,14 +202,15 @@ class Watcher:
                 systemd.notify("WATCHDOG=1")
 
     def _read(self) -> None:
-        if self._capture is None:
+        capture = self._link.capture
+        if capture is None:
             self._stopping.wait(1.0)
-            self._reopen()
+            self._link.reopen()
             return
         try:
-            frames = self._capture.read(0.1)
+            frames = capture.read(0.1)
         except InterfaceError as error:
-            self._lost(str(error))
+            self._link.lost(str(error))
             return
         moment = time.monotonic()
         self.counts["frames_read"] += len(frames)
@@ -317,9 +317,7 @@ class Watcher:
     # -- every few seconds -----------------------------------------------------------------------
 
     def _tick(self) -> None:
-        if self._capture is not None:
-            self.counts["kernel_drops"] += self._capture.dropped()
-            self._check_interface()
+        self._link.check()
         if self._backlog:
             self._drain_backlog()
         try:
@@ -361,35 +359,6 @@ class Watcher:
                 "configuration reloaded; the ledger is unavailable, its last snapshot stays "
                 "in force until it answers"
             )
-
-    def _check_interface(self) -> None:
-        assert self._capture is not None
-        try:
-            info = rawsock.interface_info(self.request.interface)
-        except InterfaceError as error:
-            self._lost(str(error))
-            return
-        if info.index != self._capture.interface.index:
-            self._lost(f"interface {info.name} was replaced")
-        elif not info.up:
-            self._lost(f"interface {info.name} is down")
-
-    def _lost(self, why: str) -> None:
-        if self._capture is not None:
-            self._capture.close()
-            self._capture = None
-        self.counts["interface_lost"] += 1
-        self.warn(f"{why}; watching waits for it and listens again when it is back")
-
-    def _reopen(self) -> None:
-        try:
-            info = rawsock.interface_info(self.request.interface)
-            if not info.up:
-                return
-            self._capture = Capture(self.request.interface)
-        except InterfaceError:
-            return
-        self.warn(f"listening on {self.request.interface} again")
 
     def summary(self) -> dict[str, Any]:
         """The counts the watch run records: frames read, judged, ignored (by reason), findings."""

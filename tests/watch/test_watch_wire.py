@@ -254,3 +254,23 @@ def test_watch_refuses_an_interface_that_carries_no_ethernet(
         env=env(tmp_path),
     )
     assert listed.stdout.strip() == "[]"
+
+
+def test_a_sensor_whose_cable_is_pulled_says_so_and_when_it_is_back(
+    lab: Lab, watching: Watching
+) -> None:
+    """The switch port goes down (a pulled cable, a port shut by the switch): the interface stays
+    up but has no carrier, and nothing more arrives. Silence must not pass for a quiet LAN."""
+    watching.start()
+    lab.run(lab.switch_ns, ["ip", "link", "set", "p0", "down"])  # the scanner's switch port
+    try:
+        watching.wait(lambda: "eth0 has no link" in watching.stderr(), "the no-link warning", 20)
+    finally:
+        lab.run(lab.switch_ns, ["ip", "link", "set", "p0", "up"])
+    watching.wait(lambda: "eth0 has its link again" in watching.stderr(), "the link's return", 20)
+    arping = ["arping", "-U", "-c", "1", "-i", "eth0", "-S", "198.18.0.97", "198.18.0.97"]
+    lab.run("newcomer", arping, check=False)
+    watching.finding("unregistered-host", "198.18.0.97")
+    code, err = watching.stop()
+    assert code == 0, err
+    assert err.count("has no link") == 1  # said once, not at every check
