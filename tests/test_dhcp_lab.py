@@ -28,7 +28,7 @@ UNICAST = "chem-pc44"
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
-    reason = lab_unavailable("kea-dhcp4")
+    reason = lab_unavailable("kea-dhcp4", "dhcpd")
     if reason:
         pytest.skip(reason)
     with Lab.build(dhcp_servers()) as built:

@@ -9,6 +9,7 @@ process's namespace first keeps a root-namespace socket on the same port from fo
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import subprocess
@@ -70,6 +71,8 @@ def plan(host: Host, scenario: Scenario, workdir: Path) -> list[DaemonPlan]:
         plans.append(_dnsmasq_plan(host, scenario, workdir))
     if host.dhcp is not None and host.dhcp.kind == "kea":
         plans.append(_kea_plan(host, scenario, workdir))
+    if host.dhcp is not None and host.dhcp.kind == "isc":
+        plans.append(_isc_plan(host, scenario, workdir))
     if host.dhcp is not None and host.dhcp.kind == "unicast":
         plans.append(_unicast_plan(host, scenario))
     if host.ssdp:
@@ -246,6 +249,32 @@ def _kea_plan(host: Host, scenario: Scenario, workdir: Path) -> DaemonPlan:
         env=dirs,
         # Kea binds udp/67 a moment before its raw socket: a DISCOVER in between goes unanswered.
         ready_log="DHCP4_STARTED",
+    )
+
+
+def _isc_plan(host: Host, scenario: Scenario, workdir: Path) -> DaemonPlan:
+    """ISC dhcpd: Debian's own dhcpd.conf, read from the package, plus the subnet it serves.
+
+    Its lease and pid files go to the lab's workdir; ``-f`` keeps it in the foreground so that
+    the lab stops it, ``-4`` and the interface as Debian's /etc/default/isc-dhcp-server gives them.
+    """
+    assert host.dhcp is not None
+    segment = scenario.segment(host.segment)
+    network = ipaddress.ip_network(segment.cidr)
+    text = Path("/etc/dhcp/dhcpd.conf").read_text()
+    text += f"\nsubnet {network.network_address} netmask {network.netmask} {{\n"
+    text += f"  range {host.dhcp.first} {host.dhcp.last};\n"
+    if host.dhcp.router:
+        text += f"  option routers {host.dhcp.router};\n"
+    text += "}\n"
+    conf, leases = workdir / f"{host.name}-dhcpd.conf", workdir / f"{host.name}-dhcpd.leases"
+    argv = ("dhcpd", "-f", "-4", "-cf", str(conf), "-lf", str(leases), "-pf", "/dev/null", "eth0")
+    return DaemonPlan(
+        host.name,
+        "dhcpd udp/67",
+        argv,
+        ready=(("udp", 67),),
+        files={str(conf): text, str(leases): ""},
     )
 
 

@@ -8,7 +8,8 @@ One scan of it must see each of them; a test runs three scans in a row and a ben
   address before offering it (~3 s late);
 - ``physics-pc42``: ISC Kea with a minimal config (offers at once);
 - ``physics-pc43``: dnsmasq that also waits ``--dhcp-reply-delay=4`` before answering;
-- ``chem-pc44``: a server that unicasts its OFFER to the client's MAC.
+- ``chem-pc44``: a server that unicasts its OFFER to the client's MAC;
+- ``chem-pc45``: ISC dhcpd with Debian's dhcpd.conf (pings an address for a second first).
 
 Every rogue is a registered PC without role dhcp-server, so ``rogue-dhcp`` is its only finding.
 """
@@ -25,6 +26,7 @@ VARIANTS: dict[str, tuple[DhcpKind, int, int]] = {
     "physics-pc42": ("kea", 0, 42),
     "physics-pc43": ("dnsmasq", 4, 43),
     "chem-pc44": ("unicast", 0, 44),
+    "chem-pc45": ("isc", 0, 45),
 }
 """The rogue DHCP servers of :func:`dhcp_servers`, by host name."""
 

@@ -52,7 +52,7 @@ ExpectedFinding = tuple[str, str, str | None, int | None]
 """(kind, ip, mac or None, port or None) as ipguard should report it."""
 
 ServiceKind = Literal["banner", "http", "socat", "http-proxy", "socks"]
-DhcpKind = Literal["dnsmasq", "kea", "unicast"]
+DhcpKind = Literal["dnsmasq", "kea", "isc", "unicast"]
 
 
 @dataclass(frozen=True)
@@ -109,11 +109,13 @@ class DhcpServer:
     """A DHCP server handing out ``first``–``last`` of its host's segment, at its defaults.
 
     ``kind``: ``dnsmasq`` (pings an address before offering it, so it answers ~3 s late), ``kea``
-    (ISC Kea from Debian, answers at once) or ``unicast`` (:mod:`tests.lab.dhcp_unicast`, a small
-    server that unicasts its OFFER to the client's MAC whatever the broadcast flag says, as some
-    embedded servers do). ``router``: the router option it hands out; None leaves the server's
-    default (dnsmasq names itself, Kea and the unicast server give none). ``reply_delay``: dnsmasq's
-    ``--dhcp-reply-delay`` seconds, for a server that answers only after that long.
+    (ISC Kea from Debian, answers at once), ``isc`` (ISC dhcpd from Debian, which pings an address
+    for a second before offering it, ``ping-check`` being on by default) or ``unicast``
+    (:mod:`tests.lab.dhcp_unicast`, a small server that unicasts its OFFER to the client's MAC
+    whatever the broadcast flag says, as some embedded servers do). ``router``: the router option it
+    hands out; None leaves the server's default (dnsmasq names itself, Kea and the unicast server
+    give none). ``reply_delay``: dnsmasq's ``--dhcp-reply-delay`` seconds, for a server that answers
+    only after that long.
     """
 
     first: str
