@@ -161,7 +161,10 @@ def dhcp_options(data: bytes, start: int) -> dict[int, bytes]:
 def _text(raw: bytes | None) -> str:
     if not raw:
         return ""
-    return raw.rstrip(b"\x00")[:MAX_TEXT].decode("utf-8", "backslashreplace")
+    text = raw.rstrip(b"\x00")[:MAX_TEXT].decode("utf-8", "backslashreplace")
+    # A NUL inside: PostgreSQL keeps none in text (a finding carrying it failed to store, and the
+    # watcher with it), so it is written as the ledger writes it (runs.storable_text).
+    return text.replace("\x00", "\\u0000")
 
 
 def _ipv4(raw: bytes | None) -> str | None:

@@ -289,3 +289,39 @@ def test_floods_of_made_up_routers_and_dhcp_servers_open_a_bounded_number_of_fin
     assert ("rogue-dhcp", DHCP_SERVER, EVIL, "critical") in kinds(found)
     assert ("rogue-ra", "fe80::1", GW_MAC, "high") in kinds(found)  # a foreign prefix
     assert watcher.ignored["over_new_host_budget"] == 6_000 - int(NEW_HOSTS_BURST)
+
+
+def test_a_dhcp_hostname_with_a_nul_byte_is_judged_and_stored(db_url: str) -> None:
+    """A DHCP REQUEST naming a registered PC (chaddr is only data) with a hostname holding a NUL
+    byte: PostgreSQL stores no NUL in text, and the watcher died on the hostname-policy finding
+    carrying it. It is kept as an escape, as everything else the network sends is."""
+    from scapy.layers.dhcp import BOOTP, DHCP
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+
+    from ipguard.ledger import findings
+    from ipguard.ledger.store import Store
+    from ipguard.scanners.passive import parse_frame
+
+    frame = bytes(
+        Ether(src=EVIL, dst="ff:ff:ff:ff:ff:ff")
+        / IP(src="0.0.0.0", dst="255.255.255.255")
+        / UDP(sport=68, dport=67)
+        / BOOTP(op=1, chaddr=bytes.fromhex(PC_MAC.replace(":", "")))
+        / DHCP(options=[("message-type", "request"), ("requested_addr", PC),
+                        ("hostname", b"math-pc01\x00evil"), "end"])
+    )  # fmt: skip
+    client = parse_frame(frame)
+    assert isinstance(client, DhcpClient) and client.hostname == "math-pc01\\u0000evil"
+    (found,) = judge().judge([(0.0, client)], NOW).findings
+    assert found.kind is FindingKind.HOSTNAME_POLICY
+    store = Store(db_url)
+    with store.session() as session:
+        findings.sync(
+            session, site="lab", run_id=None, now=NOW, findings=[found], subnets=(),
+            phases=frozenset(), evidence=lambda _finding: {},
+        )  # fmt: skip
+    with store.session(write=False) as session:
+        (row,) = findings.list_findings(session, site="lab")
+    assert "math-pc01\\u0000evil" in row.summary
+    store.close()
