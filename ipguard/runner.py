@@ -35,6 +35,7 @@ from ipguard.addresses import ip_sort_key
 from ipguard.config import PolicySettings
 from ipguard.errors import IpguardError, LedgerUnavailable, ScanAborted
 from ipguard.ledger import devices, findings, locks, runs, skew
+from ipguard.ledger.coverage import Answered
 from ipguard.ledger.scan_tables import FindingRow, ScanRun
 from ipguard.ledger.store import Store
 from ipguard.ledger.tables import utcnow
@@ -238,7 +239,7 @@ def _record(
             phases=result.phases,
             evidence=runfacts.evidence_of(result),
             partial_hosts=result.partial_hosts,
-            live_hosts=result.live_hosts,
+            answered=Answered.of(result),
             snmp_polled=frozenset(
                 poll.device for poll in result.snmp if poll.answered and not poll.unread_vlans
             ),

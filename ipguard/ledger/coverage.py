@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ipguard.ledger.scan_tables import FindingRow
-from ipguard.model import FindingKind, ObservationSource, Phase
+from ipguard.model import FindingKind, ObservationSource, Phase, ScanResult
 
 # The phase whose absence of a sighting proves a finding is gone.
 DETECTED_BY: Mapping[FindingKind, Phase] = {
@@ -31,6 +32,35 @@ DETECTED_BY: Mapping[FindingKind, Phase] = {
 # names and signs were not looked at, so its findings of these phases stand.
 PER_HOST = frozenset({Phase.SERVICES, Phase.PROXY, Phase.NAMES, Phase.EVIDENCE})
 SNMP_SOURCE = ObservationSource.SNMP_ARP.value  # read from a router's ARP table
+# Findings about a registered device answering, judged only when it answers: a night without it
+# proves nothing about them.
+BY_DEVICE = frozenset({FindingKind.OUT_OF_POOL.value})
+
+
+@dataclass(frozen=True)
+class Answered:
+    """Who answered a run's sweep: the hosts its per-host phases looked at, and their MACs.
+
+    A finding about a host's ports, names or signs (or its registration, out-of-pool) stands
+    unless its host was looked at: its address answered, or its MAC did at another address (the
+    device moved, and what it has there is judged there).
+    """
+
+    ips: frozenset[str]
+    macs: frozenset[str]
+
+    @classmethod
+    def of(cls, result: ScanResult) -> Answered:
+        """The hosts of a run's result that answered its sweep (`ScanResult.live_hosts`)."""
+        ips = result.live_hosts
+        macs = frozenset(o.mac for o in result.observations if o.mac and o.ip in ips)
+        return cls(ips, macs)
+
+    def holds(self, row: FindingRow) -> bool:
+        """Whether the finding's host answered."""
+        return row.ip in self.ips or (row.mac is not None and row.mac in self.macs)
+
+
 # Findings about a record, whose subject is the record's own address wherever its device answered
 # (`detail.seen_at`): a run must have looked there to say the device is gone.
 BY_RECORD = frozenset(
@@ -49,11 +79,11 @@ def covered(
     phases: frozenset[Phase],
     partial_hosts: frozenset[str],
     snmp_polled: frozenset[str] = frozenset(),
-    live_hosts: frozenset[str] | None = None,
+    answered: Answered | None = None,
     same_link: bool = False,
 ) -> bool:
     """True when a complete run with these subnets, phases and hosts could have seen the finding
-    (`live_hosts` None: every host in the subnets answered). `same_link`: the run listened on the
+    (`answered` None: every host in the subnets answered). `same_link`: the run listened on the
     link where the finding was last seen, which covers a DHCP server at any address."""
     devices = snmp_devices(row)
     if devices is not None:
@@ -69,6 +99,9 @@ def covered(
     needed = DETECTED_BY.get(FindingKind(row.kind), Phase.SWEEP)
     if (row.detail or {}).get("family") == 6:  # a DHCPv6 server: heard by the ipv6 phase
         needed = Phase.IPV6
+    host_bound = needed in PER_HOST or row.kind in BY_DEVICE
+    if host_bound and answered is not None and not answered.holds(row):
+        return False
     if row.kind in BY_RECORD:
         seen_at = (row.detail or {}).get("seen_at")
         if isinstance(seen_at, list) and seen_at:
@@ -83,8 +116,6 @@ def covered(
     if needed is Phase.DHCP and same_link:
         return True
     if needed in (Phase.SERVICES, Phase.PROXY) and row.ip in partial_hosts:
-        return False
-    if needed in PER_HOST and live_hosts is not None and row.ip not in live_hosts:
         return False
     if row.ip is None:
         return True

@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 from ipguard.addresses import ip_sort_key
 from ipguard.errors import Conflict, NotFound
 from ipguard.ledger import audit
-from ipguard.ledger.coverage import covered
+from ipguard.ledger.coverage import Answered, covered
 from ipguard.ledger.scan_tables import FindingRow, ScanRun
 from ipguard.model import (
     Finding,
@@ -125,14 +125,14 @@ def sync(
     evidence: Callable[[Finding], dict[str, Any]],
     partial_hosts: frozenset[str] = frozenset(),
     snmp_polled: frozenset[str] = frozenset(),
-    live_hosts: frozenset[str] | None = None,
+    answered: Answered | None = None,
 ) -> SyncOutcome:
     """Record a complete run's findings: open new ones, update seen ones, resolve vanished ones.
 
     `snmp_polled` names the SNMP devices this run read completely: a finding raised from a
-    device's data alone is resolved only by a run that polled that device. `live_hosts` are the
-    hosts the per-host phases looked at (`ScanResult.live_hosts`; None: every host in the
-    subnets): a finding of those phases about another host is not resolved.
+    device's data alone is resolved only by a run that polled that device. `answered`: the
+    hosts the per-host phases looked at (None: every host in the subnets); a finding of those
+    phases (or out-of-pool) about another host is not resolved.
     """
     outcome = SyncOutcome()
     query = select(FindingRow).where(
@@ -171,7 +171,7 @@ def sync(
         heard = (
             row.kind == FindingKind.ROGUE_DHCP.value and _link_of(session, row.last_run_id) == link
         )
-        if covered(row, networks, phases, partial_hosts, snmp_polled, live_hosts, heard):
+        if covered(row, networks, phases, partial_hosts, snmp_polled, answered, heard):
             row.state = FindingState.RESOLVED.value
             row.resolved_at, row.resolved_run_id, row.resolved_by = now, run_id, "auto"
             session.add(row)

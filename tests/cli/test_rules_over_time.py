@@ -257,3 +257,37 @@ def test_a_home_router_serving_dhcp_from_its_own_network_is_resolved_once_unplug
     assert [f["id"] for f in json.loads(other_vlan.stdout)["findings"]] == [found["id"]]
     assert scan(cli, config)["findings"] == []
     assert listed(cli, "resolved") == [(found["id"], "rogue-dhcp")]
+
+
+def test_an_out_of_pool_pc_off_for_the_night_is_still_out_of_its_pool(
+    cli: Cli, config: Path
+) -> None:
+    """out-of-pool is about the registration, judged when the PC answers: a night without it
+    proved nothing (it was resolved, and came back each morning as a new incident)."""
+    cli("pools", "add", "math", "198.18.0.128/25")
+    cli("ledger", "add", *PC, "--owner", "liwei", "--department", "math")  # .10: outside
+    cli.scanner = FakeScanner([result(PC), result(), result(PC)])
+    (opened,) = scan(cli, config)["findings"]
+    assert opened["kind"] == "out-of-pool"
+    assert [f["id"] for f in scan(cli, config)["findings"]] == [opened["id"]]
+    assert [f["id"] for f in scan(cli, config)["findings"]] == [opened["id"]]
+
+
+def test_a_device_given_a_new_address_leaves_its_old_address_findings_behind(
+    cli: Cli, config: Path
+) -> None:
+    """The PC with an open proxy moves to a new address (`ledger edit --ip`) and the proxy is
+    gone: the run saw the device at its new address, so the finding at the old one is over."""
+    from ipguard.model import ProxyVerdict
+
+    cli("ledger", "add", *PC, "--owner", "liwei")
+    relay = ProxyVerdict(PC[0], 3128, "http-connect", True, "relayed")
+    moved = ("198.18.0.50", PC[1])
+    cli.scanner = FakeScanner(
+        [result(PC, services=[(PC[0], "tcp/3128")], proxies=[relay]), result(moved)]
+    )
+    (opened,) = scan(cli, config)["findings"]
+    assert opened["kind"] == "open-proxy"
+    assert cli("ledger", "edit", PC[0], "--ip", moved[0]).exit_code == 0
+    assert scan(cli, config)["findings"] == []
+    assert listed(cli, "resolved") == [(opened["id"], "open-proxy")]
