@@ -14,6 +14,9 @@ asset_tag, switch_port, ip, mac). For each name a registered, authorised host go
 - a NetBIOS name holds only the first 15 bytes of the computer's name (in the OEM code page: 15
   ASCII letters, 7 Chinese characters): one that long passes when it begins a name the rule
   accepts: the host's own full name (DNS, mDNS), or the name an anchored plain rule asks for;
+- a reverse-DNS name made from the address itself (host-10-20-1-7.pool.example, as a DNS server
+  generates them) names the address, not the computer: it is not judged, unless the rule uses
+  {ip};
 - an empty rule checks nothing; a placeholder whose field is empty for the device means the rule
   cannot be judged for it, so nothing is said; unregistered hosts are never judged (their names are
   in their unregistered-host finding).
@@ -183,6 +186,8 @@ def check(facts: RunFacts, settings: PolicySettingsLike, seen: Sightings) -> lis
         values = rule.values(record)
         if values is None:
             continue
+        if "ip" not in rule.fields:  # a name generated from the address names no computer
+            names = [name for name in names if not _made_from_address(name, ip)]
         failing, passing = _judge(rule, names, values)
         if not failing:
             continue
@@ -205,6 +210,20 @@ def check(facts: RunFacts, settings: PolicySettingsLike, seen: Sightings) -> lis
             Finding(kind, severity_of(kind, settings), ip, record.mac, None, summary, detail)
         )
     return found
+
+
+def _made_from_address(name: NameObservation, ip: str) -> bool:
+    """A reverse-DNS name a DNS server generated from the address (host-10-20-1-7, 7.1.20.10.dyn,
+    ip-010-020-001-007, as BIND's $GENERATE or an ISP's pool writes them)."""
+    octets = ip.split(".")
+    if name.source != NameSource.DNS or len(octets) != 4:
+        return False
+    text = name.name.lower()
+    for order in (octets, octets[::-1]):
+        spelled = "[-_.]".join(f"0*{octet}" for octet in order)
+        if re.search(rf"(?<![0-9]){spelled}(?![0-9])", text):
+            return True
+    return False
 
 
 def _judge(

@@ -323,3 +323,30 @@ def test_a_chinese_name_may_be_written_in_pinyin(rule, owner, names, expected):
     record = device(IP1, A, department="math", owner=owner)
     found = judge([record], [arp(IP1, A)], settings(hostname_rule=rule), names=named(*names))
     assert found == expected
+
+
+@pytest.mark.parametrize(
+    ("names", "expected"),
+    [
+        pytest.param(["host-10-20-1-1.school.example"], set(), id="the address in the name"),
+        pytest.param(["1-1-20-10.dyn.school.example"], set(), id="the address reversed"),
+        pytest.param(["ip-010-020-001-001"], set(), id="zero-padded octets"),
+        pytest.param(["1.1.20.10.pool.school.example"], set(), id="dotted, as in-addr.arpa"),
+        pytest.param(["host-10-20-1-1", "gamebox"], FAILS, id="the computer's own name still"),
+        pytest.param(["host-10-20-1-11"], FAILS, id="another address"),
+    ],
+)
+def test_a_reverse_dns_name_made_from_the_address_is_not_the_computers(names, expected):
+    """A DNS server that generates its PTR records (BIND $GENERATE, an ISP's pool) names the
+    address, not the computer: judged by the naming rule, every host failed every night."""
+    dns = [NameObservation(IP1, name, "dns") for name in names[:1]]
+    own = [NameObservation(IP1, name, "netbios") for name in names[1:]]
+    assert judge([MATH_LIWEI], [arp(IP1, A)], settings(hostname_rule=RULE), names=dns + own) == (
+        expected
+    )
+
+
+def test_a_rule_about_the_address_judges_such_names():
+    policy = settings(hostname_rule="^pc-{ip}$")
+    record = device(IP1, A)
+    assert judge([record], [arp(IP1, A)], policy, names=named("host-10-20-1-1")) == FAILS
