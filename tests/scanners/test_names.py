@@ -12,6 +12,7 @@ import socket
 import struct
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +21,7 @@ from ipguard.model import NameObservation
 from ipguard.scanners import dnswire
 from ipguard.scanners.names import NameProbe
 from ipguard.scanners.scope import Scope
+from tests.lab import daemons
 from tests.lab.builder import Lab
 from tests.lab.netns import inside
 
@@ -154,6 +156,45 @@ def test_netbios_and_mdns_names_come_from_the_host_itself(demo_lab: Lab) -> None
         (demo_lab.host("office-pc04").ip, "office-pc04", "dns"),
     }
     assert len(found) == 4
+
+
+@contextlib.contextmanager
+def avahi(lab: Lab, host: str, hostname: str, workdir: Path) -> Iterator[None]:
+    """Avahi, Linux's mDNS responder, on `host`: Debian's avahi-daemon.conf as packaged, with the
+    one change the lab needs (enable-dbus=no: no system bus there). It runs in a UTS namespace
+    of its own, named `hostname`, with its pid file on a private /run/avahi-daemon (one avahi per
+    machine otherwise), dropping root and chrooting as it does at its defaults."""
+    conf = workdir / "avahi-daemon.conf"
+    stock = Path("/etc/avahi/avahi-daemon.conf").read_text()
+    conf.write_text(stock.replace("[server]\n", "[server]\nenable-dbus=no\n", 1))
+    assert "enable-dbus=no" in conf.read_text(), "Debian's avahi-daemon.conf has no [server]"
+    script = (
+        "mkdir -p /run/avahi-daemon && mount -t tmpfs tmpfs /run/avahi-daemon && "
+        f'hostname {hostname} && exec avahi-daemon -f "$1"'
+    )
+    argv = ["unshare", "--mount", "--uts", "sh", "-c", script, "avahi", str(conf)]
+    plan = daemons.DaemonPlan(host, "avahi-daemon udp/5353", tuple(argv), (("udp", 5353),),
+                              ready_log="Server startup complete")  # fmt: skip
+    started = daemons.start(plan, lab.host(host).ns, workdir)
+    try:
+        daemons.wait_ready([started])
+        yield
+    finally:
+        daemons.stop([started])
+
+
+def test_avahi_answers_with_the_name_it_announces(
+    demo_lab: Lab, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A real mDNS responder (Linux desktops, many printers and NAS boxes run Avahi) answers the
+    probe's unicast reverse query with its host name in .local."""
+    workdir = tmp_path_factory.mktemp("avahi")
+    workdir.chmod(0o755)  # avahi reads its configuration before dropping root
+    target = demo_lab.host("math-pc06").ip
+    probe = NameProbe(Scope([demo_lab.subnet]), dns_servers=[], timeout=1.0, netbios=False)
+    with avahi(demo_lab, "math-pc06", "li-wei-desktop", workdir), inside(demo_lab.scanner_ns):
+        found = probe.lookup([target])
+    assert {(o.ip, o.name, o.source) for o in found} == {(target, "li-wei-desktop.local", "mdns")}
 
 
 def test_hostile_answers_are_kept_faithfully_but_bounded(demo_lab: Lab) -> None:
