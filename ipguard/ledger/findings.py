@@ -7,6 +7,7 @@ finding that comes back is a new incident (acknowledged still if its acknowledge
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -113,6 +114,19 @@ def _opened(
     return row
 
 
+def _take_turn(session: Session, site: str) -> None:
+    """Write a site's findings one writer at a time, until the transaction ends (PostgreSQL).
+
+    A watcher, which takes no scan lock, beside a scan (or two watchers) both found a new finding
+    missing and both opened it: the second died on uq_finding_live. SQLite's writers take turns
+    already (each holds the file's write lock).
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        digest = hashlib.sha256(f"ipguard-findings:{site}".encode()).digest()
+        turn = int.from_bytes(digest[:8], "big", signed=True)
+        session.execute(sa.select(sa.func.pg_advisory_xact_lock(turn)))
+
+
 def sync(
     session: Session,
     *,
@@ -135,6 +149,7 @@ def sync(
     phases (or out-of-pool) about another host is not resolved.
     """
     outcome = SyncOutcome()
+    _take_turn(session, site)
     query = select(FindingRow).where(
         FindingRow.site == site, FindingRow.state != FindingState.RESOLVED.value
     )

@@ -268,3 +268,47 @@ def test_a_write_told_how_long_to_wait_gives_up_on_another_writers_lock(db_url: 
         assert runs.get(session, run.id).counts["frames_read"] == 3
     holder.close()
     watcher.close()
+
+
+def test_a_watcher_and_a_scan_opening_the_same_finding_at_once_make_one(db_url: str) -> None:
+    """The watcher takes no scan lock: its batch and a scan's results may store the same new
+    finding in the same moment. On PostgreSQL both read "no such finding" and both opened one; the
+    second then stayed open for ever, neither updated nor resolved (one per key is looked at)."""
+    import threading
+
+    from ipguard.ledger import findings
+    from ipguard.model import Finding, FindingKind
+
+    newcomer = Finding(
+        FindingKind.UNREGISTERED_HOST, Severity.HIGH, "198.18.0.7", "00:16:3e:00:00:01", None, "new"
+    )
+
+    def sync(session) -> None:
+        findings.sync(
+            session, site="lab", run_id=None, now=NOW, findings=[newcomer], subnets=(),
+            phases=frozenset(), evidence=lambda _f: {},
+        )  # fmt: skip
+
+    first, second = Store(db_url), Store(db_url)
+    errors: list[BaseException] = []
+
+    def beside() -> None:
+        try:
+            with second.session() as session:
+                sync(session)
+        except BaseException as error:  # shown by the assertion below
+            errors.append(error)
+
+    with first.session() as session:
+        sync(session)
+        session.flush()
+        thread = threading.Thread(target=beside)
+        thread.start()
+        thread.join(0.5)  # the other writer reads and writes now, while this one is not done
+    thread.join(30)
+    assert not errors, errors
+    with first.session(write=False) as session:
+        live = findings.list_findings(session, site="lab", live_only=True)
+    assert [(row.kind, row.ip) for row in live] == [("unregistered-host", "198.18.0.7")]
+    first.close()
+    second.close()
