@@ -113,7 +113,11 @@ def diff(
             older, newer = runs.get(session, run_a), runs.get(session, run_b)
         if older.id == newer.id:
             raise InvalidValue(f"both runs are {older.id}; name two different runs")
-        changes = diff_results(runs.load_results(session, older), runs.load_results(session, newer))
+        changes = diff_results(
+            runs.load_results(session, older),
+            runs.load_results(session, newer),
+            (older.subnets, newer.subnets),
+        )
     if fmt == Shown.json:
         emit_json({"from_run": older.id, "to_run": newer.id, **changes.as_json()})
         return

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,15 +73,39 @@ def _by_port(pair: tuple[str, str]) -> tuple[tuple[int, int, str], str, int]:
     return ip_sort_key(pair[0]), proto, int(port) if port.isdigit() else 0
 
 
-def diff_results(older: ScanResult, newer: ScanResult) -> RunDiff:
-    """Compare two runs' sightings.
+def _looked_at_by_both(
+    older: ScanResult, newer: ScanResult, subnets: tuple[Sequence[str], Sequence[str]]
+) -> Callable[[str], bool]:
+    """Whether both runs looked for an address: inside both runs' subnets, or (IPv6) both ran
+    the ipv6 phase, which listens to the whole link. Runs without subnets restrict nothing."""
+    both = [[ipaddress.ip_network(subnet) for subnet in side] for side in subnets]
+    listened = Phase.IPV6 in older.phases & newer.phases
+
+    def looked(ip: str) -> bool:
+        address = ipaddress.ip_address(ip)
+        if address.version == 6 and listened:
+            return True
+        return all(not side or any(address in net for net in side) for side in both)
+
+    return looked
+
+
+def diff_results(
+    older: ScanResult,
+    newer: ScanResult,
+    subnets: tuple[Sequence[str], Sequence[str]] = ((), ()),
+) -> RunDiff:
+    """Compare two runs' sightings, of the addresses both looked at (`subnets`: each run's).
 
     A MAC seen at a new IP is an IP change (a move), not a disappearance plus an appearance; an IP
     answering from a new MAC is a MAC change. Services and names are compared only for hosts both
-    runs saw with the phase that collects them.
+    runs saw with the phase that collects them. A host outside the other run's subnets (a run of
+    part of the site, `scan --subnet`) did not disappear or appear: nobody looked for it.
     """
     diff = RunDiff()
-    before, after = _pairs(older), _pairs(newer)
+    looked = _looked_at_by_both(older, newer, subnets)
+    before = {pair for pair in _pairs(older) if looked(pair[0])}
+    after = {pair for pair in _pairs(newer) if looked(pair[0])}
     gone, new = before - after, after - before
     # A move stays within one address family: a dual-stack host that gains an IPv6 address kept
     # its IPv4 one, and a privacy address replacing another is the IPv6 move.
