@@ -2,7 +2,8 @@
 
 Only polls of devices that answered are judged (a half-read table proves nothing). Ports are named
 `SWITCH:IFNAME` as the ledger's `switch_port` reads them (`core-1:Gi1/0/3`, compared ignoring
-case). A port is an uplink, never an access port, when an LLDP neighbour was announced on it or
+case and how the interface type is spelled: Gi1/0/3, GigabitEthernet1/0/3 and GE1/0/3 are one
+port). A port is an uplink, never an access port, when an LLDP neighbour was announced on it or
 it carries more than `uplink_min_macs` MACs; uplinks raise nothing. A logical unit, as Junos learns
 MACs on (`ge-0/0/1.0`), stands for its physical port (`ge-0/0/1`), which administrators register
 and LLDP announces.
@@ -27,10 +28,37 @@ from ipguard.policies.sightings import Sightings
 
 EXEMPT_ROLES = (Role.SWITCH, Role.ACCESS_POINT)
 _UNIT = re.compile(r"\.\d+$")  # a logical unit's suffix: ge-0/0/1.0, ae0.100
+_IFNAME = re.compile(r"([a-z][a-z-]*?)[\s-]*(\d.*)")  # type, then the numbers: Gi1/0/3
+# An interface type as configurations spell it, and as status tables and ifName shorten it
+# (Cisco IOS and NX-OS, Huawei VRP, H3C Comware).
+_TYPES = {
+    "gigabitethernet": ("gi", "g", "ge", "gig"),
+    "fastethernet": ("fa", "f", "fe"),
+    "tengigabitethernet": ("te", "ten", "tengige", "xge", "xgigabitethernet"),
+    "twogigabitethernet": ("tw", "twogige"),
+    "fivegigabitethernet": ("fi", "fivegige"),
+    "twentyfivegige": ("twe", "25ge"),
+    "fortygigabitethernet": ("fo", "fortygige", "40ge"),
+    "hundredgige": ("hu", "hundredgigabitethernet", "100ge"),
+    "ethernet": ("eth", "et", "e"),
+    "port-channel": ("po", "portchannel"),
+}
+_TYPE_OF = {short: full for full, shorts in _TYPES.items() for short in (full, *shorts)}
+
+
+def port_key(name: str) -> str:
+    """`SWITCH:IFNAME` compared: casefolded, the interface type spelled out (Gi1/0/3 and
+    GigabitEthernet1/0/3 are one port)."""
+    switch, colon, interface = name.strip().casefold().rpartition(":")
+    spelled = _IFNAME.fullmatch(interface.strip())
+    if spelled is None or spelled.group(1) not in _TYPE_OF:
+        return f"{switch}{colon}{interface.strip()}"
+    return f"{switch}{colon}{_TYPE_OF[spelled.group(1)]}{spelled.group(2)}"
 
 
 def names_of(key: str) -> set[str]:
-    """A port's casefolded `SWITCH:IFNAME` and, for a logical unit, its physical port's."""
+    """A port's `port_key` and, for a logical unit, its physical port's."""
+    key = port_key(key)
     return {key, _UNIT.sub("", key)}
 
 
@@ -55,7 +83,7 @@ def ports(polls: Iterable[SnmpPoll]) -> dict[str, Port]:
     found: dict[str, Port] = {}
 
     def port(device: str, if_name: str) -> Port:
-        key = f"{device}:{if_name}".casefold()
+        key = port_key(f"{device}:{if_name}")  # one port, as FDB and LLDP may spell it
         if key not in found:
             found[key] = Port(device, if_name)
         return found[key]
@@ -108,7 +136,7 @@ def _wrong_ports(
         for mac in sorted(port.macs):
             registered = [record for record in by_mac.get(mac, ()) if record.switch_port.strip()]
             if not registered or any(
-                record.switch_port.strip().casefold() in names_of(key) for record in registered
+                port_key(record.switch_port) in names_of(key) for record in registered
             ):
                 continue
             record = registered[0]
@@ -142,7 +170,7 @@ def _unmanaged(
     settings: PolicySettingsLike,
 ) -> list[Finding]:
     exempt = {
-        record.switch_port.strip().casefold()
+        port_key(record.switch_port)
         for record in records
         if record.switch_port.strip() and record.has_role(*EXEMPT_ROLES)
     }

@@ -157,3 +157,32 @@ def test_junos_logical_units_are_their_physical_ports(
 ) -> None:
     found = judge(JUNOS_LEDGER, snmp=(polled,))
     assert {item for item in found if item[0] in ("wrong-port", "unmanaged-switch")} == expected
+
+
+@pytest.mark.parametrize(
+    ("registered", "learnt", "same"),
+    [
+        ("GigabitEthernet1/0/1", "Gi1/0/1", True),  # `show run` against ifName
+        ("Gi1/0/1", "GigabitEthernet1/0/1", True),
+        ("gi 1/0/1", "Gi1/0/1", True),
+        ("GE0/0/1", "GigabitEthernet0/0/1", True),  # Huawei's display against its ifName
+        ("XGE0/0/1", "XGigabitEthernet0/0/1", True),
+        ("Te1/1/1", "TenGigabitEthernet1/1/1", True),
+        ("Fa0/3", "FastEthernet0/3", True),
+        ("Eth1/5", "Ethernet1/5", True),  # NX-OS
+        ("GigabitEthernet1/0/1", "Gi1/0/10", False),
+        ("Fa0/1", "Gi0/1", False),
+        ("Gi1/0/1", "Te1/0/1", False),
+    ],
+)
+def test_a_port_is_the_same_port_however_it_is_spelled(registered, learnt, same) -> None:
+    """Administrators copy a port's name from the configuration (GigabitEthernet1/0/1) or from a
+    status table (Gi1/0/1); the switch's ifName gives one of them: every registered device was a
+    wrong-port every run, and a registered desk switch's port an unmanaged-switch."""
+    ledger = (
+        device(IP1, A, switch_port=f"{SW}:{registered}"),
+        device(IP2, B, "switch", switch_port=f"{SW}:{registered}"),
+    )
+    found = judge(ledger, snmp=(poll((A, learnt), (B, learnt), (X, learnt)),))
+    kinds = {item[0] for item in found}
+    assert ("wrong-port" in kinds, "unmanaged-switch" in kinds) == (not same, not same)
