@@ -53,7 +53,7 @@ def import_(
     encoding: Annotated[
         str | None,
         typer.Option(
-            help="CSV text encoding, e.g. gb18030 or latin-1 (default: UTF-8; GB18030 "
+            help="CSV text encoding, e.g. cp1252 or gb18030 (default: UTF-8; GB18030 "
             "when the whole file is clearly that)."
         ),
     ] = None,

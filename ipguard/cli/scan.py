@@ -45,42 +45,68 @@ def make_scanner() -> Scanner:
 
 def scan(
     ctx: typer.Context,
-    interface: Annotated[str | None, typer.Option(help="Interface to sweep from.")] = None,
+    interface: Annotated[
+        str | None, typer.Option(help="Interface to sweep from (default: [scan] interface, eth0).")
+    ] = None,
     subnet: Annotated[
         list[str] | None,
         typer.Option(
             "--subnet",
-            help="Subnet to scan (repeatable); must lie inside [scan] subnets. An IPv6 prefix: "
-            "neighbour discovery on the interface's link, never a sweep.",
+            help="Subnet to scan (repeatable; default: [scan] subnets); must lie inside [scan] "
+            "subnets. An IPv6 prefix: neighbour discovery on the interface's link, never a sweep.",
         ),
     ] = None,
     rate: Annotated[
-        int | None, typer.Option(help="Probes per second.", min=1, max=MAX_RATE)
+        int | None,
+        typer.Option(
+            help="Probes per second, all phases together (default: [scan] rate, 2000).",
+            min=1,
+            max=MAX_RATE,
+        ),
     ] = None,
     no_services: Annotated[
-        bool, typer.Option("--no-services", help="Skip the nmap service scan.")
+        bool,
+        typer.Option(
+            "--no-services", help="Skip the nmap service scan (as [scan] services = false)."
+        ),
     ] = False,
     phases: Annotated[
         str | None,
         typer.Option(
             "--phases",
-            help="Comma-separated phases to run (default: all): "
-            "sweep,services,proxy,dhcp,names,evidence,snmp.",
+            help="Comma-separated phases to run: sweep,services,proxy,dhcp,names,evidence,snmp,"
+            "ipv6 (default: all; ipv6 only when the interface has IPv6 on a link in scope).",
             metavar="LIST",
         ),
     ] = None,
     full: Annotated[
-        bool, typer.Option("--full", help="Service-scan every live host, changed or not.")
+        bool,
+        typer.Option(
+            "--full",
+            help="Service-scan every live host, changed or not (default: only hosts whose MAC or "
+            "open ports changed; every host when the last full scan is older than [scan] "
+            "full_rescan_hours, 24).",
+        ),
     ] = False,
-    site: Annotated[str | None, typer.Option(help="Site name this sensor reports as.")] = None,
+    site: Annotated[
+        str | None,
+        typer.Option(help="Site name this sensor reports as (default: [scan] site, main)."),
+    ] = None,
     fmt: Annotated[ScanFormat, typer.Option("--format", help="Output format.")] = ScanFormat.table,
     fail_on: Annotated[
-        str | None, typer.Option(help="Exit 1 when a finding at or above this severity is open.")
+        str | None,
+        typer.Option(
+            help="Exit 1 when a finding at or above this severity is open: info, low, medium, "
+            "high or critical (default: [policy] fail_on, high)."
+        ),
     ] = None,
     wait: Annotated[
         float,
         typer.Option(
-            help="Seconds to wait for another scan of the site to finish.", min=0, max=86_400
+            help="Seconds to wait for another scan of the site to finish (default 0: exit 3 at "
+            "once).",
+            min=0,
+            max=86_400,
         ),
     ] = 0.0,
     quiet: Annotated[

@@ -27,12 +27,19 @@ def finding_line(event: str, row: FindingRow) -> str:
 
 def watch(
     ctx: typer.Context,
-    interface: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
-    site: Annotated[str | None, typer.Option(help="Site name this sensor reports as.")] = None,
+    interface: Annotated[
+        str | None, typer.Option(help="Interface to listen on (default: [scan] interface, eth0).")
+    ] = None,
+    site: Annotated[
+        str | None,
+        typer.Option(help="Site name this sensor reports as (default: [scan] site, main)."),
+    ] = None,
     subnet: Annotated[
         list[str] | None,
         typer.Option(
-            "--subnet", help="Subnet whose claims are judged (repeatable); inside [scan] subnets."
+            "--subnet",
+            help="Subnet whose claims are judged (repeatable; default: [scan] subnets); inside "
+            "[scan] subnets.",
         ),
     ] = None,
     quiet: Annotated[
