@@ -24,18 +24,20 @@ from ipguard.errors import InterfaceError, ScanError
 from ipguard.model import Dhcp6Advert, RouterAdvert
 from ipguard.scanners import rawsock
 from ipguard.scanners.dhcp import random_client_mac
-from ipguard.scanners.ipv6bpf import upper_layer_filter
-from ipguard.scanners.ipv6wire import (
+from ipguard.scanners.dhcp6wire import (
     DHCP6_ADVERTISE,
     DHCP6_CLIENT_PORT,
+    build_dhcp6_solicit,
+    parse_advertise,
+)
+from ipguard.scanners.ipv6bpf import upper_layer_filter
+from ipguard.scanners.ipv6wire import (
     ETH_P_IPV6,
     ICMPV6_RA,
     NH_ICMPV6,
     NH_UDP,
-    build_dhcp6_solicit,
     build_solicitation,
     link_local,
-    parse_advertise,
     parse_ra,
 )
 

@@ -1,9 +1,10 @@
-"""IPv6 on the wire, with the standard library only: the Router Solicitation, DHCPv6 SOLICIT,
-echo requests and Neighbor Solicitations we send, the Router Advertisements and ADVERTISEs we read.
+"""IPv6 on the wire, with the standard library only: the Router Solicitation, echo requests and
+Neighbor Solicitations we send, the Router Advertisements and neighbour messages we read (DHCPv6:
+`scanners.dhcp6wire`).
 
 Layouts: RFC 8200 (IPv6 header), RFC 4443 (ICMPv6 checksum, echo section 4.1), RFC 4861 (RS
-section 4.1, RA 4.2, NS 4.3, NA 4.4, options 4.6), RFC 4291 section 2.7.1 (solicited-node groups),
-RFC 8415 (DHCPv6 messages, DUID-LL, IA_NA). Importing this costs nothing. Everything read comes
+section 4.1, RA 4.2, NS 4.3, NA 4.4, options 4.6), RFC 4291 section 2.7.1 (solicited-node groups).
+Importing this costs nothing. Everything read comes
 from whoever is on the link, so the parsers never raise and refuse any frame whose lengths do not
 add up.
 """
@@ -17,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
 
-from ipguard.model import Dhcp6Advert, RouterAdvert
+from ipguard.model import RouterAdvert
 
 ETH_P_IPV6 = 0x86DD
 ETH_HEADER = 14
@@ -29,13 +30,8 @@ ICMPV6_PARAM_PROBLEM, UNRECOGNIZED_OPTION = 4, 2  # RFC 4443 section 3.4: type, 
 ICMPV6_RS, ICMPV6_RA, ICMPV6_NS, ICMPV6_NA = 133, 134, 135, 136
 OPT_SOURCE_LL, OPT_TARGET_LL, OPT_PREFIX = 1, 2, 3  # RFC 4861 section 4.6
 OPT_ROUTE_INFO, OPT_RDNSS = 24, 25  # RFC 4191 section 2.3, RFC 8106 section 5.1
-DHCP6_CLIENT_PORT, DHCP6_SERVER_PORT = 546, 547
-DHCP6_SOLICIT, DHCP6_ADVERTISE = 1, 2
-OPT_CLIENTID, OPT_SERVERID, OPT_IA_NA, OPT_IAADDR, OPT_ELAPSED = 1, 2, 3, 5, 8
-OPT_ORO, OPT_DNS = 6, 23
 ALL_NODES = "ff02::1"
 ALL_ROUTERS = "ff02::2"
-ALL_DHCP_AGENTS = "ff02::1:2"
 IF_INET6 = Path("/proc/thread-self/net/if_inet6")  # this thread's namespace
 SCOPE_LINK = 0x20
 # if_inet6 flags of addresses that cannot be used as a source (yet): RFC 4862 DAD pending or failed.
@@ -90,15 +86,17 @@ def build_echo(
     """
     body = struct.pack("!BBHHH", ICMPV6_ECHO_REQUEST, 0, 0, ident, sequence) + b"ipguard ndp\0"
     extension = UNKNOWN_OPTION_HEADER if erroneous else b""
-    return _frame(_mac(mac), source, ALL_NODES, NH_ICMPV6, body, hop_limit=255, extension=extension)
+    return ipv6_frame(
+        mac_bytes(mac), source, ALL_NODES, NH_ICMPV6, body, hop_limit=255, extension=extension
+    )
 
 
 def build_neighbor_solicitation(mac: str, source: str, target: str) -> bytes:
     """A Neighbor Solicitation for ``target`` to its solicited-node group, our link-layer option."""
-    own = _mac(mac)
+    own = mac_bytes(mac)
     packed = ipaddress.IPv6Address(target).packed
     body = bytes([ICMPV6_NS, 0, 0, 0]) + bytes(4) + packed + bytes([OPT_SOURCE_LL, 1]) + own
-    return _frame(own, source, solicited_node(target), NH_ICMPV6, body, hop_limit=255)
+    return ipv6_frame(own, source, solicited_node(target), NH_ICMPV6, body, hop_limit=255)
 
 
 def target_link_layer(icmp: bytes, option: int = OPT_TARGET_LL) -> bytes | None:
@@ -118,38 +116,19 @@ def target_link_layer(icmp: bytes, option: int = OPT_TARGET_LL) -> bytes | None:
     return None
 
 
-def multicast_mac(address: str) -> bytes:
+def multicastmac_bytes(address: str) -> bytes:
     """The Ethernet group address of an IPv6 multicast address (RFC 2464 section 7)."""
     return b"\x33\x33" + ipaddress.IPv6Address(address).packed[-4:]
 
 
 def build_solicitation(mac: str, source: str) -> bytes:
     """A Router Solicitation to ff02::2 from ``source`` with our link-layer address option."""
-    own = _mac(mac)
+    own = mac_bytes(mac)
     body = bytes([ICMPV6_RS, 0, 0, 0]) + bytes(4) + bytes([OPT_SOURCE_LL, 1]) + own
-    return _frame(own, source, ALL_ROUTERS, NH_ICMPV6, body, hop_limit=255)
+    return ipv6_frame(own, source, ALL_ROUTERS, NH_ICMPV6, body, hop_limit=255)
 
 
-def build_dhcp6_solicit(mac: str, source: str, client_mac: str, transaction: int) -> bytes:
-    """A DHCPv6 SOLICIT to ff02::1:2 (UDP 546 → 547), DUID-LL of ``client_mac``, one IA_NA."""
-    own = _mac(mac)
-    duid = struct.pack("!HH", 3, 1) + _mac(client_mac)  # DUID-LL, hardware type Ethernet
-    options = (
-        _option(OPT_CLIENTID, duid)
-        + _option(OPT_ELAPSED, b"\x00\x00")
-        + _option(OPT_IA_NA, struct.pack("!III", 1, 0, 0))
-        + _option(OPT_ORO, struct.pack("!H", OPT_DNS))
-    )
-    message = struct.pack("!I", (DHCP6_SOLICIT << 24) | (transaction & 0xFFFFFF)) + options
-    udp = struct.pack("!HHHH", DHCP6_CLIENT_PORT, DHCP6_SERVER_PORT, UDP_HEADER + len(message), 0)
-    return _frame(own, source, ALL_DHCP_AGENTS, NH_UDP, udp + message, hop_limit=1)
-
-
-def _option(code: int, data: bytes) -> bytes:
-    return struct.pack("!HH", code, len(data)) + data
-
-
-def _frame(
+def ipv6_frame(
     own: bytes,
     source: str,
     dest: str,
@@ -169,7 +148,7 @@ def _frame(
         body = bytes([next_header]) + extension[1:] + body
         next_header = NH_DEST_OPTIONS
     header = struct.pack("!IHBB", 6 << 28, len(body), next_header, hop_limit) + src + dst
-    return multicast_mac(dest) + own + struct.pack("!H", ETH_P_IPV6) + header + body
+    return multicastmac_bytes(dest) + own + struct.pack("!H", ETH_P_IPV6) + header + body
 
 
 def _checksum(data: bytes) -> int:
@@ -181,11 +160,11 @@ def _checksum(data: bytes) -> int:
     return ~total & 0xFFFF
 
 
-def _mac(text: str) -> bytes:
+def mac_bytes(text: str) -> bytes:
     return bytes.fromhex(text.replace(":", ""))
 
 
-def _ipv6_payload(frame: bytes, protocol: int) -> tuple[bytes, tuple[str, ...]] | None:
+def payload_of(frame: bytes, protocol: int) -> tuple[bytes, tuple[str, ...]] | None:
     """(payload, extension headers walked) of an IPv6 frame carrying ``protocol``, directly or
     behind extension headers (see `upper_layer`)."""
     upper = upper_layer(frame)
@@ -194,13 +173,13 @@ def _ipv6_payload(frame: bytes, protocol: int) -> tuple[bytes, tuple[str, ...]] 
     return frame[upper.start : upper.end], upper.extensions
 
 
-def _source(frame: bytes) -> str:
+def source_of(frame: bytes) -> str:
     return str(ipaddress.IPv6Address(frame[ETH_HEADER + 8 : ETH_HEADER + 24]))
 
 
 def parse_ra(frame: bytes, seen_at: datetime | None = None) -> RouterAdvert | None:
     """The Router Advertisement in an Ethernet frame, or None for anything else."""
-    found = _ipv6_payload(frame, NH_ICMPV6)
+    found = payload_of(frame, NH_ICMPV6)
     if found is None:
         return None
     icmp, extensions = found
@@ -230,7 +209,7 @@ def parse_ra(frame: bytes, seen_at: datetime | None = None) -> RouterAdvert | No
         at += 8 * units
     mac = option_mac or frame_mac
     return RouterAdvert(
-        source_ip=_source(frame),
+        source_ip=source_of(frame),
         source_mac=mac,
         router_lifetime=lifetime,
         managed=bool(flags & 0x80),
@@ -271,7 +250,7 @@ def parse_neighbour(frame: bytes) -> tuple[str, str, int] | None:
     code, short or naming a multicast target is invalid. An NS from the unspecified address is
     duplicate address detection asking whether an address is free: no claim (None).
     """
-    found = _ipv6_payload(frame, NH_ICMPV6)
+    found = payload_of(frame, NH_ICMPV6)
     if found is None or frame[ETH_HEADER + 7] != 255:
         return None
     icmp = found[0]
@@ -288,51 +267,6 @@ def parse_neighbour(frame: bytes) -> tuple[str, str, int] | None:
     if len(mac) != 6 or mac[0] & 0x01 or mac == bytes(6):  # a group or zero MAC is no device
         return None
     return str(ipaddress.IPv6Address(address)), mac.hex(":"), kind
-
-
-def parse_advertise(
-    frame: bytes, transaction: int, seen_at: datetime | None = None
-) -> Dhcp6Advert | None:
-    """The DHCPv6 ADVERTISE for ``transaction`` in an Ethernet frame, or None for anything else."""
-    found = _ipv6_payload(frame, NH_UDP)
-    if found is None:
-        return None
-    udp = found[0]
-    if len(udp) < UDP_HEADER + 4 or struct.unpack_from("!H", udp, 2)[0] != DHCP6_CLIENT_PORT:
-        return None
-    message = udp[UDP_HEADER:]
-    head = struct.unpack_from("!I", message)[0]
-    if head >> 24 != DHCP6_ADVERTISE or head & 0xFFFFFF != transaction & 0xFFFFFF:
-        return None
-    options = _options(message[4:])
-    if options is None:
-        return None
-    addresses = []
-    for code, data in options:
-        if code == OPT_IA_NA and len(data) >= 12:
-            for inner, value in _options(data[12:]) or []:
-                if inner == OPT_IAADDR and len(value) >= 24:
-                    addresses.append(str(ipaddress.IPv6Address(value[:16])))
-    duid = next((data.hex() for code, data in options if code == OPT_SERVERID), "")
-    return Dhcp6Advert(
-        server_ip=_source(frame),
-        server_mac=frame[6:12].hex(":"),
-        addresses=tuple(dict.fromkeys(addresses)),
-        server_duid=duid,
-        seen_at=seen_at,
-    )
-
-
-def _options(data: bytes) -> list[tuple[int, bytes]] | None:
-    """DHCPv6 options (code, data); None when one runs past the end."""
-    found, at = [], 0
-    while at + 4 <= len(data):
-        code, length = struct.unpack_from("!HH", data, at)
-        if at + 4 + length > len(data):
-            return None
-        found.append((code, data[at + 4 : at + 4 + length]))
-        at += 4 + length
-    return found
 
 
 # --- extension headers ---------------------------------------------------------------------------

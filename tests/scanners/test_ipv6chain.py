@@ -26,10 +26,10 @@ from scapy.layers.inet6 import (
 from scapy.layers.l2 import Ether
 
 from ipguard.scanners import ipv6disc, passive, rawsock
+from ipguard.scanners.dhcp6wire import parse_advertise
 from ipguard.scanners.ipv6 import _advertise_filter, _ra_filter
 from ipguard.scanners.ipv6wire import (
     MAX_EXTENSIONS,
-    parse_advertise,
     parse_na,
     parse_ra,
     upper_layer,

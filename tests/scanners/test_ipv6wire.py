@@ -23,11 +23,10 @@ from scapy.layers.inet6 import (
 )
 from scapy.layers.l2 import Ether
 
+from ipguard.scanners.dhcp6wire import build_dhcp6_solicit, parse_advertise
 from ipguard.scanners.ipv6wire import (
-    build_dhcp6_solicit,
     build_solicitation,
     link_local,
-    parse_advertise,
     parse_ra,
 )
 
