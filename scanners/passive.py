@@ -22,6 +22,7 @@ What each frame says:
   nothing); a Router Advertisement: a `RouterAdvert`, as the ipv6 phase
   records it. Both are parsed by `scanners.ipv6wire`, the phase's own parsers, behind any IPv6
   extension headers too (the RA's `evasion` names them).
+- A DHCPv6 ADVERTISE or REPLY to a client: a `Dhcp6Advert`, as the ipv6 phase records its own.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ipguard.errors import InterfaceError, ScanError
-from ipguard.model import DhcpOffer, RouterAdvert
-from ipguard.scanners import dhcpwire, ipv6wire, rawsock
+from ipguard.model import Dhcp6Advert, DhcpOffer, RouterAdvert
+from ipguard.scanners import dhcp6wire, dhcpwire, ipv6wire, rawsock
 from ipguard.scanners.ipv6bpf import upper_layer_filter
 
 WHAT = "watch"
@@ -81,16 +82,18 @@ class DhcpClient:
     vendor_class: str = ""  # option 60
 
 
-Parsed = ArpClaim | DhcpOffer | DhcpClient | RouterAdvert
+Parsed = ArpClaim | DhcpOffer | DhcpClient | RouterAdvert | Dhcp6Advert
 
 
 def capture_filter(snaplen: int = SNAPLEN) -> list[rawsock.Insn]:
-    """Kernel filter: ARP; unfragmented IPv4 UDP with source or destination port 67 or 68; ICMPv6
-    Router Advertisements, Neighbor Solicitations and Advertisements, also behind IPv6 extension
-    headers (neighbour discovery needs none: they are how a rogue RA slips past RA Guard)."""
+    """Kernel filter: ARP; unfragmented IPv4 UDP with source or destination port 67 or 68; IPv6
+    UDP to port 546 (a DHCPv6 server's answer); ICMPv6 Router Advertisements, Neighbor
+    Solicitations and Advertisements, also behind IPv6 extension headers (neighbour discovery
+    needs none: they are how a rogue RA slips past RA Guard)."""
     insn, ldh, ldb = rawsock.Insn, rawsock.LDH_ABS, rawsock.LDB_ABS
     jeq = rawsock.JEQ_K
-    # Jump offsets count from the next instruction: 14 is accept, 15 reject, 16 the IPv6 part.
+    # Jump offsets count from the next instruction: 14 is accept, 15 reject, 16 the IPv6 part:
+    # DHCPv6 to a client (UDP port 546, no extension header), then neighbour discovery.
     return [
         insn(ldh, k=12),  # 0: EtherType
         insn(jeq, 12, 0, ETH_P_ARP),  # 1
@@ -108,7 +111,14 @@ def capture_filter(snaplen: int = SNAPLEN) -> list[rawsock.Insn]:
         insn(jeq, 0, 1, 68),  # 13
         insn(rawsock.RET_K, k=snaplen),  # 14: accept
         insn(rawsock.RET_K, k=0),  # 15: reject
-        *upper_layer_filter(  # 16
+        insn(ldh, k=12),  # 16: EtherType
+        insn(jeq, 0, 5, ipv6wire.ETH_P_IPV6),  # 17: else to 23
+        insn(ldb, k=20),  # 18: IPv6 next header
+        insn(jeq, 0, 3, socket.IPPROTO_UDP),  # 19
+        insn(ldh, k=56),  # 20: UDP destination port
+        insn(jeq, 0, 1, dhcp6wire.DHCP6_CLIENT_PORT),  # 21: a server's answer to a client
+        insn(rawsock.RET_K, k=snaplen),  # 22: accept
+        *upper_layer_filter(  # 23
             ipv6wire.NH_ICMPV6,
             [(rawsock.LDB_IND, 0, (ipv6wire.ICMPV6_RA, ipv6wire.ICMPV6_NS, ipv6wire.ICMPV6_NA))],
             snaplen,
@@ -223,10 +233,15 @@ def parse_frame(frame: bytes, seen_at: datetime | None = None) -> Parsed | None:
     return parse_dhcp(frame, seen_at)
 
 
-def parse_ndp(frame: bytes, seen_at: datetime | None = None) -> ArpClaim | RouterAdvert | None:
-    """A Neighbor Advertisement's claim or a Router Advertisement, or None for anything else."""
+def parse_ndp(
+    frame: bytes, seen_at: datetime | None = None
+) -> ArpClaim | RouterAdvert | Dhcp6Advert | None:
+    """A neighbour message's claim, a Router Advertisement or a DHCPv6 server's answer to a
+    client, or None for anything else."""
     if len(frame) <= ipv6wire.ETH_HEADER + ipv6wire.IPV6_HEADER:
         return None
+    if frame[ipv6wire.ETH_HEADER + 6] == ipv6wire.NH_UDP:
+        return dhcp6wire.parse_answer(frame, seen_at)
     plain = frame[ipv6wire.ETH_HEADER + 6] == ipv6wire.NH_ICMPV6  # the usual case, read at once
     if not plain or frame[ipv6wire.ETH_HEADER + ipv6wire.IPV6_HEADER] == ipv6wire.ICMPV6_RA:
         advert = ipv6wire.parse_ra(frame, seen_at)

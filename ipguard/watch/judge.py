@@ -8,12 +8,12 @@ judged by exactly the rules (and severities) a scan applies:
   `last_seen` moves): unregistered-host, ip-mac-mismatch, mac-moved and the lifecycle kinds;
 - the MACs that claimed one IP within `[watch] duplicate_window` seconds are judged together:
   duplicate-ip (arpwatch's "flip flop");
-- DHCP OFFERs, ACKs and NAKs are a server's answers: rogue-dhcp; a client's hostname at the
-  address it asks for: hostname-policy;
-- an IPv6 Neighbor Advertisement is a claim of its target address, judged as an ARP claim is (a
-  registered static IPv6 claimed by another MAC: ip-mac-mismatch); a Router Advertisement is judged
-  as the ipv6 phase's are: rogue-ra (from a MAC without role router or gateway, or announcing a
-  prefix outside the subnets).
+- DHCP OFFERs, ACKs and NAKs, and DHCPv6 ADVERTISEs and REPLYs, are a server's answers:
+  rogue-dhcp; a client's hostname at the address it asks for: hostname-policy;
+- an IPv6 Neighbor Advertisement (Solicitation) is a claim of its target (source) address,
+  judged as an ARP claim is (a registered static IPv6 claimed by another MAC: ip-mac-mismatch);
+  a Router Advertisement is judged as the ipv6 phase's are: rogue-ra (from a MAC without role
+  router or gateway, or announcing a prefix outside the subnets).
 
 IPv6 neighbours (`ipguard.watch.neighbours`): the claims of a MAC that is no active record here
 are folded into its stable address, one finding per MAC, as a scan folds them; a registered
@@ -44,6 +44,7 @@ from typing import Any
 from ipguard.config import PolicySettings
 from ipguard.model import (
     Binding,
+    Dhcp6Advert,
     DhcpOffer,
     Finding,
     FindingKind,
@@ -89,6 +90,7 @@ class Verdicts:
     sightings: list[Observation] = field(default_factory=list)  # to store in the watch run
     offers: list[DhcpOffer] = field(default_factory=list)
     adverts: list[RouterAdvert] = field(default_factory=list)  # router advertisements
+    dhcp6: list[Dhcp6Advert] = field(default_factory=list)  # DHCPv6 servers' answers
     clients: dict[str, DhcpClient] = field(default_factory=dict)  # by MAC: the latest message
     judged: int = 0  # frames kept and set against what is known (the rest were ignored)
     evaluated: int = 0  # of those, the ones that went through the policies (new or due again)
@@ -123,6 +125,11 @@ class Verdicts:
         }
         if adverts:
             watched["router_adverts"] = adverts[:8]
+        servers = [
+            a for a in self.dhcp6 if (a.server_ip, a.server_mac) == (finding.ip, finding.mac)
+        ]
+        if servers:
+            watched["dhcp6_adverts"] = [{"offered_ips": list(a.addresses)} for a in servers[:8]]
         return {"watch": watched}
 
     def _sent_from(self, ip: str, mac: str) -> dict[str, list[str]]:
@@ -213,6 +220,13 @@ class Judge:
                 ):
                     verdicts.offers.append(item)
                     verdicts.evaluated += 1
+            elif isinstance(item, Dhcp6Advert):
+                said = f"{item.server_ip}|{item.server_mac}"
+                if self._due(("dhcp6", said), moment) and self._afford(
+                    ("dhcp6", said), moment, item.server_ip, item.server_mac
+                ):
+                    verdicts.dhcp6.append(item)
+                    verdicts.evaluated += 1
             elif isinstance(item, RouterAdvert):
                 if self._neighbours.learn_router(item, self._index):
                     self._with_routers()  # its address is the router's from now on
@@ -231,8 +245,10 @@ class Judge:
         self._prune(latest)
         verdicts.findings += self._pairs(pairs, now, verdicts)
         verdicts.findings += self._duplicates(touched, latest, now)
-        if verdicts.offers:
-            found = self._evaluate(now, dhcp_offers=tuple(verdicts.offers))
+        if verdicts.offers or verdicts.dhcp6:
+            found = self._evaluate(
+                now, dhcp_offers=tuple(verdicts.offers), dhcp6_adverts=tuple(verdicts.dhcp6)
+            )
             verdicts.findings += [f for f in found if f.kind is FindingKind.ROGUE_DHCP]
         if verdicts.adverts:
             # The subnets, for once: a registered router's prefix outside them is rogue-ra too.

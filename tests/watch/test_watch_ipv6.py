@@ -10,6 +10,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from scapy.layers.dhcp6 import (
+    DUID_LL,
+    DHCP6_Advertise,
+    DHCP6_Reply,
+    DHCP6_Solicit,
+    DHCP6OptIA_NA,
+    DHCP6OptIAAddress,
+    DHCP6OptServerId,
+)
+from scapy.layers.inet import UDP
 from scapy.layers.inet6 import (
     ICMPv6ND_NA,
     ICMPv6ND_NS,
@@ -22,9 +32,10 @@ from scapy.layers.inet6 import (
 from scapy.layers.l2 import ARP, Ether
 
 from ipguard.config import PolicySettings
-from ipguard.model import Binding, Role, RouterAdvert
-from ipguard.scanners.passive import ArpClaim, parse_frame
+from ipguard.model import Binding, Dhcp6Advert, Role, RouterAdvert
+from ipguard.scanners.passive import ArpClaim, capture_filter, parse_frame
 from ipguard.watch.judge import Judge
+from tests.bpf import run_filter
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 GW_MAC, PC_MAC, EVIL = "02:18:00:00:00:01", "02:18:00:00:00:20", "00:16:3e:00:00:66"
@@ -272,3 +283,36 @@ def test_a_solicitation_from_a_registered_static_ipv6_by_another_mac_is_a_mismat
     assert found([ns(STATIC, PC_MAC)]) == set()
     assert found([ns(STATIC, EVIL, dst="ff02::1")]) == {("ip-mac-mismatch", STATIC, EVIL, "high")}
     assert found([ns("::", EVIL, target=STATIC, option=False)]) == set()  # DAD: no claim
+
+
+def dhcp6(mac: str, message=DHCP6_Advertise, *, sport: int = 547, dport: int = 546) -> bytes:
+    """A DHCPv6 server's answer to a client's SOLICIT (mitm6 sends these to every Windows PC)."""
+    answer = message(trid=0x4242) / DHCP6OptServerId(duid=DUID_LL(lladdr=mac))
+    answer = answer / DHCP6OptIA_NA(iaid=1, ianaopts=[DHCP6OptIAAddress(addr="fe80::8301:1")])
+    return bytes(
+        Ether(src=mac, dst="02:18:00:00:00:20")
+        / IPv6(src="fe80::66", dst="fe80::20")
+        / UDP(sport=sport, dport=dport)
+        / answer
+    )
+
+
+def test_a_dhcpv6_server_answering_a_client_is_judged_as_the_probe_judges_it() -> None:
+    advert = parse_frame(dhcp6(EVIL), NOW)
+    assert isinstance(advert, Dhcp6Advert)
+    assert (advert.server_ip, advert.server_mac, advert.addresses) == (
+        "fe80::66",
+        EVIL,
+        ("fe80::8301:1",),
+    )
+    assert parse_frame(dhcp6(EVIL, DHCP6_Reply)) is not None  # the lease itself
+    client = dhcp6(PC_MAC, DHCP6_Solicit, sport=546, dport=547)
+    assert parse_frame(client) is None  # a client asking: no server
+    program = capture_filter()
+    assert run_filter(program, dhcp6(EVIL)) and not run_filter(program, client)
+    assert found([dhcp6(EVIL)]) == {("rogue-dhcp", "fe80::66", EVIL, "critical")}
+    assert found([dhcp6(GW_MAC)]) == {("rogue-dhcp", "fe80::66", GW_MAC, "critical")}
+    served = (*LEDGER, Binding("198.18.0.53", EVIL, roles=frozenset({Role.DHCP_SERVER})))
+    made = judge()
+    made.load(served, {})
+    assert made.judge(claims([dhcp6(EVIL)]), NOW).findings == []

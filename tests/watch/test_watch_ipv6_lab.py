@@ -3,7 +3,8 @@ radvd and THC-IPv6's fake_router6 (behind hop-by-hop and fragment headers, named
 answer a Router Solicitation from THC-IPv6's dump_router6, and THC-IPv6's fake_advertise6
 advertises a registered static IPv6 address, then the registered router's link-local address,
 from another MAC; THC-IPv6's fake_solicitate6 solicits from a registered static address with
-another MAC, and an unregistered host's own solicitations show it.
+another MAC, and an unregistered host's own solicitations show it; THC-IPv6's dump_dhcp6 solicits
+DHCPv6, and the rogue dnsmasq's answer is rogue-dhcp.
 
 The watcher runs in the scanner's namespace with its real kernel filter; the lab's bridge floods
 every frame (a mirror port), so that RAs answered to another host reach it too.
@@ -22,6 +23,7 @@ from tests.lab.builder import Lab
 from tests.lab.fixtures import lab_unavailable
 from tests.lab.ipv6_lab import (
     ATTACKER,
+    DHCP6_ROGUE,
     PREFIX,
     RADVD_ROGUE,
     ROUTER,
@@ -39,7 +41,7 @@ from tests.watch.test_watch_lab import DEADLINE, Watching, wait_for, watched
 
 pytestmark = pytest.mark.lab
 TOOLS = ("radvd", "atk6-fake_router6", "atk6-fake_advertise6", "atk6-dump_router6",
-         "atk6-fake_solicitate6")  # fmt: skip
+         "atk6-fake_solicitate6", "atk6-dump_dhcp6")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +68,7 @@ def test_watch_reports_rogue_router_advertisements_and_a_taken_static_ipv6(
     lab: Lab, watching: Watching
 ) -> None:
     rogue, attacker, router = (lab.host(name).mac for name in (RADVD_ROGUE, ATTACKER, ROUTER))
+    server = lab.host(DHCP6_ROGUE).mac
     taker = lab.host(TAKER).mac
     watching.start()
 
@@ -100,6 +103,10 @@ def test_watch_reports_rogue_router_advertisements_and_a_taken_static_ipv6(
     send += f"s.sendto(b'', ({slaac!r}, 9))"  # one datagram: the kernel resolves the neighbour
     netns.run(lab.host(STRANGER).ns, ["python3", "-c", send])
     wait_for(lambda: stranger in macs_of("unregistered-host"), "the stranger", DEADLINE)
+    # A client's SOLICIT (THC-IPv6's dump_dhcp6) and the rogue DHCPv6 server's answer to it:
+    # rogue-dhcp, as the ipv6 phase reports the server it solicits itself.
+    with background(lab, STRANGER, ["atk6-dump_dhcp6", "eth0"]):
+        wait_for(lambda: server in macs_of("rogue-dhcp"), "the DHCPv6 server", DEADLINE)
 
     found = watching.findings()
     rogue_ra = {f["mac"]: f for f in found if f["kind"] == "rogue-ra"}
