@@ -215,29 +215,20 @@ class Judge:
             elif isinstance(item, DhcpOffer):
                 # A NAK after an OFFER (or the reverse) is news: the finding says both.
                 said = f"{item.server_ip}|{item.server_mac}|{item.message}"
-                if self._due(("offer", said), moment) and self._afford(
-                    ("offer", said), moment, item.server_ip, item.server_mac
-                ):
+                if self._news(("offer", said), moment, item.server_ip, item.server_mac, verdicts):
                     verdicts.offers.append(item)
-                    verdicts.evaluated += 1
             elif isinstance(item, Dhcp6Advert):
                 said = f"{item.server_ip}|{item.server_mac}"
-                if self._due(("dhcp6", said), moment) and self._afford(
-                    ("dhcp6", said), moment, item.server_ip, item.server_mac
-                ):
+                if self._news(("dhcp6", said), moment, item.server_ip, item.server_mac, verdicts):
                     verdicts.dhcp6.append(item)
-                    verdicts.evaluated += 1
             elif isinstance(item, RouterAdvert):
                 if self._neighbours.learn_router(item, self._index):
                     self._with_routers()  # its address is the router's from now on
                 said = f"{item.source_ip}|{item.source_mac}|{item.frame_mac}|"
                 said += ",".join(item.prefixes)
                 said += f"|{','.join(item.evasion)}"  # an RA Guard evasion is news of its own
-                if self._due(("advert", said), moment) and self._afford(
-                    ("advert", said), moment, item.source_ip, item.source_mac
-                ):
+                if self._news(("advert", said), moment, item.source_ip, item.source_mac, verdicts):
                     verdicts.adverts.append(item)
-                    verdicts.evaluated += 1
             else:
                 self._client(item, moment, verdicts)
             verdicts.judged += 1
@@ -316,6 +307,16 @@ class Judge:
             or claim.ip in index.isolated_by_ip
             or bool(index.records_of(claim.mac))
         )
+
+    def _news(
+        self, key: tuple[str, str], moment: float, ip: str, mac: str, verdicts: Verdicts
+    ) -> bool:
+        """True (and counted as evaluated) when a server's answer or a router's advertisement is
+        to be judged now: not judged within REJUDGE_SECONDS, and within the budget."""
+        if self._due(key, moment) and self._afford(key, moment, ip, mac):
+            verdicts.evaluated += 1
+            return True
+        return False
 
     def _afford(self, key: tuple[str, str], moment: float, ip: str, mac: str) -> bool:
         """A DHCP server or router the ledger knows (its address or MAC) is always judged; a
