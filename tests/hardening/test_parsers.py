@@ -622,3 +622,14 @@ def test_nmap_xml_reader(xml: bytes) -> None:
 def test_banner_is_one_printable_line(raw: bytes) -> None:
     banner = services._banner(raw)
     assert shown_as_is(banner)
+
+
+def test_a_netbios_name_cut_inside_a_chinese_character_keeps_its_whole_characters() -> None:
+    """Windows cuts a computer's name to 15 bytes of its OEM code page, even inside a
+    double-byte character: the name read back drops the half, not the whole name to mojibake."""
+    cut = "a数学-张小明老师".encode("gbk")[:15]  # the last byte is half of 师
+    table = bytes([1]) + cut + bytes([0x00]) + struct.pack("!H", 0x0400)
+    assert dnswire.netbios_names(table) == [("a数学-张小明老", 0, False)]
+    whole = "财务-PC02".encode("gbk").ljust(15, b" ")
+    table = bytes([1]) + whole + bytes([0x00]) + struct.pack("!H", 0x0400)
+    assert dnswire.netbios_names(table) == [("财务-PC02", 0, False)]

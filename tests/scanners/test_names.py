@@ -272,14 +272,3 @@ def test_names_are_text_with_visible_bad_bytes_and_a_length_cap() -> None:
     assert dnswire.text((b"host", b"\xff\xfe", b"local")) == "host.\\xff\\xfe.local"
     assert len(dnswire.text((b"a" * 63,) * 5)) == 255
     assert dnswire.text((b"a" * 63,) * 5).endswith("a…")
-
-
-def test_a_netbios_name_cut_inside_a_chinese_character_keeps_its_whole_characters() -> None:
-    """Windows cuts a computer's name to 15 bytes of its OEM code page, even inside a
-    double-byte character: the name read back drops the half, not the whole name to mojibake."""
-    cut = "a数学-张小明老师".encode("gbk")[:15]  # the last byte is half of 师
-    table = bytes([1]) + cut + bytes([0x00]) + struct.pack("!H", 0x0400)
-    assert dnswire.netbios_names(table) == [("a数学-张小明老", 0, False)]
-    whole = "财务-PC02".encode("gbk").ljust(15, b" ")
-    table = bytes([1]) + whole + bytes([0x00]) + struct.pack("!H", 0x0400)
-    assert dnswire.netbios_names(table) == [("财务-PC02", 0, False)]
