@@ -266,11 +266,34 @@ class Judge:
                 self.ignored["over_address_limit"] += 1
                 return False
             macs = self._window[claim.ip] = {}
-        if claim.mac not in macs and len(macs) >= MAX_MACS_PER_ADDRESS:
-            self.ignored["over_mac_limit"] += 1
-            return False
-        macs[claim.mac] = moment
         key = (claim.ip, claim.mac)
+        if claim.mac not in macs and len(macs) >= MAX_MACS_PER_ADDRESS:
+            # The window is full (a flood, or made-up MACs kept claiming an address to hide the
+            # real spoofer behind them): no more MACs are remembered for duplicate-ip, but the
+            # claim is still judged alone, within the made-up stations' budget.
+            if not self._due(key, moment):
+                return False
+            if not self._new_hosts.take(moment):
+                del self._judged[key]
+                self.ignored["over_mac_limit"] += 1
+                return False
+        else:
+            macs[claim.mac] = moment
+            if not self._due(key, moment):
+                self._note(claim, key, verdicts)
+                return True
+            if not self._known(claim) and not self._new_hosts.take(moment):
+                del self._judged[key]
+                self.ignored["over_new_host_budget"] += 1
+                return True
+        self._note(claim, key, verdicts)
+        pairs.setdefault(claim.ip, []).append(claim.mac)
+        verdicts.evaluated += 1
+        return True
+
+    @staticmethod
+    def _note(claim: ArpClaim, key: tuple[str, str], verdicts: Verdicts) -> None:
+        """The claim's ARP kind and sender, for the evidence of what it is judged to be."""
         ops = verdicts.ops.setdefault(key, [])
         if claim.op not in ops and len(ops) < MAX_OPS:
             ops.append(claim.op)
@@ -278,15 +301,6 @@ class Judge:
             senders = verdicts.senders.setdefault(key, [])
             if claim.frame_mac not in senders and len(senders) < MAX_OPS:
                 senders.append(claim.frame_mac)
-        if not self._due(key, moment):
-            return True
-        if not self._known(claim) and not self._new_hosts.take(moment):
-            del self._judged[key]
-            self.ignored["over_new_host_budget"] += 1
-            return True
-        pairs.setdefault(claim.ip, []).append(claim.mac)
-        verdicts.evaluated += 1
-        return True
 
     def _in_scope(self, ip: str) -> bool:
         """`ip in self.scope`, remembered: a flood repeats the same few hundred addresses."""

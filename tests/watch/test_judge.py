@@ -118,15 +118,23 @@ def test_two_macs_claiming_one_address_within_the_window_are_a_duplicate() -> No
     assert kinds(later.findings) == {("ip-mac-mismatch", PC, OTHER, "high")}
 
 
-def test_claims_outside_the_scope_and_beyond_the_limits_are_counted_not_kept() -> None:
+def test_claims_outside_the_scope_are_counted_and_beyond_the_window_judged_alone() -> None:
     watcher = judge()
     outside = watcher.judge([(0.0, ArpClaim("10.1.2.3", EVIL, "reply"))], NOW)
     assert (outside.judged, outside.findings) == (0, [])
     flood = [(0.0, ArpClaim("198.18.0.99", f"00:16:3e:00:01:{n:02x}", "reply")) for n in range(40)]
     found = watcher.judge(flood, NOW).findings
     duplicate = next(f for f in found if f.kind is FindingKind.DUPLICATE_IP)
-    assert len(duplicate.detail["macs"]) == MAX_MACS_PER_ADDRESS
-    assert watcher.ignored == {"out_of_scope": 1, "over_mac_limit": 40 - MAX_MACS_PER_ADDRESS}
+    assert len(duplicate.detail["macs"]) == MAX_MACS_PER_ADDRESS  # what is remembered
+    # Each MAC beyond is judged alone all the same, within the made-up stations' budget.
+    assert sum(f.kind is FindingKind.UNREGISTERED_HOST for f in found) == 40
+    assert watcher.ignored == {"out_of_scope": 1}
+    # A flood of them: the budget spent, the rest is counted, not judged.
+    more = [(0.5, ArpClaim("198.18.0.99", f"00:16:3e:03:{n // 256:02x}:{n % 256:02x}", "reply"))
+            for n in range(3_000)]  # fmt: skip
+    judged = watcher.judge(more, NOW).evaluated
+    assert judged + watcher.ignored["over_mac_limit"] == 3_000
+    assert judged <= NEW_HOSTS_BURST - 40 + 1
 
 
 def test_randomized_macs_are_said_so_and_may_be_lowered() -> None:
@@ -325,3 +333,16 @@ def test_a_dhcp_hostname_with_a_nul_byte_is_judged_and_stored(db_url: str) -> No
         (row,) = findings.list_findings(session, site="lab")
     assert "math-pc01\\u0000evil" in row.summary
     store.close()
+
+
+def test_made_up_macs_filling_an_address_do_not_hide_the_real_spoofer() -> None:
+    """At most MAX_MACS_PER_ADDRESS MACs per address are remembered for duplicate-ip. An attacker
+    who keeps that many made-up MACs claiming the gateway (one frame each every few seconds) had
+    every further MAC ignored: its own, the one really spoofing the gateway, was never named."""
+    watcher = judge()
+    junk = [
+        (0.0, ArpClaim(GW, f"00:16:3e:00:02:{n:02x}", "reply")) for n in range(MAX_MACS_PER_ADDRESS)
+    ]
+    assert len(watcher.judge(junk, NOW).findings) > MAX_MACS_PER_ADDRESS  # and duplicate-ip
+    spoof = watcher.judge([(1.0, ArpClaim(GW, EVIL, "reply"))], NOW).findings
+    assert ("ip-mac-mismatch", GW, EVIL, "critical") in kinds(spoof)
