@@ -169,6 +169,11 @@ def _crontab(args: Sequence[str], user: str | None, *, text: str | None = None) 
         )
     if user:
         home_of(user)  # refuses a user that does not exist
+        if os.geteuid() != 0 and user != _me():
+            raise InvalidValue(
+                f"--user {user}: only root may change another user's crontab; run it with "
+                f"sudo, or as {user} without --user"
+            )
     argv = [binary, *(["-u", user] if user else []), *args]
     try:
         # Other lines of a crontab may be in any encoding (a Latin-1 comment): kept byte for byte.
@@ -188,6 +193,12 @@ def _crontab(args: Sequence[str], user: str | None, *, text: str | None = None) 
         reason = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"
         raise OperationalError(f"crontab {' '.join(args)}: {reason}")
     return done.stdout
+
+
+def _me() -> str:
+    import pwd
+
+    return pwd.getpwuid(os.geteuid()).pw_name
 
 
 def read_crontab(user: str | None = None) -> str:
@@ -274,11 +285,9 @@ def default_unit_dir() -> Path:
 
 def default_service_user() -> str:
     """Who a system service runs as: the README's `ipguard` account for root, else yourself."""
-    import pwd
-
     if os.geteuid() == 0:
         return SERVICE_USER
-    return pwd.getpwuid(os.geteuid()).pw_name
+    return _me()
 
 
 def home_of(user: str) -> Path:

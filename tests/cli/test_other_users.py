@@ -1,4 +1,5 @@
-"""A scan run by hand as root on the ledger of the unprivileged user cron scans as."""
+"""ipguard run by one user on what belongs to another: root's hand scan on the cron user's ledger,
+an ordinary user naming someone else's crontab."""
 
 from __future__ import annotations
 
@@ -76,4 +77,24 @@ def test_a_scan_by_hand_as_root_leaves_the_users_cron_scans_working(home: Path) 
         f"error: cannot open the scan lock {lock}: it belongs to root, not to the user scanning "
         "(an ipguard run by hand as another user made it); remove it, or give it to the "
         "ledger's owner with chown\n"
+    )
+
+
+def test_another_users_crontab_without_root_is_bad_input(home: Path) -> None:
+    # `ipguard cron remove --user root` as an ordinary user was exit 3, "crontab -l: must be
+    # privileged to use -u": a machine failure, for what is a usage error.
+    if shutil.which("crontab") is None:
+        pytest.skip("needs crontab")
+    deps = next(Path(sys.prefix).glob("lib/python3*/site-packages"))
+    environment = {"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{deps}:{REPO}", "HOME": str(home)}
+    as_nobody = [shutil.which("runuser") or "runuser", "-u", "nobody", "--"]
+    code = "import sys; from ipguard.cli.main import run; sys.argv[0] = 'ipguard'; run()"
+    done = subprocess.run(
+        [*as_nobody, str(SYSTEM_PYTHON), "-c", code, "cron", "remove", "--user", "root"],
+        capture_output=True, text=True, env=environment, cwd=home, timeout=60,
+    )  # fmt: skip
+    assert (done.returncode, done.stderr) == (
+        2,
+        "error: --user root: only root may change another user's crontab; run it with sudo, "
+        "or as root without --user\n",
     )
