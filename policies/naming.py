@@ -43,7 +43,6 @@ _LITERAL_RULE = re.compile(r"\^(?:[A-Za-z0-9_-]|\{[A-Za-z_]\w*\})*\$")
 _SEPARATORS = ("", "-", "_")
 _GAP = "[-_]?"
 _MAX_SPELLINGS = 64
-_MAX_PREFIX_TRIES = 4096  # spellings tried against a NetBIOS name cut short
 NETBIOS_BYTES = 15  # a NetBIOS name: the computer's name cut to 15 bytes (the 16th is a suffix)
 
 
@@ -87,15 +86,18 @@ class HostnameRule:
         return ".".join(_unicode_label(label) for label in name.split("."))
 
     def begins(self, cut: str, values: tuple[str, ...]) -> bool:
-        """Whether an anchored plain rule asks for a name that begins with `cut`."""
+        """Whether an anchored plain rule asks for a name that begins with `cut` (compared
+        without separators: where a "-" or "_" may go does not matter to a name cut short)."""
         if not self._literal:
             return False
-        cut = cut.lower()
-        spellings = itertools.product(*self._choices(values))
-        return any(
-            "".join(parts).lower().startswith(cut)
-            for parts in itertools.islice(spellings, _MAX_PREFIX_TRIES)
-        )
+        choices: list[list[str]] = []
+        for index, piece in enumerate(self._pieces):
+            if index % 2 == 0:
+                choices.append([_bare(piece.removeprefix("^").removesuffix("$"))])
+            else:
+                choices.append([_bare("".join(words)) for words in ways(values[index // 2])])
+        cut = _bare(cut)
+        return any("".join(parts).startswith(cut) for parts in itertools.product(*choices))
 
     def accepts(self, name: str, values: tuple[str, ...]) -> bool | None:
         """Whether the name satisfies the rule for these values (None: the rule is unusable)."""
@@ -120,16 +122,11 @@ class HostnameRule:
             parts[-1] = parts[-1].removesuffix("$")
             parts[1::2] = values
             return {"".join(parts).lower()}
-        choices = self._choices(values)
         count = 1
-        for options in choices:
-            count *= len(options)
-        if count > _MAX_SPELLINGS:
-            return None
-        return {"".join(parts).lower() for parts in itertools.product(*choices)}
-
-    def _choices(self, values: tuple[str, ...]) -> list[list[str]]:
-        # An anchored literal rule as the spellings of each of its pieces, in order.
+        for value in values:  # counted before any is spelled: a long Chinese name has thousands
+            count *= sum(len(_SEPARATORS) ** (len(words) - 1) for words in ways(value))
+            if count > _MAX_SPELLINGS:
+                return None
         choices: list[list[str]] = []
         for index, piece in enumerate(self._pieces):
             if index % 2 == 0:
@@ -138,7 +135,7 @@ class HostnameRule:
                 choices.append([text])
             else:
                 choices.append(_variants(values[index // 2]))
-        return choices
+        return {"".join(parts).lower() for parts in itertools.product(*choices)}
 
 
 def _unicode_label(label: str) -> str:
@@ -157,6 +154,10 @@ def _cut_by_netbios(name: NameObservation, compared: str) -> bool:
     size = len(compared.encode("gb18030"))  # Windows' OEM code page for Chinese (GBK)
     # A double-byte character that did not fit whole was left out: one byte short.
     return size >= NETBIOS_BYTES - (0 if compared.isascii() else 1)
+
+
+def _bare(text: str) -> str:
+    return text.lower().replace("-", "").replace("_", "")
 
 
 def _variants(value: str) -> list[str]:
