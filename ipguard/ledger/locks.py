@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from ipguard.errors import LedgerUnavailable, LockHeld
+from ipguard.ledger import owners
 from ipguard.ledger.store import Store
 
 _POLL_SECONDS = 0.2
@@ -42,22 +43,6 @@ def scan_lock(store: Store, site: str, *, wait: float = 0.0) -> Iterator[None]:
 def _held(site: str, wait: float) -> LockHeld:
     hint = "try again later or pass --wait SECONDS" if wait <= 0 else "it did not finish in time"
     return LockHeld(f"another scan of site {site!r} is running; {hint}")
-
-
-def _give_to_ledger_owner(handle: int, database: Path) -> None:
-    """As root, make the lock file the ledger's owner's, as SQLite does with its -wal and -shm.
-
-    A scan run by hand with sudo on the ledger of the `ipguard` user left a lock file only root
-    could open, and every later cron scan of the site failed on it (exit 3) until someone
-    removed it.
-    """
-    if os.geteuid() != 0:
-        return
-    try:
-        owner = database.stat() if database.exists() else database.parent.stat()
-        os.fchown(handle, owner.st_uid, owner.st_gid)
-    except OSError:  # a file system without owners (vfat, some network mounts): nothing to keep
-        pass
 
 
 def _not_yours(path: Path, error: OSError) -> str:
@@ -92,7 +77,7 @@ def _sqlite_lock(store: Store, site: str, deadline: float) -> Iterator[None]:
             f"cannot open the scan lock {path}: {error.strerror}; the ledger's directory and "
             "file system must be writable"
         ) from None
-    _give_to_ledger_owner(handle, Path(database))
+    owners.give_handle_to_owner_of(handle, Path(database))
     try:
         waited = deadline - time.monotonic()
         while True:

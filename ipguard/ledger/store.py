@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 from ipguard.errors import InputError, LedgerUnavailable
+from ipguard.ledger import owners
 
 # The newest migration. A test checks it against alembic's head, so that opening a current
 # ledger never needs to import alembic (half a second at every start).
@@ -170,8 +171,10 @@ class Store:
                 "use a SQLite file (sqlite:///PATH or a path) or postgresql://"
             )
         _check_query(parsed.query, self.shown_url)
+        new_file: Path | None = None
         if self.dialect == "sqlite":
             self._prepare_sqlite_path(parsed.database)
+            new_file = None if Path(str(parsed.database)).exists() else Path(str(parsed.database))
             busy = SQLITE_BUSY_MS / 1000 if wait is None else wait
             self.engine = sa.create_engine(
                 parsed, connect_args={"timeout": busy}, poolclass=sa.NullPool
@@ -185,6 +188,8 @@ class Store:
                     f"cannot use database {self.shown_url}: {type(error).__name__}"
                 ) from None
         self._migrate()
+        if new_file is not None:
+            owners.give_to_directory_owner(new_file)
 
     def _prepare_sqlite_path(self, database: str | None) -> None:
         if not database or database == ":memory:":

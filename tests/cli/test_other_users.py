@@ -56,12 +56,16 @@ def test_a_scan_by_hand_as_root_leaves_the_users_cron_scans_working(home: Path) 
         )
 
     as_nobody = (shutil.which("runuser") or "runuser", "-u", "nobody", "--")
+    # Root makes the ledger (an import before the user's first scan): it becomes nobody's, whose
+    # directory it is in; it was root's, and every scan as nobody failed on a read-only ledger.
     made = subprocess.run(
-        [*as_nobody, str(SYSTEM_PYTHON), "-m", "tests.hardening.fake_cli", "--", *ledger,
-         "ledger", "list"],
+        [sys.executable, "-m", "tests.hardening.fake_cli", "--", *ledger, "ledger", "list"],
         capture_output=True, text=True, env=environment, cwd=REPO, timeout=120,
     )  # fmt: skip
-    assert made.returncode == 0, made.stderr  # the ledger is nobody's, no scan yet
+    assert made.returncode == 0, made.stderr
+    for name in ("ledger.db", "ledger.db-wal", "ledger.db-shm"):
+        if (home / name).exists():
+            assert (home / name).stat().st_uid == home.stat().st_uid, name
     by_hand = scan(Path(sys.executable))  # root, the first scan of the site
     assert by_hand.returncode == 1, by_hand.stderr
     (lock,) = home.glob("ledger.db.scan-*.lock")
