@@ -2,6 +2,7 @@
 
     python -m bench.policy_eval --db sqlite:///big.db [--runs 5]    # a ledger `ledger import` made
     python -m bench.policy_eval                                      # a synthetic 100,000 records
+    python -m bench.policy_eval --chinese      # the same, owned by teachers with Chinese names
 
 Prints one JSON object: the seconds to load the ledger snapshot (as a scan's policies phase does)
 and, per run, the wall and CPU seconds of `policies.evaluate`, and the findings by kind. The run
@@ -62,6 +63,25 @@ def synthetic_ledger(count: int = 100_000) -> list[Binding]:
     return [Binding(ip(i), mac(i), owner=f"user{i}", department=dept(i)) for i in range(count)]
 
 
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗单曾吕"
+GIVEN = ("伟", "芳", "娜", "秀英", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "明")
+UNITS = ("数学组", "语文组", "英语组", "物理组", "信息技术中心", "计算机科学与技术学院")
+
+
+def chinese_ledger(count: int = 100_000) -> list[Binding]:
+    """`count` records owned by teachers with Chinese names in Chinese units, each computer
+    named in pinyin as `^{department}-{owner}$` wants (policies.spelling reads them back)."""
+    from pypinyin import lazy_pinyin
+
+    records = []
+    for i in range(count):
+        owner = SURNAMES[i % len(SURNAMES)] + GIVEN[(i // len(SURNAMES)) % len(GIVEN)]
+        unit = UNITS[(i // 256) % len(UNITS)]
+        name = "".join(lazy_pinyin(unit)) + "-" + "".join(lazy_pinyin(owner))
+        records.append(Binding(ip(i), mac(i), hostname=name, owner=owner, department=unit))
+    return records
+
+
 def load_ledger(url: str) -> list[Binding]:
     """Every record of the ledger at `url`, as the runner reads it for the policies."""
     from ipguard.ledger import devices
@@ -118,9 +138,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.policy_eval")
     parser.add_argument("--db", help="ledger URL (default: a synthetic 100,000-record ledger)")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument(
+        "--chinese", action="store_true", help="a synthetic ledger of Chinese names (pinyin hosts)"
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    ledger = load_ledger(args.db) if args.db else synthetic_ledger()
+    if args.db:
+        ledger = load_ledger(args.db)
+    else:
+        ledger = chinese_ledger() if args.chinese else synthetic_ledger()
     loaded = time.perf_counter() - started
     facts = facts_for(ledger)
     settings = PolicySettings()
