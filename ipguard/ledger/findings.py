@@ -234,9 +234,10 @@ def first_seen(
         FindingRow.state == FindingState.RESOLVED.value,
         col(FindingRow.resolved_at) >= now - returning_within,
     )
+    live = set(first)
     for row in session.exec(left.order_by(col(FindingRow.resolved_at))):
         key = (row.kind, row.subject)
-        if key not in first:
+        if key not in live:  # the stay of the last incident resolved
             first[key] = started(row)
     return first
 
