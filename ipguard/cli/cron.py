@@ -187,7 +187,21 @@ def install(
         home = schedule.home_of(user) if user else None
         job = _job(state(ctx), every, metrics_file, home)
         log = (log_file or schedule.default_log_file(home)).expanduser().absolute()
+        if user and home is not None and not home.is_dir():
+            _refuse_homeless(user, home, [job.metrics, log, *_ledger_file(job)])
         _install_cron(job, log=log, user=user, dry_run=dry_run)
+
+
+def _refuse_homeless(user: str, home: Path, paths: list[Path]) -> None:
+    """Refuse defaults under a home directory that does not exist (system users: /nonexistent):
+    ipguard would make it, and a home for an account that was meant to have none."""
+    under = [path for path in paths if path.is_relative_to(home)]
+    if under:
+        raise InvalidValue(
+            f"--user {user}: its home directory {home} does not exist, and the job's "
+            f"{', '.join(str(path) for path in under)} would be there; give --db, "
+            "--metrics-file and --log-file paths that user may use"
+        )
 
 
 def _install_cron(job: _Job, *, log: Path, user: str | None, dry_run: bool) -> None:

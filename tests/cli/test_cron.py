@@ -484,6 +484,29 @@ def test_root_installing_for_a_user_uses_that_users_paths(cli: Cli, cron_user: s
         shutil.rmtree(private)
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_user_without_a_home_gets_no_default_paths(cli: Cli, cron_user: str) -> None:
+    # A system user made without a home (`useradd --system`, nobody's /nonexistent): the
+    # defaults under its home made that directory, as root, for an account meant to have none.
+    home = home_of(cron_user)
+    config = home.parent / f"{home.name}.toml"
+    config.write_text(CONFIG)
+    shutil.rmtree(home)
+    try:
+        env = {"IPGUARD_DB": None, "XDG_DATA_HOME": None, "XDG_STATE_HOME": None}
+        args = ["--config", str(config), "cron", "install", "--user", cron_user]
+        refused = CliRunner().invoke(app, args, env=env, catch_exceptions=False)
+        assert refused.exit_code == 2
+        assert refused.stderr.startswith(
+            f"error: --user {cron_user}: its home directory {home} does not exist, and the "
+            f"job's {home}/.local/share/ipguard/ipguard.prom, "
+        )
+        assert not home.exists() and crontab_of(cron_user) == ""
+    finally:
+        config.unlink()
+        home.mkdir(exist_ok=True)  # for the fixture to remove
+
+
 def test_an_unknown_user_is_an_error(cli: Cli, tmp_path: Path) -> None:
     if os.geteuid() != 0 or not shutil.which("crontab"):
         pytest.skip("needs root and crontab")
