@@ -1,7 +1,9 @@
 """Computers named after their users: hostname-policy.
 
 `hostname_rule` is a regular expression with `{field}` placeholders (owner, department, location,
-asset_tag, switch_port, ip, mac). For each name a registered, authorised host goes by:
+asset_tag, switch_port, ip, mac). The rule is about computers (「计算机使用真实姓名命名」): only
+records with role host are judged; a printer, switch, access point, router or server keeps its
+own name, whoever is recorded as its owner. For each name a registered, authorised host goes by:
 
 - placeholders are filled from that host's ledger record, as literal text (regex-escaped), and the
   rule is searched case-insensitively in the name (anchor it with ^…$ to match the whole name);
@@ -31,7 +33,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from ipguard.model import Binding, Finding, FindingKind, NameObservation, NameSource
+from ipguard.model import Binding, Finding, FindingKind, NameObservation, NameSource, Role
 from ipguard.policies.base import PolicySettingsLike, RunFacts, registration, severity_of, who
 from ipguard.policies.sightings import Sightings
 from ipguard.policies.spelling import has_han, ways
@@ -182,8 +184,8 @@ def check(facts: RunFacts, settings: PolicySettingsLike, seen: Sightings) -> lis
     found = []
     for ip, names in by_ip.items():
         record = seen.host(ip).record
-        if record is None:
-            continue
+        if record is None or Role.HOST not in record.roles:
+            continue  # unregistered (said elsewhere), or no computer: a printer keeps its name
         values = rule.values(record)
         if values is None:
             continue

@@ -350,3 +350,23 @@ def test_a_rule_about_the_address_judges_such_names():
     policy = settings(hostname_rule="^pc-{ip}$")
     record = device(IP1, A)
     assert judge([record], [arp(IP1, A)], policy, names=named("host-10-20-1-1")) == FAILS
+
+
+@pytest.mark.parametrize(
+    ("roles", "expected"),
+    [
+        pytest.param(("printer",), set(), id="a printer keeps its model name"),
+        pytest.param(("access-point",), set(), id="an access point"),
+        pytest.param(("switch", "router"), set(), id="a router"),
+        pytest.param(("server",), set(), id="a server"),
+        pytest.param(("host",), FAILS, id="a teacher's computer"),
+        pytest.param(("host", "server"), FAILS, id="a computer that also serves"),
+        pytest.param((), FAILS, id="no roles: a host"),
+    ],
+)
+def test_only_computers_are_named_after_their_users(roles, expected):
+    """「每位教师的计算机使用真实姓名命名」 is about computers: a printer or a switch with a
+    responsible owner recorded keeps its own name (each was a finding every run)."""
+    record = device(IP1, A, *roles, department="math", owner="liwei")
+    found = judge([record], [arp(IP1, A)], settings(hostname_rule=RULE), names=named("HP-M404"))
+    assert found == expected
