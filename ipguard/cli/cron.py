@@ -144,7 +144,11 @@ _MetricsFile = Annotated[
 ]
 _LogFile = Annotated[
     Path | None,
-    typer.Option("--log-file", help="File the scan's output is appended to (cron only)."),
+    typer.Option(
+        "--log-file",
+        help="File the scan's output is appended to (cron only; default: "
+        "~/.local/state/ipguard/log/scan.log of the crontab's user).",
+    ),
 ]
 _User = Annotated[
     str | None,

@@ -21,8 +21,14 @@ def list_findings(
         str | None,
         typer.Option("--state", help="open, acknowledged or resolved (default: not resolved)."),
     ] = None,
-    kind: Annotated[str | None, typer.Option(help="Only this finding kind.")] = None,
-    site: Annotated[str | None, typer.Option(help="Only this site.", callback=site_option)] = None,
+    kind: Annotated[
+        str | None,
+        typer.Option(help="Only this finding kind, e.g. unregistered-host (default: every kind)."),
+    ] = None,
+    site: Annotated[
+        str | None,
+        typer.Option(help="Only this site (default: every site).", callback=site_option),
+    ] = None,
     address: Annotated[
         str | None,
         typer.Option(help="Only the findings of this IP (IPv4 or IPv6, any spelling) or MAC."),

@@ -36,7 +36,10 @@ def _run_row(run: Any) -> dict[str, Any]:
 @runs_app.command("list")
 def list_runs(
     ctx: typer.Context,
-    site: Annotated[str | None, typer.Option(help="Only this site.", callback=site_option)] = None,
+    site: Annotated[
+        str | None,
+        typer.Option(help="Only this site (default: every site).", callback=site_option),
+    ] = None,
     limit: Annotated[int, typer.Option(help="How many runs, newest first.", min=1)] = 50,
     fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
 ) -> None:
@@ -78,7 +81,11 @@ def diff(
     ] = None,
     site: Annotated[
         str | None,
-        typer.Option(help="Site whose runs to compare by default.", callback=site_option),
+        typer.Option(
+            help="Site whose runs to compare by default (default: that of the newest complete "
+            "run).",
+            callback=site_option,
+        ),
     ] = None,
     fmt: Annotated[Shown, typer.Option("--format", help="table or json.")] = Shown.table,
 ) -> None:

@@ -46,13 +46,20 @@ Roles = Annotated[
     str | None,
     typer.Option(
         help="';'-separated: host, server, router, gateway, access-point, switch, proxy, "
-        "dhcp-server, printer."
+        "dhcp-server, printer (ledger add: host when not given)."
     ),
 ]
 Services = Annotated[
-    str | None, typer.Option("--services", help="Allowed services: tcp/22;tcp/80.")
+    str | None,
+    typer.Option(
+        "--services",
+        help="Allowed services, ';'-separated proto/port: tcp/22;tcp/80 (beside [policy] "
+        "default_allowed_services).",
+    ),
 ]
-Status = Annotated[str | None, typer.Option(help="active, suspended or retired.")]
+Status = Annotated[
+    str | None, typer.Option(help="active, suspended or retired (ledger add: active).")
+]
 Isolated = Annotated[
     bool | None,
     typer.Option("--isolated/--not-isolated", help="Classified machine that must never be online."),
@@ -65,7 +72,8 @@ Notes = Annotated[str | None, typer.Option(help="Free notes.")]
 Site = Annotated[
     str | None,
     typer.Option(
-        help="Site whose scans the record is for (as `scan --site`); '' for every site.",
+        help="Site whose scans the record is for (as `scan --site`); '' for every site "
+        "(ledger add's default).",
         callback=site_option,
     ),
 ]
@@ -217,8 +225,13 @@ def show(
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    status: Annotated[str | None, typer.Option(help="Only records with this status.")] = None,
-    department: Annotated[str | None, typer.Option(help="Only this department.")] = None,
+    status: Annotated[
+        str | None, typer.Option(help="Only records with this status (default: every status).")
+    ] = None,
+    department: Annotated[
+        str | None,
+        typer.Option(help="Only this department, in any case (default: every department)."),
+    ] = None,
     site: Annotated[
         str | None,
         typer.Option(

@@ -177,11 +177,19 @@ def main(
     ctx: typer.Context,
     db: Annotated[
         str | None,
-        typer.Option("--db", help="Ledger database URL or SQLite file path [env: IPGUARD_DB]."),
+        typer.Option(
+            "--db",
+            help="Ledger database URL or SQLite file path [env: IPGUARD_DB] (default: "
+            "ledger.db in the user data directory, ~/.local/share/ipguard).",
+        ),
     ] = None,
     config: Annotated[
         str | None,
-        typer.Option("--config", help="Configuration file [env: IPGUARD_CONFIG]."),
+        typer.Option(
+            "--config",
+            help="Configuration file [env: IPGUARD_CONFIG] (default: ./ipguard.toml, else "
+            "~/.config/ipguard/ipguard.toml, else the built-in defaults).",
+        ),
     ] = None,
     actor: Annotated[
         str | None,

@@ -56,8 +56,12 @@ def walk(
         typer.Option(help="SNMPv3 privacy: des, aes, aes192, aes256, aes192c or aes256c (Cisco)."),
     ] = None,
     priv_key_env: Annotated[str | None, typer.Option(help="Variable holding the priv key.")] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds per request.", min=0.1)] = 2.0,
-    retries: Annotated[int, typer.Option(help="Retries per request.", min=0, max=10)] = 2,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds per request (not [snmp] timeout).", min=0.1)
+    ] = 2.0,
+    retries: Annotated[
+        int, typer.Option(help="Retries per request (not [snmp] retries).", min=0, max=10)
+    ] = 2,
     max_rows: Annotated[
         int, typer.Option(help="Rows of one column before it counts as endless.", min=1)
     ] = 1_000_000,
