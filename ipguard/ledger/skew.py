@@ -40,7 +40,8 @@ def refuse_skewed(session: Session) -> None:
         f"this sensor's clock ({local:%Y-%m-%d %H:%M:%S} UTC) is {_span(abs(skew))} "
         f"{direction} the ledger server's ({server.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC); "
         "its times (first and last seen, report due, retention) would be wrong in every "
-        "sensor's ledger: set the clock (timedatectl set-ntp true) and scan again"
+        "sensor's ledger: set the clock that is wrong (timedatectl set-ntp true: this "
+        "sensor's, or the database server's if every sensor is refused) and scan again"
     )
 
 

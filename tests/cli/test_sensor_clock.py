@@ -42,7 +42,10 @@ def test_a_sensor_whose_clock_is_wrong_may_not_scan_a_shared_ledger(
         assert refused.returncode == 3, refused.stderr
         assert refused.stderr.startswith("error: this sensor's clock (")
         assert f"UTC) is {told} the ledger server's (" in refused.stderr
-        assert "set the clock (timedatectl set-ntp true)" in refused.stderr
+        assert (
+            "set the clock that is wrong (timedatectl set-ntp true: this sensor's, or the "
+            "database server's if every sensor is refused)" in refused.stderr
+        )
     assert json.loads(ipguard("runs", "list", "--format", "json").stdout) == []
 
     # Two minutes off is a clock that drifted a little: the scan goes ahead.
