@@ -21,10 +21,12 @@ by MAC, the only identity a link-local sender has (its address is derived from t
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, NamedTuple
 
 from ipguard.model import (
+    Binding,
     Dhcp6Advert,
     Finding,
     FindingKind,
@@ -147,6 +149,40 @@ def _ra_finding(
     if withdrawn:
         detail["withdrawn"] = withdrawn
     return _Said(summary, detail)
+
+
+def router_link_locals(adverts: Iterable[RouterAdvert], ledger: LedgerIndex) -> dict[str, str]:
+    """Link-local address -> MAC of each registered router's own RAs (option and frame from its
+    MAC, role router or gateway): the address hosts reach their default router at."""
+    found: dict[str, str] = {}
+    for advert in adverts:
+        ip, mac = advert.source_ip, advert.source_mac
+        if advert.frame_mac and advert.frame_mac != mac:
+            continue
+        if ledger.roles_of(mac) & ROUTING_ROLES and ipaddress.IPv6Address(ip).is_link_local:
+            found.setdefault(ip, mac)
+    return found
+
+
+def with_router_addresses(
+    records: tuple[Binding, ...], routers: Mapping[str, str], site: str
+) -> tuple[Binding, ...]:
+    """The ledger with each router's link-local address among its addresses (on the first active
+    record of its MAC with role router or gateway valid at the site), so that another MAC
+    answering there is judged as at any registered address: the gateway impersonated. The ledger
+    cannot hold link-local addresses (every router has fe80::1 on every VLAN)."""
+    if not routers:
+        return records
+    index = LedgerIndex(records, site)
+    extra: dict[int, list[str]] = {}
+    for ip, mac in routers.items():
+        routing = [r for r in index.active_by_mac.get(mac, ()) if r.roles & ROUTING_ROLES]
+        if routing and ip not in index.active_by_ip:
+            extra.setdefault(id(routing[0]), []).append(ip)
+    return tuple(
+        replace(record, ipv6=(*record.ipv6, *extra[id(record)])) if id(record) in extra else record
+        for record in records
+    )
 
 
 def _listed(what: str, items: Sequence[str]) -> str:

@@ -36,6 +36,7 @@ from tests.lab.ipv6_lab import (
     ATTACKER,
     DHCP6_ROGUE,
     DOUBLE,
+    IMPOSTOR,
     PREFIX,
     PRIVACY,
     RADVD_ROGUE,
@@ -121,7 +122,10 @@ def test_discovery_finds_every_ipv6_host(lab: Lab, seen: Ipv6Seen) -> None:
     assert {o.source for o in seen.observations} == {"ndp"}
     assert all(_in_scope(ip) for ip, _ in found), found  # the guard: nothing outside the scope
     for host in lab.hosts:  # every host by its link-local address, routers included
-        assert (eui64_link_local(host.mac), host.mac) in found, host.name
+        if host.name != IMPOSTOR:  # it answers from the router's (chosen by RFC 6724)
+            assert (eui64_link_local(host.mac), host.mac) in found, host.name
+    impostor = lab.host(IMPOSTOR).mac
+    assert (eui64_link_local(lab.host(ROUTER).mac), impostor) in found
     for name in address_hosts():  # every SLAAC host at an address of its own in the prefix
         shown = run(lab.host(name).ns, ["ip", "-6", "addr", "show", "dev", "eth0"]).stdout
         own = set(re.findall(r"inet6 (2001:db8:20:\S+)/64", shown))
@@ -136,7 +140,8 @@ def test_discovery_finds_every_ipv6_host(lab: Lab, seen: Ipv6Seen) -> None:
     # The scanner's neighbour table: everyone who talked to it over IPv6 was found.
     neigh = run(lab.scanner_ns, ["ip", "-6", "neigh", "show", "dev", "eth0"]).stdout
     table = set(re.findall(r"^(\S+) lladdr (\S+)", neigh, re.MULTILINE))
-    assert {pair for pair in table if _in_scope(pair[0])} <= found
+    # (but the impostor's own link-local address: it answers from one of its two, the router's)
+    assert {pair for pair in table if _in_scope(pair[0]) and pair[1] != impostor} <= found
     # THC-IPv6's alive6 (echo to ff02::1 from the global address) finds nothing we did not.
     alive6 = shutil.which("atk6-alive6") or "alive6"
     shown = run(lab.scanner_ns, [alive6, "eth0"], check=False).stdout
@@ -169,8 +174,13 @@ def test_a_scan_reports_rogues_taken_and_doubled_statics_the_stranger_nothing_el
         ("duplicate-ip", None),
         ("unregistered-host", stranger),
     }
-    assert len(document["findings"]) == len(found)  # one finding each, privacy hosts none
-    by_kind = {(f["kind"], f["mac"]): f for f in document["findings"]}
+    # one finding each, privacy hosts none; two duplicate-ip: the static, the router's address
+    assert len(document["findings"]) == len(found) + 1
+    router_ll = eui64_link_local(lab.host(ROUTER).mac)
+    (impersonated,) = [f for f in document["findings"] if f["ip"] == router_ll]
+    assert (impersonated["kind"], impersonated["severity"]) == ("duplicate-ip", "critical")
+    assert set(impersonated["detail"]["macs"]) == {lab.host(ROUTER).mac, lab.host(IMPOSTOR).mac}
+    by_kind = {(f["kind"], f["mac"]): f for f in document["findings"] if f["ip"] != router_ll}
     assert by_kind["ip-mac-mismatch", taker]["ip"] == TAKEN_IP
     duplicate = by_kind["duplicate-ip", None]
     assert duplicate["ip"] == STATIC_IP and duplicate["severity"] == "high"

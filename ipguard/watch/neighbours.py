@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
-from dataclasses import replace
 
 from ipguard.model import Binding, FindingKind, Observation, ObservationSource, RouterAdvert
 from ipguard.policies import LedgerIndex
 from ipguard.policies.base import ROUTING_ROLES
+from ipguard.policies.ipv6 import with_router_addresses
 
 MAX_REMEMBERED = 65_536  # MACs whose stable address is remembered, per kind of memory
 MAX_ROUTER_ADDRESSES = 4  # link-local addresses learned per router MAC (a spoofed RA adds few)
@@ -100,22 +100,8 @@ class Neighbours:
         return True
 
     def with_routers(self, ledger: tuple[Binding, ...], site: str) -> tuple[Binding, ...]:
-        """The ledger with each learned link-local address among its router's addresses (on the
-        first active record of that MAC with role router or gateway valid at the site)."""
-        if not self.routers:
-            return ledger
-        index = LedgerIndex(ledger, site)
-        extra: dict[int, list[str]] = {}
-        for ip, mac in self.routers.items():
-            routing = [r for r in index.active_by_mac.get(mac, ()) if r.roles & ROUTING_ROLES]
-            if routing and ip not in index.active_by_ip:
-                extra.setdefault(id(routing[0]), []).append(ip)
-        return tuple(
-            replace(record, ipv6=(*record.ipv6, *extra[id(record)]))
-            if id(record) in extra
-            else record
-            for record in ledger
-        )
+        """The ledger with each learned link-local address among its router's addresses."""
+        return with_router_addresses(ledger, self.routers, site)
 
 
 def _stability(ip: str) -> int:

@@ -26,7 +26,8 @@ And hosts that take addresses from them, for neighbour discovery (all registered
 
 :func:`hold_a_duplicate` (the scan's lab, not the watcher's) then gives ``physics-pc64`` the
 static address of ``office-pc66`` with duplicate address detection off: two MACs answer for one
-IPv6 address, ``duplicate-ip``.
+IPv6 address, ``duplicate-ip``; and ``math-pc63`` the router's link-local address: ``duplicate-ip``,
+critical (the gateway).
 
 The scanner holds ``2001:db8:20::2`` (a monitoring box has a static address), so that discovery
 echoes from a global source too.
@@ -62,6 +63,7 @@ STRANGER = "stranger-69"
 ATTACK_FLAGS = ("-H", "-F")  # fake_router6's extension headers: hop-by-hop, fragment
 ATTACK_EVASION = ["fragment", "hop-by-hop"]  # what the rogue-ra's detail names
 DOUBLE = "physics-pc64"  # holds STATIC_IP too, DAD off (hold_a_duplicate)
+IMPOSTOR = "math-pc63"  # holds the router's link-local address, DAD off (hold_a_duplicate)
 SCANNER_IP = "2001:db8:20::2/64"
 SYSCTLS = (
     "net.ipv6.conf.eth0.disable_ipv6=0",
@@ -168,6 +170,11 @@ def hold_a_duplicate(lab: Lab) -> None:
     """
     ns = lab.host(DOUBLE).ns
     netns.run(ns, ["ip", "-6", "addr", "add", f"{STATIC_IP}/64", "dev", "eth0", "nodad"])
+    # And ``math-pc63`` holds the registered router's link-local address, where its RAs send
+    # every host's default route: the IPv6 gateway impersonated.
+    gateway = eui64_link_local(lab.host(ROUTER).mac)
+    netns.run(lab.host(IMPOSTOR).ns, ["ip", "-6", "addr", "add", f"{gateway}/64", "dev", "eth0",
+                                     "nodad"])  # fmt: skip
 
 
 def _radvd(host: str, prefix: str, work: Path) -> daemons.DaemonPlan:

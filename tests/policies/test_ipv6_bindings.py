@@ -147,3 +147,21 @@ def test_a_device_of_another_site_is_one_mac_moved_however_many_addresses():
     assert (moved.ip, moved.mac) == (LL_A, A) and moved.detail["ipv6"] == [PRIVACY, SLAAC_A]
     with_v4 = findings(ledger, [arp(IP2, A), *observations], subnets=(SUBNET, V6), site="south")
     assert only(with_v4, "mac-moved").ip == IP2
+
+
+def test_another_mac_answering_at_the_routers_advertised_link_local_address_is_a_mismatch():
+    # Hosts reach their default router at the link-local address its RAs come from. A host that
+    # holds that address too (DAD off) answers the scan's echo from it: the gateway impersonated.
+    from ipguard.model import RouterAdvert
+
+    gateway = device(IP1, A, "gateway", "router")
+    advert = RouterAdvert(LL_A, A, 1800, False, False, ("2001:db8:20::/64",))
+    seen = [ndp(LL_A, A), ndp(LL_A, B)]
+    ledger = [gateway, device(IP2, B)]
+    found = judge(ledger, seen, subnets=(SUBNET, V6), router_adverts=(advert,))
+    assert found == {("duplicate-ip", LL_A, None, None, "critical")}
+    alone = judge(ledger, [ndp(LL_A, B)], subnets=(SUBNET, V6), router_adverts=(advert,))
+    assert alone == {("ip-mac-mismatch", LL_A, B, None, "critical")}
+    # The router alone at its address, or no RA heard from it: nothing.
+    assert judge([gateway], [ndp(LL_A, A)], subnets=(SUBNET, V6), router_adverts=(advert,)) == set()
+    assert judge([gateway, device(IP2, B)], seen, subnets=(SUBNET, V6)) == set()
