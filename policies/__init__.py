@@ -71,10 +71,11 @@ def evaluate(
     # Judging a large network allocates millions of short-lived, acyclic objects next to a large
     # ledger snapshot; the collector's full passes over that heap would take half the time.
     if ledger is None and facts.router_adverts:  # the routers' link-local addresses are theirs
-        routers = ipv6.router_link_locals(
-            facts.router_adverts, LedgerIndex(facts.ledger, facts.site)
-        )
-        facts = replace(facts, ledger=ipv6.with_router_addresses(facts.ledger, routers, facts.site))
+        index = LedgerIndex(facts.ledger, facts.site)
+        routers = ipv6.router_link_locals(facts.router_adverts, index)
+        if routers:
+            records = ipv6.with_router_addresses(facts.ledger, routers, facts.site, index)
+            facts = replace(facts, ledger=records)
     collecting = gc.isenabled()
     gc.disable()
     try:

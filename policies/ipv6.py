@@ -165,7 +165,10 @@ def router_link_locals(adverts: Iterable[RouterAdvert], ledger: LedgerIndex) -> 
 
 
 def with_router_addresses(
-    records: tuple[Binding, ...], routers: Mapping[str, str], site: str
+    records: tuple[Binding, ...],
+    routers: Mapping[str, str],
+    site: str,
+    index: LedgerIndex | None = None,
 ) -> tuple[Binding, ...]:
     """The ledger with each router's link-local address among its addresses (on the first active
     record of its MAC with role router or gateway valid at the site), so that another MAC
@@ -173,7 +176,7 @@ def with_router_addresses(
     cannot hold link-local addresses (every router has fe80::1 on every VLAN)."""
     if not routers:
         return records
-    index = LedgerIndex(records, site)
+    index = LedgerIndex(records, site) if index is None else index  # of `records` at `site`
     extra: dict[int, list[str]] = {}
     for ip, mac in routers.items():
         routing = [r for r in index.active_by_mac.get(mac, ()) if r.roles & ROUTING_ROLES]
