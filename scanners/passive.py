@@ -10,8 +10,10 @@ for a scapy object per frame.
 
 What each frame says:
 
-- ARP: the sender's (IP, MAC) of requests, replies and gratuitous ARP is a claim of that address;
-  an ARP probe (sender IP 0.0.0.0, RFC 5227) claims its target address.
+- ARP: the sender's (IP, MAC) of requests, replies and gratuitous ARP is a claim of that address,
+  also for a broadcast, multicast or zero MAC (Linux caches those too: the gateway's traffic
+  flooded to every port, or black-holed); an ARP probe (sender IP 0.0.0.0, RFC 5227) from a
+  device's MAC claims its target address.
 - DHCP from a server (OFFER, ACK, NAK): a `DhcpOffer`, as the active probe records it, with
   its `message`.
 - DHCP from a client (DISCOVER, REQUEST, INFORM): its MAC, the address it asks for or holds, its
@@ -130,20 +132,23 @@ def _mac(raw: bytes) -> str:
     return raw.hex(":")
 
 
+def _no_device(mac: bytes) -> bool:
+    return bool(mac[0] & 0x01) or mac == bytes(6)  # multicast, broadcast or zero
+
+
 def parse_arp(frame: bytes) -> ArpClaim | None:
     """The claim an Ethernet ARP frame makes, or None (not IPv4 over Ethernet, no usable sender)."""
     if len(frame) < 42 or frame[14:20] != _ARP_IPV4:
         return None
     sender_mac = frame[22:28]
-    if sender_mac[0] & 0x01 or sender_mac == bytes(6):  # multicast, broadcast or zero: no device
-        return None
     op = frame[20] << 8 | frame[21]
     if op not in (1, 2):  # RARP, InARP…: no host's cache takes them as ARP
         return None
     sender_ip, target_ip = frame[28:32], frame[38:42]
     frame_mac = _mac(frame[6:12]) if frame[6:12] != sender_mac else ""
     if sender_ip == _NO_ADDRESS:
-        if op != 1 or target_ip == _NO_ADDRESS:
+        # A probe asks, it poisons nobody: one naming no device's MAC claims nothing.
+        if op != 1 or target_ip == _NO_ADDRESS or _no_device(sender_mac):
             return None
         return ArpClaim(socket.inet_ntoa(target_ip), _mac(sender_mac), "probe", frame_mac)
     kind = "gratuitous" if sender_ip == target_ip else "request" if op == 1 else "reply"

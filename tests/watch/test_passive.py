@@ -30,10 +30,21 @@ def arp(op: int, hwsrc: str, psrc: str, pdst: str, hwdst: str = "00:00:00:00:00:
         (arp(2, A, "198.18.0.20", "198.18.0.20"), ArpClaim("198.18.0.20", A, "gratuitous")),
         # An ARP probe (RFC 5227) claims the address it asks about.
         (arp(1, B, "0.0.0.0", "198.18.0.20"), ArpClaim("198.18.0.20", B, "probe")),
-        # Nobody can be at a broadcast, multicast or zero MAC, or claim 0.0.0.0.
-        (arp(2, BROADCAST, "198.18.0.20", "198.18.0.1"), None),
-        (arp(2, "01:00:5e:00:00:01", "198.18.0.20", "198.18.0.1"), None),
-        (arp(2, "00:00:00:00:00:00", "198.18.0.20", "198.18.0.1"), None),
+        # No device is at a broadcast, multicast or zero MAC, but Linux caches such a claim like
+        # any other (a poisoned gateway): it is one; a probe from one claims nothing.
+        (
+            arp(2, BROADCAST, "198.18.0.20", "198.18.0.1"),
+            ArpClaim("198.18.0.20", BROADCAST, "reply"),
+        ),
+        (
+            arp(2, "01:00:5e:00:00:01", "198.18.0.20", "198.18.0.1"),
+            ArpClaim("198.18.0.20", "01:00:5e:00:00:01", "reply"),
+        ),
+        (
+            arp(1, "00:00:00:00:00:00", "198.18.0.20", "198.18.0.1"),
+            ArpClaim("198.18.0.20", "00:00:00:00:00:00", "request"),
+        ),
+        (arp(1, BROADCAST, "0.0.0.0", "198.18.0.20"), None),
         (arp(1, A, "0.0.0.0", "0.0.0.0"), None),
         (arp(2, A, "0.0.0.0", "198.18.0.1"), None),
         (arp(3, A, "198.18.0.20", "198.18.0.1"), None),  # RARP request

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
 import socket
 import subprocess
@@ -20,7 +21,7 @@ from pathlib import Path
 import pytest
 from scapy.layers.dhcp import BOOTP, DHCP
 from scapy.layers.inet import IP, UDP
-from scapy.layers.l2 import Ether
+from scapy.layers.l2 import ARP, Ether
 
 from tests.hardening.helpers import env
 from tests.lab import netns
@@ -274,3 +275,30 @@ def test_a_sensor_whose_cable_is_pulled_says_so_and_when_it_is_back(
     code, err = watching.stop()
     assert code == 0, err
     assert err.count("has no link") == 1  # said once, not at every check
+
+
+def test_the_gateway_claimed_for_the_broadcast_mac_is_a_spoof(lab: Lab, watching: Watching) -> None:
+    """ARP naming ff:ff:ff:ff:ff:ff (or a multicast or zero MAC) for the gateway: Linux takes it
+    into its cache like any other, so the PC's traffic to the gateway is flooded to every switch
+    port, the attacker's too (or black-holed). The watcher took such a frame for "no device" and
+    let it pass."""
+    gateway, pc = "198.18.0.1", "198.18.0.20"
+    watching.start()
+    send = sender(lab, "attacker")
+    poison = Ether(src=ATTACKER_MAC, dst=BROADCAST) / ARP(
+        op=1, hwsrc=BROADCAST, psrc=gateway, hwdst="00:00:00:00:00:00", pdst=pc
+    )
+
+    def poisoned() -> bool:
+        shown = lab.run("math-pc01", ["ip", "neigh", "show", gateway], check=False).stdout
+        return BROADCAST in shown
+
+    until(poisoned, "the PC's cache to take the broadcast MAC", lambda: send(bytes(poison)))
+    spoof = watching.finding("ip-mac-mismatch", gateway, BROADCAST)
+    assert spoof["severity"] == "critical"
+    shown = json.loads(
+        watching.cli("findings", "show", str(spoof["id"]), "--format", "json").stdout
+    )
+    assert ATTACKER_MAC in json.dumps(shown)  # the frame's source, the port to look at
+    code, err = watching.stop()
+    assert code == 0, err
