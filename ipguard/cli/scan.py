@@ -123,9 +123,12 @@ def scan(
 ) -> None:
     """Sweep the subnets, compare with the ledger, record and print the findings.
 
-    The scanner starts before the ledger is opened (importing and opening it takes longer than
-    a small sweep): the first probe goes out at once, and the run is recorded meanwhile.
+    Exit 0, or 1 while a finding at or above --fail-on is open; 2 for bad input, 3 when the scan
+    cannot run (no raw sockets, no part of the subnets reachable, the site's scan lock held, the
+    ledger unavailable).
     """
+    # The scanner starts before the ledger is opened (importing and opening it takes longer than
+    # a small sweep): the first probe goes out at once, and the run is recorded meanwhile.
     if not math.isfinite(wait):  # nan passes the range check, and never ends a wait
         raise typer.BadParameter("give a number of seconds", param_hint="--wait")
     shared = state(ctx)

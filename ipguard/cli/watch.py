@@ -51,7 +51,12 @@ def watch(
         typer.Option("--print-unit", help="Print a systemd service running this watch, and exit."),
     ] = False,
 ) -> None:
-    """Listen to the link (never sending a frame) and judge every ARP and DHCP frame at once."""
+    """Listen to the link (never sending a frame) and judge every ARP, DHCP and IPv6 NS/NA/RA
+    frame against the ledger within a second, until SIGTERM or Ctrl-C.
+
+    Findings are opened and updated, never resolved (the scans resolve them); SIGHUP rereads the
+    configuration and the ledger.
+    """
     from ipguard.cli.scan import _subnets
     from ipguard.config import check_site, option_value
     from ipguard.watch.service import Watcher, WatchRequest
