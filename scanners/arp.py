@@ -57,6 +57,7 @@ class ArpSweep(Sweep):
         timeout: float = 1.0,
         progress: Progress | None = None,
         round_trip: float = 0.0,
+        source_ip: str | None = None,
     ) -> None:
         super().__init__(
             scope,
@@ -67,18 +68,20 @@ class ArpSweep(Sweep):
             round_trip=round_trip,
         )
         self.interface = interface
+        self.source_ip = source_ip  # None: the interface's primary address
 
     def open(self, targets: list[bytes]) -> Link:
         """A broadcast ARP request per target out of the interface; its replies to our IP."""
         iface = rawsock.usable_interface(self.interface, WHAT)
         assert iface.ipv4 is not None  # usable_interface guarantees it
+        own = self.source_ip or iface.ipv4
         receiver = rawsock.receiving_socket(
-            iface, rawsock.ETH_P_ARP, _reply_filter(socket.inet_aton(iface.ipv4)), WHAT
+            iface, rawsock.ETH_P_ARP, _reply_filter(socket.inet_aton(own)), WHAT
         )
         try:
             sender = txring.frame_sender(
                 iface,
-                _request_template(iface.mac, iface.ipv4),
+                _request_template(iface.mac, own),
                 at=AT_TARGET_IP.start,
                 width=4,
                 what=WHAT,
@@ -86,7 +89,7 @@ class ArpSweep(Sweep):
         except BaseException:
             receiver.close()
             raise
-        return _ArpLink(receiver, sender, targets, iface)
+        return _ArpLink(receiver, sender, targets, iface, own)
 
 
 class _ArpLink(Link):
@@ -104,12 +107,13 @@ class _ArpLink(Link):
         sender: txring.FrameSender,
         targets: list[bytes],
         iface: rawsock.InterfaceInfo,
+        source_ip: str,
     ) -> None:
         super().__init__(receiver)
         self._sender = sender
         self._targets = targets
         self.interface = iface.name
-        self.source_ip = iface.ipv4
+        self.source_ip = source_ip
         self.source_mac = iface.mac
         self._by_oui: dict[str, str | None] = {}
 

@@ -1,6 +1,11 @@
 """The sweep phase: ARP for the part of each subnet on the interface's link, ICMP for the rest
 (and TCP ping for the routed addresses that ignored the echo request, unless `tcp_ping = false`).
 
+The link is every IPv4 network the interface holds an address in, secondaries included (a VLAN
+carrying two subnets): each is asked by ARP from the interface's own address in it. (Sent as
+routed echo requests, such a subnet's 254 addresses all waited on the kernel's neighbour
+resolution at once, and the sweep failed with its transmit queue full.)
+
 A subnet may reach beyond what the scanner can get to: `--subnet 10.20.0.0/20` on an interface
 whose address is a /24, with no route for the rest. The parts without a route are not swept and
 are returned as uncovered (with why), so that the run sweeps what it can, says what it could not,
@@ -46,12 +51,13 @@ def sweep(
     from ipguard.scanners.tcpping import TcpSweep
 
     assert interface.ipv4 is not None and interface.prefixlen is not None
-    on_link, routed, uncovered = split(request.subnets, interface.ipv4, interface.prefixlen)
+    links = own_networks(interface)
+    on_link, routed, uncovered = split(request.subnets, links)
     ipv4 = [text for text in request.subnets if ipaddress.ip_network(text).version == 4]
     if ipv4 and not on_link and not routed:
         reasons = "; ".join(f"{item.range}: {item.reason}" for item in uncovered)
         raise ScanError(f"the sweep can reach no part of the subnets ({reasons})")
-    own = {interface.ipv4}
+    own = {ip for ip, _prefixlen in links}
     observations: list[Observation] = []
 
     def run(name: str, sweeper: Callable[..., Sweep], targets: list[str]) -> set[str]:
@@ -68,8 +74,10 @@ def sweep(
         dropped[name] += swept.replies_dropped
         return swept.live
 
-    if on_link:
-        run("arp", partial(ArpSweep, request.interface), _targets(scope, on_link, own))
+    for source_ip in dict.fromkeys(source for _part, source in on_link):
+        parts = [part for part, source in on_link if source == source_ip]
+        arp = partial(ArpSweep, request.interface, source_ip=source_ip)
+        run("arp", arp, _targets(scope, parts, own))
     if routed:
         targets = _targets(scope, routed, own)
         answered = run("icmp", IcmpSweep, targets)
@@ -91,23 +99,40 @@ def _targets(scope: Scope, parts: list[str], own: set[str]) -> list[str]:
     return [ip for ip in scope.targets(parts) if ip not in own]
 
 
+def own_networks(interface: rawsock.InterfaceInfo) -> list[tuple[str, int]]:
+    """The interface's IPv4 addresses with their prefix lengths, its primary one first."""
+    from ipguard.scanners.ifaddrs import ipv4_networks
+
+    assert interface.ipv4 is not None and interface.prefixlen is not None
+    primary = (interface.ipv4, interface.prefixlen)
+    return list(dict.fromkeys([primary, *ipv4_networks(interface.index)]))
+
+
 def split(
-    subnets: tuple[str, ...], ipv4: str, prefixlen: int
-) -> tuple[list[str], list[str], list[Uncovered]]:
-    """The IPv4 subnets as (on the link, routed, uncovered): what ARP, ICMP and nobody sweeps."""
-    link = ipaddress.ip_network(f"{ipv4}/{prefixlen}", strict=False)
-    on_link: list[str] = []
+    subnets: tuple[str, ...], links: list[tuple[str, int]]
+) -> tuple[list[tuple[str, str]], list[str], list[Uncovered]]:
+    """The IPv4 subnets as (on the link, routed, uncovered): what ARP, ICMP and nobody sweeps.
+
+    `links` are the interface's (address, prefix length), primary first; each on-link part comes
+    with the address the ARP requests for it are sent from.
+    """
+    on_link: list[tuple[str, str]] = []
     routed: list[Network] = []
     for text in subnets:
         network = ipaddress.ip_network(text)
         if network.version != 4:
             continue  # IPv6 neighbour discovery is not swept yet
-        if network.overlaps(link):
-            inner = network if network.subnet_of(link) else link  # type: ignore[arg-type]
-            on_link.append(str(inner))
-            routed.extend(_minus(network, inner))
-        else:
-            routed.append(network)
+        rest: list[Network] = [network]
+        for ip, prefixlen in links:
+            link = ipaddress.ip_network(f"{ip}/{prefixlen}", strict=False)
+            claimed = [part for part in rest if part.overlaps(link)]
+            for part in claimed:
+                inner = part if part.subnet_of(link) else link  # type: ignore[arg-type]
+                if all(str(inner) != known for known, _source in on_link):
+                    on_link.append((str(inner), ip))
+                rest.remove(part)
+                rest.extend(_minus(part, inner))
+        routed.extend(rest)
     reachable: list[str] = []
     unreachable: dict[tuple[str, bool], list[Network]] = {}
     for network in routed:

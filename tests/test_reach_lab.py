@@ -115,3 +115,30 @@ def test_a_20_on_a_24_interface_sweeps_the_24_warns_and_resolves_nothing_beyond(
     third = ipguard(lab, tmp_path, "scan", "--subnet", ROUTED.cidr, *phases)
     assert third.returncode == 3
     assert "no route to 198.19.0.1" in third.stderr
+
+
+@pytest.mark.lab
+def test_a_second_subnet_on_the_same_link_is_swept_by_arp_from_the_address_held_there(
+    lab_factory: LabFactory, tmp_path: Path
+) -> None:
+    """A VLAN carrying two subnets (the router and the sensor hold an address in each): the
+    second is on the link, so it is asked by ARP from the sensor's own address in it and its
+    hosts come with their MACs. It was swept by echo requests: its hosts came without a MAC (no
+    IP-MAC check there) and the sensor's own second address was an unregistered host."""
+    lab = lab_factory(scenario())
+    lab.run("scanner", ["ip", "addr", "add", "198.18.2.2/24", "dev", lab.scanner_interface])
+    lab.run("visitor", ["ip", "addr", "add", "198.18.2.90/24", "dev", "eth0"])
+    lab.write_ledger_csv(tmp_path / "ledger.csv")
+    lab.write_config(tmp_path / "ipguard.toml")
+    config = tmp_path / "ipguard.toml"
+    both = 'subnets = ["198.18.0.0/24", "198.18.2.0/24"]'
+    config.write_text(re.sub(r"(?m)^subnets = .*$", both, config.read_text()))
+    assert ipguard(lab, tmp_path, "ledger", "import", str(tmp_path / "ledger.csv")).returncode == 0
+    done = ipguard(lab, tmp_path, "scan", "--format", "json", "--phases", "sweep")
+    assert done.returncode == 1, done.stderr
+    found = {(f["kind"], f["ip"], f["mac"]) for f in json.loads(done.stdout)["findings"]}
+    visitor = "02:66:00:00:00:90"
+    assert ("unregistered-host", "198.18.2.90", visitor) in found
+    assert ("unregistered-host", lan_ip(90), visitor) in found
+    assert not [item for item in found if item[1] == "198.18.2.2"]  # the sensor itself
+    assert done.stderr == ""
