@@ -45,13 +45,14 @@ def prune(
     """
     from datetime import UTC, datetime
 
-    from ipguard.ledger import retention
+    from ipguard.ledger import retention, skew
 
     shared = state(ctx)
     days = older_than if older_than is not None else shared.settings().retention.days
     now = datetime.now(UTC)
     retention.cutoff_for(days, now)  # refuse a too-short period before opening the ledger
     with shared.store().session(write=not dry_run) as session:
+        skew.refuse_skewed(session, skew.PRUNE)  # the cutoff is this machine's now
         report = retention.prune(session, days=days, now=now, actor=shared.actor, dry_run=dry_run)
     if fmt == PruneFormat.json:
         emit_json(report.as_json())

@@ -22,11 +22,26 @@ from ipguard.errors import OperationalError
 MAX_SKEW = timedelta(minutes=5)
 
 
-def refuse_skewed(session: Session) -> None:
-    """Refuse to write with this machine's clock when it is off the PostgreSQL server's.
+# What a wrong clock would do, by what the machine is about to do.
+SCAN = (
+    "sensor",
+    "its times (first and last seen, report due, retention) would be wrong in every sensor's "
+    "ledger",
+    "scan",
+)
+PRUNE = (
+    "machine",
+    "its cutoff would remove history the retention keeps (a clock a year ahead: a year of it)",
+    "prune",
+)
 
-    The wall clock is read here, not a run's clock: a run replayed at a chosen time (a spooled
-    run, a test) still comes from a machine whose clock must be right.
+
+def refuse_skewed(session: Session, doing: tuple[str, str, str] = SCAN) -> None:
+    """Refuse to act on this machine's clock when it is off the PostgreSQL server's.
+
+    `doing` is SCAN or PRUNE: who this machine is, what would go wrong, what to do again. The
+    wall clock is read here, not a run's clock: a run replayed at a chosen time (a spooled run,
+    a test) still comes from a machine whose clock must be right.
     """
     if session.get_bind().dialect.name != "postgresql":
         return
@@ -35,13 +50,13 @@ def refuse_skewed(session: Session) -> None:
     skew = local - server
     if abs(skew) <= MAX_SKEW:
         return
+    who, harm, again = doing
     direction = "ahead of" if skew > timedelta(0) else "behind"
     raise OperationalError(
-        f"this sensor's clock ({local:%Y-%m-%d %H:%M:%S} UTC) is {_span(abs(skew))} "
+        f"this {who}'s clock ({local:%Y-%m-%d %H:%M:%S} UTC) is {_span(abs(skew))} "
         f"{direction} the ledger server's ({server.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC); "
-        "its times (first and last seen, report due, retention) would be wrong in every "
-        "sensor's ledger: set the clock that is wrong (timedatectl set-ntp true: this "
-        "sensor's, or the database server's if every sensor is refused) and scan again"
+        f"{harm}: set the clock that is wrong (timedatectl set-ntp true: this {who}'s, or the "
+        f"database server's if every sensor is refused) and {again} again"
     )
 
 

@@ -62,3 +62,37 @@ def test_a_sensor_whose_clock_is_wrong_may_not_scan_a_shared_ledger(
         first = datetime.fromisoformat(item["first_seen"].replace("Z", "+00:00"))
         due = datetime.fromisoformat(item["report_due_at"].replace("Z", "+00:00"))
         assert abs(first - started) < timedelta(minutes=1) and due - first == timedelta(hours=24)
+
+
+@pytest.mark.skipif(shutil.which("faketime") is None, reason="needs faketime")
+def test_a_prune_from_a_machine_whose_clock_is_ahead_is_refused(
+    postgres_server: str, tmp_path: Path
+) -> None:
+    # `ipguard prune` from an administrator's machine whose clock was a year ahead computed its
+    # cutoff from that clock: it removed a year of the history the retention keeps.
+    from ipguard.ledger.store import Store
+    from tests.reports.history import add_run
+
+    url = create_database(postgres_server)
+    store = Store(url)
+    now = datetime.now(UTC)
+    for days in (400, 200, 10):
+        add_run(store, now - timedelta(days=days))
+    store.close()
+    argv = [sys.executable, "-m", "ipguard", "--db", url, "prune", "--format", "json"]
+    env = {**os.environ, "IPGUARD_ACTOR": "admin"}
+
+    def prune(offset: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["faketime", "-f", offset, *argv], capture_output=True, text=True, env=env, cwd=ROOT,
+            timeout=120,
+        )  # fmt: skip
+
+    refused = prune("+365d")
+    assert refused.returncode == 3, refused.stderr
+    assert refused.stderr.startswith("error: this machine's clock (")
+    assert "UTC) is 365 d ahead of the ledger server's (" in refused.stderr
+    assert "its cutoff would remove history the retention keeps" in refused.stderr
+    done = prune("+1m")  # a clock a minute off prunes as it should: the run of 400 days ago
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["runs"] == 1
