@@ -27,7 +27,12 @@ QuietOption = Annotated[
 
 def import_(
     ctx: typer.Context,
-    file: Annotated[str, typer.Argument(help="CSV, XLSX or JSON file ('-' for CSV on stdin).")],
+    file: Annotated[
+        str,
+        typer.Argument(
+            help="CSV, XLSX or JSON file ('-': standard input, CSV unless --format says otherwise)."
+        ),
+    ],
     fmt: Annotated[
         str | None, typer.Option("--format", help="csv, xlsx or json (default: by extension).")
     ] = None,
