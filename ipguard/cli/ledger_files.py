@@ -251,7 +251,8 @@ def export(
         str | None, typer.Option("--format", help="csv, xlsx or json (default: by extension).")
     ] = None,
     changed_since: Annotated[
-        str | None, typer.Option(help="XLSX: paint records changed on or after this date red.")
+        str | None,
+        typer.Option(help="XLSX: paint records changed on or after this date (YYYY-MM-DD) red."),
     ] = None,
     dhcp_fingerprint: Annotated[
         bool,
