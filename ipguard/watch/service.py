@@ -54,6 +54,7 @@ MAX_BACKLOG = 3_000  # judged batches waiting for an unavailable ledger (10 minu
 # again at most every RETRY_SECONDS, and the loop goes on reading frames and pinging systemd.
 WRITE_WAIT = 0.5
 RETRY_SECONDS = 1.0
+STOP_WAIT = 5.0  # each of the last writes at SIGTERM
 
 Report = Callable[[str, FindingRow], None]  # ("new" | "escalated", the stored finding)
 Warn = Callable[[str], None]
@@ -166,12 +167,15 @@ class Watcher:
     def _finish(self) -> None:
         """Store what is pending and close the run; a ledger still down loses only the backlog."""
         assert self.run_id is not None
-        self._write_wait = None  # stopping: waiting for a lock is better than losing the batch
+        # Stopping: worth waiting for a lock, but not systemd's whole stop timeout (90 s) for
+        # three writes of 30 s; what is not stored stays spooled for the next watcher.
+        self._write_wait = STOP_WAIT
         self._flush()
         now = self.clock()
         try:
+            self._retry_at = 0.0  # what the flush could not store: one more try
             self._drain_backlog()
-            with self.store.session() as session:
+            with self.store.session(wait=STOP_WAIT) as session:
                 watching.stop(session, self.run_id, self.summary(), now)
         except LedgerUnavailable as error:
             self.warn(f"watch run {self.run_id} could not be closed: {error}")
