@@ -54,10 +54,11 @@ class IcmpSweep(Sweep):
         receiver = rawsock.open_socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP, WHAT)
         try:
             rawsock.attach_filter(receiver, _reply_filter(ident))
-            rawsock.enlarge_receive_buffer(receiver)
+            rawsock.enlarge_buffer(receiver)
             sender = rawsock.open_socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP, WHAT)
             # The sender must not queue copies of every ICMP packet the host receives.
             rawsock.attach_filter(sender, [rawsock.Insn(rawsock.RET_K, k=0)])
+            rawsock.enlarge_buffer(sender, rawsock.DEFAULT_SNDBUF, send=True)
         except BaseException:
             receiver.close()
             raise

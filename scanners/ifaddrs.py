@@ -27,9 +27,10 @@ MAX_REPLY = 65536
 MAX_MESSAGES = 10_000  # a dump is a few messages per address: bounded all the same
 
 
-def ipv4_networks(index: int) -> list[tuple[str, int]]:
-    """(address, prefix length) of each IPv4 address on interface `index`, in the kernel's order
-    (the primary address of each subnet before its secondaries); [] when the kernel will not say."""
+def ipv4_networks(index: int | None) -> list[tuple[str, int]]:
+    """(address, prefix length) of each IPv4 address on interface `index` (None: on every
+    interface), in the kernel's order (the primary address of each subnet before its
+    secondaries); [] when the kernel will not say."""
     request = _HEADER.pack(
         _HEADER.size + _IFADDR.size, RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, 1, 0
     ) + _IFADDR.pack(socket.AF_INET, 0, 0, 0, 0)
@@ -48,7 +49,7 @@ def ipv4_networks(index: int) -> list[tuple[str, int]]:
     return found
 
 
-def _parse(data: bytes, index: int, found: list[tuple[str, int]]) -> bool:
+def _parse(data: bytes, index: int | None, found: list[tuple[str, int]]) -> bool:
     """Add the addresses of `index` in one datagram of the dump; whether the dump has ended."""
     offset = 0
     while offset + _HEADER.size <= len(data):
@@ -60,7 +61,7 @@ def _parse(data: bytes, index: int, found: list[tuple[str, int]]) -> bool:
         if kind == RTM_NEWADDR and length >= _HEADER.size + _IFADDR.size:
             body = offset + _HEADER.size
             family, prefixlen, _f, _scope, ifindex = _IFADDR.unpack_from(data, body)
-            if family == socket.AF_INET and ifindex == index:
+            if family == socket.AF_INET and index in (None, ifindex):
                 address = _address(data, body + _IFADDR.size, offset + length)
                 if address is not None:
                     found.append((address, prefixlen))

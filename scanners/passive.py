@@ -285,7 +285,7 @@ class Capture:
         sock = rawsock.open_socket(socket.AF_PACKET, socket.SOCK_RAW, 0, WHAT)
         try:
             rawsock.attach_filter(sock, capture_filter())
-            rawsock.enlarge_receive_buffer(sock)
+            rawsock.enlarge_buffer(sock)
             # What this machine sends itself (a scan beside us) is not news from the link.
             with contextlib.suppress(OSError):
                 sock.setsockopt(rawsock.SOL_PACKET, rawsock.PACKET_IGNORE_OUTGOING, 1)

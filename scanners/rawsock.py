@@ -32,6 +32,7 @@ PACKET_STATISTICS = 6
 PACKET_IGNORE_OUTGOING = 23
 SO_ATTACH_FILTER = 26
 SO_RCVBUFFORCE = 33
+SO_SNDBUFFORCE = 32
 SIOCGIFFLAGS = 0x8913
 SIOCGIFADDR = 0x8915
 SIOCGIFNETMASK = 0x891B
@@ -43,6 +44,10 @@ IFNAMSIZ = 16
 # Big enough to absorb a burst of tens of thousands of replies while the receiver thread waits
 # for the GIL; the kernel accounts about 1 KiB per small frame.
 DEFAULT_RCVBUF = 64 * 1024 * 1024
+# A raw IP sender's probes to addresses on a link the kernel must first resolve (a subnet of
+# another interface of the sensor) wait in the socket's send buffer until each neighbour answers
+# or fails, about 3 s: a /24's three passes take about 0.8 MB, more than the default 208 KiB.
+DEFAULT_SNDBUF = 32 * 1024 * 1024
 
 SEND_RETRY_SECONDS = 1.0
 _RAW_SOCKET_HELP = "run as root or give the interpreter CAP_NET_RAW"
@@ -168,7 +173,7 @@ def receiving_socket(
     sock = open_socket(socket.AF_PACKET, socket.SOCK_RAW, 0, what)
     try:
         attach_filter(sock, program)
-        enlarge_receive_buffer(sock)
+        enlarge_buffer(sock)
         # Our own probes are of no interest to the receiver; kernels before 4.20 lack the option.
         with contextlib.suppress(OSError):
             sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
@@ -214,17 +219,21 @@ def send_when_room(send: Callable[[], object], error: OSError, what: str) -> Non
     raise ScanError(f"{what} could not send a probe: {error.strerror}") from error
 
 
-def enlarge_receive_buffer(sock: socket.socket, size: int = DEFAULT_RCVBUF) -> int:
-    """Ask for a receive buffer of `size` bytes, beyond net.core.rmem_max when privileged.
+def enlarge_buffer(sock: socket.socket, size: int = DEFAULT_RCVBUF, *, send: bool = False) -> int:
+    """Ask for a receive (`send`: send) buffer of `size` bytes, beyond net.core.rmem_max (wmem_max)
+    when privileged.
 
     Returns the size the kernel granted (it reports twice the request, bookkeeping included).
     """
+    forced, plain = (
+        (SO_SNDBUFFORCE, socket.SO_SNDBUF) if send else (SO_RCVBUFFORCE, socket.SO_RCVBUF)
+    )
     try:
-        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, size)
+        sock.setsockopt(socket.SOL_SOCKET, forced, size)
     except PermissionError:
         # Without CAP_NET_ADMIN the kernel caps the request at rmem_max; that still helps.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
-    return sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        sock.setsockopt(socket.SOL_SOCKET, plain, size)
+    return sock.getsockopt(socket.SOL_SOCKET, plain)
 
 
 def close_soon(*closers: Callable[[], object]) -> None:

@@ -24,6 +24,7 @@ from functools import partial
 from ipguard.errors import ScanError
 from ipguard.model import IgnoredReply, Observation, ScanRequest, Uncovered
 from ipguard.scanners import rawsock
+from ipguard.scanners.ifaddrs import ipv4_networks
 from ipguard.scanners.scope import Scope
 from ipguard.scanners.sweep import Sweep
 
@@ -57,7 +58,9 @@ def sweep(
     if ipv4 and not on_link and not routed:
         reasons = "; ".join(f"{item.range}: {item.reason}" for item in uncovered)
         raise ScanError(f"the sweep can reach no part of the subnets ({reasons})")
-    own = {ip for ip, _prefixlen in links}
+    # The sensor's own addresses, on every interface: a subnet of another of its interfaces,
+    # swept as routed, would find the sensor itself answering there.
+    own = {ip for ip, _prefixlen in links} | {ip for ip, _length in ipv4_networks(None)}
     observations: list[Observation] = []
 
     def run(name: str, sweeper: Callable[..., Sweep], targets: list[str]) -> set[str]:
@@ -101,8 +104,6 @@ def _targets(scope: Scope, parts: list[str], own: set[str]) -> list[str]:
 
 def own_networks(interface: rawsock.InterfaceInfo) -> list[tuple[str, int]]:
     """The interface's IPv4 addresses with their prefix lengths, its primary one first."""
-    from ipguard.scanners.ifaddrs import ipv4_networks
-
     assert interface.ipv4 is not None and interface.prefixlen is not None
     primary = (interface.ipv4, interface.prefixlen)
     return list(dict.fromkeys([primary, *ipv4_networks(interface.index)]))

@@ -63,9 +63,10 @@ class TcpSweep(Sweep):
             raise
         try:
             rawsock.attach_filter(receiver, _reply_filter(port))
-            rawsock.enlarge_receive_buffer(receiver)
+            rawsock.enlarge_buffer(receiver)
             sender = rawsock.open_socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP, WHAT)
             rawsock.attach_filter(sender, [rawsock.Insn(rawsock.RET_K, k=0)])
+            rawsock.enlarge_buffer(sender, rawsock.DEFAULT_SNDBUF, send=True)
         except BaseException:
             receiver.close()
             holder.close()

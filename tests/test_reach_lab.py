@@ -142,3 +142,32 @@ def test_a_second_subnet_on_the_same_link_is_swept_by_arp_from_the_address_held_
     assert ("unregistered-host", lan_ip(90), visitor) in found
     assert not [item for item in found if item[1] == "198.18.2.2"]  # the sensor itself
     assert done.stderr == ""
+
+
+@pytest.mark.lab
+def test_a_subnet_of_the_sensors_other_interface_is_swept_without_finding_the_sensor(
+    lab_factory: LabFactory, tmp_path: Path
+) -> None:
+    """The sensor's second NIC (management) holds 198.18.3.2/24, and that subnet is in the scan
+    list. It is swept as routed, through that NIC: the sensor answered its own echo request there
+    and was reported as an unregistered host. (Its echo requests also wait on neighbour
+    resolution in the socket's send buffer: with the default retries the scan failed with 'the
+    transmit queue stayed full', exit 3; the buffer is now larger.)"""
+    lab = lab_factory(scenario())
+    lab.run("scanner", ["ip", "link", "add", "mgmt0", "type", "veth", "peer", "name", "mgmt1"])
+    for name in ("mgmt0", "mgmt1"):
+        lab.run("scanner", ["ip", "link", "set", name, "up"])
+    lab.run("scanner", ["ip", "addr", "add", "198.18.3.2/24", "dev", "mgmt0"])
+    lab.write_ledger_csv(tmp_path / "ledger.csv")
+    lab.write_config(tmp_path / "ipguard.toml")
+    config = tmp_path / "ipguard.toml"
+    both = 'subnets = ["198.18.0.0/24", "198.18.3.0/24"]'
+    text = re.sub(r"(?m)^subnets = .*$", both, config.read_text())
+    config.write_text(re.sub(r"(?m)^retries = .*$", "retries = 2", text))  # the default
+    assert ipguard(lab, tmp_path, "ledger", "import", str(tmp_path / "ledger.csv")).returncode == 0
+    done = ipguard(lab, tmp_path, "scan", "--format", "json", "--phases", "sweep")
+    assert done.returncode == 1, done.stderr
+    found = {(f["kind"], f["ip"]) for f in json.loads(done.stdout)["findings"]}
+    assert ("unregistered-host", lan_ip(90)) in found
+    assert not [item for item in found if item[1].startswith("198.18.3.")], found
+    assert done.stderr == ""

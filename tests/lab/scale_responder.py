@@ -153,7 +153,7 @@ class Channel:
         self.quiet = min(RECV_TIMEOUT, delay / 4) if delay > 0 else RECV_TIMEOUT
         self.ring = _receive_ring(self.sock) if ring else None
         if self.ring is None:
-            rawsock.enlarge_receive_buffer(self.sock)
+            rawsock.enlarge_buffer(self.sock)
             # A kernel-level receive timeout (not Python's settimeout, which polls before every
             # read).
             self.sock.setsockopt(
