@@ -45,6 +45,7 @@ _LITERAL_RULE = re.compile(r"\^(?:[A-Za-z0-9_-]|\{[A-Za-z_]\w*\})*\$")
 _SEPARATORS = ("", "-", "_")
 _GAP = "[-_]?"
 _MAX_SPELLINGS = 64
+MATCH_SECONDS = 0.1  # at most this long for one name against the rule
 NETBIOS_BYTES = 15  # a NetBIOS name: the computer's name cut to 15 bytes (the 16th is a suffix)
 
 
@@ -57,7 +58,8 @@ class HostnameRule:
         self.first_label_only = "." not in template
         self._literal = _LITERAL_RULE.fullmatch(template) is not None
         self._pieces = _PLACEHOLDER.split(template)  # literal, field, literal, field, …, literal
-        self._compiled: dict[str, re.Pattern[str] | None] = {}
+        self._compiled: dict[str, Any] = {}  # expanded pattern -> regex.Pattern (None: bad)
+        self.timed_out: set[str] = set()  # names the rule could not settle in MATCH_SECONDS
 
     def values(self, record: Binding) -> tuple[str, ...] | None:
         """The record's value for each placeholder, or None when one of them is empty."""
@@ -107,14 +109,23 @@ class HostnameRule:
             spellings = self._spellings(values)
             if spellings is not None:
                 return name.lower() in spellings
+        import regex  # backtracking bounded by a timeout, which `re` has not
+
         pattern = self.expand(values)
         if pattern not in self._compiled:
             try:
-                self._compiled[pattern] = re.compile(pattern, re.IGNORECASE)
-            except re.error:
+                self._compiled[pattern] = regex.compile(pattern, regex.IGNORECASE)
+            except regex.error:
                 self._compiled[pattern] = None
         compiled = self._compiled[pattern]
-        return None if compiled is None else compiled.search(name) is not None
+        if compiled is None:
+            return None
+        try:
+            return compiled.search(name, timeout=MATCH_SECONDS) is not None
+        except TimeoutError:
+            # Backtracking that long only happens on a name that does not fit.
+            self.timed_out.add(name)
+            return False
 
     def _spellings(self, values: tuple[str, ...]) -> set[str] | None:
         # Every name an anchored literal rule accepts, or None when there are too many to list.
@@ -231,9 +242,9 @@ def _made_from_address(name: NameObservation, ip: str) -> bool:
 
 def _judge(
     rule: HostnameRule, names: Iterable[NameObservation], values: tuple[str, ...]
-) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-    failing: list[dict[str, str]] = []
-    passing: list[dict[str, str]] = []
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    failing: list[dict[str, Any]] = []
+    passing: list[dict[str, Any]] = []
     judged: set[str] = set()
     names = list(names)
     full = [rule.compared(name.name).lower() for name in names if name.source != NameSource.NETBIOS]
@@ -250,6 +261,12 @@ def _judge(
             verdict = rule.begins(cut, values) or any(
                 name.startswith(cut) and rule.accepts(name, values) for name in full
             )
-        entry = {"name": observation.name, "source": observation.source, "compared": compared}
+        entry: dict[str, Any] = {
+            "name": observation.name,
+            "source": observation.source,
+            "compared": compared,
+        }
+        if compared in rule.timed_out:
+            entry["timed_out"] = True
         (passing if verdict else failing).append(entry)
     return failing, passing

@@ -370,3 +370,23 @@ def test_only_computers_are_named_after_their_users(roles, expected):
     record = device(IP1, A, *roles, department="math", owner="liwei")
     found = judge([record], [arp(IP1, A)], settings(hostname_rule=RULE), names=named("HP-M404"))
     assert found == expected
+
+
+def test_a_rule_that_backtracks_cannot_be_held_up_by_a_name():
+    """A rule with nested repetition, as people write them, and a long name that almost fits:
+    Python's `re` backtracks for ever (24 characters took 1.7 s, each one more doubled it: the
+    scan, holding its site's lock, or the watcher never finished). The name is judged within a
+    bound; one the rule cannot settle in time fails, marked `timed_out`."""
+    rule = "^(?:{department}|[a-z]+)(-?[a-z]+)+-{owner}$"
+    record = device(IP1, A, department="math", owner="liwei")
+    names = [
+        NameObservation(IP1, "a" * 60 + "!", "dns"),
+        NameObservation(IP1, "MATH-LIWEI", "mdns"),
+    ]
+    found = findings([record], [arp(IP1, A)], settings(hostname_rule=rule), names=names)
+    finding = only(found, "hostname-policy")
+    assert [n["name"] for n in finding.detail["names"]] == ["a" * 60 + "!"]
+    assert [n["name"] for n in finding.detail["passing_names"]] == ["MATH-LIWEI"]
+    evil = HostnameRule("^(a|a)+$")
+    assert evil.accepts("a" * 40 + "!", ()) is False
+    assert evil.timed_out == {"a" * 40 + "!"}
