@@ -206,33 +206,21 @@ def test_walk_huawei_with_only_hwdynfdbtable(lab: topo.SnmpLab) -> None:
     assert fdb == CASES["huawei_s5735_l2mam"]["fdb"]
 
 
+def walk_cipher_user(
+    lab: topo.SnmpLab, user: str, auth: str, priv: str
+) -> subprocess.CompletedProcess[str]:
+    """`snmp walk --format json` of the cipher agent as `user` with these protocols."""
+    v3 = ("--version", "3", "--user", user, "--auth-proto", auth, "--auth-key-env", "AK")
+    return run(lab, "snmp", "walk", topo.ROUTER_IP, "--port", str(topo.CIPHERS_PORT), *v3,
+               "--priv-proto", priv, "--priv-key-env", "PK", "--format", "json")  # fmt: skip
+
+
 @pytest.mark.parametrize("user", sorted(topo.CIPHER_USERS))
 def test_walk_v3_with_every_privacy_protocol_net_snmp_speaks(lab: topo.SnmpLab, user: str) -> None:
     """DES (older switches), AES-192/256 as net-snmp extends their keys, and as Cisco does
     (`-c`): each against net-snmp's snmpd, with a hash short enough to need the extension."""
     auth, _theirs, ours = topo.CIPHER_USERS[user]
-    done = run(
-        lab,
-        "snmp",
-        "walk",
-        topo.ROUTER_IP,
-        "--port",
-        str(topo.CIPHERS_PORT),
-        "--version",
-        "3",
-        "--user",
-        user,
-        "--auth-proto",
-        auth,
-        "--auth-key-env",
-        "AK",
-        "--priv-proto",
-        ours,
-        "--priv-key-env",
-        "PK",
-        "--format",
-        "json",
-    )
+    done = walk_cipher_user(lab, user, auth, ours)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["device"]["sys_name"] == "lab-ciphers"
 
@@ -240,24 +228,6 @@ def test_walk_v3_with_every_privacy_protocol_net_snmp_speaks(lab: topo.SnmpLab, 
 def test_a_cisco_key_extension_against_a_net_snmp_user_says_which_to_try(
     lab: topo.SnmpLab,
 ) -> None:
-    done = run(
-        lab,
-        "snmp",
-        "walk",
-        topo.ROUTER_IP,
-        "--port",
-        str(topo.CIPHERS_PORT),
-        *V3[:2],
-        "--user",
-        "aes256-sha",
-        "--auth-proto",
-        "sha",
-        "--auth-key-env",
-        "AK",
-        "--priv-proto",
-        "aes256c",
-        "--priv-key-env",
-        "PK",
-    )
+    done = walk_cipher_user(lab, "aes256-sha", "sha", "aes256c")
     assert done.returncode == 3
     assert "wrong privacy key or protocol" in done.stderr and "need aes256" in done.stderr
