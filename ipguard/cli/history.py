@@ -120,6 +120,7 @@ def diff(
             older, newer = runs.get(session, run_a), runs.get(session, run_b)
         if older.id == newer.id:
             raise InvalidValue(f"both runs are {older.id}; name two different runs")
+        _warn_uncomparable(older, newer)
         changes = diff_results(
             runs.load_results(session, older),
             runs.load_results(session, newer),
@@ -139,6 +140,24 @@ def diff(
         )
     else:
         typer.echo(f"no changes from run {older.id} to run {newer.id}")
+
+
+def _warn_uncomparable(older: Any, newer: Any) -> None:
+    """Say when named runs differ in more than time: a part of a scan, or another site's."""
+    from ipguard.cli.output import info
+    from ipguard.model import RunStatus
+
+    for run in (older, newer):
+        if run.status != RunStatus.COMPLETE.value:
+            info(
+                f"warning: run {run.id} is {run.status}, not complete: it saw only part of "
+                "what it would have, and what it missed shows as changes"
+            )
+    if older.site != newer.site:
+        info(
+            f"warning: runs {older.id} and {newer.id} are of different sites "
+            f"({older.site}, {newer.site}): their hosts are different networks'"
+        )
 
 
 def _describe(values: dict[str, Any]) -> str:

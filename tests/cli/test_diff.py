@@ -27,10 +27,39 @@ def test_a_run_of_part_of_the_site_does_not_make_the_rest_disappear(
 
     def changes(*runs: str) -> dict:
         out = cli("diff", *runs, "--format", "json")
-        assert out.exit_code == 0, out.stderr
+        assert (out.exit_code, out.stderr) == (0, "")  # complete runs of one site: no warning
         return json.loads(out.stdout)
 
     assert changes()["disappeared"] == []
     assert cli(*scan).exit_code == 1  # the whole /16 again: the second host is gone
     assert changes("2", "3")["disappeared"] == []  # run 2 did not look for it
     assert changes("1", "3")["disappeared"] == [{"ip": SECOND[0], "mac": SECOND[1]}]
+
+
+def test_named_runs_that_are_not_comparable_are_said_to_be(cli: Cli, db_url: str) -> None:
+    # `ipguard diff 7 9` with run 7 aborted half-way through its sweep listed every host it had
+    # not reached yet as appeared in run 9, without a word about run 7.
+    from datetime import UTC, datetime, timedelta
+
+    from ipguard.ledger.store import Store
+    from ipguard.model import RunStatus
+    from tests.reports.history import add_run
+
+    store = Store(db_url)
+    start = datetime.now(UTC) - timedelta(hours=3)
+    add_run(store, start, hosts=1, status=RunStatus.ABORTED)
+    add_run(store, start + timedelta(hours=1), hosts=3)
+    add_run(store, start + timedelta(hours=2), hosts=3, site="north")
+    store.close()
+    out = cli("diff", "1", "2", "--format", "json")
+    assert out.exit_code == 0, out.stderr
+    assert out.stderr == (
+        "warning: run 1 is aborted, not complete: it saw only part of what it would have, and "
+        "what it missed shows as changes\n"
+    )
+    other = cli("diff", "2", "3", "--format", "json")
+    assert other.stderr == (
+        "warning: runs 2 and 3 are of different sites (lab, north): their hosts are different "
+        "networks'\n"
+    )
+    assert cli("diff", "2", "2").exit_code == 2  # the same run twice is still an error
