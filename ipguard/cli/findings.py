@@ -52,7 +52,10 @@ def list_findings(
             address = parse_key(address)[1]
         except InvalidValue as error:
             raise InvalidValue(f"--address {error}") from None
+    from ipguard.ledger.reporting import refuse_unknown_site
+
     with state(ctx).store().session(write=False) as session:
+        refuse_unknown_site(session, site)  # a typo would read as "no findings there"
         rows = findings.list_findings(session, site=site, state=state_, kind=kind, address=address)
     if state_ is None:
         rows = [row for row in rows if row.state != FindingState.RESOLVED.value]

@@ -140,6 +140,9 @@ def test_a_report_for_a_mistyped_site_is_refused_not_empty(two_sites: Cli, tmp_p
     assert refused.stderr.startswith("error: --site 'nrth': the ledger knows no such site")
     assert not target.exists()
     assert two_sites("diff", "--site", "nrth").exit_code == 2
+    listed = two_sites("findings", "list", "--site", "sth")
+    assert (listed.exit_code, listed.stdout) == (2, "")
+    assert listed.stderr.startswith("error: --site 'sth': the ledger knows no such site")
     # A site known only by a record scoped to it (no scan yet) is a site: an empty report.
     assert (
         two_sites("ledger", "add", "198.18.3.10", "02:00:00:00:03:10", "--site", "west").exit_code
