@@ -5,6 +5,9 @@ What goes, for a cutoff `now - days`:
   they saw: observations, services, DHCP offers, proxy checks, names, routing/AP evidence;
 - findings resolved strictly before the cutoff.
 
+A watcher still running (its heartbeat newer than the cutoff) keeps its run, however long ago it
+started; only what it saw before the cutoff goes.
+
 What stays: the audit trail, every open or acknowledged finding (its evidence is stored on the
 finding row itself, so removing the runs that raised it loses nothing), every newer run, and the
 sightings (when each (ip, mac) pair was last seen: one row per pair, see `sightings`).
@@ -13,15 +16,16 @@ sightings (when each (ip, mac) pair was last seen: one row per pair, see `sighti
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, col
+from sqlmodel import Session, col, select
 
 from ipguard.config import MIN_RETENTION_DAYS
 from ipguard.errors import InvalidValue
 from ipguard.ledger import audit
+from ipguard.ledger.runs import WATCH
 from ipguard.ledger.scan_tables import (
     DhcpOfferRow,
     EvidenceRow,
@@ -32,7 +36,7 @@ from ipguard.ledger.scan_tables import (
     ScanRun,
     ServiceRow,
 )
-from ipguard.model import FindingState
+from ipguard.model import FindingState, RunStatus
 
 MIN_DAYS = MIN_RETENTION_DAYS  # 「记录备份保持60天」: nobody may keep less
 
@@ -89,11 +93,22 @@ def prune(
     """Remove scan history older than `days` (at least 60) in the caller's transaction."""
     cutoff = cutoff_for(days, now)
     report = PruneReport(cutoff=cutoff, days=days, dry_run=dry_run)
-    old_runs = sa.select(col(ScanRun.id)).where(col(ScanRun.started_at) < cutoff)
+    live = _live_watchers(session, cutoff)
+    old_runs = sa.select(col(ScanRun.id)).where(
+        col(ScanRun.started_at) < cutoff, col(ScanRun.id).not_in(live)
+    )
     report.runs = _count(session, sa.select(sa.func.count()).select_from(old_runs.subquery()))
     for name, table in RUN_TABLES:
         query = sa.select(sa.func.count()).where(col(table.run_id).in_(old_runs))
         report.rows[name] = _count(session, query)
+    # A watcher running since before the cutoff keeps its run; what it saw before goes.
+    watched = [
+        (name, table, (col(table.run_id).in_(live), col(table.seen_at) < cutoff))
+        for name, table in RUN_TABLES
+        if table in (ObservationRow, DhcpOfferRow)
+    ]
+    for name, _table, older in watched:
+        report.rows[name] += _count(session, sa.select(sa.func.count()).where(*older))
     old_findings = (
         col(FindingRow.state) == FindingState.RESOLVED.value,
         col(FindingRow.resolved_at) < cutoff,
@@ -105,7 +120,9 @@ def prune(
         return report
     # The run-owned rows go with their runs through ON DELETE CASCADE (PRAGMA foreign_keys is on
     # for SQLite connections; PostgreSQL enforces it always).
-    session.execute(sa.delete(ScanRun).where(col(ScanRun.started_at) < cutoff))
+    session.execute(sa.delete(ScanRun).where(col(ScanRun.id).in_(old_runs)))
+    for _name, table, older in watched:
+        session.execute(sa.delete(table).where(*older))
     session.execute(sa.delete(FindingRow).where(*old_findings))
     audit.record(
         session,
@@ -117,6 +134,29 @@ def prune(
         at=now,
     )
     return report
+
+
+def _live_watchers(session: Session, cutoff: datetime) -> list[int]:
+    """Watch runs started before the cutoff whose watcher is still alive (a heartbeat since).
+
+    A watcher runs for months as a service: its run is its lifetime, and removing it (with the
+    cutoff passing its start) broke the watcher's every later batch. A watch run whose heartbeat
+    stopped before the cutoff died long ago and goes like any old run.
+    """
+    query = select(ScanRun).where(
+        col(ScanRun.started_at) < cutoff,
+        ScanRun.kind == WATCH,
+        ScanRun.status == RunStatus.RUNNING.value,
+    )
+    alive = []
+    for run in session.exec(query):
+        beat = run.counts.get("heartbeat_at")
+        last = datetime.fromisoformat(beat) if isinstance(beat, str) else run.started_at
+        if last.tzinfo is None:
+            last = last.replace(tzinfo=UTC)
+        if last >= cutoff and run.id is not None:
+            alive.append(run.id)
+    return alive
 
 
 def _count(session: Session, query: Any) -> int:

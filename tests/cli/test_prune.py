@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from ipguard.errors import InvalidValue
 from ipguard.ledger import retention
+from ipguard.ledger.scan_tables import ObservationRow, ScanRun
 from ipguard.ledger.store import Store
 from ipguard.model import FindingKind, FindingState, RunStatus, Severity
 from tests.conftest import Cli
@@ -171,4 +172,47 @@ def test_sqlite_connections_enforce_foreign_keys(sqlite_url: str) -> None:
     store = Store(sqlite_url)
     with store.engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    store.close()
+
+
+def test_a_watcher_running_for_months_keeps_its_run(cli: Cli, db_url: str) -> None:
+    # `ipguard watch` runs as a service for months; its lifetime is one run. Once that run had
+    # started before the cutoff, `prune` removed it, with everything the watcher had stored, and
+    # each later batch of the live watcher referred to a run that no longer existed.
+    from ipguard.ledger import watching
+    from ipguard.model import Observation
+
+    now = datetime.now(UTC)
+    store = Store(db_url)
+    details = {"interface": "eth0", "subnets": [], "settings": {}, "actor": "watch",
+               "sensor": "s", "version": "0"}  # fmt: skip
+    with store.session() as session:
+        live, _ = watching.start(session, site="lab", now=now - timedelta(days=100), **details)
+        dead, _ = watching.start(session, site="old", now=now - timedelta(days=200), **details)
+        assert live.id is not None and dead.id is not None
+        for days in (90, 10):
+            seen = [
+                Observation("198.18.0.9", "02:00:00:00:00:09", now - timedelta(days=days), "arp")
+            ]
+            watching.store_sightings(session, live.id, seen, [])
+        watching.store_sightings(
+            session, dead.id, [Observation("198.18.0.8", "02:00:00:00:00:08", now, "arp")], []
+        )
+        watching.beat(session, live.id, {}, now - timedelta(minutes=1))
+        watching.beat(session, dead.id, {}, now - timedelta(days=150))  # died long ago
+    out = cli("prune", "--older-than", "60", "--format", "json")
+    assert out.exit_code == 0, out.stderr
+    pruned = json.loads(out.stdout)
+    assert (pruned["runs"], pruned["observations"]) == (1, 2)  # the dead run; 90 days ago
+    with store.session() as session:
+        runs_left = {run.id: run.status for run in session.exec(sa.select(ScanRun)).scalars()}
+        assert runs_left == {live.id: RunStatus.RUNNING.value}
+        seen = [
+            (row.run_id, row.seen_at.date())
+            for row in session.exec(sa.select(ObservationRow)).scalars()
+        ]
+        assert seen == [(live.id, (now - timedelta(days=10)).date())]
+        # The watcher goes on storing into its run.
+        more = [Observation("198.18.0.9", "02:00:00:00:00:09", now, "arp")]
+        watching.store_sightings(session, live.id, more, [])
     store.close()
