@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from ipguard.watch.service import WatchRequest
 
 
+NETWORK_TIMEOUT = 2.0  # seconds
+
+
 def finding_line(event: str, row: FindingRow) -> str:
     """The line a new or escalated finding gets on standard error (the journal under systemd)."""
     subject = " ".join(part for part in (row.ip, row.mac, row.port) if part)
@@ -72,7 +75,11 @@ def watch(
     if print_unit:
         typer.echo(_unit(shared.db, shared.config, request, subnet or []), nl=False)
         return
-    store = shared.store()
+    from ipguard.ledger.store import Store, resolve_url
+
+    # A PostgreSQL server that goes silent (its host off, a partition) may hold a write for a
+    # couple of seconds, not TCP's minutes: the watcher has frames to read meanwhile.
+    store = Store(resolve_url(shared.db), wait=shared.wait, timeout=NETWORK_TIMEOUT)
 
     def warn(message: str) -> None:
         typer.echo(f"warning: {safe(message)}", err=True)

@@ -6,6 +6,7 @@ work, committed whole or not at all.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import time
@@ -150,9 +151,15 @@ def display_url(url: str) -> str:
 
 
 class Store:
-    """An open ledger database, migrated to the current schema."""
+    """An open ledger database, migrated to the current schema.
 
-    def __init__(self, url: str, *, wait: float | None = None) -> None:
+    `wait`: seconds to wait for another writer's lock (SQLite's busy timeout); `timeout`: seconds
+    a silent PostgreSQL server may hold a connection attempt or a sent query (None: libpq's).
+    """
+
+    def __init__(
+        self, url: str, *, wait: float | None = None, timeout: float | None = None
+    ) -> None:
         self.url = url
         self.shown_url = display_url(url)
         try:
@@ -182,7 +189,9 @@ class Store:
             _tune_sqlite(self.engine, busy)
         else:
             try:
-                self.engine = sa.create_engine(parsed, pool_pre_ping=True)
+                self.engine = sa.create_engine(
+                    parsed, pool_pre_ping=True, connect_args=_network_bounds(timeout)
+                )
             except Exception as error:
                 raise LedgerUnavailable(
                     f"cannot use database {self.shown_url}: {type(error).__name__}"
@@ -312,6 +321,23 @@ class Store:
     def close(self) -> None:
         """Release every connection."""
         self.engine.dispose()
+
+
+def _network_bounds(timeout: float | None) -> dict[str, int]:
+    """libpq options bounding how long a silent PostgreSQL server (its host off, a partition) can
+    hold a call: connecting, data left unacknowledged, an idle connection. None: libpq's own
+    (no connect timeout; minutes of TCP retransmissions)."""
+    if timeout is None:
+        return {}
+    seconds = max(2, math.ceil(timeout))  # libpq takes whole seconds, at least 2
+    return {
+        "connect_timeout": seconds,
+        "tcp_user_timeout": int(timeout * 1000),
+        "keepalives": 1,
+        "keepalives_idle": seconds,
+        "keepalives_interval": 1,
+        "keepalives_count": 2,
+    }
 
 
 def _hint(reason: str) -> str:

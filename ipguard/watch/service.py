@@ -53,7 +53,7 @@ MAX_BACKLOG = 3_000  # judged batches waiting for an unavailable ledger (10 minu
 # an administrator's sqlite3 shell): the batch is then kept as if the ledger were down, tried
 # again at most every RETRY_SECONDS, and the loop goes on reading frames and pinging systemd.
 WRITE_WAIT = 0.5
-RETRY_SECONDS = 1.0
+RETRY_SECONDS = 5.0  # each try may take a couple of seconds (a silent PostgreSQL server)
 STOP_WAIT = 5.0  # each of the last writes at SIGTERM
 
 Report = Callable[[str, FindingRow], None]  # ("new" | "escalated", the stored finding)
@@ -322,6 +322,8 @@ class Watcher:
 
     def _tick(self) -> None:
         self._link.check()
+        if self._ledger_down and time.monotonic() < self._retry_at:
+            return  # tried a moment ago: the next try is the retry's, not every tick's
         if self._backlog:
             self._drain_backlog()
         try:
