@@ -14,6 +14,10 @@ from typing import Annotated, Any
 
 import typer
 import typer.main
+from typer._click.exceptions import (  # typer 0.28 vendors click; no public alias
+    NoArgsIsHelpError,
+    UsageError,
+)
 from typer.core import TyperGroup
 from typer.models import CommandInfo, TyperInfo
 
@@ -132,9 +136,26 @@ class IpguardGroup(TyperGroup):
         lazy = _LazyCommands(commands or {}, _build)  # click keeps any mapping (typer casts)
         super().__init__(*args, commands=lazy, **kwargs)  # type: ignore[arg-type]
 
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any
+    ) -> Any:
+        """The root's own options parsed; a bad one is one error line and exit 2 (DESIGN)."""
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except UsageError as error:
+            if isinstance(error, NoArgsIsHelpError):  # `ipguard` alone: the help, as click gives it
+                raise
+            error_line(usage_line(error))
+            raise SystemExit(2) from None
+
     def invoke(self, ctx: Any) -> Any:  # typer vendors click; its Context type is private
         try:
             return super().invoke(ctx)
+        except UsageError as error:  # a subcommand's arguments, or no such command
+            if isinstance(error, NoArgsIsHelpError):  # `ipguard ledger` alone: its help
+                raise
+            error_line(usage_line(error))
+            ctx.exit(2)
         except IpguardError as error:
             if isinstance(ctx.obj, AppState) and ctx.obj.debug:
                 traceback.print_exc()
@@ -151,6 +172,12 @@ class IpguardGroup(TyperGroup):
         finally:
             if isinstance(ctx.obj, AppState):
                 ctx.obj.close()
+
+
+def usage_line(error: UsageError) -> str:
+    """What click says in three lines (usage, hint, error), as one: the error and where to look."""
+    where = error.ctx.command_path if error.ctx is not None else "ipguard"
+    return f"{error.format_message()} (see `{where} --help`)"
 
 
 app = typer.Typer(

@@ -70,10 +70,26 @@ def test_version(cli: Cli) -> None:
     assert cli("--version").stdout.strip() == f"ipguard {__version__}"
 
 
-def test_usage_errors_exit_2(cli: Cli) -> None:
-    assert cli("ledger", "add").exit_code == 2
-    assert cli("ledger", "list", "--format", "xml").exit_code == 2
-    assert cli("no-such-command").exit_code == 2
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (("ledger", "add"), "error: Missing argument 'ip'. (see `ipguard ledger add --help`)"),
+        (
+            ("ledger", "list", "--format", "xml"),
+            "error: Invalid value for '--format': 'xml' is not one of",
+        ),
+        (("no-such-command",), "error: No such command 'no-such-command'."),
+        (("ledger", "frob"), "error: No such command 'frob'. (see `ipguard ledger --help`)"),
+        (("--wait", "-1", "ledger", "list"), "error: Invalid value for '--wait': -1.0 is not in"),
+    ],
+)
+def test_usage_errors_are_one_error_line_and_exit_2(
+    cli: Cli, args: tuple[str, ...], line: str
+) -> None:
+    """DESIGN: errors print one line `error: …` (click printed three: usage, hint, error)."""
+    result = cli(*args)
+    assert result.exit_code == 2
+    assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith(line), result.stderr
 
 
 def test_unwritable_database_is_an_operational_error(
