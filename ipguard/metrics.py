@@ -13,8 +13,6 @@ complete run's hosts and duration, the findings still open.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -153,18 +151,7 @@ def render(metrics: SiteMetrics) -> str:
 
 def write_textfile(path: str | Path, text: str) -> None:
     """Replace `path` with `text` atomically (temporary file in the same directory, renamed)."""
-    target = Path(path)
-    # The temporary name does not end in .prom: the collector must never read it.
-    handle, temporary = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temporary, 0o644)  # node_exporter usually runs as another user
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    from ipguard.atomic import write_text
+
+    # 0644: node_exporter usually runs as another user
+    write_text(Path(path), text, mode=0o644, durable=True)

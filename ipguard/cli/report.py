@@ -186,24 +186,11 @@ def _render(summary: Summary, fmt: ReportFormat) -> str:
 
 
 def _write(path: Path, text: str) -> None:
-    """Write the whole file or nothing (a temporary file renamed over it)."""
-    import os
-    import tempfile
-
+    """Write the whole file or nothing (a temporary file renamed over it; see ipguard.atomic)."""
+    from ipguard.atomic import write_text
     from ipguard.errors import InvalidValue
 
-    target = path.expanduser()
     try:
-        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".ipguard-")
+        write_text(path.expanduser(), text)
     except OSError as error:
-        raise InvalidValue(f"cannot write {path}: {error.strerror}") from None
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
-            out.write(text)
-        umask = os.umask(0o022)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # as a plain open() would have made it
-        os.replace(temporary, target)
-    except OSError as error:
-        Path(temporary).unlink(missing_ok=True)
         raise InvalidValue(f"cannot write {path}: {error.strerror}") from None

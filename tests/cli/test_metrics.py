@@ -276,3 +276,39 @@ def test_ack_and_resolve_refresh_the_configured_metrics_file(cli: Cli, tmp_path:
     assert open_high() == 0
     reference_check(target)
     assert len(scanner.requests) == 1
+
+
+def test_a_target_that_is_no_regular_file_is_written_to_not_replaced(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """`metrics write /dev/null` run as root replaced the device node with a regular file (the
+    temporary file was renamed over it), and `report -o /dev/stdout` would replace that link.
+    A named pipe stands in for them here: it is written to and stays a pipe. A symbolic link to
+    a regular file stays a link, and the file it names gets the text."""
+    import os
+    import stat
+    import threading
+
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    heard: list[str] = []
+    reader = threading.Thread(target=lambda: heard.append(pipe.read_text()), daemon=True)
+    reader.start()
+    assert cli("metrics", "write", str(pipe)).exit_code == 0
+    reader.join(10)
+    assert stat.S_ISFIFO(os.stat(pipe).st_mode)
+    assert heard and "ipguard_scan_success" in heard[0]
+
+    real = tmp_path / "exports" / "ipguard.prom"
+    real.parent.mkdir()
+    real.write_text("old\n")
+    link = tmp_path / "ipguard.prom"
+    link.symlink_to(real)
+    assert cli("metrics", "write", str(link)).exit_code == 0
+    assert link.is_symlink() and "ipguard_scan_success" in real.read_text()
+
+    reader = threading.Thread(target=lambda: heard.append(pipe.read_text()), daemon=True)
+    reader.start()
+    assert cli("report", "--format", "md", "-o", str(pipe)).exit_code == 0
+    reader.join(10)
+    assert stat.S_ISFIFO(os.stat(pipe).st_mode) and heard[-1].startswith("# ipguard report")
