@@ -76,6 +76,11 @@ def write(
 
     shared = state(ctx)
     chosen = site or shared.settings().scan.site
+    if site:  # named by hand: a typo would write a quiet site's zeros for a dashboard to trust
+        from ipguard.ledger.reporting import refuse_unknown_site
+
+        with shared.store().session(write=False) as session:
+            refuse_unknown_site(session, site)
     try:
         write_metrics(shared, chosen, path)
     except OSError as error:

@@ -232,8 +232,11 @@ def test_metrics_write_reads_the_ledger_without_scanning(
         == 1
     )
     assert [path.name for path in target.parent.iterdir()] == ["ipguard.prom"]
-    # Another site, which never ran: its open findings are zero and no run is claimed.
-    other = cli("metrics", "write", str(target), "--site", "north")
+    # Another sensor's site ([scan] site), which never ran: its open findings are zero and no
+    # run is claimed. (Named with --site instead, a site the ledger never heard of is refused.)
+    north = tmp_path / "north.toml"
+    north.write_text(config.read_text().replace('site = "lab"', 'site = "north"'))
+    other = cli("--config", str(north), "metrics", "write", str(target))
     assert other.exit_code == 0, other.stderr
     samples = parse(target.read_text())
     assert value(samples, "ipguard_scan_success", site="north") == 0
@@ -312,3 +315,15 @@ def test_a_target_that_is_no_regular_file_is_written_to_not_replaced(
     assert cli("report", "--format", "md", "-o", str(pipe)).exit_code == 0
     reader.join(10)
     assert stat.S_ISFIFO(os.stat(pipe).st_mode) and heard[-1].startswith("# ipguard report")
+
+
+def test_metrics_write_for_a_site_the_ledger_never_heard_of_is_refused(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """`--site nosuch` wrote all zeros: a dashboard showed a mistyped site as a quiet one."""
+    target = tmp_path / "typo.prom"
+    result = cli("metrics", "write", str(target), "--site", "nrth")
+    assert result.exit_code == 2, result.stderr
+    assert "--site 'nrth': the ledger knows no such site" in result.stderr
+    assert not target.exists()
+    assert cli("metrics", "write", str(target)).exit_code == 0  # [scan] site: a new sensor's zeros
