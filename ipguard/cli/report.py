@@ -165,6 +165,13 @@ def _warn_future(start: datetime, end: datetime, now: datetime, *, ended: bool) 
     """
     if not ended or end <= now:
         return
+    if start > now + timedelta(days=1):  # beyond any time zone's "today": a mistyped year
+        from ipguard.errors import InvalidValue
+
+        raise InvalidValue(
+            f"the period starts {start:%Y-%m-%d} (UTC), after today ({now:%Y-%m-%d}): nothing "
+            "has happened in it yet"
+        )
     what = "starts" if start > now else "ends"
     moment = start if start > now else end
     info(

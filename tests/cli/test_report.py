@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ipguard.cli.report import period
+from ipguard.cli.report import _warn_future, period
 from ipguard.errors import InvalidValue
 from ipguard.ledger.store import Store
 from ipguard.model import FindingKind, Severity
@@ -210,7 +210,9 @@ def test_period_refuses_backwards() -> None:
         period(date(2026, 5, 6), date(2026, 5, 5), NOW)
 
 
-def test_a_month_that_has_not_ended_or_begun_is_said(cli: Cli, history: str) -> None:
+def test_a_month_that_has_not_ended_or_begun_is_said(
+    cli: Cli, history: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     # `0 6 1 * * ipguard report --month "$(date -d 'last month' +%Y-%m)"` on a sensor in
     # China runs at 22:00 UTC on the month's last day: the UTC month had two hours to go, and the
     # report was filed as the whole month without a word.
@@ -228,11 +230,17 @@ def test_a_month_that_has_not_ended_or_begun_is_said(cli: Cli, history: str) -> 
     assert cli("report", "--format", "json").stderr == ""
     assert cli("report", "--since", f"{this_month:%Y-%m-%d}", "--format", "json").stderr == ""
 
-    ahead = cli("report", "--month", f"{next_month:%Y-%m}", "--format", "json")
-    assert ahead.exit_code == 0
-    assert ahead.stderr.startswith(
-        f"warning: the period starts {next_month:%Y-%m-%d} 00:00 UTC, after now ("
+    # A month that begins within a day (already begun east of UTC) is said; one further ahead,
+    # a mistyped year, is refused: it exited 0 with an empty report.
+    late_on_the_30th = datetime(2026, 11, 30, 22, 0, tzinfo=UTC)
+    december = period(None, None, late_on_the_30th, "2026-12")
+    _warn_future(*december, late_on_the_30th, ended=True)
+    assert capsys.readouterr().err.startswith(
+        "warning: the period starts 2026-12-01 00:00 UTC, after now (2026-11-30 22:00 UTC)"
     )
+    ahead = cli("report", "--month", "2999-03", "--format", "json")
+    assert (ahead.exit_code, ahead.stdout) == (2, "")
+    assert ahead.stderr.startswith("error: the period starts 2999-03-01 (UTC), after today (")
 
 
 def test_since_after_today_without_until_says_today(cli: Cli) -> None:
