@@ -174,6 +174,12 @@ def test_naks_from_a_server_without_the_role_are_rogue_dhcp_and_say_so() -> None
     )
     both = judge().judge([(0.0, offer), (0.0, nak)], NOW).findings[0].summary
     assert "offered 198.18.0.150, refused 1 client request (DHCPNAK) and is not" in both
+    # A server answering only DHCPINFORM (an ACK without an address) offered nothing either.
+    informed = DhcpOffer("198.18.0.78", "02:66:00:00:00:78", "0.0.0.0", message="ack")
+    (answering,) = judge().judge([(0.0, informed)], NOW).findings
+    assert answering.summary == (
+        "DHCP server 198.18.0.78 (02:66:00:00:00:78) answered a client and is not registered"
+    )
     # The registered DHCP server refusing a client that moved from another network: its job.
     allowed = DhcpOffer(DHCP_SERVER, SRV_MAC, "0.0.0.0", message="nak")
     assert judge().judge([(0.0, allowed)], NOW).findings == []
