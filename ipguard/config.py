@@ -322,9 +322,10 @@ def _names(table: Mapping[str, Any], source: str) -> NameSettings:
     if "dns_servers" in table:
         servers = typed(table, "dns_servers", list, where)
         try:
-            checked = tuple(str(ipaddress.ip_address(str(server))) for server in servers)
+            # IPv4 only: the name probe asks over IPv4 (a scan refused an IPv6 server later)
+            checked = tuple(str(ipaddress.IPv4Address(str(server))) for server in servers)
         except ValueError as error:
-            raise ConfigError(f"{where}.dns_servers: {error}") from None
+            raise ConfigError(f"{where}.dns_servers: {error} (an IPv4 address)") from None
         result = replace(result, dns_servers=checked)
     if "timeout" in table:
         value = float(typed(table, "timeout", (int, float), where))

@@ -99,6 +99,10 @@ dns_servers = ["198.18.0.2"]
         ({"scan": {"site": " "}}, "scan.site ' ': a site name is one line of text, not empty"),
         ({"alerts": {"urls": ["nowhere"]}}, "alerts.urls: each entry must be an apprise URL"),
         ({"names": {"dns_servers": ["dns.example"]}}, "names.dns_servers"),
+        (  # accepted here, the scan's name probe refused it
+            {"names": {"dns_servers": ["2001:db8::53"]}},
+            "names.dns_servers: Expected 4 octets in '2001:db8::53' (an IPv4 address)",
+        ),
     ],
 )
 def test_bad_settings_name_the_key(data: dict, message: str) -> None:
