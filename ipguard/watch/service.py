@@ -35,7 +35,7 @@ from typing import Any
 from ipguard import __version__, spool
 from ipguard.config import Settings
 from ipguard.errors import InterfaceError, IpguardError, LedgerUnavailable
-from ipguard.ledger import findings, watching
+from ipguard.ledger import findings, skew, watching
 from ipguard.ledger.scan_tables import FindingRow
 from ipguard.ledger.store import Store
 from ipguard.ledger.tables import utcnow
@@ -55,6 +55,7 @@ MAX_BACKLOG = 3_000  # judged batches waiting for an unavailable ledger (10 minu
 WRITE_WAIT = 0.5
 RETRY_SECONDS = 5.0  # each try may take a couple of seconds (a silent PostgreSQL server)
 STOP_WAIT = 5.0  # each of the last writes at SIGTERM
+WATCHING = (skew.SCAN[0], skew.SCAN[1], "start watching")  # for a wrong clock's error
 
 Report = Callable[[str, FindingRow], None]  # ("new" | "escalated", the stored finding)
 Warn = Callable[[str], None]
@@ -137,6 +138,10 @@ class Watcher:
         self._reload = True
 
     def _start(self) -> None:
+        with self.store.session(write=False) as session:
+            # On a shared PostgreSQL ledger, as for a scan: a clock hours off would date every
+            # sighting and finding of this sensor wrongly in everyone's history.
+            skew.refuse_skewed(session, WATCHING)
         now = self.clock()
         with self.store.session() as session:
             run, self.aborted_before = watching.start(

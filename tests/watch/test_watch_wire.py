@@ -11,6 +11,7 @@ import contextlib
 import itertools
 import json
 import os
+import shutil
 import socket
 import subprocess
 import threading
@@ -309,3 +310,39 @@ def test_the_gateway_claimed_for_the_broadcast_mac_is_a_spoof(lab: Lab, watching
     assert ATTACKER_MAC in json.dumps(shown)  # the frame's source, the port to look at
     code, err = watching.stop()
     assert code == 0, err
+
+
+@pytest.mark.skipif(shutil.which("faketime") is None, reason="needs faketime")
+def test_a_watcher_whose_clock_is_wrong_may_not_write_a_shared_ledger(
+    lab: Lab, tmp_path: Path, postgres_server: str
+) -> None:
+    """A sensor whose hardware clock keeps China's local time read as UTC (eight hours ahead):
+    scans refuse such a clock on a shared PostgreSQL ledger, and so must a watcher, whose every
+    sighting and finding would be dated in the future in every sensor's history."""
+    from tests.pg import create_database, socket_url
+
+    url = socket_url(create_database(postgres_server))  # reachable from the lab's namespaces
+    (tmp_path / "ipguard.toml").write_text(WATCH_CONFIG.format(subnet=lab.subnet))
+    argv = [IPGUARD, "--db", url, "--config", str(tmp_path / "ipguard.toml")]
+    skewed = ["faketime", "-f", "+8h", *argv, "watch", "--quiet"]
+    try:
+        done = subprocess.run(
+            netns.exec_argv(lab.scanner_ns, skewed),
+            capture_output=True,
+            text=True,
+            env=env(tmp_path, TZ="Asia/Shanghai"),
+            timeout=30,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("a watcher whose clock is 8 h ahead watched on, writing the shared ledger")
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.startswith("error: this sensor's clock (")
+    assert "UTC) is 8 h ahead of the ledger server's (" in done.stderr
+    assert done.stderr.rstrip().endswith("and start watching again")
+    listed = subprocess.run(
+        [*argv, "runs", "list", "--format", "json"],
+        capture_output=True,
+        text=True,
+        env=env(tmp_path),
+    )
+    assert json.loads(listed.stdout) == []
