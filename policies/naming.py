@@ -58,6 +58,10 @@ class HostnameRule:
         self.first_label_only = "." not in template
         self._literal = _LITERAL_RULE.fullmatch(template) is not None
         self._pieces = _PLACEHOLDER.split(template)  # literal, field, literal, field, …, literal
+        # A rule with a domain judges a name that carries none (NetBIOS, mDNS .local, DHCP) by
+        # its first label: `^{owner}\.school\.example$` judges LIWEI as `^{owner}$` would.
+        label = None if self.first_label_only else _first_label(template)
+        self.label_rule = None if label is None else HostnameRule(label)
         self._compiled: dict[str, Any] = {}  # expanded pattern -> regex.Pattern (None: bad)
         self.timed_out: set[str] = set()  # names the rule could not settle in MATCH_SECONDS
 
@@ -226,6 +230,38 @@ def check(facts: RunFacts, settings: PolicySettingsLike, seen: Sightings) -> lis
     return found
 
 
+def _first_label(template: str) -> str | None:
+    r"""The rule for a name's first label: the template up to its first `\.` outside any group
+    or class (anchored as the template is), or None when there is none."""
+    depth, in_class, index = 0, False, 0
+    while index < len(template):
+        char = template[index]
+        if char == "\\":
+            if template[index + 1 : index + 2] == "." and depth == 0 and not in_class:
+                head = template[:index]
+                return head + "$" if head.startswith("^") else head
+            index += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        index += 1
+    return None
+
+
+def _without_domain(name: NameObservation, compared: str) -> str | None:
+    """The name of a host that carries no DNS domain (NetBIOS, DHCP, an mDNS .local name), or
+    None for a name that does."""
+    if name.source == NameSource.MDNS and compared.lower().endswith(".local"):
+        compared = compared[: -len(".local")]
+    return None if "." in compared else compared
+
+
 def _made_from_address(name: NameObservation, ip: str) -> bool:
     """A reverse-DNS name a DNS server generated from the address (host-10-20-1-7, 7.1.20.10.dyn,
     ip-010-020-001-007, as BIND's $GENERATE or an ISP's pool writes them)."""
@@ -253,7 +289,12 @@ def _judge(
         if not compared or compared.lower() in judged:
             continue
         judged.add(compared.lower())
-        verdict = rule.accepts(compared, values)
+        bare = _without_domain(observation, compared)
+        if rule.label_rule is not None and bare is not None:
+            label = rule.label_rule
+            verdict = label.accepts(bare, values[: len(label.fields)])
+        else:
+            verdict = rule.accepts(compared, values)
         if verdict is None:
             return [], []
         if not verdict and _cut_by_netbios(observation, compared):

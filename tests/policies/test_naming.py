@@ -390,3 +390,33 @@ def test_a_rule_that_backtracks_cannot_be_held_up_by_a_name():
     evil = HostnameRule("^(a|a)+$")
     assert evil.accepts("a" * 40 + "!", ()) is False
     assert evil.timed_out == {"a" * 40 + "!"}
+
+
+DOMAIN_RULE = r"^{department}-{owner}\.school\.example$"
+
+
+@pytest.mark.parametrize(
+    ("rule", "names", "expected"),
+    [
+        pytest.param(DOMAIN_RULE, [("math-liwei.school.example", "dns")], set(), id="the FQDN"),
+        pytest.param(DOMAIN_RULE, [("MATH-LIWEI", "netbios")], set(), id="NetBIOS: no domain"),
+        pytest.param(DOMAIN_RULE, [("math-liwei.local", "mdns")], set(), id="mDNS: .local"),
+        pytest.param(DOMAIN_RULE, [("math-liwei", "dhcp")], set(), id="DHCP option 12"),
+        pytest.param(DOMAIN_RULE, [("GAMEBOX", "netbios")], FAILS, id="a bare name that fails"),
+        pytest.param(
+            DOMAIN_RULE, [("math-liwei.other.example", "dns")], FAILS, id="the wrong domain"
+        ),
+        pytest.param(
+            r"^{owner}(\.lab|\.school)$", [("LIWEI", "netbios")], FAILS,
+            id="no first label to cut from the rule: judged whole",
+        ),
+    ],
+)  # fmt: skip
+def test_a_rule_with_a_domain_judges_names_that_carry_none_by_their_label(rule, names, expected):
+    """A rule naming the DNS domain, `^{department}-{owner}\\.school\\.example$`: NetBIOS, mDNS
+    (.local) and DHCP names never carry it, and every Windows PC failed every night. A name with
+    no domain of its own is judged by the rule's first label."""
+    observed = [NameObservation(IP1, name, source) for name, source in names]
+    assert judge([MATH_LIWEI], [arp(IP1, A)], settings(hostname_rule=rule), names=observed) == (
+        expected
+    )
