@@ -6,7 +6,8 @@ PY        := $(VENV)/bin/python
 STAMP     := $(VENV)/.installed
 APT_PKGS  := nmap arp-scan tinyproxy dnsmasq-base nftables iproute2 socat curl postgresql chromium cron \
              kea-dhcp4-server snmpd snmp fonts-noto-cjk poppler-utils dsniff arping arpwatch udhcpc \
-             radvd thc-ipv6 squid microsocks faketime isc-dhcp-server avahi-daemon
+             radvd thc-ipv6 squid microsocks faketime isc-dhcp-server avahi-daemon \
+             openssh-server nginx vsftpd
 PYTEST_ARGS ?= -n 2
 BENCH_ARGS ?=
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from ipguard.model import Observation, ScanRequest, ServiceMode, ServiceObservation
 from ipguard.scanners import pacing
+from ipguard.scanners.proxy import proxy_candidates
 from ipguard.scanners.scope import Scope
 from ipguard.scanners.services import ServiceScan
 
@@ -108,3 +109,15 @@ def _nmap_rate(request: ScanRequest) -> AbstractContextManager[float]:
     if budget is None:
         return nullcontext(float(request.rate))
     return budget.reserve(request.rate, keep=request.rate * OTHERS_SHARE)
+
+
+def late_candidates(services: Sequence[ServiceObservation]) -> list[tuple[str, int]]:
+    """(ip, tcp port) the proxy phase asks once versions are known, beside the fast pass's ones.
+
+    The fast pass names a port by its number alone (nmap's port table: tinyproxy on tcp/81 is
+    `hosts2-ns`), so the proxy phase also asks the ports the version probes named HTTP, a proxy
+    or SOCKS, and those whose software nobody could name (no product, no banner: the probes ran
+    out of budget in this run or the one an incremental run keeps): such a port may be a proxy.
+    """
+    unnamed = [(s.ip, s.port) for s in services if s.proto == "tcp" and not (s.product or s.banner)]
+    return list(dict.fromkeys(proxy_candidates(services) + unnamed))

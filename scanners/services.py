@@ -305,6 +305,7 @@ def _observations(
         for port, facts in sorted(host.get(proto, {}).items()):
             if facts.get("state") != "open":  # open|filtered UDP ports prove nothing
                 continue
+            name = str(facts.get("name") or "")
             product = str(facts.get("product") or "")
             version = str(facts.get("version") or "")
             banner = str(facts.get("extrainfo") or "")
@@ -313,12 +314,16 @@ def _observations(
                 banner = banner or _banner(response)
                 if not product:
                     product, version = _server_header(_decoded(response))
+                # An unrecognised service keeps the name nmap's port table gives its number (conf
+                # 3): one that answered HTTP is a web server or a proxy, whatever its port.
+                if str(facts.get("conf")) == "3" and response.startswith(b"HTTP/"):
+                    name = name if "http" in name.lower() else "http"
             found.append(
                 ServiceObservation(
                     ip=ip,
                     proto=proto,
                     port=int(port),
-                    service=str(facts.get("name") or ""),
+                    service=name,
                     product=product,
                     version=version,
                     banner=clipped(banner, BANNER_LIMIT),

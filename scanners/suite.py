@@ -204,19 +204,31 @@ class _Collection:
         self.ran.add(Phase.NAMES)
 
     def run_proxy(self) -> None:
-        from ipguard.scanners.proxy import ProxyProbe, proxy_candidates
+        from ipguard.scanners.proxy import proxy_candidates
 
-        candidates = sorted(
-            proxy_candidates(self.services), key=lambda pair: (ip_sort_key(pair[0]), pair[1])
-        )
+        self._ask_proxies(proxy_candidates(self.services))
+        self.ran.add(Phase.PROXY)
+
+    def run_late_proxies(self) -> None:
+        """The ports only the version probes show may relay (servicephase.late_candidates)."""
+        if self.found is not None:
+            from ipguard.scanners.servicephase import late_candidates
+
+            self._ask_proxies(late_candidates(self.services))
+
+    def _ask_proxies(self, candidates: list[tuple[str, int]]) -> None:
+        """Proxy probes of the candidates not asked yet, in address order."""
+        from ipguard.scanners.proxy import ProxyProbe
+
+        asked = {(verdict.ip, verdict.port) for verdict in self.proxies}
+        fresh = sorted(set(candidates) - asked, key=lambda pair: (ip_sort_key(pair[0]), pair[1]))
         assert self.interface.ipv4 is not None
-        if candidates:
-            self.proxies = ProxyProbe(
+        if fresh:
+            self.proxies = self.proxies + ProxyProbe(
                 self.scope,
                 canary_ip=self.interface.ipv4,
                 timeout=max(2.0, self.request.timeout * 2),
-            ).probe_many(candidates)
-        self.ran.add(Phase.PROXY)
+            ).probe_many(fresh)
 
     def run_evidence(self) -> None:
         from ipguard.scanners.evidence import RouterApEvidence
@@ -308,10 +320,12 @@ PHASES: tuple[PhaseSpec, ...] = (
 )
 
 
-# Steps that are part of a phase (they run when it does) without being one: the services phase
-# finds open ports, then names their software while proxy and evidence already use the ports.
-PARTS: tuple[tuple[str, Phase, Callable[[_Collection], None]], ...] = (
-    ("versions", Phase.SERVICES, _Collection.run_versions),
+# Steps that are part of a phase (they run when it does, after it and the steps named) without
+# being one: the services phase finds open ports, then names their software while proxy and
+# evidence already use the ports; the proxy phase then asks what only the names showed.
+PARTS: tuple[tuple[str, Phase, tuple[str, ...], Callable[[_Collection], None]], ...] = (
+    ("versions", Phase.SERVICES, (), _Collection.run_versions),
+    ("late-proxies", Phase.PROXY, ("versions",), _Collection.run_late_proxies),
 )
 
 
@@ -346,8 +360,8 @@ class NetworkScanner:
             for spec in PHASES
             if spec.phase.value in wanted
         ] + [
-            graph.Step(name, (phase.value,), _bound(work, collection))
-            for name, phase, work in PARTS
+            graph.Step(name, (phase.value, *after), _bound(work, collection))
+            for name, phase, after, work in PARTS
             if phase.value in wanted
         ]
 

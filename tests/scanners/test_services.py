@@ -15,6 +15,7 @@ from ipguard.errors import InvalidValue, ScopeError
 from ipguard.model import ServiceObservation
 from ipguard.scanners import services as services_module
 from ipguard.scanners.scope import Scope
+from ipguard.scanners.servicephase import late_candidates
 from ipguard.scanners.services import PortSpec, ServiceScan
 from tests.lab.builder import Lab
 from tests.lab.fixtures import requires_lab
@@ -189,3 +190,37 @@ def test_fast_pass_and_version_probes_share_the_rate_and_the_budget() -> None:
     one = scan.arguments(1, versions=True, processes=2, port=("tcp", 8080))
     assert "-sV" in one and "-p T:8080" in one and "--max-rate 500" in one
     assert "--host-timeout 3000ms" in one
+
+
+def test_a_service_that_answered_http_is_named_http_whatever_its_port() -> None:
+    """nmap names an unrecognised service by its number (conf 3): tinyproxy on tcp/81 is
+    `hosts2-ns` however HTTP its reply; a name the table gave stays when nothing answered."""
+    xml = (
+        '<nmaprun><host><address addr="198.18.0.13" addrtype="ipv4"/><ports>'
+        '<port protocol="tcp" portid="81"><service name="hosts2-ns" method="table" conf="3" '
+        'servicefp="SF-Port81-TCP:V=7.93%I=0%r(GetRequest,2A,&quot;HTTP/1\\.0\\x20400\\x20Bad'
+        '\\x20Request\\r\\nServer:\\x20tinyproxy/1\\.11\\.1\\r\\n\\r\\n&quot;);"/></port>'
+        "</ports></host></nmaprun>"
+    )
+    fingerprints, _ = services_module._xml_facts(xml)
+    table = {"state": "open", "name": "hosts2-ns", "conf": "3"}
+    host = {"tcp": {81: table, 82: dict(table, name="xfer")}}
+    seen = services_module._observations("198.18.0.13", host, fingerprints)
+    assert [(s.port, s.service, s.product, s.version) for s in seen] == [
+        (81, "http", "tinyproxy", "1.11.1"),
+        (82, "xfer", "", ""),
+    ]
+
+
+def test_late_proxy_candidates_are_what_versions_named_a_proxy_or_left_unnamed() -> None:
+    """After the version probes, the proxy phase asks the ports they named HTTP, proxy or SOCKS,
+    and those whose software nobody named (the budget ran out, now or in the baseline kept)."""
+    named = [
+        ServiceObservation("198.18.0.13", "tcp", 81, "hosts2-ns"),  # the budget ran out
+        ServiceObservation("198.18.0.13", "tcp", 22, "ssh", "OpenSSH", "9.2p1"),
+        ServiceObservation("198.18.0.14", "tcp", 800, "http", "tinyproxy", "1.11.1"),
+        ServiceObservation("198.18.0.14", "tcp", 5000, "rtsp", "AirTunes"),
+        ServiceObservation("198.18.0.14", "tcp", 25, "smtp", banner="mail.lab ESMTP"),
+        ServiceObservation("198.18.0.14", "udp", 161, "snmp"),  # UDP relays nothing here
+    ]
+    assert late_candidates(named) == [("198.18.0.14", 800), ("198.18.0.13", 81)]
