@@ -158,12 +158,14 @@ def sync(
         # touches are needed, not every live finding of the site.
         query = query.where(col(FindingRow.subject).in_({f.subject for f in findings}))
     live = {(row.kind, row.subject): row for row in session.exec(query)}
-    acks = _standing_acks(session, site, now)
+    acks: dict[tuple[str, str], FindingRow] | None = None  # read once a finding is new
     for finding in findings:
         key = (finding.kind.value, finding.subject)
         row = live.pop(key, None)
         proof = {"run_id": run_id, **evidence(finding)}
         if row is None:
+            if acks is None:
+                acks = _standing_acks(session, site, now)
             row = _opened(site, finding, proof, run_id, now, acks.get(key))
             outcome.new.append(row)
         else:
