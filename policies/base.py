@@ -286,6 +286,25 @@ class AddressRanges:
         return index >= 0 and value <= self._ends[version][index]
 
 
+# First-hop redundancy protocols answer for a gateway's address from a virtual MAC (RFC 5798,
+# RFC 2281 and Cisco's HSRPv2 and GLBP; CARP borrows VRRP's), not from a router's own.
+_VIRTUAL_ROUTER_PREFIXES = (
+    ("00:00:5e:00:01:", "VRRP"),
+    ("00:00:5e:00:02:", "VRRP"),
+    ("00:00:0c:07:ac:", "HSRP"),
+    ("00:00:0c:9f:f", "HSRP"),
+    ("00:07:b4:0", "GLBP"),
+)
+
+
+def virtual_router(mac: str | None) -> str | None:
+    """The redundancy protocol whose virtual MAC this is (VRRP, HSRP, GLBP), or None."""
+    for prefix, protocol in _VIRTUAL_ROUTER_PREFIXES:
+        if mac and mac.startswith(prefix):
+            return protocol
+    return None
+
+
 def is_randomized(mac: str | None) -> bool:
     """True for a locally administered unicast MAC, as phones and laptops make up per network."""
     if not mac or len(mac) < 2:

@@ -42,6 +42,7 @@ from ipguard.policies.base import (
     registration,
     severity_of,
     utc,
+    virtual_router,
     who,
 )
 from ipguard.policies.sightings import Sighting, Sightings, Verdict
@@ -153,6 +154,13 @@ def _mismatch(sighting: Sighting, settings: PolicySettingsLike, seen: Sightings)
     }
     if escalation:
         detail["escalation"] = escalation
+    protocol = virtual_router(sighting.mac) if escalation else None
+    if protocol:  # still critical: anyone can send from such a MAC; but most likely the ledger
+        detail["virtual_router"] = protocol
+        summary += (
+            f", a {protocol} virtual router MAC: if the gateway runs {protocol}, register that "
+            f"(ipguard ledger edit {sighting.ip} --mac {sighting.mac})"
+        )
     severity = severity_of(kind, settings, escalation)
     return Finding(kind, severity, sighting.ip, sighting.mac, None, summary, detail)
 

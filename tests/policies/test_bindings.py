@@ -288,3 +288,26 @@ def test_a_randomized_mac_escalates_from_its_own_severity(opened_days_ago, expec
     overdue = opened_days_ago > 3
     assert ("escalation" in finding.detail) is overdue
     assert ("unregistered for more than 3 days" in finding.summary) is overdue
+
+
+@pytest.mark.parametrize(
+    ("virtual", "protocol"),
+    [
+        ("00:00:5e:00:01:0a", "VRRP"),  # and CARP, which borrows VRRP's MACs
+        ("00:00:0c:07:ac:0a", "HSRP"),
+        ("00:00:0c:9f:f0:0a", "HSRP"),  # version 2
+        ("00:07:b4:00:0a:01", "GLBP"),
+    ],
+)
+def test_a_gateway_answering_from_its_redundancy_groups_mac_says_so(virtual, protocol):
+    """A gateway registered with a router's own MAC answers from its redundancy group's virtual
+    MAC: still ip-mac-mismatch, critical (anyone can send from such a MAC), but the finding says
+    what the MAC is and what to register (it only said 'answered from 00:00:5e:00:01:0a')."""
+    found = findings([device(IP1, A, "gateway")], [arp(IP1, virtual)])
+    finding = only(found, "ip-mac-mismatch")
+    assert finding.severity is Severity.CRITICAL
+    assert finding.detail["virtual_router"] == protocol
+    assert f"a {protocol} virtual router MAC" in finding.summary
+    assert f"ledger edit {IP1} --mac {virtual}" in finding.summary
+    plain = only(findings([device(IP1, A, "gateway")], [arp(IP1, X)]), "ip-mac-mismatch")
+    assert "virtual_router" not in plain.detail
