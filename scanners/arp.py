@@ -107,13 +107,13 @@ class _ArpLink(Link):
         sender: txring.FrameSender,
         targets: list[bytes],
         iface: rawsock.InterfaceInfo,
-        source_ip: str,
+        source_ip: str | None = None,
     ) -> None:
         super().__init__(receiver)
         self._sender = sender
         self._targets = targets
         self.interface = iface.name
-        self.source_ip = source_ip
+        self.source_ip = source_ip or iface.ipv4  # the address its requests are sent from
         self.source_mac = iface.mac
         self._by_oui: dict[str, str | None] = {}
 
