@@ -57,8 +57,6 @@ _DHCP_MAGIC = bytes.fromhex("63825363")
 SERVER_MESSAGES = {2: "offer", 5: "ack", 6: "nak"}
 CLIENT_MESSAGES = {1: "discover", 3: "request", 8: "inform"}
 MAX_TEXT = 255  # a hostname or vendor class longer than a DHCP option allows is cut
-ARPHRD_ETHER = 1
-_NOT_ETHERNET = {772: "loopback", 65534: "no link-layer header", 512: "PPP", 776: "IPv6 in IPv4"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,12 +272,7 @@ class Capture:
 
     def __init__(self, interface: str) -> None:
         info = rawsock.interface_info(interface)
-        if info.hwtype != ARPHRD_ETHER:
-            what = _NOT_ETHERNET.get(info.hwtype, f"hardware type {info.hwtype}")
-            raise InterfaceError(
-                f"interface {interface} is not an Ethernet interface ({what}): no ARP or DHCP "
-                "frame comes there; pick one `ip link` shows as link/ether"
-            )
+        rawsock.require_ethernet(info)
         self.interface = info
         self.drops = 0  # frames the kernel dropped because we read too slowly
         sock = rawsock.open_socket(socket.AF_PACKET, socket.SOCK_RAW, 0, WHAT)

@@ -114,10 +114,25 @@ def interface_info(name: str) -> InterfaceInfo:
     )
 
 
+ARPHRD_ETHER = 1
+_NOT_ETHERNET = {772: "loopback", 65534: "no link-layer header", 512: "PPP", 776: "IPv6 in IPv4"}
+
+
+def require_ethernet(info: InterfaceInfo) -> None:
+    """InterfaceError unless the interface carries Ethernet frames (lo, tun0, wg0 do not)."""
+    if info.hwtype != ARPHRD_ETHER:
+        what = _NOT_ETHERNET.get(info.hwtype, f"hardware type {info.hwtype}")
+        raise InterfaceError(
+            f"interface {info.name} is not an Ethernet interface ({what}): no ARP or DHCP "
+            "frame comes there; pick one `ip link` shows as link/ether"
+        )
+
+
 def usable_interface(name: str, what: str, *, need_ipv4: bool = True) -> InterfaceInfo:
-    """The interface's facts, or InterfaceError when it is down, has no link or (`need_ipv4`)
-    no IPv4 address."""
+    """The interface's facts, or InterfaceError when it is no Ethernet, is down, has no link or
+    (`need_ipv4`) no IPv4 address."""
     info = interface_info(name)
+    require_ethernet(info)  # a scan of lo failed with "the transmit queue stayed full"
     if not info.up:
         raise InterfaceError(
             f"interface {name} is down: bring it up (`ip link set {name} up`) or pick another"

@@ -171,3 +171,17 @@ def test_a_subnet_of_the_sensors_other_interface_is_swept_without_finding_the_se
     assert ("unregistered-host", lan_ip(90)) in found
     assert not [item for item in found if item[1].startswith("198.18.3.")], found
     assert done.stderr == ""
+
+
+@pytest.mark.lab
+def test_a_scan_of_an_interface_without_ethernet_is_refused_in_one_line(
+    lab_factory: LabFactory, tmp_path: Path
+) -> None:
+    """`--interface lo` (or a VPN's tun0, wg0): no ARP or DHCP frame goes there; the scan said
+    'the transmit queue stayed full', which sent the administrator after the rate."""
+    lab = lab_factory(scenario())
+    lab.write_config(tmp_path / "ipguard.toml")
+    done = ipguard(lab, tmp_path, "scan", "--interface", "lo", "--phases", "sweep")
+    assert done.returncode == 3
+    assert done.stderr.startswith("error: interface lo is not an Ethernet interface (loopback)")
+    assert len(done.stderr.splitlines()) == 1, done.stderr
