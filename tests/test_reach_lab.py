@@ -177,8 +177,10 @@ def test_a_subnet_of_the_sensors_other_interface_is_swept_without_finding_the_se
 def test_a_scan_of_an_interface_without_ethernet_is_refused_in_one_line(
     lab_factory: LabFactory, tmp_path: Path
 ) -> None:
-    """`--interface lo` (or a VPN's tun0, wg0): no ARP or DHCP frame goes there; the scan said
-    'the transmit queue stayed full', which sent the administrator after the rate."""
+    """`--interface lo` (or a VPN's tun0, wg0): no ARP or DHCP frame goes there. The scan took
+    every subnet for routed and swept it by echo through whatever route the kernel had (here it
+    completed, every host without its MAC, so no IP-MAC check at all); where it had to sweep the
+    interface's own network it failed with 'the transmit queue stayed full; lower the rate'."""
     lab = lab_factory(scenario())
     lab.write_config(tmp_path / "ipguard.toml")
     done = ipguard(lab, tmp_path, "scan", "--interface", "lo", "--phases", "sweep")
