@@ -78,6 +78,7 @@ class RouterApEvidence:
         self.rate = rate
         self.progress = progress
         self.ignored: Counter[IgnoredReply] = Counter()  # answers not kept (upnp.search), by reason
+        self.pages_read: set[tuple[str, int]] = set()  # (ip, port) of every page asked for
 
     def collect(
         self, observations: Sequence[Observation], services: Sequence[ServiceObservation]
@@ -87,12 +88,7 @@ class RouterApEvidence:
             self.scope.check(ip)
         iface = rawsock.usable_interface(self.interface, WHAT)
         assert iface.ipv4 is not None  # usable_interface guarantees it
-        macs_by_ip: dict[str, list[str]] = defaultdict(list)
-        for seen in observations:
-            if seen.mac and seen.ip != iface.ipv4 and seen.mac != iface.mac:
-                mac = seen.mac.lower()
-                if mac not in macs_by_ip[seen.ip]:
-                    macs_by_ip[seen.ip].append(mac)
+        macs_by_ip = _macs_by_ip(observations, iface)
         suspects = [(ip, mac) for ip, macs in macs_by_ip.items() for mac in macs]
         witnesses = sorted(
             (ip for ip, macs in macs_by_ip.items() if len(macs) == 1), key=ip_sort_key
@@ -113,11 +109,12 @@ class RouterApEvidence:
         with ThreadPoolExecutor(max_workers=3) as pool:
             routed = _run(pool, finished, self._forwarding, iface, suspects, witnesses)
             announced = _run(pool, finished, self._ssdp, iface.ipv4, list(macs_by_ip), macs_by_ip)
-            titled = _run(pool, finished, self._titles, services, macs_by_ip)
+            pages = [(s.ip, s.port) for s in services if _speaks_http(s)]
+            titled = _run(pool, finished, self._titles, pages, macs_by_ip)
             found = routed.result() + announced.result() + titled.result()
         found += self._vendors(observations, macs_by_ip, found)
         finished()
-        return sorted(_unique(found), key=lambda e: (ip_sort_key(e.ip), e.kind, e.mac or ""))
+        return merged(found, [])
 
     # -- probing ----------------------------------------------------------------------------
 
@@ -168,10 +165,35 @@ class RouterApEvidence:
                 )
         return found
 
-    def _titles(
-        self, services: Sequence[ServiceObservation], macs_by_ip: dict[str, list[str]]
+    def late_titles(
+        self, observations: Sequence[Observation], services: Sequence[ServiceObservation]
     ) -> list[Evidence]:
-        pages = list(dict.fromkeys((s.ip, s.port) for s in services if _speaks_http(s)))
+        """Title evidence of the pages `collect` did not read, once the version probes are done.
+
+        `collect` reads the pages of the fast pass's HTTP ports, named by number alone (nmap's
+        port table calls a router's page on tcp/88 `kerberos-sec`); this reads those the version
+        probes named HTTP and the TCP ports whose software nobody could name (no product, no
+        banner), any of which may be a management page.
+        """
+        pages = [
+            (s.ip, s.port)
+            for s in services
+            if s.proto == "tcp"
+            and (s.ip, s.port) not in self.pages_read
+            and (_speaks_http(s) or not (s.product or s.banner))
+        ]
+        for ip, _port in pages:
+            self.scope.check(ip)
+        if not pages:
+            return []
+        iface = rawsock.usable_interface(self.interface, WHAT)
+        return self._titles(pages, _macs_by_ip(observations, iface))
+
+    def _titles(
+        self, pages: list[tuple[str, int]], macs_by_ip: dict[str, list[str]]
+    ) -> list[Evidence]:
+        pages = list(dict.fromkeys(pages))
+        self.pages_read.update(pages)
         if not pages:
             return []
         with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(pages))) as pool:
@@ -270,6 +292,25 @@ def _only_mac(macs_by_ip: dict[str, list[str]], ip: str) -> str | None:
     """The MAC behind an address, when exactly one answered for it."""
     macs = macs_by_ip.get(ip, [])
     return macs[0] if len(macs) == 1 else None
+
+
+def merged(found: Iterable[Evidence], more: Iterable[Evidence]) -> list[Evidence]:
+    """Two lists of evidence as one, in `collect`'s order, each (ip, mac, kind) once."""
+    both = _unique([*found, *more])
+    return sorted(both, key=lambda e: (ip_sort_key(e.ip), e.kind, e.mac or ""))
+
+
+def _macs_by_ip(
+    observations: Sequence[Observation], iface: rawsock.InterfaceInfo
+) -> dict[str, list[str]]:
+    """The MACs that answered at each address, but the scanner's own."""
+    macs_by_ip: dict[str, list[str]] = defaultdict(list)
+    for seen in observations:
+        if seen.mac and seen.ip != iface.ipv4 and seen.mac != iface.mac:
+            mac = seen.mac.lower()
+            if mac not in macs_by_ip[seen.ip]:
+                macs_by_ip[seen.ip].append(mac)
+    return macs_by_ip
 
 
 def _unique(found: Iterable[Evidence]) -> list[Evidence]:

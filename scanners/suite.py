@@ -54,6 +54,7 @@ from ipguard.scanners import graph, pacing, rawsock, reach
 from ipguard.scanners.scope import Scope
 
 if TYPE_CHECKING:
+    from ipguard.scanners.evidence import RouterApEvidence
     from ipguard.scanners.servicephase import OpenPorts
 
 PhaseProgress = Callable[[str, int, int], None]
@@ -86,6 +87,7 @@ class _Collection:
         self.proxies: list[ProxyVerdict] = []
         self.names: list[NameObservation] = []
         self.evidence: list[Evidence] = []
+        self.looking: RouterApEvidence | None = None  # the evidence phase's, for late titles
         self.uncovered: list[Uncovered] = []
         self.polls: tuple[SnmpPoll, ...] = ()
         self.routed: list[Observation] = []  # routers' ARP entries (snmp)
@@ -238,7 +240,16 @@ class _Collection:
         )
         self.evidence = looking.collect(self.observations, self.services)
         self.ignored.update(looking.ignored)
+        self.looking = looking
         self.ran.add(Phase.EVIDENCE)
+
+    def run_late_titles(self) -> None:
+        """The pages only the version probes show may be management pages (late_titles)."""
+        if self.found is not None and self.looking is not None:
+            from ipguard.scanners.evidence import merged
+
+            more = self.looking.late_titles(self.observations, self.services)
+            self.evidence = merged(self.evidence, more)
 
     def run_snmp(self) -> None:
         if not self.request.snmp_devices:
@@ -326,6 +337,7 @@ PHASES: tuple[PhaseSpec, ...] = (
 PARTS: tuple[tuple[str, Phase, tuple[str, ...], Callable[[_Collection], None]], ...] = (
     ("versions", Phase.SERVICES, (), _Collection.run_versions),
     ("late-proxies", Phase.PROXY, ("versions",), _Collection.run_late_proxies),
+    ("late-titles", Phase.EVIDENCE, ("versions",), _Collection.run_late_titles),
 )
 
 

