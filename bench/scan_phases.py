@@ -27,7 +27,17 @@ from bench.common import ChildRun, Log, Section, Target, ipguard_argv, run_child
 from tests.lab import netns
 from tests.lab.scenarios import DEMO_RATE
 
-PHASES = ("dhcp", "sweep", "names", "services", "versions", "proxy", "evidence")
+PHASES = (
+    "dhcp",
+    "sweep",
+    "names",
+    "services",
+    "versions",
+    "proxy",
+    "evidence",
+    "late-proxies",
+    "late-titles",
+)
 AFTER = ("storage", "policies")
 SCAN_LIMIT = 900.0
 FIRST_TARGET = 15.0
