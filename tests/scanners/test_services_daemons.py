@@ -1,4 +1,9 @@
-"""Service scan against real daemons at their Debian defaults (sshd, nginx, vsftpd)."""
+"""The scan's services, proxy and evidence phases against real daemons at their Debian defaults.
+
+sshd (also on 2222), nginx (its default page, also on 8081, and a router's page on tcp/88),
+vsftpd, and tinyproxy opened to the LAN on tcp/81: each started once for the module from the
+package's own config file, with only what the lab needs changed.
+"""
 
 from __future__ import annotations
 
@@ -88,6 +93,7 @@ def nginx_plan(workdir: Path) -> daemons.DaemonPlan:
 
 
 def vsftpd_plan(workdir: Path) -> daemons.DaemonPlan:
+    """Debian's vsftpd.conf as it is (it listens on IPv6, which takes IPv4 too)."""
     conf = workdir / "vsftpd.conf"
     return daemons.DaemonPlan(
         FTP_HOST,
