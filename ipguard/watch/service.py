@@ -42,8 +42,9 @@ from ipguard.ledger.tables import utcnow
 from ipguard.scanners.passive import parse_frame
 from ipguard.watch import process, spooling, systemd
 from ipguard.watch.alerting import Digests
-from ipguard.watch.judge import Judge, Verdicts
+from ipguard.watch.judge import Judge
 from ipguard.watch.link import Link
+from ipguard.watch.verdicts import Verdicts
 
 FLUSH_SECONDS = 0.2  # frames wait at most this long to be judged and stored
 TICK_SECONDS = 5.0  # heartbeat, ledger poll, interface check

@@ -19,7 +19,7 @@ from typing import Any
 from ipguard import spool
 from ipguard.model import Finding, FindingKind, ScanResult, Severity
 from ipguard.scanners.passive import DhcpClient
-from ipguard.watch.judge import Verdicts
+from ipguard.watch.verdicts import Verdicts
 
 FORMAT = 1
 PREFIX = "watch-"

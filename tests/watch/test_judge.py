@@ -20,7 +20,8 @@ from ipguard.model import (
 )
 from ipguard.scanners.passive import ArpClaim, DhcpClient
 from ipguard.watch.budget import NEW_HOSTS_BURST, NEW_HOSTS_PER_SECOND
-from ipguard.watch.judge import MAX_MACS_PER_ADDRESS, REJUDGE_SECONDS, Judge
+from ipguard.watch.judge import REJUDGE_SECONDS, Judge
+from ipguard.watch.verdicts import MAX_MACS_PER_ADDRESS
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 GW, PC, DHCP_SERVER = "198.18.0.1", "198.18.0.20", "198.18.0.3"
