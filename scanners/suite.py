@@ -359,6 +359,8 @@ class NetworkScanner:
         """Start the request's phases in the background; errors surface from `collect`."""
         origin = time.monotonic()
         try:
+            # A scan of lo failed with "the transmit queue stayed full": say what is wrong.
+            rawsock.require_ethernet(rawsock.interface_info(request.interface))
             collection = _Collection(request, progress)
         except Exception as error:  # raised by collect, inside the recorded run
             self._outcome["error"] = error
