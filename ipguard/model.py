@@ -463,7 +463,10 @@ class ScanRequest:
     ports: str = ""
     dns_servers: tuple[str, ...] = ()
     name_timeout: float = 1.0
-    dhcp_wait: float = 6.0  # seconds the DHCP probe listens ([scan] dhcp_wait)
+    dhcp_wait: float = 6.0  # seconds the DHCP probe listens at least ([scan] dhcp_wait)
+    # How long the slowest rogue DHCP server heard lately took to offer (its finding's
+    # seconds_to_offer): the probe listens long enough for it. Handed over once the ledger is open.
+    dhcp_slowest: float | None = None
     ra_wait: float = 3.0  # seconds the ipv6 phase collects RAs and ADVERTISEs ([scan] ra_wait)
     full: bool = False
     full_rescan_hours: int = 24

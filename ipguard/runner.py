@@ -44,6 +44,8 @@ from ipguard.model import Phase, RunStatus, ScanRequest, ScanResult
 # phase name, done, total
 Progress = Callable[[str, int, int], None]
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+# Rogue DHCP servers heard this recently set how long the DHCP probe listens.
+DHCP_HISTORY = timedelta(days=1)
 
 __all__ = ["Progress", "RunOutcome", "ScanRequest", "Scanner", "run_scan"]
 
@@ -94,6 +96,7 @@ def run_scan(
             aborted_before = runs.abort_dead(session, request.site, now=clock())
             request = _with_service_baseline(session, request, clock())
             request = _with_static_ipv6(session, request)
+            request = _with_dhcp_history(session, request, clock())
             run = runs.start(
                 session,
                 site=request.site,
@@ -131,7 +134,7 @@ def _recorded(request: ScanRequest) -> dict[str, Any]:
     recorded = {
         item.name: getattr(request, item.name)
         for item in fields(request)
-        if item.name not in ("known_services", "snmp_devices", "static_ipv6")
+        if item.name not in ("known_services", "snmp_devices", "static_ipv6", "dhcp_slowest")
     }
     # Devices by name and address only: a spooled run is re-judged, never re-polled.
     recorded["snmp"] = [f"{device.name} {device.host}" for device in request.snmp_devices]
@@ -145,6 +148,16 @@ def _with_service_baseline(session: Any, request: ScanRequest, now: datetime) ->
     since = now - timedelta(hours=request.full_rescan_hours)
     known = runs.service_baseline(session, request.site, full_since=since)
     return replace(request, known_services=known)
+
+
+def _with_dhcp_history(session: Any, request: ScanRequest, now: datetime) -> ScanRequest:
+    """The slowest rogue DHCP server of the last day, which the DHCP probe waits for."""
+    if Phase.DHCP.value not in request.phases:
+        return request
+    since = now - DHCP_HISTORY
+    return replace(
+        request, dhcp_slowest=findings.slowest_dhcp_offer(session, request.site, since=since)
+    )
 
 
 def _with_static_ipv6(session: Any, request: ScanRequest) -> ScanRequest:

@@ -6,8 +6,11 @@ each ±1 s at random). A receiver started before the first send keeps every OFFE
 transaction, broadcast or unicast to our client MAC, for at least ``wait`` seconds (``[scan]
 dhcp_wait``, default 6): servers check by ping that an address is free before offering it, dnsmasq
 for 3 s, so a short window misses exactly the stock home-router server a rogue check is for. Each
-offer keeps how long its server took to answer. Nothing is ever sent to a server, so a server
-outside the scope (or one whose offer points elsewhere) is recorded but never touched.
+offer keeps how long its server took to answer, and a scan listens half a window beyond the
+slowest rogue server heard lately (:func:`listen_window`): a busy server answers later than it
+did last time, and one missed near the window's end would be resolved and reopened run after
+run. Nothing is ever sent to a server, so a server outside the scope (or one whose offer points
+elsewhere) is recorded but never touched.
 
 Cheap to import and to start (standard-library wire format in :mod:`scanners.dhcpwire`), so a scan
 can :meth:`DhcpProbe.start` it first and collect the offers with :meth:`DhcpProbe.finish` later.
@@ -32,7 +35,14 @@ from ipguard.scanners import rawsock
 from ipguard.scanners.dhcpwire import BOOTP_CLIENT_PORT, build_discover, parse_offer
 from ipguard.scanners.scope import Scope
 
-__all__ = ["DEFAULT_WAIT", "DhcpProbe", "parse_offer", "random_client_mac", "retransmit_times"]
+__all__ = [
+    "DEFAULT_WAIT",
+    "DhcpProbe",
+    "listen_window",
+    "parse_offer",
+    "random_client_mac",
+    "retransmit_times",
+]
 
 WHAT = "DHCP probe"
 DEFAULT_WAIT = 6.0
@@ -45,6 +55,7 @@ MAX_OFFERS = 256
 # RFC 2131 section 4.1: first retransmission after 4 s, the delay doubling up to 64 s, each
 # randomised by ±1 s.
 FIRST_RETRANSMIT = 4.0
+MAX_WINDOW = 60.0  # the longest a probe listens ([scan] dhcp_wait is at most 60)
 MAX_RETRANSMIT = 64.0
 
 
@@ -130,11 +141,17 @@ class DhcpProbe:
         )
         run.resender.start()
 
-    def finish(self) -> list[DhcpOffer]:
-        """Wait out the rest of the window, stop listening, and return the offers."""
+    def finish(self, window: float | None = None) -> list[DhcpOffer]:
+        """Wait out the rest of the window, stop listening, and return the offers.
+
+        A longer `window` (seconds from the first DISCOVER) extends the one the probe was made
+        with; the retransmissions keep the schedule of the window it was made with.
+        """
         run = self._run
         if run is None:
             raise RuntimeError("start the DHCP probe before finishing it")
+        if window is not None and window > self.wait:
+            self.wait = window
         try:
             remaining = run.started + self.wait - time.monotonic()
             if remaining > 0:
@@ -226,6 +243,20 @@ def retransmit_times(wait: float, rng: random.Random | None = None) -> list[floa
         times.append(at)
         delay = min(delay * 2, MAX_RETRANSMIT)
     return times or [wait / 2]
+
+
+def listen_window(wait: float, slowest: float | None) -> float:
+    """How long a scan's probe listens: `wait`, or half of it beyond the slowest rogue server heard
+    lately (seconds to its first offer), up to twice `wait` and MAX_WINDOW.
+
+    >>> listen_window(6.0, None), listen_window(6.0, 3.0), listen_window(6.0, 4.6)
+    (6.0, 6.0, 7.6)
+    >>> listen_window(6.0, 11.0), listen_window(40.0, 39.0)
+    (12.0, 59.0)
+    """
+    if slowest is None:
+        return wait
+    return max(wait, min(slowest + wait / 2, 2 * wait, MAX_WINDOW))
 
 
 def random_client_mac() -> str:

@@ -111,11 +111,14 @@ class _Collection:
         # A DISCOVER reaches every server on the interface's link: only when that link is in scope.
         if self.interface.ipv4 is None or self.interface.ipv4 not in self.scope:
             return
-        from ipguard.scanners.dhcp import DhcpProbe
+        from ipguard.scanners.dhcp import DhcpProbe, listen_window
 
-        request = self.request
-        probe = DhcpProbe(request.interface, self.scope, wait=request.dhcp_wait)
-        self.offers = probe.probe()
+        wait = self.request.dhcp_wait
+        probe = DhcpProbe(self.request.interface, self.scope, wait=wait)
+        probe.start()
+        # The ledger opens meanwhile and tells how slow the rogue servers heard lately were.
+        self.baseline_ready.wait(wait)
+        self.offers = probe.finish(listen_window(wait, self.request.dhcp_slowest))
         if probe.ignored:
             self.ignored[IgnoredReply.DHCP_IGNORED] += probe.ignored
         self.ran.add(Phase.DHCP)
@@ -423,6 +426,7 @@ class NetworkScanner:
             collection.request,
             known_services=request.known_services,
             static_ipv6=request.static_ipv6,
+            dhcp_slowest=request.dhcp_slowest,
         )
         collection.baseline_ready.set()
         while thread.is_alive():

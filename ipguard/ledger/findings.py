@@ -397,3 +397,24 @@ def mark_alerted(session: Session, rows: Sequence[FindingRow]) -> None:
     for row in session.exec(select(FindingRow).where(col(FindingRow.id).in_(list(severity)))):
         row.alerted_severity = severity[row.id]
         session.add(row)
+
+
+def slowest_dhcp_offer(session: Session, site: str, *, since: datetime) -> float | None:
+    """How long the slowest rogue DHCP server heard since `since` took to offer, in seconds.
+
+    From the `seconds_to_offer` of the site's rogue-dhcp findings (open or not: a server missed
+    once is the one to listen for), each server's first offer; None when none is on record.
+    """
+    query = select(FindingRow).where(
+        FindingRow.site == site,
+        FindingRow.kind == FindingKind.ROGUE_DHCP.value,
+        FindingRow.last_seen_at >= since,
+    )
+    first = [
+        float(latencies[0])
+        for row in session.exec(query)
+        if isinstance(latencies := row.detail.get("seconds_to_offer"), list)
+        and latencies
+        and isinstance(latencies[0], int | float)
+    ]
+    return max(first, default=None)

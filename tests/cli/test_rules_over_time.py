@@ -291,3 +291,36 @@ def test_a_device_given_a_new_address_leaves_its_old_address_findings_behind(
     assert cli("ledger", "edit", PC[0], "--ip", moved[0]).exit_code == 0
     assert scan(cli, config)["findings"] == []
     assert listed(cli, "resolved") == [(opened["id"], "open-proxy")]
+
+
+def test_the_next_scan_listens_for_the_slowest_rogue_dhcp_server_on_record(
+    cli: Cli, config: Path, db_url: str
+) -> None:
+    """A rogue server that offered 4.7 s after the DISCOVER is on record: the next scans hand
+    the DHCP probe that figure (it listens half a window beyond it), also after a run missed the
+    server, until nothing slow was heard for a day. A run without the DHCP phase is not told."""
+    slow = replace(
+        DhcpOffer("198.18.0.43", "02:00:00:00:0e:43", "198.18.0.200", router="198.18.0.43"),
+        latency=4.7,
+    )
+    fast = replace(slow, server_ip="198.18.0.44", server_mac="02:00:00:00:0e:44", latency=0.2)
+    scanner = FakeScanner([result(offers=[fast]), result(offers=[slow, fast]), result()])
+    cli.scanner = scanner
+    scan(cli, config)
+    scan(cli, config)
+    scan(cli, config)  # missed both: resolved, still the one to listen for
+    scan(cli, config)
+    assert [r.dhcp_slowest for r in scanner.requests] == [None, 0.2, 4.7, 4.7]
+    sweep_only = cli("--config", str(config), "scan", "--phases", "sweep", "--format", "json")
+    assert sweep_only.exit_code in (0, 1), sweep_only.output
+    assert scanner.requests[-1].dhcp_slowest is None
+    # A day later the record has aged out: the configured window again.
+    engine = sa.create_engine(db_url)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text("UPDATE finding SET last_seen_at = :t"),
+            {"t": datetime.now(UTC) - timedelta(days=1, minutes=1)},
+        )
+    engine.dispose()
+    scan(cli, config)
+    assert scanner.requests[-1].dhcp_slowest is None

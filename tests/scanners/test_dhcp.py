@@ -16,7 +16,13 @@ import pytest
 
 from ipguard.errors import InterfaceError, InvalidValue, ScopeError
 from ipguard.model import DhcpOffer
-from ipguard.scanners.dhcp import DhcpProbe, parse_offer, random_client_mac, retransmit_times
+from ipguard.scanners.dhcp import (
+    DhcpProbe,
+    listen_window,
+    parse_offer,
+    random_client_mac,
+    retransmit_times,
+)
 from ipguard.scanners.dhcpwire import build_discover
 from ipguard.scanners.scope import Scope
 from tests.lab.builder import Lab
@@ -240,6 +246,24 @@ def test_retransmissions_follow_rfc_2131_inside_the_window(wait: float) -> None:
         gaps = [b - a for a, b in itertools.pairwise(times)]
         for k, gap in enumerate(gaps, 1):  # 8, 16, 32, 64 (the cap) seconds, each ± 1
             assert abs(gap - min(4.0 * 2**k, 64.0)) <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("wait", "slowest", "window"),
+    [
+        (6.0, None, 6.0),  # nothing on record: the configured window
+        (6.0, 1.0, 6.0),  # fast servers never lengthen it
+        (6.0, 3.0, 6.0),  # dnsmasq's ping check: still inside half a window
+        (6.0, 4.6, 7.6),  # a late server: half a window beyond it
+        (6.0, 11.9, 12.0),  # at most twice the configured window
+        (50.0, 49.0, 60.0),  # and never beyond a minute
+        (10.0, 2.0, 10.0),
+    ],
+)
+def test_the_window_reaches_half_a_window_beyond_the_slowest_server_on_record(
+    wait: float, slowest: float | None, window: float
+) -> None:
+    assert listen_window(wait, slowest) == pytest.approx(window)
 
 
 def test_importing_and_running_the_probe_loads_no_scapy(demo_lab: Lab) -> None:
