@@ -12,6 +12,7 @@ later than its 4 s: each scan listens longer for the slow server the one before 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,6 +38,23 @@ def lab() -> Iterator[Lab]:
         pytest.skip(reason)
     with Lab.build(dhcp_servers()) as built:
         yield built
+
+
+@pytest.fixture(autouse=True)
+def settled(lab: Lab) -> Iterator[None]:
+    """Each test meets idle servers: the late dnsmasq may still be answering the DISCOVER a test
+    before retransmitted (4 s after reading it), so the next test waits until that is over."""
+    remaining = SETTLE - (time.monotonic() - _last_end[0])
+    if remaining > 0:
+        time.sleep(remaining)
+    try:
+        yield
+    finally:
+        _last_end[0] = time.monotonic()
+
+
+SETTLE = 6.0  # seconds: the late dnsmasq's 4 s, from a retransmission in the window's last second
+_last_end = [float("-inf")]
 
 
 def test_the_probe_hears_every_server_and_how_long_each_took(lab: Lab) -> None:
