@@ -6,11 +6,20 @@ the finding row records once a digest carrying it was delivered). So the same fi
 sent twice unless it escalates; a digest that no target accepted is tried again after the next
 scan (when one target of several accepted it, the others are not retried). A failing target never
 fails the scan: the caller gets a warning per failed target, with the URL's secrets masked.
+
+A target may also never finish answering: apprise's timeouts are per socket read, and a webhook
+behind a hung proxy that sends a byte every few seconds never trips one. So the targets are sent
+to side by side, each from a thread of its own, and a digest waits at most DEADLINE seconds for
+them all; a target still out then is a failed one (its thread is abandoned: a daemon thread ends
+with the process). A target that does accept after the deadline has its findings sent again with
+the next digest: twice rather than never.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,6 +33,7 @@ from ipguard.model import FindingState, Severity
 
 MAX_LINES = 50  # a digest lists at most this many findings, then says how many more
 Sender = Callable[[str, str, str], bool]  # (url, title, body) → delivered
+DEADLINE = 60.0  # seconds a digest waits for all its targets together (see the module docstring)
 
 
 @dataclass
@@ -129,20 +139,48 @@ def send_digest(
     if not rows:
         return outcome
     title, body = digest(rows, site=site, run_id=run_id)
-    for url in settings.urls:
+    results = _send_all(settings.urls, title, body, sender)
+    for url, delivered in zip(settings.urls, results, strict=True):
         shown = mask_url(url)
-        try:
-            delivered = sender(url, title, body)
-        except Exception as error:  # a plugin bug must not fail the scan either
-            delivered = False
-            shown += f" ({type(error).__name__})"
-        if delivered:
+        if delivered is True:
             outcome.delivered.append(shown)
+        elif delivered is None:
+            outcome.failed.append(
+                f"alert to {shown} did not answer within {DEADLINE:g} s; the scan itself is "
+                "unaffected"
+            )
         else:
-            outcome.failed.append(f"alert to {shown} failed; the scan itself is unaffected")
+            reason = f" ({delivered})" if delivered else ""
+            outcome.failed.append(f"alert to {shown}{reason} failed; the scan itself is unaffected")
     if outcome.delivered:
         # Sending happens outside any transaction: a slow target must not hold the ledger.
         with store.session() as session:
             findings.mark_alerted(session, rows)
         outcome.sent = [row.id for row in rows if row.id is not None]
     return outcome
+
+
+def _send_all(
+    urls: Sequence[str], title: str, body: str, sender: Sender
+) -> list[bool | str | None]:
+    """Send to every target at once; per target True (delivered), the exception's name or ""
+    (failed), or None (still out after DEADLINE seconds)."""
+    results: list[bool | str | None] = [None] * len(urls)
+
+    def send(index: int, url: str) -> None:
+        try:
+            results[index] = True if sender(url, title, body) else ""
+        except Exception as error:  # a plugin bug must not fail the scan either
+            results[index] = type(error).__name__
+
+    threads = [
+        threading.Thread(target=send, args=(index, url), name="ipguard-alert", daemon=True)
+        for index, url in enumerate(urls)
+    ]
+    for thread in threads:
+        thread.start()
+    end = time.monotonic() + DEADLINE
+    for thread in threads:
+        thread.join(max(0.0, end - time.monotonic()))
+    out = zip(threads, results, strict=True)
+    return [None if thread.is_alive() else result for thread, result in out]

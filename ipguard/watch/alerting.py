@@ -1,13 +1,13 @@
 """The watcher's alert digests, sent beside the capture, never in its way.
 
-A digest goes to every `[alerts] urls` target in turn, and a target may take as long as it likes:
-a webhook behind a hung proxy that sends its answer a byte a second never trips a read timeout.
-Sent from the watcher's loop, that would stop the capture and the judging for as long (findings
-not stored, frames dropped by the kernel). So each digest is sent by a thread of its own; while it
-is out, no other starts (the next one waits for it, and says so once), and the next is due an
-`alert_interval` after it finished, as when it was sent inline. A watcher stopping waits a few
-seconds for a digest still out, then leaves it (the findings it carries are not marked alerted,
-so the next watcher or scan sends them).
+A digest goes to every `[alerts] urls` target, and waits for them up to `ipguard.alerts.DEADLINE`
+(a minute: a webhook behind a hung proxy that sends its answer a byte a second never trips a read
+timeout). Sent from the watcher's loop, that would stop the capture and the judging for as long
+(findings not stored, frames dropped by the kernel). So each digest is sent by a thread of its
+own; while it is out, no other starts (the next one waits for it, and says so once), and the next
+is due an `alert_interval` after it finished, as when it was sent inline. A watcher stopping
+waits a few seconds for a digest still out, then leaves it (the findings it carries are not
+marked alerted, so the next watcher or scan sends them).
 """
 
 from __future__ import annotations

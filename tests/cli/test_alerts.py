@@ -127,6 +127,46 @@ def mailbox() -> Iterator[Inbox]:
         yield inbox
 
 
+@dataclass
+class Trickle:
+    """A webhook that answers a byte every half second, never finishing in time."""
+
+    port: int = 0
+    answering: threading.Event = field(default_factory=threading.Event)
+    finished: threading.Event = field(default_factory=threading.Event)  # its answer ended
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+@pytest.fixture
+def trickle() -> Iterator[Trickle]:
+    """Like a webhook behind a hung proxy: each byte comes before any read timeout, the answer
+    never ends (30 s at most: bounded, and what a scan waited for before it had a deadline)."""
+    slow = Trickle()
+
+    class Handler(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            for _ in range(200):  # the request's headers (apprise sends a small body after)
+                if self.rfile.readline(65536) in (b"\r\n", b""):
+                    break
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            slow.answering.set()
+            for _ in range(60):
+                if slow.stop.wait(0.5):
+                    return
+                self.wfile.write(b"a")
+                self.wfile.flush()
+            slow.finished.set()
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    slow.port = server.server_address[1]
+    with serving(server):
+        try:
+            yield slow
+        finally:
+            slow.stop.set()
+
+
 def closed_port() -> int:
     """A local port nothing listens on."""
     with socket.socket() as probe:
@@ -274,6 +314,40 @@ def test_a_dead_target_warns_once_masks_secrets_and_keeps_the_exit_code(
     write_config(config, [dead_json, json_url(webhook.port)])
     code, _, err = scan(cli, config, "--format", "json")
     assert code == 1 and len(err.splitlines()) == 1 and len(webhook.messages) == 1
+    assert alerted(db_url) == {"unregistered-host": "high"}
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_target_that_never_finishes_answering_does_not_hold_the_scan(
+    cli: Cli,
+    fake: FakeScanner,
+    trickle: Trickle,
+    webhook: Inbox,
+    tmp_path: Path,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A webhook answering a byte every half second never trips apprise's read timeout: the scan
+    # from cron waited for it as long as it kept answering (forever, behind a hung proxy), and
+    # wrote no metrics meanwhile.
+    import ipguard.alerts
+
+    monkeypatch.setattr(ipguard.alerts, "DEADLINE", 3.0)
+    metrics = tmp_path / "ipguard.prom"
+    config = write_config(tmp_path / "ipguard.toml", [json_url(trickle.port)])
+    code, out, err = scan(cli, config, "--metrics-file", str(metrics))
+    assert trickle.answering.is_set() and not trickle.finished.is_set()
+    assert (code, out) == (1, "")
+    assert err.startswith("warning: alert to json://ipguard:****@127.0.0.1:")
+    assert err.endswith(" did not answer within 3 s; the scan itself is unaffected\n")
+    assert len(err.splitlines()) == 1 and SECRET not in err
+    assert 'ipguard_scan_success{site="lab"} 1' in metrics.read_text()
+    assert alerted(db_url) == {"unregistered-host": None}  # not lost: sent with the next digest
+
+    # The slow target beside one that works: the digest is delivered, at the same time.
+    write_config(config, [json_url(trickle.port), json_url(webhook.port)])
+    code, _, err = scan(cli, config)
+    assert code == 1 and len(webhook.messages) == 1 and "did not answer" in err
     assert alerted(db_url) == {"unregistered-host": "high"}
 
 
