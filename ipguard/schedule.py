@@ -169,7 +169,7 @@ def _crontab(args: Sequence[str], user: str | None, *, text: str | None = None) 
         )
     if user:
         home_of(user)  # refuses a user that does not exist
-        if os.geteuid() != 0 and user != _me():
+        if os.geteuid() != 0 and user != me():
             raise InvalidValue(
                 f"--user {user}: only root may change another user's crontab; run it with "
                 f"sudo, or as {user} without --user"
@@ -195,7 +195,8 @@ def _crontab(args: Sequence[str], user: str | None, *, text: str | None = None) 
     return done.stdout
 
 
-def _me() -> str:
+def me() -> str:
+    """The name of the user this process runs as."""
     import pwd
 
     return pwd.getpwuid(os.geteuid()).pw_name
@@ -287,7 +288,7 @@ def default_service_user() -> str:
     """Who a system service runs as: the README's `ipguard` account for root, else yourself."""
     if os.geteuid() == 0:
         return SERVICE_USER
-    return _me()
+    return me()
 
 
 def home_of(user: str) -> Path:
@@ -330,21 +331,36 @@ def default_log_file(home: Path | None = None) -> Path:
 
 
 def unreachable(
-    user: str, *, runnable: Sequence[Path], readable: Sequence[Path], writable: Sequence[Path]
+    user: str | None,
+    *,
+    runnable: Sequence[Path],
+    readable: Sequence[Path],
+    writable: Sequence[Path],
 ) -> list[str]:
-    """What `user` cannot do of what its job needs: run, read or write these paths.
+    """What `user` (None: this process's user) cannot do of what its job needs: run, read or
+    write these paths.
 
-    Asked of the system as that user (its groups included) with test(1), as only the kernel
-    knows for sure (ACLs, a home directory of mode 700, a read-only mount). Needs root.
+    Asked of the system as that user (its groups included) with test(1), or with access(2) for
+    this process, as only the kernel knows for sure (ACLs, a home directory of mode 700, a
+    read-only mount). Another user's needs root.
     """
+    checks = [("-x", path, "run") for path in runnable]
+    checks += [("-r", path, "read") for path in readable]
+    checks += [("-w", path, "write") for path in writable]
+    if user is None:
+        modes = {"-x": os.X_OK, "-r": os.R_OK, "-w": os.W_OK}
+        return [
+            f"{verb} {path}"
+            for flag, path, verb in checks
+            if not os.access(
+                path, modes[flag], effective_ids=os.access in os.supports_effective_ids
+            )
+        ]
     import pwd
 
     entry = pwd.getpwnam(user)
     groups = os.getgrouplist(user, entry.pw_gid)
     test = shutil.which("test", path="/usr/bin:/bin") or "/usr/bin/test"
-    checks = [("-x", path, "run") for path in runnable]
-    checks += [("-r", path, "read") for path in readable]
-    checks += [("-w", path, "write") for path in writable]
     refused: list[str] = []
     for flag, path, verb in checks:
         try:

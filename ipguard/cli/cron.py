@@ -221,6 +221,8 @@ def _install_cron(job: _Job, *, log: Path, user: str | None, dry_run: bool) -> N
     _make_dirs([job.metrics, log, *_ledger_file(job)], user)
     if user and os.geteuid() == 0:
         _refuse_unreachable(job, log, user)
+    elif not user or user == schedule.me():
+        _refuse_unreachable(job, log, None)
     current = schedule.read_crontab(user)
     line = schedule.cron_line(job.when, job.argv, log)
     schedule.write_crontab(schedule.with_entry(current, line), user)
@@ -243,16 +245,17 @@ def _ledger_files(ledger: list[Path]) -> list[Path]:
     return [Path(f"{path}{suffix}") for path in ledger for suffix in ("", "-wal", "-shm")]
 
 
-def _refuse_unreachable(job: _Job, log: Path, user: str) -> None:
-    """Refuse a job whose files `user` could not use: every run would fail, into a log nobody
-    reads. An ipguard `user` cannot run is only warned of: no option here changes it."""
+def _refuse_unreachable(job: _Job, log: Path, user: str | None) -> None:
+    """Refuse a job whose files `user` (None: you) could not use: every run would fail, into a
+    log nobody reads (a log it cannot open, and the shell never starts the scan at all). An
+    ipguard `user` cannot run is only warned of: no option here changes it."""
     import sys
 
     from ipguard import schedule
 
     config = Path(job.argv[job.argv.index("--config") + 1])
     ledger = _ledger_file(job)
-    writable = [*_ledger_files(ledger), *{path.parent for path in (job.metrics, log, *ledger)}]
+    writable = [*_ledger_files(ledger), log, *{path.parent for path in (job.metrics, log, *ledger)}]
     refused = schedule.unreachable(
         user,
         runnable=[],
@@ -260,11 +263,19 @@ def _refuse_unreachable(job: _Job, log: Path, user: str) -> None:
         writable=[path for path in writable if path.exists()],
     )
     if refused:
-        raise InvalidValue(
-            f"--user {user}: the job would run as {user}, who cannot "
-            + ", ".join(refused)
-            + f"; give paths {user} may use (--config, --db, --metrics-file, --log-file)"
+        who = (
+            f"--user {user}: the job would run as {user}"
+            if user
+            else (f"the job would run as you ({schedule.me()})")
         )
+        may = user or "you"
+        raise InvalidValue(
+            f"{who}, who cannot "
+            + ", ".join(refused)
+            + f"; give paths {may} may use (--config, --db, --metrics-file, --log-file)"
+        )
+    if user is None:
+        return  # you are running this ipguard now
     # The script and the interpreter it starts (a venv's python may link into root's home).
     programs = dict.fromkeys([Path(job.argv[0]), Path(sys.executable)])
     unrunnable = schedule.unreachable(user, runnable=list(programs), readable=[], writable=[])

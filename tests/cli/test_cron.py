@@ -565,3 +565,59 @@ def test_the_installed_line_scans_the_lab_as_cron_would(
     assert "unregistered-host" in json.dumps(
         json.loads(ipguard("findings", "list", "--format", "json").stdout)
     )
+
+
+def as_user(user: str, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`ipguard ARGS…` run by `user` itself (not root), from a system interpreter it may run with
+    this checkout and its dependencies on the path (this venv's interpreter may link into
+    root's home), as `sudo -u ipguard ipguard cron install` in the README."""
+    system_python = Path("/usr/bin/python3.11")
+    if not system_python.exists() or not shutil.which("runuser"):
+        pytest.skip("needs runuser and a system python3.11")
+    deps = next(Path(sys.prefix).glob("lib/python3*/site-packages"))
+    checkout = Path(__file__).resolve().parents[2]
+    env = ["env", "-i", "PATH=/usr/bin:/bin", f"HOME={home}", "LANG=C",
+           f"PYTHONPATH={deps}:{checkout}"]  # fmt: skip
+    return subprocess.run(
+        ["runuser", "-u", user, "--", *env, str(system_python), "-m", "ipguard", *args],
+        capture_output=True,
+        text=True,
+        cwd=home,
+        timeout=120,
+    )
+
+
+def test_a_user_installing_its_own_job_is_refused_paths_it_cannot_write(cron_user: str) -> None:
+    # `sudo -u ipguard ipguard cron install --log-file /var/log/ipguard-scan.log`: installed,
+    # and at every run cron's shell could not open the log, so the scan never started at all
+    # (and whatever cron mailed went to a local mailbox). Only root installing for --user
+    # was checked.
+    home = home_of(cron_user)
+    (home / "ipguard.toml").write_text(CONFIG)
+    shutil.chown(home / "ipguard.toml", cron_user, cron_user)
+    roots = Path(tempfile.mkdtemp(prefix="ipg-roots-"))  # root's, as /var/log is
+    try:
+        roots.chmod(0o755)
+        base = ["--db", f"sqlite:///{home}/ledger.db", "--config", f"{home}/ipguard.toml",
+                "cron", "install"]  # fmt: skip
+        done = as_user(cron_user, home, *base, "--log-file", f"{roots}/scan.log")
+        assert done.returncode == 2, done.stderr
+        assert done.stderr == (
+            f"error: the job would run as you ({cron_user}), who cannot write {roots}; give "
+            "paths you may use (--config, --db, --metrics-file, --log-file)\n"
+        )
+        assert crontab_of(cron_user) == ""
+        # A log file root made there before (a first run by hand, as root) cannot be appended to.
+        (home / "log").mkdir()
+        shutil.chown(home / "log", cron_user, cron_user)
+        (home / "log" / "scan.log").write_text("")
+        done = as_user(cron_user, home, *base, "--log-file", f"{home}/log/scan.log")
+        assert done.returncode == 2 and f"cannot write {home}/log/scan.log;" in done.stderr
+        assert crontab_of(cron_user) == ""
+        shutil.chown(home / "log" / "scan.log", cron_user, cron_user)
+        done = as_user(cron_user, home, *base, "--log-file", f"{home}/log/scan.log")
+        assert done.returncode == 0, done.stderr
+        assert "installed in your crontab (every 15m)" in done.stderr
+        assert schedule.entry(crontab_of(cron_user)) is not None
+    finally:
+        shutil.rmtree(roots)
