@@ -1,9 +1,10 @@
 """Unattended scans: a crontab entry, or a systemd service and timer, that run `ipguard scan`.
 
-The crontab entry is two lines, the marker comment and the job; installing again replaces them,
-removing takes out only them. Everything the job needs is spelled out as an absolute path (the
-ipguard executable, the configuration, the ledger, the metrics file, the log) because cron runs it
-with an almost empty environment: PATH=/usr/bin:/bin, no terminal, no IPGUARD_* variables.
+The crontab entry of a site is two lines, the marker comment and the job (`ipguard.crontab`);
+installing again replaces them, removing takes out only them. Everything the job needs is spelled
+out as an absolute path (the ipguard executable, the configuration, the ledger, the metrics file,
+the log) because cron runs it with an almost empty environment: PATH=/usr/bin:/bin, no terminal,
+no IPGUARD_* variables.
 
     */15 * * * * /opt/ipguard/.venv/bin/ipguard --db /var/lib/ipguard/ledger.db \\
         --config /etc/ipguard.toml scan --quiet --metrics-file … >> /var/log/ipguard.log 2>&1
@@ -23,7 +24,6 @@ from pathlib import Path
 
 from ipguard.errors import InvalidValue, OperationalError, ToolMissing
 
-MARKER = "# ipguard: scheduled scan (managed by `ipguard cron install`; `ipguard cron remove`)"
 UNIT = "ipguard-scan"
 NODE_EXPORTER_TEXTFILES = Path("/var/lib/prometheus/node-exporter")  # Debian's collector dir
 
@@ -108,56 +108,6 @@ def cron_line(every: Every, argv: Sequence[str], log_file: Path) -> str:
     command = _one_line(f"{shlex.join(argv)} >> {shlex.quote(str(log_file))} 2>&1")
     # An unescaped % in a crontab command ends it (the rest becomes standard input).
     return f"{every.cron} {command.replace('%', chr(92) + '%')}"
-
-
-def cron_command(line: str) -> str:
-    """The shell command of a job line, as cron hands it to /bin/sh (for checks and tests)."""
-    command = line.split(None, 5)[5]
-    return command.replace("\\%", "%")
-
-
-def with_entry(crontab: str, line: str) -> str:
-    """The crontab with ipguard's entry (marker and job) replaced by, or added as, `line`."""
-    kept, _ = without_entry(crontab)
-    if kept and not kept.endswith("\n"):
-        kept += "\n"
-    return f"{kept}{MARKER}\n{line}\n"
-
-
-def without_entry(crontab: str) -> tuple[str, bool]:
-    """The crontab without ipguard's entry, and whether there was one."""
-    lines = crontab.splitlines()
-    kept: list[str] = []
-    found = False
-    skip_next = False
-    for line in lines:
-        if skip_next:
-            skip_next = False
-            if _our_job(line):
-                continue
-        if line.strip() == MARKER:
-            found, skip_next = True, True
-            continue
-        kept.append(line)
-    return ("\n".join(kept) + "\n") if kept else "", found
-
-
-def entry(crontab: str) -> str | None:
-    """ipguard's job line in a crontab, if there is one."""
-    lines = crontab.splitlines()
-    for index, line in enumerate(lines[:-1]):
-        if line.strip() == MARKER and _our_job(lines[index + 1]):
-            return lines[index + 1]
-    return None
-
-
-# The job `cron_line` writes runs ipguard's scan; a marker whose job was deleted by hand may be
-# followed by a comment or by a job of the user's own, which must stay.
-_OUR_JOB = re.compile(r"^\s*[^#\s].*ipguard\S*\s(?:.*\s)?scan(?:\s|$)")
-
-
-def _our_job(line: str) -> bool:
-    return _OUR_JOB.match(line) is not None
 
 
 def _crontab(args: Sequence[str], user: str | None, *, text: str | None = None) -> str:

@@ -37,6 +37,8 @@ class _Job:
     argv: list[str]
     shown: list[str]  # the ledger URL's password masked
     metrics: Path
+    site: str  # [scan] site of the configuration: one entry per site
+    config: Path
 
     @property
     def secret(self) -> bool:
@@ -79,7 +81,7 @@ def _job(shared: AppState, every: str, metrics_file: Path | None, home: Path | N
         display_url(word) if index and argv[index - 1] == "--db" else word
         for index, word in enumerate(argv)
     ]
-    return _Job(when, argv, shown, metrics)
+    return _Job(when, argv, shown, metrics, shared.settings().scan.site, config.absolute())
 
 
 def _refuse(given: Mapping[str, object], why: str) -> None:
@@ -209,27 +211,47 @@ def _refuse_homeless(user: str, home: Path, paths: list[Path]) -> None:
 
 
 def _install_cron(job: _Job, *, log: Path, user: str | None, dry_run: bool) -> None:
-    """The crontab entry: printed by a dry run exactly as it is installed."""
-    from ipguard import schedule
+    """The crontab entry of the job's site: printed by a dry run exactly as it is installed."""
+
+    from ipguard import crontab, schedule
 
     shown = schedule.cron_line(job.when, job.shown, log)
     if dry_run:
-        typer.echo(f"{schedule.MARKER}\n{shown}")
+        typer.echo(f"{crontab.marker(job.site)}\n{shown}")
         if job.secret:
             info(_MASKED)
         return
+    current = schedule.read_crontab(user)
+    _refuse_shared_metrics(current, job)
     _make_dirs([job.metrics, log, *_ledger_file(job)], user)
     if user and os.geteuid() == 0:
         _refuse_unreachable(job, log, user)
     elif not user or user == schedule.me():
         _refuse_unreachable(job, log, None)
-    current = schedule.read_crontab(user)
     line = schedule.cron_line(job.when, job.argv, log)
-    schedule.write_crontab(schedule.with_entry(current, line), user)
+    schedule.write_crontab(
+        crontab.with_entry(current, line, site=job.site, config=job.config), user
+    )
     whose = f"{user}'s" if user else "your"
-    info(f"installed in {whose} crontab (every {job.when.text}):")
+    info(f"installed in {whose} crontab for site {job.site} (every {job.when.text}):")
     info(shown)
     info(f"output is appended to {log}; metrics go to {job.metrics}")
+
+
+def _refuse_shared_metrics(current: str, job: _Job) -> None:
+    """Refuse a metrics file another site's job already writes: each scan replaces the whole
+    file with its own site's metrics, so the dashboard would show each site half the time."""
+    from ipguard import crontab
+
+    replaced = crontab.same_job(job.site, job.config)
+    for other in crontab.entries(current):
+        if not replaced(other) and other.option("--metrics-file") == str(job.metrics):
+            own = job.metrics.with_name(f"ipguard-{job.site}.prom")
+            raise InvalidValue(
+                f"the job of site {other.site or '(unnamed)'} already writes {job.metrics}, and "
+                f"each scan replaces the file with its own site's metrics: give site {job.site} "
+                f"a file of its own (--metrics-file {own})"
+            )
 
 
 def _ledger_file(job: _Job) -> list[Path]:
@@ -372,14 +394,30 @@ def _write_all(files: Mapping[Path, str], *, mode: int) -> None:
 
 
 @app.command()
-def remove(ctx: typer.Context, user: _User = None) -> None:
+def remove(
+    ctx: typer.Context,
+    user: _User = None,
+    site: Annotated[
+        str | None,
+        typer.Option(help="The site whose scan to remove (needed when several are scheduled)."),
+    ] = None,
+) -> None:
     """Remove ipguard's entry from the crontab; every other line stays as it is."""
-    from ipguard import schedule
+    from ipguard import crontab, schedule
 
     current = schedule.read_crontab(user)
-    kept, found = schedule.without_entry(current)
-    if not found:
-        info("there is no ipguard entry in the crontab; nothing changed")
+    present = crontab.entries(current)
+    if site is None and len(present) > 1:
+        sites = ", ".join(sorted(entry.site or "(unnamed)" for entry in present))
+        raise InvalidValue(
+            f"the crontab holds ipguard's scans of sites {sites}: name the one to remove with "
+            "--site"
+        )
+    kept, removed = crontab.without(current, lambda entry: site is None or entry.site == site)
+    if not removed:
+        whose = f" for site {site}" if site else ""
+        info(f"there is no ipguard entry{whose} in the crontab; nothing changed")
         return
     schedule.write_crontab(kept, user)
-    info("removed ipguard's entry from the crontab")
+    whose = f" (site {removed[0].site})" if removed[0].site else ""
+    info(f"removed ipguard's entry{whose} from the crontab")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from ipguard import schedule
+from ipguard import crontab, schedule
 from ipguard.cli.main import app
 from ipguard.errors import InvalidValue
 from tests.conftest import Cli
@@ -74,30 +74,65 @@ def test_systemd_accepts_the_calendar(text: str) -> None:
 OTHER = "MAILTO=admin@school.example\n# nightly backup\n30 2 * * * /usr/local/bin/backup\n"
 
 
+def with_entry(text: str, line: str, site: str = "lab", config: str | None = None) -> str:
+    return crontab.with_entry(
+        text, line, site=site, config=None if config is None else Path(config)
+    )
+
+
+def without_all(text: str) -> tuple[str, bool]:
+    kept, taken = crontab.without(text, lambda _: True)
+    return kept, bool(taken)
+
+
+LAB = crontab.marker("lab")
+
+
 def test_the_entry_is_replaced_and_removed_alone() -> None:
-    first = schedule.with_entry(OTHER, "*/15 * * * * /x/ipguard scan")
-    assert first == f"{OTHER}{schedule.MARKER}\n*/15 * * * * /x/ipguard scan\n"
-    second = schedule.with_entry(first + "0 3 * * * /usr/bin/true\n", "0 * * * * /x/ipguard scan")
-    assert second.count(schedule.MARKER) == 1
-    assert second == (
-        f"{OTHER}0 3 * * * /usr/bin/true\n{schedule.MARKER}\n0 * * * * /x/ipguard scan\n"
-    )
-    assert schedule.entry(second) == "0 * * * * /x/ipguard scan"
-    kept, found = schedule.without_entry(second)
+    first = with_entry(OTHER, "*/15 * * * * /x/ipguard scan")
+    assert first == f"{OTHER}{LAB}\n*/15 * * * * /x/ipguard scan\n"
+    second = with_entry(first + "0 3 * * * /usr/bin/true\n", "0 * * * * /x/ipguard scan")
+    assert second.count(crontab.MARKER) == 1
+    assert second == f"{OTHER}0 3 * * * /usr/bin/true\n{LAB}\n0 * * * * /x/ipguard scan\n"
+    assert crontab.entry(second) == "0 * * * * /x/ipguard scan"
+    kept, found = without_all(second)
     assert found and kept == f"{OTHER}0 3 * * * /usr/bin/true\n"
-    assert schedule.without_entry(kept) == (kept, False)
-    assert schedule.with_entry("", "x") == f"{schedule.MARKER}\nx\n"
+    assert without_all(kept) == (kept, False)
+    assert with_entry("", "x") == f"{LAB}\nx\n"
     # A marker whose job line was deleted by hand: only the marker goes, whatever follows it.
-    assert schedule.without_entry(f"{schedule.MARKER}\n# note\n") == ("# note\n", True)
+    assert without_all(f"{LAB}\n# note\n") == ("# note\n", True)
     theirs = "0 3 * * * /usr/local/bin/backup.sh --to /srv/ipguard-backup\n"
-    assert schedule.without_entry(f"{schedule.MARKER}\n{theirs}") == (theirs, True)
-    assert schedule.entry(f"{schedule.MARKER}\n{theirs}") is None
-    assert schedule.with_entry(f"{schedule.MARKER}\n{theirs}", "x") == (
-        f"{theirs}{schedule.MARKER}\nx\n"
-    )
+    assert without_all(f"{LAB}\n{theirs}") == (theirs, True)
+    assert crontab.entry(f"{LAB}\n{theirs}") is None
+    assert with_entry(f"{LAB}\n{theirs}", "x") == f"{theirs}{LAB}\nx\n"
     # The job as `python -m ipguard` writes it is recognised too.
     python = "*/5 * * * * /usr/bin/python3 -m ipguard --db /l.db scan --quiet >> /l.log 2>&1\n"
-    assert schedule.without_entry(f"{OTHER}{schedule.MARKER}\n{python}") == (OTHER, True)
+    assert without_all(f"{OTHER}{LAB}\n{python}") == (OTHER, True)
+
+
+def test_each_site_has_its_own_entry() -> None:
+    # A sensor scanning two sites (two configuration files): installing the second site's job
+    # replaced the first's, whose scans silently stopped.
+    north = "*/15 * * * * /x/ipguard --config /etc/ipg/north.toml scan\n"
+    south = "*/15 * * * * /x/ipguard --config /etc/ipg/south.toml scan\n"
+    both = with_entry(with_entry(OTHER, north.strip(), "north"), south.strip(), "south")
+    assert both == f"{OTHER}{crontab.marker('north')}\n{north}{crontab.marker('south')}\n{south}"
+    assert [entry.site for entry in crontab.entries(both)] == ["north", "south"]
+    again = with_entry(both, "0 * * * * /x/ipguard --config /etc/ipg/north.toml scan", "north")
+    assert crontab.entry(again, "north") == "0 * * * * /x/ipguard --config /etc/ipg/north.toml scan"
+    assert crontab.entry(again, "south") == south.strip()
+    kept, taken = crontab.without(again, lambda entry: entry.site == "south")
+    assert [entry.site for entry in taken] == ["south"] and "south" not in kept
+    # An entry from before markers named their site is replaced by the job of its configuration
+    # only.
+    legacy = f"{OTHER}{crontab.MARKER}\n{north}"
+    assert with_entry(legacy, "y --config /etc/ipg/north.toml scan", "north", "/etc/ipg/north.toml")
+    assert with_entry(legacy, "x", "south", "/etc/ipg/south.toml") == (
+        f"{legacy}{crontab.marker('south')}\nx\n"
+    )
+    assert with_entry(legacy, "x", "north", "/etc/ipg/north.toml") == (
+        f"{OTHER}{crontab.marker('north')}\nx\n"
+    )
 
 
 def test_the_line_escapes_percent_and_quotes_paths(tmp_path: Path) -> None:
@@ -107,7 +142,7 @@ def test_the_line_escapes_percent_and_quotes_paths(tmp_path: Path) -> None:
         "*/15 * * * * /opt/ipg/bin/ipguard --db '/var/lib/ipg 1/ledger.db' scan "
         ">> /var/log/ipg\\%d.log 2>&1"
     )
-    assert schedule.cron_command(line).endswith(">> /var/log/ipg%d.log 2>&1")
+    assert crontab.cron_command(line).endswith(">> /var/log/ipg%d.log 2>&1")
 
 
 def test_systemd_units() -> None:
@@ -171,7 +206,7 @@ def test_dry_run_shows_absolute_paths(cli: Cli, tmp_path: Path, db_url: str) -> 
     )
     assert out.exit_code == 0, out.stderr
     marker, line = out.stdout.splitlines()
-    assert marker == schedule.MARKER
+    assert marker == crontab.marker("lab")
     words = line.split()
     assert words[:5] == ["*/30", "*", "*", "*", "*"]
     assert words[5] in (str(IPGUARD), sys.executable)
@@ -382,22 +417,69 @@ def test_install_replace_and_remove_in_a_real_crontab(cli: Cli, cron_user: str) 
     out = cli(*install_args(home, cron_user), db=db)
     assert out.exit_code == 0, out.stderr
     installed = crontab_of(cron_user)
-    assert installed.startswith(OTHER) and installed.count(schedule.MARKER) == 1
-    line = schedule.entry(installed)
+    assert installed.startswith(OTHER) and installed.count(crontab.MARKER) == 1
+    line = crontab.entry(installed)
     assert line is not None and line.startswith("*/15 * * * * /")
-    assert f"in {cron_user}'s crontab (every 15m)" in out.stderr
+    assert f"in {cron_user}'s crontab for site lab (every 15m)" in out.stderr
     assert (home / "log").is_dir() and (home / "metrics").is_dir()
 
     assert cli(*install_args(home, cron_user, "1h"), db=db).exit_code == 0
     replaced = crontab_of(cron_user)
-    assert replaced.count(schedule.MARKER) == 1 and replaced.startswith(OTHER)
-    assert (schedule.entry(replaced) or "").startswith("0 * * * * /")
+    assert replaced.count(crontab.MARKER) == 1 and replaced.startswith(OTHER)
+    assert (crontab.entry(replaced) or "").startswith("0 * * * * /")
 
     out = cli("cron", "remove", "--user", cron_user)
     assert out.exit_code == 0 and "removed ipguard's entry" in out.stderr
     assert crontab_of(cron_user) == OTHER
     out = cli("cron", "remove", "--user", cron_user)
     assert out.exit_code == 0 and "nothing changed" in out.stderr
+    assert crontab_of(cron_user) == OTHER
+
+
+def test_two_sites_on_one_sensor_each_keep_their_scan(cli: Cli, cron_user: str) -> None:
+    # `ipguard --config north.toml cron install`, then the same for south.toml: the second
+    # replaced the first (one marker for every site), and north was never scanned again; both
+    # jobs also wrote one metrics file, each scan replacing the other site's metrics.
+    home, db = home_of(cron_user), own_ledger(cli, cron_user)
+    subprocess.run(["crontab", "-u", cron_user, "-"], input=OTHER, text=True, check=True)
+    args = {}
+    for site in ("north", "south"):
+        config = home / f"{site}.toml"
+        config.write_text(CONFIG.replace('site = "lab"', f'site = "{site}"'))
+        args[site] = install_args(home, cron_user)
+        args[site][1] = str(config)
+    assert cli(*args["north"], db=db).exit_code == 0
+    shared = cli(*args["south"], db=db)
+    assert shared.exit_code == 2
+    assert shared.stderr == (
+        f"error: the job of site north already writes {home}/metrics/ipguard.prom, and each scan "
+        "replaces the file with its own site's metrics: give site south a file of its own "
+        f"(--metrics-file {home}/metrics/ipguard-south.prom)\n"
+    )
+    south = args["south"]
+    south[south.index("--metrics-file") + 1] = str(home / "metrics" / "ipguard-south.prom")
+    out = cli(*south, db=db)
+    assert out.exit_code == 0, out.stderr
+    assert f"installed in {cron_user}'s crontab for site south (every 15m)" in out.stderr
+    both = crontab_of(cron_user)
+    assert both.startswith(OTHER) and both.count(crontab.MARKER) == 2
+    assert f"{home}/north.toml scan" in (crontab.entry(both, "north") or "")
+    assert f"{home}/south.toml scan" in (crontab.entry(both, "south") or "")
+    assert cli(*args["north"], "--every", "1h", db=db).exit_code == 0  # replaces north's only
+    again = crontab_of(cron_user)
+    assert (crontab.entry(again, "north") or "").startswith("0 * * * * ")
+    assert crontab.entry(again, "south") == crontab.entry(both, "south")
+
+    out = cli("cron", "remove", "--user", cron_user)
+    assert out.exit_code == 2 and out.stderr == (
+        "error: the crontab holds ipguard's scans of sites north, south: name the one to "
+        "remove with --site\n"
+    )
+    out = cli("cron", "remove", "--user", cron_user, "--site", "north")
+    assert out.exit_code == 0 and "removed ipguard's entry (site north)" in out.stderr
+    assert crontab.entry(crontab_of(cron_user), "north") is None
+    assert crontab.entry(crontab_of(cron_user), "south") == crontab.entry(both, "south")
+    assert cli("cron", "remove", "--user", cron_user).exit_code == 0  # the only one left
     assert crontab_of(cron_user) == OTHER
 
 
@@ -411,7 +493,7 @@ def test_a_crontab_in_another_encoding_is_kept_byte_for_byte(cli: Cli, cron_user
     out = cli(*install_args(home, cron_user), db=db)
     assert out.exit_code == 0, out.stderr
     listed = subprocess.run(["crontab", "-u", cron_user, "-l"], capture_output=True, check=True)
-    assert listed.stdout.startswith(theirs) and schedule.MARKER.encode() in listed.stdout
+    assert listed.stdout.startswith(theirs) and crontab.MARKER.encode() in listed.stdout
     assert cli("cron", "remove", "--user", cron_user).exit_code == 0
     listed = subprocess.run(["crontab", "-u", cron_user, "-l"], capture_output=True, check=True)
     assert listed.stdout == theirs
@@ -427,15 +509,15 @@ def test_the_dry_run_line_is_the_installed_line_byte_for_byte(cli: Cli, cron_use
     assert crontab_of(cron_user) == "" and not (home / "log%d").exists()
     out = cli(*args, db=db)
     assert out.exit_code == 0, out.stderr
-    line = schedule.entry(crontab_of(cron_user))
+    line = crontab.entry(crontab_of(cron_user))
     assert line is not None and "/log\\%d/scan.log" in line
-    assert dry.stdout == f"{schedule.MARKER}\n{line}\n"
-    assert schedule.cron_command(line).endswith(f">> {home}/log%d/scan.log 2>&1")
+    assert dry.stdout == f"{LAB}\n{line}\n"
+    assert crontab.cron_command(line).endswith(f">> {home}/log%d/scan.log 2>&1")
     # The confirmation shows the line on a line of its own, not after a literal "\n".
     assert "\\n" not in out.stderr
     told = [line for line in out.stderr.splitlines() if not line.startswith("warning: ")]
     assert told[:2] == [
-        f"installed in {cron_user}'s crontab (every 15m):",
+        f"installed in {cron_user}'s crontab for site lab (every 15m):",
         line,
     ]
 
@@ -452,7 +534,7 @@ def test_root_installing_for_a_user_uses_that_users_paths(cli: Cli, cron_user: s
     env = {"IPGUARD_DB": None, "XDG_DATA_HOME": None, "XDG_STATE_HOME": None}
     done = runner.invoke(app, args, env=env, catch_exceptions=False)
     assert done.exit_code == 0, done.stderr
-    command = schedule.cron_command(schedule.entry(crontab_of(cron_user)) or "")
+    command = crontab.cron_command(crontab.entry(crontab_of(cron_user)) or "")
     data, state = home / ".local" / "share" / "ipguard", home / ".local" / "state" / "ipguard"
     assert f"--db sqlite:///{data}/ledger.db " in command
     assert f"--metrics-file {data}/ipguard.prom" in command
@@ -542,9 +624,9 @@ def test_the_installed_line_scans_the_lab_as_cron_would(
         "--metrics-file", str(metrics), "--log-file", str(log),
     )  # fmt: skip
     assert installed.returncode == 0, installed.stderr
-    line = schedule.entry(crontab_of(cron_user))
+    line = crontab.entry(crontab_of(cron_user))
     assert line is not None
-    command = schedule.cron_command(line)
+    command = crontab.cron_command(line)
 
     cron_env = ["env", "-i", "PATH=/usr/bin:/bin", "HOME=/root", "LOGNAME=root", "SHELL=/bin/sh"]
     done = subprocess.run(
@@ -617,7 +699,7 @@ def test_a_user_installing_its_own_job_is_refused_paths_it_cannot_write(cron_use
         shutil.chown(home / "log" / "scan.log", cron_user, cron_user)
         done = as_user(cron_user, home, *base, "--log-file", f"{home}/log/scan.log")
         assert done.returncode == 0, done.stderr
-        assert "installed in your crontab (every 15m)" in done.stderr
-        assert schedule.entry(crontab_of(cron_user)) is not None
+        assert "installed in your crontab for site lab (every 15m)" in done.stderr
+        assert crontab.entry(crontab_of(cron_user)) is not None
     finally:
         shutil.rmtree(roots)
