@@ -28,8 +28,8 @@ class SiteMetrics:
     """What the metrics file says about one site."""
 
     site: str
-    attempted_at: datetime
-    succeeded: bool  # did this invocation complete a run
+    attempted_at: datetime | None  # None: no scan of the site has ended yet
+    succeeded: bool  # did the last attempt complete a run
     latest_status: str | None = None
     latest_run_id: int | None = None
     duration_seconds: float | None = None  # of the newest finished run
@@ -44,14 +44,15 @@ def gather(
     """A site's metrics from its ledger state.
 
     `succeeded` says whether the scan that is writing the file completed a run; without it (no
-    scan: `metrics write`, `findings ack`) the newest run answers, and its end is the attempt.
+    scan: `metrics write`, `findings ack`) the newest run that ended answers, and its end is the
+    attempt: a scan still running has not failed (a finding acknowledged during the cron scan
+    made the dashboard say so until it ended), and a site never scanned claims no attempt.
     """
     newest, finished, complete = state.newest, state.finished, state.complete
-    attempted_at = now
+    attempted_at: datetime | None = now
     if succeeded is None:
-        succeeded = newest is not None and newest.status == RunStatus.COMPLETE.value
-        if newest is not None:
-            attempted_at = newest.finished_at or newest.started_at
+        succeeded = finished is not None and finished.status == RunStatus.COMPLETE.value
+        attempted_at = finished.finished_at if finished is not None else None
     duration = None
     if finished is not None and finished.finished_at is not None:
         duration = max(0.0, (finished.finished_at - finished.started_at).total_seconds())
@@ -98,11 +99,12 @@ def render(metrics: SiteMetrics) -> str:
         "1 if the last scan attempt completed a run, else 0.",
         [(site, 1 if metrics.succeeded else 0)],
     )
-    lines += _family(
-        "ipguard_scan_last_attempt_timestamp_seconds",
-        "When the last scan attempt ended (Unix time).",
-        [(site, metrics.attempted_at.timestamp())],
-    )
+    if metrics.attempted_at is not None:
+        lines += _family(
+            "ipguard_scan_last_attempt_timestamp_seconds",
+            "When the last scan attempt ended (Unix time).",
+            [(site, metrics.attempted_at.timestamp())],
+        )
     if metrics.latest_status is not None:
         lines += _family(
             "ipguard_run_status",

@@ -241,6 +241,10 @@ def test_metrics_write_reads_the_ledger_without_scanning(
     samples = parse(target.read_text())
     assert value(samples, "ipguard_scan_success", site="north") == 0
     assert ("ipguard_run_id", frozenset({("site", "north")})) not in samples
+    # Nor an attempt: the time it was written stood for one, so `time() - last_attempt` never
+    # grew while something (a cron `metrics write`, `findings ack`) kept rewriting the file.
+    north_attempt = ("ipguard_scan_last_attempt_timestamp_seconds", frozenset({("site", "north")}))
+    assert north_attempt not in samples
     assert sum(v for (name, _), v in samples.items() if name == "ipguard_findings_open") == 0
 
 
@@ -279,6 +283,35 @@ def test_ack_and_resolve_refresh_the_configured_metrics_file(cli: Cli, tmp_path:
     assert open_high() == 0
     reference_check(target)
     assert len(scanner.requests) == 1
+
+
+def test_a_finding_acknowledged_during_a_scan_does_not_say_the_scans_fail(
+    cli: Cli, config: Path, fake: FakeScanner, tmp_path: Path, db_url: str
+) -> None:
+    # `findings ack` while the cron scan ran (a /16 with services takes minutes) rewrote the
+    # metrics from the newest run, the one still running: ipguard_scan_success 0, and the
+    # dashboard's "scans failing" alert fired until the scan ended.
+    from ipguard.ledger import runs
+    from ipguard.ledger.store import Store
+
+    target = tmp_path / "ipguard.prom"
+    config.write_text(
+        config.read_text().replace('site = "lab"', f'site = "lab"\nmetrics_file = "{target}"')
+    )
+    assert cli("--config", str(config), "scan", "--quiet").exit_code == 1
+    store = Store(db_url)
+    with store.session() as session:  # the next scan, under way
+        runs.start(session, site="lab", interface="eth0", subnets=["198.18.0.0/24"],
+                   settings={}, actor="cron", sensor="sensor-1", version="test")  # fmt: skip
+    store.close()
+    acked = cli("--config", str(config), "findings", "ack", "1", "--note", "known")
+    assert acked.exit_code == 0, acked.stderr
+    samples = parse(target.read_text())
+    assert value(samples, "ipguard_scan_success", site="lab") == 1
+    finished = value(samples, "ipguard_scan_last_success_timestamp_seconds", site="lab")
+    assert value(samples, "ipguard_scan_last_attempt_timestamp_seconds", site="lab") == finished
+    assert value(samples, "ipguard_run_status", site="lab", status="running") == 1
+    assert value(samples, "ipguard_run_id", site="lab") == 2
 
 
 def test_a_target_that_is_no_regular_file_is_written_to_not_replaced(
