@@ -4,7 +4,7 @@
 VENV      ?= .venv
 PY        := $(VENV)/bin/python
 STAMP     := $(VENV)/.installed
-APT_PKGS  := nmap arp-scan tinyproxy dnsmasq-base nftables iproute2 socat curl postgresql chromium cron \
+APT_PKGS  := tzdata nmap arp-scan tinyproxy dnsmasq-base nftables iproute2 socat curl postgresql chromium cron \
              kea-dhcp4-server snmpd snmp fonts-noto-cjk poppler-utils dsniff arping arpwatch udhcpc \
              radvd thc-ipv6 squid microsocks faketime isc-dhcp-server avahi-daemon \
              openssh-server nginx vsftpd

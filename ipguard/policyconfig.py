@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import tzinfo
 from typing import Any
 
 from ipguard.configcheck import check_keys, parse_severity, typed
 from ipguard.errors import ConfigError
 from ipguard.fields import FieldError, parse_service
+from ipguard.localtime import local_zone, resolve_zone
 from ipguard.model import FindingKind, Service, Severity
 
 MAX_DAYS = 36_500  # a hundred years: the longest period a [policy] key may give
@@ -30,6 +32,9 @@ class PolicySettings:
     randomized_mac_severity: Severity | None = None
     max_macs_per_port: int = 1  # more MACs on an access port: unmanaged-switch
     uplink_min_macs: int = 32  # more MACs than this (or an LLDP neighbour): an uplink
+    # The administrators' calendar (an IANA zone, resolved when the file is read; "" in the
+    # file: this machine's zone): the days people give and read, guest_until's end among them.
+    timezone: tzinfo = field(default_factory=local_zone)
 
 
 def parse_policy(table: Mapping[str, Any], source: str) -> PolicySettings:
@@ -65,6 +70,9 @@ def parse_policy(table: Mapping[str, Any], source: str) -> PolicySettings:
             if value < 2:
                 raise ConfigError(f"{where}.{key} = {value}: must be at least 2")
             result = replace(result, uplink_min_macs=value)
+        elif key == "timezone":
+            zone = resolve_zone(typed(table, key, str, where), f"{where}.{key}")
+            result = replace(result, timezone=zone)
         elif key == "fail_on":
             result = replace(result, fail_on=parse_severity(table[key], f"{where}.fail_on"))
         elif key == "randomized_mac_severity":

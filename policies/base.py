@@ -14,7 +14,7 @@ import ipaddress
 from bisect import bisect_right
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any, Protocol
 
 from ipguard.model import (
@@ -112,6 +112,11 @@ class PolicySettingsLike(Protocol):
     @property
     def uplink_min_macs(self) -> int:
         """More MACs than this on a port make it an uplink."""
+        ...
+
+    @property
+    def timezone(self) -> tzinfo:
+        """The administrators' calendar: the zone whose days `guest_until` and summaries mean."""
         ...
 
 

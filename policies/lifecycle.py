@@ -10,8 +10,10 @@ the device answered; the addresses it answered at are in the detail.
 - `suspended-device-online`: a suspended or retired record answering (its MAC with no active
   record, or its own pair, or a MAC-less reply at its IP). When its MAC answers at an IP registered
   to someone else, ip-mac-mismatch is reported instead (the offender's record is in its detail).
-- `guest-expired`: an active record whose `guest_until` is before the run's (UTC) date, while its
-  device is online: its pair answered, or its MAC answered anywhere but at another of its records.
+- `guest-expired`: an active record whose `guest_until` is before the run's date in the
+  administrators' zone (`[policy] timezone`: a guest may stay until that day's local midnight),
+  while its device is online: its pair answered, or its MAC answered anywhere but at another of
+  its records.
 - `stale-registration`: an active, non-isolated record not seen by this run and last seen by an
   earlier run more than `stale_after_days` ago, or never. Only records whose IP lies inside the
   run's subnets and that are valid at the run's site are judged: a run that did not look, or looked
@@ -131,14 +133,16 @@ def _online(
 def _guests_expired(
     facts: RunFacts, settings: PolicySettingsLike, seen: Sightings
 ) -> list[Finding]:
-    today = utc(facts.now).date()
-    expired = [
+    guests = [
         record
         for record in seen.ledger.records
-        if record.guest_until is not None
-        and record.guest_until < today
-        and record.status is DeviceStatus.ACTIVE
+        if record.guest_until is not None and record.status is DeviceStatus.ACTIVE
     ]
+    if not guests:
+        return []
+    # The guest's last day ends at its local midnight: the run's date in the administrators' zone.
+    today = utc(facts.now).astimezone(settings.timezone).date()
+    expired = [record for record in guests if record.guest_until and record.guest_until < today]
     if not expired:
         return []
     stray: dict[str, list[str]] = {}
@@ -256,7 +260,7 @@ def _stale_finding(
         days = (now - utc(last)).days
         summary = (
             f"{record.ip} / {record.mac} ({who(record)}) has not been seen for {days} days "
-            f"(last on {utc(last).date().isoformat()})"
+            f"(last on {utc(last).astimezone(settings.timezone).date().isoformat()})"
         )
     detail = {
         "last_seen": iso(last),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,6 +45,10 @@ class AppState:
 
             self._settings = load_settings(self.config)
         return self._settings
+
+    def zone(self) -> tzinfo:
+        """The administrators' time zone (`[policy] timezone`): the days people give and read."""
+        return self.settings().policy.timezone
 
     @property
     def actor(self) -> str:

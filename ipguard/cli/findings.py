@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, tzinfo
 from typing import Annotated
 
 import typer
@@ -39,7 +39,7 @@ def list_findings(
     from ipguard.errors import InvalidValue
     from ipguard.ledger import findings
     from ipguard.model import FindingKind, FindingState
-    from ipguard.reports.serialize import finding_json, is_overdue, summary_json, utc_text
+    from ipguard.reports.serialize import finding_json, is_overdue, summary_json
 
     if state_ is not None and state_ not in {s.value for s in FindingState}:
         raise InvalidValue(f"--state {state_!r}: use open, acknowledged or resolved")
@@ -62,7 +62,9 @@ def list_findings(
     if fmt == Shown.json:
         emit_json({"findings": [finding_json(row) for row in rows], "summary": summary_json(rows)})
         return
-    now = datetime.now(UTC)
+    from ipguard.localtime import iso_local
+
+    now, zone = datetime.now(UTC), state(ctx).zone()
     table(
         (
             "id",
@@ -85,8 +87,9 @@ def list_findings(
                 row.mac,
                 row.port,
                 row.state,
-                utc_text(row.last_seen_at),
-                (utc_text(row.report_due_at) or "") + (" OVERDUE" if is_overdue(row, now) else ""),
+                iso_local(row.last_seen_at, zone),
+                (iso_local(row.report_due_at, zone) or "")
+                + (" OVERDUE" if is_overdue(row, now) else ""),
                 row.summary,
             )
             for row in rows
@@ -116,7 +119,7 @@ def show(
     if fmt == Shown.json:
         emit_json(document)
         return
-    shown = finding_sections(document)
+    shown = finding_sections(document, state(ctx).zone())
     for item in prints:
         lines = [(key.replace("_", " "), str(value)) for key, value in item.items() if value]
         shown.append((f"DHCP fingerprint at site {item['site']}", lines))
@@ -130,7 +133,10 @@ def ack(
     note: Annotated[str, typer.Option(help="Why it is acknowledged (required).")],
     until: Annotated[
         str | None,
-        typer.Option(help="Acknowledged until this date (YYYY-MM-DD); then it counts again."),
+        typer.Option(
+            help="Acknowledged through this day (YYYY-MM-DD, in [policy] timezone); from the "
+            "next local midnight it counts again."
+        ),
     ] = None,
 ) -> None:
     """Acknowledge a finding: it stays listed but stops failing scans and alerting.
@@ -153,10 +159,12 @@ def ack(
             day = parse_date(until, "--until")
         except FieldError as error:
             raise InvalidValue(f"--until {until!r}: {error.reason}") from None
-        if day is not None and day <= datetime.now(UTC).date():
-            raise InvalidValue(f"--until {until}: give a day after today")
         assert day is not None
-        until_at = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        until_at, today = _ack_end(day, state(ctx).zone())
+        if day < today:
+            raise InvalidValue(
+                f"--until {until}: that day is over; give today ({today}) or a day after today"
+            )
     shared = state(ctx)
     with shared.store().session() as session:
         row = findings.acknowledge(
@@ -170,6 +178,14 @@ def ack(
         site = row.site
     info(f"finding {finding_id} acknowledged" + (f" until {until}" if until else ""))
     refresh(shared, site)
+
+
+def _ack_end(day: date, zone: tzinfo) -> tuple[datetime, date]:
+    """When an acknowledgement `--until day` ends: the end of that local day (the next local
+    midnight, as a guest's last day ends), and today's local date."""
+    from ipguard.localtime import days_span, today
+
+    return days_span(day, day, zone)[1], today(datetime.now(UTC), zone)
 
 
 @app.command()

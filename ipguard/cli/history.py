@@ -49,7 +49,15 @@ def list_runs(
 
     with state(ctx).store().session(write=False) as session:
         refuse_unknown_site(session, site)
-        rows = [_run_row(run) for run in runs.list_runs(session, site=site, limit=limit)]
+        runs_listed = runs.list_runs(session, site=site, limit=limit)
+        rows = [_run_row(run) for run in runs_listed]
+    if fmt == Format.table:  # a person reads it: times in the administrators' zone, offset shown
+        from ipguard.localtime import iso_local
+
+        zone = state(ctx).zone()
+        for row, run in zip(rows, runs_listed, strict=True):
+            row["started_at"] = iso_local(run.started_at, zone)
+            row["finished_at"] = iso_local(run.finished_at, zone)
     emit(fmt, RUN_COLUMNS, rows, title="scan runs")
 
 
@@ -68,7 +76,7 @@ def show(
     if fmt == Shown.json:
         emit_json(document)
     else:
-        sections(run_sections(document))
+        sections(run_sections(document, state(ctx).zone()))
 
 
 def diff(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 import typer
@@ -216,6 +217,7 @@ def show(
             raise NotFound(f"no ledger record for {key}")
         rows = [_device_row(device) for device in found]
     if fmt == Format.table:
+        _local_times(ctx, rows, "updated_at")
         for row in rows:
             emit(fmt, ("field", "value"), [{"field": k, "value": v} for k, v in row.items()])
     else:
@@ -290,7 +292,19 @@ def history(
     if fmt == Format.json:
         emit(fmt, (), rows)
     else:
+        if fmt == Format.table:
+            _local_times(ctx, rows, "at")
         emit(fmt, HISTORY_COLUMNS, rows, title=f"history of {value}")
+
+
+def _local_times(ctx: typer.Context, rows: list[dict[str, Any]], key: str) -> None:
+    """A table's UTC ISO 8601 times (`rows[…][key]`) in the administrators' zone, offset shown;
+    JSON and CSV keep UTC."""
+    from ipguard.localtime import iso_local
+
+    zone = state(ctx).zone()
+    for row in rows:
+        row[key] = iso_local(datetime.fromisoformat(row[key].replace("Z", "+00:00")), zone)
 
 
 def _changes(before: dict[str, Any] | None, after: dict[str, Any] | None) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Annotated, Any, cast
 
 import typer
@@ -276,7 +275,9 @@ def export(
         except FieldError as error:
             raise InvalidValue(f"--changed-since {changed_since!r}: {error.reason}") from None
         assert day is not None
-        since = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        from ipguard.localtime import day_start
+
+        since = day_start(day, state(ctx).zone())  # the local day: from its local midnight
     form = files.detect_format(file, fmt)
     if since is not None and form != "xlsx":
         raise InvalidValue(

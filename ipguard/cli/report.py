@@ -4,7 +4,7 @@ Markdown, JSON or CSV."""
 from __future__ import annotations
 
 import sys
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -34,51 +34,55 @@ DEFAULT_DAYS = 30
 
 
 def period(
-    since: date | None, until: date | None, now: datetime, month: str | None = None
+    since: date | None,
+    until: date | None,
+    now: datetime,
+    month: str | None = None,
+    zone: tzinfo = UTC,
 ) -> tuple[datetime, datetime]:
     """The half-open UTC period of a report.
 
     No dates: the last 30 days up to `now`. `month` ("YYYY-MM"): that calendar month. Dates are
-    whole UTC days, both included; `--since` alone runs to today, `--until` alone from the first
-    of its month.
+    whole days of `zone` (`[policy] timezone`), both included: local midnight to local midnight;
+    `--since` alone runs to today, `--until` alone from the first of its month.
     """
     from ipguard.errors import InvalidValue
+    from ipguard.localtime import days_span, today, zone_name
 
     if month is not None:
         if since is not None or until is not None:
             raise InvalidValue("give --month or --since/--until, not both")
-        return _month(month)
+        first, last = _month(month)
+        return days_span(first, last, zone)
     if since is None and until is None:
         return now - timedelta(days=DEFAULT_DAYS), now
     if since is None:
         assert until is not None
         since = until.replace(day=1)
     elif until is None:
-        if since > now.date():  # the user gave no --until: name what the period ends with
+        until = today(now, zone)
+        if since > until:  # the user gave no --until: name what the period ends with
             raise InvalidValue(
-                f"--since {since} is after today ({now.date()}, UTC), where a period without "
-                "--until ends"
+                f"--since {since} is after today ({until}, {zone_name(zone)}), where a period "
+                "without --until ends"
             )
-        until = now.date()
     if since > until:
         raise InvalidValue(f"--since {since} is after --until {until}")
-    start = datetime(since.year, since.month, since.day, tzinfo=UTC)
-    end = datetime(until.year, until.month, until.day, tzinfo=UTC) + timedelta(days=1)
-    return start, end
+    return days_span(since, until, zone)
 
 
-def _month(text: str) -> tuple[datetime, datetime]:
-    """`YYYY-MM` as the half-open period from its first day to the next month's first."""
+def _month(text: str) -> tuple[date, date]:
+    """`YYYY-MM` as its first and last days."""
     from ipguard.errors import InvalidValue
 
     try:
-        first = datetime.strptime(text.strip(), "%Y-%m").replace(tzinfo=UTC)
+        first = datetime.strptime(text.strip(), "%Y-%m").date()
     except ValueError:
         raise InvalidValue(f"--month {text!r}: not a month (use YYYY-MM)") from None
     if first.year > _LAST_YEAR:
         raise InvalidValue(f"--month {text!r}: give a month before {_LAST_YEAR + 1}")
     following = first.replace(year=first.year + first.month // 12, month=first.month % 12 + 1)
-    return first, following
+    return first, following - timedelta(days=1)
 
 
 _LAST_YEAR = 9998
@@ -128,7 +132,7 @@ def report(
     """Summary report of a period (default: the last 30 days) as HTML, Markdown, JSON or CSV.
 
     Hosts seen per run, findings opened/resolved/overdue by kind and severity, open findings with
-    their evidence, unregistered hosts and ledger changes. Dates are UTC days.
+    their evidence, unregistered hosts and ledger changes. Dates are days of [policy] timezone.
     """
     from ipguard.errors import InvalidValue
 
@@ -137,9 +141,9 @@ def report(
         if guessed is None:
             raise InvalidValue("give --format html, md, json or csv (or an -o FILE ending so)")
         fmt = ReportFormat(guessed)
-    now = datetime.now(UTC)
-    start, end = period(_day(since, "--since"), _day(until, "--until"), now, month)
-    _warn_future(start, end, now, ended=month is not None or until is not None)
+    now, zone = datetime.now(UTC), state(ctx).zone()
+    start, end = period(_day(since, "--since"), _day(until, "--until"), now, month, zone)
+    _warn_future(start, end, now, zone=zone, ended=month is not None or until is not None)
     if output is not None:
         state(ctx).refuse_own_file(str(output), "-o")
 
@@ -148,35 +152,39 @@ def report(
 
     with state(ctx).store().session(write=False) as session:
         refuse_unknown_site(session, site)
-        summary = build(period_records(session, start, end, site), start, end, now=now, site=site)
+        records = period_records(session, start, end, site)
+        summary = build(records, start, end, now=now, site=site, zone=zone)
     text = _render(summary, fmt)
     if output is None:
         sys.stdout.write(text)
         return
     _write(output, text)
-    info(f"report for {start.date()} to {summary.last_day} written to {output}")
+    info(f"report for {summary.first_day} to {summary.last_day} written to {output}")
 
 
-def _warn_future(start: datetime, end: datetime, now: datetime, *, ended: bool) -> None:
+def _warn_future(
+    start: datetime, end: datetime, now: datetime, *, ended: bool, zone: tzinfo = UTC
+) -> None:
     """Say when a period asked for as `ended` (a month, an --until) has not ended, or begun.
 
-    Periods are UTC days: east of UTC, a monthly report made in the small hours of the 1st
-    (local time) comes before its month has ended in UTC, and would be filed as complete.
+    A monthly report filed as complete before its month's last local day is over would miss it.
     """
+    from ipguard.localtime import local_day, shown, zone_name
+
     if not ended or end <= now:
         return
-    if start > now + timedelta(days=1):  # beyond any time zone's "today": a mistyped year
+    if start > now + timedelta(days=1):  # well beyond today: a mistyped year
         from ipguard.errors import InvalidValue
 
         raise InvalidValue(
-            f"the period starts {start:%Y-%m-%d} (UTC), after today ({now:%Y-%m-%d}): nothing "
-            "has happened in it yet"
+            f"the period starts {local_day(start, zone)} ({zone_name(zone)}), after today "
+            f"({local_day(now, zone)}): nothing has happened in it yet"
         )
     what = "starts" if start > now else "ends"
     moment = start if start > now else end
     info(
-        f"warning: the period {what} {moment:%Y-%m-%d %H:%M} UTC, after now "
-        f"({now:%Y-%m-%d %H:%M} UTC): this report covers it only up to now"
+        f"warning: the period {what} {shown(moment, zone)}, after now "
+        f"({shown(now, zone)}): this report covers it only up to now"
     )
 
 

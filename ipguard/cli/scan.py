@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -155,7 +155,7 @@ def scan(
 
         emit_json(scan_json(outcome.run, outcome.live))
     elif not quiet:
-        _print_outcome(outcome)
+        _print_outcome(outcome, settings.policy.timezone)
     raise typer.Exit(1 if outcome.failing else 0)
 
 
@@ -373,14 +373,15 @@ def _sweepable(subnets: tuple[str, ...], *, given: bool) -> tuple[str, ...]:
     return subnets
 
 
-def _print_outcome(outcome: RunOutcome) -> None:
-    from ipguard.reports.serialize import is_overdue, utc_text
+def _print_outcome(outcome: RunOutcome, zone: tzinfo) -> None:
+    from ipguard.localtime import iso_local
+    from ipguard.reports.serialize import is_overdue
 
     run = outcome.run
     now = datetime.now(UTC)
     rows = []
     for row in outcome.live:
-        due = utc_text(row.report_due_at) or ""
+        due = iso_local(row.report_due_at, zone) or ""
         if is_overdue(row, now):
             due += " OVERDUE"
         rows.append(

@@ -2,8 +2,9 @@
 
 Each piece of evidence becomes one line, such as "11:19:38 answered ARP from 02:18:00:00:00:36
 (0.09 ms)" or "11:20:24 offered 198.18.0.182 as DHCP server 198.18.0.36". Times are to the second,
-in UTC (the report's time zone). Detail keys become words ("offered IPs: …"); the keys that only
-repeat the summary or the evidence are left to the JSON output.
+in the administrators' time zone (`[policy] timezone`, the report's). Detail keys become words
+("offered IPs: …"); the keys that only repeat the summary or the evidence are left to the JSON
+output.
 
 The sentences are plain text: each output escapes them for its format.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 EVIDENCE_ITEMS = 5  # per group of evidence in a report; the JSON export carries all of it
@@ -70,19 +71,19 @@ def words(key: str) -> str:
     return " ".join(_WORDS.get(part, part) for part in str(key).split("_"))
 
 
-def clock(value: Any) -> str:
-    """An ISO 8601 time (text or datetime) as HH:MM:SS UTC; anything else as it is."""
-    moment = _moment(value)
+def clock(value: Any, zone: tzinfo = UTC) -> str:
+    """An ISO 8601 time (text or datetime) as HH:MM:SS in `zone`; anything else as it is."""
+    moment = _moment(value, zone)
     return moment.strftime("%H:%M:%S") if moment else ("" if value is None else str(value))
 
 
-def stamp(value: Any) -> str:
-    """An ISO 8601 time as `YYYY-MM-DD HH:MM:SS` UTC; anything else as it is."""
-    moment = _moment(value)
+def stamp(value: Any, zone: tzinfo = UTC) -> str:
+    """An ISO 8601 time as `YYYY-MM-DD HH:MM:SS` in `zone`; anything else as it is."""
+    moment = _moment(value, zone)
     return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else ("" if value is None else str(value))
 
 
-def _moment(value: Any) -> datetime | None:
+def _moment(value: Any, zone: tzinfo) -> datetime | None:
     if isinstance(value, datetime):
         moment = value
     elif isinstance(value, str) and len(value) >= 19 and value[4:5] == "-" and "T" in value:
@@ -92,7 +93,8 @@ def _moment(value: Any) -> datetime | None:
             return None
     else:
         return None
-    return moment.astimezone(UTC) if moment.tzinfo else moment
+    # Stored and serialised times are UTC; a time without an offset is one of them.
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(zone)
 
 
 def _observation(item: Mapping[str, Any]) -> str:
@@ -156,18 +158,19 @@ _SENTENCES: dict[str, Callable[[Mapping[str, Any]], str]] = {
 }
 
 
-def sentence(group: str, item: Any) -> str:
-    """One piece of evidence as a line, led by its time (to the second) when it has one."""
+def sentence(group: str, item: Any, zone: tzinfo = UTC) -> str:
+    """One piece of evidence as a line, led by its time (to the second, in `zone`) when it has
+    one."""
     if not isinstance(item, Mapping):
-        return plain(item)
+        return plain(item, zone)
     make = _SENTENCES.get(group)
-    text = make(item) if make else plain(item)
+    text = make(item) if make else plain(item, zone)
     when = item.get("seen_at")
-    return f"{clock(when)} {text}" if when else text
+    return f"{clock(when, zone)} {text}" if when else text
 
 
 def groups(
-    evidence: Mapping[str, Any], *, limit: int | None = EVIDENCE_ITEMS
+    evidence: Mapping[str, Any], *, limit: int | None = EVIDENCE_ITEMS, zone: tzinfo = UTC
 ) -> list[EvidenceGroup]:
     """The evidence of the first and last sighting (once when they are the same run)."""
     found: list[EvidenceGroup] = []
@@ -183,7 +186,7 @@ def groups(
             if group == "run_id" or not isinstance(values, list):
                 continue
             shown = values if limit is None else values[:limit]
-            lines += [sentence(group, value) for value in shown]
+            lines += [sentence(group, value, zone) for value in shown]
             more += len(values) - len(shown)
         if lines:
             found.append(EvidenceGroup(f"{label} in run {proof.get('run_id')}", tuple(lines), more))
@@ -192,27 +195,29 @@ def groups(
     return found
 
 
-def detail_lines(detail: Mapping[str, Any]) -> list[str]:
-    """The detail keys a reader needs, one line each, in words."""
+def detail_lines(detail: Mapping[str, Any], zone: tzinfo = UTC) -> list[str]:
+    """The detail keys a reader needs, one line each, in words (times in `zone`)."""
     lines = []
     for key, value in detail.items():
         if key in _RESTATED or value in (None, "", [], {}):
             continue
-        lines.append(f"{words(key)}: {plain(value)}")
+        lines.append(f"{words(key)}: {plain(value, zone)}")
     return lines
 
 
-def plain(value: Any) -> str:
+def plain(value: Any, zone: tzinfo = UTC) -> str:
     """Any detail value as text: records as "IP / MAC (owner, department)", lists by commas."""
     if isinstance(value, Mapping):
         if "ip" in value and "mac" in value and "owner" in value:
             who = ", ".join(str(value[key]) for key in ("owner", "department") if value.get(key))
             return f"{value['ip']} / {value['mac']}" + (f" ({who})" if who else "")
         return ", ".join(
-            f"{words(key)} {plain(item)}" for key, item in value.items() if item not in (None, "")
+            f"{words(key)} {plain(item, zone)}"
+            for key, item in value.items()
+            if item not in (None, "")
         )
     if isinstance(value, Sequence) and not isinstance(value, str):
-        return "; ".join(plain(item) for item in value)
+        return "; ".join(plain(item, zone) for item in value)
     if isinstance(value, bool):
         return "yes" if value else "no"
-    return stamp(value)
+    return stamp(value, zone)

@@ -19,7 +19,7 @@ import jinja2
 from markupsafe import Markup
 
 from ipguard.escape import visible
-from ipguard.reports.sections import Report, build, utc
+from ipguard.reports.sections import Report, build, minute
 from ipguard.reports.summary import Summary
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -94,7 +94,7 @@ class Chart:
         out = []
         for index in sorted({0, last, last // 2}):
             anchor = "start" if index == 0 else "end" if index == last else "middle"
-            out.append((self._x(self.points[index][0]), anchor, utc(self.points[index][0])))
+            out.append((self._x(self.points[index][0]), anchor, minute(self.points[index][0])))
         return out
 
     @property
@@ -107,7 +107,7 @@ class Chart:
         """A dot per run with its tooltip; none beyond 400 runs, where they only blur the line."""
         if len(self.points) > 400:
             return []
-        return [(self._x(m), self._y(v), f"{utc(m)}: {v}") for m, v in self.points]
+        return [(self._x(m), self._y(v), f"{minute(m)}: {v}") for m, v in self.points]
 
 
 def nice_step(peak: int) -> int:

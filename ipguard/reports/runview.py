@@ -9,9 +9,11 @@ and end offsets from the run's start (`{"sweep": {"start": 0.01, "end": 0.52}}`)
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from ipguard.ledger.scan_tables import FindingRow, ScanRun
+from ipguard.localtime import shown
 from ipguard.reports.evidence import detail_lines, groups, plain, words
 from ipguard.reports.serialize import finding_json, run_json, utc_text
 
@@ -65,20 +67,21 @@ def run_document(run: ScanRun) -> dict[str, Any]:
     }
 
 
-def run_sections(document: Mapping[str, Any]) -> list[Section]:
-    """The run document as titled sections of (label, text) lines."""
+def run_sections(document: Mapping[str, Any], zone: tzinfo = UTC) -> list[Section]:
+    """The run document as titled sections of (label, text) lines (times in `zone`)."""
     run = document["run"]
     head = [
         ("status", str(run["status"])),
         ("interface", str(run["interface"])),
         ("subnets", ", ".join(run["subnets"])),
-        ("started", _when(run["started_at"])),
-        ("finished", _when(run["finished_at"])),
+        ("started", _when(run["started_at"], zone)),
+        ("finished", _when(run["finished_at"], zone)),
         ("by", f"{run['actor']}" + (f" on sensor {run['sensor']}" if run["sensor"] else "")),
         ("ipguard", str(run["version"])),
     ]
     sections: list[Section] = [(f"run {run['id']} of site {run['site']}", head)]
-    sections.append(("settings", [(words(k), plain(v)) for k, v in document["settings"].items()]))
+    settings = document["settings"].items()
+    sections.append(("settings", [(words(k), plain(v, zone)) for k, v in settings]))
     phases = sorted(
         document["timings"].items(),
         key=lambda item: (item[1]["start"] is None, item[1]["start"] or 0.0),
@@ -86,7 +89,7 @@ def run_sections(document: Mapping[str, Any]) -> list[Section]:
     overlapping = any(timing["start"] is not None for _, timing in phases)
     title = "phase timings (start → end, seconds from the run's start)" if overlapping else ""
     sections.append((title or "phase timings", [_phase(*p) for p in phases]))
-    sections.append(("counts", [(words(k), plain(v)) for k, v in document["counts"].items()]))
+    sections.append(("counts", [(words(k), plain(v, zone)) for k, v in document["counts"].items()]))
     ignored = document["ignored_replies"].items()
     sections.append(("ignored replies", [(words(k), plain(v)) for k, v in ignored]))
     not_covered = [(item["range"], item["reason"]) for item in document["uncovered"]]
@@ -95,8 +98,11 @@ def run_sections(document: Mapping[str, Any]) -> list[Section]:
     return sections
 
 
-def _when(text: str | None) -> str:
-    return "" if text is None else text.replace("T", " ").replace("Z", " UTC")
+def _when(text: str | None, zone: tzinfo) -> str:
+    """A document's UTC ISO 8601 time as a person reads it: `2026-12-05 23:59:00 +08:00`."""
+    if text is None:
+        return ""
+    return shown(datetime.fromisoformat(text.replace("Z", "+00:00")), zone, seconds=True)
 
 
 def _phase(name: str, timing: Mapping[str, float | None]) -> tuple[str, str]:
@@ -123,8 +129,9 @@ def finding_document(row: FindingRow) -> dict[str, Any]:
     }
 
 
-def finding_sections(document: Mapping[str, Any]) -> list[Section]:
-    """A finding document as titled sections: what, lifecycle, detail, evidence as sentences."""
+def finding_sections(document: Mapping[str, Any], zone: tzinfo = UTC) -> list[Section]:
+    """A finding document as titled sections: what, lifecycle, detail, evidence as sentences
+    (times in `zone`)."""
     subject = [(key, str(document[key])) for key in ("ip", "mac", "port") if document[key]]
     head = [
         ("severity", str(document["severity"])),
@@ -134,7 +141,7 @@ def finding_sections(document: Mapping[str, Any]) -> list[Section]:
         ("summary", str(document["summary"])),
     ]
     lifecycle = [
-        (label, _when(document[key]) + (f" (run {document[run]})" if run else ""))
+        (label, _when(document[key], zone) + (f" (run {document[run]})" if run else ""))
         for label, key, run in (
             ("first seen", "first_seen", "first_run"),
             ("last seen", "last_seen", "last_run"),
@@ -151,8 +158,8 @@ def finding_sections(document: Mapping[str, Any]) -> list[Section]:
     sections: list[Section] = [
         (f"finding {document['id']}: {document['kind']}", head),
         ("lifecycle", lifecycle),
-        ("detail", [("", line) for line in detail_lines(document["detail"] or {})]),
+        ("detail", [("", line) for line in detail_lines(document["detail"] or {}, zone)]),
     ]
-    for group in groups(document["evidence"] or {}, limit=None):
+    for group in groups(document["evidence"] or {}, limit=None, zone=zone):
         sections.append((f"evidence, {group.heading}", [("", line) for line in group.lines]))
     return sections

@@ -8,12 +8,13 @@ is a hint ("severity", "overdue", "num") that a renderer may show or ignore.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from itertools import groupby
 
 from ipguard import __version__
+from ipguard.localtime import shown, zone_name
 from ipguard.reports.evidence import EvidenceGroup, detail_lines, groups
 from ipguard.reports.summary import LedgerChange, OpenFinding, Summary
 
@@ -31,16 +32,22 @@ OVERVIEW = (
 BATCH = 4  # this many audit entries of one actor and action in one minute: one row (an import)
 BATCH_KEYS = 40  # records named in such a row; the JSON and CSV reports name them all
 FOOTER = (
-    "Times are UTC. A finding is overdue when it was neither acknowledged nor resolved within "
+    "Times are {zone}. A finding is overdue when it was neither acknowledged nor resolved within "
     "24 hours of being first seen (high and critical). The audit trail is never pruned; scan "
     "history is kept for the configured retention. Bulk ledger changes (imports) are one row "
     "here; the JSON and CSV reports list every record."
 )
 
 
-def utc(value: datetime | None) -> str:
-    """A time as the report's tables show it: `YYYY-MM-DD HH:MM`, UTC."""
+def minute(value: datetime | None) -> str:
+    """A time as the report's tables show it: `YYYY-MM-DD HH:MM`, in the zone it carries."""
     return value.strftime("%Y-%m-%d %H:%M") if value is not None else ""
+
+
+def _zone_words(zone: tzinfo) -> str:
+    """How the footer names the report's zone: `UTC`, or `Asia/Shanghai local time`."""
+    name = zone_name(zone)
+    return name if name == "UTC" else f"{name} local time"
 
 
 @dataclass(frozen=True)
@@ -112,23 +119,33 @@ class Report:
     findings: tuple[FindingItem, ...]
     unregistered: Table
     changes: Table
-    footer: str = FOOTER
+    footer: str = FOOTER.format(zone="UTC")
+    zone: str = "UTC"  # the zone the report's times are in, as the footer names it
 
 
 def build(summary: Summary) -> Report:
-    """The report's sections from its content."""
+    """The report's sections from its content, its times in the report's zone."""
     where = f" — site {summary.site}" if summary.site else ""
+    zone = summary.zone
+    name = zone_name(zone)
+
+    def at(value: datetime | None) -> str:
+        return minute(value.astimezone(zone) if value is not None else None)
+
     complete = [run for run in summary.runs if run.open_findings is not None]
     return Report(
-        title=f"ipguard report {summary.since.date()} to {summary.last_day}{where}",
-        period=f"Period {utc(summary.since)} to {utc(summary.until)} UTC (end excluded){where}.",
-        generated=f"Generated {utc(summary.generated_at)} UTC by ipguard {__version__}.",
+        title=f"ipguard report {summary.first_day} to {summary.last_day}{where}",
+        period=f"Period {shown(summary.since, zone)} to {shown(summary.until, zone)} "
+        f"(end excluded){where}.",
+        generated=f"Generated {shown(summary.generated_at, zone)} by ipguard {__version__}.",
         site=summary.site,
         overview=tuple((label, int(summary.totals.get(key, 0))) for key, label in OVERVIEW),
-        hosts_chart=tuple((run.started_at, run.hosts_seen) for run in complete),
-        open_chart=tuple((run.started_at, run.open_findings or 0) for run in complete),
+        hosts_chart=tuple((run.started_at.astimezone(zone), run.hosts_seen) for run in complete),
+        open_chart=tuple(
+            (run.started_at.astimezone(zone), run.open_findings or 0) for run in complete
+        ),
         days=_table(
-            ("day (UTC)", "runs", "complete", "most hosts seen", "open findings at day end"),
+            (f"day ({name})", "runs", "complete", "most hosts seen", "open findings at day end"),
             (
                 (day.day, day.runs, day.complete, day.max_hosts, day.open_findings)
                 for day in summary.days
@@ -149,13 +166,13 @@ def build(summary: Summary) -> Report:
             ),
             numeric=frozenset({2, 3, 4}),
         ),
-        findings=tuple(_finding(item) for item in summary.open_findings),
+        findings=tuple(_finding(item, zone) for item in summary.open_findings),
         unregistered=_table(
             ("first seen", "last seen", "ip", "mac", "vendor", "finding", "state"),
             (
                 (
-                    utc(host.first_seen),
-                    utc(host.last_seen),
+                    at(host.first_seen),
+                    at(host.last_seen),
                     host.ip,
                     host.mac,
                     host.vendor or ("randomized MAC" if host.randomized else ""),
@@ -167,9 +184,11 @@ def build(summary: Summary) -> Report:
             nowrap=frozenset({0, 1, 2, 3}),
         ),
         changes=Table(
-            ("time (UTC)", "actor", "action", "record", "changes"),
-            tuple(_change_row(batch) for batch in _batches(summary.ledger_changes)),
+            (f"time ({name})", "actor", "action", "record", "changes"),
+            tuple(_change_row(batch, at) for batch in _batches(summary.ledger_changes)),
         ),
+        footer=FOOTER.format(zone=_zone_words(zone)),
+        zone=_zone_words(zone),
     )
 
 
@@ -191,13 +210,13 @@ def _batches(changes: Sequence[LedgerChange]) -> list[list[LedgerChange]]:
     """Audit entries grouped: a bulk change (one actor and action, the same minute) is one batch;
     fewer than BATCH entries read better one by one."""
     batches: list[list[LedgerChange]] = []
-    for _, group in groupby(changes, key=lambda c: (c.actor, c.action, utc(c.at))):
+    for _, group in groupby(changes, key=lambda c: (c.actor, c.action, minute(c.at))):
         batch = list(group)
         batches += [batch] if len(batch) >= BATCH else [[change] for change in batch]
     return batches
 
 
-def _change_row(batch: list[LedgerChange]) -> tuple[Cell, ...]:
+def _change_row(batch: list[LedgerChange], at: Callable[[datetime], str]) -> tuple[Cell, ...]:
     first = batch[0]
     if len(batch) == 1:
         record = first.key
@@ -212,7 +231,7 @@ def _change_row(batch: list[LedgerChange]) -> tuple[Cell, ...]:
             keys.append(f"… {len(batch) - BATCH_KEYS} more")
         lines = ("records: " + ", ".join(keys), "fields: " + ", ".join(fields))
     return (
-        cell(utc(first.at), "nowrap"),
+        cell(at(first.at), "nowrap"),
         cell(first.actor),
         cell(first.action),
         cell(record),
@@ -220,7 +239,7 @@ def _change_row(batch: list[LedgerChange]) -> tuple[Cell, ...]:
     )
 
 
-def _finding(item: OpenFinding) -> FindingItem:
+def _finding(item: OpenFinding, zone: tzinfo) -> FindingItem:
     return FindingItem(
         id=item.id,
         severity=item.severity,
@@ -230,11 +249,11 @@ def _finding(item: OpenFinding) -> FindingItem:
         mac=item.mac or "",
         port=item.port or "",
         state=item.state,
-        first_seen=utc(item.first_seen),
-        report_due=utc(item.report_due_at),
+        first_seen=minute(item.first_seen.astimezone(zone)),
+        report_due=minute(item.report_due_at.astimezone(zone) if item.report_due_at else None),
         overdue=item.overdue,
         summary=item.summary,
         ack_note=item.ack_note,
-        detail=tuple(detail_lines(item.detail)),
-        evidence=tuple(groups(item.evidence)),
+        detail=tuple(detail_lines(item.detail, zone)),
+        evidence=tuple(groups(item.evidence, zone=zone)),
     )

@@ -3,7 +3,8 @@
 `build(records, since, until)` turns what the ledger holds for the period
 (`ipguard.ledger.reporting.period_records`, which owns the queries) into a plain `Summary` (no
 database objects), which the renderers (HTML, Markdown, JSON, CSV) turn into files. The period is
-half-open, `since <= t < until`, in UTC.
+half-open, `since <= t < until` (UTC instants); its days are those of `zone`, the administrators'
+time zone (`[policy] timezone`), in which the renderers also show every time.
 
 - runs: every scan run that started in the period (hosts seen, findings open after it);
 - counts: findings opened, resolved and overdue in the period, by kind and severity; a finding is
@@ -22,11 +23,12 @@ from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 from ipguard.ledger.reporting import PeriodRecords
 from ipguard.ledger.scan_tables import FindingRow, ScanRun
+from ipguard.localtime import local_day
 from ipguard.model import FindingKind, FindingState, RunStatus, Severity
 
 
@@ -44,7 +46,7 @@ class RunPoint:
 
 @dataclass(frozen=True)
 class DayRuns:
-    """The runs of one UTC day, folded together."""
+    """The runs of one local day (the report's zone), folded together."""
 
     day: date
     runs: int
@@ -136,18 +138,24 @@ class Summary:
     ledger_changes: tuple[LedgerChange, ...] = ()
     unregistered: tuple[UnregisteredHost, ...] = ()
     totals: Mapping[str, int] = field(default_factory=dict)
+    zone: tzinfo = UTC  # the administrators' calendar: the report's days and shown times
+
+    @property
+    def first_day(self) -> date:
+        """The local day the period starts on."""
+        return local_day(self.since, self.zone)
 
     @property
     def last_day(self) -> date:
-        """The last day the period covers (its end is excluded)."""
-        return (self.until - timedelta(microseconds=1)).date()
+        """The last local day the period covers (its end is excluded)."""
+        return local_day(self.until - timedelta(microseconds=1), self.zone)
 
     @property
     def days(self) -> list[DayRuns]:
-        """The runs folded by UTC day, oldest first."""
+        """The runs folded by local day, oldest first."""
         by_day: dict[date, list[RunPoint]] = defaultdict(list)
         for run in self.runs:
-            by_day[run.started_at.date()].append(run)
+            by_day[local_day(run.started_at, self.zone)].append(run)
         days = []
         for day, runs in sorted(by_day.items()):
             complete = [run for run in runs if run.status == RunStatus.COMPLETE.value]
@@ -170,6 +178,7 @@ def build(
     *,
     now: datetime,
     site: str | None = None,
+    zone: tzinfo = UTC,
 ) -> Summary:
     """The report's content for `since <= t < until` (times timezone-aware UTC)."""
     rows = list(records.findings)
@@ -211,6 +220,7 @@ def build(
         ledger_changes=tuple(changes),
         unregistered=tuple(unregistered),
         totals=totals,
+        zone=zone,
     )
 
 

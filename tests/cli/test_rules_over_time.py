@@ -125,7 +125,8 @@ def test_an_acknowledgement_until_a_date_covers_the_findings_return(cli: Cli, co
     assert (back["kind"], back["state"]) == ("unregistered-host", "acknowledged")
     assert back["id"] != opened["id"]  # still a new incident, with its own lifecycle
     shown = json.loads(cli("findings", "show", str(back["id"]), "--format", "json").stdout)
-    assert (shown["ack_note"], shown["ack_until"][:10]) == ("guest of 王芳", "2999-01-01")
+    # Acknowledged through 2999-01-01: it ends at that day's end, the next (local) midnight.
+    assert (shown["ack_note"], shown["ack_until"]) == ("guest of 王芳", "2999-01-02T00:00:00Z")
     # Acknowledged without a date: the acknowledgement ends when the finding is resolved.
     assert cli("findings", "ack", str(back["id"]), "--note", "seen").exit_code == 0
     assert scan(cli, config)["findings"] == []  # the night

@@ -71,7 +71,8 @@ def settings(**changes: Any) -> PolicySettings:
         changes["severity"] = {
             FindingKind(kind): Severity(level) for kind, level in changes["severity"].items()
         }
-    return replace(PolicySettings(), **changes)
+    # Pinned to UTC: the default zone is the machine's, and these tables are written in UTC days.
+    return replace(PolicySettings(), **{"timezone": UTC, **changes})
 
 
 def facts(

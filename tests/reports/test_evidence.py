@@ -86,3 +86,15 @@ def test_detail_in_words_without_what_the_summary_says() -> None:
         "isolated: yes",
         "offender records: 198.18.0.9 / 02:66:00:00:00:45 (王磊, math)",
     ]
+
+
+def test_times_are_those_of_the_administrators_zone() -> None:
+    from zoneinfo import ZoneInfo
+
+    shanghai, new_york = ZoneInfo("Asia/Shanghai"), ZoneInfo("America/New_York")
+    assert sentence("observations", ARP, shanghai).startswith("19:19:38 answered ARP")
+    evidence = {"first": {"run_id": 3, "observations": [ARP]}}
+    (group,) = groups(evidence, zone=new_york)
+    assert group.lines == ("06:19:38 answered ARP from 02:18:00:00:00:36 (0.09 ms)",)
+    detail = {"first_seen": "2026-11-30T16:00:00Z", "ports": [22]}
+    assert detail_lines(detail, shanghai)[0] == "first seen: 2026-12-01 00:00:00"

@@ -1,0 +1,126 @@
+"""The administrators' calendar: `[policy] timezone`, and the conversions at the edges.
+
+The ledger keeps UTC instants. People give and read calendar days and clock times in their own
+zone: a guest "until Friday" may stay until local midnight, a monthly report covers a local
+month, a table shows local times with the offset beside them. Only the edges convert, with the
+helpers here; JSON and CSV keep UTC ISO 8601 (DESIGN.md).
+
+The zone is an IANA name (`Asia/Shanghai`, `America/New_York`, `UTC`). Empty means this
+machine's own zone, as `date` and cron use it: `TZ`, else `/etc/localtime`, else UTC.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ipguard.errors import ConfigError
+
+_LOCALTIME = Path("/etc/localtime")
+# What a machine set to UTC may call it (`Etc/UTC` is Debian's /etc/localtime): named UTC alike.
+_UTC_NAMES = frozenset(
+    {"UTC", "Etc/UTC", "Etc/UCT", "Etc/Universal", "Etc/Zulu", "UCT", "Zulu", "Universal"}
+)
+
+
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo("UTC" if name in _UTC_NAMES else name)
+
+
+def resolve_zone(name: str, where: str) -> tzinfo:
+    """The zone an IANA name gives; "" is this machine's zone. An unknown name is a ConfigError."""
+    text = name.strip()
+    if not text:
+        return local_zone()
+    try:
+        return _zone(text)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ConfigError(
+            f"{where} = {name!r}: not a time zone; give an IANA name such as "
+            '"Asia/Shanghai", "America/New_York" or "UTC" (or "" for this machine\'s zone)'
+        ) from None
+
+
+def local_zone() -> tzinfo:
+    """This machine's zone as `date` reads it: `TZ`, else /etc/localtime, else UTC."""
+    given = os.environ.get("TZ", "").strip().lstrip(":")
+    if given:
+        try:
+            if given.startswith("/"):
+                with open(given, "rb") as data:
+                    return ZoneInfo.from_file(data, key=given)
+            return _zone(given)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            # A POSIX rule string (`CST-8`) or a typo: the C library falls back to UTC too.
+            return ZoneInfo("UTC")
+    try:
+        target = str(_LOCALTIME.resolve())
+        if "/zoneinfo/" in target:  # a link into the zone database names the zone
+            return _zone(target.split("/zoneinfo/", 1)[1])
+        with _LOCALTIME.open("rb") as data:
+            return ZoneInfo.from_file(data, key="localtime")
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return ZoneInfo("UTC")
+
+
+def zone_name(zone: tzinfo) -> str:
+    """The zone's IANA name (or what stands for it) for headings: `Asia/Shanghai`."""
+    return str(getattr(zone, "key", None) or zone)
+
+
+def day_start(day: date, zone: tzinfo) -> datetime:
+    """The UTC instant a local day begins (its local midnight)."""
+    return datetime.combine(day, time(), tzinfo=zone).astimezone(UTC)
+
+
+def days_span(first: date, last: date, zone: tzinfo) -> tuple[datetime, datetime]:
+    """The half-open UTC period of local days `first` to `last`, both included.
+
+    A day is local midnight to the next local midnight: 23 or 25 hours across a DST change.
+    """
+    return day_start(first, zone), day_start(last + timedelta(days=1), zone)
+
+
+def local_day(moment: datetime, zone: tzinfo) -> date:
+    """The local calendar day an instant falls on (a naive instant is UTC, as stored)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(zone).date()
+
+
+def today(now: datetime, zone: tzinfo) -> date:
+    """The local date of `now`."""
+    return local_day(now, zone)
+
+
+def offset_text(moment: datetime) -> str:
+    """A local time's offset for a reader: `UTC` at offset zero, else `+08:00`, `-05:00`."""
+    offset = moment.utcoffset() or timedelta()
+    if not offset:
+        return "UTC"
+    minutes = int(offset.total_seconds()) // 60
+    sign = "+" if minutes >= 0 else "-"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def shown(moment: datetime | None, zone: tzinfo, *, seconds: bool = False) -> str:
+    """An instant as a person reads it: `2026-12-05 23:59 +08:00` (`… UTC` at offset zero)."""
+    if moment is None:
+        return ""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    local = moment.astimezone(zone)
+    pattern = "%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M"
+    return f"{local.strftime(pattern)} {offset_text(local)}"
+
+
+def iso_local(moment: datetime | None, zone: tzinfo) -> str | None:
+    """ISO 8601 in the zone, with its offset (`2026-12-05T23:59:00+08:00`; `…Z` at UTC itself)."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    local = moment.astimezone(zone)
+    return local.isoformat(timespec="seconds").replace("+00:00", "Z")
