@@ -100,12 +100,22 @@ def _one_line(command: str) -> str:
     return command
 
 
-def cron_line(every: Every, argv: Sequence[str], log_file: Path) -> str:
+def cron_line(
+    every: Every, argv: Sequence[str], log_file: Path, *, db_env: str | None = None
+) -> str:
     """One crontab job: the scan, its output appended to the log.
+
+    `db_env` is a ledger URL holding a password: it goes to the scan in IPGUARD_DB, not as an
+    argument, since every local user can read every process's arguments (ps, /proc/PID/cmdline)
+    and only its owner its environment. `exec` puts the scan in place of cron's shell, whose own
+    arguments are the whole line.
 
     This is the line the crontab gets and the line a dry run prints, byte for byte.
     """
-    command = _one_line(f"{shlex.join(argv)} >> {shlex.quote(str(log_file))} 2>&1")
+    command = f"{shlex.join(argv)} >> {shlex.quote(str(log_file))} 2>&1"
+    if db_env is not None:
+        command = f"IPGUARD_DB={shlex.quote(db_env)} exec {command}"
+    command = _one_line(command)
     # An unescaped % in a crontab command ends it (the rest becomes standard input).
     return f"{every.cron} {command.replace('%', chr(92) + '%')}"
 

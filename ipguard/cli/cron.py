@@ -212,10 +212,9 @@ def _refuse_homeless(user: str, home: Path, paths: list[Path]) -> None:
 
 def _install_cron(job: _Job, *, log: Path, user: str | None, dry_run: bool) -> None:
     """The crontab entry of the job's site: printed by a dry run exactly as it is installed."""
-
     from ipguard import crontab, schedule
 
-    shown = schedule.cron_line(job.when, job.shown, log)
+    shown = _cron_line(job, job.shown, log)
     if dry_run:
         typer.echo(f"{crontab.marker(job.site)}\n{shown}")
         if job.secret:
@@ -228,7 +227,7 @@ def _install_cron(job: _Job, *, log: Path, user: str | None, dry_run: bool) -> N
         _refuse_unreachable(job, log, user)
     elif not user or user == schedule.me():
         _refuse_unreachable(job, log, None)
-    line = schedule.cron_line(job.when, job.argv, log)
+    line = _cron_line(job, job.argv, log)
     schedule.write_crontab(
         crontab.with_entry(current, line, site=job.site, config=job.config), user
     )
@@ -236,6 +235,18 @@ def _install_cron(job: _Job, *, log: Path, user: str | None, dry_run: bool) -> N
     info(f"installed in {whose} crontab for site {job.site} (every {job.when.text}):")
     info(shown)
     info(f"output is appended to {log}; metrics go to {job.metrics}")
+
+
+def _cron_line(job: _Job, words: list[str], log: Path) -> str:
+    """The job line running `words` (the scan as run, or as shown); a ledger URL holding a
+    password goes in IPGUARD_DB instead of `--db` (see schedule.cron_line)."""
+    from ipguard import schedule
+
+    if not job.secret:
+        return schedule.cron_line(job.when, words, log)
+    at = words.index("--db")
+    argv = [*words[:at], *words[at + 2 :]]
+    return schedule.cron_line(job.when, argv, log, db_env=words[at + 1])
 
 
 def _refuse_shared_metrics(current: str, job: _Job) -> None:

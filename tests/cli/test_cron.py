@@ -6,6 +6,7 @@ import json
 import os
 import pwd
 import secrets
+import shlex
 import shutil
 import subprocess
 import sys
@@ -481,6 +482,36 @@ def test_two_sites_on_one_sensor_each_keep_their_scan(cli: Cli, cron_user: str) 
     assert crontab.entry(crontab_of(cron_user), "south") == crontab.entry(both, "south")
     assert cli("cron", "remove", "--user", cron_user).exit_code == 0  # the only one left
     assert crontab_of(cron_user) == OTHER
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_the_ledger_password_is_no_argument_of_the_scheduled_scan(
+    cli: Cli, cron_user: str, db_url: str
+) -> None:
+    # The job ran `ipguard --db postgresql+psycopg://ipguard:PASSWORD@… scan`: every local
+    # user could read the password in `ps` (/proc/PID/cmdline) at every scan. Now it reaches the
+    # scan in IPGUARD_DB (a process's environment is its owner's to read), and `exec` puts the
+    # scan in place of cron's shell, whose own arguments are the whole line.
+    home = home_of(cron_user)
+    secret = "pg-S3cret%x"  # the server trusts local connections: the password goes unchecked
+    url = db_url.replace("://postgres@", f"://postgres:{secret}@")
+    out = cli(*install_args(home, cron_user), db=url)
+    assert out.exit_code == 0, out.stderr
+    assert secret not in out.stderr and "the database password" not in out.stderr
+    command = crontab.cron_command(crontab.entry(crontab_of(cron_user)) or "")
+    words = shlex.split(command)
+    assert words[:2] == [f"IPGUARD_DB={url}", "exec"]
+    assert secret not in " ".join(words[2:]) and "--db" not in words
+    # The line works as cron's shell runs it: the ledger it names is the one the command reads
+    # (`runs list` in place of the scan, which would probe the network from here).
+    scan = f" scan --quiet --metrics-file {home}/metrics/ipguard.prom >> {home}/log/scan.log 2>&1"
+    assert command.endswith(scan)
+    listing = command.removesuffix(scan) + " runs list --format json"
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "LANG": "C"}
+    done = subprocess.run(
+        ["sh", "-c", listing], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert (done.returncode, done.stdout.strip(), done.stderr) == (0, "[]", "")
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
