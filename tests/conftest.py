@@ -18,6 +18,17 @@ pytest_plugins = ["tests.lab.fixtures", "tests.lab.scale"]
 
 
 @pytest.fixture(scope="session", autouse=True)
+def utc_calendar() -> Iterator[None]:
+    """The suite's dates and expected outputs are UTC days: `[policy] timezone` defaults to the
+    machine's zone (TZ, else /etc/localtime), so a machine set to another zone would move them.
+    Tests of the zones set TZ or the key themselves."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("TZ", "UTC")
+    yield
+    patch.undo()
+
+
+@pytest.fixture(scope="session", autouse=True)
 def scapy_never_resolves() -> Iterator[None]:
     """Network safety: a frame a test builds with scapy must name its destination MAC.
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from ipguard.ledger.scan_tables import FindingRow, ScanRun
-from ipguard.localtime import shown
+from ipguard.localtime import shown, zone_name
 from ipguard.reports.evidence import detail_lines, groups, plain, words
 from ipguard.reports.serialize import finding_json, run_json, utc_text
 
@@ -160,6 +160,9 @@ def finding_sections(document: Mapping[str, Any], zone: tzinfo = UTC) -> list[Se
         ("lifecycle", lifecycle),
         ("detail", [("", line) for line in detail_lines(document["detail"] or {}, zone)]),
     ]
+    # Evidence lines give the time of day alone: name the zone, unless it is UTC as always was.
+    times = "" if zone_name(zone) == "UTC" else f" (times {zone_name(zone)})"
     for group in groups(document["evidence"] or {}, limit=None, zone=zone):
-        sections.append((f"evidence, {group.heading}", [("", line) for line in group.lines]))
+        lines = [("", line) for line in group.lines]
+        sections.append((f"evidence, {group.heading}{times}", lines))
     return sections

@@ -145,6 +145,7 @@ def test_an_acknowledgement_lasts_through_its_local_day(
     assert shown["ack_until"] == "2999-01-01T16:00:00Z"
     text = cli("findings", "show", str(item["id"])).stdout
     assert "2999-01-02 00:00:00 +08:00" in text
+    assert "seen in run 1 (times Asia/Shanghai)\n" in text  # its evidence's times of day
 
 
 def test_ack_until_today_means_the_local_today(
