@@ -153,10 +153,16 @@ def diff(
 def _warn_uncomparable(older: Any, newer: Any) -> None:
     """Say when named runs differ in more than time: a part of a scan, or another site's."""
     from ipguard.cli.output import info
+    from ipguard.ledger.runs import WATCH
     from ipguard.model import RunStatus
 
     for run in (older, newer):
-        if run.status != RunStatus.COMPLETE.value:
+        if run.kind == WATCH:
+            info(
+                f"warning: run {run.id} is a watcher's, not a scan: it heard only the hosts that "
+                "spoke while it listened, and the others show as changes"
+            )
+        elif run.status != RunStatus.COMPLETE.value:
             info(
                 f"warning: run {run.id} is {run.status}, not complete: it saw only part of "
                 "what it would have, and what it missed shows as changes"

@@ -63,3 +63,36 @@ def test_named_runs_that_are_not_comparable_are_said_to_be(cli: Cli, db_url: str
         "networks'\n"
     )
     assert cli("diff", "2", "2").exit_code == 2  # the same run twice is still an error
+
+
+def test_a_watchers_run_is_said_to_be_one(cli: Cli, sqlite_url: str) -> None:
+    # `ipguard diff 1 2` with run 2 a stopped watcher's (complete, kind watch): every host that
+    # stayed quiet while it listened "disappeared", without a word.
+    from datetime import UTC, datetime, timedelta
+
+    from ipguard.ledger import runs, watching
+    from ipguard.ledger.store import Store
+    from ipguard.model import RunStatus
+    from tests.reports.history import SUBNET, add_run, everything_seen
+
+    store = Store(sqlite_url)
+    start = datetime.now(UTC) - timedelta(hours=3)
+    add_run(store, start, hosts=3)
+    with store.session() as session:
+        run, _ = watching.start(
+            session, site="lab", now=start + timedelta(hours=1), interface="eth0",
+            subnets=[SUBNET], settings={}, actor="tester", sensor="test", version="0",
+        )  # fmt: skip
+        assert run.id is not None
+        heard = everything_seen(start + timedelta(hours=1), hosts=1)
+        counts = runs.store_results(session, run.id, heard, sighted=True)
+        watching.stop(session, run.id, counts, start + timedelta(hours=2))
+        assert run.status == RunStatus.COMPLETE.value
+    store.close()
+    out = cli("diff", "1", "2", "--format", "json", db=sqlite_url)
+    assert out.exit_code == 0, out.stderr
+    assert len(json.loads(out.stdout)["disappeared"]) == 2
+    assert out.stderr == (
+        "warning: run 2 is a watcher's, not a scan: it heard only the hosts that spoke while it "
+        "listened, and the others show as changes\n"
+    )
