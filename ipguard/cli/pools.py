@@ -63,8 +63,15 @@ def next_free(
     ctx: typer.Context,
     department: Annotated[str, typer.Argument(help="Department whose pools to allocate from.")],
 ) -> None:
-    """Print the lowest free address of the department's pools."""
+    """Print the lowest free address of the department's pools (one nobody used lately)."""
+    from datetime import UTC, datetime, timedelta
+
     from ipguard.ledger import pools
 
-    with state(ctx).store().session(write=False) as session:
-        typer.echo(pools.next_free(session, department))
+    shared = state(ctx)
+    # An address some device answered at within stale_after_days is still its address: a
+    # registration unseen that long is stale, and so is an address nobody answered at.
+    days = shared.settings().policy.stale_after_days
+    since = datetime.now(UTC) - timedelta(days=days) if days else None
+    with shared.store().session(write=False) as session:
+        typer.echo(pools.next_free(session, department, seen_since=since))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from datetime import datetime
 
 from sqlmodel import Session, col, select
 
@@ -10,7 +11,7 @@ from ipguard.addresses import AddressError, check_network
 from ipguard.errors import Conflict, InvalidValue, NotFound
 from ipguard.fields import FieldError, parse_text
 from ipguard.ledger import audit
-from ipguard.ledger.scan_tables import FindingRow
+from ipguard.ledger.scan_tables import FindingRow, SightingRow
 from ipguard.ledger.tables import Device, Pool, utcnow
 from ipguard.model import DeviceStatus, FindingKind, FindingState, Role
 
@@ -108,12 +109,15 @@ def remove(session: Session, cidr: str, *, actor: str) -> Pool:
     return pool
 
 
-def next_free(session: Session, department: str) -> str:
+def next_free(session: Session, department: str, *, seen_since: datetime | None = None) -> str:
     """The lowest address of the department's pools that no active device holds.
 
     Network and broadcast addresses are skipped, and so is every address registered to a
-    gateway, whatever the record's status (gateways are configured, not handed out), and every
-    address a live finding says somebody answers at (`in_use`).
+    gateway, whatever the record's status (gateways are configured, not handed out), every
+    address a live finding says somebody answers at (`in_use`), and every address some device
+    answered at since `seen_since` (the sightings): an unregistered laptop gone home for the
+    night has its finding resolved by the night's scan, and comes back at nine to the address
+    handed out at eight.
     """
     from netaddr import IPAddress, IPNetwork
 
@@ -128,6 +132,9 @@ def next_free(session: Session, department: str) -> str:
     ):
         taken.add(int(IPAddress(device.ip)))
     taken.update(int(IPAddress(ip)) for ip in in_use(session))
+    if seen_since is not None:
+        recent = select(SightingRow.ip).where(col(SightingRow.seen_at) >= seen_since)
+        taken.update(int(IPAddress(ip)) for ip in session.exec(recent))
     for pool in pools:
         network = IPNetwork(pool.cidr)
         first, last = network.first, network.last

@@ -149,9 +149,15 @@ def test_next_free_skips_addresses_somebody_is_using(cli: Cli, config: Path) -> 
     kinds = {f["kind"] for f in found["findings"]}
     assert kinds == {"unregistered-host", "suspended-device-online"}
     assert cli("pools", "next-free", "math").stdout.strip() == "198.18.0.4"
-    # They left and a run saw it: their addresses are free again.
+    # A run no longer sees them (the night): their findings are resolved, and their addresses
+    # were handed out the next morning, to collide at nine. They stay theirs for
+    # `stale_after_days`, as a registration unseen that long is stale.
     scan(cli, config)
-    assert cli("pools", "next-free", "MATH").stdout.strip() == "198.18.0.2"
+    assert listed(cli, "open") == []
+    next_free = ["--config", str(config), "pools", "next-free", "MATH"]
+    assert cli(*next_free).stdout.strip() == "198.18.0.4"
+    config.write_text(CONFIG + "stale_after_days = 0\n")  # no memory: free once unseen
+    assert cli(*next_free).stdout.strip() == "198.18.0.2"
 
 
 def test_an_isolated_machine_only_a_switch_saw_stays_reported_until_the_switch_says_so(
