@@ -1,0 +1,98 @@
+"""`ipguard cron install --systemd`: print, or write, the systemd service and timer."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import typer
+
+from ipguard.cli.cronjob import MASKED, Job, make_dirs, refuse
+from ipguard.cli.output import info
+from ipguard.errors import InvalidValue
+
+
+def install_systemd(
+    job: Job, *, write: bool, unit_dir: Path | None, service_user: str | None, dry_run: bool
+) -> None:
+    """The service and timer: printed, or written (a dry run prints what it would write)."""
+    import pwd
+
+    from ipguard import schedule
+
+    # A user unit (written by anyone but root) runs as its owner: it cannot switch users.
+    system = not write or os.geteuid() == 0
+    if not system:
+        refuse({"--service-user": service_user}, "needs root: a user unit runs as you")
+    account = (service_user or schedule.default_service_user()) if system else None
+    if not write:
+        for name, text in schedule.systemd_units(job.when, job.shown, user=account).items():
+            typer.echo(f"# {name}\n{text}", nl=False)
+        info(f"install them in {schedule.SYSTEM_UNIT_DIR} (or use --write)")
+        if job.secret:
+            info(MASKED)
+        return
+    if account is not None:
+        try:
+            pwd.getpwnam(account)
+        except KeyError:
+            raise InvalidValue(
+                f"--service-user {account!r}: no such user; create it first (README: "
+                "useradd --system --create-home --home-dir /var/lib/ipguard ipguard)"
+            ) from None
+    target = (unit_dir or schedule.default_unit_dir()).expanduser().absolute()
+    argv = job.shown if dry_run else job.argv
+    units = {
+        target / name: text
+        for name, text in schedule.systemd_units(job.when, argv, user=account).items()
+    }
+    if dry_run:
+        for path, text in units.items():
+            typer.echo(f"# {path}\n{text}", nl=False)
+        info("dry run: nothing was written")
+        if job.secret:
+            info(MASKED)
+        return
+    make_dirs([job.metrics], account)
+    make_dirs(list(units), None)
+    _write_all(units, mode=0o600 if job.secret else 0o644)  # a database password stays private
+    for path in units:
+        info(f"wrote {path}")
+    scope = "" if system else "--user "
+    info(
+        f"enable it with: systemctl {scope}daemon-reload && "
+        f"systemctl {scope}enable --now {schedule.UNIT}.timer"
+    )
+
+
+def _write_all(files: Mapping[Path, str], *, mode: int) -> None:
+    """Write every file or none: each goes to a temporary file first, renamed once all are written.
+
+    A unit directory that cannot be written (not root, read-only, full) is one error line, and
+    never leaves a service without its timer.
+    """
+    import errno
+    import tempfile
+
+    from ipguard.errors import OperationalError
+
+    written: dict[Path, Path] = {}
+    path = next(iter(files))
+    try:
+        for path, text in files.items():
+            if path.is_dir():  # found now, not at the rename after the first file's
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+            handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+            written[path] = Path(name)
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                out.write(text)
+            os.chmod(name, mode)
+        for path, temporary in written.items():
+            temporary.replace(path)
+    except OSError as error:
+        for temporary in written.values():
+            temporary.unlink(missing_ok=True)
+        if isinstance(error, FileNotFoundError | NotADirectoryError | IsADirectoryError):
+            raise InvalidValue(f"cannot write {path}: {error.strerror}") from None
+        raise OperationalError(f"cannot write {path}: {error.strerror}") from None
