@@ -49,6 +49,7 @@ SectionRunner = Callable[[int, dict[str, Any], Log], Section]
 
 def _sections() -> dict[str, SectionRunner]:
     from bench.dhcp import dhcp_section
+    from bench.history import history_section
     from bench.ipv6 import ipv6_section
     from bench.ledger_scale import ledger_section
     from bench.scan_phases import scan_section
@@ -69,10 +70,23 @@ def _sections() -> dict[str, SectionRunner]:
         "snmp": snmp_section,
         "watch": watch_section,
         "ipv6": ipv6_section,
+        "history": history_section,
     }
 
 
-NAMES = ("sweep", "command", "loss", "ledger", "scan", "startup", "dhcp", "snmp", "watch", "ipv6")
+NAMES = (
+    "sweep",
+    "command",
+    "loss",
+    "ledger",
+    "scan",
+    "startup",
+    "dhcp",
+    "snmp",
+    "watch",
+    "ipv6",
+    "history",
+)
 
 
 def run_section(name: str, runner: SectionRunner, runs: int, context: dict[str, Any]) -> Section:

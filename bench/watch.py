@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Log, Section, Target, ipguard_argv, ipguard_in, table
+from ipguard.ledger import packing
 
 EVENTS = 200
 EVENT_LIMIT = 10.0  # seconds an event may take before it counts as missed
@@ -267,7 +268,9 @@ def _measure(runs: int, log: Log) -> dict[str, Any]:
             reader.join(timeout=10)
         run = json.loads(ipguard_in(work, "runs", "show", "1", "--format", "json").stdout)
         with sqlite3.connect(work / "ledger.db") as connection:
-            sighted = set(connection.execute("SELECT ip, mac FROM observation"))
+            query = "SELECT data FROM run_records WHERE kind = 'observations'"
+            packed = [data for (data,) in connection.execute(query)]
+        sighted = {(r["ip"], r["mac"]) for data in packed for r in packing.unpack(data)}
     # Everything arpwatch said before the flood: the 200 events and whatever else the lab did.
     event_reports = [(ip, mac) for at, _e, ip, mac in reader.reports if at < flood_started]
     arpwatch_latency = [

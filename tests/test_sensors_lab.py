@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from ipguard.ledger import packing
 from tests.lab.fixtures import LabFactory, requires_lab
 from tests.lab.scenario import Scanner
 from tests.lab.scenarios import mac_for
@@ -83,7 +84,12 @@ def test_eight_sensors_scan_eight_segments_into_one_postgresql_ledger(
                 sa.text("SELECT id, site, status, counts FROM scan_run")
             )
         }
-        seen = list(db.execute(sa.text("SELECT run_id, ip, mac, source FROM observation")))
+        packed = "SELECT run_id, data FROM run_records WHERE kind = 'observations'"
+        seen = [
+            (run_id, record["ip"], record["mac"], record["source"])
+            for run_id, data in db.execute(sa.text(packed))
+            for record in packing.unpack(data)
+        ]
         findings = list(db.execute(sa.text("SELECT site, kind, ip, mac FROM finding")))
     engine.dispose()
 

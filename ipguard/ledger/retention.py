@@ -2,7 +2,8 @@
 
 What goes, for a cutoff `now - days`:
 - scan runs that started strictly before the cutoff, and with them (ON DELETE CASCADE) everything
-  they saw: observations, services, DHCP offers, proxy checks, names, routing/AP evidence;
+  they saw: observations, services, DHCP offers, proxy checks, names, routing/AP evidence (kept
+  packed, one row per run and kind: see `records`);
 - findings resolved strictly before the cutoff.
 
 A watcher still running (its heartbeat newer than the cutoff) keeps its run, however long ago it
@@ -24,31 +25,12 @@ from sqlmodel import Session, col, select
 
 from ipguard.config import MIN_RETENTION_DAYS
 from ipguard.errors import InvalidValue
-from ipguard.ledger import audit
+from ipguard.ledger import audit, records
 from ipguard.ledger.runs import WATCH
-from ipguard.ledger.scan_tables import (
-    DhcpOfferRow,
-    EvidenceRow,
-    FindingRow,
-    NameRow,
-    ObservationRow,
-    ProxyCheckRow,
-    ScanRun,
-    ServiceRow,
-)
+from ipguard.ledger.scan_tables import FindingRow, ScanRun
 from ipguard.model import FindingState, RunStatus
 
 MIN_DAYS = MIN_RETENTION_DAYS  # 「记录备份保持60天」: nobody may keep less
-
-# What each run-owned table is called in reports, in the order they are reported.
-RUN_TABLES: tuple[tuple[str, Any], ...] = (
-    ("observations", ObservationRow),
-    ("services", ServiceRow),
-    ("dhcp_offers", DhcpOfferRow),
-    ("proxy_checks", ProxyCheckRow),
-    ("names", NameRow),
-    ("evidence", EvidenceRow),
-)
 
 
 @dataclass
@@ -59,7 +41,7 @@ class PruneReport:
     days: int
     dry_run: bool
     runs: int = 0
-    rows: dict[str, int] = field(default_factory=dict)  # per run-owned table
+    rows: dict[str, int] = field(default_factory=dict)  # records, per kind (`records.KINDS`)
     resolved_findings: int = 0
 
     def as_json(self) -> dict[str, Any]:
@@ -98,17 +80,11 @@ def prune(
         col(ScanRun.started_at) < cutoff, col(ScanRun.id).not_in(live)
     )
     report.runs = _count(session, sa.select(sa.func.count()).select_from(old_runs.subquery()))
-    for name, table in RUN_TABLES:
-        query = sa.select(sa.func.count()).where(col(table.run_id).in_(old_runs))
-        report.rows[name] = _count(session, query)
+    for kind in records.KINDS:
+        report.rows[kind] = records.count(session, old_runs, kind)
     # A watcher running since before the cutoff keeps its run; what it saw before goes.
-    watched = [
-        (name, table, (col(table.run_id).in_(live), col(table.seen_at) < cutoff))
-        for name, table in RUN_TABLES
-        if table in (ObservationRow, DhcpOfferRow)
-    ]
-    for name, _table, older in watched:
-        report.rows[name] += _count(session, sa.select(sa.func.count()).where(*older))
+    for kind in records.TIMED:
+        report.rows[kind] += records.drop_older(session, live, kind, cutoff, dry_run=dry_run)
     old_findings = (
         col(FindingRow.state) == FindingState.RESOLVED.value,
         col(FindingRow.resolved_at) < cutoff,
@@ -118,11 +94,9 @@ def prune(
     )
     if dry_run:
         return report
-    # The run-owned rows go with their runs through ON DELETE CASCADE (PRAGMA foreign_keys is on
-    # for SQLite connections; PostgreSQL enforces it always).
+    # What the runs saw goes with them through ON DELETE CASCADE (PRAGMA foreign_keys is on for
+    # SQLite connections; PostgreSQL enforces it always).
     session.execute(sa.delete(ScanRun).where(col(ScanRun.id).in_(old_runs)))
-    for _name, table, older in watched:
-        session.execute(sa.delete(table).where(*older))
     session.execute(sa.delete(FindingRow).where(*old_findings))
     audit.record(
         session,

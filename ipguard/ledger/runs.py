@@ -9,20 +9,11 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from ipguard.errors import NotFound
-from ipguard.ledger import sightings
-from ipguard.ledger.scan_tables import (
-    DhcpOfferRow,
-    EvidenceRow,
-    NameRow,
-    ObservationRow,
-    ProxyCheckRow,
-    ScanRun,
-    ServiceRow,
-)
+from ipguard.ledger import records, sightings
+from ipguard.ledger.scan_tables import ScanRun
 from ipguard.ledger.tables import utcnow
 from ipguard.model import (
     DhcpOffer,
@@ -136,8 +127,8 @@ def find_spooled(
 
 def clear_results(session: Session, run: ScanRun) -> None:
     """Remove what a run saw (to store it again), keeping the run itself."""
-    for table in (ObservationRow, ServiceRow, DhcpOfferRow, ProxyCheckRow, NameRow, EvidenceRow):
-        session.execute(sa.delete(table).where(table.run_id == run.id))  # type: ignore[arg-type]
+    if run.id is not None:
+        records.clear(session, run.id)
 
 
 def get(session: Session, run_id: int) -> ScanRun:
@@ -223,45 +214,19 @@ def store_results(
         key = (seen.ip, seen.mac, seen.source)
         replies[key] += 1
         first.setdefault(key, seen)
-    rows: dict[type, list[dict[str, Any]]] = {
-        ObservationRow: [
-            {
-                "run_id": run_id,
-                "ip": seen.ip,
-                "mac": seen.mac,
-                "source": seen.source,
-                "seen_at": seen.seen_at,
-                "replies": replies[key],
-                "ttl": seen.ttl,
-                "rtt_ms": seen.rtt_ms,
-                "vendor": seen.vendor,
-            }
-            for key, seen in first.items()
+    kept: dict[str, list[dict[str, Any]]] = {
+        "observations": [
+            {**_fields(seen, Observation), "replies": replies[key]} for key, seen in first.items()
         ],
-        ServiceRow: [
-            {"run_id": run_id, **_fields(item, ServiceObservation)} for item in result.services
-        ],
-        DhcpOfferRow: [
-            # An offer's latency is kept in its rogue-dhcp finding's detail, not in the offer row.
-            {
-                "run_id": run_id,
-                **_fields(item, DhcpOffer, skip={"latency", "message"}),
-                "dns": list(item.dns),
-            }
-            for item in result.dhcp_offers
-        ],
-        ProxyCheckRow: [
-            {"run_id": run_id, **_fields(item, ProxyVerdict)} for item in result.proxies
-        ],
-        NameRow: [{"run_id": run_id, **_fields(item, NameObservation)} for item in result.names],
-        EvidenceRow: [{"run_id": run_id, **_fields(item, Evidence)} for item in result.evidence],
+        "services": [_fields(item, ServiceObservation) for item in result.services],
+        "dhcp_offers": [_fields(item, DhcpOffer) for item in result.dhcp_offers],
+        "proxy_checks": [_fields(item, ProxyVerdict) for item in result.proxies],
+        "names": [_fields(item, NameObservation) for item in result.names],
+        "evidence": [_fields(item, Evidence) for item in result.evidence],
     }
-    connection = session.connection()
-    for table, values in rows.items():
-        if values:
-            connection.execute(table.__table__.insert(), values)  # type: ignore[attr-defined]
+    records.write(session, run_id, kept)
     if sighted:
-        sightings.record_rows(session, rows[ObservationRow])
+        sightings.record_rows(session, kept["observations"])
     return {
         **host_counts(result.observations),
         "replies": len(result.observations),
@@ -308,69 +273,51 @@ def host_counts(observations: Iterable[Observation]) -> dict[str, int]:
     }
 
 
-def _fields(item: Any, kind: type, skip: frozenset[str] | set[str] = frozenset()) -> dict[str, Any]:
+def _fields(item: Any, kind: type) -> dict[str, Any]:
     names = kind.__dataclass_fields__  # type: ignore[attr-defined]
-    return {name: getattr(item, name) for name in names if name not in skip}
+    return {name: getattr(item, name) for name in names}
 
 
 def load_results(session: Session, run: ScanRun) -> ScanResult:
-    """What a stored run saw, as the plain types (one Observation per stored row)."""
+    """What a stored run saw, as the plain types (one Observation per stored record)."""
+    assert run.id is not None
     run_id = run.id
 
-    def rows(table: Any) -> list[Any]:
-        return list(session.exec(select(table).where(table.run_id == run_id)))
+    def kept(kind: str) -> list[dict[str, Any]]:
+        return records.read(session, run_id, kind)
 
     return ScanResult(
-        observations=tuple(
-            Observation(
-                ip=row.ip,
-                mac=row.mac,
-                seen_at=row.seen_at,
-                source=ObservationSource(row.source),
-                ttl=row.ttl,
-                rtt_ms=row.rtt_ms,
-                vendor=row.vendor,
-            )
-            for row in rows(ObservationRow)
-        ),
-        services=tuple(_service(row) for row in rows(ServiceRow)),
+        observations=tuple(_observation(record) for record in kept("observations")),
+        services=tuple(ServiceObservation(**record) for record in kept("services")),
         dhcp_offers=tuple(
-            DhcpOffer(
-                server_ip=row.server_ip,
-                server_mac=row.server_mac,
-                offered_ip=row.offered_ip,
-                router=row.router,
-                dns=tuple(row.dns),
-                seen_at=row.seen_at,
-            )
-            for row in rows(DhcpOfferRow)
+            DhcpOffer(**{**record, "dns": tuple(record["dns"])}) for record in kept("dhcp_offers")
         ),
         proxies=tuple(
-            ProxyVerdict(
-                ip=row.ip,
-                port=row.port,
-                method=ProxyMethod(row.method),
-                relays=row.relays,
-                detail=row.detail,
-            )
-            for row in rows(ProxyCheckRow)
+            ProxyVerdict(**{**record, "method": ProxyMethod(record["method"])})
+            for record in kept("proxy_checks")
         ),
         names=tuple(
-            NameObservation(ip=row.ip, name=row.name, source=NameSource(row.source))
-            for row in rows(NameRow)
+            NameObservation(**{**record, "source": NameSource(record["source"])})
+            for record in kept("names")
         ),
         evidence=tuple(
             Evidence(
-                ip=row.ip,
-                mac=row.mac,
-                kind=EvidenceKind(row.kind),
-                points_to=PointsTo(row.points_to),
-                detail=row.detail,
+                **{
+                    **record,
+                    "kind": EvidenceKind(record["kind"]),
+                    "points_to": PointsTo(record["points_to"]),
+                }
             )
-            for row in rows(EvidenceRow)
+            for record in kept("evidence")
         ),
         phases=frozenset(Phase(name) for name in run.settings.get("phases", ["sweep"])),
     )
+
+
+def _observation(record: dict[str, Any]) -> Observation:
+    """A stored observation as the plain type (its count of replies is not part of it)."""
+    fields = {name: value for name, value in record.items() if name != "replies"}
+    return Observation(**{**fields, "source": ObservationSource(record["source"])})
 
 
 def last_seen(session: Session) -> dict[tuple[str, str], datetime]:
@@ -406,23 +353,11 @@ def service_baseline(
     if full is None or full.started_at < full_since or not with_services:
         return None
     latest = with_services[0]
+    assert latest.id is not None
     macs: dict[str, str | None] = {}
-    for row in session.exec(select(ObservationRow).where(ObservationRow.run_id == latest.id)):
-        macs.setdefault(row.ip, row.mac)
+    for record in records.read(session, latest.id, "observations"):
+        macs.setdefault(record["ip"], record["mac"])
     services: dict[str, list[ServiceObservation]] = {ip: [] for ip in macs}
-    for item in session.exec(select(ServiceRow).where(ServiceRow.run_id == latest.id)):
-        services.setdefault(item.ip, []).append(_service(item))
+    for record in records.read(session, latest.id, "services"):
+        services.setdefault(record["ip"], []).append(ServiceObservation(**record))
     return {ip: KnownHost(macs.get(ip), tuple(found)) for ip, found in services.items()}
-
-
-def _service(row: ServiceRow) -> ServiceObservation:
-    """A stored open port as the plain type."""
-    return ServiceObservation(
-        ip=row.ip,
-        proto=row.proto,
-        port=row.port,
-        service=row.service,
-        product=row.product,
-        version=row.version,
-        banner=row.banner,
-    )

@@ -36,92 +36,20 @@ def _run_id() -> Any:
     return Field(foreign_key="scan_run.id", ondelete="CASCADE", index=True)
 
 
-class ObservationRow(SQLModel, table=True):
-    """An IP that answered from a MAC in a run (repeated replies counted, not repeated)."""
+class RunRecordsRow(SQLModel, table=True):
+    """What a run saw of one kind (observations, services, ...), packed (see `ledger.records`).
 
-    __tablename__ = "observation"
+    A scan stores one row per kind; a watcher one per kind and batch.
+    """
 
-    id: int | None = Field(default=None, primary_key=True)
-    run_id: int = _run_id()
-    ip: str
-    mac: str | None = None
-    source: str
-    seen_at: datetime = Field(sa_type=UTCDateTime)
-    replies: int = 1
-    ttl: int | None = None
-    rtt_ms: float | None = None
-    vendor: str | None = None
-
-
-class ServiceRow(SQLModel, table=True):
-    """An open port on a live host in a run."""
-
-    __tablename__ = "service_observation"
+    __tablename__ = "run_records"
 
     id: int | None = Field(default=None, primary_key=True)
     run_id: int = _run_id()
-    ip: str
-    proto: str
-    port: int
-    service: str = ""
-    product: str = ""
-    version: str = ""
-    banner: str = ""
-
-
-class DhcpOfferRow(SQLModel, table=True):
-    """A DHCP offer received in a run."""
-
-    __tablename__ = "dhcp_offer"
-
-    id: int | None = Field(default=None, primary_key=True)
-    run_id: int = _run_id()
-    server_ip: str
-    server_mac: str
-    offered_ip: str
-    router: str | None = None
-    dns: list[str] = Field(default_factory=list, sa_type=sa.JSON)
-    seen_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-
-
-class ProxyCheckRow(SQLModel, table=True):
-    """The outcome of asking a host to relay to our canary."""
-
-    __tablename__ = "proxy_check"
-
-    id: int | None = Field(default=None, primary_key=True)
-    run_id: int = _run_id()
-    ip: str
-    port: int
-    method: str
-    relays: bool
-    detail: str = ""
-
-
-class NameRow(SQLModel, table=True):
-    """A hostname a host went by in a run."""
-
-    __tablename__ = "name_observation"
-
-    id: int | None = Field(default=None, primary_key=True)
-    run_id: int = _run_id()
-    ip: str
-    name: str
-    source: str
-
-
-class EvidenceRow(SQLModel, table=True):
-    """A sign of routing or of a wireless access point, seen in a run."""
-
-    __tablename__ = "evidence"
-
-    id: int | None = Field(default=None, primary_key=True)
-    run_id: int = _run_id()
-    ip: str
-    mac: str | None = None
     kind: str
-    points_to: str
-    detail: str = ""
+    entries: int  # records packed in `data`
+    first_seen_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # timed kinds only
+    data: bytes = Field(sa_type=sa.LargeBinary)
 
 
 class SightingRow(SQLModel, table=True):

@@ -23,10 +23,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
-from ipguard.ledger.scan_tables import ObservationRow, SightingRow
+from ipguard.ledger import records
+from ipguard.ledger.scan_tables import SightingRow
 
 _SIGHTING: sa.Table = SightingRow.__table__  # type: ignore[attr-defined]
-_OBSERVATION: sa.Table = ObservationRow.__table__  # type: ignore[attr-defined]
 
 
 def last_seen(session: Session) -> dict[tuple[str, str], datetime]:
@@ -37,22 +37,15 @@ def last_seen(session: Session) -> dict[tuple[str, str], datetime]:
 
 def record_run(session: Session, run_id: int) -> None:
     """Count what a completing scan run stored (call in the transaction that completes it)."""
-    ip, mac, seen_at = _OBSERVATION.c.ip, _OBSERVATION.c.mac, _OBSERVATION.c.seen_at
-    if session.connection().dialect.name == "postgresql":
-        # Code-point order, as Python sorts a watcher's batch: two sensors meeting the same pairs
-        # lock them in the same order, whatever the database's collation (no deadlock).
-        ip, mac = ip.collate("C"), mac.collate("C")  # type: ignore[assignment]
-    seen = (
-        sa.select(_OBSERVATION.c.ip, _OBSERVATION.c.mac, sa.func.max(seen_at))
-        .where(_OBSERVATION.c.run_id == run_id, _OBSERVATION.c.mac.is_not(None))
-        .group_by(_OBSERVATION.c.ip, _OBSERVATION.c.mac)
-        .order_by(ip, mac)
-    )
-    session.execute(_upsert(session).from_select(["ip", "mac", "seen_at"], seen))
+    record_rows(session, records.read(session, run_id, "observations", ("ip", "mac", "seen_at")))
 
 
 def record_rows(session: Session, rows: Iterable[Mapping[str, Any]]) -> None:
-    """Count stored observation rows (ip, mac, seen_at) at once: a watcher's batch."""
+    """Count stored observations (ip, mac, seen_at) at once: a run's or a watcher's batch.
+
+    In (ip, mac) order, code-point order whatever the database's collation: two sensors meeting
+    the same pairs lock them in the same order (no deadlock).
+    """
     latest: dict[tuple[str, str], datetime] = {}
     for row in rows:
         if row["mac"] is None:

@@ -11,8 +11,8 @@ import pytest
 import sqlalchemy as sa
 
 from ipguard.errors import InvalidValue
-from ipguard.ledger import retention
-from ipguard.ledger.scan_tables import ObservationRow, ScanRun
+from ipguard.ledger import records, retention
+from ipguard.ledger.scan_tables import ScanRun
 from ipguard.ledger.store import Store
 from ipguard.model import FindingKind, FindingState, RunStatus, Severity
 from tests.conftest import Cli
@@ -27,21 +27,21 @@ from tests.reports.history import (
 NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
 DAYS = 60
 CUTOFF = NOW - timedelta(days=DAYS)
-RUN_TABLES = [
-    "observation",
-    "service_observation",
-    "dhcp_offer",
-    "proxy_check",
-    "name_observation",
-    "evidence",
-]
+RUN_TABLES = records.KINDS  # what runs saw, counted in records of each kind
 
 
 def counts(store: Store) -> dict[str, int]:
+    kept = "SELECT coalesce(sum(entries), 0) FROM run_records WHERE kind = :kind"
     with store.engine.connect() as connection:
         return {
-            table: connection.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
-            for table in ["scan_run", *RUN_TABLES, "finding", "audit"]
+            **{
+                table: connection.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
+                for table in ["scan_run", "finding", "audit"]
+            },
+            **{
+                kind: connection.execute(sa.text(kept), {"kind": kind}).scalar_one()
+                for kind in RUN_TABLES
+            },
         }
 
 
@@ -91,7 +91,7 @@ def test_boundary_runs_cascade_and_findings(store: Store) -> None:
     assert counts(store) == start
     with store.session() as session:
         done = retention.prune(session, days=DAYS, now=NOW, actor="tester")
-    expected = {name: 2 for name, _ in retention.RUN_TABLES}
+    expected = {name: 2 for name in records.KINDS}
     for report in (dry, done):
         assert (report.runs, report.rows, report.resolved_findings) == (2, expected, 1)
     assert done.as_json()["cutoff"] == "2026-04-02T12:00:00Z"
@@ -207,11 +207,12 @@ def test_a_watcher_running_for_months_keeps_its_run(cli: Cli, db_url: str) -> No
     with store.session() as session:
         runs_left = {run.id: run.status for run in session.exec(sa.select(ScanRun)).scalars()}
         assert runs_left == {live.id: RunStatus.RUNNING.value}
-        seen = [
-            (row.run_id, row.seen_at.date())
-            for row in session.exec(sa.select(ObservationRow)).scalars()
+        kept = [
+            (run.id, seen["seen_at"].date())
+            for run in session.exec(sa.select(ScanRun)).scalars()
+            for seen in records.read(session, run.id, "observations")
         ]
-        assert seen == [(live.id, (now - timedelta(days=10)).date())]
+        assert kept == [(live.id, (now - timedelta(days=10)).date())]
         # The watcher goes on storing into its run.
         more = [Observation("198.18.0.9", "02:00:00:00:00:09", now, "arp")]
         watching.store_sightings(session, live.id, more, [])

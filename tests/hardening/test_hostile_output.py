@@ -156,16 +156,15 @@ def hostile_scan(cli: Cli, tmp_path: Path) -> Cli:
 def test_hostile_text_is_stored_faithfully_and_shown_inert(hostile_scan: Cli, db_url: str) -> None:
     import sqlalchemy as sa
 
+    from ipguard.ledger import packing
+
     document = check_every_output(hostile_scan)
     engine = sa.create_engine(db_url)
     with engine.connect() as connection:
-        names = dict(connection.execute(sa.text("SELECT source, name FROM name_observation")).all())
-        banners = [
-            row[0]
-            for row in connection.execute(
-                sa.text("SELECT banner FROM service_observation ORDER BY port")
-            )
-        ]
+        packed = dict(connection.execute(sa.text("SELECT kind, data FROM run_records")).all())
+        names = {name["source"]: name["name"] for name in packing.unpack(packed["names"])}
+        services = sorted(packing.unpack(packed["services"]), key=lambda service: service["port"])
+        banners = [service["banner"] for service in services]
     engine.dispose()
     # Stored as sent: escapes, HTML, formulas and bidi untouched; NUL as a visible \u0000.
     assert names["mdns"] == HOSTILE_NAME.replace("\x00", "\\u0000")

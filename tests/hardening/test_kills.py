@@ -218,9 +218,8 @@ def old_history(db: Path, copies: int) -> None:
                 (long_ago, long_ago),
             )
             connection.execute(
-                "INSERT INTO observation (run_id, ip, mac, source, seen_at, replies, ttl, rtt_ms,"
-                " vendor) SELECT ?, ip, mac, source, seen_at, replies, ttl, rtt_ms, vendor"
-                " FROM observation WHERE run_id = 1",
+                "INSERT INTO run_records (run_id, kind, entries, first_seen_at, data)"
+                " SELECT ?, kind, entries, first_seen_at, data FROM run_records WHERE run_id = 1",
                 (cursor.lastrowid,),
             )
 

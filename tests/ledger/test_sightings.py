@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from ipguard.ledger import retention, runs, watching
-from ipguard.ledger.scan_tables import ObservationRow, ScanRun
+from ipguard.ledger import records, retention, runs, watching
+from ipguard.ledger.scan_tables import ScanRun
 from ipguard.ledger.store import Store
 from ipguard.model import Observation, RunStatus, ScanResult
 from tests.ledger.test_sites import upgrade
@@ -25,19 +25,20 @@ B = ("198.18.0.11", "02:00:00:00:00:11")
 
 
 def old_last_seen(store: Store) -> dict[tuple[str, str], datetime]:
-    """The query `last_seen` ran before sightings: every complete run and every watcher."""
-    seen, run = ObservationRow.__table__, ScanRun.__table__  # type: ignore[attr-defined]
-    query = (
-        sa.select(seen.c.ip, seen.c.mac, sa.func.max(seen.c.seen_at))
-        .join(run, run.c.id == seen.c.run_id)
-        .where(
-            sa.or_(run.c.status == RunStatus.COMPLETE.value, run.c.kind == runs.WATCH),
-            seen.c.mac.is_not(None),
-        )
-        .group_by(seen.c.ip, seen.c.mac)
+    """What `last_seen` read before sightings: every complete run's and every watcher's
+    observations with a MAC, the latest time of each pair (now unpacked run by run)."""
+    run = ScanRun.__table__  # type: ignore[attr-defined]
+    query = sa.select(run.c.id).where(
+        sa.or_(run.c.status == RunStatus.COMPLETE.value, run.c.kind == runs.WATCH)
     )
+    latest: dict[tuple[str, str], datetime] = {}
     with store.session(write=False) as session:
-        return {(ip, mac): when for ip, mac, when in session.execute(query)}
+        for run_id in session.execute(query).scalars():
+            for seen in records.read(session, run_id, "observations"):
+                if seen["mac"] is not None:
+                    key = (seen["ip"], seen["mac"])
+                    latest[key] = max(latest.get(key, seen["seen_at"]), seen["seen_at"])
+    return latest
 
 
 def last_seen(store: Store) -> dict[tuple[str, str], datetime]:

@@ -121,7 +121,8 @@ def test_the_whole_history_moves_with_ids_and_times(
 ) -> None:
     before = dump(history)
     assert all(before[name] for name in ("device", "pool", "audit", "scan_run", "finding"))
-    assert all(before[name] for name in ("dhcp_offer", "proxy_check", "name_observation"))
+    kinds = {row["kind"] for row in before["run_records"]}
+    assert {"observations", "dhcp_offers", "proxy_checks", "names", "evidence"} <= kinds
     assert {row["status"] for row in before["scan_run"]} == {"complete", "failed"}
 
     moved = run(history, "ledger", "migrate", "--to", target_url)
@@ -129,7 +130,7 @@ def test_the_whole_history_moves_with_ids_and_times(
     assert dump(target_url) == before
     assert dump(history) == before  # the source is left as it was
     lines = {line.split("│")[1].strip(): line for line in moved.stdout.splitlines() if "│" in line}
-    assert lines["observation"].split("│")[2].strip() == str(len(before["observation"]))
+    assert lines["run_records"].split("│")[2].strip() == str(len(before["run_records"]))
 
     # New rows continue after the copied ids: the sequences were moved past them.
     assert run(target_url, "ledger", "add", "198.18.0.12", "02:00:00:00:00:12").exit_code == 0

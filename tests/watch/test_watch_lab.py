@@ -263,8 +263,13 @@ def test_watch_sees_spoofing_newcomers_moves_and_rogue_dhcp_as_they_happen(
 def sightings(database: Path) -> set[tuple[str, str]]:
     import sqlite3
 
+    from ipguard.ledger import packing
+
+    query = "SELECT data FROM run_records WHERE kind = 'observations'"
     with sqlite3.connect(database) as connection:
-        return set(connection.execute("SELECT ip, mac FROM observation WHERE mac IS NOT NULL"))
+        packed = [data for (data,) in connection.execute(query)]
+    seen = [record for data in packed for record in packing.unpack(data)]
+    return {(record["ip"], record["mac"]) for record in seen if record["mac"] is not None}
 
 
 @needs_lab
