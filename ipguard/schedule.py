@@ -183,8 +183,34 @@ def _systemd_word(word: str) -> str:
 CAPABILITIES = "CAP_NET_RAW CAP_NET_ADMIN"
 
 
-def systemd_units(every: Every, argv: Sequence[str], *, user: str | None) -> dict[str, str]:
-    """A oneshot service running the scan and a timer starting it.
+def check_unit_name(name: str) -> str:
+    """A unit name of ipguard's units (`ipguard-scan-north`): what systemd takes, no template."""
+    if not re.fullmatch(r"[A-Za-z0-9:_.-]{1,200}", name) or name.endswith((".service", ".timer")):
+        raise InvalidValue(
+            f"--unit {name!r}: a unit name is letters, digits and : _ . - (no suffix), "
+            "like ipguard-scan-north"
+        )
+    return name
+
+
+def unit_config(service: str) -> str | None:
+    """The configuration file the ExecStart= of a service written by systemd_units names."""
+    for line in service.splitlines():
+        if line.startswith("ExecStart="):
+            try:
+                words = shlex.split(line.removeprefix("ExecStart="))
+            except ValueError:  # written by hand into something else
+                return None
+            for index, word in enumerate(words[:-1]):
+                if word == "--config":
+                    return words[index + 1].replace("%%", "%").replace("$$", "$")
+    return None
+
+
+def systemd_units(
+    every: Every, argv: Sequence[str], *, user: str | None, unit: str = UNIT
+) -> dict[str, str]:
+    """A oneshot service running the scan and a timer starting it (`unit`.service, .timer).
 
     `user` is the account a system service runs as, given the raw-socket capabilities only; None
     makes a user unit, which runs as its owner with what the interpreter's file capability gives.
@@ -230,7 +256,7 @@ def systemd_units(every: Every, argv: Sequence[str], *, user: str | None) -> dic
             "",
         ]
     )
-    return {f"{UNIT}.service": service, f"{UNIT}.timer": timer}
+    return {f"{unit}.service": service, f"{unit}.timer": timer}
 
 
 SYSTEM_UNIT_DIR = Path("/etc/systemd/system")

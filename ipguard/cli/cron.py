@@ -63,6 +63,13 @@ _LogFile = Annotated[
         "~/.local/state/ipguard/log/scan.log of the crontab's user).",
     ),
 ]
+_Unit = Annotated[
+    str,
+    typer.Option(
+        "--unit",
+        help="With --systemd: the units' name, NAME.service and NAME.timer (one per site).",
+    ),
+]
 _User = Annotated[
     str | None,
     typer.Option("--user", help="Edit this user's crontab instead of your own (root only)."),
@@ -84,8 +91,11 @@ def install(
     log_file: _LogFile = None,
     user: _User = None,
     dry_run: _DryRun = False,
+    unit: _Unit = "ipguard-scan",  # schedule.UNIT
 ) -> None:
     """Run `ipguard scan --quiet --metrics-file …` on a schedule (re-installing replaces it)."""
+    from ipguard import schedule
+
     if systemd:
         refuse({"--user": user}, "is for cron: a systemd service runs as --service-user")
         refuse({"--log-file": log_file}, "is for cron: a systemd service logs to the journal")
@@ -94,15 +104,24 @@ def install(
         from ipguard.cli.cron_systemd import install_systemd
 
         install_systemd(
-            job, write=write, unit_dir=unit_dir, service_user=service_user, dry_run=dry_run
+            job,
+            write=write,
+            unit_dir=unit_dir,
+            service_user=service_user,
+            dry_run=dry_run,
+            unit=schedule.check_unit_name(unit),
         )
     else:
+        named = unit if unit != schedule.UNIT else None  # a crontab entry is named by its site
         refuse(
-            {"--write": write, "--unit-dir": unit_dir, "--service-user": service_user},
+            {
+                "--write": write,
+                "--unit-dir": unit_dir,
+                "--service-user": service_user,
+                "--unit": named,
+            },
             "is for --systemd only",
         )
-        from ipguard import schedule
-
         home = schedule.home_of(user) if user else None
         job = make_job(state(ctx), every, metrics_file, home)
         log = (log_file or schedule.default_log_file(home)).expanduser().absolute()

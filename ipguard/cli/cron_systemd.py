@@ -14,7 +14,13 @@ from ipguard.errors import InvalidValue
 
 
 def install_systemd(
-    job: Job, *, write: bool, unit_dir: Path | None, service_user: str | None, dry_run: bool
+    job: Job,
+    *,
+    write: bool,
+    unit_dir: Path | None,
+    service_user: str | None,
+    dry_run: bool,
+    unit: str,
 ) -> None:
     """The service and timer: printed, or written (a dry run prints what it would write)."""
     import pwd
@@ -27,7 +33,8 @@ def install_systemd(
         refuse({"--service-user": service_user}, "needs root: a user unit runs as you")
     account = (service_user or schedule.default_service_user()) if system else None
     if not write:
-        for name, text in schedule.systemd_units(job.when, job.shown, user=account).items():
+        shown = schedule.systemd_units(job.when, job.shown, user=account, unit=unit)
+        for name, text in shown.items():
             typer.echo(f"# {name}\n{text}", nl=False)
         info(f"install them in {schedule.SYSTEM_UNIT_DIR} (or use --write)")
         if job.secret:
@@ -42,10 +49,11 @@ def install_systemd(
                 "useradd --system --create-home --home-dir /var/lib/ipguard ipguard)"
             ) from None
     target = (unit_dir or schedule.default_unit_dir()).expanduser().absolute()
+    _refuse_another_sites(target / f"{unit}.service", job)
     argv = job.shown if dry_run else job.argv
     units = {
         target / name: text
-        for name, text in schedule.systemd_units(job.when, argv, user=account).items()
+        for name, text in schedule.systemd_units(job.when, argv, user=account, unit=unit).items()
     }
     if dry_run:
         for path, text in units.items():
@@ -62,8 +70,27 @@ def install_systemd(
     scope = "" if system else "--user "
     info(
         f"enable it with: systemctl {scope}daemon-reload && "
-        f"systemctl {scope}enable --now {schedule.UNIT}.timer"
+        f"systemctl {scope}enable --now {unit}.timer"
     )
+
+
+def _refuse_another_sites(service: Path, job: Job) -> None:
+    """Refuse to write over the service of another configuration: a sensor scanning two sites
+    lost the first site's scans to the second's units, which took their name."""
+    import re
+
+    from ipguard import schedule
+
+    try:
+        named = schedule.unit_config(service.read_text(encoding="utf-8", errors="replace"))
+    except OSError:  # none there yet (or unreadable: writing it fails, saying so)
+        return
+    if named is not None and named != str(job.config):
+        own = "ipguard-scan-" + (re.sub(r"[^A-Za-z0-9_.-]+", "-", job.site).strip("-") or "2")
+        raise InvalidValue(
+            f"{service} runs the scan of another configuration ({named}); give the units of "
+            f"site {job.site} a name of their own: --unit {own}"
+        )
 
 
 def _write_all(files: Mapping[Path, str], *, mode: int) -> None:

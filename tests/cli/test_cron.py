@@ -257,6 +257,51 @@ def test_systemd_units_written(cli: Cli, tmp_path: Path) -> None:
         assert "systemctl --user enable --now ipguard-scan.timer" in out.stderr
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_the_units_of_a_second_site_do_not_replace_the_first_sites(
+    cli: Cli, tmp_path: Path
+) -> None:
+    # `ipguard --config south.toml cron install --systemd --write` on the sensor that scans
+    # north: south's units were written over north's (both ipguard-scan), and north's scans
+    # stopped without a word.
+    units = tmp_path / "units"
+    for site in ("north", "south", "odd site/€"):
+        (tmp_path / f"{site[:5]}.toml").write_text(CONFIG.replace('"lab"', json.dumps(site)))
+    install = [*systemd_write(tmp_path)[2:]]
+    assert cli("--config", "north.toml", *install).exit_code == 0
+    north = (units / "ipguard-scan.service").read_text()
+    assert schedule.unit_config(north) == str(tmp_path / "north.toml")
+    again = cli("--config", "north.toml", *install, "--every", "1h")  # its own: replaced
+    assert again.exit_code == 0, again.stderr
+    north = (units / "ipguard-scan.service").read_text()
+    for dry in ([], ["--dry-run"]):
+        out = cli("--config", "south.toml", *install, *dry)
+        assert (out.exit_code, out.stdout) == (2, "")
+        assert out.stderr == (
+            f"error: {units}/ipguard-scan.service runs the scan of another configuration "
+            f"({tmp_path}/north.toml); give the units of site south a name of their own: "
+            "--unit ipguard-scan-south\n"
+        )
+    assert (units / "ipguard-scan.service").read_text() == north
+    out = cli("--config", "south.toml", *install, "--unit", "ipguard-scan-south")
+    assert out.exit_code == 0, out.stderr
+    assert (
+        "systemctl daemon-reload && systemctl enable --now ipguard-scan-south.timer" in (out.stderr)
+        or os.geteuid() != 0
+    )
+    assert sorted(path.name for path in units.iterdir()) == [
+        "ipguard-scan-south.service", "ipguard-scan-south.timer",
+        "ipguard-scan.service", "ipguard-scan.timer",
+    ]  # fmt: skip
+    assert schedule.unit_config((units / "ipguard-scan-south.service").read_text()) == str(
+        tmp_path / "south.toml"
+    )
+    odd = cli("--config", "odd s.toml", *install)
+    assert odd.stderr.endswith(
+        "site odd site/€ a name of their own: --unit ipguard-scan-odd-site\n"
+    )
+
+
 def test_units_that_cannot_be_written_are_one_error_line_and_none_is_left(
     cli: Cli, tmp_path: Path
 ) -> None:
@@ -317,6 +362,8 @@ def test_systemd_dry_run_writes_nothing_and_prints_the_files_byte_for_byte(
         (["--write"], "error: --write is for --systemd only"),
         (["--unit-dir", "u"], "error: --unit-dir is for --systemd only"),
         (["--service-user", "nobody"], "error: --service-user is for --systemd only"),
+        (["--unit", "ipguard-scan-north"], "error: --unit is for --systemd only"),
+        (["--systemd", "--unit", "scan@x.service"], "error: --unit 'scan@x.service': a unit"),
     ],
 )
 def test_options_that_do_not_apply_are_refused(
