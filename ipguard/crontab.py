@@ -40,6 +40,8 @@ class Entry:
             return None
         try:
             words = shlex.split(cron_command(self.job))
+            if "-c" in words[:-1]:  # the scan in the shell a job with a password execs
+                words = shlex.split(words[words.index("-c") + 1])
         except ValueError:  # a line edited by hand into something sh would refuse too
             return None
         for index, word in enumerate(words[:-1]):

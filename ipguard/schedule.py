@@ -103,18 +103,22 @@ def _one_line(command: str) -> str:
 def cron_line(
     every: Every, argv: Sequence[str], log_file: Path, *, db_env: str | None = None
 ) -> str:
-    """One crontab job: the scan, its output appended to the log.
+    """One crontab job: the scan, its output appended to the log, and what it says on standard
+    error (warnings, errors) to cron as well, which mails it (MAILTO): a warning only in a log
+    nobody reads, or a scan that cannot start at all, would go unnoticed.
 
     `db_env` is a ledger URL holding a password: it goes to the scan in IPGUARD_DB, not as an
     argument, since every local user can read every process's arguments (ps, /proc/PID/cmdline)
-    and only its owner its environment. `exec` puts the scan in place of cron's shell, whose own
-    arguments are the whole line.
+    and only its owner its environment. Cron's shell, whose own arguments are the whole line,
+    `exec`s a shell whose arguments hold no password.
 
     This is the line the crontab gets and the line a dry run prints, byte for byte.
     """
-    command = f"{shlex.join(argv)} >> {shlex.quote(str(log_file))} 2>&1"
+    log = shlex.quote(str(log_file))
+    # Standard error into the pipe, standard output into the log; tee adds the pipe to the log.
+    command = f"{shlex.join(argv)} 2>&1 >> {log} | tee -a {log}"
     if db_env is not None:
-        command = f"IPGUARD_DB={shlex.quote(db_env)} exec {command}"
+        command = f"IPGUARD_DB={shlex.quote(db_env)} exec /bin/sh -c {shlex.quote(command)}"
     command = _one_line(command)
     # An unescaped % in a crontab command ends it (the rest becomes standard input).
     return f"{every.cron} {command.replace('%', chr(92) + '%')}"
