@@ -73,6 +73,8 @@ def digest(rows: Sequence[FindingRow], *, site: str, run_id: int | None) -> tupl
         escalated = (
             f" (escalated from {row.alerted_severity})" if row.alerted_severity is not None else ""
         )
+        if row.ack_until is not None:  # a due finding's acknowledgement has ended
+            escalated += f" (acknowledged until {_utc(row.ack_until)}: ended)"
         subject = one_line(" ".join(part for part in (row.ip, row.mac, row.port) if part))
         lines.append(
             f"[{row.severity.upper()}] #{row.id} {row.kind} {subject}{escalated}: "

@@ -324,6 +324,8 @@ def acknowledge(
     def ack(row: FindingRow) -> None:
         row.state = FindingState.ACKNOWLEDGED.value
         row.ack_note, row.ack_by, row.ack_at, row.ack_until = note, actor, now, until
+        if until is not None:  # when it ends, the finding is back: in the alerts too
+            row.alerted_severity = None
 
     return _change(session, finding_id, "finding.ack", ack, actor=actor, now=now)
 

@@ -293,6 +293,34 @@ def test_acknowledged_findings_are_not_alerted(
     assert webhook.messages == []
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_an_acknowledgement_that_ends_brings_the_alert_back(
+    cli: Cli, fake: FakeScanner, webhook: Inbox, tmp_path: Path, db_url: str
+) -> None:
+    # Alerted, then acknowledged "until the printer is replaced, 31 December": on 1 January the
+    # finding failed scans again, but was never alerted again (it had been, at that severity).
+    import sqlalchemy as sa
+
+    cli("ledger", "add", *REGISTERED)
+    config = write_config(tmp_path / "ipguard.toml", [json_url(webhook.port)])
+    assert scan(cli, config)[0] == 1 and len(webhook.messages) == 1
+    ack = cli("findings", "ack", "1", "--note", "guest printer", "--until", "2999-12-31")
+    assert ack.exit_code == 0, ack.stderr
+    assert scan(cli, config)[0] == 0 and len(webhook.messages) == 1  # acknowledged: quiet
+    store = Store(db_url)
+    with store.session() as session:  # the day passes
+        ended = datetime(2026, 1, 1, tzinfo=UTC)
+        session.execute(sa.update(FindingRow).values(ack_until=ended))
+    store.close()
+    assert scan(cli, config)[0] == 1
+    assert len(webhook.messages) == 2
+    assert (
+        "[HIGH] #1 unregistered-host 198.18.0.66 02:00:00:00:00:66 (acknowledged until "
+        "2026-01-01T00:00:00Z: ended)" in webhook.messages[1]["message"]
+    )
+    assert scan(cli, config)[0] == 1 and len(webhook.messages) == 2  # and once only
+
+
 def test_a_dead_target_warns_once_masks_secrets_and_keeps_the_exit_code(
     cli: Cli, fake: FakeScanner, webhook: Inbox, tmp_path: Path, db_url: str
 ) -> None:
