@@ -12,7 +12,8 @@ machine's own zone, as `date` and cron use it: `TZ`, else `/etc/localtime`, else
 from __future__ import annotations
 
 import os
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+import re
+from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -53,8 +54,7 @@ def local_zone() -> tzinfo:
                     return ZoneInfo.from_file(data, key=given)
             return _zone(given)
         except (ZoneInfoNotFoundError, ValueError, OSError):
-            # A POSIX rule string (`CST-8`) or a typo: the C library falls back to UTC too.
-            return ZoneInfo("UTC")
+            return _posix(given)
     try:
         target = str(_LOCALTIME.resolve())
         if "/zoneinfo/" in target:  # a link into the zone database names the zone
@@ -63,6 +63,27 @@ def local_zone() -> tzinfo:
             return ZoneInfo.from_file(data, key="localtime")
     except (ZoneInfoNotFoundError, ValueError, OSError):
         return ZoneInfo("UTC")
+
+
+# A POSIX TZ string, as old guides set it for China: `CST-8` (name, then hours WEST of UTC).
+_POSIX_TZ = re.compile(r"(?:[A-Za-z]{3,}|<[A-Za-z0-9+-]{3,}>)([+-]?)(\d{1,2})(?::(\d{2}))?")
+
+
+def _posix(given: str) -> tzinfo:
+    """The standard time of a POSIX TZ string (`CST-8` is UTC+8), as the C library reads it.
+
+    A daylight-saving rule after it (`EST5EDT,M3.2.0,M11.1.0`, when no zone has that name) is
+    not followed: the standard offset holds all year. What is no TZ string at all is UTC, as for
+    the C library.
+    """
+    match = _POSIX_TZ.match(given)
+    if match is None:
+        return ZoneInfo("UTC")
+    sign, hours, minutes = match.groups()
+    west = (int(hours) * 60 + int(minutes or 0)) * (-1 if sign == "-" else 1)
+    if west == 0:
+        return ZoneInfo("UTC")
+    return timezone(timedelta(minutes=-west), given[: match.start(1)].strip("<>"))
 
 
 def zone_name(zone: tzinfo) -> str:

@@ -215,3 +215,14 @@ def test_the_default_is_this_machines_zone(
     out = cli("report", "--month", "2026-11", "--format", "json")
     assert out.exit_code == 0, out.stderr
     assert json.loads(out.stdout)["since"] == "2026-10-31T16:00:00Z"
+
+
+@pytest.mark.parametrize("tz", ["CST-8", ":Asia/Shanghai", "/usr/share/zoneinfo/Asia/Shanghai"])
+def test_tz_as_the_c_library_reads_it(
+    cli: Cli, around_november: str, monkeypatch: pytest.MonkeyPatch, tz: str
+) -> None:
+    # `CST-8` is how old guides set China's time for cron: UTC+8 (a POSIX string counts west).
+    monkeypatch.setenv("TZ", tz)
+    out = cli("report", "--month", "2026-11", "--format", "json")
+    assert out.exit_code == 0, out.stderr
+    assert json.loads(out.stdout)["since"] == "2026-10-31T16:00:00Z"
