@@ -7,7 +7,7 @@ STAMP     := $(VENV)/.installed
 APT_PKGS  := tzdata nmap arp-scan tinyproxy dnsmasq-base nftables iproute2 socat curl postgresql chromium cron \
              kea-dhcp4-server snmpd snmp fonts-noto-cjk poppler-utils dsniff arping arpwatch udhcpc \
              radvd thc-ipv6 squid microsocks faketime isc-dhcp-server avahi-daemon \
-             openssh-server nginx vsftpd
+             openssh-server nginx vsftpd keepalived
 PYTEST_ARGS ?= -n 2
 BENCH_ARGS ?=
 

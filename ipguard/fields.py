@@ -115,6 +115,34 @@ def format_ipv6(values: Iterable[str]) -> str:
     return ";".join(values)
 
 
+# A bond or a failover group has a few NICs; more is a pasting mistake.
+MAX_ALT_MACS = 8
+
+
+def parse_mac_list(text: str, field: str = "alt_macs") -> tuple[str, ...]:
+    """MACs from `aa:bb:cc:dd:ee:01;aa:bb:cc:dd:ee:02` (any common notation), canonical, in order.
+
+    Empty means none. The same MAC twice, however spelt, is refused, as in `parse_ipv6_list`.
+    """
+    found: list[str] = []
+    for part in text.split(";"):
+        if not part.strip():
+            continue
+        try:
+            mac = addresses.parse_mac(part)
+        except addresses.AddressError as error:
+            reason = str(error)
+            if _OTHER_SEPARATOR.search(part.strip()):  # pasted as a list, or Alt+Enter in a cell
+                reason += "; separate MACs with ';'"
+            raise FieldError(field, part.strip(), reason) from None
+        if mac in found:
+            raise FieldError(field, part.strip(), f"{mac} is listed twice")
+        found.append(mac)
+    if len(found) > MAX_ALT_MACS:
+        raise FieldError(field, text[:40] + "…", f"more than {MAX_ALT_MACS} MACs")
+    return tuple(found)
+
+
 @functools.lru_cache(maxsize=4096)  # a ledger holds few distinct values
 def parse_roles(text: str) -> frozenset[Role]:
     """Roles from `host;server;…`; empty means host."""
@@ -284,10 +312,15 @@ def binding_from_fields(values: Mapping[str, Any]) -> Binding:
     ipv6 = parse_ipv6_list(get("ipv6"))
     if ip in ipv6:
         raise FieldError("ipv6", ip, "is the record's ip already; list it once")
+    mac = parse_mac(get("mac"))
+    alt_macs = parse_mac_list(get("alt_macs"))
+    if mac in alt_macs:
+        raise FieldError("alt_macs", mac, "is the record's mac already; list it once")
     return Binding(
         ip=ip,
         ipv6=ipv6,
-        mac=parse_mac(get("mac")),
+        mac=mac,
+        alt_macs=alt_macs,
         hostname=parse_text(get("hostname"), "hostname"),
         owner=parse_text(get("owner"), "owner"),
         department=parse_text(get("department"), "department"),
@@ -311,6 +344,7 @@ def binding_to_fields(binding: Binding) -> dict[str, str]:
         "ip": binding.ip,
         "ipv6": format_ipv6(binding.ipv6),
         "mac": binding.mac,
+        "alt_macs": ";".join(binding.alt_macs),
         "hostname": binding.hostname,
         "owner": binding.owner,
         "department": binding.department,

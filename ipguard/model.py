@@ -125,7 +125,8 @@ class Service:
 
 
 # The ledger's columns, in file order (DESIGN.md, "Ledger file format"); `site` came later, so it
-# is last and optional in files; `ipv6` (static IPv6 addresses) stands after `ip`, also optional.
+# is near the end and optional in files, as `alt_macs` (the device's other MACs, later still);
+# `ipv6` (static IPv6 addresses) stands after `ip`, also optional.
 LEDGER_FIELDS: tuple[str, ...] = (
     "ip",
     "ipv6",
@@ -144,6 +145,7 @@ LEDGER_FIELDS: tuple[str, ...] = (
     "approval_ref",
     "notes",
     "site",
+    "alt_macs",
 )
 
 
@@ -171,10 +173,19 @@ class Binding:
     # Static IPv6 addresses registered to the device (canonical `ipaddress` text, in ledger
     # order). Empty: the device may use any IPv6 address its MAC is given (SLAAC, privacy, DHCPv6).
     ipv6: tuple[str, ...] = ()
+    # Other MACs the device answers from at its addresses, canonical, in ledger order: a bond's
+    # other NICs (balance-alb), the twin of a failover pair without a virtual MAC (keepalived's
+    # default). Empty for almost every device.
+    alt_macs: tuple[str, ...] = ()
 
     def has_role(self, *roles: Role) -> bool:
         """True when the device holds any of the given roles."""
         return any(role in self.roles for role in roles)
+
+    @property
+    def macs(self) -> tuple[str, ...]:
+        """Every MAC the device may answer from: its own first, then its other ones."""
+        return (self.mac, *self.alt_macs) if self.alt_macs else (self.mac,)
 
 
 class ObservationSource(enum.StrEnum):

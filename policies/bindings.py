@@ -124,7 +124,7 @@ def _duplicate(
         "others": [
             {"mac": mac, "registered_elsewhere": _other_records(mac, seen)}
             for mac in macs
-            if owner is None or mac != owner.mac
+            if owner is None or mac not in owner.macs
         ],
         **_host_detail(ip, seen),
     }
@@ -155,6 +155,14 @@ def _mismatch(sighting: Sighting, settings: PolicySettingsLike, seen: Sightings)
     if escalation:
         detail["escalation"] = escalation
     protocol = virtual_router(sighting.mac) if escalation else None
+    twin = escalation and sighting.mac in seen.ledger.router_macs
+    if twin:  # still critical (a router can be made to spoof), but most likely a failover
+        detail["failover_twin"] = True
+        summary += (
+            ", another registered router: if the two fail over without a virtual MAC "
+            f"(keepalived's default), register it (ipguard ledger edit {sighting.ip} "
+            f"--alt-macs {sighting.mac})"
+        )
     if protocol:  # still critical: anyone can send from such a MAC; but most likely the ledger
         detail["virtual_router"] = protocol
         summary += (

@@ -107,7 +107,7 @@ def _rogue_dhcp(
         record = ledger.active_by_ip.get(ip)
         if record is None:
             reason = "is not registered"
-        elif mac != record.mac and mac not in ledger.router_macs:
+        elif mac not in record.macs and mac not in ledger.router_macs:
             reason = f"is registered to {record.mac}, not to {mac or 'an unknown MAC'}"
         elif Role.DHCP_SERVER not in ledger.roles_of(record.mac):
             reason = "lacks role dhcp-server"

@@ -186,7 +186,9 @@ def _stale(facts: RunFacts, settings: PolicySettingsLike, seen: Sightings) -> li
             continue
         if not seen.ledger.applies(record) or _seen_now(record, seen):
             continue
-        last = facts.last_seen.get((record.ip, record.mac))
+        last = None
+        for mac in record.macs:  # answering from any of its MACs is being seen
+            last = _newest(last, facts.last_seen.get((record.ip, mac)))
         if last is not None and now - utc(last) <= limit:
             continue
         if record.ip not in covered:

@@ -10,8 +10,11 @@ Each MAC that answered at an IP (or the IP alone, for an ICMP reply without a MA
    to other devices. The exception is an address registered to another router or gateway: nobody
    answers for a gateway but the gateway, so there the reply is judged like any other.
 3. Two or more remaining MACs at one IP make it a duplicate: the registered MAC among them is still
-   `AUTHORISED`, each other one is `DUPLICATE` (the duplicate-ip finding covers them all).
-4. A single MAC is `AUTHORISED` when an active record binds the IP to it; `MISMATCH` when an active
+   `AUTHORISED`, each other one is `DUPLICATE` (the duplicate-ip finding covers them all). MACs
+   that are all the IP's record's own (its `mac` and `alt_macs`: a bond, a failover pair) are no
+   duplicate: the IP is `AUTHORISED`.
+4. A single MAC is `AUTHORISED` when an active record binds the IP to it (its `mac` or one of its
+   `alt_macs`; "a record's MAC" below means any of them); `MISMATCH` when an active
    record binds the IP to another MAC (this wins over everything that follows: the IP's owner is
    the one harmed, whoever the offender is); `SUSPENDED` when a suspended or retired record binds
    this very pair; `MOVED` when the MAC holds active records at other IPs, or active records of
@@ -145,29 +148,34 @@ class LedgerIndex:
         self.router_macs: set[str] = set()
         active, by_ip, by_mac = DeviceStatus.ACTIVE, self.active_by_ip, self.active_by_mac
         for record in self.records:
+            macs = record.macs  # its own MAC, then its other ones (a bond, a failover twin)
             if record.status is active and site and record.site and record.site != site:
-                self.elsewhere_by_mac.setdefault(record.mac, []).append(record)
+                for mac in macs:
+                    self.elsewhere_by_mac.setdefault(mac, []).append(record)
             elif record.status is active:
                 # An active IP is unique in the ledger; should it not be, the first record wins.
                 if record.ip not in by_ip:
                     by_ip[record.ip] = record
                 for ip in record.ipv6:  # its static IPv6 addresses (few records have any)
                     by_ip.setdefault(ip, record)
-                same_mac = by_mac.get(record.mac)
-                if same_mac is None:
-                    by_mac[record.mac] = [record]
-                else:
-                    same_mac.append(record)
+                for mac in macs:
+                    same_mac = by_mac.get(mac)
+                    if same_mac is None:
+                        by_mac[mac] = [record]
+                    else:
+                        same_mac.append(record)
                 if not record.roles.isdisjoint(ROUTING_ROLES):
-                    self.router_macs.add(record.mac)
+                    self.router_macs.update(macs)
             else:
                 for ip in (record.ip, *record.ipv6) if record.ipv6 else (record.ip,):
                     self.inactive_by_ip.setdefault(ip, []).append(record)
-                self.inactive_by_mac.setdefault(record.mac, []).append(record)
+                for mac in macs:
+                    self.inactive_by_mac.setdefault(mac, []).append(record)
             if record.isolated:
                 for ip in (record.ip, *record.ipv6):
                     self.isolated_by_ip.setdefault(ip, []).append(record)
-                self.isolated_by_mac.setdefault(record.mac, []).append(record)
+                for mac in macs:
+                    self.isolated_by_mac.setdefault(mac, []).append(record)
         self._roles: dict[str, frozenset[Role]] = {}
 
     def applies(self, record: Binding) -> bool:
@@ -228,7 +236,7 @@ class Sightings:
                 macs = list(dict.fromkeys(o.mac for o in group if o.mac))
             if len(macs) == 1:
                 owner = owners.get(ip)
-                if owner is not None and owner.mac == macs[0] and macs[0] not in isolated:
+                if owner is not None and macs[0] in owner.macs and macs[0] not in isolated:
                     self.authorised[ip] = owner
                     continue
             if macs:
@@ -327,15 +335,17 @@ class Sightings:
             if isolated:
                 self._add(ip, mac, Verdict.ISOLATED, pick(isolated, ip))
             elif mac in ledger.router_macs and not (
-                owner is not None and (owner.mac == mac or is_gateway(owner))
+                owner is not None and (mac in owner.macs or is_gateway(owner))
             ):
                 self._add(ip, mac, Verdict.PROXY_ARP, pick(ledger.active_by_mac[mac], ip))
             else:
                 remaining.append(mac)
-        if len(remaining) > 1:
+        if len(remaining) > 1 and owner is not None and set(remaining) <= set(owner.macs):
+            self.authorised[ip] = owner  # MACs of one device (a bond, a failover pair): its own
+        elif len(remaining) > 1:
             self.duplicates[ip] = tuple(remaining)
             for mac in remaining:
-                if owner is not None and owner.mac == mac:
+                if owner is not None and mac in owner.macs:
                     self.authorised[ip] = owner
                 else:
                     self._add(ip, mac, Verdict.DUPLICATE, owner)
@@ -345,12 +355,12 @@ class Sightings:
     def _classify_pair(self, ip: str, mac: str, owner: Binding | None) -> None:
         ledger = self.ledger
         if owner is not None:
-            if owner.mac == mac:
+            if mac in owner.macs:
                 self.authorised[ip] = owner
             else:
                 self._add(ip, mac, Verdict.MISMATCH, owner)
             return
-        same_pair = [r for r in ledger.inactive_by_ip.get(ip, ()) if r.mac == mac]
+        same_pair = [r for r in ledger.inactive_by_ip.get(ip, ()) if mac in r.macs]
         if same_pair:
             self._add(ip, mac, Verdict.SUSPENDED, pick(same_pair, ip))
         elif mac in ledger.active_by_mac and ":" in ip:  # any IPv6 address the link gave it

@@ -121,6 +121,7 @@ def check(facts: RunFacts, settings: PolicySettingsLike, seen: Sightings) -> lis
     ]
     by_mac: dict[str, list[Binding]] = {}
     for record in records:
+        # Its own MAC only: a bond's other NICs (alt_macs) sit on other ports than the record's.
         by_mac.setdefault(record.mac, []).append(record)
     return [
         *_wrong_ports(access, by_mac, settings),

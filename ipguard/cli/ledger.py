@@ -19,6 +19,7 @@ LIST_COLUMNS = (
     "ip",
     "ipv6",
     "mac",
+    "alt_macs",
     "owner",
     "department",
     "location",
@@ -35,6 +36,14 @@ Ipv6 = Annotated[
     typer.Option(
         "--ipv6",
         help="';'-separated static IPv6 addresses (global or unique-local); '' for none.",
+    ),
+]
+AltMacs = Annotated[
+    str | None,
+    typer.Option(
+        "--alt-macs",
+        help="';'-separated other MACs the device answers from at its addresses (a bond's "
+        "other NICs, a failover twin without a virtual MAC); '' for none.",
     ),
 ]
 Hostname = Annotated[str | None, typer.Option(help="Hostname the device should have.")]
@@ -115,6 +124,7 @@ def add(
     ip: Annotated[str, typer.Argument(help="IP address.")],
     mac: Annotated[str, typer.Argument(help="MAC address (any common notation).")],
     ipv6: Ipv6 = None,
+    alt_macs: AltMacs = None,
     hostname: Hostname = None,
     owner: Owner = None,
     department: Department = None,
@@ -155,6 +165,7 @@ def edit(
     ip: Annotated[str | None, typer.Option(help="New IP address.")] = None,
     mac: Annotated[str | None, typer.Option(help="New MAC address.")] = None,
     ipv6: Ipv6 = None,
+    alt_macs: AltMacs = None,
     hostname: Hostname = None,
     owner: Owner = None,
     department: Department = None,

@@ -64,17 +64,21 @@ def _unzoned(key: str) -> str:
 
 
 def find(session: Session, key: str, *, lock: bool = False) -> list[Device]:
-    """Every record (any status) with that IP, static IPv6 or MAC, active ones first.
+    """Every record (any status) with that IP, static IPv6 or MAC (its own or one of its
+    `alt_macs`), active ones first.
 
     `lock` holds the records until the transaction ends (PostgreSQL; SQLite ignores it).
     """
     kind, value = parse_key(key)
     if kind == "ip":
         return _holding(session, value, lock=lock)
-    query = select(Device).where(Device.mac == value).order_by(col(Device.id))
+    # The list column is searched as text, then each match checked exactly.
+    where = sa.or_(col(Device.mac) == value, col(Device.alt_macs).contains(value, autoescape=True))
+    query = select(Device).where(where).order_by(col(Device.id))
     if lock:
         query = query.with_for_update()
-    return sorted(session.exec(query), key=lambda device: device.status != DeviceStatus.ACTIVE)
+    found = [device for device in session.exec(query) if value in device.to_binding().macs]
+    return sorted(found, key=lambda device: device.status != DeviceStatus.ACTIVE)
 
 
 def _holding(

@@ -26,7 +26,7 @@ from ipguard.model import LEDGER_FIELDS
 FORMATS = ("csv", "xlsx", "json")
 REQUIRED = ("ip", "mac")
 # The fields that hold `;`-separated lists, which a JSON file may also give as a list of strings.
-LIST_FIELDS = ("ipv6", "roles", "allowed_services")
+LIST_FIELDS = ("ipv6", "alt_macs", "roles", "allowed_services")
 # Spreadsheets run cells that start with these as formulas; a leading ' makes them text.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _ESCAPED_START = (*_FORMULA_START, "'")
@@ -384,5 +384,6 @@ def _json_item(values: dict[str, str]) -> dict[str, Any]:
     item: dict[str, Any] = dict(values)
     item["isolated"] = values["isolated"] == "true"
     # Addresses are a list of strings in JSON, as a run's `subnets` are (DESIGN.md JSON shapes).
-    item["ipv6"] = values["ipv6"].split(";") if values["ipv6"] else []
+    for name in ("ipv6", "alt_macs"):
+        item[name] = values[name].split(";") if values[name] else []
     return item

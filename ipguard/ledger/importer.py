@@ -3,9 +3,9 @@
 A row matches the ledger record with the same IP *and* MAC. In `merge` mode unmatched rows are
 added and matched ones updated; a row that would give an active IP to a second MAC is refused, since
 silently rebinding an address is exactly what IP theft looks like. In `replace` mode the file is the
-truth: records it does not hold are retired, never deleted. A file without the `site` or `ipv6`
-column (older exports) leaves the site or static IPv6 addresses of the records it matches as
-they are.
+truth: records it does not hold are retired, never deleted. A file without the `site`, `ipv6` or
+`alt_macs` column (older exports) leaves the site, static IPv6 addresses or other MACs of the
+records it matches as they are.
 
 A static IPv6 address is claimed like the IP: by one active record only.
 """
@@ -163,6 +163,7 @@ def plan_import(session: Session, path: str, rows: Sequence[FileRow], mode: str)
     # than moving every record to "any site".
     siteless = {row.line for row in rows if "site" not in row.values}
     ipv6less = {row.line for row in rows if "ipv6" not in row.values}
+    altless = {row.line for row in rows if "alt_macs" not in row.values}
 
     if any(binding.ipv6 for _, binding in bindings):
         devices.claim_ipv6_lock(session)  # before the ledger is read: see claim_ipv6_lock
@@ -196,6 +197,8 @@ def plan_import(session: Session, path: str, rows: Sequence[FileRow], mode: str)
                 binding = replace(binding, site=current.site)
             if line in ipv6less and binding.ipv6 != current.ipv6:
                 binding = replace(binding, ipv6=current.ipv6)
+            if line in altless and binding.alt_macs != current.alt_macs:
+                binding = replace(binding, alt_macs=current.alt_macs)
             if binding == current:  # every field equal, exactly as their file forms would be
                 plan.unchanged += 1
             else:

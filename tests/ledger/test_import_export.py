@@ -34,6 +34,8 @@ FULL_ROWS = [
         "",
         "网信〔2026〕1号",
         "core gateway",
+        "",  # site
+        "00-11-22-33-44-0A;0011.2233.440b",  # alt_macs: the failover twin, a bond's NIC
     ],
     [
         "10.20.1.7",

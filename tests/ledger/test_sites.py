@@ -36,13 +36,13 @@ def upgrade(url: str, revision: str) -> None:
     engine.dispose()
 
 
-def test_the_columns_are_the_readmes_with_site_last() -> None:
+def test_the_columns_are_the_readmes_with_the_later_ones_last() -> None:
     """The file schema is a contract: the README's column list, in its order."""
     readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
     documented = re.search(r"share one schema: `([^`]+)`", readme.replace("\n", " "))
     assert documented is not None, "the README no longer lists the ledger file columns"
     assert tuple(documented.group(1).split(", ")) == LEDGER_FIELDS
-    assert LEDGER_FIELDS[-2:] == ("notes", "site")
+    assert LEDGER_FIELDS[-3:] == ("notes", "site", "alt_macs")
 
 
 def old_record(db_url: str) -> None:
@@ -107,7 +107,9 @@ def test_bad_site_names_are_refused(cli: Cli, site: str, message: str) -> None:
 
 
 def with_sites(rows: list[list[str]], sites: list[str]) -> list[list[str]]:
-    return [[*row, site] for row, site in zip(rows, sites, strict=True)]
+    at = LEDGER_FIELDS.index("site")
+    padded = [row + [""] * (len(LEDGER_FIELDS) - len(row)) for row in rows]
+    return [[*row[:at], site, *row[at + 1 :]] for row, site in zip(padded, sites, strict=True)]
 
 
 @pytest.mark.parametrize("fmt", ["csv", "xlsx", "json"])
@@ -131,16 +133,17 @@ def test_exports_put_site_after_notes(cli: Cli) -> None:
     text = cli("ledger", "export", "-").stdout
     header, line = list(csv.reader(io.StringIO(text)))
     assert header == list(LEDGER_FIELDS)
-    assert line[-2:] == ["n", "north"]
+    assert line[-3:] == ["n", "north", ""]
     items = json.loads(cli("ledger", "export", "-", "--format", "json").stdout)
-    assert list(items[0])[-2:] == ["notes", "site"] and items[0]["site"] == "north"
+    assert list(items[0])[-3:] == ["notes", "site", "alt_macs"] and items[0]["site"] == "north"
 
 
 def test_files_without_the_site_column_import_and_keep_the_records_sites(
     cli: Cli, tmp_path: Path
 ) -> None:
     old_header = ",".join(OLD_FIELDS)
-    old = write_csv(tmp_path / "old.csv", FULL_ROWS, header=old_header)
+    older = [row[: len(OLD_FIELDS)] for row in FULL_ROWS]
+    old = write_csv(tmp_path / "old.csv", older, header=old_header)
     assert cli("ledger", "import", str(old)).exit_code == 0
     assert {row["site"] for row in ledger_json(cli)} == {""}
 
