@@ -1,4 +1,4 @@
-"""A device's other MACs (`alt_macs`): migration 0007, files, the command line, lookups."""
+"""A device's other MACs (`alt_macs`): migration 0008, files, the command line, lookups."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from tests.ledger.test_sites import old_record, upgrade
 TWIN, NIC = "00:11:22:33:44:0a", "00:11:22:33:44:0b"
 
 
-def test_migration_0007_gives_existing_records_no_other_macs(db_url: str) -> None:
-    upgrade(db_url, "0006")
+def test_migration_0008_gives_existing_records_no_other_macs(db_url: str) -> None:
+    upgrade(db_url, "0007")
     old_record(db_url)
     store = Store(db_url)
     with store.session() as session:
