@@ -226,3 +226,27 @@ def test_tz_as_the_c_library_reads_it(
     out = cli("report", "--month", "2026-11", "--format", "json")
     assert out.exit_code == 0, out.stderr
     assert json.loads(out.stdout)["since"] == "2026-10-31T16:00:00Z"
+
+
+def test_the_scan_table_gives_local_times_and_its_json_utc(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.fakes import FakeScanner, result
+
+    monkeypatch.setenv("COLUMNS", "250")  # one line per row
+    (tmp_path / "ipguard.toml").write_text(
+        '[scan]\ninterface = "eth0"\nsubnets = ["198.18.0.0/24"]\n'
+        '[policy]\nhostname_rule = ""\ntimezone = "Asia/Shanghai"\n'
+    )
+    stranger = ("198.18.0.66", "02:00:00:00:00:66")
+    cli.scanner = FakeScanner([result(stranger), result(stranger)])
+    first = cli("scan", "--format", "json")
+    (item,) = json.loads(first.stdout)["findings"]
+    due = datetime.fromisoformat(item["report_due_at"].replace("Z", "+00:00"))
+    assert item["report_due_at"].endswith("Z")  # JSON: UTC, as DESIGN.md says
+    local = due.astimezone(ZoneInfo("Asia/Shanghai")).isoformat(timespec="seconds")
+    assert local.endswith("+08:00")
+    table = cli("scan")
+    assert f" {local} " in table.stdout, table.stdout
+    listed = cli("findings", "list")
+    assert f" {local} " in listed.stdout, listed.stdout
