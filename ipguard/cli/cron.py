@@ -279,3 +279,20 @@ def remove(
     schedule.write_crontab(kept, user)
     whose = f" (site {removed[0].site})" if removed[0].site else ""
     info(f"removed ipguard's entry{whose} from the crontab")
+    still = {entry.option("--metrics-file") for entry in crontab.entries(kept)}
+    for entry in removed:
+        _remove_metrics(entry.option("--metrics-file"), still)
+
+
+def _remove_metrics(name: str | None, still: set[str | None]) -> None:
+    """The metrics file a removed job wrote goes with it (unless another job writes it too):
+    left there, node_exporter would export a site nobody scans any more for ever, as it stood
+    at its last scan."""
+    if name is None or name in still or not Path(name).is_file():
+        return
+    try:
+        Path(name).unlink()
+    except OSError as error:
+        info(f"warning: cannot remove its metrics file {name}: {error.strerror}")
+        return
+    info(f"removed its metrics file {name}: nothing exports that site's figures any more")

@@ -524,12 +524,22 @@ def test_two_sites_on_one_sensor_each_keep_their_scan(cli: Cli, cron_user: str) 
         "error: the crontab holds ipguard's scans of sites north, south: name the one to "
         "remove with --site\n"
     )
+    # Each site's scans wrote its metrics file; removing a site's job removes its file, which
+    # node_exporter went on exporting for ever, the site as it stood at its last scan.
+    prom = {site: home / "metrics" / f"ipguard{suffix}.prom" for site, suffix in
+            (("north", ""), ("south", "-south"))}  # fmt: skip
+    for path in prom.values():
+        path.write_text("ipguard_scan_success 1\n")
     out = cli("cron", "remove", "--user", cron_user, "--site", "north")
-    assert out.exit_code == 0 and "removed ipguard's entry (site north)" in out.stderr
+    assert out.exit_code == 0 and out.stderr == (
+        "removed ipguard's entry (site north) from the crontab\n"
+        f"removed its metrics file {prom['north']}: nothing exports that site's figures any more\n"
+    )
+    assert not prom["north"].exists() and prom["south"].exists()
     assert crontab.entry(crontab_of(cron_user), "north") is None
     assert crontab.entry(crontab_of(cron_user), "south") == crontab.entry(both, "south")
     assert cli("cron", "remove", "--user", cron_user).exit_code == 0  # the only one left
-    assert crontab_of(cron_user) == OTHER
+    assert crontab_of(cron_user) == OTHER and not prom["south"].exists()
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
