@@ -15,7 +15,7 @@ import os
 import re
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from ipguard.errors import ConfigError
 
@@ -26,8 +26,9 @@ _UTC_NAMES = frozenset(
 )
 
 
-def _zone(name: str) -> ZoneInfo:
-    return ZoneInfo("UTC" if name in _UTC_NAMES else name)
+def _zone(name: str) -> tzinfo:
+    # UTC needs no zone data: a machine without tzdata still runs in UTC.
+    return UTC if name in _UTC_NAMES else ZoneInfo(name)
 
 
 def resolve_zone(name: str, where: str) -> tzinfo:
@@ -38,6 +39,11 @@ def resolve_zone(name: str, where: str) -> tzinfo:
     try:
         return _zone(text)
     except (ZoneInfoNotFoundError, ValueError, OSError):
+        if not available_timezones():
+            raise ConfigError(
+                f"{where} = {name!r}: this machine has no time zone data; install it "
+                "(Debian: apt-get install tzdata)"
+            ) from None
         raise ConfigError(
             f"{where} = {name!r}: not a time zone; give an IANA name such as "
             '"Asia/Shanghai", "America/New_York" or "UTC" (or "" for this machine\'s zone)'
@@ -49,20 +55,25 @@ def local_zone() -> tzinfo:
     given = os.environ.get("TZ", "").strip().lstrip(":")
     if given:
         try:
-            if given.startswith("/"):
+            if given.startswith("/") and "/zoneinfo/" not in given:
                 with open(given, "rb") as data:
                     return ZoneInfo.from_file(data, key=given)
-            return _zone(given)
+            return _zone(given.split("/zoneinfo/", 1)[-1])
         except (ZoneInfoNotFoundError, ValueError, OSError):
             return _posix(given)
     try:
         target = str(_LOCALTIME.resolve())
-        if "/zoneinfo/" in target:  # a link into the zone database names the zone
-            return _zone(target.split("/zoneinfo/", 1)[1])
-        with _LOCALTIME.open("rb") as data:
-            return ZoneInfo.from_file(data, key="localtime")
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        return ZoneInfo("UTC")
+        name = target.split("/zoneinfo/", 1)[1] if "/zoneinfo/" in target else "localtime"
+        if name in _UTC_NAMES:  # a link into the zone database names the zone
+            return UTC
+        try:
+            return ZoneInfo(name)  # one object per zone, as for a name in the configuration
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+        with _LOCALTIME.open("rb") as data:  # the file itself: no zone database needed
+            return ZoneInfo.from_file(data, key=name)
+    except (ValueError, OSError):
+        return UTC
 
 
 # A POSIX TZ string, as old guides set it for China: `CST-8` (name, then hours WEST of UTC).
@@ -78,11 +89,11 @@ def _posix(given: str) -> tzinfo:
     """
     match = _POSIX_TZ.match(given)
     if match is None:
-        return ZoneInfo("UTC")
+        return UTC
     sign, hours, minutes = match.groups()
     west = (int(hours) * 60 + int(minutes or 0)) * (-1 if sign == "-" else 1)
     if west == 0:
-        return ZoneInfo("UTC")
+        return UTC
     return timezone(timedelta(minutes=-west), given[: match.start(1)].strip("<>"))
 
 

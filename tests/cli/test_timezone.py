@@ -250,3 +250,28 @@ def test_the_scan_table_gives_local_times_and_its_json_utc(
     assert f" {local} " in table.stdout, table.stdout
     listed = cli("findings", "list")
     assert f" {local} " in listed.stdout, listed.stdout
+
+
+def test_a_machine_without_zone_data_says_so_and_still_runs_in_utc(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import zoneinfo
+
+    from ipguard.config import parse_settings
+    from ipguard.errors import ConfigError
+
+    zoneinfo.reset_tzpath(to=[str(tmp_path)])  # an empty zone database, no tzdata package
+    zoneinfo.ZoneInfo.clear_cache()
+    try:
+        with pytest.raises(ConfigError) as refused:
+            parse_settings({"policy": {"timezone": "Asia/Shanghai"}}, "ipguard.toml")
+        assert str(refused.value) == (
+            "ipguard.toml: policy.timezone = 'Asia/Shanghai': this machine has no time zone "
+            "data; install it (Debian: apt-get install tzdata)"
+        )
+        assert parse_settings({"policy": {"timezone": "UTC"}}).policy.timezone is UTC
+        monkeypatch.delenv("TZ")
+        assert parse_settings({}).policy.timezone is not None  # /etc/localtime, read as a file
+    finally:
+        zoneinfo.reset_tzpath()
+        zoneinfo.ZoneInfo.clear_cache()
