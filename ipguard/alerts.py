@@ -109,6 +109,36 @@ def mask_url(url: str) -> str:
     return f"{scheme}://***"
 
 
+def exposed(source: str, urls: Sequence[str]) -> str | None:
+    """A warning when the configuration file holds an alert URL with a password (or a token in
+    its query) and other users may read it, else None. Mail and webhook passwords have no other
+    place than the URL; the file then is a secret too."""
+    import os
+    import stat
+    from urllib.parse import parse_qsl, urlsplit
+
+    def secret(url: str) -> bool:
+        try:
+            parts = urlsplit(url)
+            names = [name.lower() for name, _ in parse_qsl(parts.query)]
+            return parts.password is not None or any(
+                word in name for name in names for word in ("pass", "token", "secret", "key")
+            )
+        except ValueError:
+            return True  # unparseable: it may hold anything
+
+    try:
+        mode = stat.S_IMODE(os.stat(source).st_mode)
+    except (OSError, ValueError):  # the defaults, or a file gone since: nothing to say
+        return None
+    if not mode & 0o077 or not any(secret(url) for url in urls):
+        return None
+    return (
+        f"{source} holds an alert URL with a password and other users may read it "
+        f"(mode {mode:03o}): chmod 600 it"
+    )
+
+
 def apprise_send(url: str, title: str, body: str) -> bool:
     """Deliver one message to one apprise URL; False when the target refused or was unreachable."""
     import apprise

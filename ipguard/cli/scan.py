@@ -281,8 +281,11 @@ def _after_scan(
     now = datetime.now(UTC)
     # Without [alerts] urls there is nothing to send: not even the module is loaded then.
     if outcome is not None and shared.settings().alerts.urls:
-        from ipguard.alerts import send_digest
+        from ipguard.alerts import exposed, send_digest
 
+        said = exposed(shared.settings().source, shared.settings().alerts.urls)
+        if said is not None:
+            typer.echo(f"warning: {safe(said)}", err=True)
         try:
             alerted = send_digest(
                 shared.store(), shared.settings().alerts, site=site, run_id=outcome.run.id, now=now

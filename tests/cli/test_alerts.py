@@ -205,6 +205,7 @@ def write_config(
             ]
         )
     )
+    path.chmod(0o600)  # its alert URLs hold passwords
     return path
 
 
@@ -377,6 +378,29 @@ def test_a_target_that_never_finishes_answering_does_not_hold_the_scan(
     code, _, err = scan(cli, config)
     assert code == 1 and len(webhook.messages) == 1 and "did not answer" in err
     assert alerted(db_url) == {"unregistered-host": "high"}
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_password_in_an_alert_url_of_a_file_others_may_read_is_warned_of(
+    cli: Cli, fake: FakeScanner, webhook: Inbox, tmp_path: Path
+) -> None:
+    # The README installed the configuration with mode 644, and its own [alerts] example holds
+    # the mail password: every local user could read it, and nothing said so.
+    config = write_config(tmp_path / "ipguard.toml", [json_url(webhook.port)])
+    config.chmod(0o644)
+    code, out, err = scan(cli, config)
+    assert (code, out) == (1, "") and len(webhook.messages) == 1
+    assert err == (
+        f"warning: {config} holds an alert URL with a password and other users may read it "
+        "(mode 644): chmod 600 it\n"
+    )
+    assert SECRET not in err
+    write_config(config, [f"json://127.0.0.1:{webhook.port}/hook?token={SECRET}"]).chmod(0o640)
+    assert "(mode 640): chmod 600 it" in scan(cli, config)[2]
+    write_config(config, [f"json://127.0.0.1:{webhook.port}/hook"]).chmod(0o644)
+    assert scan(cli, config) == (1, "", "")  # nothing secret in it: nothing to say
+    write_config(config, [json_url(webhook.port)])  # mode 600
+    assert scan(cli, config) == (1, "", "")
 
 
 def test_a_failed_scan_sends_nothing(
