@@ -38,6 +38,11 @@ class Every:
     cron: str  # the five time fields
     calendar: str  # systemd OnCalendar=
 
+    @property
+    def seconds(self) -> int:
+        """The time between two scans."""
+        return int(self.text[:-1]) * {"m": 60, "h": 3600, "d": 86400}[self.text[-1]]
+
 
 def parse_every(text: str) -> Every:
     """`15m` (minutes dividing 60), `2h` (hours dividing 24) or `1d`."""

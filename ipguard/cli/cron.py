@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from ipguard.cli.context import state
+from ipguard.cli.context import AppState, state
 from ipguard.cli.cronjob import MASKED, Job, make_dirs, make_job, refuse
 from ipguard.cli.output import info
 from ipguard.errors import InvalidValue
@@ -128,6 +128,8 @@ def install(
         if user and home is not None and not home.is_dir():
             _refuse_homeless(user, home, [job.metrics, log, *_ledger_file(job)])
         _install_cron(job, log=log, user=user, dry_run=dry_run)
+        if user is None:
+            _warn_of_overlaps(state(ctx), job)
 
 
 def _refuse_homeless(user: str, home: Path, paths: list[Path]) -> None:
@@ -167,6 +169,36 @@ def _install_cron(job: Job, *, log: Path, user: str | None, dry_run: bool) -> No
     info(f"installed in {whose} crontab for site {job.site} (every {job.when.text}):")
     info(shown)
     info(f"output is appended to {log}; metrics go to {job.metrics}")
+
+
+def _warn_of_overlaps(shared: AppState, job: Job) -> None:
+    """Warn when the site's last complete scan took the interval or longer: each scan cron starts
+    while the previous one still runs is refused by the site's lock (exit 3), mailed every time."""
+    from ipguard import spool
+    from ipguard.errors import IpguardError
+    from ipguard.ledger import runs
+    from ipguard.schedule import parse_every
+
+    ledger = spool.sqlite_file(job.argv[job.argv.index("--db") + 1])
+    if ledger is not None and not ledger.is_file():
+        return  # a new ledger: nothing ran yet (and a dry run must not create it)
+    try:
+        with shared.store().session(write=False) as session:
+            last = runs.last_complete(session, site=job.site, count=1)
+    except IpguardError:
+        return
+    if not last or last[0].finished_at is None:
+        return
+    took = (last[0].finished_at - last[0].started_at).total_seconds()
+    if took < job.when.seconds:
+        return
+    longer = ("5m", "10m", "15m", "20m", "30m", "1h", "2h", "3h", "4h", "6h", "8h", "12h", "1d")
+    enough = next((every for every in longer if parse_every(every).seconds > took), "1d")
+    info(
+        f"warning: the last scan of site {job.site} took {took / 60:.0f} min, every "
+        f"{job.when.text} is sooner: each scan started while the one before still runs is "
+        f"refused by the site's lock (exit 3, mailed each time); try --every {enough}"
+    )
 
 
 def _cron_line(job: Job, words: list[str], log: Path) -> str:

@@ -219,6 +219,40 @@ def test_dry_run_shows_absolute_paths(cli: Cli, tmp_path: Path, db_url: str) -> 
     assert not (tmp_path / "logs").exists()  # a dry run creates nothing
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_schedule_sooner_than_the_last_scan_took_is_warned_of(cli: Cli, tmp_path: Path) -> None:
+    # The /16 with services took 22 minutes; `cron install --every 15m` said nothing, and every
+    # second scan was refused by the site's lock (exit 3), for ever.
+    from datetime import UTC, datetime, timedelta
+
+    from ipguard.ledger import runs
+    from ipguard.ledger.store import Store
+    from ipguard.model import RunStatus
+
+    (tmp_path / "ipguard.toml").write_text(CONFIG)
+    install = ["--config", "ipguard.toml", "cron", "install", "--dry-run"]
+    assert cli(*install).stderr == ""  # no ledger yet: nothing to say (and none made)
+    assert not (tmp_path / "ledger.db").exists()
+    store = Store(cli.db_url)
+    start = datetime.now(UTC) - timedelta(hours=1)
+    with store.session() as session:
+        for site, took in (("lab", 22), ("north", 50)):
+            run = runs.start(session, site=site, interface="eth0", subnets=["198.18.0.0/16"],
+                             settings={}, actor="t", sensor="t", version="0", now=start)  # fmt: skip
+            assert run.id is not None
+            runs.finish(session, run.id, RunStatus.COMPLETE, counts={},
+                        now=start + timedelta(minutes=took))  # fmt: skip
+    store.close()
+    out = cli(*install)
+    assert out.exit_code == 0
+    assert out.stderr == (
+        "warning: the last scan of site lab took 22 min, every 15m is sooner: each scan started "
+        "while the one before still runs is refused by the site's lock (exit 3, mailed each "
+        "time); try --every 30m\n"
+    )
+    assert cli(*install, "--every", "30m").stderr == ""
+
+
 def test_secrets_in_the_ledger_url_are_masked(cli: Cli, tmp_path: Path) -> None:
     (tmp_path / "ipguard.toml").write_text(CONFIG)
     url = "postgresql+psycopg://ipguard:pg-S3cret@127.0.0.1:1/ledger"
