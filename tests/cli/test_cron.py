@@ -237,8 +237,10 @@ def test_a_schedule_sooner_than_the_last_scan_took_is_warned_of(cli: Cli, tmp_pa
     start = datetime.now(UTC) - timedelta(hours=1)
     with store.session() as session:
         for site, took in (("lab", 22), ("north", 50)):
-            run = runs.start(session, site=site, interface="eth0", subnets=["198.18.0.0/16"],
-                             settings={}, actor="t", sensor="t", version="0", now=start)  # fmt: skip
+            run = runs.start(
+                session, site=site, interface="eth0", subnets=["198.18.0.0/16"], settings={},
+                actor="t", sensor="t", version="0", now=start,
+            )  # fmt: skip
             assert run.id is not None
             runs.finish(session, run.id, RunStatus.COMPLETE, counts={},
                         now=start + timedelta(minutes=took))  # fmt: skip
