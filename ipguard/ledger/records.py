@@ -64,6 +64,20 @@ def read(
     return [record for (data,) in session.execute(query) for record in packing.unpack(data, fields)]
 
 
+def read_columns(
+    session: Session, run_id: int, kind: str, fields: Sequence[str]
+) -> Iterator[tuple[Any, ...]]:
+    """`fields` of each record of `kind` a run kept, as tuples in that order, in stored order."""
+    query = (
+        sa.select(_RECORDS.c.data)
+        .where(_RECORDS.c.run_id == run_id, _RECORDS.c.kind == kind)
+        .order_by(_RECORDS.c.id)
+    )
+    for (data,) in session.execute(query).all():
+        columns = packing.unpack_columns(data, fields)
+        yield from zip(*(columns[name] for name in fields), strict=True)
+
+
 def clear(session: Session, run_id: int) -> None:
     """Forget what a run saw (to store it again), keeping the run itself."""
     session.execute(sa.delete(_RECORDS).where(_RECORDS.c.run_id == run_id))
