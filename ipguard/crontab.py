@@ -91,6 +91,13 @@ def _split(crontab: str, chosen: Callable[[Entry], bool]) -> tuple[list[str], li
     return kept, taken
 
 
+def unmarked_jobs(crontab: str) -> list[str]:
+    """Jobs running ipguard's scan that are no entry of ipguard's (written by hand, or an entry
+    whose marker was deleted): beside an installed entry, two scans start at once."""
+    kept, _ = _split(crontab, lambda _: True)
+    return [line for line in kept if _our_job(line)]
+
+
 def entries(crontab: str) -> list[Entry]:
     """Every ipguard entry in a crontab, in its order."""
     return _split(crontab, lambda _: True)[1]

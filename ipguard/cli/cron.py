@@ -169,6 +169,12 @@ def _install_cron(job: Job, *, log: Path, user: str | None, dry_run: bool) -> No
     info(f"installed in {whose} crontab for site {job.site} (every {job.when.text}):")
     info(shown)
     info(f"output is appended to {log}; metrics go to {job.metrics}")
+    for other in crontab.unmarked_jobs(current):
+        info(
+            f"warning: {whose} crontab also runs an ipguard scan that `cron install` did not "
+            f"write (by hand, or its marker line deleted): {other!r}; two scans of one site at "
+            "once are one refused by its lock: remove the line you no longer want"
+        )
 
 
 def _warn_of_overlaps(shared: AppState, job: Job) -> None:

@@ -106,6 +106,10 @@ def test_the_entry_is_replaced_and_removed_alone() -> None:
     assert without_all(f"{LAB}\n{theirs}") == (theirs, True)
     assert crontab.entry(f"{LAB}\n{theirs}") is None
     assert with_entry(f"{LAB}\n{theirs}", "x") == f"{theirs}{LAB}\nx\n"
+    # A job of ipguard's scan written by hand, or left by deleting the marker, is no entry.
+    by_hand = "*/10 * * * * /opt/ipguard/bin/ipguard --config /etc/ipguard.toml scan --quiet"
+    assert crontab.unmarked_jobs(f"{OTHER}{by_hand}\n{LAB}\nx ipguard scan\n") == [by_hand]
+    assert crontab.unmarked_jobs(second) == []
     # The job as `python -m ipguard` writes it is recognised too.
     python = "*/5 * * * * /usr/bin/python3 -m ipguard --db /l.db scan --quiet >> /l.log 2>&1\n"
     assert without_all(f"{OTHER}{LAB}\n{python}") == (OTHER, True)
@@ -510,6 +514,18 @@ def test_install_replace_and_remove_in_a_real_crontab(cli: Cli, cron_user: str) 
 
     assert cli(*install_args(home, cron_user, "1h"), db=db).exit_code == 0
     replaced = crontab_of(cron_user)
+    # Its marker deleted by hand: installing again adds an entry beside the job left, and says
+    # so (two scans at once, one refused by the lock at every run).
+    orphan = replaced.replace(crontab.marker("lab") + "\n", "")
+    subprocess.run(["crontab", "-u", cron_user, "-"], input=orphan, text=True, check=True)
+    out = cli(*install_args(home, cron_user, "1h"), db=db)
+    assert out.exit_code == 0
+    left = crontab.entry(replaced) or ""
+    assert (
+        f"warning: {cron_user}'s crontab also runs an ipguard scan that `cron install` did "
+        f"not write (by hand, or its marker line deleted): {left!r}; two scans" in out.stderr
+    )
+    subprocess.run(["crontab", "-u", cron_user, "-"], input=replaced, text=True, check=True)
     assert replaced.count(crontab.MARKER) == 1 and replaced.startswith(OTHER)
     assert (crontab.entry(replaced) or "").startswith("0 * * * * /")
 
