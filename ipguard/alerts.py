@@ -162,10 +162,35 @@ def send_digest(
     now: datetime,
     sender: Sender = apprise_send,
 ) -> AlertOutcome:
-    """Alert on a site's findings that are due (a no-op without [alerts] urls)."""
+    """Alert on a site's findings that are due (a no-op without [alerts] urls).
+
+    Under the site's alert lock: a scan and a watcher of one site (the README's set-up) read the
+    same findings as due, and both sent them when their digests met.
+    """
+    from ipguard.errors import LockHeld
+    from ipguard.ledger.locks import ALERTS, scan_lock
+
     outcome = AlertOutcome()
     if not settings.urls:
         return outcome
+    try:
+        with scan_lock(store, site, wait=DEADLINE + 5, what=ALERTS):
+            return _send_due(store, settings, site=site, run_id=run_id, now=now, sender=sender)
+    except LockHeld as error:  # the other digest hung past its deadline: these go with the next
+        outcome.failed.append(f"alerts wait for the next digest: {error}")
+        return outcome
+
+
+def _send_due(
+    store: Store,
+    settings: AlertSettings,
+    *,
+    site: str,
+    run_id: int | None,
+    now: datetime,
+    sender: Sender,
+) -> AlertOutcome:
+    outcome = AlertOutcome()
     with store.session(write=False) as session:
         rows = due(findings.list_findings(session, site=site, live_only=True), settings, now)
     if not rows:

@@ -26,21 +26,30 @@ from ipguard.ledger.store import Store
 _POLL_SECONDS = 0.2
 
 
-def _key(site: str) -> int:
-    digest = hashlib.sha256(f"ipguard-scan:{site}".encode()).digest()
+SCAN, ALERTS = "scan", "alerts"  # what a site's lock is for
+
+
+def _key(site: str, what: str = SCAN) -> int:
+    digest = hashlib.sha256(f"ipguard-{what}:{site}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
 @contextmanager
-def scan_lock(store: Store, site: str, *, wait: float = 0.0) -> Iterator[None]:
-    """Hold the scan lock of a site; wait up to `wait` seconds for it, else raise LockHeld."""
+def scan_lock(store: Store, site: str, *, wait: float = 0.0, what: str = SCAN) -> Iterator[None]:
+    """Hold the scan lock of a site; wait up to `wait` seconds for it, else raise LockHeld.
+
+    `what` ALERTS is another lock of the site: the one its alert digests are sent under, so that
+    a scan and a watcher of one site never send the same findings at once.
+    """
     deadline = time.monotonic() + max(wait, 0.0)
     holder = _sqlite_lock if store.dialect == "sqlite" else _advisory_lock
-    with holder(store, site, deadline):
+    with holder(store, site, deadline, what):
         yield
 
 
-def _held(site: str, wait: float) -> LockHeld:
+def _held(site: str, wait: float, what: str) -> LockHeld:
+    if what == ALERTS:
+        return LockHeld(f"another alert digest of site {site!r} is being sent")
     hint = "try again later or pass --wait SECONDS" if wait <= 0 else "it did not finish in time"
     return LockHeld(f"another scan of site {site!r} is running; {hint}")
 
@@ -64,10 +73,10 @@ def _not_yours(path: Path, error: OSError) -> str:
 
 
 @contextmanager
-def _sqlite_lock(store: Store, site: str, deadline: float) -> Iterator[None]:
+def _sqlite_lock(store: Store, site: str, deadline: float, what: str) -> Iterator[None]:
     database = make_url(store.url).database or "ledger.db"
     name = hashlib.sha256(site.encode()).hexdigest()[:16]
-    path = Path(f"{database}.scan-{name}.lock")
+    path = Path(f"{database}.{what}-{name}.lock")
     try:
         handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     except PermissionError as error:
@@ -86,7 +95,7 @@ def _sqlite_lock(store: Store, site: str, deadline: float) -> Iterator[None]:
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise _held(site, waited) from None
+                    raise _held(site, waited, what) from None
                 time.sleep(_POLL_SECONDS)
         os.ftruncate(handle, 0)
         os.write(handle, f"{os.getpid()}\n".encode())
@@ -124,18 +133,18 @@ def _detect_silence(connection: sa.Connection) -> None:
 
 
 @contextmanager
-def _advisory_lock(store: Store, site: str, deadline: float) -> Iterator[None]:
+def _advisory_lock(store: Store, site: str, deadline: float, what: str) -> Iterator[None]:
     waited = deadline - time.monotonic()
     with store.unavailable_as_error(), store.engine.connect() as connection:
         _detect_silence(connection)
-        key = _key(site)
+        key = _key(site, what)
         while True:
             got = connection.execute(sa.select(sa.func.pg_try_advisory_lock(key))).scalar()
             connection.commit()
             if got:
                 break
             if time.monotonic() >= deadline:
-                raise _held(site, waited)
+                raise _held(site, waited, what)
             time.sleep(_POLL_SECONDS)
         try:
             yield

@@ -7,6 +7,7 @@ import json
 import socket
 import socketserver
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -60,6 +61,29 @@ def webhook() -> Iterator[Inbox]:
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             inbox.messages.append(json.loads(self.rfile.read(length) or b"null"))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    inbox.port = server.server_address[1]
+    with serving(server):
+        yield inbox
+
+
+@pytest.fixture
+def slow_webhook() -> Iterator[Inbox]:
+    """A webhook that takes a second to answer, keeping every JSON body POSTed to it."""
+    inbox = Inbox()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            inbox.messages.append(json.loads(self.rfile.read(length) or b"null"))
+            time.sleep(1.0)
             self.send_response(200)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -401,6 +425,35 @@ def test_a_password_in_an_alert_url_of_a_file_others_may_read_is_warned_of(
     assert scan(cli, config) == (1, "", "")  # nothing secret in it: nothing to say
     write_config(config, [json_url(webhook.port)])  # mode 600
     assert scan(cli, config) == (1, "", "")
+
+
+def test_a_scan_and_a_watcher_of_one_site_never_send_the_same_findings_twice(
+    cli: Cli, fake: FakeScanner, slow_webhook: Inbox, tmp_path: Path, db_url: str
+) -> None:
+    # The README's set-up, a watcher between the cron scans of one site: both read the scan's
+    # new findings as due, and when their digests met (the scan's, sent at its end, and the
+    # watcher's, every alert_interval) both were sent.
+    from ipguard.alerts import send_digest
+
+    assert scan(cli, write_config(tmp_path / "ipguard.toml", []))[0] == 1
+    settings = AlertSettings(urls=(json_url(slow_webhook.port),), min_severity=Severity.HIGH)
+    outcomes = []
+
+    def sensor() -> None:  # each with its own connection, as two processes
+        store = Store(db_url)
+        now = datetime.now(UTC)
+        outcomes.append(send_digest(store, settings, site="lab", run_id=None, now=now))
+        store.close()
+
+    both = [threading.Thread(target=sensor) for _ in range(2)]
+    for thread in both:
+        thread.start()
+    for thread in both:
+        thread.join(30)
+    assert len(slow_webhook.messages) == 1
+    assert sorted(len(outcome.sent) for outcome in outcomes) == [0, 2]  # two strangers
+    assert all(outcome.failed == [] for outcome in outcomes)
+    assert alerted(db_url) == {"unregistered-host": "high"}
 
 
 def test_a_failed_scan_sends_nothing(
