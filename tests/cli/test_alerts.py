@@ -52,15 +52,17 @@ def serving(server: socketserver.BaseServer) -> Iterator[None]:
         thread.join(timeout=10)
 
 
-@pytest.fixture
-def webhook() -> Iterator[Inbox]:
-    """An HTTP server on 127.0.0.1 keeping every JSON body POSTed to it (apprise json://)."""
+@contextmanager
+def receiving(delay: float = 0.0) -> Iterator[Inbox]:
+    """An HTTP server on 127.0.0.1 keeping every JSON body POSTed to it (apprise json://),
+    answering `delay` seconds after it."""
     inbox = Inbox()
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             inbox.messages.append(json.loads(self.rfile.read(length) or b"null"))
+            time.sleep(delay)
             self.send_response(200)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -75,25 +77,16 @@ def webhook() -> Iterator[Inbox]:
 
 
 @pytest.fixture
+def webhook() -> Iterator[Inbox]:
+    """A webhook that answers at once."""
+    with receiving() as inbox:
+        yield inbox
+
+
+@pytest.fixture
 def slow_webhook() -> Iterator[Inbox]:
-    """A webhook that takes a second to answer, keeping every JSON body POSTed to it."""
-    inbox = Inbox()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length", "0"))
-            inbox.messages.append(json.loads(self.rfile.read(length) or b"null"))
-            time.sleep(1.0)
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    inbox.port = server.server_address[1]
-    with serving(server):
+    """A webhook that takes a second to answer."""
+    with receiving(1.0) as inbox:
         yield inbox
 
 
