@@ -216,15 +216,33 @@ def unit_config(service: str) -> str | None:
     return None
 
 
+def environment_file(db_url: str) -> str:
+    """The EnvironmentFile= of a service whose ledger URL holds a password (see systemd_units)."""
+    if "'" not in db_url:
+        value = f"'{db_url}'"
+    else:
+        value = '"' + db_url.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'
+    return _one_line(f"IPGUARD_DB={value}") + "\n"
+
+
 def systemd_units(
-    every: Every, argv: Sequence[str], *, user: str | None, unit: str = UNIT
+    every: Every,
+    argv: Sequence[str],
+    *,
+    user: str | None,
+    unit: str = UNIT,
+    env_file: Path | None = None,
 ) -> dict[str, str]:
     """A oneshot service running the scan and a timer starting it (`unit`.service, .timer).
 
     `user` is the account a system service runs as, given the raw-socket capabilities only; None
     makes a user unit, which runs as its owner with what the interpreter's file capability gives.
+    `env_file` (mode 600) gives the scan IPGUARD_DB when the ledger URL holds a password: in
+    ExecStart= every local user could read it, in `systemctl show` and in ps while it runs.
     """
     exec_start = _one_line(" ".join(_systemd_word(word) for word in argv))
+    # The file name as it is (systemd takes the rest of the line), but for its specifiers.
+    privilege_env = [f"EnvironmentFile={str(env_file).replace('%', '%%')}"] if env_file else []
     privilege = (
         [
             f"User={user}",
@@ -245,6 +263,7 @@ def systemd_units(
             "[Service]",
             "Type=oneshot",
             *privilege,
+            *privilege_env,
             f"ExecStart={exec_start}",
             "# Exit 1 means findings at or above fail_on are open: the scan itself worked.",
             "SuccessExitStatus=1",

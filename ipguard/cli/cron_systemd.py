@@ -33,7 +33,7 @@ def install_systemd(
         refuse({"--service-user": service_user}, "needs root: a user unit runs as you")
     account = (service_user or schedule.default_service_user()) if system else None
     if not write:
-        shown = schedule.systemd_units(job.when, job.shown, user=account, unit=unit)
+        shown = _files(job, job.shown, schedule.SYSTEM_UNIT_DIR, account=account, unit=unit)
         for name, text in shown.items():
             typer.echo(f"# {name}\n{text}", nl=False)
         info(f"install them in {schedule.SYSTEM_UNIT_DIR} (or use --write)")
@@ -51,10 +51,8 @@ def install_systemd(
     target = (unit_dir or schedule.default_unit_dir()).expanduser().absolute()
     _refuse_another_sites(target / f"{unit}.service", job)
     argv = job.shown if dry_run else job.argv
-    units = {
-        target / name: text
-        for name, text in schedule.systemd_units(job.when, argv, user=account, unit=unit).items()
-    }
+    files = _files(job, argv, target, account=account, unit=unit)
+    units = {target / name: text for name, text in files.items()}
     if dry_run:
         for path, text in units.items():
             typer.echo(f"# {path}\n{text}", nl=False)
@@ -64,7 +62,7 @@ def install_systemd(
         return
     make_dirs([job.metrics], account)
     make_dirs(list(units), None)
-    _write_all(units, mode=0o600 if job.secret else 0o644)  # a database password stays private
+    _write_all(units, private=target / f"{unit}.env")  # a database password stays private
     for path in units:
         info(f"wrote {path}")
     scope = "" if system else "--user "
@@ -72,6 +70,24 @@ def install_systemd(
         f"enable it with: systemctl {scope}daemon-reload && "
         f"systemctl {scope}enable --now {unit}.timer"
     )
+
+
+def _files(
+    job: Job, words: list[str], directory: Path, *, account: str | None, unit: str
+) -> dict[str, str]:
+    """The unit files by name, and with a ledger password the environment file holding it (the
+    command names no password: ps and `systemctl show` show it to every local user)."""
+    from ipguard import schedule
+
+    if not job.secret:
+        return schedule.systemd_units(job.when, words, user=account, unit=unit)
+    at = words.index("--db")
+    argv = [*words[:at], *words[at + 2 :]]
+    env = f"{unit}.env"
+    files = schedule.systemd_units(
+        job.when, argv, user=account, unit=unit, env_file=directory / env
+    )
+    return {**files, env: schedule.environment_file(words[at + 1])}
 
 
 def _refuse_another_sites(service: Path, job: Job) -> None:
@@ -93,7 +109,7 @@ def _refuse_another_sites(service: Path, job: Job) -> None:
         )
 
 
-def _write_all(files: Mapping[Path, str], *, mode: int) -> None:
+def _write_all(files: Mapping[Path, str], *, private: Path) -> None:
     """Write every file or none: each goes to a temporary file first, renamed once all are written.
 
     A unit directory that cannot be written (not root, read-only, full) is one error line, and
@@ -114,7 +130,7 @@ def _write_all(files: Mapping[Path, str], *, mode: int) -> None:
             written[path] = Path(name)
             with os.fdopen(handle, "w", encoding="utf-8") as out:
                 out.write(text)
-            os.chmod(name, mode)
+            os.chmod(name, 0o600 if path == private else 0o644)
         for path, temporary in written.items():
             temporary.replace(path)
     except OSError as error:

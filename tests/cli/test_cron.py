@@ -272,6 +272,34 @@ def test_secrets_in_the_ledger_url_are_masked(cli: Cli, tmp_path: Path) -> None:
     assert not (tmp_path / "units").exists()
 
 
+def test_a_systemd_service_names_no_ledger_password(cli: Cli, tmp_path: Path) -> None:
+    # The unit's ExecStart= held `--db postgresql+psycopg://ipguard:PASSWORD@…`: the file was
+    # mode 600, but every local user reads ExecStart= with `systemctl show` (and in ps while
+    # the scan runs). The password now reaches the scan from an EnvironmentFile= of mode 600.
+    (tmp_path / "ipguard.toml").write_text(CONFIG)
+    url = "postgresql+psycopg://ipguard:pg-S3cret%$@127.0.0.1:1/ledger"
+    out = cli(*systemd_write(tmp_path), db=url)
+    assert out.exit_code == 0, out.stderr
+    units = tmp_path / "units"
+    service = (units / "ipguard-scan.service").read_text()
+    assert "S3cret" not in service and "--db" not in service
+    assert f"\nEnvironmentFile={units}/ipguard-scan.env\n" in service
+    assert (units / "ipguard-scan.env").read_text() == f"IPGUARD_DB='{url}'\n"
+    modes = {path.name: path.stat().st_mode & 0o777 for path in units.iterdir()}
+    assert modes == {"ipguard-scan.service": 0o644, "ipguard-scan.timer": 0o644,
+                     "ipguard-scan.env": 0o600}  # fmt: skip
+    assert "S3cret" not in out.stdout + out.stderr
+    if shutil.which("systemd-analyze"):
+        done = subprocess.run(["systemd-analyze", "verify", "ipguard-scan.service"], cwd=units,
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        remarks = [line for line in done.stderr.splitlines() if "Special user nobody" not in line]
+        assert (done.returncode, remarks) == (0, []), done.stderr
+    printed = cli("--config", "ipguard.toml", "cron", "install", "--systemd", db=url)
+    assert "# ipguard-scan.env\nIPGUARD_DB='postgresql+psycopg://ipguard:***@" in printed.stdout
+    assert "EnvironmentFile=/etc/systemd/system/ipguard-scan.env" in printed.stdout
+    assert "S3cret" not in printed.stdout + printed.stderr
+
+
 def systemd_write(tmp_path: Path, *extra: str) -> list[str]:
     return [
         "--config", "ipguard.toml", "cron", "install", "--systemd", "--write",
