@@ -12,6 +12,8 @@ from ipguard.cli.cronjob import MASKED, Job, make_dirs, refuse
 from ipguard.cli.output import info
 from ipguard.errors import InvalidValue
 
+LINGER = Path("/var/lib/systemd/linger")  # a user's systemd runs without a login when listed
+
 
 def install_systemd(
     job: Job,
@@ -70,6 +72,12 @@ def install_systemd(
         f"enable it with: systemctl {scope}daemon-reload && "
         f"systemctl {scope}enable --now {unit}.timer"
     )
+    if not system and not (LINGER / schedule.me()).exists():
+        info(
+            f"warning: a user's timer runs only while {schedule.me()} is logged in: "
+            f"`sudo loginctl enable-linger {schedule.me()}` keeps it running (or, as root, "
+            "write a system service: sudo ipguard cron install --systemd --write)"
+        )
 
 
 def _files(

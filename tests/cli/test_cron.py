@@ -881,3 +881,23 @@ def test_a_user_installing_its_own_job_is_refused_paths_it_cannot_write(cron_use
         assert crontab.entry(crontab_of(cron_user)) is not None
     finally:
         shutil.rmtree(roots)
+
+
+def test_a_users_own_timer_says_it_needs_lingering(cron_user: str) -> None:
+    # `sudo -u ipguard ipguard cron install --systemd --write` wrote a user timer and said to
+    # enable it; but a user's systemd runs only while that user is logged in (a system account
+    # never is), so the timer never fired, and nothing said so.
+    home = home_of(cron_user)
+    (home / "ipguard.toml").write_text(CONFIG)
+    shutil.chown(home / "ipguard.toml", cron_user, cron_user)
+    done = as_user(
+        cron_user, home, "--db", f"sqlite:///{home}/ledger.db", "--config",
+        f"{home}/ipguard.toml", "cron", "install", "--systemd", "--write",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (home / ".config" / "systemd" / "user" / "ipguard-scan.timer").is_file()
+    assert done.stderr.splitlines()[-1] == (
+        f"warning: a user's timer runs only while {cron_user} is logged in: `sudo loginctl "
+        f"enable-linger {cron_user}` keeps it running (or, as root, write a system service: "
+        "sudo ipguard cron install --systemd --write)"
+    )
