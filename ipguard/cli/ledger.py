@@ -28,6 +28,7 @@ LIST_COLUMNS = (
     "status",
     "site",
 )
+SPARSE = frozenset({"ipv6", "alt_macs", "site"})  # in `ledger list` only when some record has one
 HISTORY_COLUMNS = ("at", "actor", "action", "key", "alt_key", "changes")
 
 # Options shared by `add` and `edit`: every ledger field but ip and mac.
@@ -260,7 +261,13 @@ def list_(
     with state(ctx).store().session(write=False) as session:
         found = devices.list_devices(session, status=status, department=department, site=site)
         rows = [_device_row(device) for device in found]
-    columns = LIST_COLUMNS if fmt == Format.table else (*LEDGER_FIELDS, "updated_at")
+    if fmt == Format.table:
+        # Columns few records fill are shown only when one does: a terminal is 80 wide.
+        columns = tuple(
+            name for name in LIST_COLUMNS if name not in SPARSE or any(row[name] for row in rows)
+        )
+    else:
+        columns = (*LEDGER_FIELDS, "updated_at")
     emit(fmt, columns, rows, title=f"{len(rows)} registered devices")
 
 

@@ -88,3 +88,20 @@ def test_add_show_edit_and_remove_by_an_other_mac(cli: Cli) -> None:
     assert history[-1]["changes"] == f"owner: '' → '李伟'; alt_macs: '{NIC}' → '{NIC};{TWIN}'"
     assert cli("ledger", "edit", "10.0.0.7", "--alt-macs", "").exit_code == 0
     assert cli("ledger", "show", NIC).exit_code != 0  # no record answers from it any more
+
+
+def test_the_table_shows_the_columns_few_records_fill_only_when_one_does(cli: Cli) -> None:
+    """`ledger list` on an 80-column terminal: empty ipv6, alt_macs and site columns took a third
+    of it on a ledger that uses none of them."""
+
+    def header() -> list[str]:
+        line = next(line for line in cli("ledger", "list").stdout.splitlines() if " ip " in line)
+        return [cell.strip() for cell in line.split("┃")[1:-1]]
+
+    cli("ledger", "add", "10.0.0.7", "02:00:00:00:00:07", "--owner", "李伟")
+    assert header() == ["ip", "mac", "owner", "department", "location", "hostname", "roles",
+                        "status"]  # fmt: skip
+    cli("ledger", "add", "10.0.0.8", "02:00:00:00:00:08", "--alt-macs", TWIN)
+    assert header()[:3] == ["ip", "mac", "alt_macs"] and "site" not in header()
+    listed = json.loads(cli("ledger", "list", "--format", "json").stdout)
+    assert {"ipv6", "alt_macs", "site"} <= set(listed[0])  # machine output keeps every field
