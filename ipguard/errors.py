@@ -10,6 +10,7 @@
     │   └── ScopeError               a target outside the subnets the configuration allows
     └── OperationalError             exit 3: the machine or its surroundings failed us
         ├── LedgerUnavailable        the database cannot be opened, read or written
+        │   └── DamagedHistory       a run's packed history cannot be read back
         ├── PrivilegeError           raw sockets need root or CAP_NET_RAW
         ├── InterfaceError           the interface is missing or down
         ├── ToolMissing              an external program (nmap) is not installed
@@ -121,6 +122,10 @@ class OperationalError(IpguardError):
 
 class LedgerUnavailable(OperationalError):
     """The ledger database cannot be opened, read or written."""
+
+
+class DamagedHistory(LedgerUnavailable):
+    """What a run saw, kept packed in the ledger, cannot be read back (a damaged row)."""
 
 
 class PrivilegeError(OperationalError):

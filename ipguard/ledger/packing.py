@@ -37,6 +37,10 @@ _PRESET = (
 )
 
 
+class Unreadable(ValueError):
+    """A packed document that cannot be read back: damaged, truncated, or of another format."""
+
+
 def pack(records: Sequence[Mapping[str, Any]], fields: Sequence[str]) -> bytes:
     """The records (each a mapping holding every one of `fields`) as one compressed document."""
     columns: dict[str, Any] = {}
@@ -51,7 +55,11 @@ def pack(records: Sequence[Mapping[str, Any]], fields: Sequence[str]) -> bytes:
 def unpack(data: bytes, fields: Iterable[str] | None = None) -> list[dict[str, Any]]:
     """The records of a packed document, as mappings of field name to value, in stored order
     (only `fields` of each, when given)."""
-    columns = unpack_columns(data, fields)
+    return as_records(unpack_columns(data, fields))
+
+
+def as_records(columns: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
+    """Columns (as `unpack_columns` gives them) as records, mappings of field name to value."""
     count = len(next(iter(columns.values()), []))
     return [{name: values[n] for name, values in columns.items()} for n in range(count)]
 
@@ -59,18 +67,26 @@ def unpack(data: bytes, fields: Iterable[str] | None = None) -> list[dict[str, A
 def unpack_columns(data: bytes, fields: Iterable[str] | None = None) -> dict[str, list[Any]]:
     """The fields of a packed document (only `fields`, when given), each as the list of its
     values in stored order: what a reader of a field or two of every record wants."""
-    unpacker = zlib.decompressobj(zdict=_PRESET)
-    text = unpacker.decompress(data) + unpacker.flush()
-    document = json.loads(text.decode("utf-8", "surrogatepass"))
-    if document.get("v") != FORMAT:
-        raise ValueError(
-            f"packed history of format {document.get('v')!r}: this ipguard reads {FORMAT}"
-        )
-    count = document["n"]
-    wanted = set(document["c"] if fields is None else fields)
-    return {
-        name: _values(column, count) for name, column in document["c"].items() if name in wanted
-    }
+    try:
+        unpacker = zlib.decompressobj(zdict=_PRESET)
+        text = unpacker.decompress(bytes(data)) + unpacker.flush()
+        document = json.loads(text.decode("utf-8", "surrogatepass"))
+        version = document.get("v")
+        if version != FORMAT:
+            raise Unreadable(f"packed history of format {version!r}: this ipguard reads {FORMAT}")
+        count = document["n"]
+        wanted = set(document["c"] if fields is None else fields)
+        columns = {
+            name: _values(column) for name, column in document["c"].items() if name in wanted
+        }
+    except Unreadable:
+        raise
+    # A damaged row fails anywhere from inflating to indexing a string table: one error for all.
+    except (zlib.error, ValueError, LookupError, TypeError, AttributeError) as error:
+        raise Unreadable(f"damaged packed history ({type(error).__name__}: {error})") from None
+    if any(len(values) != count for values in columns.values()) or wanted - set(columns):
+        raise Unreadable("damaged packed history (a column is missing or of the wrong length)")
+    return columns
 
 
 def _column(values: list[Any]) -> Any:
@@ -101,7 +117,7 @@ def _column(values: list[Any]) -> Any:
     return {"x": values}
 
 
-def _values(column: Mapping[str, Any], count: int) -> list[Any]:
+def _values(column: Mapping[str, Any]) -> list[Any]:
     """A column back as its values."""
     if "t" in column:
         previous, values = 0, list[datetime | None]()
@@ -115,10 +131,7 @@ def _values(column: Mapping[str, Any], count: int) -> list[Any]:
     if "s" in column:
         table = column["s"]
         return [table[index] for index in column["i"]]
-    values = list(column["x"])
-    if len(values) != count:
-        raise ValueError("packed history: a column's length differs from the record count")
-    return values
+    return list(column["x"])
 
 
 def first_time(records: Iterable[Mapping[str, Any]], field: str) -> datetime | None:

@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
+from ipguard.errors import DamagedHistory
 from ipguard.ledger import packing
 from ipguard.ledger.scan_tables import RunRecordsRow
 
@@ -61,7 +62,11 @@ def read(
         .where(_RECORDS.c.run_id == run_id, _RECORDS.c.kind == kind)
         .order_by(_RECORDS.c.id)
     )
-    return [record for (data,) in session.execute(query) for record in packing.unpack(data, fields)]
+    return [
+        record
+        for (data,) in session.execute(query)
+        for record in _unpacked(run_id, kind, data, fields)
+    ]
 
 
 def read_columns(
@@ -74,8 +79,29 @@ def read_columns(
         .order_by(_RECORDS.c.id)
     )
     for (data,) in session.execute(query).all():
-        columns = packing.unpack_columns(data, fields)
+        columns = _columns(run_id, kind, data, fields)
         yield from zip(*(columns[name] for name in fields), strict=True)
+
+
+def _columns(
+    run_id: int, kind: str, data: bytes, fields: Iterable[str] | None
+) -> dict[str, list[Any]]:
+    """One packed row's columns; a damaged row is named to the user, not a traceback."""
+    try:
+        return packing.unpack_columns(data, fields)
+    except packing.Unreadable as error:
+        raise DamagedHistory(
+            f"run {run_id}: what it saw ({kind}) cannot be read back from the ledger: {error}; "
+            "restore the ledger from a backup, or `ipguard prune` removes the run once it is "
+            "older than the retention period"
+        ) from None
+
+
+def _unpacked(
+    run_id: int, kind: str, data: bytes, fields: Iterable[str] | None
+) -> list[dict[str, Any]]:
+    """One packed row's records (see `_columns`)."""
+    return packing.as_records(_columns(run_id, kind, data, fields))
 
 
 def clear(session: Session, run_id: int) -> None:
@@ -101,14 +127,16 @@ def drop_older(
     """
     removed = 0
     for row_id, data in _rows_older(session, list(run_ids), kind, cutoff):
-        records = packing.unpack(data)
+        run_id = session.execute(
+            sa.select(_RECORDS.c.run_id).where(_RECORDS.c.id == row_id)
+        ).scalar_one()
+        records = _unpacked(run_id, kind, data, None)
         kept = [r for r in records if r["seen_at"] is None or r["seen_at"] >= cutoff]
         removed += len(records) - len(kept)
         if dry_run or len(kept) == len(records):
             continue
         where = _RECORDS.c.id == row_id
         if kept:
-            run_id = session.execute(sa.select(_RECORDS.c.run_id).where(where)).scalar_one()
             session.execute(sa.update(_RECORDS).where(where).values(row(run_id, kind, kept)))
         else:
             session.execute(sa.delete(_RECORDS).where(where))

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from ipguard.errors import NotFound
+from ipguard.errors import DamagedHistory, NotFound
 from ipguard.ledger import records, sightings
 from ipguard.ledger.scan_tables import ScanRun
 from ipguard.ledger.tables import utcnow
@@ -332,7 +332,8 @@ def service_baseline(
 
     A full service scan is due when none of the site's recent complete runs did one since
     `full_since`. Otherwise the latest run that scanned services (fully or incrementally) is the
-    baseline: every host it saw, with its MAC then and its open services (possibly none).
+    baseline: every host it saw, with its MAC then and its open services (possibly none). A
+    baseline whose history cannot be read back (a damaged row) is none: a full scan is due.
     """
     recent = list(
         session.exec(
@@ -354,10 +355,15 @@ def service_baseline(
         return None
     latest = with_services[0]
     assert latest.id is not None
+    try:
+        seen = records.read(session, latest.id, "observations", ("ip", "mac"))
+        found = records.read(session, latest.id, "services")
+    except DamagedHistory:
+        return None  # a baseline that cannot be read: a full scan, whose history is the next one
     macs: dict[str, str | None] = {}
-    for record in records.read(session, latest.id, "observations"):
+    for record in seen:
         macs.setdefault(record["ip"], record["mac"])
     services: dict[str, list[ServiceObservation]] = {ip: [] for ip in macs}
-    for record in records.read(session, latest.id, "services"):
+    for record in found:
         services.setdefault(record["ip"], []).append(ServiceObservation(**record))
     return {ip: KnownHost(macs.get(ip), tuple(found)) for ip, found in services.items()}
