@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -41,6 +42,17 @@ class SyncOutcome:
     seen_again: list[FindingRow] = field(default_factory=list)
     escalated: list[FindingRow] = field(default_factory=list)
     resolved: list[FindingRow] = field(default_factory=list)
+
+
+# What only some sightings measure, kept from the last one that did: a watcher hears a rogue DHCP
+# server's offers without sending the DISCOVER a time to offer is counted from.
+_MEASURED = ("seconds_to_offer",)
+
+
+def _detail_kept(before: Mapping[str, Any] | None, now: Mapping[str, Any]) -> dict[str, Any]:
+    """A seen-again finding's detail: this sighting's, with what it could not measure kept."""
+    kept = {key: (before or {})[key] for key in _MEASURED if key in (before or {})}
+    return {**kept, **now}
 
 
 def _due(severity: Severity, first_seen: datetime) -> datetime | None:
@@ -172,7 +184,7 @@ def sync(
             if finding.severity > Severity(row.severity):
                 outcome.escalated.append(row)
             row.severity = finding.severity.value
-            row.summary, row.detail = finding.summary, dict(finding.detail)
+            row.summary, row.detail = finding.summary, _detail_kept(row.detail, finding.detail)
             row.evidence = {"first": row.evidence.get("first", proof), "last": proof}
             row.last_seen_at, row.last_run_id = now, run_id
             row.report_due_at = row.report_due_at or _due(finding.severity, row.first_seen_at)
@@ -419,4 +431,5 @@ def slowest_dhcp_offer(session: Session, site: str, *, since: datetime) -> float
         and latencies
         and isinstance(latencies[0], int | float)
     ]
-    return max(first, default=None)
+    # A figure that is no time (NaN, negative) is not one to wait for: NaN would also win max().
+    return max((seconds for seconds in first if 0 <= seconds < math.inf), default=None)
