@@ -47,12 +47,18 @@ def configured_file(shared: AppState) -> Path | None:
 
 
 def refresh(shared: AppState, site: str) -> None:
-    """After a finding changed: rewrite the configured metrics file (problems are warnings)."""
+    """After a finding of `site` changed: rewrite the configured metrics file, when it is that
+    site's (problems are warnings).
+
+    The file describes `[scan] site`; a finding of another site (many sensors on one ledger, a
+    sensor scanning two sites) rewrote it with that site's metrics: the dashboard lost this
+    site, and node_exporter, reading the other site's own file too, met every series twice.
+    """
     from ipguard.errors import IpguardError
 
     try:
         path = configured_file(shared)
-        if path is not None:
+        if path is not None and site == shared.settings().scan.site:
             write_metrics(shared, site, path)
     except IpguardError as error:
         typer.echo(f"warning: metrics not refreshed: {safe(str(error))}", err=True)

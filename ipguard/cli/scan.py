@@ -297,7 +297,8 @@ def _after_scan(
             typer.echo(f"warning: {safe(line)}", err=True)
     from ipguard.cli.metrics import configured_file, write_metrics
 
-    metrics_file = metrics_file or configured_file(shared)
+    if metrics_file is None and site == shared.settings().scan.site:
+        metrics_file = configured_file(shared)  # it describes [scan] site (cli.metrics.refresh)
     if metrics_file is not None:
         try:
             write_metrics(shared, site, metrics_file, succeeded=outcome is not None)

@@ -314,6 +314,30 @@ def test_a_finding_acknowledged_during_a_scan_does_not_say_the_scans_fail(
     assert value(samples, "ipguard_run_id", site="lab") == 2
 
 
+def test_a_finding_of_another_site_leaves_this_sites_metrics_file_alone(
+    cli: Cli, tmp_path: Path
+) -> None:
+    # `scan --site north` and `findings ack` of a finding of site north, run with the
+    # configuration of site lab, wrote north's metrics into lab's file: lab vanished from its
+    # dashboard, and node_exporter met north's series twice (north's own file beside it).
+    target = tmp_path / "ipguard.prom"
+    config = tmp_path / "metrics.toml"
+    config.write_text(CONFIG.replace('site = "lab"', f'site = "lab"\nmetrics_file = "{target}"'))
+    cli.scanner = FakeScanner([result(STRANGER)])
+    assert cli("--config", str(config), "scan", "--quiet").exit_code == 1  # finding 1: lab
+    before = target.read_text()
+    north = cli("--config", str(config), "scan", "--quiet", "--site", "north")
+    assert north.exit_code == 1  # finding 2: north's
+    assert target.read_text() == before  # and so was the scan of north's, into lab's file
+    for command in (("ack", "2", "--note", "known"), ("resolve", "2")):
+        done = cli("--config", str(config), "findings", *command)
+        assert done.exit_code == 0, done.stderr
+        assert target.read_text() == before  # lab's, as it was
+    assert 'site="north"' not in before
+    acked = cli("--config", str(config), "findings", "ack", "1", "--note", "known")
+    assert acked.exit_code == 0 and target.read_text() != before  # lab's own: refreshed
+
+
 def test_a_target_that_is_no_regular_file_is_written_to_not_replaced(
     cli: Cli, tmp_path: Path
 ) -> None:
