@@ -88,9 +88,9 @@ def _online(
     learnt: Mapping[str, list[dict[str, Any]]] | None = None,
 ) -> list[Finding]:
     grouped = _by_record(seen.with_verdict(verdict))
-    for mac in learnt or ():  # isolated devices only a switch saw
+    for mac in learnt or ():  # isolated devices only a switch saw (by any of their MACs)
         only = pick(seen.ledger.isolated_by_mac[mac], "")
-        if not any(key[1] == mac for key in grouped):
+        if not any(mac in group[0].record.macs for group in grouped.values() if group[0].record):
             grouped[(only.ip, only.mac)] = [Sighting("", mac, verdict, only)]
     found = []
     for sightings in grouped.values():
@@ -101,9 +101,11 @@ def _online(
             entry for sighting in sightings for entry in seen.observed(sighting.ip, sighting.mac)
         ]
         where = ", ".join(ips)
+        # Where a switch learnt any of its MACs (a bond's other NIC sits on another port).
+        learnt_on = [port for mac in record.macs for port in (learnt or {}).get(mac, [])]
         if verdict is Verdict.ISOLATED:
             kind = FindingKind.ISOLATED_DEVICE_ONLINE
-            ports = ", ".join(port["port"] for port in (learnt or {}).get(record.mac, []))
+            ports = ", ".join(port["port"] for port in learnt_on)
             said = [f"answered at {where}"] if ips else []
             said += [f"was learnt on switch port {ports}"] if ports else []
             summary = (
@@ -124,7 +126,7 @@ def _online(
             "registered": registration(record),
         }
         if verdict is Verdict.ISOLATED:
-            detail["learnt_on"] = (learnt or {}).get(record.mac, [])
+            detail["learnt_on"] = learnt_on
         severity = severity_of(kind, settings)
         found.append(Finding(kind, severity, record.ip, record.mac, None, summary, detail))
     return found

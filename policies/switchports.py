@@ -120,12 +120,15 @@ def check(facts: RunFacts, settings: PolicySettingsLike, seen: Sightings) -> lis
         if record.status is DeviceStatus.ACTIVE and (not record.site or record.site == facts.site)
     ]
     by_mac: dict[str, list[Binding]] = {}
+    owners: dict[str, list[Binding]] = {}  # by any of its MACs: whom a MAC behind a hub is
     for record in records:
         # Its own MAC only: a bond's other NICs (alt_macs) sit on other ports than the record's.
         by_mac.setdefault(record.mac, []).append(record)
+        for mac in record.macs:
+            owners.setdefault(mac, []).append(record)
     return [
         *_wrong_ports(access, by_mac, settings),
-        *_unmanaged(access, records, by_mac, settings),
+        *_unmanaged(access, records, owners, settings),
     ]
 
 

@@ -88,3 +88,41 @@ def test_a_gateway_answered_by_another_registered_router_says_how_to_register_th
     assert f"ipguard ledger edit {IP1} --alt-macs {B}" in spoof.summary
     stranger = only(findings(ledger, [arp(IP1, X)]), "ip-mac-mismatch")
     assert "failover_twin" not in stranger.detail and "--alt-macs" not in stranger.summary
+
+
+def test_an_isolated_bond_learnt_by_its_other_nic_says_where_it_answered_and_was_learnt() -> None:
+    # An isolated server with a bond answered at its address from its own MAC while a switch
+    # learnt its other NIC: the switch's sighting replaced the answer (no "answered at", seen_at
+    # empty), and the port was not named, since ports were looked up by the record's own MAC.
+    from tests.policies.test_lifecycle import switch
+
+    server = device(IP1, A, isolated=True, alt_macs=(B,))
+    both = only(
+        findings([server], [arp(IP1, A)], snmp=(switch((B, "Gi1/0/5")),)), "isolated-device-online"
+    )
+    assert both.detail["seen_at"] == [IP1]
+    assert both.detail["learnt_on"] == [{"device": "sw1", "port": "sw1:Gi1/0/5", "vlan": 10}]
+    assert f"answered at {IP1} and was learnt on switch port sw1:Gi1/0/5" in both.summary
+    silent = only(findings([server], snmp=(switch((B, "Gi1/0/5")),)), "isolated-device-online")
+    assert silent.detail["learnt_on"] and "sw1:Gi1/0/5" in silent.summary
+
+
+def test_a_hubs_detail_names_the_device_whose_other_nic_is_behind_it() -> None:
+    # Alt MACs are not judged against the record's switch_port (a bond's NICs sit on two ports),
+    # but behind a hub's port the bond's other NIC was listed as registered to nobody.
+    from ipguard.model import FdbEntry, SnmpPoll
+
+    server = device(IP1, A, "server", alt_macs=(B,), switch_port="sw1:Gi1/0/1")
+    hub = SnmpPoll(
+        "sw1",
+        "10.20.0.2",
+        True,
+        fdb=(FdbEntry(B, 10, 1, 1, "Gi1/0/5"), FdbEntry(X, 10, 2, 2, "Gi1/0/5")),
+    )
+    found = findings([server], snmp=(hub,))
+    behind = {
+        item["mac"]: item["registered_to"]
+        for item in only(found, "unmanaged-switch").detail["macs"]
+    }
+    assert [record["ip"] for record in behind[B]] == [IP1] and behind[X] == []
+    assert not [finding for finding in found if finding.kind.value == "wrong-port"]
