@@ -68,7 +68,9 @@ def _marker_site(line: str) -> tuple[bool, str | None]:
 
 def _split(crontab: str, chosen: Callable[[Entry], bool]) -> tuple[list[str], list[Entry]]:
     """The crontab's lines without the chosen entries, and the chosen entries."""
-    lines = crontab.splitlines()
+    # Lines as cron reads them: only a newline ends one (str.splitlines also splits at a form
+    # feed or U+2028 in a comment, and the crontab written back would differ from the user's).
+    lines = crontab.removesuffix("\n").split("\n") if crontab else []
     kept: list[str] = []
     taken: list[Entry] = []
     index = 0

@@ -106,6 +106,9 @@ def test_the_entry_is_replaced_and_removed_alone() -> None:
     assert without_all(f"{LAB}\n{theirs}") == (theirs, True)
     assert crontab.entry(f"{LAB}\n{theirs}") is None
     assert with_entry(f"{LAB}\n{theirs}", "x") == f"{theirs}{LAB}\nx\n"
+    # Only a newline ends a line: a form feed or U+2028 in a comment stays as it was.
+    odd = "# backup \x0c page\u2028two\x1c\n30 2 * * * /usr/local/bin/backup\n"
+    assert without_all(with_entry(odd, "*/15 * * * * /x/ipguard scan")) == (odd, True)
     # A job of ipguard's scan written by hand, or left by deleting the marker, is no entry.
     by_hand = "*/10 * * * * /opt/ipguard/bin/ipguard --config /etc/ipguard.toml scan --quiet"
     assert crontab.unmarked_jobs(f"{OTHER}{by_hand}\n{LAB}\nx ipguard scan\n") == [by_hand]
