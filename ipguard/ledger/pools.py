@@ -127,6 +127,8 @@ def next_free(session: Session, department: str, *, seen_since: datetime | None 
     taken: set[int] = set()
     for device in session.exec(select(Device).where(col(Device.status) == DeviceStatus.ACTIVE)):
         taken.add(int(IPAddress(device.ip)))
+        # Its static IPv6 addresses are its own as much as its `ip` (active in one record only).
+        taken.update(int(IPAddress(ip)) for ip in device.ipv6.split(";") if ip)
     for device in session.exec(
         select(Device).where(col(Device.roles).contains(Role.GATEWAY.value))
     ):

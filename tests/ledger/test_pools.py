@@ -75,3 +75,14 @@ def test_list_remove_and_audit(cli: Cli) -> None:
     assert cli("pools", "remove", "10.20.9.0/24").exit_code == 2
     entries = json.loads(cli("ledger", "history", "10.20.9.0/24", "--format", "json").stdout)
     assert [e["action"] for e in entries] == ["pool.add", "pool.remove"]
+
+
+def test_next_free_skips_the_static_ipv6_addresses_of_active_records(cli: Cli) -> None:
+    # An IPv6 pool handed out 2001:db8::1, which an active record holds as a static IPv6
+    # address (`ledger add … --ipv6`): the new device would collide with it at once.
+    cli("pools", "add", "v6", "2001:db8::/126")
+    added = cli("ledger", "add", "198.18.0.9", "02:00:00:00:00:09", "--ipv6", "2001:db8::1")
+    assert added.exit_code == 0, added.stderr
+    assert cli("pools", "next-free", "v6").stdout.strip() == "2001:db8::2"
+    cli("ledger", "remove", "198.18.0.9")  # retired: its addresses are free again
+    assert cli("pools", "next-free", "v6").stdout.strip() == "2001:db8::1"
