@@ -39,6 +39,7 @@ from ipguard.ledger.coverage import Answered
 from ipguard.ledger.scan_tables import FindingRow, ScanRun
 from ipguard.ledger.store import Store
 from ipguard.ledger.tables import utcnow
+from ipguard.localtime import zone_name
 from ipguard.model import Phase, RunStatus, ScanRequest, ScanResult
 
 # phase name, done, total
@@ -74,6 +75,8 @@ class RunOutcome:
     failing: list[FindingRow] = field(default_factory=list)
     aborted_before: list[int] = field(default_factory=list)
     spooled: list[int] = field(default_factory=list)  # earlier runs stored from the spool now
+    # (run, sensor, zone) of the site's last scan when it judged days in another zone than this
+    other_calendar: tuple[int, str, str] | None = None
 
 
 def run_scan(
@@ -97,12 +100,14 @@ def run_scan(
             request = _with_service_baseline(session, request, clock())
             request = _with_static_ipv6(session, request)
             request = _with_dhcp_history(session, request, clock())
+            zone = zone_name(policy.timezone)  # the calendar this run judges days in
+            calendar = runs.last_calendar(session, request.site)
             run = runs.start(
                 session,
                 site=request.site,
                 interface=request.interface,
                 subnets=request.subnets,
-                settings={**_recorded(request), "fail_on": policy.fail_on.value},
+                settings={**_recorded(request), "fail_on": policy.fail_on.value, "timezone": zone},
                 actor=actor,
                 sensor=socket.gethostname(),
                 version=__version__,
@@ -126,6 +131,7 @@ def run_scan(
             raise
     outcome.aborted_before = aborted_before
     outcome.spooled = spooled
+    outcome.other_calendar = calendar if calendar is not None and calendar[2] != zone else None
     return outcome
 
 

@@ -62,6 +62,15 @@ def warn(outcome: RunOutcome, *, quiet: bool) -> None:
             "checked or resolved",
             err=True,
         )
+    if outcome.other_calendar:  # a configuration to fix, like a flood: cron mails it
+        run_id, sensor, zone = outcome.other_calendar
+        typer.echo(
+            f"warning: run {outcome.run.id} judged days in {outcome.run.settings['timezone']}, "
+            f"the site's run {run_id} (sensor {safe(sensor)}) in {safe(zone)}: guest expiry, "
+            "acknowledgements until a date and report periods move with the zone; set the same "
+            "[policy] timezone on every machine of the site",
+            err=True,
+        )
     if outcome.spooled and not quiet:
         ids = ", ".join(str(run_id) for run_id in outcome.spooled)
         info(f"run {ids} could not be stored when it ran; stored now from the spool")

@@ -161,6 +161,17 @@ def last_complete(session: Session, *, site: str | None = None, count: int = 2) 
     return list(session.exec(query))
 
 
+def last_calendar(session: Session, site: str) -> tuple[int, str, str] | None:
+    """(run id, sensor, zone) of the site's newest complete scan that recorded the zone its days
+    were judged in (`[policy] timezone`); None when none did."""
+    for run in last_complete(session, site=site, count=20):
+        zone = run.settings.get("timezone")
+        if isinstance(zone, str) and zone:
+            assert run.id is not None
+            return run.id, run.sensor, zone
+    return None
+
+
 # Text from the network is stored as the host sent it, except what no database can hold or nobody
 # should have to: NUL characters (PostgreSQL refuses them) and lone surrogates become visible
 # escapes (\u0000), and text longer than NETWORK_TEXT_LIMIT characters is cut, with a marker.
