@@ -275,6 +275,7 @@ def test_secrets_in_the_ledger_url_are_masked(cli: Cli, tmp_path: Path) -> None:
     assert not (tmp_path / "units").exists()
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_a_systemd_service_names_no_ledger_password(cli: Cli, tmp_path: Path) -> None:
     # The unit's ExecStart= held `--db postgresql+psycopg://ipguard:PASSWORD@…`: the file was
     # mode 600, but every local user reads ExecStart= with `systemctl show` (and in ps while

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import Cli
 from tests.fakes import FakeScanner, result
 
@@ -65,6 +67,7 @@ def test_named_runs_that_are_not_comparable_are_said_to_be(cli: Cli, db_url: str
     assert cli("diff", "2", "2").exit_code == 2  # the same run twice is still an error
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_a_watchers_run_is_said_to_be_one(cli: Cli, sqlite_url: str) -> None:
     # `ipguard diff 1 2` with run 2 a stopped watcher's (complete, kind watch): every host that
     # stayed quiet while it listened "disappeared", without a word.
