@@ -100,7 +100,7 @@ def test_every_phase_that_reads_the_hosts_starts_after_the_sweep() -> None:
     # Whatever phases a run leaves out (--no-services, --phases), none may start on an empty
     # host list: the graph ignores absent predecessors, so each must name the sweep itself.
     from ipguard.model import Phase
-    from ipguard.scanners.suite import PHASES
+    from ipguard.scanners.phases import PHASES
 
     independent = {Phase.DHCP, Phase.SWEEP, Phase.SNMP, Phase.IPV6}  # none reads the hosts
     assert {spec.phase for spec in PHASES} == set(Phase)

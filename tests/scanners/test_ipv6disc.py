@@ -33,9 +33,9 @@ from ipguard.scanners.ipv6wire import (
     link_local,
     solicited_node,
 )
+from ipguard.scanners.phases import Collection
 from ipguard.scanners.rawsock import InterfaceInfo
 from ipguard.scanners.scope import Scope
-from ipguard.scanners.suite import _Collection
 from tests.bpf import run_filter
 
 MAC, HOST, OTHER = "02:00:00:00:00:01", "02:00:00:00:00:aa", "02:00:00:00:00:bb"
@@ -160,7 +160,7 @@ ALL_BUT_SERVICES = ("sweep", "dhcp", "proxy", "names", "evidence", "snmp", "ipv6
 def test_the_phase_says_when_it_cannot_look(phases, subnets, warned):
     if link_local("lo") is not None:
         pytest.skip("lo has a link-local address here")
-    collection = _Collection(
+    collection = Collection(
         ScanRequest(site="s", interface="lo", subnets=subnets, phases=phases), None
     )
     collection.run_ipv6()  # reads the kernel's address list, sends nothing
