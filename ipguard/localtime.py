@@ -11,8 +11,10 @@ machine's own zone, as `date` and cron use it: `TZ`, else `/etc/localtime`, else
 
 from __future__ import annotations
 
+import io
 import os
 import re
+import struct
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -80,13 +82,27 @@ def local_zone() -> tzinfo:
 _POSIX_TZ = re.compile(r"(?:[A-Za-z]{3,}|<[A-Za-z0-9+-]{3,}>)([+-]?)(\d{1,2})(?::(\d{2}))?")
 
 
-def _posix(given: str) -> tzinfo:
-    """The standard time of a POSIX TZ string (`CST-8` is UTC+8), as the C library reads it.
+# A zone file (RFC 8536, version 2) with no transitions and one UTC type: what its footer, a POSIX
+# TZ string, says holds for every instant. zoneinfo reads that footer with its own parser.
+_TZIF_HEAD = b"TZif2" + bytes(15)
+_TZIF_BLOCK = struct.pack(">6l", 0, 0, 0, 0, 1, 4) + struct.pack(">lbB", 0, 0, 0) + b"UTC\0"
 
-    A daylight-saving rule after it (`EST5EDT,M3.2.0,M11.1.0`, when no zone has that name) is
-    not followed: the standard offset holds all year. What is no TZ string at all is UTC, as for
-    the C library.
+
+def _posix(given: str) -> tzinfo:
+    """A POSIX TZ string as the C library reads it: `CST-8` is UTC+8 (hours WEST of UTC), and
+    `CET-1CEST,M3.5.0,M10.5.0/3` (busybox, OpenWrt and container images set TZ so) changes to
+    summer time and back by its rule.
+
+    A daylight-saving name without a rule (`CET-1CEST`) keeps the standard offset all year. What
+    is no TZ string at all is UTC, as for the C library.
     """
+    if given.isprintable() and given.isascii() and " " not in given:
+        footer = b"\n" + given.encode("ascii") + b"\n"
+        try:
+            data = _TZIF_HEAD + _TZIF_BLOCK + _TZIF_HEAD + _TZIF_BLOCK + footer
+            return ZoneInfo.from_file(io.BytesIO(data), key=given)
+        except ValueError:
+            pass  # no rule after a daylight-saving name, or no TZ string: as below
     match = _POSIX_TZ.match(given)
     if match is None:
         return UTC

@@ -3,6 +3,7 @@ judge days in different zones are told so by the scan."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -39,3 +40,25 @@ def test_a_sensor_judging_the_sites_days_in_another_zone_is_warned(
     assert scan(machine) == ""  # said once: the site's last scan is this zone's now
     shown = cli("runs", "show", "4", "--format", "json")
     assert '"timezone": "UTC"' in shown.stdout
+
+
+@pytest.mark.parametrize(
+    ("tz", "since"),
+    [
+        ("CET-1CEST,M3.5.0,M10.5.0/3", "2026-06-30T22:00:00Z"),  # summer time: UTC+2
+        ("EST5EDT,M3.2.0,M11.1.0", "2026-07-01T04:00:00Z"),  # summer time: UTC-4
+        ("CET-1CEST", "2026-06-30T23:00:00Z"),  # no rule: the standard offset
+        ("CST-8", "2026-06-30T16:00:00Z"),
+    ],
+)
+def test_a_posix_tz_with_a_summer_time_rule_follows_it(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tz: str, since: str
+) -> None:
+    # busybox, OpenWrt and many container images set TZ as a POSIX string with its rule, and
+    # `date` and cron follow the rule: ipguard kept the standard offset all year, so in summer
+    # every local time was an hour off and a report's July began at 01:00 on 1 July.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TZ", tz)
+    out = Cli(sqlite_url)("report", "--month", "2026-07", "--format", "json")
+    assert out.exit_code == 0, out.stderr
+    assert json.loads(out.stdout)["since"] == since
