@@ -14,7 +14,7 @@ from datetime import datetime, tzinfo
 from itertools import groupby
 
 from ipguard import __version__
-from ipguard.localtime import shown, zone_name
+from ipguard.localtime import offset_text, shown, zone_name
 from ipguard.reports.evidence import EvidenceGroup, detail_lines, groups
 from ipguard.reports.summary import LedgerChange, OpenFinding, Summary
 
@@ -40,8 +40,19 @@ FOOTER = (
 
 
 def minute(value: datetime | None) -> str:
-    """A time as the report's tables show it: `YYYY-MM-DD HH:MM`, in the zone it carries."""
-    return value.strftime("%Y-%m-%d %H:%M") if value is not None else ""
+    """A time as the report's tables show it: `YYYY-MM-DD HH:MM`, in the zone it carries.
+
+    In the hour the clocks repeat when summer time ends, that names two instants: there the
+    offset follows (`2026-11-01 01:30 -04:00`, then `… -05:00`).
+    """
+    if value is None:
+        return ""
+    text = value.strftime("%Y-%m-%d %H:%M")
+    if value.tzinfo is not None and value.replace(fold=1 - value.fold).utcoffset() != (
+        value.utcoffset()
+    ):
+        text += f" {offset_text(value)}"
+    return text
 
 
 def _zone_words(zone: tzinfo) -> str:

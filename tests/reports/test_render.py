@@ -238,3 +238,31 @@ def test_markdown_keeps_each_address_part_in_its_column() -> None:
     text = markdown.render(type(summary)(**{**summary.__dict__, "open_findings": (no_mac,)}))
     (row,) = [line for line in text.splitlines() if line.startswith("| 11 |")]
     assert row.split(" | ")[3:6] == ["198.18.0.20", "", "tcp/23"]
+
+
+def test_the_hour_repeated_when_summer_time_ends_is_told_apart() -> None:
+    # A November report in New York: the open findings first seen at 05:30 and 06:30 UTC on
+    # 1 November both read "2026-11-01 01:30", the clocks having gone back at 02:00 EDT.
+    from zoneinfo import ZoneInfo
+
+    from ipguard.reports.summary import UnregisteredHost
+
+    new_york = ZoneInfo("America/New_York")
+    hosts = tuple(
+        UnregisteredHost(n, "lab", f"198.18.0.{n}", None, "", at, at, "open")
+        for n, at in enumerate(
+            (datetime(2026, 11, 1, 5, 30, tzinfo=UTC), datetime(2026, 11, 1, 6, 30, tzinfo=UTC),
+             datetime(2026, 11, 2, 6, 30, tzinfo=UTC)), 1)
+    )  # fmt: skip
+    page = markdown.render(
+        Summary(
+            since=datetime(2026, 11, 1, 4, tzinfo=UTC),
+            until=datetime(2026, 12, 1, 5, tzinfo=UTC),
+            site="lab",
+            generated_at=datetime(2026, 12, 2, tzinfo=UTC),
+            unregistered=hosts,
+            zone=new_york,
+        )
+    )
+    assert "2026-11-01 01:30 -04:00" in page and "2026-11-01 01:30 -05:00" in page
+    assert "2026-11-02 01:30 |" in page  # an ordinary hour: the clock time alone
