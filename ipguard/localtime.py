@@ -119,8 +119,15 @@ def zone_name(zone: tzinfo) -> str:
 
 
 def day_start(day: date, zone: tzinfo) -> datetime:
-    """The UTC instant a local day begins (its local midnight)."""
-    return datetime.combine(day, time(), tzinfo=zone).astimezone(UTC)
+    """The UTC instant a local day begins (its local midnight).
+
+    East of UTC, 1 January of the year 1 begins before the first instant a datetime holds: it
+    begins at that instant (`--changed-since 0001-01-01` means everything).
+    """
+    try:
+        return datetime.combine(day, time(), tzinfo=zone).astimezone(UTC)
+    except OverflowError:
+        return datetime.min.replace(tzinfo=UTC)
 
 
 def days_span(first: date, last: date, zone: tzinfo) -> tuple[datetime, datetime]:

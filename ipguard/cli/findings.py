@@ -160,6 +160,8 @@ def ack(
         except FieldError as error:
             raise InvalidValue(f"--until {until!r}: {error.reason}") from None
         assert day is not None
+        if day.year > _LAST_YEAR:  # the day after 9999-12-31 cannot be computed
+            raise InvalidValue(f"--until {until!r}: give a date before {_LAST_YEAR + 1}")
         until_at, today = _ack_end(day, state(ctx).zone())
         if day < today:
             raise InvalidValue(
@@ -178,6 +180,9 @@ def ack(
         site = row.site
     info(f"finding {finding_id} acknowledged" + (f" until {until}" if until else ""))
     refresh(shared, site)
+
+
+_LAST_YEAR = 9998  # as for `report`: "for ever" is an acknowledgement without --until
 
 
 def _ack_end(day: date, zone: tzinfo) -> tuple[datetime, date]:

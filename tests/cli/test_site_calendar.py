@@ -62,3 +62,26 @@ def test_a_posix_tz_with_a_summer_time_rule_follows_it(
     out = Cli(sqlite_url)("report", "--month", "2026-07", "--format", "json")
     assert out.exit_code == 0, out.stderr
     assert json.loads(out.stdout)["since"] == since
+
+
+def test_the_first_and_last_days_a_calendar_holds(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # In Shanghai, 1 January of the year 1 begins before the first instant Python holds, and the
+    # day after 9999-12-31 is none: `--changed-since 0001-01-01` ("everything"), a report from
+    # then and `findings ack --until 9999-12-31` ("for ever") died on an OverflowError traceback.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("IPGUARD_ACTOR", "tester")
+    (tmp_path / "ipguard.toml").write_text('[policy]\ntimezone = "Asia/Shanghai"\n')
+    cli = Cli(sqlite_url)
+    assert cli("ledger", "add", "198.18.0.10", "02:00:00:00:00:10").exit_code == 0
+    exported = cli("ledger", "export", "changed.xlsx", "--changed-since", "0001-01-01")
+    assert exported.exit_code == 0 and "exported 1 records" in exported.stderr
+    report = cli("report", "--since", "0001-01-01", "--until", "0001-01-02", "--format", "json")
+    assert report.exit_code == 0, report.stderr
+    assert json.loads(report.stdout)["since"] == "0001-01-01T00:00:00Z"
+    forever = cli("findings", "ack", "1", "--note", "for ever", "--until", "9999-12-31")
+    assert (forever.exit_code, forever.stderr) == (
+        2,
+        "error: --until '9999-12-31': give a date before 9999\n",
+    )
