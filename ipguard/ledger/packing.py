@@ -83,7 +83,8 @@ def unpack_columns(data: bytes, fields: Iterable[str] | None = None) -> dict[str
         raise
     # A damaged row fails anywhere from inflating to indexing a string table: one error for all.
     except (zlib.error, ValueError, LookupError, TypeError, AttributeError) as error:
-        raise Unreadable(f"damaged packed history ({type(error).__name__}: {error})") from None
+        said = error if isinstance(error, zlib.error) else f"{type(error).__name__}: {error}"
+        raise Unreadable(f"damaged packed history ({said})") from None
     if any(len(values) != count for values in columns.values()) or wanted - set(columns):
         raise Unreadable("damaged packed history (a column is missing or of the wrong length)")
     return columns

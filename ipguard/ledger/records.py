@@ -123,19 +123,23 @@ def drop_older(
     """Remove the records of `kind` seen before `cutoff` from the given (watchers') runs.
 
     Only rows holding some record that old are read, one at a time (a watcher's run holds a row per
-    batch); each is rewritten with what is left, or removed. Returns the records removed.
+    batch); each is rewritten with what is left, or removed (as a whole when it cannot be read
+    back). Returns the records removed.
     """
     removed = 0
-    for row_id, data in _rows_older(session, list(run_ids), kind, cutoff):
-        run_id = session.execute(
-            sa.select(_RECORDS.c.run_id).where(_RECORDS.c.id == row_id)
-        ).scalar_one()
-        records = _unpacked(run_id, kind, data, None)
+    for row_id, run_id, entries, data in _rows_older(session, list(run_ids), kind, cutoff):
+        where = _RECORDS.c.id == row_id
+        try:
+            records = _unpacked(run_id, kind, data, None)
+        except DamagedHistory:  # nobody can read it, and it began before the cutoff: it goes
+            removed += entries
+            if not dry_run:
+                session.execute(sa.delete(_RECORDS).where(where))
+            continue
         kept = [r for r in records if r["seen_at"] is None or r["seen_at"] >= cutoff]
         removed += len(records) - len(kept)
         if dry_run or len(kept) == len(records):
             continue
-        where = _RECORDS.c.id == row_id
         if kept:
             session.execute(sa.update(_RECORDS).where(where).values(row(run_id, kind, kept)))
         else:
@@ -145,8 +149,9 @@ def drop_older(
 
 def _rows_older(
     session: Session, run_ids: list[int], kind: str, cutoff: datetime
-) -> Iterator[tuple[int, bytes]]:
-    """(id, data) of each row of the runs whose earliest record of `kind` is before `cutoff`."""
+) -> Iterator[tuple[int, int, int, bytes]]:
+    """(id, run id, entries, data) of each row of the runs whose earliest record of `kind` is
+    before `cutoff`."""
     ids = list(
         session.execute(
             sa.select(_RECORDS.c.id).where(
@@ -157,5 +162,8 @@ def _rows_older(
         ).scalars()
     )
     for row_id in ids:
-        query = sa.select(_RECORDS.c.data).where(_RECORDS.c.id == row_id)
-        yield row_id, session.execute(query).scalar_one()
+        query = sa.select(_RECORDS.c.run_id, _RECORDS.c.entries, _RECORDS.c.data).where(
+            _RECORDS.c.id == row_id
+        )
+        run_id, entries, data = session.execute(query).one()
+        yield row_id, run_id, entries, data
