@@ -7,7 +7,7 @@ import sys
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -154,6 +154,9 @@ def report(
         refuse_unknown_site(session, site)
         records = period_records(session, start, end, site)
         summary = build(records, start, end, now=now, site=site, zone=zone)
+        _warn_calendar(
+            session, sorted({site} if site else {run.site for run in summary.runs}), zone
+        )
     text = _render(summary, fmt)
     if output is None:
         sys.stdout.write(text)
@@ -186,6 +189,23 @@ def _warn_future(
         f"warning: the period {what} {shown(moment, zone)}, after now "
         f"({shown(now, zone)}): this report covers it only up to now"
     )
+
+
+def _warn_calendar(session: Any, sites: list[str], zone: tzinfo) -> None:
+    """Say when a site's scans judge days in another zone than this report's: `[policy] timezone`
+    is each machine's, and a report filed from a machine in UTC cut a Shanghai month 8 hours off."""
+    from ipguard.ledger.runs import last_calendar
+    from ipguard.localtime import zone_name
+
+    for name in sites:
+        calendar = last_calendar(session, name)
+        if calendar is not None and calendar[2] != zone_name(zone):
+            run_id, _sensor, theirs = calendar
+            info(
+                f"warning: this report's days are {zone_name(zone)}'s, but site {name} "
+                f"judges them in {theirs} (run {run_id}): set the same [policy] timezone "
+                "on this machine"
+            )
 
 
 def _render(summary: Summary, fmt: ReportFormat) -> str:

@@ -34,6 +34,13 @@ def test_a_sensor_judging_the_sites_days_in_another_zone_is_warned(
         return done.stderr
 
     assert scan(shanghai) == "" and scan(shanghai) == ""
+    report = ["report", "--format", "json"]
+    assert cli("--config", str(shanghai), *report).stderr == ""
+    filed = cli("--config", str(machine), *report)  # the reporting machine, in UTC
+    assert filed.exit_code == 0 and filed.stderr == (
+        "warning: this report's days are UTC's, but site north judges them in Asia/Shanghai "
+        "(run 2): set the same [policy] timezone on this machine\n"
+    )
     warned = scan(machine)
     assert warned.startswith("warning: run 3 judged days in UTC, the site's run 2 (sensor ")
     assert "in Asia/Shanghai" in warned and "same [policy] timezone" in warned
