@@ -65,7 +65,7 @@ def digest(rows: Sequence[FindingRow], *, site: str, run_id: int | None) -> tupl
     count = len(rows)
     site = one_line(site)  # a title is one header line: a newline there would start another
     title = (
-        f"ipguard: {count} finding{'s' if count != 1 else ''} need attention at site {site} "
+        f"ipguard: {count} finding{'s need' if count != 1 else ' needs'} attention at site {site} "
         f"({worst.value})"
     )
     lines = [f"Scan run {run_id} at site {site} found:" if run_id else f"Site {site}:", ""]

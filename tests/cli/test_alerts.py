@@ -257,11 +257,11 @@ def test_one_digest_to_every_target_and_never_twice(
     )
     assert scan(cli, config) == (1, "", "")
     (message,) = webhook.messages
-    assert message["title"] == "ipguard: 1 finding need attention at site lab (high)"
+    assert message["title"] == "ipguard: 1 finding needs attention at site lab (high)"
     assert "[HIGH] #1 unregistered-host 198.18.0.66 02:00:00:00:00:66" in message["message"]
     assert "report due" in message["message"]
     (mail,) = mailbox.messages
-    assert "Subject: ipguard: 1 finding need attention at site lab (high)" in mail
+    assert "Subject: ipguard: 1 finding needs attention at site lab (high)" in mail
     assert "To: netadmin@school.example" in mail
     assert mailbox.logins == [("ipguard", SECRET)]
     assert alerted(db_url) == {"unregistered-host": "high"}
