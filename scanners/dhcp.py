@@ -33,6 +33,7 @@ from ipguard.errors import InterfaceError, InvalidValue, ScanError, ScopeError
 from ipguard.model import DhcpOffer
 from ipguard.scanners import rawsock
 from ipguard.scanners.dhcpwire import BOOTP_CLIENT_PORT, build_discover, parse_offer
+from ipguard.scanners.receiver import Receiver
 from ipguard.scanners.scope import Scope
 
 __all__ = [
@@ -124,9 +125,7 @@ class DhcpProbe:
         except BaseException:
             receiver_sock.close()
             raise
-        receiver = rawsock.Receiver(
-            receiver_sock, SNAPLEN, name="ipguard-dhcp-receiver", limit=MAX_FRAMES
-        )
+        receiver = Receiver(receiver_sock, SNAPLEN, name="ipguard-dhcp-receiver", limit=MAX_FRAMES)
         run = _Running(receiver_sock, sender_sock, receiver, datetime.now(UTC), time.monotonic())
         self._run = run
         receiver.start()
@@ -215,7 +214,7 @@ class _Running:
 
     receiver_sock: socket.socket
     sender: socket.socket
-    receiver: rawsock.Receiver
+    receiver: Receiver
     started_at: datetime
     started: float
     resender: threading.Thread | None = None

@@ -27,6 +27,7 @@ from ipguard.errors import ScanError
 from ipguard.model import Evidence, EvidenceKind, PointsTo
 from ipguard.scanners import rawsock
 from ipguard.scanners.pacing import Pacer
+from ipguard.scanners.receiver import Receiver
 
 WHAT = "forwarding probe"
 SNAPLEN = 256
@@ -76,7 +77,7 @@ def probe(
     except BaseException:
         receiver_sock.close()
         raise
-    receiver = rawsock.Receiver(receiver_sock, SNAPLEN, name="ipguard-forwarding-receiver")
+    receiver = Receiver(receiver_sock, SNAPLEN, name="ipguard-forwarding-receiver")
     receiver.start()
     try:
         pacer = Pacer(rate)

@@ -40,6 +40,7 @@ from ipguard.scanners.ipv6wire import (
     link_local,
     parse_ra,
 )
+from ipguard.scanners.receiver import Receiver
 
 __all__ = ["DEFAULT_WAIT", "Ipv6Probe", "link_local"]
 
@@ -82,7 +83,7 @@ class Ipv6Probe:
                 "or leave the ipv6 phase out (--phases)"
             )
         ra_sock = rawsock.receiving_socket(iface, ETH_P_IPV6, _ra_filter(), WHAT)
-        receivers: list[rawsock.Receiver] = []
+        receivers: list[Receiver] = []
         sockets = [ra_sock]
         try:
             dhcp_sock = rawsock.receiving_socket(iface, ETH_P_IPV6, _advertise_filter(), WHAT)
@@ -90,7 +91,7 @@ class Ipv6Probe:
             sender = rawsock.sending_socket(iface, WHAT)
             sockets.append(sender)
             for sock, name in ((ra_sock, "ra"), (dhcp_sock, "dhcp6")):
-                receiver = rawsock.Receiver(
+                receiver = Receiver(
                     sock, SNAPLEN, name=f"ipguard-{name}-receiver", limit=MAX_FRAMES
                 )
                 receiver.start()
@@ -125,9 +126,7 @@ class Ipv6Probe:
         )
         return adverts, servers
 
-    def _kept(
-        self, receiver: rawsock.Receiver, parse: Callable[[bytes, float], T | None]
-    ) -> list[T]:
+    def _kept(self, receiver: Receiver, parse: Callable[[bytes, float], T | None]) -> list[T]:
         kept: dict[T, None] = {}
         for when, frame in list(receiver.records):
             item = parse(frame, when)

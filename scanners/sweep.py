@@ -28,6 +28,7 @@ from ipguard.model import IgnoredReply, Observation
 from ipguard.scanners import rawsock
 from ipguard.scanners.base import Progress, SweepResult
 from ipguard.scanners.probing import ProbeLog, run_schedule
+from ipguard.scanners.receiver import Receiver
 from ipguard.scanners.scope import Scope
 
 # What one sweep keeps of the replies (ReplyBudget): a flood is counted, not stored.
@@ -146,7 +147,7 @@ class Sweep(abc.ABC):
         link = self.open(packed)
         try:
             budget = ReplyBudget(index, link)
-            receiver = rawsock.Receiver(
+            receiver = Receiver(
                 link.receiver, link.snaplen, name=f"ipguard-{link.name}-receiver", admit=budget
             )
         except BaseException:
