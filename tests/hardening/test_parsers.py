@@ -30,7 +30,7 @@ from ipguard.fields import (
 from ipguard.ledger import files
 from ipguard.ledger.importer import validate_rows
 from ipguard.model import LEDGER_FIELDS
-from ipguard.scanners import arp, dhcp, dnswire, http, icmp, services, sweep, upnp
+from ipguard.scanners import arp, dhcp, dnswire, http, icmp, nmapfacts, sweep, upnp
 from ipguard.scanners.probing import ProbeLog, run_schedule
 from ipguard.scanners.rawsock import InterfaceInfo
 from ipguard.scanners.sweep import Link, ReplyBudget
@@ -609,18 +609,18 @@ def test_http_request_path_cannot_inject_headers(path: str) -> None:
 )
 def test_nmap_xml_reader(xml: bytes) -> None:
     try:
-        fingerprints, _ = services._xml_facts(xml)
+        fingerprints, _ = nmapfacts.xml_facts(xml)
     except ValueError:
         return  # a bad port number in nmap's own XML
     for raw in fingerprints.values():
-        banner = services._banner(raw)
+        banner = nmapfacts.banner_line(raw)
         assert shown_as_is(banner)
 
 
 @PROPERTY
 @given(st.binary(max_size=500))
 def test_banner_is_one_printable_line(raw: bytes) -> None:
-    banner = services._banner(raw)
+    banner = nmapfacts.banner_line(raw)
     assert shown_as_is(banner)
 
 

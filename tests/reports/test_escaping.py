@@ -132,10 +132,10 @@ SAID = [
 def test_scanners_make_one_line_of_what_a_device_says_by_the_same_rule(
     sent: str, shown: str
 ) -> None:
-    from ipguard.scanners import http, services, upnp
+    from ipguard.scanners import http, nmapfacts, upnp
 
     page = f"HTTP/1.0 200 OK\r\n\r\n<title>{sent}</title>".encode()
     assert http.title(http._parse(page, 4096)) == shown
     ssdp = upnp.parse_reply(f"HTTP/1.1 200 OK\r\nSERVER: {sent}\r\n\r\n".encode())
     assert ssdp is not None and ssdp["SERVER"] == shown
-    assert services._banner(f"{sent}\r\nline two\r\n".encode()) == f"{shown} | line two"
+    assert nmapfacts.banner_line(f"{sent}\r\nline two\r\n".encode()) == f"{shown} | line two"

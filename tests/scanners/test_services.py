@@ -13,6 +13,7 @@ import pytest
 
 from ipguard.errors import InvalidValue, ScopeError
 from ipguard.model import ServiceObservation
+from ipguard.scanners import nmapfacts
 from ipguard.scanners import services as services_module
 from ipguard.scanners.scope import Scope
 from ipguard.scanners.servicephase import late_candidates
@@ -202,10 +203,10 @@ def test_a_service_that_answered_http_is_named_http_whatever_its_port() -> None:
         '\\x20Request\\r\\nServer:\\x20tinyproxy/1\\.11\\.1\\r\\n\\r\\n&quot;);"/></port>'
         "</ports></host></nmaprun>"
     )
-    fingerprints, _ = services_module._xml_facts(xml)
+    fingerprints, _ = nmapfacts.xml_facts(xml)
     table = {"state": "open", "name": "hosts2-ns", "conf": "3"}
     host = {"tcp": {81: table, 82: dict(table, name="xfer")}}
-    seen = services_module._observations("198.18.0.13", host, fingerprints)
+    seen = nmapfacts.port_observations("198.18.0.13", host, fingerprints)
     assert [(s.port, s.service, s.product, s.version) for s in seen] == [
         (81, "http", "tinyproxy", "1.11.1"),
         (82, "xfer", "", ""),
