@@ -11,7 +11,7 @@ import pytest
 from ipguard.config import parse_settings
 from ipguard.errors import ConfigError
 from ipguard.model import SnmpDevice
-from ipguard.scanners.snmp import credentials
+from ipguard.scanners.snmp_secrets import credentials
 
 SECRET = "s3cret-community-value"
 

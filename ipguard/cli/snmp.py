@@ -73,7 +73,8 @@ def walk(
     """
     import ipaddress
 
-    from ipguard.scanners.snmp import SnmpPoller, credentials, paused_gc
+    from ipguard.scanners.snmp import SnmpPoller, paused_gc
+    from ipguard.scanners.snmp_secrets import credentials
     from ipguard.snmpconfig import protocol_name
 
     try:
