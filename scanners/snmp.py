@@ -30,11 +30,10 @@ from ipguard.scanners.snmp_client import (
     DEFAULT_LIMIT,
     STREAMS,
     Credentials,
-    SnmpError,
     SnmpSession,
     Varbind,
-    WalkStopped,
 )
+from ipguard.scanners.snmp_errors import SnmpError, WalkStopped
 from ipguard.scanners.snmp_secrets import credentials
 from ipguard.scanners.snmp_udp import together
 

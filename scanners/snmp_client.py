@@ -17,40 +17,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ipguard.scanners import snmp_ber as ber
+from ipguard.scanners.snmp_errors import (
+    ERROR_STATUS,
+    GEN_ERR,
+    NO_SUCH_NAME,
+    SHRINK_ON,
+    TOO_BIG,
+    SnmpError,
+    SnmpMalformed,
+    SnmpTimeout,
+    WalkStopped,
+)
 from ipguard.scanners.snmp_udp import Datagrams, Pace, together
 from ipguard.scanners.snmp_usm import UsmError, UsmForgery, UsmUser, report_reason
 
 Varbind = tuple[ber.Oid, Any]
 DEFAULT_LIMIT = 1_000_000  # rows of one column: more than any real switch or router holds
-TOO_BIG, NO_SUCH_NAME, GEN_ERR = 1, 2, 5  # error-status values (RFC 3416)
-ERROR_STATUS = {TOO_BIG: "tooBig", NO_SUCH_NAME: "noSuchName", 3: "badValue", GEN_ERR: "genErr"}
-# Answers to a GETBULK that mean "ask for fewer rows": tooBig, the genErr of agents that fail a
-# large request whole (HP ProCurve, some Brocade firmware), and the noSuchName of agents that
-# keep SNMPv1's habit when a repetition runs past the end of their MIB
-SHRINK_ON = frozenset({TOO_BIG, NO_SUCH_NAME, GEN_ERR})
 STREAMS = 256  # sockets open at once for the column walks of one poll (open files: 1024)
 FIRST_REPETITIONS = 10  # max-repetitions of a column's first GETBULK (net-snmp's default)
-
-
-class SnmpError(Exception):
-    """An agent that did not answer, refused us, or answered nonsense."""
-
-
-class SnmpTimeout(SnmpError):
-    """No answer within the timeout, after every retry."""
-
-
-class SnmpMalformed(SnmpError):
-    """Every try answered, but by a datagram that does not decode (truncated or garbled)."""
-
-
-class WalkStopped(SnmpError):
-    """A walk given up part way: a loop or a table that never ends; `rows` has what came."""
-
-    def __init__(self, message: str, rows: list[Varbind]) -> None:
-        super().__init__(message)
-        self.rows = rows
-        self.columns: list[list[Varbind]] = [rows]  # every column of the walk, as far as it got
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import random
 import pytest
 
 from ipguard.scanners import snmp_ber as ber
-from ipguard.scanners.snmp_client import SnmpError
+from ipguard.scanners.snmp_errors import SnmpError
 from ipguard.scanners.snmp_udp import together
 from ipguard.scanners.snmp_usm import UsmError, UsmUser, localize, report_reason
 
