@@ -100,7 +100,7 @@ def directories(url: str) -> list[Path]:
 def sqlite_file(url: str) -> Path | None:
     """The file a sqlite:/// URL names, as SQLAlchemy reads it (no query, %XX decoded), else None.
 
-    `store.resolve_url` writes a path's `%` and `?` as %25 and %3F, so that the URL names the file.
+    `urls.resolve_url` writes a path's `%` and `?` as %25 and %3F, so that the URL names the file.
     """
     if not url.startswith("sqlite:///"):
         return None

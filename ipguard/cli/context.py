@@ -33,7 +33,8 @@ class AppState:
     def store(self) -> Store:
         """The ledger, opened and migrated on first use."""
         if self._store is None:
-            from ipguard.ledger.store import Store, resolve_url
+            from ipguard.ledger.store import Store
+            from ipguard.ledger.urls import resolve_url
 
             self._store = Store(resolve_url(self.db), wait=self.wait)
         return self._store
@@ -74,7 +75,7 @@ class AppState:
         """Refuse to write `path` when it is the ledger, its WAL/SHM/journal or its spool."""
         from ipguard import spool
         from ipguard.errors import InvalidValue
-        from ipguard.ledger.store import resolve_url
+        from ipguard.ledger.urls import resolve_url
 
         if path == "-":
             return

@@ -45,7 +45,7 @@ def make_job(
     """
     from ipguard import schedule
     from ipguard.config import find_config
-    from ipguard.ledger.store import absolute_url, display_url, resolve_url
+    from ipguard.ledger.urls import absolute_url, display_url, resolve_url
 
     when = schedule.parse_every(every)
     config = find_config(shared.config)

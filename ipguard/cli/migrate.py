@@ -29,8 +29,9 @@ def migrate(
     The ledger given by --db stays as it is: point --db or IPGUARD_DB at the new one afterwards.
     """
     from ipguard.errors import InvalidValue
-    from ipguard.ledger.store import Store, resolve_url
+    from ipguard.ledger.store import Store
     from ipguard.ledger.transfer import copy_ledger
+    from ipguard.ledger.urls import resolve_url
 
     if not to.strip():
         raise InvalidValue("--to needs a database URL or a SQLite path")

@@ -75,7 +75,8 @@ def watch(
     if print_unit:
         typer.echo(_unit(shared.db, shared.config, request, subnet or []), nl=False)
         return
-    from ipguard.ledger.store import Store, resolve_url
+    from ipguard.ledger.store import Store
+    from ipguard.ledger.urls import resolve_url
 
     # A PostgreSQL server that goes silent (its host off, a partition) may hold a write for a
     # couple of seconds, not TCP's minutes: the watcher has frames to read meanwhile.
@@ -125,7 +126,7 @@ def _unit(db: str | None, config: str | None, request: WatchRequest, subnets: li
 
     from ipguard.config import find_config
     from ipguard.errors import InvalidValue
-    from ipguard.ledger.store import absolute_url, display_url, resolve_url
+    from ipguard.ledger.urls import absolute_url, display_url, resolve_url
     from ipguard.schedule import SERVICE_USER, ipguard_argv
     from ipguard.spool import sqlite_file
     from ipguard.watch.systemd import unit

@@ -11,7 +11,8 @@ import pytest
 import sqlalchemy as sa
 
 from ipguard.errors import InputError
-from ipguard.ledger.store import SCHEMA_HEAD, Store, display_url, resolve_url
+from ipguard.ledger.store import SCHEMA_HEAD, Store
+from ipguard.ledger.urls import display_url, resolve_url
 
 INSERT_POOL = (
     "INSERT INTO pool (department, cidr, description, created_at) "
