@@ -13,14 +13,9 @@
                                  ra_wait s; meanwhile echo to ff02::1 and NS for the static
                                  IPv6 addresses (scanners.ipv6disc; link in scope)
 
-Phases run as a dependency graph (scanners.graph): independent ones at the same time, so a run
-lasts as long as its critical path. Every sender draws from one pacing budget of `rate` probes
-a second (scanners.pacing.shared), nmap included (its share via `--max-rate`). A phase counts as
-done, and so may resolve the findings it looks for, only when the phases it needs ran too (`needs`).
-A new phase is one entry in PHASES (and its name in ipguard.model.Phase).
-
-Each phase reports progress as (phase, done, total) and its start and end, in seconds from the
-run's start, in `ScanResult.timings`.
+scanners.suite runs them as a dependency graph. A phase counts as done, and so may resolve the
+findings it looks for, only when the phases it needs ran too (`needs`). A new phase is one entry
+in PHASES (and its name in ipguard.model.Phase).
 """
 
 from __future__ import annotations
