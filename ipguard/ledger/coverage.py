@@ -80,11 +80,12 @@ def covered(
     partial_hosts: frozenset[str],
     snmp_polled: frozenset[str] = frozenset(),
     answered: Answered | None = None,
-    same_link: bool = False,
+    same_link: bool | None = None,
 ) -> bool:
     """True when a complete run with these subnets, phases and hosts could have seen the finding
-    (`answered` None: every host in the subnets answered). `same_link`: the run listened on the
-    link where the finding was last seen, which covers a DHCP server at any address."""
+    (`answered` None: every host in the subnets answered). `same_link`: whether the run listened on
+    the link where a DHCP server or router advertisement was last heard (None: not known); only
+    such a run covers it, at any address."""
     devices = snmp_devices(row)
     if devices is not None:
         if Phase.SNMP not in phases or not devices & snmp_polled:
@@ -111,9 +112,9 @@ def covered(
         return _swept(row.ip, networks, phases)
     if needed not in phases:
         return False
+    if needed in (Phase.DHCP, Phase.IPV6) and same_link is not None:
+        return same_link  # heard on one link, by a run that listened there
     if needed is Phase.IPV6:  # link-local senders: the run listened to the whole link
-        return True
-    if needed is Phase.DHCP and same_link:
         return True
     if needed in (Phase.SERVICES, Phase.PROXY) and row.ip in partial_hosts:
         return False

@@ -55,6 +55,10 @@ def _detail_kept(before: Mapping[str, Any] | None, now: Mapping[str, Any]) -> di
     return {**kept, **now}
 
 
+# Findings of what is heard on one link only (a DHCP server, IPv6 router advertisements).
+LINK_SCOPED = frozenset({FindingKind.ROGUE_DHCP.value, FindingKind.ROGUE_RA.value})
+
+
 def _due(severity: Severity, first_seen: datetime) -> datetime | None:
     return first_seen + REPORT_WITHIN if severity >= Severity.HIGH else None
 
@@ -196,11 +200,13 @@ def sync(
     networks = [ipaddress.ip_network(subnet) for subnet in subnets]
     link = _link_of(session, run_id)
     for row in live.values():
-        # A DHCP server is heard on the link, whatever its address (a home router's 192.168.1.1).
-        heard = (
-            row.kind == FindingKind.ROGUE_DHCP.value and _link_of(session, row.last_run_id) == link
-        )
-        if covered(row, networks, phases, partial_hosts, snmp_polled, answered, heard):
+        # A DHCP server or a router advertisement is heard on the link, whatever its address (a
+        # home router's 192.168.1.1), and only there: by a run on the link it was last heard on.
+        same_link = None  # unknown: that run was pruned
+        if row.kind in LINK_SCOPED:
+            where = _link_of(session, row.last_run_id)
+            same_link = None if where is None or link is None else where == link
+        if covered(row, networks, phases, partial_hosts, snmp_polled, answered, same_link):
             row.state = FindingState.RESOLVED.value
             row.resolved_at, row.resolved_run_id, row.resolved_by = now, run_id, "auto"
             session.add(row)

@@ -331,3 +331,19 @@ def test_the_next_scan_listens_for_the_slowest_rogue_dhcp_server_on_record(
     engine.dispose()
     scan(cli, config)
     assert scanner.requests[-1].dhcp_slowest is None
+
+
+def test_a_rogue_dhcp_server_is_resolved_only_by_a_run_on_its_own_link(
+    cli: Cli, config: Path
+) -> None:
+    """A sensor with two NICs (two VLANs, one site): a rogue server heard on eth0, inside the
+    scan's subnets. A run on eth1 cannot hear eth0's link, whatever subnets it sweeps: it resolved
+    the finding (the server's address was in its subnets), and eth0's next run reopened it."""
+    offer = DhcpOffer("198.18.0.77", "02:00:00:00:0e:77", "198.18.0.150", router="198.18.0.77")
+    cli.scanner = FakeScanner([result(offers=[offer]), result(), result()])
+    (found,) = scan(cli, config)["findings"]
+    assert (found["kind"], found["ip"]) == ("rogue-dhcp", "198.18.0.77")
+    other_link = cli("--config", str(config), "scan", "--format", "json", "--interface", "eth1")
+    assert [f["id"] for f in json.loads(other_link.stdout)["findings"]] == [found["id"]]
+    assert scan(cli, config)["findings"] == []  # its own link, and it is gone
+    assert listed(cli, "resolved") == [(found["id"], "rogue-dhcp")]

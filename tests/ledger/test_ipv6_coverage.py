@@ -27,11 +27,13 @@ DHCP4 = Finding(
 )  # fmt: skip
 
 
-def _run(store: Store, at: datetime, found: list[Finding], phases: set[Phase]) -> set[str]:
+def _run(
+    store: Store, at: datetime, found: list[Finding], phases: set[Phase], interface: str = "eth0"
+) -> set[str]:
     """One run; the subjects it resolved."""
     with store.session() as session:
         run = runs.start(
-            session, site="main", interface="eth0", subnets=SUBNETS, settings={}, actor="t",
+            session, site="main", interface=interface, subnets=SUBNETS, settings={}, actor="t",
             sensor="s", version="0", now=at,
         )  # fmt: skip
         assert run.id is not None
@@ -56,6 +58,17 @@ def test_resolved_only_by_a_run_that_ran_the_ipv6_phase(
     store = Store(db_url)
     _run(store, T0, [ROGUE_RA, DHCP6, DHCP4], {Phase.SWEEP, Phase.DHCP, Phase.IPV6})
     assert _run(store, T0 + timedelta(minutes=15), [], phases) == resolved
+
+
+def test_what_is_heard_on_one_link_is_resolved_only_by_a_run_on_that_link(db_url: str) -> None:
+    """A sensor with a NIC on each of two VLANs: the RA, DHCPv6 and DHCP servers heard on eth0
+    were resolved by eth1's run (every phase, the same subnets), and reopened by eth0's next."""
+    store = Store(db_url)
+    every = {Phase.SWEEP, Phase.DHCP, Phase.IPV6}
+    _run(store, T0, [ROGUE_RA, DHCP6, DHCP4], every)
+    assert _run(store, T0 + timedelta(minutes=15), [], every, interface="eth1") == set()
+    everything = {ROGUE_RA.subject, DHCP6.subject, DHCP4.subject}
+    assert _run(store, T0 + timedelta(minutes=30), [], every) == everything
 
 
 UNREGISTERED_LL = Finding(
