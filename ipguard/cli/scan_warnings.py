@@ -31,13 +31,20 @@ _IGNORED = {
 }
 
 
+# Ignored replies a run must count before it speaks of a flood. A few are the link's own noise: a
+# switch floods a reply between two other hosts whose MAC it has aged out of its table, and a
+# reply comes back after its request's time was up. A flooding tool sends thousands a second.
+FLOOD = 100
+
+
 def warn(outcome: RunOutcome, *, quiet: bool) -> None:
     """What a person should know about this run beyond its findings (standard error).
 
-    A flood is shown even with --quiet: cron mails it to whoever watches the network.
+    A flood is shown even with --quiet: cron mails it to whoever watches the network. Fewer than
+    FLOOD ignored replies are only counted (`runs show`).
     """
     ignored = outcome.run.counts.get("ignored_replies") or {}
-    if ignored:
+    if sum(ignored.values()) >= FLOOD:
         parts = ", ".join(
             f"{count:,} {_IGNORED.get(name, name)}" for name, count in sorted(ignored.items())
         )

@@ -198,6 +198,21 @@ def test_quiet_still_warns_of_a_flood_and_the_run_counts_it(
     assert shown["ignored_replies"] == flood
 
 
+def test_a_few_stray_replies_are_counted_without_crying_flood(
+    cli: Cli, config: Path, fake: FakeScanner
+) -> None:
+    """A switch floods an ARP reply between two other hosts once it has aged their MACs out of its
+    table: the sensor hears replies nobody asked it for on any busy LAN. One such reply made the
+    scan print "something on the link is flooding or spoofing", which cron mails."""
+    cli("ledger", "add", *REGISTERED, "--owner", "李伟")
+    stray = {"arp_unsolicited": 3, "icmp_unsolicited": 1}
+    fake.results = [result(REGISTERED, ignored=stray)]
+    outcome = cli("--config", str(config), "scan", "--quiet")
+    assert (outcome.exit_code, outcome.stdout, outcome.stderr) == (0, "", "")
+    shown = json.loads(cli("runs", "show", "1", "--format", "json").stdout)
+    assert shown["ignored_replies"] == stray  # still counted, for whoever looks
+
+
 def test_offers_proxies_and_evidence_reach_the_policies(
     cli: Cli, config: Path, fake: FakeScanner
 ) -> None:
