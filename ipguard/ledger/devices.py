@@ -231,7 +231,15 @@ def edit(session: Session, key: str, changes: Mapping[str, str], *, actor: str) 
     try:
         updated = binding_from_fields(merged)
     except FieldError as error:
-        raise InvalidValue(f"{error.field} {error.value!r}: {error.reason}") from None
+        hint = ""
+        if error.field == "alt_macs" and "alt_macs" not in changes and error.value != before["mac"]:
+            # --mac given one of the record's other MACs (a failover twin kept for good): a swap.
+            others = [
+                before["mac"],
+                *(m for m in before["alt_macs"].split(";") if m != error.value),
+            ]
+            hint = f"; to swap them, give --mac {error.value} --alt-macs '{';'.join(others)}'"
+        raise InvalidValue(f"{error.field} {error.value!r}: {error.reason}{hint}") from None
     after = binding_to_fields(updated)
     if after == before:
         return device
