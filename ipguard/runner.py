@@ -157,13 +157,13 @@ def _with_service_baseline(session: Any, request: ScanRequest, now: datetime) ->
 
 
 def _with_dhcp_history(session: Any, request: ScanRequest, now: datetime) -> ScanRequest:
-    """The slowest rogue DHCP server of the last day, which the DHCP probe waits for."""
+    """The slowest rogue DHCP server heard on this link in the last day, which the DHCP probe
+    waits for."""
     if Phase.DHCP.value not in request.phases:
         return request
-    since = now - DHCP_HISTORY
-    return replace(
-        request, dhcp_slowest=findings.slowest_dhcp_offer(session, request.site, since=since)
-    )
+    link = (socket.gethostname(), request.interface)
+    slowest = findings.slowest_dhcp_offer(session, request.site, link, since=now - DHCP_HISTORY)
+    return replace(request, dhcp_slowest=slowest)
 
 
 def _with_static_ipv6(session: Any, request: ScanRequest) -> ScanRequest:

@@ -419,16 +419,27 @@ def mark_alerted(session: Session, rows: Sequence[FindingRow]) -> None:
         session.add(row)
 
 
-def slowest_dhcp_offer(session: Session, site: str, *, since: datetime) -> float | None:
-    """How long the slowest rogue DHCP server heard since `since` took to offer, in seconds.
+def slowest_dhcp_offer(
+    session: Session, site: str, link: tuple[str, str], *, since: datetime
+) -> float | None:
+    """How long the slowest rogue DHCP server heard on `link` (sensor, interface) since `since`
+    took to offer, in seconds.
 
-    From the `seconds_to_offer` of the site's rogue-dhcp findings (open or not: a server missed
-    once is the one to listen for), each server's first offer; None when none is on record.
+    From the `seconds_to_offer` of the site's rogue-dhcp findings last heard on that link (open
+    or not: a server missed once is the one to listen for), each server's first offer; None when
+    none is on record. Another link's servers never reach this one's DISCOVER.
     """
-    query = select(FindingRow).where(
-        FindingRow.site == site,
-        FindingRow.kind == FindingKind.ROGUE_DHCP.value,
-        FindingRow.last_seen_at >= since,
+    sensor, interface = link
+    query = (
+        select(FindingRow)
+        .join(ScanRun, col(ScanRun.id) == col(FindingRow.last_run_id))
+        .where(
+            FindingRow.site == site,
+            FindingRow.kind == FindingKind.ROGUE_DHCP.value,
+            FindingRow.last_seen_at >= since,
+            ScanRun.sensor == sensor,
+            ScanRun.interface == interface,
+        )
     )
     first = [
         float(latencies[0])
