@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date
 from typing import Any
 
@@ -91,23 +91,7 @@ def parse_ipv6_list(text: str, field: str = "ipv6") -> tuple[str, ...]:
     Empty means none (the device may use any address its MAC is given). The same address twice,
     however spelt, is refused: it is a typo, and the record would export differently.
     """
-    found: list[str] = []
-    for part in text.split(";"):
-        if not part.strip():
-            continue
-        try:
-            address = addresses.parse_static_ipv6(part)
-        except addresses.AddressError as error:
-            reason = str(error)
-            if _OTHER_SEPARATOR.search(part.strip()):  # pasted as a list, or Alt+Enter in a cell
-                reason += "; separate addresses with ';'"
-            raise FieldError(field, part.strip(), reason) from None
-        if address in found:
-            raise FieldError(field, part.strip(), f"{address} is listed twice")
-        found.append(address)
-    if len(found) > MAX_IPV6:
-        raise FieldError(field, text[:40] + "…", f"more than {MAX_IPV6} addresses")
-    return tuple(found)
+    return _parse_list(text, field, addresses.parse_static_ipv6, "addresses", MAX_IPV6)
 
 
 def format_ipv6(values: Iterable[str]) -> str:
@@ -124,22 +108,29 @@ def parse_mac_list(text: str, field: str = "alt_macs") -> tuple[str, ...]:
 
     Empty means none. The same MAC twice, however spelt, is refused, as in `parse_ipv6_list`.
     """
+    return _parse_list(text, field, addresses.parse_mac, "MACs", MAX_ALT_MACS)
+
+
+def _parse_list(
+    text: str, field: str, parse: Callable[[str], str], what: str, limit: int
+) -> tuple[str, ...]:
+    """`;`-separated values, each canonical by `parse`, in order; none twice, at most `limit`."""
     found: list[str] = []
     for part in text.split(";"):
         if not part.strip():
             continue
         try:
-            mac = addresses.parse_mac(part)
+            value = parse(part)
         except addresses.AddressError as error:
             reason = str(error)
             if _OTHER_SEPARATOR.search(part.strip()):  # pasted as a list, or Alt+Enter in a cell
-                reason += "; separate MACs with ';'"
+                reason += f"; separate {what} with ';'"
             raise FieldError(field, part.strip(), reason) from None
-        if mac in found:
-            raise FieldError(field, part.strip(), f"{mac} is listed twice")
-        found.append(mac)
-    if len(found) > MAX_ALT_MACS:
-        raise FieldError(field, text[:40] + "…", f"more than {MAX_ALT_MACS} MACs")
+        if value in found:
+            raise FieldError(field, part.strip(), f"{value} is listed twice")
+        found.append(value)
+    if len(found) > limit:
+        raise FieldError(field, text[:40] + "…", f"more than {limit} {what}")
     return tuple(found)
 
 
